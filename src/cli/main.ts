@@ -1,0 +1,77 @@
+/**
+ * The fireopt command line. Commands are thin wrappers: each parses its flags, builds the config
+ * and imports its stage lazily, so `fireopt --help` never loads TensorFlow.js or Arrow.
+ * One top-level handler maps errors to exit codes: 0 success, 1 run failed, 2 bad usage/config/input.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { FireoptError } from '../errors.js';
+import { FIREOPT_VERSION } from '../version.js';
+import { processIO, type CliIO, type CommandContext, type GlobalOptions } from './context.js';
+import { createProgressRenderer } from './progress.js';
+import { registerCommands } from './commands.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Build the commander program; `onContext` sees each command's context before it runs. */
+export function buildProgram(io: CliIO, onContext: (ctx: CommandContext) => void = () => {}): Command {
+  let context: CommandContext | undefined;
+  const program = new Command('fireopt')
+    .description('Train small draft models for speculative decoding, adapted to your own traffic.')
+    .version(FIREOPT_VERSION, '-V, --version')
+    .option('-c, --config <file>', 'YAML config file')
+    .option('--set <key.path=value>', 'override a config value (repeatable)', collect, [])
+    .option('--json', 'print a machine-readable JSON summary on stdout', false)
+    .option('-v, --verbose', 'more detail, including stack traces of internal errors', false)
+    .option('-q, --quiet', 'no progress output', false)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .exitOverride();
+  program.hook('preAction', (_program, actionCommand) => {
+    const globals = actionCommand.optsWithGlobals() as GlobalOptions;
+    const progress = createProgressRenderer({ quiet: globals.quiet });
+    context = { io, globals: { ...globals, set: globals.set ?? [] }, progress };
+    onContext(context);
+  });
+  registerCommands(program, () => {
+    if (!context) throw new Error('command context used before preAction');
+    return context;
+  });
+  return program;
+}
+
+/** Run the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  let verbose = argv.includes('--verbose') || argv.includes('-v');
+  const program = buildProgram(io, (ctx) => {
+    verbose = ctx.globals.verbose;
+  });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    return reportError(error, io, verbose);
+  }
+}
+
+/** The one top-level error handler. */
+export function reportError(error: unknown, io: CliIO, verbose: boolean): number {
+  if (error instanceof CommanderError) {
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+    return error.exitCode === 0 ? 0 : 2; // commander already printed the message
+  }
+  if (error instanceof FireoptError) {
+    io.stderr(`fireopt: error: ${error.message}\n`);
+    if (error.hint) io.stderr(`${error.hint}\n`);
+    if (verbose && error.stack) io.stderr(`${error.stack}\n`);
+    return error.exitCode;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  io.stderr(`fireopt: internal error: ${message}\n`);
+  if (verbose && error instanceof Error && error.stack) io.stderr(`${error.stack}\n`);
+  else io.stderr('(run with --verbose for the stack trace; this is a bug in fireopt, please report it)\n');
+  return 1;
+}
+
+export { Option };

@@ -1,0 +1,51 @@
+/**
+ * Typed errors. Every error a user can cause carries a stable code, a message that names the
+ * file / line / field at fault, an optional hint, and the exit code the CLI should use:
+ *   0 success, 1 the run failed, 2 bad usage, config or input.
+ */
+export type ExitCode = 0 | 1 | 2;
+
+export class FireoptError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly exitCode: ExitCode,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad command-line usage: unknown flags, missing arguments, conflicting options. */
+export class UsageError extends FireoptError {
+  constructor(message: string, hint?: string) {
+    super(message, 'E_USAGE', 2, hint);
+  }
+}
+
+/** A config file (or --set override) that does not match the schema. */
+export class ConfigError extends FireoptError {
+  constructor(message: string, readonly problems: string[] = [], hint?: string) {
+    super(problems.length ? `${message}\n${problems.map((p) => `  - ${p}`).join('\n')}` : message, 'E_CONFIG', 2, hint);
+  }
+}
+
+/** Input data that cannot be used: wrong format, corrupt file, wrong schema version. */
+export class InputError extends FireoptError {
+  constructor(message: string, hint?: string, code = 'E_INPUT') {
+    super(message, code, 2, hint);
+  }
+}
+
+/** The run itself failed (too many rejected rows, an engine crashed, a check did not pass). */
+export class RunError extends FireoptError {
+  constructor(message: string, hint?: string, code = 'E_RUN') {
+    super(message, code, 1, hint);
+  }
+}
+
+/** Format an unknown thrown value as one line, for messages that wrap a lower-level failure. */
+export function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,14 @@
+/**
+ * Progress events. Core code emits these; only the CLI draws them (a cli-progress bar on a TTY,
+ * plain periodic lines otherwise, nothing on stdout with --json).
+ */
+export type ProgressEvent =
+  | { kind: 'start'; task: string; total?: number; unit: string }
+  | { kind: 'advance'; task: string; done: number; total?: number; bytesDone?: number; fields?: Record<string, string | number> }
+  | { kind: 'end'; task: string; done: number }
+  | { kind: 'log'; level: 'info' | 'warn'; message: string };
+
+export type ProgressSink = (event: ProgressEvent) => void;
+
+/** A sink that drops everything (library use, tests). */
+export const silentProgress: ProgressSink = () => {};
