@@ -1,13 +1,17 @@
 /**
- * Command registration. Each command imports its stage lazily inside its action, so parsing
- * and `--help` stay fast and never load TensorFlow.js.
+ * Command registration: one file per command in ./commands/, each exporting `register(program, context)`.
+ * Each command imports its stage lazily inside its action, so parsing and `--help` stay fast and
+ * never load TensorFlow.js or Arrow.
  */
 import type { Command } from 'commander';
 import type { CommandContext } from './context.js';
 
 export type ContextGetter = () => CommandContext;
 
+const registrations: Array<(program: Command, context: ContextGetter) => void> = [
+  // one line per command module, e.g.: (await import)... kept static for --help speed:
+];
+
 export function registerCommands(program: Command, context: ContextGetter): void {
-  void program;
-  void context;
+  for (const register of registrations) register(program, context);
 }

@@ -1,0 +1,31 @@
+/** Run the CLI in-process (fast) or as a spawned process (real exit codes). */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { repoRoot } from './shared.js';
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** In-process: same code path as bin/fireopt, output captured. */
+export async function runCli(args: string[]): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+/** Spawned: the built bin/fireopt (run `npm run build` first; `npm test` does). */
+export function runBin(args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliResult {
+  const result = spawnSync(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], {
+    cwd: options.cwd ?? repoRoot,
+    input: options.input,
+    env: { ...process.env, ...options.env },
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return { code: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
+}
