@@ -7,6 +7,7 @@
  */
 import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
 import { InputError } from '../errors.js';
+import { decodeFloat32, decodeHalves, halfBitsToFloat } from './half.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian uint32
 
@@ -158,7 +159,7 @@ export function readGguf(path: string): GgufFile {
       const name = cursor.string(`tensor ${i} name`);
       const nDims = cursor.u32(`tensor '${name}' rank`);
       if (nDims < 1 || nDims > 4) throw new InputError(`${path}: corrupt GGUF: tensor '${name}' has rank ${nDims}`);
-      const dims = Array.from({ length: nDims }, () => cursor.count(`tensor '${name}' dimension`, 1 << 31));
+      const dims = Array.from({ length: nDims }, () => cursor.count(`tensor '${name}' dimension`, 2 ** 31));
       const type = cursor.u32(`tensor '${name}' type`);
       const relOffset = cursor.u64(`tensor '${name}' offset`);
       infos.push({ name, dims, type, relOffset });
@@ -240,16 +241,14 @@ export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Float32Arr
   const fd = openSync(file.path, 'r');
   try {
     const bytes = Buffer.alloc(info.byteLength);
-    readSync(fd, bytes, 0, info.byteLength, info.fileOffset);
-    const elements = info.dims.reduce((a, b) => a * b, 1);
-    const out = new Float32Array(elements);
-    if (info.type === GgmlType.F32) new Uint8Array(out.buffer).set(bytes);
-    else if (info.type === GgmlType.F16) for (let i = 0; i < elements; i++) out[i] = halfToFloat(bytes.readUInt16LE(i * 2));
-    else {
-      const bits = new Uint32Array(out.buffer);
-      for (let i = 0; i < elements; i++) bits[i] = bytes.readUInt16LE(i * 2) << 16;
+    let done = 0;
+    while (done < info.byteLength) {
+      const read = readSync(fd, bytes, done, info.byteLength - done, info.fileOffset + done);
+      if (read === 0) throw new InputError(`${file.path}: truncated GGUF: tensor '${info.name}' data ends early`);
+      done += read;
     }
-    return out;
+    if (info.type === GgmlType.F32) return decodeFloat32(bytes);
+    return decodeHalves(bytes, info.type === GgmlType.F16 ? 'F16' : 'BF16');
   } finally {
     closeSync(fd);
   }
@@ -257,10 +256,5 @@ export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Float32Arr
 
 /** IEEE 754 half → float. */
 export function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const mantissa = h & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 31) return mantissa ? NaN : sign * Infinity;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+  return halfBitsToFloat(h);
 }
