@@ -1,0 +1,83 @@
+/**
+ * The `target` config section: which engine runs the target model, and its settings. One strict
+ * object per engine, chosen by `engine`, so a key that belongs to another engine is reported.
+ *
+ * ```yaml
+ * target:
+ *   engine: llama-cpp            # a local GGUF through node-llama-cpp (the default)
+ *   model: models/target.gguf
+ *   context_size: 2048
+ *   threads: 1                   # 0 = all cores; 1 is fastest for tiny models
+ *   sequences: 1                 # requests evaluated in parallel (batched) in one context
+ * ---
+ * target:
+ *   engine: openai               # any OpenAI-compatible server
+ *   base_url: http://127.0.0.1:8000/v1
+ *   model: meta-llama/Llama-3.1-8B-Instruct
+ *   api: completions             # or chat (generation only; scoring needs completions)
+ *   api_key_env: OPENAI_API_KEY  # the variable's name, never the key
+ *   token_ids: auto              # server | tokenizer | auto: how completion token ids are known
+ *   concurrency: 8
+ *   requests_per_second: 0       # 0 = no rate limit
+ *   timeout_ms: 60000
+ *   max_retries: 6
+ * ```
+ */
+import { z } from 'zod';
+
+export const llamaCppTargetSchema = z.strictObject({
+  engine: z.literal('llama-cpp'),
+  /** Path of the GGUF model file. */
+  model: z.string().min(1),
+  /** Context window in tokens (prompt + completion). */
+  context_size: z.number().int().positive().default(2048),
+  /** CPU threads per evaluation; 0 = all cores. */
+  threads: z.number().int().min(0).default(1),
+  /** Requests evaluated concurrently (batched) in one context. */
+  sequences: z.number().int().min(1).max(64).default(1),
+  /** Tokens per batch when evaluating prompts. */
+  batch_size: z.number().int().positive().default(512),
+});
+
+export const OPENAI_TOKEN_ID_MODES = ['auto', 'server', 'tokenizer'] as const;
+
+export const openAiTargetSchema = z.strictObject({
+  engine: z.literal('openai'),
+  /** Base URL including the version prefix, e.g. `http://127.0.0.1:8000/v1`. */
+  base_url: z.url(),
+  /** Model name sent in every request and recorded in the manifest. */
+  model: z.string().min(1),
+  /** `completions` takes token-id prompts and can score; `chat` sends `messages` and only generates. */
+  api: z.enum(['completions', 'chat']).default('completions'),
+  /** Prompt as token ids (vLLM, SGLang, llama.cpp server, fireopt serve) or as text. */
+  prompt_format: z.enum(['token_ids', 'text']).default('token_ids'),
+  /** Name of the environment variable that holds the API key (the key itself never goes in a config). */
+  api_key_env: z.string().min(1).optional(),
+  /**
+   * `server`: ask for `return_tokens_as_token_ids` (vLLM; tokens come back as `token_id:123`) and
+   * fail if the server ignores it; `tokenizer`: map the returned token strings to ids with the
+   * target tokenizer and check they decode back to the returned text; `auto`: ask for ids and fall
+   * back to the tokenizer when the server returns plain strings.
+   */
+  token_ids: z.enum(OPENAI_TOKEN_ID_MODES).default('auto'),
+  /** Send `stop_token_ids` (vLLM, SGLang, fireopt serve); completions are also cut client-side. */
+  send_stop_token_ids: z.boolean().default(true),
+  /** Requests in flight at once. */
+  concurrency: z.number().int().min(1).max(1024).default(8),
+  /** Requests started per second; 0 = unlimited. */
+  requests_per_second: z.number().min(0).default(0),
+  /** One attempt's time limit; a request past it is aborted and retried. */
+  timeout_ms: z.number().int().positive().default(60_000),
+  /** Retries after the first attempt (on 408, 409, 429, 5xx, timeouts, dropped connections, malformed bodies). */
+  max_retries: z.number().int().min(0).default(6),
+  /** First backoff delay; doubles each retry (randomised ×1–2), capped at `retry_max_delay_ms`. */
+  retry_min_delay_ms: z.number().int().min(0).default(500),
+  retry_max_delay_ms: z.number().int().min(0).default(30_000),
+});
+
+/** The `target` section. */
+export const targetSchema = z.discriminatedUnion('engine', [llamaCppTargetSchema, openAiTargetSchema]);
+
+export type TargetConfig = z.infer<typeof targetSchema>;
+export type LlamaCppTargetConfig = z.infer<typeof llamaCppTargetSchema>;
+export type OpenAiTargetConfig = z.infer<typeof openAiTargetSchema>;

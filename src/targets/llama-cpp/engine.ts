@@ -1,0 +1,277 @@
+/**
+ * The `llama-cpp` target engine: a local GGUF model through node-llama-cpp.
+ *
+ * node-llama-cpp quirks normalised here:
+ * - Its next-token probability maps are the distribution *after* the sampling options; they are
+ *   the raw softmax only at temperature 0 (or topK 0, topP 1, minP 0). So greedy generation reads
+ *   them as it decodes, and sampled generation samples natively and then scores its own completion
+ *   by teacher forcing (one batched pass) to report the raw distribution.
+ * - Its defaults (topK 40, topP 0.95, minP 0.05 …) are never relied on: every option is passed.
+ * - A sequence keeps its KV cache between requests; each request first aligns the cache with its
+ *   prompt (`adaptStateToTokens`), so a shared prefix (and the n samples of one prompt) is
+ *   evaluated once.
+ */
+import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import PQueue from 'p-queue';
+import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import { InputError, RunError, describeError } from '../../errors.js';
+import { sha256File } from '../../util/hash.js';
+import type { Completion, PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../engine.js';
+
+export interface LlamaCppEngineOptions {
+  /** GGUF model path. */
+  model: string;
+  contextSize: number;
+  /** CPU threads per evaluation; 0 = all cores. */
+  threads: number;
+  /** Requests evaluated concurrently in one context. */
+  sequences: number;
+  batchSize: number;
+}
+
+/** Positions scored per `controlledEvaluate` call: bounds the full-vocabulary maps held at once. */
+const SCORE_CHUNK = 64;
+
+export class LlamaCppEngine implements TargetEngine {
+  readonly identity: TargetIdentity;
+  /** Each request takes one free sequence; the queue keeps at most `sequences` running. */
+  private readonly queue: PQueue;
+  private readonly freeSequences: LlamaContextSequence[];
+  private closed = false;
+
+  private constructor(
+    private readonly llama: Llama,
+    /** The loaded model: `fireopt serve` uses it for text, chat templates and token strings. */
+    readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    identity: TargetIdentity,
+  ) {
+    this.identity = identity;
+    this.freeSequences = [];
+    while (context.sequencesLeft > 0) this.freeSequences.push(context.getSequence());
+    this.queue = new PQueue({ concurrency: this.freeSequences.length });
+  }
+
+  /** Load the model and create its context. */
+  static async open(options: LlamaCppEngineOptions): Promise<LlamaCppEngine> {
+    if (!existsSync(options.model)) throw new InputError(`${options.model}: model file not found`, 'target.model must name a GGUF file');
+    const modelSha256 = await sha256File(options.model);
+    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+    // build: 'never' — fireopt uses the prebuilt binaries and never compiles llama.cpp at run time.
+    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+    let model: LlamaModel;
+    try {
+      model = await llama.loadModel({ modelPath: options.model });
+    } catch (error) {
+      await llama.dispose();
+      throw new InputError(`${options.model}: llama.cpp cannot load this GGUF (${describeError(error)})`);
+    }
+    let context: LlamaContext;
+    try {
+      context = await model.createContext({
+        contextSize: options.contextSize,
+        threads: options.threads,
+        sequences: options.sequences,
+        batchSize: Math.min(options.batchSize, options.contextSize),
+      });
+    } catch (error) {
+      await model.dispose();
+      await llama.dispose();
+      throw new RunError(`${options.model}: cannot create a ${options.contextSize}-token context (${describeError(error)})`);
+    }
+    return new LlamaCppEngine(llama, model, context, {
+      engine: 'llama-cpp',
+      model: basename(options.model),
+      modelSha256,
+      vocabSize: vocabularySizeOf(model),
+    });
+  }
+
+  get contextSize(): number {
+    return this.context.contextSize;
+  }
+
+  get vocabularySize(): number {
+    return vocabularySizeOf(this.model);
+  }
+
+  /** True for the model's end-of-generation tokens (EOS, EOT, …). */
+  isEndOfGeneration(tokenId: number): boolean {
+    return this.model.isEogToken(tokenId as Token);
+  }
+
+  async generate(prompt: TargetPrompt, sampling: SamplingOptions): Promise<Completion[]> {
+    const promptIds = this.checkedPrompt(prompt.tokenIds);
+    checkSampling(sampling);
+    const budget = Math.min(sampling.maxTokens, this.contextSize - promptIds.length);
+    return this.withSequence(async (sequence) => {
+      const completions: Completion[] = [];
+      for (let sample = 0; sample < sampling.n; sample++) {
+        if (sampling.temperature === 0 && sample > 0) {
+          completions.push(structuredClone(completions[0])); // greedy: every sample is the same
+          continue;
+        }
+        completions.push(await this.generateOne(sequence, promptIds, sampling, sampling.seed + sample, budget));
+      }
+      return completions;
+    });
+  }
+
+  async score(prompt: TargetPrompt, completionTokenIds: readonly number[], options: { topLogprobs: number }): Promise<PositionLogprobs[]> {
+    const promptIds = this.checkedPrompt(prompt.tokenIds);
+    const completion = this.checkedIds(completionTokenIds, 'completion');
+    if (completion.length === 0) return [];
+    if (promptIds.length + completion.length - 1 > this.contextSize) {
+      throw new InputError(
+        `prompt (${promptIds.length} tokens) plus completion (${completion.length}) is longer than the ${this.contextSize}-token context`,
+        'raise target.context_size',
+      );
+    }
+    return this.withSequence((sequence) => this.scoreOnSequence(sequence, promptIds, completion, options.topLogprobs));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.queue.clear();
+    await this.queue.onIdle();
+    await this.context.dispose();
+    await this.model.dispose();
+    await this.llama.dispose();
+  }
+
+  private async withSequence<T>(run: (sequence: LlamaContextSequence) => Promise<T>): Promise<T> {
+    if (this.closed) throw new RunError('the llama-cpp target engine is closed');
+    const result = await this.queue.add(async () => {
+      const sequence = this.freeSequences.pop();
+      if (!sequence) throw new Error('llama-cpp engine: no free sequence although the queue admitted a request');
+      try {
+        return await run(sequence);
+      } finally {
+        this.freeSequences.push(sequence);
+      }
+    });
+    return result as T;
+  }
+
+  private async generateOne(
+    sequence: LlamaContextSequence,
+    promptIds: Token[],
+    sampling: SamplingOptions,
+    seed: number,
+    budget: number,
+  ): Promise<Completion> {
+    const greedy = sampling.temperature === 0;
+    const wantLogprobs = sampling.topLogprobs > 0;
+    const stopIds = new Set(sampling.stopTokenIds);
+    const tokenIds: number[] = [];
+    const logprobs: PositionLogprobs[] = [];
+    let finishReason: Completion['finishReason'] = 'length';
+    const pending = await this.alignSequence(sequence, promptIds);
+    if (budget > 0) {
+      const steps = greedy
+        ? sequence.evaluateWithMetadata(pending, { probabilities: wantLogprobs }, { temperature: 0 })
+        : sequence.evaluateWithMetadata(pending, {}, { temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP, minP: 0, seed });
+      for await (const step of steps) {
+        tokenIds.push(step.token);
+        if (greedy && wantLogprobs && 'probabilities' in step) {
+          logprobs.push(logprobsFromProbabilities(step.probabilities as Map<Token, number>, step.token, sampling.topLogprobs));
+        }
+        if (this.isEndOfGeneration(step.token) || stopIds.has(step.token)) {
+          finishReason = 'stop';
+          break;
+        }
+        if (tokenIds.length >= budget) break;
+      }
+    }
+    const completion: Completion = { tokenIds, finishReason };
+    if (wantLogprobs) {
+      completion.logprobs = greedy ? logprobs : await this.scoreOnSequence(sequence, promptIds, tokenIds, sampling.topLogprobs);
+    }
+    return completion;
+  }
+
+  /** Teacher-forced log-probabilities of `completion` after `promptIds`, in chunks of positions. */
+  private async scoreOnSequence(sequence: LlamaContextSequence, promptIds: Token[], completion: readonly number[], topLogprobs: number): Promise<PositionLogprobs[]> {
+    if (completion.length === 0) return [];
+    const pending = await this.alignSequence(sequence, promptIds);
+    // The distribution for completion[j] comes out of the token before it: the last prompt token
+    // for j = 0, completion[j - 1] after that.
+    const inputs: Token[] = [...pending, ...(completion.slice(0, -1) as Token[])];
+    const firstScored = pending.length - 1;
+    const result: PositionLogprobs[] = [];
+    for (let start = 0; start < inputs.length; start += SCORE_CHUNK) {
+      const chunk = inputs.slice(start, start + SCORE_CHUNK);
+      const outputs = await sequence.controlledEvaluate(
+        chunk.map((token, offset) => (start + offset >= firstScored ? [token, { generateNext: { probabilities: true } }] : token)),
+      );
+      for (let offset = 0; offset < chunk.length; offset++) {
+        const position = start + offset - firstScored;
+        if (position < 0) continue;
+        const probabilities = outputs[offset]?.next.probabilities;
+        if (!probabilities) throw new RunError(`llama.cpp returned no probabilities for completion position ${position}`);
+        result.push(logprobsFromProbabilities(probabilities, completion[position], topLogprobs));
+      }
+    }
+    return result;
+  }
+
+  /**
+   * Reuse the KV cache for the longest common prefix with `promptIds` and return the tokens still
+   * to evaluate (at least the last prompt token, whose logits give the first completion position).
+   */
+  private async alignSequence(sequence: LlamaContextSequence, promptIds: Token[]): Promise<Token[]> {
+    await sequence.adaptStateToTokens(promptIds.slice(0, -1), false);
+    return promptIds.slice(sequence.nextTokenIndex);
+  }
+
+  private checkedPrompt(ids: readonly number[]): Token[] {
+    const prompt = this.checkedIds(ids, 'prompt');
+    if (prompt.length === 0) throw new InputError('empty prompt: a target needs at least one prompt token (usually BOS)');
+    if (prompt.length >= this.contextSize) {
+      throw new InputError(`prompt of ${prompt.length} tokens does not fit the ${this.contextSize}-token context`, 'raise target.context_size');
+    }
+    return prompt;
+  }
+
+  private checkedIds(ids: readonly number[], what: string): Token[] {
+    const vocabularySize = this.vocabularySize;
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocabularySize) {
+        throw new InputError(`${what} token id ${id} is outside the target's ${vocabularySize}-token vocabulary`, 'the prompt was tokenized for another model');
+      }
+    }
+    return ids as Token[];
+  }
+}
+
+/** node-llama-cpp exposes no vocabulary size; the GGUF token list is the vocabulary. */
+function vocabularySizeOf(model: LlamaModel): number {
+  return model.fileInfo.metadata.tokenizer.ggml.tokens.length;
+}
+
+function checkSampling(sampling: SamplingOptions): void {
+  const problems: string[] = [];
+  if (!(sampling.maxTokens >= 1)) problems.push(`maxTokens ${sampling.maxTokens} < 1`);
+  if (!(sampling.temperature >= 0)) problems.push(`temperature ${sampling.temperature} < 0`);
+  if (!(sampling.topP > 0 && sampling.topP <= 1)) problems.push(`topP ${sampling.topP} not in (0, 1]`);
+  if (!(sampling.topK >= 0)) problems.push(`topK ${sampling.topK} < 0`);
+  if (!(sampling.n >= 1)) problems.push(`n ${sampling.n} < 1`);
+  if (!(sampling.topLogprobs >= 0)) problems.push(`topLogprobs ${sampling.topLogprobs} < 0`);
+  if (problems.length) throw new InputError(`invalid sampling options: ${problems.join(', ')}`);
+}
+
+/** Top-k of a probability map that node-llama-cpp sorts most likely first, as natural logs. */
+function logprobsFromProbabilities(probabilities: ReadonlyMap<number, number>, token: number, topLogprobs: number): PositionLogprobs {
+  const topIds: number[] = [];
+  const topValues: number[] = [];
+  if (topLogprobs > 0) {
+    for (const [id, probability] of probabilities) {
+      topIds.push(id);
+      topValues.push(Math.log(probability));
+      if (topIds.length >= topLogprobs) break;
+    }
+  }
+  return { tokenLogprob: Math.log(probabilities.get(token) ?? 0), topIds, topLogprobs: topValues };
+}

@@ -1,0 +1,28 @@
+/** The real stories260K model converted to GGUF by fireopt's own writer, once per test file. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readLlama2cCheckpoint } from '../../src/formats/llama2c.js';
+import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
+import { writeLlamaGguf } from '../../src/formats/gguf-llama.js';
+import { stories260K, tok512 } from '../helpers/shared.js';
+
+export interface StoriesGguf {
+  path: string;
+  remove(): void;
+}
+
+/** Write stories260K.gguf into a fresh temporary folder. */
+export function writeStoriesGguf(): StoriesGguf {
+  const dir = mkdtempSync(join(tmpdir(), 'fireopt-targets-'));
+  const weights = readLlama2cCheckpoint(stories260K());
+  const vocabulary = readLlama2cTokenizer(tok512(), weights.config.vocabSize);
+  const path = join(dir, 'stories260K.gguf');
+  writeLlamaGguf(path, weights, vocabulary, { name: 'stories260K' });
+  return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** BOS of the llama2.c tokenizer. */
+export const BOS = 1;
+/** The known start of stories260K's greedy story from BOS. */
+export const GREEDY_STORY_PREFIX = 'Once upon a time, there was a little girl named Lily.';
