@@ -41,7 +41,7 @@ describe('llama-cpp engine', () => {
     const [completion] = await engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 48, topLogprobs: 5 }));
     expect(completion.finishReason).toBe('length');
     expect(completion.tokenIds).toHaveLength(48);
-    expect(engine.model.detokenize(completion.tokenIds).startsWith(GREEDY_STORY_PREFIX)).toBe(true);
+    expect(engine.detokenize(completion.tokenIds).startsWith(GREEDY_STORY_PREFIX)).toBe(true);
     expect(completion.logprobs).toHaveLength(48);
     completion.logprobs!.forEach((position, i) => {
       expectSortedLogprobs(position, 5);

@@ -96,6 +96,16 @@ export class LlamaCppEngine implements TargetEngine {
     return vocabularySizeOf(this.model);
   }
 
+  /** Token ids of `text` (llama.cpp's tokenizer; `specialTokens` parses `<s>`-style text as those tokens). */
+  tokenize(text: string, specialTokens = false): number[] {
+    return [...this.model.tokenize(text, specialTokens)];
+  }
+
+  /** Text of `tokenIds` (control tokens decode to nothing). */
+  detokenize(tokenIds: readonly number[]): string {
+    return this.model.detokenize(tokenIds as readonly Token[]);
+  }
+
   /** True for the model's end-of-generation tokens (EOS, EOT, …). */
   isEndOfGeneration(tokenId: number): boolean {
     return this.model.isEogToken(tokenId as Token);
