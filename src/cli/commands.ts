@@ -10,6 +10,7 @@ export type ContextGetter = () => CommandContext;
 
 const registrations: Array<(program: Command, context: ContextGetter) => void> = [
   // one line per command module, e.g.: (await import)... kept static for --help speed:
+  (await import('./commands/convert.js')).register,
 ];
 
 export function registerCommands(program: Command, context: ContextGetter): void {

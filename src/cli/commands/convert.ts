@@ -1,0 +1,66 @@
+/**
+ * `fireopt convert <checkpoint> --to gguf|hf --out <path>`: convert a llama2.c, Hugging Face
+ * (safetensors) or GGUF checkpoint into a GGUF file llama.cpp loads, or a Hugging Face folder.
+ */
+import { Option, type Command } from 'commander';
+import { UsageError } from '../../errors.js';
+import type { ContextGetter } from '../commands.js';
+
+interface ConvertOptions {
+  to: 'gguf' | 'hf';
+  out: string;
+  dtype: 'f32' | 'f16';
+  tokenizer?: string;
+  name?: string;
+}
+
+export function register(program: Command, context: ContextGetter): void {
+  program
+    .command('convert')
+    .description('convert a llama2.c, Hugging Face safetensors or GGUF checkpoint to GGUF or Hugging Face format')
+    .argument('<checkpoint>', 'llama2.c .bin file, Hugging Face folder (config.json + model.safetensors) or .gguf file')
+    .addOption(new Option('--to <format>', 'output format').choices(['gguf', 'hf']).makeOptionMandatory())
+    .requiredOption('--out <path>', 'output: a .gguf file, or a folder for --to hf')
+    .addOption(new Option('--dtype <dtype>', 'weight precision (f16 keeps norm weights in f32 for GGUF)').choices(['f32', 'f16']).default('f32'))
+    .option('--tokenizer <file>', 'tokenizer to embed: llama2.c tokenizer.bin or a GGUF with the same vocabulary')
+    .option('--name <name>', 'model name stored in the GGUF (general.name)')
+    .action(async (checkpoint: string, options: ConvertOptions) => {
+      const { io, globals } = context();
+      const { loadModel } = await import('../../formats/load-model.js');
+      const model = loadModel(checkpoint, { tokenizer: options.tokenizer });
+      if (options.to === 'gguf') {
+        if (!model.vocabulary) {
+          throw new UsageError(
+            `${checkpoint}: a GGUF file must embed its tokenizer, and this ${model.kind} checkpoint comes without one`,
+            'HINT: pass --tokenizer <tokenizer.bin or .gguf>',
+          );
+        }
+        const { writeLlamaGguf } = await import('../../formats/gguf-llama.js');
+        writeLlamaGguf(options.out, model.weights, model.vocabulary, { dtype: options.dtype, name: options.name });
+      } else {
+        const { writeHfLlama } = await import('../../formats/safetensors.js');
+        writeHfLlama(options.out, model.weights, { dtype: options.dtype === 'f16' ? 'F16' : 'F32', vocabulary: model.vocabulary });
+      }
+      const { config } = model.weights;
+      const parameters = [model.weights.tokenEmbedding, model.weights.finalNorm, model.weights.output, ...model.weights.layers.flatMap((l) => Object.values(l))]
+        .reduce((sum, tensor) => sum + (tensor ? tensor.data.length : 0), 0);
+      const summary = {
+        input: checkpoint,
+        inputKind: model.kind,
+        output: options.out,
+        format: options.to,
+        dtype: options.dtype,
+        parameters,
+        config,
+        tokenizer: model.vocabularySource ?? null,
+      };
+      if (globals.json) io.stdout(`${JSON.stringify(summary)}\n`);
+      else {
+        io.stdout(
+          `wrote ${options.out} (${options.to}, ${options.dtype}) from ${model.kind} checkpoint ${checkpoint}: ` +
+            `${parameters.toLocaleString('en-US')} parameters, ${config.nLayers} layers, dim ${config.dim}, vocabulary ${config.vocabSize}` +
+            `${model.vocabularySource ? `, tokenizer from ${model.vocabularySource}` : ', no tokenizer'}\n`,
+        );
+      }
+    });
+}
