@@ -10,6 +10,8 @@ export type ContextGetter = () => CommandContext;
 
 const registrations: Array<(program: Command, context: ContextGetter) => void> = [
   // one line per command module, e.g.: (await import)... kept static for --help speed:
+  (await import('./commands/ingest.js')).register,
+  (await import('./commands/inspect.js')).register,
   (await import('./commands/convert.js')).register,
 ];
 

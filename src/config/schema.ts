@@ -17,7 +17,11 @@ export const INGEST_FORMATS = [
 
 export const ingestSchema = z
   .strictObject({
-    /** Input format; `auto` detects it per file from the first valid line. */
+    /** Trace files, globs, or `-` for stdin (command-line files replace these). */
+    inputs: z.array(z.string().min(1)).default([]),
+    /** Output dataset directory (written atomically; `--out` replaces it). */
+    out: z.string().min(1).optional(),
+    /** Input format; `auto` detects it per file from its first record (`.txt` files: one prompt per line). */
     format: z.enum(INGEST_FORMATS).default('auto'),
     /** Fraction of conversations put in the held-out split (by a hash of the conversation id). */
     heldout: z.number().min(0).max(1).default(0.1),
@@ -27,11 +31,11 @@ export const ingestSchema = z
     redact: z.boolean().default(false),
     /** Fail the run (exit 1) above this many rejected lines: a count (>= 1) or a fraction (< 1). */
     max_rejected: z.number().min(0).default(0.05),
-    /** Lines longer than this are rejected as oversized. */
+    /** Lines (or JSON array elements) longer than this many bytes are rejected as oversized. */
     max_line_bytes: z.number().int().positive().default(16 * 1024 * 1024),
     /** Rows per Arrow record batch. */
     batch_rows: z.number().int().positive().default(2048),
-    /** OpenAI Batch API input files (JSONL with custom_id) joined to batch output lines. */
+    /** OpenAI Batch API input files (JSONL with custom_id and body) joined to batch output lines by custom_id. */
     batch_inputs: z.array(z.string()).default([]),
     /** Salt for the split hash; change it only to draw a new split on purpose. */
     split_salt: z.string().default('fireopt-split-v1'),
