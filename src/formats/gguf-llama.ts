@@ -12,7 +12,7 @@ import { InputError } from '../errors.js';
 import { configProblems, headDim, type LlamaConfig } from '../model/config.js';
 import type { LlamaWeights } from '../model/weights.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
-import { GgmlType, ggmlTypeName, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.js';
+import { GgmlType, ggmlTypeName, isKnownGgmlType, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.js';
 import { vocabularyFromGgufMetadata } from './gguf-vocabulary.js';
 import { GGUF_DEFAULT_ALIGNMENT, writeGguf, type GgufMetadataEntry, type GgufTensorToWrite } from './gguf-write.js';
 import { assembleWeights, ggufTensorName, sameShape, shapeText, shortestFloat32, tensorsByKey } from './llama-tensors.js';
@@ -169,11 +169,13 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
     if (byName.has(info.name)) throw new InputError(`${path}: corrupt GGUF: tensor '${info.name}' appears twice`);
     byName.set(info.name, info);
   }
+  if (file.tensors.length === 0) throw new InputError(`${path}: vocab-only GGUF (no tensors): it holds a tokenizer but no model weights`);
   // Check every tensor's type before reading any data, so a quantized model fails at once.
   for (const info of file.tensors) {
     if (info.type !== GgmlType.F32 && info.type !== GgmlType.F16 && info.type !== GgmlType.BF16) {
+      const typeText = isKnownGgmlType(info.type) ? `quantized or integer type ${ggmlTypeName(info.type)}` : `unknown tensor type ${info.type} (corrupt file?)`;
       throw new InputError(
-        `${path}: tensor '${info.name}' has type ${ggmlTypeName(info.type)}; fireopt reads F32, F16 and BF16 GGUF models`,
+        `${path}: tensor '${info.name}' has ${typeText}; fireopt reads F32, F16 and BF16 GGUF models`,
         'HINT: convert the model to F16 or F32 first (llama.cpp: convert_hf_to_gguf.py --outtype f16)',
       );
     }
@@ -182,7 +184,7 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
   const weights = assembleWeights(config, path, (key, shape) => {
     const name = ggufTensorName(key);
     const info = byName.get(name);
-    if (!info) return undefined;
+    if (!info) throw new InputError(`${path}: missing tensor '${name}' (expected shape ${shapeText(shape)})`);
     used.add(name);
     const fileShape = [...info.dims].reverse();
     if (!sameShape(fileShape, shape)) {

@@ -36,6 +36,10 @@ const GGML_TYPE_NAMES: Record<number, string> = {
   20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64',
   29: 'IQ1_M', 30: 'BF16',
 };
+/** A tensor type llama.cpp defines (whether or not fireopt reads it). */
+export function isKnownGgmlType(type: number): boolean {
+  return type in GGML_TYPE_NAMES;
+}
 export function ggmlTypeName(type: number): string {
   return GGML_TYPE_NAMES[type] ?? `type ${type}`;
 }

@@ -130,7 +130,7 @@ function parseHeader(headerBytes: Buffer, path: string, dataOffset: number, file
     tensors.push({ name, dtype, shape, fileOffset: dataOffset + begin, byteLength: end - begin });
   }
   // The spans must tile the data section: no gaps, no overlaps, nothing after the last tensor.
-  const sorted = [...tensors].sort((a, b) => a.fileOffset - b.fileOffset);
+  const sorted = [...tensors].sort((a, b) => a.fileOffset - b.fileOffset || a.byteLength - b.byteLength);
   let expected = dataOffset;
   for (const info of sorted) {
     if (info.fileOffset !== expected) {
@@ -332,7 +332,7 @@ export function readHfLlama(path: string): { weights: LlamaWeights; vocabulary?:
   const weights = assembleWeights(config, dir, (key, shape) => {
     const name = hfTensorName(key);
     const found = located.get(name);
-    if (!found) return undefined;
+    if (!found) throw new InputError(`${dir}: missing tensor '${name}' (expected shape ${shapeText(shape)})`);
     used.add(name);
     if (!sameShape(found.info.shape, shape)) {
       throw new InputError(`${found.file.path}: tensor '${name}' has shape ${shapeText(found.info.shape)}, ${HF_FILES.config} needs ${shapeText(shape)}`);
