@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
+import { isAbsolute } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { glob, isDynamicPattern } from 'tinyglobby';
@@ -30,7 +31,7 @@ export async function resolveInputs(patterns: readonly string[]): Promise<string
     } else if (stats?.isDirectory()) {
       throw new InputError(`${pattern}: is a directory`, `HINT: pass its files, e.g. '${pattern}/*.jsonl'`);
     } else if (isDynamicPattern(pattern)) {
-      const matches = (await glob(pattern, { onlyFiles: true, expandDirectories: false })).sort();
+      const matches = (await glob(pattern, { onlyFiles: true, expandDirectories: false, absolute: isAbsolute(pattern) })).sort();
       if (matches.length === 0) throw new InputError(`${pattern}: no files match this pattern`);
       files.push(...matches);
     } else {
