@@ -111,7 +111,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
       if (this.addBos && list[0] === this.bosId) list = list.slice(1);
       if (this.addEos && list.length > 0 && list[list.length - 1] === this.eosId) list = list.slice(0, -1);
     }
-    return this.library.decode(list, { skip_special_tokens: !options.renderSpecial });
+    // The library rejects an empty list.
+    return list.length === 0 ? '' : this.library.decode(list, { skip_special_tokens: !options.renderSpecial });
   }
 
   /** UTF-8 of `decode` (the library decodes to text, so a split character is already U+FFFD here). */

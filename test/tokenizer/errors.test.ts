@@ -1,0 +1,105 @@
+/** Bad tokenizer inputs give InputErrors that name the file and the problem. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InputError } from '../../src/errors.js';
+import { writeGguf, type GgufMetadataEntry } from '../../src/formats/gguf-write.js';
+import { loadTokenizer, tokenizerFromVocabulary, TokenType } from '../../src/tokenizer/index.js';
+import { sharedPath, stories260K, tok512 } from '../helpers/shared.js';
+
+/** The error `run` throws (fails the test when it throws nothing). */
+function thrown(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected an error, none was thrown');
+}
+
+function expectInputError(run: () => unknown, ...fragments: string[]): void {
+  const error = thrown(run);
+  expect(error).toBeInstanceOf(InputError);
+  for (const fragment of fragments) expect((error as InputError).message).toContain(fragment);
+}
+
+describe('tokenizer input errors', () => {
+  let directory: string;
+  const file = (name: string) => join(directory, name);
+  const tokenizerMetadata = (model: string, pre?: string): GgufMetadataEntry[] => [
+    { key: 'general.architecture', type: 'string', value: 'llama' },
+    { key: 'tokenizer.ggml.model', type: 'string', value: model },
+    ...(pre ? [{ key: 'tokenizer.ggml.pre', type: 'string', value: pre } as const] : []),
+    { key: 'tokenizer.ggml.tokens', type: 'string[]', value: ['a', 'b', 'ab'] },
+    { key: 'tokenizer.ggml.token_type', type: 'int32[]', value: [1, 1, 1] },
+    { key: 'tokenizer.ggml.merges', type: 'string[]', value: ['a b'] },
+  ];
+
+  beforeAll(() => {
+    directory = mkdtempSync(join(tmpdir(), 'fireopt-tokenizer-errors-'));
+  });
+  afterAll(() => {
+    if (directory) rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('names a missing file', () => {
+    expectInputError(() => loadTokenizer(file('missing.gguf')), 'missing.gguf', 'ENOENT');
+    expectInputError(() => loadTokenizer({ kind: 'gguf', path: file('missing.gguf') }), 'missing.gguf');
+    expectInputError(() => loadTokenizer({ kind: 'huggingface', path: file('tokenizer.json') }), 'tokenizer.json', 'ENOENT');
+  });
+
+  it('rejects a file that is neither GGUF nor tokenizer.json, pointing llama2.c users at vocabSize', () => {
+    const error = thrown(() => loadTokenizer(stories260K()));
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).message).toContain('not a GGUF file or a tokenizer.json');
+    expect((error as InputError).hint).toContain('vocabSize');
+  });
+
+  it('rejects a GGUF whose tokenizer model fireopt does not implement', () => {
+    writeGguf(file('bert.gguf'), tokenizerMetadata('bert'), []);
+    expectInputError(() => loadTokenizer(file('bert.gguf')), 'bert.gguf', "unsupported GGUF tokenizer model 'bert'");
+  });
+
+  it('rejects a BPE GGUF with an unknown pre-tokenizer', () => {
+    writeGguf(file('qwen.gguf'), tokenizerMetadata('gpt2', 'qwen2'), []);
+    expectInputError(() => loadTokenizer(file('qwen.gguf')), 'qwen.gguf', "pre-tokenizer 'qwen2' is not supported");
+  });
+
+  it('loads a tiny BPE GGUF with a supported pre-tokenizer', () => {
+    writeGguf(file('tiny.gguf'), tokenizerMetadata('gpt2', 'gpt-2'), []);
+    const tokenizer = loadTokenizer(file('tiny.gguf'));
+    expect(tokenizer.encode('ab')).toEqual([2]);
+    expect(tokenizer.encode('aba')).toEqual([2, 0]);
+  });
+
+  it('rejects a GGUF model file without an embedded tokenizer', () => {
+    writeGguf(file('no-vocab.gguf'), [{ key: 'general.architecture', type: 'string', value: 'llama' }], []);
+    expectInputError(() => loadTokenizer(file('no-vocab.gguf')), 'no-vocab.gguf', 'no embedded tokenizer');
+  });
+
+  it('rejects broken tokenizer.json files', () => {
+    writeFileSync(file('broken.json'), '{ "model": ');
+    expectInputError(() => loadTokenizer(file('broken.json')), 'broken.json', 'not valid JSON');
+    writeFileSync(file('not-tokenizer.json'), '{ "hello": 1 }');
+    expectInputError(() => loadTokenizer(file('not-tokenizer.json')), 'not-tokenizer.json', 'not a Hugging Face tokenizer.json');
+  });
+
+  it('rejects a llama2.c tokenizer read with the wrong vocabulary size', () => {
+    expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 500 }), 'tok512.bin', 'trailing bytes');
+    expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 600 }), 'tok512.bin', 'truncated');
+  });
+
+  it('rejects vocabularies missing what their algorithm needs', () => {
+    const tokens = ['<unk>', '<s>', '</s>'];
+    const tokenTypes = Int32Array.from([TokenType.Unknown, TokenType.Control, TokenType.Control]);
+    expectInputError(() => tokenizerFromVocabulary({ model: 'llama', tokens, tokenTypes, addBos: true, addEos: false }, { path: 'spm.gguf' }), 'spm.gguf', 'one score per token');
+    expectInputError(() => tokenizerFromVocabulary({ model: 'gpt2', tokens, tokenTypes, addBos: false, addEos: false, pre: 'gpt-2' }, { path: 'bpe.gguf' }), 'bpe.gguf', 'merges');
+  });
+
+  it('rejects token ids outside the vocabulary', () => {
+    const tokenizer = loadTokenizer(sharedPath('models/vocab/ggml-vocab-llama-spm.gguf'));
+    expectInputError(() => tokenizer.decode([5, 32000]), 'token id 32000', '32000-token vocabulary');
+    expectInputError(() => tokenizer.tokenPiece(-1), 'token id -1');
+  });
+});
