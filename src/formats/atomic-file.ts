@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { InputError } from '../errors.js';
 
 export class AtomicFileWriter {
   readonly finalPath: string;
@@ -16,9 +17,14 @@ export class AtomicFileWriter {
 
   constructor(path: string) {
     this.finalPath = resolve(path);
-    mkdirSync(dirname(this.finalPath), { recursive: true });
     this.tempPath = join(dirname(this.finalPath), `.${basename(this.finalPath)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    this.fd = openSync(this.tempPath, 'w');
+    try {
+      mkdirSync(dirname(this.finalPath), { recursive: true });
+      this.fd = openSync(this.tempPath, 'w');
+    } catch (error) {
+      // An output path the user cannot write to is a usage problem, not a fireopt bug.
+      throw new InputError(`${path}: cannot write output (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    }
   }
 
   write(bytes: Uint8Array): void {
@@ -40,7 +46,12 @@ export class AtomicFileWriter {
     fsyncSync(this.fd);
     closeSync(this.fd);
     this.fd = undefined;
-    renameSync(this.tempPath, this.finalPath);
+    try {
+      renameSync(this.tempPath, this.finalPath);
+    } catch (error) {
+      rmSync(this.tempPath, { force: true });
+      throw new InputError(`${this.finalPath}: cannot replace the output (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    }
   }
 
   /** Close and delete the temp file; an earlier file at the target path is untouched. */

@@ -17,8 +17,11 @@ import { vocabularyFromGgufMetadata } from './gguf-vocabulary.js';
 import { GGUF_DEFAULT_ALIGNMENT, writeGguf, type GgufMetadataEntry, type GgufTensorToWrite } from './gguf-write.js';
 import { assembleWeights, ggufTensorName, sameShape, shapeText, shortestFloat32, tensorsByKey } from './llama-tensors.js';
 
-/** Tensor precision of a written model file: `f16` stores matrices as F16 and keeps norms in F32 (as llama.cpp's converter does). */
-export type WeightDtype = 'f32' | 'f16';
+/**
+ * Tensor precision of a written model file: `f16` / `bf16` store matrices in 16 bits and keep the
+ * 1-D norm weights in F32 (as llama.cpp's converter does).
+ */
+export type WeightDtype = 'f32' | 'f16' | 'bf16';
 
 export interface LlamaGgufWriteOptions {
   dtype?: WeightDtype;
@@ -27,14 +30,15 @@ export interface LlamaGgufWriteOptions {
 }
 
 /** llama.cpp's LLAMA_FTYPE values for `general.file_type`. */
-const FILE_TYPE: Record<WeightDtype, number> = { f32: 0, f16: 1 };
+const FILE_TYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 32 };
 
 /** Write a llama-architecture GGUF v3 file (atomically) that llama.cpp loads as is. */
 export function writeLlamaGguf(path: string, weights: LlamaWeights, vocabulary: Vocabulary, options: LlamaGgufWriteOptions = {}): void {
   const dtype = options.dtype ?? 'f32';
   const tensors: GgufTensorToWrite[] = [];
   for (const [key, tensor] of tensorsByKey(weights)) {
-    tensors.push({ name: ggufTensorName(key), shape: tensor.shape, type: dtype === 'f16' && tensor.shape.length >= 2 ? 'F16' : 'F32', data: tensor.data });
+    const type = dtype === 'f32' || tensor.shape.length < 2 ? 'F32' : dtype === 'f16' ? 'F16' : 'BF16';
+    tensors.push({ name: ggufTensorName(key), shape: tensor.shape, type, data: tensor.data });
   }
   writeGguf(path, llamaGgufMetadata(weights.config, vocabulary, { ...options, dtype }), tensors);
 }

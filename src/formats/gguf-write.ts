@@ -22,7 +22,7 @@ export type GgufMetadataEntry =
   | { key: string; type: 'float32[]' | 'int32[]'; value: ArrayLike<number> };
 
 /** Tensor data types fireopt writes. */
-export type GgufWriteType = 'F32' | 'F16';
+export type GgufWriteType = 'F32' | 'F16' | 'BF16';
 
 export interface GgufTensorToWrite {
   name: string;
@@ -64,7 +64,7 @@ export function writeGguf(path: string, metadata: readonly GgufMetadataEntry[], 
     header.string(tensor.name);
     header.u32(tensor.shape.length);
     for (const dim of [...tensor.shape].reverse()) header.u64(dim);
-    header.u32(tensor.type === 'F32' ? GgmlType.F32 : GgmlType.F16);
+    header.u32(GgmlType[tensor.type]);
     header.u64(relativeOffset);
     relativeOffset = alignUp(relativeOffset + tensor.data.length * (tensor.type === 'F32' ? 4 : 2), alignment);
   }
@@ -73,7 +73,7 @@ export function writeGguf(path: string, metadata: readonly GgufMetadataEntry[], 
     out.write(header.bytes());
     out.pad(alignment);
     for (const tensor of tensors) {
-      out.write(tensor.type === 'F32' ? littleEndianBytes(tensor.data) : encodeHalves(tensor.data, 'F16'));
+      out.write(tensor.type === 'F32' ? littleEndianBytes(tensor.data) : encodeHalves(tensor.data, tensor.type));
       out.pad(alignment);
     }
   });

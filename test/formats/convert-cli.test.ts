@@ -71,6 +71,10 @@ describe('fireopt convert (in-process)', () => {
     const notAModel = await runCli(['convert', tok512(), '--to', 'hf', '--out', out('x')]);
     expect(notAModel.code).toBe(2);
     expect(notAModel.stderr).toMatch(/^fireopt: error: .*tok512\.bin: not a llama2\.c v0 checkpoint/);
+    const underAFile = join(stories260K(), 'out.gguf'); // a folder path inside a file
+    const unwritable = await runCli(['convert', stories260K(), '--to', 'gguf', '--tokenizer', tok512(), '--out', underAFile]);
+    expect(unwritable.code).toBe(2);
+    expect(unwritable.stderr).toMatch(/out\.gguf: cannot write output \(E(NOTDIR|EXIST)\)/);
     expect(existsSync(out('x'))).toBe(false);
     expect(existsSync(out('x.gguf'))).toBe(false);
   });

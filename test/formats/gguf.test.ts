@@ -58,6 +58,19 @@ describe('GGUF writer with the real stories260K model', () => {
     expect(f16.tokens).toEqual(f32.tokens);
   });
 
+  it('writes a BF16 GGUF that llama.cpp runs and that reads back within BF16 rounding', async () => {
+    const bf16Path = join(temp.dir, 'stories260K-bf16.gguf');
+    writeLlamaGguf(bf16Path, stories.weights, stories.vocabulary, { dtype: 'bf16' });
+    const file = readGguf(bf16Path);
+    expect(file.metadata.get('general.file_type')).toBe(32);
+    expect(file.tensors.find((t) => t.name === 'blk.0.ffn_down.weight')?.type).toBe(GgmlType.BF16);
+    const error = roundingError(stories.weights, readLlamaGguf(bf16Path).weights, 2 ** -126);
+    expect(error.maxRelative).toBeLessThanOrEqual(2 ** -8);
+    expect(error.maxRelative).toBeGreaterThan(2 ** -11); // coarser than F16: it really is BF16
+    const result = await llamaCppGreedy(bf16Path, 40);
+    expect(result.text.slice(0, KNOWN_TEXT.length)).toBe(KNOWN_TEXT);
+  });
+
   it('stores llama metadata with the types llama.cpp expects, and aligned tensors', () => {
     const file = readGguf(f32Path);
     expect(file.version).toBe(3);

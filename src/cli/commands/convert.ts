@@ -9,10 +9,12 @@ import type { ContextGetter } from '../commands.js';
 interface ConvertOptions {
   to: 'gguf' | 'hf';
   out: string;
-  dtype: 'f32' | 'f16';
+  dtype: 'f32' | 'f16' | 'bf16';
   tokenizer?: string;
   name?: string;
 }
+
+const SAFETENSORS_DTYPE = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
 
 export function register(program: Command, context: ContextGetter): void {
   program
@@ -21,7 +23,7 @@ export function register(program: Command, context: ContextGetter): void {
     .argument('<checkpoint>', 'llama2.c .bin file, Hugging Face folder (config.json + model.safetensors) or .gguf file')
     .addOption(new Option('--to <format>', 'output format').choices(['gguf', 'hf']).makeOptionMandatory())
     .requiredOption('--out <path>', 'output: a .gguf file, or a folder for --to hf')
-    .addOption(new Option('--dtype <dtype>', 'weight precision (f16 keeps norm weights in f32 for GGUF)').choices(['f32', 'f16']).default('f32'))
+    .addOption(new Option('--dtype <dtype>', 'weight precision (16-bit GGUFs keep norm weights in f32)').choices(['f32', 'f16', 'bf16']).default('f32'))
     .option('--tokenizer <file>', 'tokenizer to embed: llama2.c tokenizer.bin or a GGUF with the same vocabulary')
     .option('--name <name>', 'model name stored in the GGUF (general.name)')
     .action(async (checkpoint: string, options: ConvertOptions) => {
@@ -39,7 +41,7 @@ export function register(program: Command, context: ContextGetter): void {
         writeLlamaGguf(options.out, model.weights, model.vocabulary, { dtype: options.dtype, name: options.name });
       } else {
         const { writeHfLlama } = await import('../../formats/safetensors.js');
-        writeHfLlama(options.out, model.weights, { dtype: options.dtype === 'f16' ? 'F16' : 'F32', vocabulary: model.vocabulary });
+        writeHfLlama(options.out, model.weights, { dtype: SAFETENSORS_DTYPE[options.dtype], vocabulary: model.vocabulary });
       }
       const { config } = model.weights;
       const parameters = [model.weights.tokenEmbedding, model.weights.finalNorm, model.weights.output, ...model.weights.layers.flatMap((l) => Object.values(l))]
