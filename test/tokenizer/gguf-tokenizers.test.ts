@@ -2,8 +2,14 @@
  * The GGUF tokenizers (SentencePiece Llama-2 and Phi-3, byte-level BPE GPT-2) against llama.cpp on
  * 1,000 real strings: identical ids, identical detokenized text.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LlamaModel } from 'node-llama-cpp';
+import { readGguf } from '../../src/formats/gguf.js';
+import { vocabularyFromGgufMetadata } from '../../src/formats/gguf-vocabulary.js';
+import { writeGguf, type GgufMetadataEntry } from '../../src/formats/gguf-write.js';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/index.js';
 import { sharedPath } from '../helpers/shared.js';
 import { tokenizerCorpus } from './corpus.js';
@@ -66,5 +72,60 @@ describe.each(vocabularies)('$name GGUF tokenizer agrees with llama.cpp', ({ fil
     // Only byte-fallback pieces may map to a different id (a normal piece with the same bytes wins).
     for (const id of byteTokens) expect(tokenizer.tokenPiece(id)).toMatch(/^<0x[0-9A-F]{2}>$/);
     expect(fromBytes.filter((id, i) => id === ids[i]).length).toBeGreaterThan(ids.length / 2);
+  });
+});
+
+/**
+ * The llama3 pre-tokenizer (`pre = llama-bpe`: Llama-3's split regex, digits in threes, merges
+ * skipped for whole-token words). No Llama-3 vocabulary ships in ../shared, so GPT-2's vocabulary
+ * and merges are rewritten into a GGUF that names `llama-bpe`: llama.cpp then runs its llama3 code
+ * path on them, and so must fireopt.
+ */
+describe('llama3 (llama-bpe) pre-tokenizer agrees with llama.cpp', () => {
+  let directory: string;
+  let model: LlamaModel;
+  let tokenizer: Tokenizer;
+  const corpus = tokenizerCorpus();
+
+  beforeAll(async () => {
+    const source = readGguf(sharedPath('models/vocab/ggml-vocab-gpt-2.gguf'));
+    const vocabulary = vocabularyFromGgufMetadata(source.metadata, source.path);
+    const uint32 = (key: string): GgufMetadataEntry => ({ key, type: 'uint32', value: Number(source.metadata.get(key)) });
+    const metadata: GgufMetadataEntry[] = [
+      { key: 'general.architecture', type: 'string', value: 'gpt2' },
+      { key: 'general.name', type: 'string', value: 'gpt-2 vocabulary with the llama-bpe pre-tokenizer' },
+      uint32('gpt2.block_count'), uint32('gpt2.context_length'), uint32('gpt2.embedding_length'),
+      uint32('gpt2.feed_forward_length'), uint32('gpt2.attention.head_count'),
+      { key: 'gpt2.attention.layer_norm_epsilon', type: 'float32', value: 1e-5 },
+      { key: 'tokenizer.ggml.model', type: 'string', value: 'gpt2' },
+      { key: 'tokenizer.ggml.pre', type: 'string', value: 'llama-bpe' },
+      { key: 'tokenizer.ggml.tokens', type: 'string[]', value: vocabulary.tokens },
+      { key: 'tokenizer.ggml.token_type', type: 'int32[]', value: vocabulary.tokenTypes },
+      { key: 'tokenizer.ggml.merges', type: 'string[]', value: vocabulary.merges ?? [] },
+      { key: 'tokenizer.ggml.bos_token_id', type: 'uint32', value: vocabulary.bosId ?? 0 },
+      { key: 'tokenizer.ggml.eos_token_id', type: 'uint32', value: vocabulary.eosId ?? 0 },
+    ];
+    directory = mkdtempSync(join(tmpdir(), 'fireopt-llama-bpe-'));
+    const path = join(directory, 'gpt2-llama-bpe.gguf');
+    writeGguf(path, metadata, []);
+    model = await loadReferenceVocab(path);
+    tokenizer = loadTokenizer(path);
+  });
+  afterAll(async () => {
+    await model?.dispose();
+    if (directory) rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('encodes and decodes 1,000 real strings exactly as llama.cpp', () => {
+    const result = compareWithLlamaCpp(model, tokenizer, corpus, false);
+    expect(result.checked).toBe(1000);
+    expect(mismatchReport('encode', result.encodeMismatches, result.checked)).toBe('');
+    expect(mismatchReport('decode', result.decodeMismatches, result.checked)).toBe('');
+  });
+
+  it('splits differently from gpt-2 (the test exercises the llama3 path)', () => {
+    const gpt2 = loadTokenizer(sharedPath('models/vocab/ggml-vocab-gpt-2.gguf'));
+    const differing = corpus.filter(({ text }) => gpt2.encode(text).join() !== tokenizer.encode(text).join());
+    expect(differing.length).toBeGreaterThan(100);
   });
 });
