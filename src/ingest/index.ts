@@ -283,7 +283,8 @@ class IngestRun {
       }
       input.samples++;
       this.rowsByFormat[format] = (this.rowsByFormat[format] ?? 0) + 1;
-      await (sample.row.split === 'heldout' ? this.heldout : this.train).add(sample.row);
+      const writer = sample.row.split === 'heldout' ? this.heldout : this.train;
+      if (writer.add(sample.row)) await writer.flush(); // awaited only once per batch: a promise per row costs ~10%
     }
   }
 

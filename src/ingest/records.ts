@@ -3,7 +3,7 @@
  * to expand it into samples. Each parser either returns a conversation or throws a Rejection
  * naming what is wrong with the record; it never guesses a missing field.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export type RecordFormat = 'openai-chat' | 'openai-log' | 'openai-batch' | 'sharegpt' | 'prompt-completion' | 'prompts';
 /** Batch API input lines (`{"custom_id","body"}`) are not samples: they are joined to batch output lines. */
@@ -367,10 +367,10 @@ function parseTime(value: unknown): number | null {
 
 /** A conversation id for traces that carry none: a hash of the opening (system messages and first user message). */
 export function openingId(messages: readonly ChatMessage[]): string {
-  const hash = createHash('sha256');
+  let opening = '';
   for (const m of messages) {
-    hash.update(`${m.role}\u0000${m.content ?? ''}\u0000`);
+    opening += `${m.role}\u0000${m.content ?? ''}\u0000`;
     if (m.role === 'user') break;
   }
-  return `c-${hash.digest('hex').slice(0, 16)}`;
+  return `c-${hash('sha256', opening, 'hex').slice(0, 16)}`;
 }

@@ -22,11 +22,11 @@ export class TracesFileWriter {
     this.done.catch(() => {}); // surfaced by flush() / close()
   }
 
-  /** Add a row; writes a record batch when `batchRows` rows are buffered. */
-  async add(row: TraceRow): Promise<void> {
+  /** Buffer a row; returns true when a full batch is waiting for `flush()`. */
+  add(row: TraceRow): boolean {
     this.rows.push(row);
     this.rowCount++;
-    if (this.rows.length >= this.batchRows) await this.flush();
+    return this.rows.length >= this.batchRows;
   }
 
   /** Write buffered rows as one record batch, then wait while the file is far behind. */
