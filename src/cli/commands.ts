@@ -13,6 +13,7 @@ const registrations: Array<(program: Command, context: ContextGetter) => void> =
   (await import('./commands/ingest.js')).register,
   (await import('./commands/inspect.js')).register,
   (await import('./commands/convert.js')).register,
+  (await import('./commands/distill.js')).register,
 ];
 
 export function registerCommands(program: Command, context: ContextGetter): void {

@@ -4,6 +4,8 @@
  * reported with its path. Each stage reads only its own section.
  */
 import { z } from 'zod';
+import { distillSchema } from '../distill/config.js';
+import { targetSchema } from '../targets/config.js';
 
 export const INGEST_FORMATS = [
   'auto',
@@ -47,6 +49,9 @@ export const configSchema = z
     /** Free-form name recorded in manifests. */
     name: z.string().default('fireopt'),
     ingest: ingestSchema,
+    /** The target model that distill runs (absent: distill can only run in `traces` mode). */
+    target: targetSchema.optional(),
+    distill: distillSchema,
   })
   .prefault({});
 

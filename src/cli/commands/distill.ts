@@ -1,0 +1,108 @@
+/** `fireopt distill <dataset> --out <dir>`: run the target over the prompts (the stage is imported lazily). */
+import { Option, type Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { ConfigError, UsageError } from '../../errors.js';
+import type { ContextGetter } from '../commands.js';
+import { DISTILL_MODES } from '../../distill/config.js';
+
+interface DistillFlags {
+  out?: string;
+  mode?: string;
+  targetModel?: string;
+  tokenizer?: string;
+  maxTokens?: number;
+  limit?: number;
+  topLogprobs?: number;
+}
+
+export function register(program: Command, context: ContextGetter): void {
+  program
+    .command('distill')
+    .summary('run the target model over the prompts: target token ids and top-k log-probabilities')
+    .description(
+      'Read an ingested dataset and write <out>/{train,heldout}.arrow (targets) and manifest.json.\n' +
+        'Resumable: after a crash or Ctrl-C, run the same command again to continue.',
+    )
+    .argument('[dataset]', 'ingested dataset directory (default: distill.dataset from the config)')
+    .option('-o, --out <dir>', 'output targets directory (replaced atomically when complete)')
+    .addOption(new Option('--mode <mode>', 'regenerate | score | traces (default regenerate)').choices([...DISTILL_MODES]))
+    .option('--target-model <gguf>', 'shortcut for target.engine=llama-cpp, target.model=<gguf>')
+    .option('--tokenizer <file>', 'the target tokenizer (GGUF or tokenizer.json); default: from the target GGUF')
+    .option('--max-tokens <n>', 'most tokens per completion', Number)
+    .option('--top-logprobs <n>', 'alternatives kept per position (0 = none)', Number)
+    .option('--limit <n>', 'at most n rows per split (quick trials)', Number)
+    .action(async (dataset: string | undefined, flags: DistillFlags) => {
+      const ctx = context();
+      const config = loadConfig({
+        file: ctx.globals.config,
+        sets: ctx.globals.set,
+        flags: {
+          'distill.dataset': dataset,
+          'distill.out': flags.out,
+          'distill.mode': flags.mode,
+          'distill.tokenizer': flags.tokenizer,
+          'distill.max_tokens': flags.maxTokens,
+          'distill.top_logprobs': flags.topLogprobs,
+          'distill.limit': flags.limit,
+          'target.engine': flags.targetModel ? 'llama-cpp' : undefined,
+          'target.model': flags.targetModel,
+        },
+      });
+      const { distill, target } = config;
+      if (!distill.dataset) throw new UsageError('distill: no dataset given (argument or distill.dataset)');
+      if (!distill.out) throw new UsageError('distill: no output directory given (--out or distill.out)');
+      if (!target && distill.mode !== 'traces') {
+        throw new ConfigError('distill needs a target: set the `target` section or --target-model <gguf> (or use --mode traces)');
+      }
+      let apiKey: string | undefined;
+      if (target?.engine === 'openai' && target.api_key_env) {
+        apiKey = process.env[target.api_key_env];
+        if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${target.api_key_env} is not set`);
+      }
+      const { resolveTargetTokenizer } = await import('../../distill/target-tokenizer.js');
+      const { runDistill } = await import('../../distill/index.js');
+      const { createTargetEngine } = await import('../../targets/create.js');
+      const targetTokenizer = await resolveTargetTokenizer(distill, target);
+      ctx.progress({ kind: 'log', level: 'info', message: `chat template: ${targetTokenizer.templateSource}` });
+      const abort = new AbortController();
+      const onSignal = (): void => abort.abort(new Error('interrupted'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const summary = await runDistill(
+          { dataset: distill.dataset, out: distill.out, distill, resolvedConfig: config },
+          {
+            tokenizer: targetTokenizer.tokenizer,
+            chatTemplate: targetTokenizer.chatTemplate,
+            tokenizerIdentity: targetTokenizer.identity,
+            openEngine: target
+              ? () =>
+                  createTargetEngine(target, {
+                    apiKey,
+                    tokenizer: targetTokenizer.tokenizer,
+                    onRetry: (e) => ctx.progress({ kind: 'log', level: 'warn', message: `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}` }),
+                  })
+              : undefined,
+            progress: ctx.progress,
+            signal: abort.signal,
+          },
+        );
+        if (ctx.globals.json) {
+          ctx.io.stdout(JSON.stringify(summary, null, 2) + '\n');
+          return;
+        }
+        const c = summary.counts;
+        ctx.io.stdout(
+          [
+            `wrote ${summary.out}: ${c.rows.train} train + ${c.rows.heldout} held-out target rows`,
+            `  ${c.input} input rows: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${c.resumed ? ` (${c.resumed} from an earlier run)` : ''}`,
+            `  tokens: ${summary.tokens.prompt} prompt, ${summary.tokens.completion} completion`,
+            ...summary.failures.slice(0, 5).map((f) => `  failed ${f.id}: ${f.reason}`),
+          ].join('\n') + '\n',
+        );
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}

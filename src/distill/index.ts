@@ -1,0 +1,374 @@
+/**
+ * The distill stage: run the target over every prompt of an ingested dataset and record what it
+ * says — token ids, an explicit loss mask and top-k log-probabilities — as `targets` Arrow files.
+ *
+ * Every input row is accounted for exactly once (ok, failed with its reason, or skipped) and no
+ * row is duplicated. Finished rows are journaled in chunks, so an interrupted run continues where
+ * it stopped when the same command is run again; the final files are written in input order, so a
+ * greedy run that was interrupted and resumed produces exactly the output of one that was not.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { RecordBatchFileWriter } from 'apache-arrow';
+import { InputError, RunError, describeError } from '../errors.js';
+import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
+import { TARGETS_KIND, TARGETS_SCHEMA_VERSION, targetsRecordBatch, targetsSchema, type TargetRow } from '../formats/targets-schema.js';
+import { TRACES_KIND, TRACES_RERUN_HINT, TRACES_SCHEMA_VERSION, readTraceRows, type TraceRow, type TraceSplit } from '../formats/traces-schema.js';
+import type { ProgressSink } from '../progress.js';
+import type { PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity } from '../targets/engine.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import { StagedDir, writeFileAtomic } from '../util/atomic.js';
+import { sha256File } from '../util/hash.js';
+import type { DistillConfig } from './config.js';
+import { DistillJournal, type Settlement } from './journal.js';
+import { PromptRenderer } from './render.js';
+
+export interface DistillRun {
+  /** An ingested dataset directory (train.arrow, heldout.arrow, manifest.json). */
+  dataset: string;
+  /** Output directory (replaced atomically when the run completes). */
+  out: string;
+  distill: DistillConfig;
+  /** The whole resolved config, recorded in the manifest. */
+  resolvedConfig: unknown;
+}
+
+export interface DistillDeps {
+  tokenizer: Tokenizer;
+  /** Chat template text, or undefined for plain text. */
+  chatTemplate?: string;
+  /** Opens the target engine; not called in `traces` mode. */
+  openEngine?: () => Promise<TargetEngine>;
+  /** Identity of the target for `traces` mode, where no engine runs. */
+  tokenizerIdentity: { source: string; sha256?: string };
+  progress: ProgressSink;
+  /** Aborts the run between rows (Ctrl-C): finished rows stay journaled. */
+  signal?: AbortSignal;
+}
+
+export interface DistillSummary {
+  out: string;
+  counts: { input: number; ok: number; failed: number; skipped: number; resumed: number; rows: Record<TraceSplit, number> };
+  tokens: { prompt: number; completion: number };
+  failures: Array<{ id: string; reason: string }>;
+  target: TargetIdentity | { engine: 'none'; tokenizer: string };
+}
+
+interface WorkItem {
+  key: string;
+  split: TraceSplit;
+  ordinal: number;
+  row: TraceRow;
+}
+
+const SPLITS: TraceSplit[] = ['train', 'heldout'];
+
+/** Run distill; resolves to the summary once `out` is in place. */
+export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<DistillSummary> {
+  const { distill } = run;
+  readManifest(run.dataset, TRACES_KIND, TRACES_SCHEMA_VERSION, TRACES_RERUN_HINT);
+  const splitFiles = SPLITS.filter((split) => distill.splits.includes(split)).map((split) => ({ split, path: join(run.dataset, `${split}.arrow`) }));
+  for (const { path } of splitFiles) {
+    if (!existsSync(path)) throw new InputError(`${path}: missing`, `HINT: re-run \`${TRACES_RERUN_HINT}\``);
+  }
+  const inputHashes = await Promise.all(splitFiles.map(async ({ split, path }) => ({ split, path, sha256: await sha256File(path) })));
+  const renderer = new PromptRenderer(deps.tokenizer, deps.chatTemplate);
+
+  const engine = distill.mode === 'traces' ? undefined : await openEngine(deps);
+  try {
+    const identity: DistillSummary['target'] = engine?.identity ?? { engine: 'none', tokenizer: deps.tokenizerIdentity.source };
+    // What decides the rows' content; settings that only pace or judge the run may change between resumes.
+    const { concurrency: _c, chunk_rows: _r, max_failures: _f, dataset: _d, out: _o, ...contentSettings } = distill;
+    const fingerprint = JSON.stringify({ inputs: inputHashes.map((h) => h.sha256), distill: contentSettings, identity, template: deps.chatTemplate ?? null });
+    const journal = new DistillJournal(run.out, fingerprint, (reason) => deps.progress({ kind: 'log', level: 'warn', message: reason }));
+    const settled = journal.settled();
+    const sampling: SamplingOptions = {
+      maxTokens: distill.max_tokens,
+      temperature: distill.temperature,
+      topP: distill.top_p,
+      topK: distill.top_k,
+      seed: distill.seed,
+      stopTokenIds: distill.stop_token_ids,
+      n: distill.n,
+      topLogprobs: distill.top_logprobs,
+    };
+    const samplingJson = JSON.stringify({ temperature: sampling.temperature, top_p: sampling.topP, top_k: sampling.topK, seed: sampling.seed, max_tokens: sampling.maxTokens });
+
+    // Count the work first so that progress has a total and resumed rows are known.
+    let total = 0;
+    for (const { path } of splitFiles) {
+      let n = 0;
+      for await (const row of readTraceRows(path)) {
+        void row;
+        n++;
+        if (distill.limit && n >= distill.limit) break;
+      }
+      total += n;
+    }
+    const resumed = settled.size;
+    deps.progress({ kind: 'start', task: 'distill', total, unit: 'rows' });
+    if (resumed) deps.progress({ kind: 'log', level: 'info', message: `resuming: ${resumed} of ${total} rows already done` });
+
+    let pendingRows: TargetRow[] = [];
+    let pendingKeys: string[] = [];
+    let pendingSettlements: Settlement[] = [];
+    let done = resumed;
+    let completionTokens = 0;
+    const startedMs = Date.now();
+    const flush = (): void => {
+      if (!pendingSettlements.length) return;
+      journal.append(pendingRows, pendingKeys, pendingSettlements);
+      pendingRows = [];
+      pendingKeys = [];
+      pendingSettlements = [];
+    };
+
+    const processItem = async (item: WorkItem): Promise<void> => {
+      const { row } = item;
+      let settlement: Settlement;
+      try {
+        const produced = await distillRow(item, renderer, engine, distill, sampling, samplingJson);
+        if (produced.length === 0) {
+          settlement = { key: item.key, status: 'skipped', id: row.id, reason: 'traces mode: the row has no completion to tokenize' };
+        } else {
+          for (const targetRow of produced) {
+            pendingRows.push(targetRow);
+            pendingKeys.push(item.key);
+            completionTokens += targetRow.completion_token_ids.length;
+          }
+          settlement = { key: item.key, status: 'ok', rows: produced.length };
+        }
+      } catch (error) {
+        if (error instanceof RunError && error.code === 'E_ENGINE_FATAL') throw error;
+        settlement = { key: item.key, status: 'failed', id: row.id, reason: `${row.source_file}:${row.source_line}: ${describeError(error)}` };
+      }
+      pendingSettlements.push(settlement);
+      done++;
+      deps.progress({
+        kind: 'advance',
+        task: 'distill',
+        done,
+        total,
+        fields: { 'tok/s': Math.round(completionTokens / Math.max((Date.now() - startedMs) / 1000, 1e-3)) },
+      });
+      if (pendingSettlements.length >= distill.chunk_rows) flush();
+    };
+
+    // A fixed pool of workers pulls rows in input order.
+    const items = workItems(splitFiles, distill.limit, settled);
+    let firstError: unknown;
+    const worker = async (): Promise<void> => {
+      for (;;) {
+        if (firstError !== undefined || deps.signal?.aborted) return;
+        const next = await items.next();
+        if (next.done) return;
+        try {
+          await processItem(next.value);
+        } catch (error) {
+          firstError ??= error;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: distill.concurrency }, worker));
+    flush();
+    if (firstError !== undefined) throw firstError;
+    if (deps.signal?.aborted) throw new RunError('distill interrupted; finished rows are journaled: run the same command again to continue', undefined, 'E_INTERRUPTED');
+    deps.progress({ kind: 'end', task: 'distill', done });
+
+    // Account for every row, then write the outputs in input order.
+    const all = journal.settled();
+    const failures = [...all.values()].filter((s): s is Extract<Settlement, { status: 'failed' }> => s.status === 'failed');
+    const skipped = [...all.values()].filter((s) => s.status === 'skipped').length;
+    const ok = [...all.values()].filter((s) => s.status === 'ok').length;
+    if (all.size !== total) throw new RunError(`internal accounting error: ${all.size} rows settled of ${total}`);
+    const limit = distill.max_failures >= 1 ? distill.max_failures : distill.max_failures * total;
+    if (failures.length > limit) {
+      const worst = failures.slice(0, 5).map((f) => `  ${f.id}: ${f.reason}`).join('\n');
+      throw new RunError(
+        `${failures.length} of ${total} rows failed (limit ${distill.max_failures}):\n${worst}`,
+        'finished rows are journaled: fix the cause and run the same command again, or raise distill.max_failures',
+        'E_TOO_MANY_FAILURES',
+      );
+    }
+
+    const staged = new StagedDir(run.out);
+    try {
+      const rowsPerSplit: Record<TraceSplit, number> = { train: 0, heldout: 0 };
+      let promptTokens = 0;
+      let completionTotal = 0;
+      for (const { split } of splitFiles) {
+        const ordered = collectInOrder(journal, split);
+        rowsPerSplit[split] = ordered.length;
+        for (const row of ordered) {
+          promptTokens += row.prompt_token_ids.length;
+          completionTotal += row.completion_token_ids.length;
+        }
+        await writeTargetsFile(join(staged.path, `${split}.arrow`), ordered);
+      }
+      const failuresOut = failures.map((f) => ({ id: f.id, reason: f.reason }));
+      const summary: DistillSummary = {
+        out: staged.finalPath,
+        counts: { input: total, ok, failed: failures.length, skipped, resumed, rows: rowsPerSplit },
+        tokens: { prompt: promptTokens, completion: completionTotal },
+        failures: failuresOut,
+        target: identity,
+      };
+      writeManifest(
+        staged.path,
+        makeManifest(TARGETS_KIND, TARGETS_SCHEMA_VERSION, {
+          config: run.resolvedConfig,
+          inputs: inputHashes.map(({ split, path, sha256 }) => ({ split, path, sha256 })),
+          target: identity,
+          tokenizer: deps.tokenizerIdentity,
+          chat_template_sha256: deps.chatTemplate === undefined ? null : createHash('sha256').update(deps.chatTemplate).digest('hex'),
+          counts: summary.counts,
+          tokens: summary.tokens,
+        }),
+      );
+      if (failuresOut.length) {
+        writeFileAtomic(join(staged.path, 'failed.jsonl'), failuresOut.map((f) => JSON.stringify(f)).join('\n') + '\n');
+      }
+      staged.commit();
+      journal.remove();
+      return summary;
+    } catch (error) {
+      staged.abort();
+      throw error;
+    }
+  } finally {
+    await engine?.close();
+  }
+}
+
+async function openEngine(deps: DistillDeps): Promise<TargetEngine> {
+  if (!deps.openEngine) throw new InputError('distill needs a target engine: set the `target` config section (or use distill.mode=traces)');
+  return deps.openEngine();
+}
+
+/** The rows to process, in input order, skipping those an earlier run settled. */
+async function* workItems(
+  splitFiles: Array<{ split: TraceSplit; path: string }>,
+  limit: number,
+  settled: Map<string, Settlement>,
+): AsyncGenerator<WorkItem> {
+  for (const { split, path } of splitFiles) {
+    let ordinal = 0;
+    for await (const row of readTraceRows(path)) {
+      const key = `${split}:${ordinal}`;
+      if (!settled.has(key)) yield { key, split, ordinal, row };
+      ordinal++;
+      if (limit && ordinal >= limit) break;
+    }
+  }
+}
+
+/** Produce the target rows of one input row (n of them when sampling n completions). */
+async function distillRow(
+  item: WorkItem,
+  renderer: PromptRenderer,
+  engine: TargetEngine | undefined,
+  distill: DistillConfig,
+  sampling: SamplingOptions,
+  samplingJson: string,
+): Promise<TargetRow[]> {
+  const { row } = item;
+  const hasCompletion = row.completion !== null || row.completion_tool_calls !== null;
+  const base = {
+    id: row.id,
+    conversation_id: row.conversation_id,
+    turn_index: row.turn_index,
+    split: item.split,
+    source_file: row.source_file,
+    source_line: row.source_line,
+  };
+  if (distill.mode === 'traces' || (distill.mode === 'score' && hasCompletion)) {
+    if (!hasCompletion) return [];
+    const example = renderer.renderExample(row);
+    checkPromptLength(example.promptTokenIds.length, distill);
+    let logprobs: PositionLogprobs[] | undefined;
+    if (distill.mode === 'score') {
+      if (!engine) throw new InputError('score mode needs a target engine');
+      const prompt = renderer.renderPrompt(row);
+      logprobs = await engine.score({ ...prompt, tokenIds: example.promptTokenIds }, example.completionTokenIds, { topLogprobs: distill.top_logprobs });
+    }
+    return [
+      {
+        ...base,
+        sample_index: 0,
+        mode: distill.mode,
+        prompt_token_ids: Int32Array.from(example.promptTokenIds),
+        completion_token_ids: Int32Array.from(example.completionTokenIds),
+        loss_mask: example.lossMask,
+        ...logprobColumns(logprobs, example.completionTokenIds.length, distill.top_logprobs),
+        finish_reason: 'trace',
+        sampling: samplingJson,
+      },
+    ];
+  }
+  if (!engine) throw new InputError('regenerate mode needs a target engine');
+  const prompt = renderer.renderPrompt(row);
+  checkPromptLength(prompt.tokenIds.length, distill);
+  const completions = await engine.generate(prompt, sampling);
+  return completions.map((completion, sampleIndex) => ({
+    ...base,
+    sample_index: sampleIndex,
+    mode: 'regenerate',
+    prompt_token_ids: Int32Array.from(prompt.tokenIds),
+    completion_token_ids: Int32Array.from(completion.tokenIds),
+    loss_mask: new Uint8Array(completion.tokenIds.length).fill(1),
+    ...logprobColumns(completion.logprobs, completion.tokenIds.length, distill.top_logprobs),
+    finish_reason: completion.finishReason,
+    sampling: samplingJson,
+  }));
+}
+
+function checkPromptLength(length: number, distill: DistillConfig): void {
+  if (length > distill.max_prompt_tokens) {
+    throw new InputError(`prompt is ${length} tokens, more than distill.max_prompt_tokens (${distill.max_prompt_tokens})`);
+  }
+}
+
+/** Flatten per-position log-probabilities into the fixed [length × k] columns. */
+function logprobColumns(
+  logprobs: PositionLogprobs[] | undefined,
+  length: number,
+  k: number,
+): Pick<TargetRow, 'token_logprobs' | 'top_k' | 'top_ids' | 'top_logprobs'> {
+  if (!logprobs || k === 0) return { token_logprobs: null, top_k: 0, top_ids: null, top_logprobs: null };
+  if (logprobs.length !== length) throw new RunError(`engine returned ${logprobs.length} log-probability positions for ${length} tokens`);
+  const tokenLogprobs = new Float32Array(length);
+  const topIds = new Int32Array(length * k).fill(-1);
+  const topLogprobs = new Float32Array(length * k).fill(-Infinity);
+  logprobs.forEach((position, i) => {
+    tokenLogprobs[i] = position.tokenLogprob;
+    for (let j = 0; j < Math.min(k, position.topIds.length); j++) {
+      topIds[i * k + j] = position.topIds[j];
+      topLogprobs[i * k + j] = position.topLogprobs[j];
+    }
+  });
+  return { token_logprobs: tokenLogprobs, top_k: k, top_ids: topIds, top_logprobs: topLogprobs };
+}
+
+/** The journaled rows of one split, in input order (then sample order). */
+function collectInOrder(journal: DistillJournal, split: TraceSplit): TargetRow[] {
+  const entries: Array<{ ordinal: number; row: TargetRow }> = [];
+  for (const { key, row } of journal.rows()) {
+    const [rowSplit, ordinal] = key.split(':');
+    if (rowSplit === split) entries.push({ ordinal: Number(ordinal), row });
+  }
+  entries.sort((a, b) => a.ordinal - b.ordinal || a.row.sample_index - b.row.sample_index);
+  return entries.map((e) => e.row);
+}
+
+async function writeTargetsFile(path: string, rows: TargetRow[]): Promise<void> {
+  const batchRows = 256;
+  const writer = new RecordBatchFileWriter();
+  const done = pipeline(writer.toNodeStream(), createWriteStream(path));
+  if (rows.length === 0) writer.reset(undefined, targetsSchema);
+  for (let i = 0; i < rows.length; i += batchRows) writer.write(targetsRecordBatch(rows.slice(i, i + batchRows)));
+  writer.finish();
+  await done;
+}
