@@ -1,0 +1,125 @@
+/**
+ * The one place that chooses a TensorFlow.js backend.
+ *
+ * `auto` prefers @tensorflow/tfjs-node-gpu (CUDA, when installed and a GPU is visible), then
+ * @tensorflow/tfjs-node, then @tensorflow/tfjs-backend-wasm (XNNPACK + SIMD), then the pure-JS
+ * `cpu` backend. The native packages are optional peer dependencies: they are imported
+ * dynamically, and their absence (or a failure to load their native library) only moves `auto`
+ * down the list.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+// Gradients are registered separately from tfjs-core's ops; training needs all of them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
+import { UsageError, describeError } from '../errors.js';
+import { registerCpuKernels, registerWasmKernels } from './kernels.js';
+
+export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export const backendRequests: readonly BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+export interface BackendChoice {
+  /** What was asked for. */
+  requested: BackendRequest;
+  /** The tfjs backend now active: 'tensorflow' (tfjs-node / tfjs-node-gpu), 'wasm' or 'cpu'. */
+  name: 'tensorflow' | 'wasm' | 'cpu';
+  /** The package behind it. */
+  packageName: string;
+  /** One line for the log: what was chosen and why. */
+  description: string;
+}
+
+let current: BackendChoice | undefined;
+
+/** The backend chosen by the last initBackend call, if any. */
+export function currentBackend(): BackendChoice | undefined {
+  return current;
+}
+
+/**
+ * Make `requested` the active tfjs backend and log the choice once (a repeated call with the same
+ * request returns the earlier choice silently).
+ */
+export async function initBackend(requested: BackendRequest, log: (line: string) => void = () => {}): Promise<BackendChoice> {
+  if (!backendRequests.includes(requested)) {
+    throw new UsageError(`unknown backend '${requested}'`, `use one of: ${backendRequests.join(', ')}`);
+  }
+  if (current && current.requested === requested && tf.getBackend() === current.name) return current;
+  registerCpuKernels();
+  const skipped: string[] = [];
+  let choice: BackendChoice | undefined;
+  if (requested === 'auto' || requested === 'tensorflow') {
+    choice = await tryNative(requested, skipped);
+    if (!choice && requested === 'tensorflow') {
+      throw new UsageError(
+        `backend 'tensorflow' is not available: ${skipped.join('; ')}`,
+        'install @tensorflow/tfjs-node (or @tensorflow/tfjs-node-gpu with CUDA), or use --backend wasm',
+      );
+    }
+  }
+  if (!choice && (requested === 'auto' || requested === 'wasm')) {
+    try {
+      await import('@tensorflow/tfjs-backend-wasm');
+      await activate('wasm');
+      // After activation, so that the stock kernels kept as fallbacks have run their set-up.
+      registerWasmKernels();
+      choice = { requested, name: 'wasm', packageName: '@tensorflow/tfjs-backend-wasm', description: 'wasm (XNNPACK, SIMD, 1 thread)' };
+    } catch (error) {
+      if (requested === 'wasm') throw new UsageError(`backend 'wasm' failed to start: ${describeError(error)}`);
+      skipped.push(`wasm: ${describeError(error)}`);
+    }
+  }
+  if (!choice) {
+    await activate('cpu');
+    choice = { requested, name: 'cpu', packageName: '@tensorflow/tfjs-backend-cpu', description: 'cpu (pure JavaScript, slow)' };
+  }
+  current = choice;
+  const why = requested === 'auto' && skipped.length ? ` (not available: ${skipped.join('; ')})` : '';
+  log(`backend: ${choice.description}${why}`);
+  return choice;
+}
+
+async function activate(name: string): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend('${name}') failed`);
+  await tf.ready();
+}
+
+/** True when an NVIDIA driver exposes at least one GPU to this process. */
+function nvidiaGpuVisible(): boolean {
+  try {
+    return existsSync('/proc/driver/nvidia/gpus') && readdirSync('/proc/driver/nvidia/gpus').length > 0;
+  } catch {
+    return false;
+  }
+}
+
+async function tryNative(requested: BackendRequest, skipped: string[]): Promise<BackendChoice | undefined> {
+  const candidates = [
+    { packageName: '@tensorflow/tfjs-node-gpu', description: 'tensorflow (tfjs-node-gpu, CUDA)', needsGpu: true },
+    { packageName: '@tensorflow/tfjs-node', description: 'tensorflow (tfjs-node, native CPU)', needsGpu: false },
+  ];
+  for (const candidate of candidates) {
+    if (candidate.needsGpu && !nvidiaGpuVisible()) {
+      skipped.push(`${candidate.packageName}: no GPU visible`);
+      continue;
+    }
+    try {
+      // A variable specifier keeps TypeScript from requiring the optional package at build time.
+      const specifier: string = candidate.packageName;
+      await import(specifier);
+      await activate('tensorflow');
+      return { requested, name: 'tensorflow', packageName: candidate.packageName, description: candidate.description };
+    } catch (error) {
+      skipped.push(`${candidate.packageName}: ${shortReason(error)}`);
+    }
+  }
+  return undefined;
+}
+
+function shortReason(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const message = describeError(error);
+  // Node says ERR_MODULE_NOT_FOUND; bundlers and test runners word it their own way.
+  if (code === 'ERR_MODULE_NOT_FOUND' || /cannot find (package|module)|could not resolve/i.test(message)) return 'not installed';
+  return message.split('\n')[0];
+}

@@ -1,0 +1,211 @@
+/**
+ * Replacement TensorFlow.js kernels for the slow or missing cases that training a transformer hits
+ * (see ../shared/TFJS-NOTES.md):
+ * - wasm `BatchMatMul` runs XNNPACK only for untransposed products with batch 1; everything else
+ *   (every backward-pass product, every attention product) falls to a naive single-threaded loop.
+ *   The replacement materialises transposes and calls the XNNPACK path once per batch slice, on
+ *   zero-copy views of the wasm heap.
+ * - `UnsortedSegmentSum` (the gradient of `tf.gather`, i.e. of the embedding) has no wasm kernel,
+ *   and the cpu one loops over every segment with whole-tensor ops (O(segments × size)).
+ * No library does these; they are small, and each is tested against the stock cpu kernels.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+
+/** The parts of tfjs-backend-wasm's BackendWasm this file uses (its own typings omit cwrap). */
+interface WasmModuleView {
+  HEAPU8: Uint8Array;
+  cwrap(name: string, returnType: null, argTypes: string[]): (...args: Array<number | Uint8Array | boolean>) => void;
+  tfjs: { registerTensor(id: number, size: number, memoryOffset: number): void; disposeData(id: number): void };
+}
+interface WasmBackendView {
+  wasm: WasmModuleView;
+  dataIdMap: { get(dataId: object): { id: number; memoryOffset: number } };
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  disposeData(dataId: object): boolean;
+}
+interface CpuBackendView {
+  data: { get(dataId: object): { values: tf.backend_util.BackendValues } };
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: tf.backend_util.BackendValues): TensorInfo;
+}
+
+interface KernelArgs {
+  inputs: NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: NamedAttrMap;
+}
+
+const stockKernels = new Map<string, KernelConfig>();
+
+/** The kernel tfjs shipped for (name, backend), captured before fireopt replaced it. */
+export function stockKernel(kernelName: string, backendName: string): KernelConfig {
+  const key = `${kernelName}/${backendName}`;
+  const kernel = stockKernels.get(key) ?? tf.getKernel(kernelName, backendName);
+  if (!kernel) throw new Error(`no ${kernelName} kernel registered for backend ${backendName}`);
+  return kernel;
+}
+
+function replaceKernel(kernelName: string, backendName: string, kernelFunc: (args: KernelArgs) => TensorInfo): void {
+  const key = `${kernelName}/${backendName}`;
+  const existing = tf.getKernel(kernelName, backendName);
+  if (existing && !stockKernels.has(key)) stockKernels.set(key, existing);
+  if (existing) tf.unregisterKernel(kernelName, backendName);
+  tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as KernelFunc });
+}
+
+function size(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// UnsortedSegmentSum: out[segmentIds[i], ...] += x[i, ...], one pass, in index order.
+
+function segmentSumInto(out: Float32Array | Int32Array, x: ArrayLike<number>, segmentIds: ArrayLike<number>, inner: number, numSegments: number): void {
+  out.fill(0);
+  for (let i = 0; i < segmentIds.length; i++) {
+    const segment = segmentIds[i];
+    if (segment < 0 || segment >= numSegments) continue; // TensorFlow drops out-of-range ids
+    const src = i * inner;
+    const dst = segment * inner;
+    for (let j = 0; j < inner; j++) out[dst + j] += x[src + j];
+  }
+}
+
+function segmentSumShape(args: KernelArgs): { x: TensorInfo; ids: TensorInfo; numSegments: number; inner: number; outShape: number[] } {
+  const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const numSegments = (args.attrs as { numSegments: number }).numSegments;
+  const trailing = x.shape.slice(segmentIds.shape.length);
+  return { x, ids: segmentIds, numSegments, inner: size(trailing), outShape: [numSegments, ...trailing] };
+}
+
+function wasmUnsortedSegmentSum(args: KernelArgs): TensorInfo {
+  const backend = args.backend as WasmBackendView;
+  const { x, ids, numSegments, inner, outShape } = segmentSumShape(args);
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') throw new Error(`UnsortedSegmentSum: unsupported dtype ${x.dtype}`);
+  const out = backend.makeOutput(outShape, x.dtype);
+  // Views are taken after makeOutput: an allocation may grow (and move) the wasm heap.
+  const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
+  const view = (t: TensorInfo, Ctor: typeof Float32Array | typeof Int32Array) =>
+    new Ctor(heap, backend.dataIdMap.get(t.dataId).memoryOffset, size(t.shape));
+  const Values = x.dtype === 'float32' ? Float32Array : Int32Array;
+  segmentSumInto(view(out, Values), view(x, Values), view(ids, Int32Array), inner, numSegments);
+  return out;
+}
+
+function cpuUnsortedSegmentSum(args: KernelArgs): TensorInfo {
+  const backend = args.backend as CpuBackendView;
+  const { x, ids, numSegments, inner, outShape } = segmentSumShape(args);
+  const out = x.dtype === 'int32' ? new Int32Array(size(outShape)) : new Float32Array(size(outShape));
+  const xValues = backend.data.get(x.dataId).values as Float32Array | Int32Array;
+  const idValues = backend.data.get(ids.dataId).values as Int32Array;
+  segmentSumInto(out, xValues, idValues, inner, numSegments);
+  return backend.makeTensorInfo(outShape, x.dtype, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// BatchMatMul on wasm: C[i] = op(A[i]) · op(B[i]) through XNNPACK's fully-connected path.
+
+/** Ids for heap views, far above the backend's own counter (which starts at 1 and counts up). */
+const VIEW_ID_BASE = 2_147_483_000;
+
+const wasmMatMulFns = new WeakMap<object, (...args: Array<number | Uint8Array | boolean>) => void>();
+
+function shapeBytes(shape: number[]): Uint8Array {
+  return new Uint8Array(new Int32Array(shape).buffer);
+}
+
+function wasmBatchMatMul(args: KernelArgs): TensorInfo {
+  const backend = args.backend as WasmBackendView;
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+  const rankA = a.shape.length;
+  const rankB = b.shape.length;
+  const M = transposeA ? a.shape[rankA - 1] : a.shape[rankA - 2];
+  const K = transposeA ? a.shape[rankA - 2] : a.shape[rankA - 1];
+  const N = transposeB ? b.shape[rankB - 2] : b.shape[rankB - 1];
+  const batchA = size(a.shape.slice(0, -2));
+  const batchB = size(b.shape.slice(0, -2));
+  const batch = Math.max(batchA, batchB);
+  const stock = stockKernel(tf.BatchMatMul, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || (batchA !== batchB && batchA !== 1 && batchB !== 1) || M * N * K === 0) {
+    return stock(args);
+  }
+  const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), M, N];
+
+  // Row-major [batch, M, K] and [batch, K, N] operands: transposes are materialised (a copy is
+  // O(size), the product O(M·N·K)).
+  const transposeKernel = tf.getKernel(tf.Transpose, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
+  const temporaries: TensorInfo[] = [];
+  const rowMajor = (x: TensorInfo, batchX: number, rows: number, cols: number, transposed: boolean): TensorInfo => {
+    if (!transposed) return { dataId: x.dataId, shape: [batchX, rows, cols], dtype: x.dtype };
+    const stored: TensorInfo = { dataId: x.dataId, shape: [batchX, cols, rows], dtype: x.dtype };
+    const t = transposeKernel({ inputs: { x: stored }, backend, attrs: { perm: [0, 2, 1] } });
+    temporaries.push(t);
+    return t;
+  };
+  const a3 = rowMajor(a, batchA, M, K, transposeA);
+  const b3 = rowMajor(b, batchB, K, N, transposeB);
+  const out = backend.makeOutput([batch, M, N], 'float32');
+
+  let matMul = wasmMatMulFns.get(backend.wasm);
+  if (!matMul) {
+    matMul = backend.wasm.cwrap(tf.BatchMatMul, null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']);
+    wasmMatMulFns.set(backend.wasm, matMul);
+  }
+  const aOffset = backend.dataIdMap.get(a3.dataId).memoryOffset;
+  const bOffset = backend.dataIdMap.get(b3.dataId).memoryOffset;
+  const outOffset = backend.dataIdMap.get(out.dataId).memoryOffset;
+  const aShape = shapeBytes([1, M, K]);
+  const bShape = shapeBytes([1, K, N]);
+  const registry = backend.wasm.tfjs;
+  if (batch === 1) {
+    // Real tensor ids: XNNPACK caches its packed copy of B on B's id, so a weight matrix used for
+    // decoding is packed once, not on every token.
+    const id = (t: TensorInfo) => backend.dataIdMap.get(t.dataId).id;
+    try {
+      matMul(id(a3), aShape, 3, id(b3), bShape, 3, 0, 0, id(out));
+    } finally {
+      for (const t of temporaries) backend.disposeData(t.dataId);
+    }
+    return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
+  }
+  const [aView, bView, outView] = [VIEW_ID_BASE, VIEW_ID_BASE + 1, VIEW_ID_BASE + 2];
+  try {
+    for (let i = 0; i < batch; i++) {
+      const ai = batchA === 1 ? 0 : i;
+      const bi = batchB === 1 ? 0 : i;
+      // A broadcast B keeps its view (and XNNPACK's packed copy of it, cached per tensor id).
+      if (i === 0 || batchA !== 1) registry.registerTensor(aView, M * K, aOffset + ai * M * K * 4);
+      if (i === 0 || batchB !== 1) registry.registerTensor(bView, K * N, bOffset + bi * K * N * 4);
+      registry.registerTensor(outView, M * N, outOffset + i * M * N * 4);
+      matMul(aView, aShape, 3, bView, bShape, 3, 0, 0, outView);
+      // Disposing a view frees no memory; it drops XNNPACK's operator cached on that id.
+      if (batchA !== 1) registry.disposeData(aView);
+      if (batchB !== 1) registry.disposeData(bView);
+      registry.disposeData(outView);
+    }
+  } finally {
+    if (batchA === 1) registry.disposeData(aView);
+    if (batchB === 1) registry.disposeData(bView);
+    for (const t of temporaries) backend.disposeData(t.dataId);
+  }
+  return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
+}
+
+let wasmKernelsRegistered = false;
+let cpuKernelsRegistered = false;
+
+/** Register fireopt's wasm kernels (idempotent). Call after the wasm backend package is imported. */
+export function registerWasmKernels(): void {
+  if (wasmKernelsRegistered) return;
+  replaceKernel(tf.BatchMatMul, 'wasm', wasmBatchMatMul);
+  replaceKernel(tf.UnsortedSegmentSum, 'wasm', wasmUnsortedSegmentSum);
+  wasmKernelsRegistered = true;
+}
+
+/** Register fireopt's cpu kernels (idempotent). */
+export function registerCpuKernels(): void {
+  if (cpuKernelsRegistered) return;
+  replaceKernel(tf.UnsortedSegmentSum, 'cpu', cpuUnsortedSegmentSum);
+  cpuKernelsRegistered = true;
+}

@@ -1,0 +1,387 @@
+/**
+ * A decoder-only Llama-architecture transformer in TensorFlow.js (Touvron et al. 2023):
+ * token embedding → L × [RMSNorm → attention with RoPE and grouped-query heads → residual,
+ * RMSNorm → SwiGLU MLP → residual] → RMSNorm → output head (tied to the embedding or not).
+ *
+ * Shapes: B batch, T time, C model width (dim), H query heads, KV key/value heads, R = H / KV
+ * query heads per key/value head, D head size, F SwiGLU hidden width, V vocabulary.
+ *
+ * Layout inside the model (converted from/to LlamaWeights at the edges):
+ * - linear weights are stored [in, out], so every projection is `x · W` with no transpose: the
+ *   form tfjs-backend-wasm runs through XNNPACK (and whose packed weights it caches);
+ * - the rows of wq and wk are permuted within each head from the interleaved RoPE layout of
+ *   LlamaWeights (pairs 2i, 2i+1) to rotate-half (pairs i, i + D/2), which RoPE can apply with
+ *   two slices instead of a rank-5 reshape. q·k is unchanged because q and k are permuted alike.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { configProblems, type LlamaConfig } from './config.js';
+import { dense, type DenseTensor, type LayerWeights, type LlamaWeights } from './weights.js';
+
+export interface LayerParams {
+  attnNorm: tf.Variable; // [C]
+  wq: tf.Variable; // [C, H·D]  (rotate-half rows)
+  wk: tf.Variable; // [C, KV·D] (rotate-half rows)
+  wv: tf.Variable; // [C, KV·D]
+  wo: tf.Variable; // [H·D, C]
+  ffnNorm: tf.Variable; // [C]
+  w1: tf.Variable; // gate [C, F]
+  w2: tf.Variable; // down [F, C]
+  w3: tf.Variable; // up   [C, F]
+}
+
+export interface LlamaParams {
+  tokenEmbedding: tf.Variable; // [V, C]
+  layers: LayerParams[];
+  finalNorm: tf.Variable; // [C]
+  output?: tf.Variable; // [C, V], untied heads only
+}
+
+/** Key/value cache of one layer for single-sequence decoding. */
+export interface LayerCache {
+  keysT: tf.Tensor3D; // [KV, D, t]: keys stored transposed, so scores are q · kᵀ without a transpose
+  values: tf.Tensor3D; // [KV, t, D]
+}
+
+const MASKED = -1e9; // exp(MASKED - max) is exactly 0 in float32
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+
+/** RMSNorm: x / sqrt(mean(x²) + eps) · gain over the last axis. */
+export function rmsNorm(x: tf.Tensor, gain: tf.Tensor, eps: number): tf.Tensor {
+  const meanSquare = tf.mean(tf.square(x), -1, true); // [..., 1]
+  return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), gain);
+}
+
+/**
+ * Rotary position embedding in the rotate-half layout: for each head, (x1, x2) = (x[:D/2], x[D/2:])
+ * becomes (x1·cos − x2·sin, x1·sin + x2·cos). x: [..., T, heads, D]; cos, sin: [T, 1, D/2].
+ */
+export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  const half = x.shape[x.rank - 1] / 2;
+  const begin = new Array<number>(x.rank).fill(0);
+  const size = new Array<number>(x.rank).fill(-1);
+  size[x.rank - 1] = half;
+  const x1 = tf.slice(x, begin, size);
+  begin[x.rank - 1] = half;
+  const x2 = tf.slice(x, begin, size);
+  const rotated1 = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin));
+  const rotated2 = tf.add(tf.mul(x1, sin), tf.mul(x2, cos));
+  return tf.concat([rotated1, rotated2], -1);
+}
+
+/** SwiGLU MLP: (silu(x·W1) ⊙ (x·W3)) · W2. x: [N, C] → [N, C]. */
+export function swiglu(x: tf.Tensor2D, p: LayerParams): tf.Tensor2D {
+  const gate = tf.matMul(x, p.w1); // [N, F]
+  const up = tf.matMul(x, p.w3); // [N, F]
+  const activated = tf.mul(tf.mul(gate, tf.sigmoid(gate)), up); // silu(gate) ⊙ up
+  return tf.matMul(activated, p.w2); // [N, C]
+}
+
+/**
+ * Scaled dot-product attention over grouped heads: the R query heads that share a key/value head
+ * are stacked along the time axis, so no key or value is repeated.
+ * q: [G, R·Tq, D] (already scaled by 1/√D), keysT: [G, D, Tk], values: [G, Tk, D],
+ * mask: [R·Tq, Tk] additive (0 or MASKED) or null → [G, R·Tq, D].
+ */
+function groupedAttention(q: tf.Tensor3D, keysT: tf.Tensor3D, values: tf.Tensor3D, mask: tf.Tensor2D | null): tf.Tensor3D {
+  let scores: tf.Tensor3D = tf.matMul(q, keysT); // [G, R·Tq, Tk]
+  if (mask) scores = tf.add(scores, mask);
+  const probs = tf.softmax(scores); // over keys
+  return tf.matMul(probs, values); // [G, R·Tq, D]
+}
+
+/**
+ * Causal mask for queries at positions start..start+Tq−1 against keys 0..start+Tq−1, repeated
+ * for the R stacked query heads: [R·Tq, start+Tq].
+ */
+function causalMask(queryLength: number, start: number, repeats: number): tf.Tensor2D {
+  const keyLength = start + queryLength;
+  const values = new Float32Array(repeats * queryLength * keyLength);
+  for (let r = 0; r < repeats; r++) {
+    for (let i = 0; i < queryLength; i++) {
+      const row = (r * queryLength + i) * keyLength;
+      for (let j = start + i + 1; j < keyLength; j++) values[row + j] = MASKED;
+    }
+  }
+  return tf.tensor2d(values, [repeats * queryLength, keyLength]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+export class LlamaModel {
+  readonly config: LlamaConfig;
+  readonly params: LlamaParams;
+  readonly headDim: number;
+  private ropeCos: tf.Tensor2D; // [P, D/2]
+  private ropeSin: tf.Tensor2D; // [P, D/2]
+  private disposed = false;
+
+  private constructor(config: LlamaConfig, params: LlamaParams) {
+    this.config = config;
+    this.params = params;
+    this.headDim = config.dim / config.nHeads;
+    [this.ropeCos, this.ropeSin] = ropeTables(config, config.maxSeqLen);
+  }
+
+  /** Build a model (trainable tf.Variables on the active backend) from format-independent weights. */
+  static fromWeights(weights: LlamaWeights, options: { trainable?: boolean } = {}): LlamaModel {
+    const config = { ...weights.config };
+    const problems = configProblems(config);
+    if (problems.length) throw new Error(`invalid model config: ${problems.join('; ')}`);
+    const trainable = options.trainable ?? true;
+    const headDim = config.dim / config.nHeads;
+    const variable = (t: DenseTensor, rowOrder?: Int32Array, transpose = true): tf.Variable =>
+      tf.tidy(() => {
+        const values = transpose ? toInOut(t, rowOrder) : t.data;
+        const shape = transpose ? [t.shape[1], t.shape[0]] : t.shape;
+        return tf.variable(tf.tensor(values, shape, 'float32'), trainable);
+      });
+    const qOrder = rotateHalfOrder(config.nHeads, headDim);
+    const kOrder = rotateHalfOrder(config.nKvHeads, headDim);
+    const params: LlamaParams = {
+      tokenEmbedding: variable(weights.tokenEmbedding, undefined, false),
+      layers: weights.layers.map((layer) => ({
+        attnNorm: variable(layer.attnNorm, undefined, false),
+        wq: variable(layer.wq, qOrder),
+        wk: variable(layer.wk, kOrder),
+        wv: variable(layer.wv),
+        wo: variable(layer.wo),
+        ffnNorm: variable(layer.ffnNorm, undefined, false),
+        w1: variable(layer.w1),
+        w2: variable(layer.w2),
+        w3: variable(layer.w3),
+      })),
+      finalNorm: variable(weights.finalNorm, undefined, false),
+      output: config.tiedEmbeddings ? undefined : weights.output ? variable(weights.output) : undefined,
+    };
+    if (!config.tiedEmbeddings && !params.output) throw new Error('untied model config but the weights have no output head');
+    return new LlamaModel(config, params);
+  }
+
+  /** Every trainable variable, in a stable order (embedding, layers, final norm, head). */
+  get variables(): tf.Variable[] {
+    return [...this.namedVariables().values()];
+  }
+
+  /** Variables by the stable names of weights.ts's expectedShapes (tfjs layout, see file header). */
+  namedVariables(): Map<string, tf.Variable> {
+    const named = new Map<string, tf.Variable>();
+    named.set('tokenEmbedding', this.params.tokenEmbedding);
+    this.params.layers.forEach((layer, l) => {
+      for (const [key, value] of Object.entries(layer)) named.set(`layers.${l}.${key}`, value as tf.Variable);
+    });
+    named.set('finalNorm', this.params.finalNorm);
+    if (this.params.output) named.set('output', this.params.output);
+    return named;
+  }
+
+  /** cos and sin for positions start..start+length−1, shaped [length, 1, D/2] to broadcast over heads. */
+  rope(start: number, length: number): [tf.Tensor3D, tf.Tensor3D] {
+    if (start + length > this.ropeCos.shape[0]) {
+      const [cos, sin] = ropeTables(this.config, Math.max(start + length, 2 * this.ropeCos.shape[0]));
+      this.ropeCos.dispose();
+      this.ropeSin.dispose();
+      [this.ropeCos, this.ropeSin] = [cos, sin];
+    }
+    const half = this.headDim / 2;
+    const cos = tf.reshape(tf.slice(this.ropeCos, [start, 0], [length, half]), [length, 1, half]) as tf.Tensor3D;
+    const sin = tf.reshape(tf.slice(this.ropeSin, [start, 0], [length, half]), [length, 1, half]) as tf.Tensor3D;
+    return [cos, sin];
+  }
+
+  /**
+   * Training / scoring forward pass with a causal mask. tokenIds: [B, T] int32 → logits [B, T, V].
+   * Intermediate tensors are freed; the caller owns the result.
+   */
+  forward(tokenIds: tf.Tensor2D): tf.Tensor3D {
+    this.assertAlive();
+    const [B, T] = tokenIds.shape;
+    const { nHeads: H, nKvHeads: KV, normEps, vocabSize: V } = this.config;
+    const D = this.headDim;
+    const R = H / KV;
+    return tf.tidy(() => {
+      let x = tf.gather(this.params.tokenEmbedding, tf.reshape(tokenIds, [B * T])) as tf.Tensor2D; // [B·T, C]
+      const [cos, sin] = this.rope(0, T); // [T, 1, D/2]
+      const mask = causalMask(T, 0, R); // [R·T, T]
+      for (const p of this.params.layers) {
+        // Attention sub-layer.
+        const h = rmsNorm(x, p.attnNorm, normEps) as tf.Tensor2D; // [B·T, C]
+        const q = applyRope(tf.reshape(tf.matMul(h, p.wq), [B, T, H, D]), cos, sin); // [B, T, H, D]
+        const k = applyRope(tf.reshape(tf.matMul(h, p.wk), [B, T, KV, D]), cos, sin); // [B, T, KV, D]
+        const v = tf.reshape(tf.matMul(h, p.wv), [B, T, KV, D]); // [B, T, KV, D]
+        const qGrouped = tf.mul(tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, R * T, D]), 1 / Math.sqrt(D)); // [B·KV, R·T, D]
+        const keysT = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * KV, D, T]); // [B·KV, D, T]
+        const values = tf.reshape(tf.transpose(v, [0, 2, 1, 3]), [B * KV, T, D]); // [B·KV, T, D]
+        const heads = groupedAttention(qGrouped as tf.Tensor3D, keysT as tf.Tensor3D, values as tf.Tensor3D, mask); // [B·KV, R·T, D]
+        const merged = tf.reshape(tf.transpose(tf.reshape(heads, [B, H, T, D]), [0, 2, 1, 3]), [B * T, H * D]); // [B·T, H·D]
+        x = tf.add(x, tf.matMul(merged as tf.Tensor2D, p.wo)); // [B·T, C]
+        // MLP sub-layer.
+        x = tf.add(x, swiglu(rmsNorm(x, p.ffnNorm, normEps) as tf.Tensor2D, p));
+      }
+      const final = rmsNorm(x, this.params.finalNorm, normEps) as tf.Tensor2D; // [B·T, C]
+      return tf.reshape(this.head(final), [B, T, V]) as tf.Tensor3D;
+    });
+  }
+
+  /** Output head: [N, C] → logits [N, V]. `headT` ([C, V]) may be passed to avoid re-transposing a tied embedding. */
+  head(x: tf.Tensor2D, headT?: tf.Tensor2D): tf.Tensor2D {
+    if (headT) return tf.matMul(x, headT);
+    if (this.params.output) return tf.matMul(x, this.params.output);
+    return tf.matMul(x, this.params.tokenEmbedding, false, true); // tied: x · Eᵀ
+  }
+
+  /** The output head as [C, V] (a new tensor for a tied head: the caller disposes it). */
+  headMatrix(): tf.Tensor2D {
+    return this.params.output ? tf.clone(this.params.output) as tf.Tensor2D : tf.transpose(this.params.tokenEmbedding) as tf.Tensor2D;
+  }
+
+  /**
+   * Incremental forward pass for one sequence with a key/value cache: tokens at positions
+   * start..start+n−1 attend to the cache (positions 0..start−1) and causally to each other.
+   * Returns logits [n, V] and the extended caches (the inputs are not disposed).
+   */
+  step(tokens: number[], start: number, caches: Array<LayerCache | null>, headT?: tf.Tensor2D): { logits: tf.Tensor2D; caches: LayerCache[] } {
+    this.assertAlive();
+    const n = tokens.length;
+    const { nHeads: H, nKvHeads: KV, normEps } = this.config;
+    const D = this.headDim;
+    const R = H / KV;
+    const L = this.params.layers.length;
+    // tidy keeps what it returns: [logits, keysT × L, values × L].
+    const kept = tf.tidy(() => {
+      let x = tf.gather(this.params.tokenEmbedding, tf.tensor1d(tokens, 'int32')) as tf.Tensor2D; // [n, C]
+      const [cos, sin] = this.rope(start, n); // [n, 1, D/2]
+      const mask = n > 1 ? causalMask(n, start, R) : null; // [R·n, start+n]; one new token sees everything
+      const newCaches: LayerCache[] = [];
+      this.params.layers.forEach((p, l) => {
+        const h = rmsNorm(x, p.attnNorm, normEps) as tf.Tensor2D; // [n, C]
+        const q = applyRope(tf.reshape(tf.matMul(h, p.wq), [n, H, D]), cos, sin); // [n, H, D]
+        const k = applyRope(tf.reshape(tf.matMul(h, p.wk), [n, KV, D]), cos, sin); // [n, KV, D]
+        const v = tf.reshape(tf.matMul(h, p.wv), [n, KV, D]); // [n, KV, D]
+        const qGrouped = tf.mul(tf.reshape(tf.transpose(q, [1, 0, 2]), [KV, R * n, D]), 1 / Math.sqrt(D)); // [KV, R·n, D]
+        const newKeysT = tf.transpose(k, [1, 2, 0]) as tf.Tensor3D; // [KV, D, n]
+        const newValues = tf.transpose(v, [1, 0, 2]) as tf.Tensor3D; // [KV, n, D]
+        const cache = caches[l];
+        const keysT = cache ? tf.concat([cache.keysT, newKeysT], 2) : newKeysT; // [KV, D, start+n]
+        const values = cache ? tf.concat([cache.values, newValues], 1) : newValues; // [KV, start+n, D]
+        newCaches.push({ keysT, values });
+        const heads = groupedAttention(qGrouped as tf.Tensor3D, keysT, values, mask); // [KV, R·n, D]
+        const merged = tf.reshape(tf.transpose(tf.reshape(heads, [H, n, D]), [1, 0, 2]), [n, H * D]); // [n, H·D]
+        x = tf.add(x, tf.matMul(merged as tf.Tensor2D, p.wo));
+        x = tf.add(x, swiglu(rmsNorm(x, p.ffnNorm, normEps) as tf.Tensor2D, p));
+      });
+      const final = rmsNorm(x, this.params.finalNorm, normEps) as tf.Tensor2D; // [n, C]
+      return [this.head(final, headT), ...newCaches.map((c) => c.keysT), ...newCaches.map((c) => c.values)];
+    });
+    const logits = kept[0] as tf.Tensor2D;
+    const newCaches = Array.from({ length: L }, (_, l) => ({ keysT: kept[1 + l] as tf.Tensor3D, values: kept[1 + L + l] as tf.Tensor3D }));
+    return { logits, caches: newCaches };
+  }
+
+  /** Copy the current values back to format-independent weights (interleaved RoPE rows, [out, in]). */
+  toWeights(): LlamaWeights {
+    this.assertAlive();
+    const { config } = this;
+    const qOrder = rotateHalfOrder(config.nHeads, this.headDim);
+    const kOrder = rotateHalfOrder(config.nKvHeads, this.headDim);
+    const read = (v: tf.Variable, rowOrder?: Int32Array, transpose = true): DenseTensor => {
+      const data = v.dataSync() as Float32Array;
+      if (!transpose) return dense([...v.shape], Float32Array.from(data));
+      const [inDim, outDim] = v.shape as [number, number];
+      return fromInOut(data, inDim, outDim, rowOrder);
+    };
+    const layers: LayerWeights[] = this.params.layers.map((p) => ({
+      attnNorm: read(p.attnNorm, undefined, false),
+      wq: read(p.wq, qOrder),
+      wk: read(p.wk, kOrder),
+      wv: read(p.wv),
+      wo: read(p.wo),
+      ffnNorm: read(p.ffnNorm, undefined, false),
+      w1: read(p.w1),
+      w2: read(p.w2),
+      w3: read(p.w3),
+    }));
+    return {
+      config: { ...config },
+      tokenEmbedding: read(this.params.tokenEmbedding, undefined, false),
+      layers,
+      finalNorm: read(this.params.finalNorm, undefined, false),
+      output: this.params.output ? read(this.params.output) : undefined,
+    };
+  }
+
+  /** Free every tensor the model holds. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const v of this.variables) v.dispose();
+    this.ropeCos.dispose();
+    this.ropeSin.dispose();
+  }
+
+  private assertAlive(): void {
+    if (this.disposed) throw new Error('LlamaModel used after dispose()');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layout conversions and RoPE tables
+
+/**
+ * For each head, the source row (interleaved layout) of each destination row (rotate-half):
+ * destination j < D/2 takes row 2j, destination D/2 + j takes row 2j + 1.
+ */
+export function rotateHalfOrder(nHeads: number, headDim: number): Int32Array {
+  const order = new Int32Array(nHeads * headDim);
+  const half = headDim / 2;
+  for (let h = 0; h < nHeads; h++) {
+    for (let j = 0; j < half; j++) {
+      order[h * headDim + j] = h * headDim + 2 * j;
+      order[h * headDim + half + j] = h * headDim + 2 * j + 1;
+    }
+  }
+  return order;
+}
+
+/** [out, in] row-major → [in, out], taking source row rowOrder[r] for destination column r. */
+function toInOut(t: DenseTensor, rowOrder?: Int32Array): Float32Array {
+  const [rows, cols] = t.shape;
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    const source = (rowOrder ? rowOrder[r] : r) * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[source + c];
+  }
+  return out;
+}
+
+/** The inverse of toInOut: [in, out] → [out, in] with destination row rowOrder[r] ← column r. */
+function fromInOut(data: Float32Array, inDim: number, outDim: number, rowOrder?: Int32Array): DenseTensor {
+  const out = new Float32Array(inDim * outDim);
+  for (let r = 0; r < outDim; r++) {
+    const destination = (rowOrder ? rowOrder[r] : r) * inDim;
+    for (let c = 0; c < inDim; c++) out[destination + c] = data[c * outDim + r];
+  }
+  return dense([outDim, inDim], out);
+}
+
+/**
+ * cos/sin of pos · θ^(−2i/D) for positions [0, length), each value rounded to float32 as llama2.c
+ * and llama.cpp compute them. → two [length, D/2] tensors.
+ */
+function ropeTables(config: LlamaConfig, length: number): [tf.Tensor2D, tf.Tensor2D] {
+  const headDim = config.dim / config.nHeads;
+  const half = headDim / 2;
+  const cos = new Float32Array(length * half);
+  const sin = new Float32Array(length * half);
+  for (let i = 0; i < half; i++) {
+    const frequency = Math.fround(1 / Math.pow(config.ropeTheta, (2 * i) / headDim));
+    for (let pos = 0; pos < length; pos++) {
+      const angle = Math.fround(pos * frequency);
+      cos[pos * half + i] = Math.cos(angle);
+      sin[pos * half + i] = Math.sin(angle);
+    }
+  }
+  return [tf.tensor2d(cos, [length, half]), tf.tensor2d(sin, [length, half])];
+}
