@@ -13,7 +13,7 @@ import { isAbsolute } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { glob, isDynamicPattern } from 'tinyglobby';
-import { InputError, describeError } from '../errors.js';
+import { FireoptError, InputError, describeError } from '../errors.js';
 
 export const STDIN_NAME = '-';
 
@@ -104,7 +104,7 @@ export function openSource(file: string, stdin: Readable | undefined, onRawBytes
       try {
         for await (const chunk of gunzip) yield chunk as Buffer;
       } catch (error) {
-        if (error instanceof InputError) throw error;
+        if (error instanceof FireoptError) throw error; // e.g. interrupted, not corrupt
         throw new InputError(`${file}: cannot decompress gzip data (${describeError(error)})`);
       } finally {
         input.destroy();

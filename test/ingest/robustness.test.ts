@@ -205,4 +205,25 @@ describe('bad input, nothing lost', () => {
     await runIngest(ingestConfig([at('small.jsonl')], out));
     expect(staging()).toEqual([]);
   });
+
+  it('Ctrl-C (SIGINT) while reading stdin: exit code 1, staging removed, earlier dataset kept', async () => {
+    const out = at('interrupted-ds');
+    await runIngest(ingestConfig([writeJsonl(at('small2.jsonl'), chatFromAlpaca(outputs.slice(0, 5)))], out));
+    const manifestBefore = readFileSync(join(out, 'manifest.json'), 'utf8');
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), 'ingest', '-', '--out', out, '--quiet'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    child.stdin.on('error', () => {}); // EPIPE once the child has exited: expected here
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    child.stdin.write(chatFromAlpaca(outputs.slice(0, 100)).map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const staging = (): string[] => readdirSync(tmp.dir).filter((n) => n.startsWith('.interrupted-ds.tmp-'));
+    for (let i = 0; i < 200 && staging().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(staging()).toHaveLength(1);
+    child.kill('SIGINT');
+    expect(await exited).toBe(1);
+    expect(stderr).toContain('ingest: interrupted; no dataset written');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(staging()).toEqual([]);
+    expect(readFileSync(join(out, 'manifest.json'), 'utf8')).toBe(manifestBefore);
+  });
 });

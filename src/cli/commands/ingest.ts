@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import type { ContextGetter } from '../commands.js';
 import { INGEST_FORMATS } from '../../config/schema.js';
+import { RunError } from '../../errors.js';
 
 interface IngestFlags {
   out?: string;
@@ -52,7 +53,12 @@ export function register(program: Command, context: ContextGetter): void {
       });
       const { runIngest } = await import('../../ingest/index.js');
       const abort = new AbortController();
-      const onSignal = (): void => abort.abort(new Error('interrupted'));
+      // Ctrl-C / SIGTERM: stop reading (stdin included), discard the staged output, exit 1.
+      const onSignal = (): void => {
+        const reason = new RunError('ingest: interrupted; no dataset written (an earlier one at the output path is intact)', undefined, 'E_INTERRUPTED');
+        abort.abort(reason);
+        process.stdin.destroy(reason);
+      };
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       let summary;
