@@ -1,7 +1,10 @@
 /**
  * The Hugging Face tokenizer.json wrapper against llama.cpp. No tokenizer.json ships in ../shared,
- * so the test writes GPT-2's (the standard ByteLevel BPE layout) from the vocabulary and merges in
- * ggml-vocab-gpt-2.gguf, and compares with llama.cpp on that same GGUF.
+ * so the test writes two from the vocab-only GGUFs, in the layouts Hugging Face's own repositories
+ * use, and compares with llama.cpp on the same GGUF:
+ * - GPT-2: ByteLevel pre-tokenizer and decoder, BPE with the GGUF's merges;
+ * - Llama-2: the legacy Llama layout (Prepend '▁' + Replace ' '→'▁' normalizer, BPE with byte
+ *   fallback, merges derived from the SentencePiece scores as transformers' converter does).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LlamaModel } from 'node-llama-cpp';
 import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
-import { loadTokenizer, type Tokenizer, type Vocabulary } from '../../src/tokenizer/index.js';
+import { loadTokenizer, TokenType, type Tokenizer, type Vocabulary } from '../../src/tokenizer/index.js';
 import { sharedPath } from '../helpers/shared.js';
 import { tokenizerCorpus } from './corpus.js';
 import { compareWithLlamaCpp, loadReferenceVocab, mismatchReport } from './llama-cpp-reference.js';
@@ -35,8 +38,68 @@ function gpt2TokenizerJson(vocabulary: Vocabulary): object {
   };
 }
 
-describe('Hugging Face tokenizer.json (GPT-2) agrees with llama.cpp', () => {
-  const ggufPath = () => sharedPath('models/vocab/ggml-vocab-gpt-2.gguf');
+/**
+ * Llama-2's tokenizer.json layout. Merges come from the SentencePiece pieces as in transformers'
+ * SentencePieceExtractor: every split of a normal piece into two pieces, ordered by the merged
+ * piece's score (highest first), then by the two halves' ids.
+ */
+function llamaTokenizerJson(vocabulary: Vocabulary): object {
+  const vocab: Record<string, number> = {};
+  vocabulary.tokens.forEach((token, id) => {
+    vocab[token] = id;
+  });
+  const scores = vocabulary.scores!;
+  const merges: Array<{ left: string; right: string; score: number }> = [];
+  vocabulary.tokens.forEach((piece, id) => {
+    if (vocabulary.tokenTypes[id] !== TokenType.Normal) return;
+    const chars = Array.from(piece);
+    const splits: Array<{ left: string; right: string; score: number }> = [];
+    for (let i = 1; i < chars.length; i++) {
+      const left = chars.slice(0, i).join('');
+      const right = chars.slice(i).join('');
+      if (left in vocab && right in vocab) splits.push({ left, right, score: scores[id] });
+    }
+    splits.sort((a, b) => vocab[a.left] - vocab[b.left] || vocab[a.right] - vocab[b.right]);
+    merges.push(...splits);
+  });
+  merges.sort((a, b) => b.score - a.score);
+  const specials = [vocabulary.unkId ?? 0, vocabulary.bosId ?? 1, vocabulary.eosId ?? 2];
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: specials.map((id) => ({ id, content: vocabulary.tokens[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: {
+      type: 'Sequence',
+      decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
+    },
+    model: {
+      type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true,
+      vocab, merges: merges.map(({ left, right }) => `${left} ${right}`),
+    },
+  };
+}
+
+const layouts = [
+  {
+    name: 'GPT-2', gguf: 'ggml-vocab-gpt-2.gguf', build: gpt2TokenizerJson, vocabSize: 50257, bosId: 50256, addBos: false, decodeAfterBos: true,
+    config: { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', add_bos_token: false },
+    piece: { text: '\u0120the', id: 262, bytes: ' the' },
+  },
+  {
+    // Decoding after a BOS differs by design: llama.cpp keeps the first piece's space after BOS
+    // ("<s> Hello" → " Hello"), Hugging Face's Strip decoder drops it ("Hello").
+    name: 'Llama-2', gguf: 'ggml-vocab-llama-spm.gguf', build: llamaTokenizerJson, vocabSize: 32000, bosId: 1, addBos: true, decodeAfterBos: false,
+    config: { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true, legacy: true, clean_up_tokenization_spaces: false },
+    piece: { text: '\u2581the', id: 278, bytes: ' the' },
+  },
+] as const;
+
+describe.each(layouts)('Hugging Face tokenizer.json ($name layout) agrees with llama.cpp', (layout) => {
+  const ggufPath = () => sharedPath('models/vocab', layout.gguf);
   let directory: string;
   let model: LlamaModel;
   let tokenizer: Tokenizer;
@@ -44,8 +107,8 @@ describe('Hugging Face tokenizer.json (GPT-2) agrees with llama.cpp', () => {
 
   beforeAll(async () => {
     directory = mkdtempSync(join(tmpdir(), 'fireopt-hf-'));
-    writeFileSync(join(directory, 'tokenizer.json'), JSON.stringify(gpt2TokenizerJson(vocabularyFromGguf(ggufPath()))));
-    writeFileSync(join(directory, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', add_bos_token: false }));
+    writeFileSync(join(directory, 'tokenizer.json'), JSON.stringify(layout.build(vocabularyFromGguf(ggufPath()))));
+    writeFileSync(join(directory, 'tokenizer_config.json'), JSON.stringify(layout.config));
     tokenizer = loadTokenizer(join(directory, 'tokenizer.json'));
     model = await loadReferenceVocab(ggufPath());
   });
@@ -56,18 +119,20 @@ describe('Hugging Face tokenizer.json (GPT-2) agrees with llama.cpp', () => {
 
   it('reads the vocabulary and special tokens', () => {
     expect(tokenizer.kind).toBe('huggingface');
-    expect(tokenizer.vocabSize).toBe(50257);
-    expect(tokenizer.bosId).toBe(50256);
-    expect(tokenizer.eosId).toBe(50256);
-    expect(tokenizer.isSpecial(50256)).toBe(true);
-    expect(tokenizer.pieceToId('Ġthe')).toBe(262);
-    expect(new TextDecoder().decode(tokenizer.tokenBytes(262))).toBe(' the');
-    expect(tokenizer.bytesToId(new TextEncoder().encode(' the'))).toBe(262);
+    expect(tokenizer.vocabSize).toBe(layout.vocabSize);
+    expect(tokenizer.bosId).toBe(layout.bosId);
+    expect(tokenizer.eosId).toBe(model.tokens.eos);
+    expect(tokenizer.isSpecial(layout.bosId)).toBe(true);
+    expect(tokenizer.pieceToId(layout.piece.text)).toBe(layout.piece.id);
+    expect(new TextDecoder().decode(tokenizer.tokenBytes(layout.piece.id))).toBe(layout.piece.bytes);
+    expect(tokenizer.bytesToId(new TextEncoder().encode(layout.piece.bytes))).toBe(layout.piece.id);
+    const ids = tokenizer.encode('Hello world');
+    expect(ids[0] === layout.bosId).toBe(layout.addBos);
   });
 
   it('encodes and decodes 1,000 real strings exactly as llama.cpp', () => {
     // The library always matches added tokens in text, so the reference is llama.cpp with parse_special on.
-    const result = compareWithLlamaCpp(model, tokenizer, corpus, true);
+    const result = compareWithLlamaCpp(model, tokenizer, corpus, true, { decodeAfterBos: layout.decodeAfterBos });
     expect(result.checked).toBe(1000);
     expect(mismatchReport('encode', result.encodeMismatches, result.checked)).toBe('');
     expect(mismatchReport('decode', result.decodeMismatches, result.checked)).toBe('');
