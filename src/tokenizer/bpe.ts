@@ -24,21 +24,20 @@ export interface BpePreTokenizer {
 const GPT2: BpePreTokenizer = { splitter: 'gpt2', ignoreMerges: false };
 const LLAMA3: BpePreTokenizer = { splitter: 'llama3', ignoreMerges: true };
 const LLAMA3_REGEX_ONLY: BpePreTokenizer = { splitter: 'llama3', ignoreMerges: false };
-const PRE_TOKENIZERS: Record<string, BpePreTokenizer> = {
-  'gpt-2': GPT2, 'phi-2': GPT2, 'jina-es': GPT2, 'jina-de': GPT2, gigachat: GPT2, 'jina-v2-es': GPT2, 'jina-v2-de': GPT2,
-  'a.x-4.0': GPT2, mellum: GPT2, 'modern-bert': GPT2, mpt: GPT2, olmo: GPT2, jais: GPT2, exaone4: GPT2,
-  llama3: LLAMA3, 'llama-v3': LLAMA3, 'llama-bpe': LLAMA3, falcon3: LLAMA3, 'falcon-h1': LLAMA3, pixtral: LLAMA3,
-  'midm-2.0': LLAMA3, lfm2: LLAMA3,
-  dbrx: LLAMA3_REGEX_ONLY, 'smaug-bpe': LLAMA3_REGEX_ONLY,
-};
+const PRE_TOKENIZERS = new Map<string, BpePreTokenizer>([
+  ...['gpt-2', 'phi-2', 'jina-es', 'jina-de', 'gigachat', 'jina-v2-es', 'jina-v2-de', 'a.x-4.0', 'mellum', 'modern-bert', 'mpt', 'olmo', 'jais', 'exaone4']
+    .map((name) => [name, GPT2] as const),
+  ...['llama3', 'llama-v3', 'llama-bpe', 'falcon3', 'falcon-h1', 'pixtral', 'midm-2.0', 'lfm2'].map((name) => [name, LLAMA3] as const),
+  ...['dbrx', 'smaug-bpe'].map((name) => [name, LLAMA3_REGEX_ONLY] as const),
+]);
 
 /** The pre-tokenizer for a GGUF `tokenizer.ggml.pre` value; InputError for ones fireopt lacks. */
 export function bpePreTokenizerFor(pre: string | undefined, path: string): BpePreTokenizer {
   const name = pre ?? 'default';
-  const preTokenizer = PRE_TOKENIZERS[name];
+  const preTokenizer = PRE_TOKENIZERS.get(name);
   if (!preTokenizer) {
     throw new InputError(
-      `${path}: BPE pre-tokenizer '${name}' is not supported; fireopt implements llama.cpp's gpt-2 and llama3 families (${Object.keys(PRE_TOKENIZERS).join(', ')})`,
+      `${path}: BPE pre-tokenizer '${name}' is not supported; fireopt implements llama.cpp's gpt-2 and llama3 families (${[...PRE_TOKENIZERS.keys()].join(', ')})`,
     );
   }
   return preTokenizer;

@@ -63,6 +63,8 @@ describe('tokenizer input errors', () => {
 
   it('rejects a BPE GGUF with an unknown pre-tokenizer', () => {
     writeGguf(file('qwen.gguf'), tokenizerMetadata('gpt2', 'qwen2'), []);
+    writeGguf(file('proto.gguf'), tokenizerMetadata('gpt2', 'constructor'), []);
+    expectInputError(() => loadTokenizer(file('proto.gguf')), "pre-tokenizer 'constructor' is not supported");
     expectInputError(() => loadTokenizer(file('qwen.gguf')), 'qwen.gguf', "pre-tokenizer 'qwen2' is not supported");
   });
 
