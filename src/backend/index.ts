@@ -10,9 +10,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-// Gradients are registered separately from tfjs-core's ops; training needs all of them.
-import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { UsageError, describeError } from '../errors.js';
+import { registerAllGradients } from './gradients.js';
 import { registerCpuKernels, registerWasmKernels } from './kernels.js';
 
 export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -45,6 +44,7 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
     throw new UsageError(`unknown backend '${requested}'`, `use one of: ${backendRequests.join(', ')}`);
   }
   if (current && current.requested === requested && tf.getBackend() === current.name) return current;
+  await registerAllGradients();
   registerCpuKernels();
   const skipped: string[] = [];
   let choice: BackendChoice | undefined;

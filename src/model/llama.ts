@@ -55,19 +55,15 @@ export function rmsNorm(x: tf.Tensor, gain: tf.Tensor, eps: number): tf.Tensor {
 
 /**
  * Rotary position embedding in the rotate-half layout: for each head, (x1, x2) = (x[:D/2], x[D/2:])
- * becomes (x1·cos − x2·sin, x1·sin + x2·cos). x: [..., T, heads, D]; cos, sin: [T, 1, D/2].
+ * becomes (x1·cos − x2·sin, x1·sin + x2·cos), i.e. x ⊙ cos + rotateHalf(x) ⊙ sin with
+ * rotateHalf(x) = (−x2, x1). rotateHalf is a product with a fixed signed permutation matrix:
+ * one kernel instead of two slices, a negation and a concat, and exact (one ±1 term per output).
+ * x: [..., T, heads, D]; cos, sin: [T, 1, D] (each half repeated); rotateHalf: [D, D].
  */
-export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-  const half = x.shape[x.rank - 1] / 2;
-  const begin = new Array<number>(x.rank).fill(0);
-  const size = new Array<number>(x.rank).fill(-1);
-  size[x.rank - 1] = half;
-  const x1 = tf.slice(x, begin, size);
-  begin[x.rank - 1] = half;
-  const x2 = tf.slice(x, begin, size);
-  const rotated1 = tf.sub(tf.mul(x1, cos), tf.mul(x2, sin));
-  const rotated2 = tf.add(tf.mul(x1, sin), tf.mul(x2, cos));
-  return tf.concat([rotated1, rotated2], -1);
+export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, rotateHalf: tf.Tensor2D): tf.Tensor {
+  const D = x.shape[x.rank - 1];
+  const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, D]) as tf.Tensor2D, rotateHalf), x.shape); // [..., T, heads, D]
+  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
 }
 
 /** SwiGLU MLP: (silu(x·W1) ⊙ (x·W3)) · W2. x: [N, C] → [N, C]. */
@@ -114,8 +110,9 @@ export class LlamaModel {
   readonly config: LlamaConfig;
   readonly params: LlamaParams;
   readonly headDim: number;
-  private ropeCos: tf.Tensor2D; // [P, D/2]
-  private ropeSin: tf.Tensor2D; // [P, D/2]
+  private ropeCos: tf.Tensor2D; // [P, D]
+  private ropeSin: tf.Tensor2D; // [P, D]
+  private readonly rotateHalf: tf.Tensor2D; // [D, D]
   private disposed = false;
 
   private constructor(config: LlamaConfig, params: LlamaParams) {
@@ -123,6 +120,7 @@ export class LlamaModel {
     this.params = params;
     this.headDim = config.dim / config.nHeads;
     [this.ropeCos, this.ropeSin] = ropeTables(config, config.maxSeqLen);
+    this.rotateHalf = rotateHalfMatrix(this.headDim);
   }
 
   /** Build a model (trainable tf.Variables on the active backend) from format-independent weights. */
@@ -177,7 +175,7 @@ export class LlamaModel {
     return named;
   }
 
-  /** cos and sin for positions start..start+length−1, shaped [length, 1, D/2] to broadcast over heads. */
+  /** cos and sin for positions start..start+length−1, shaped [length, 1, D] to broadcast over heads. */
   rope(start: number, length: number): [tf.Tensor3D, tf.Tensor3D] {
     if (start + length > this.ropeCos.shape[0]) {
       const [cos, sin] = ropeTables(this.config, Math.max(start + length, 2 * this.ropeCos.shape[0]));
@@ -185,9 +183,9 @@ export class LlamaModel {
       this.ropeSin.dispose();
       [this.ropeCos, this.ropeSin] = [cos, sin];
     }
-    const half = this.headDim / 2;
-    const cos = tf.reshape(tf.slice(this.ropeCos, [start, 0], [length, half]), [length, 1, half]) as tf.Tensor3D;
-    const sin = tf.reshape(tf.slice(this.ropeSin, [start, 0], [length, half]), [length, 1, half]) as tf.Tensor3D;
+    const D = this.headDim;
+    const cos = tf.reshape(tf.slice(this.ropeCos, [start, 0], [length, D]), [length, 1, D]) as tf.Tensor3D;
+    const sin = tf.reshape(tf.slice(this.ropeSin, [start, 0], [length, D]), [length, 1, D]) as tf.Tensor3D;
     return [cos, sin];
   }
 
@@ -203,13 +201,13 @@ export class LlamaModel {
     const R = H / KV;
     return tf.tidy(() => {
       let x = tf.gather(this.params.tokenEmbedding, tf.reshape(tokenIds, [B * T])) as tf.Tensor2D; // [B·T, C]
-      const [cos, sin] = this.rope(0, T); // [T, 1, D/2]
+      const [cos, sin] = this.rope(0, T); // [T, 1, D]
       const mask = causalMask(T, 0, R); // [R·T, T]
       for (const p of this.params.layers) {
         // Attention sub-layer.
         const h = rmsNorm(x, p.attnNorm, normEps) as tf.Tensor2D; // [B·T, C]
-        const q = applyRope(tf.reshape(tf.matMul(h, p.wq), [B, T, H, D]), cos, sin); // [B, T, H, D]
-        const k = applyRope(tf.reshape(tf.matMul(h, p.wk), [B, T, KV, D]), cos, sin); // [B, T, KV, D]
+        const q = applyRope(tf.reshape(tf.matMul(h, p.wq), [B, T, H, D]), cos, sin, this.rotateHalf); // [B, T, H, D]
+        const k = applyRope(tf.reshape(tf.matMul(h, p.wk), [B, T, KV, D]), cos, sin, this.rotateHalf); // [B, T, KV, D]
         const v = tf.reshape(tf.matMul(h, p.wv), [B, T, KV, D]); // [B, T, KV, D]
         const qGrouped = tf.mul(tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, R * T, D]), 1 / Math.sqrt(D)); // [B·KV, R·T, D]
         const keysT = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * KV, D, T]); // [B·KV, D, T]
@@ -252,13 +250,13 @@ export class LlamaModel {
     // tidy keeps what it returns: [logits, keysT × L, values × L].
     const kept = tf.tidy(() => {
       let x = tf.gather(this.params.tokenEmbedding, tf.tensor1d(tokens, 'int32')) as tf.Tensor2D; // [n, C]
-      const [cos, sin] = this.rope(start, n); // [n, 1, D/2]
+      const [cos, sin] = this.rope(start, n); // [n, 1, D]
       const mask = n > 1 ? causalMask(n, start, R) : null; // [R·n, start+n]; one new token sees everything
       const newCaches: LayerCache[] = [];
       this.params.layers.forEach((p, l) => {
         const h = rmsNorm(x, p.attnNorm, normEps) as tf.Tensor2D; // [n, C]
-        const q = applyRope(tf.reshape(tf.matMul(h, p.wq), [n, H, D]), cos, sin); // [n, H, D]
-        const k = applyRope(tf.reshape(tf.matMul(h, p.wk), [n, KV, D]), cos, sin); // [n, KV, D]
+        const q = applyRope(tf.reshape(tf.matMul(h, p.wq), [n, H, D]), cos, sin, this.rotateHalf); // [n, H, D]
+        const k = applyRope(tf.reshape(tf.matMul(h, p.wk), [n, KV, D]), cos, sin, this.rotateHalf); // [n, KV, D]
         const v = tf.reshape(tf.matMul(h, p.wv), [n, KV, D]); // [n, KV, D]
         const qGrouped = tf.mul(tf.reshape(tf.transpose(q, [1, 0, 2]), [KV, R * n, D]), 1 / Math.sqrt(D)); // [KV, R·n, D]
         const newKeysT = tf.transpose(k, [1, 2, 0]) as tf.Tensor3D; // [KV, D, n]
@@ -319,6 +317,7 @@ export class LlamaModel {
     for (const v of this.variables) v.dispose();
     this.ropeCos.dispose();
     this.ropeSin.dispose();
+    this.rotateHalf.dispose();
   }
 
   private assertAlive(): void {
@@ -368,20 +367,32 @@ function fromInOut(data: Float32Array, inDim: number, outDim: number, rowOrder?:
 
 /**
  * cos/sin of pos · θ^(−2i/D) for positions [0, length), each value rounded to float32 as llama2.c
- * and llama.cpp compute them. → two [length, D/2] tensors.
+ * and llama.cpp compute them, laid out [cos_0..cos_{D/2−1}, cos_0..cos_{D/2−1}] per position to
+ * match rotate-half. → two [length, D] tensors.
  */
 function ropeTables(config: LlamaConfig, length: number): [tf.Tensor2D, tf.Tensor2D] {
   const headDim = config.dim / config.nHeads;
   const half = headDim / 2;
-  const cos = new Float32Array(length * half);
-  const sin = new Float32Array(length * half);
+  const cos = new Float32Array(length * headDim);
+  const sin = new Float32Array(length * headDim);
   for (let i = 0; i < half; i++) {
     const frequency = Math.fround(1 / Math.pow(config.ropeTheta, (2 * i) / headDim));
     for (let pos = 0; pos < length; pos++) {
       const angle = Math.fround(pos * frequency);
-      cos[pos * half + i] = Math.cos(angle);
-      sin[pos * half + i] = Math.sin(angle);
+      cos[pos * headDim + i] = cos[pos * headDim + half + i] = Math.cos(angle);
+      sin[pos * headDim + i] = sin[pos * headDim + half + i] = Math.sin(angle);
     }
   }
-  return [tf.tensor2d(cos, [length, half]), tf.tensor2d(sin, [length, half])];
+  return [tf.tensor2d(cos, [length, headDim]), tf.tensor2d(sin, [length, headDim])];
+}
+
+/** R with x·R = rotateHalf(x) = (−x[D/2:], x[:D/2]) for a row vector x of length D. → [D, D]. */
+function rotateHalfMatrix(headDim: number): tf.Tensor2D {
+  const half = headDim / 2;
+  const values = new Float32Array(headDim * headDim);
+  for (let j = 0; j < half; j++) {
+    values[(j + half) * headDim + j] = -1; // output j ← −x[j + D/2]
+    values[j * headDim + j + half] = 1; // output j + D/2 ← x[j]
+  }
+  return tf.tensor2d(values, [headDim, headDim]);
 }

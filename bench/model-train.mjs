@@ -1,0 +1,137 @@
+#!/usr/bin/env node
+/**
+ * Training throughput of a draft-sized model: one Adam step = forward + backward + update on a
+ * [B, T] batch, median over steps after warm-up. Prints tokens/s and achieved model GFLOP/s
+ * (matrix products only: 3 × the forward pass's 2·M·N·K, attention counted over the full T×T
+ * square that the model computes), beside a native sgemm floor (numpy / OpenBLAS) measured in the
+ * same run.
+ *
+ *   node bench/model-train.mjs [--backends wasm,cpu] [--vocabs 8192,32000] [--steps 5] [--quick]
+ *
+ * Needs `npm run build` first (runs on dist/).
+ */
+import { execFileSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../dist/backend/index.js';
+import { crossEntropyLoss, LlamaModel, presetConfig, randomWeights, SeededRandom } from '../dist/model/index.js';
+
+const args = new Map();
+for (let i = 2; i < process.argv.length; i++) {
+  const key = process.argv[i].replace(/^--/, '');
+  const next = process.argv[i + 1];
+  if (next !== undefined && !next.startsWith('--')) args.set(key, process.argv[++i]);
+  else args.set(key, 'true');
+}
+const quick = args.has('quick');
+const backends = (args.get('backends') ?? 'wasm,cpu').split(',');
+const vocabs = (args.get('vocabs') ?? '8192,32000').split(',').map(Number);
+const steps = Number(args.get('steps') ?? (quick ? 2 : 5));
+const T = Number(args.get('seq') ?? 256);
+const preset = args.get('preset') ?? 'draft-small';
+
+/** Forward-pass FLOPs of one [B, T] batch (matrix products). */
+function forwardFlops(config, B, T) {
+  const { dim: C, nHeads: H, nKvHeads: KV, hiddenDim: F, vocabSize: V, nLayers: L } = config;
+  const D = C / H;
+  const perToken = L * (C * H * D + 2 * C * KV * D + H * D * C + 3 * C * F) + C * V;
+  const attention = L * 2 * H * T * T * D; // scores and weighted values
+  return 2 * B * (T * perToken + attention);
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function nativeFloor() {
+  const script = `
+import time, numpy as np
+def rate(n, reps):
+    a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
+    for _ in range(2): a @ b
+    best = 1e9
+    for _ in range(reps):
+        t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+print(rate(1024, 10))
+`;
+  const run = (env) => {
+    try {
+      return Number(execFileSync('python3', ['-c', script], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim());
+    } catch {
+      return undefined;
+    }
+  };
+  const clean = { ...process.env };
+  delete clean.OPENBLAS_CORETYPE;
+  delete clean.OPENBLAS_L2_SIZE;
+  const threads = String(cpus().length);
+  return {
+    defaultThreads: run({ OPENBLAS_NUM_THREADS: threads }),
+    oneThread: run({ OPENBLAS_NUM_THREADS: '1' }),
+    skylakeX: run({ ...clean, OPENBLAS_CORETYPE: 'SkylakeX', OPENBLAS_NUM_THREADS: threads }),
+  };
+}
+
+function trainStep(model, optimizer, data, B) {
+  const loss = optimizer.minimize(
+    () => {
+      const logits = model.forward(tf.tensor2d(data.inputs, [B, T], 'int32'));
+      return crossEntropyLoss(logits, tf.tensor2d(data.targets, [B, T], 'int32'));
+    },
+    true,
+    model.variables,
+  );
+  const value = loss.dataSync()[0];
+  loss.dispose();
+  return value;
+}
+
+const floor = nativeFloor();
+console.log(`machine: ${cpus()[0].model}, ${cpus().length} cores; node ${process.version}`);
+if (floor.defaultThreads === undefined) console.log('native floor: python3 numpy not available');
+else console.log(`native sgemm 1024³ (numpy/OpenBLAS): ${floor.defaultThreads.toFixed(0)} GFLOP/s ${cpus().length} threads, ${floor.oneThread?.toFixed(0)} 1 thread, ${floor.skylakeX?.toFixed(0)} with OPENBLAS_CORETYPE=SkylakeX`);
+const bestFloor = Math.max(floor.defaultThreads ?? 0, floor.skylakeX ?? 0);
+
+const rows = [];
+for (const backend of backends) {
+  await initBackend(backend, (line) => console.log(line));
+  for (const vocabSize of vocabs) {
+    // cpu (pure JS, ~1 GFLOP/s) gets one sequence per batch; wasm the draft-training batch (bounded
+    // by its 4 GiB heap at vocab 32k).
+    const B = Number(args.get('batch') ?? (backend === 'cpu' ? 1 : vocabSize > 16384 ? 4 : 8));
+    const config = presetConfig(preset, vocabSize, T);
+    const model = LlamaModel.fromWeights(randomWeights(config, { seed: 1 }));
+    const optimizer = tf.train.adam(1e-3);
+    const random = new SeededRandom(7);
+    const data = {
+      inputs: Int32Array.from({ length: B * T }, () => random.nextUint32() % vocabSize),
+      targets: Int32Array.from({ length: B * T }, () => random.nextUint32() % vocabSize),
+    };
+    const n = backend === 'cpu' ? Math.min(steps, 2) : steps;
+    trainStep(model, optimizer, data, B); // warm-up: Adam state, XNNPACK packing, wasm heap growth
+    const tensorsAfterWarmup = tf.memory().numTensors;
+    const times = [];
+    let loss = 0;
+    for (let i = 0; i < n; i++) {
+      const start = performance.now();
+      loss = trainStep(model, optimizer, data, B);
+      times.push((performance.now() - start) / 1000);
+    }
+    const seconds = median(times);
+    const tokensPerSec = (B * T) / seconds;
+    const gflops = (3 * forwardFlops(config, B, T)) / seconds / 1e9;
+    const row = { backend, preset, vocabSize, B, T, stepMs: seconds * 1000, tokensPerSec, gflops, ofFloor: bestFloor ? gflops / bestFloor : undefined, loss, leak: tf.memory().numTensors - tensorsAfterWarmup };
+    rows.push(row);
+    console.log(JSON.stringify(row));
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+console.log('\n| backend | model | vocab | batch × seq | step ms | tokens/s | model GFLOP/s | % of native floor |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.backend} | ${r.preset} | ${r.vocabSize} | ${r.B} × ${r.T} | ${r.stepMs.toFixed(0)} | ${r.tokensPerSec.toFixed(0)} | ${r.gflops.toFixed(1)} | ${r.ofFloor === undefined ? 'n/a' : (100 * r.ofFloor).toFixed(1) + '%'} |`);
+}
