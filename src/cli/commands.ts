@@ -14,6 +14,7 @@ const registrations: Array<(program: Command, context: ContextGetter) => void> =
   (await import('./commands/inspect.js')).register,
   (await import('./commands/convert.js')).register,
   (await import('./commands/distill.js')).register,
+  (await import('./commands/serve.js')).register,
 ];
 
 export function registerCommands(program: Command, context: ContextGetter): void {

@@ -101,9 +101,12 @@ export class LlamaCppEngine implements TargetEngine {
     return [...this.model.tokenize(text, specialTokens)];
   }
 
-  /** Text of `tokenIds` (control tokens decode to nothing). */
-  detokenize(tokenIds: readonly number[]): string {
-    return this.model.detokenize(tokenIds as readonly Token[]);
+  /**
+   * Text of `tokenIds` (control tokens decode to nothing); `precedingIds` (the prompt) lets
+   * SentencePiece decide whether the first token's leading space is text.
+   */
+  detokenize(tokenIds: readonly number[], precedingIds?: readonly number[]): string {
+    return this.model.detokenize(tokenIds as readonly Token[], false, precedingIds as readonly Token[] | undefined);
   }
 
   /** True for the model's end-of-generation tokens (EOS, EOT, …). */

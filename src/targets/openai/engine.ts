@@ -1,0 +1,174 @@
+/**
+ * The `openai` target engine: any OpenAI-compatible server (vLLM, SGLang, llama.cpp server, TGI,
+ * Fireworks, OpenAI, `fireopt serve`).
+ *
+ * - generate: `/v1/completions` (prompt as token ids, or as text) or `/v1/chat/completions`
+ *   (messages), always with `logprobs` so each generated token comes back, as an exact id
+ *   (`return_tokens_as_token_ids`) or as text mapped with the target tokenizer (alignment.ts).
+ * - score: `/v1/completions` with the prompt and the completion as one token-id prompt and vLLM's
+ *   `prompt_logprobs`, reading the completion positions.
+ * - Stop token ids are sent (`stop_token_ids`) and also applied client-side, for servers that
+ *   ignore the parameter.
+ */
+import { InputError, RunError } from '../../errors.js';
+import type { OpenAiTargetConfig } from '../config.js';
+import type { Completion, PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../engine.js';
+import { choiceTokenIds, tokenId, type TokenAligner } from './alignment.js';
+import { FatalResponseError, HttpClient } from './http.js';
+import { parseChatResponse, parseCompletionResponse, type ReturnedCompletion } from './responses.js';
+
+export interface OpenAiEngineDeps {
+  /** The key's value (the CLI reads the variable named by `api_key_env`). */
+  apiKey?: string;
+  /** Needed only when the server returns token text instead of ids. */
+  tokenizer?: TokenAligner;
+  onRetry?: (event: { path: string; attempt: number; reason: string }) => void;
+}
+
+export class OpenAiEngine implements TargetEngine {
+  readonly identity: TargetIdentity;
+  private readonly http: HttpClient;
+
+  constructor(
+    private readonly config: Omit<OpenAiTargetConfig, 'engine' | 'api_key_env'>,
+    private readonly deps: OpenAiEngineDeps = {},
+  ) {
+    this.identity = { engine: 'openai', model: config.model, baseUrl: config.base_url };
+    if (deps.tokenizer) this.identity.vocabSize = deps.tokenizer.vocabSize;
+    this.http = new HttpClient({
+      baseUrl: config.base_url,
+      apiKey: deps.apiKey,
+      concurrency: config.concurrency,
+      requestsPerSecond: config.requests_per_second,
+      timeoutMs: config.timeout_ms,
+      maxRetries: config.max_retries,
+      retryMinDelayMs: config.retry_min_delay_ms,
+      retryMaxDelayMs: config.retry_max_delay_ms,
+      onRetry: deps.onRetry,
+    });
+  }
+
+  async generate(prompt: TargetPrompt, sampling: SamplingOptions): Promise<Completion[]> {
+    const chat = this.config.api === 'chat';
+    const body: Record<string, unknown> = {
+      model: this.config.model,
+      max_tokens: sampling.maxTokens,
+      temperature: sampling.temperature,
+      top_p: sampling.topP,
+      seed: sampling.seed,
+      n: sampling.n,
+    };
+    if (sampling.topK > 0) body.top_k = sampling.topK; // vLLM / SGLang / llama.cpp extension
+    if (this.config.token_ids !== 'tokenizer') body.return_tokens_as_token_ids = true;
+    if (this.config.send_stop_token_ids && sampling.stopTokenIds.length > 0) body.stop_token_ids = [...sampling.stopTokenIds];
+    if (chat) {
+      if (!prompt.messages) throw new InputError('target.api is chat, but this prompt has no messages', 'use target.api: completions for prompt-only rows');
+      body.messages = prompt.messages;
+      body.logprobs = true;
+      body.top_logprobs = sampling.topLogprobs;
+    } else {
+      body.prompt = this.promptField(prompt);
+      body.logprobs = sampling.topLogprobs; // 0 still returns every generated token
+    }
+    const path = chat ? 'chat/completions' : 'completions';
+    // Conversion runs inside the validator, so a malformed body is retried like a failed request.
+    const completions = await this.http.postJson(path, body, (json) => this.checked(chat ? parseChatResponse(json) : parseCompletionResponse(json), sampling.n));
+    return completions.map((completion) => OpenAiEngine.cutAtStopTokens(completion, sampling.stopTokenIds));
+  }
+
+  async score(prompt: TargetPrompt, completionTokenIds: readonly number[], options: { topLogprobs: number }): Promise<PositionLogprobs[]> {
+    if (this.config.api !== 'completions' || this.config.prompt_format !== 'token_ids') {
+      throw new InputError('scoring needs target.api: completions with target.prompt_format: token_ids (prompt_logprobs over a token-id prompt)');
+    }
+    if (completionTokenIds.length === 0) return [];
+    const promptIds = [...prompt.tokenIds, ...completionTokenIds];
+    const body = {
+      model: this.config.model,
+      prompt: promptIds,
+      max_tokens: 1,
+      temperature: 0,
+      prompt_logprobs: options.topLogprobs,
+    };
+    return this.http.postJson('completions', body, (json) => {
+      const parsed = parseCompletionResponse(json);
+      const entries = parsed.choices[0].promptLogprobs;
+      if (!entries) {
+        throw new FatalResponseError(new RunError('the server returned no prompt_logprobs: it cannot score completions', 'scoring needs a server with vLLM-style prompt_logprobs (vLLM, fireopt serve)', 'E_TARGET_UNSUPPORTED'));
+      }
+      if (entries.length !== promptIds.length) throw new Error(`prompt_logprobs has ${entries.length} entries for a ${promptIds.length}-token prompt`);
+      return completionTokenIds.map((actual, j) => {
+        const entry = entries[prompt.tokenIds.length + j];
+        const own = entry?.get(actual);
+        if (!entry || !own) throw new Error(`prompt_logprobs position ${prompt.tokenIds.length + j} lacks the prompt's own token ${actual}`);
+        const ranked = [...entry].filter(([, value]) => value.rank !== undefined && value.rank <= options.topLogprobs);
+        ranked.sort((a, b) => (a[1].rank ?? 0) - (b[1].rank ?? 0) || b[1].logprob - a[1].logprob);
+        return { tokenLogprob: own.logprob, topIds: ranked.map(([id]) => id), topLogprobs: ranked.map(([, value]) => value.logprob) };
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.http.close();
+  }
+
+  private promptField(prompt: TargetPrompt): number[] | string {
+    if (this.config.prompt_format === 'token_ids') return [...prompt.tokenIds];
+    if (prompt.text === undefined) throw new InputError('target.prompt_format is text, but this prompt has no text');
+    return prompt.text;
+  }
+
+  /** Normalise a parsed response into completions, ordered by choice index. */
+  private checked(response: ReturnedCompletion, n: number): Completion[] {
+    if (response.choices.length !== n) throw new Error(`expected ${n} choices, got ${response.choices.length}`);
+    const choices = [...response.choices].sort((a, b) => a.index - b.index);
+    if (choices.some((choice, i) => choice.index !== i)) throw new Error('choice indexes are not 0..n-1');
+    const mode = this.config.token_ids;
+    const tokenizer = this.deps.tokenizer;
+    let total = 0;
+    const completions = choices.map((choice): Completion => {
+      if (!choice.positions) throw new Error(`choice ${choice.index} has no logprobs: the server ignored the logprobs parameter`);
+      const tokenIds = wrap(() => choiceTokenIds(choice, mode, tokenizer));
+      total += tokenIds.length;
+      const wantLogprobs = choice.positions.length > 0 && choice.positions.some((p) => p.top.length > 0);
+      let logprobs: PositionLogprobs[] | undefined;
+      if (wantLogprobs) {
+        logprobs = choice.positions.map((position, i) => {
+          const topIds = wrap(() => position.top.map((alternative, k) => tokenId(alternative, mode, tokenizer, `choice ${choice.index}, token ${i}, alternative ${k}`)));
+          return { tokenLogprob: position.logprob, topIds, topLogprobs: position.top.map((alternative) => alternative.logprob) };
+        });
+      }
+      const completion: Completion = { tokenIds, finishReason: finishReason(choice.finishReason) };
+      if (logprobs) completion.logprobs = logprobs;
+      return completion;
+    });
+    if (response.completionTokens !== undefined && response.completionTokens !== total) {
+      throw new Error(`usage says ${response.completionTokens} completion tokens, the logprobs hold ${total}`);
+    }
+    return completions;
+  }
+
+  /** Cut a completion after the first stop token, for servers that ignore `stop_token_ids`. */
+  static cutAtStopTokens(completion: Completion, stopTokenIds: readonly number[]): Completion {
+    const at = completion.tokenIds.findIndex((id) => stopTokenIds.includes(id));
+    if (at < 0 || at === completion.tokenIds.length - 1) return at < 0 ? completion : { ...completion, finishReason: 'stop' };
+    const cut: Completion = { tokenIds: completion.tokenIds.slice(0, at + 1), finishReason: 'stop' };
+    if (completion.logprobs) cut.logprobs = completion.logprobs.slice(0, at + 1);
+    return cut;
+  }
+}
+
+/** Alignment and tokenizer errors are final: retrying the request would not change them. */
+function wrap<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if (error instanceof RunError || error instanceof InputError) throw new FatalResponseError(error);
+    throw error;
+  }
+}
+
+function finishReason(reason: string | null): Completion['finishReason'] {
+  if (reason === 'length') return 'length';
+  if (reason === 'stop' || reason === 'eos' || reason === 'eos_token' || reason === 'stop_sequence') return 'stop';
+  throw new Error(`unexpected finish_reason ${JSON.stringify(reason)}`);
+}
