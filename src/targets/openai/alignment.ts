@@ -39,7 +39,7 @@ export function tokenId(token: ReturnedToken, mode: TokenIdMode, tokenizer: Toke
     throw new AlignmentError(`${where}: the server returned token text ${JSON.stringify(token.text)} instead of an id: it ignores return_tokens_as_token_ids`, "set target.token_ids: tokenizer (or auto) to map token text with the target's tokenizer");
   }
   if (!tokenizer) {
-    throw new InputError(`${where}: the server returns token text, and mapping it to ids needs the target tokenizer, which was not given`, 'give distill the target tokenizer (target.tokenizer) or use a server that supports return_tokens_as_token_ids');
+    throw new InputError(`${where}: the server returns token text, and mapping it to ids needs the target tokenizer, which was not given`, 'pass the target tokenizer to the engine, or use a server that supports return_tokens_as_token_ids (vLLM, fireopt serve)');
   }
   const id = token.bytes ? tokenizer.bytesToId(token.bytes) : undefined;
   if (id === undefined) {
