@@ -37,6 +37,12 @@ export const llamaCppTargetSchema = z.strictObject({
   sequences: z.number().int().min(1).max(64).default(1),
   /** Tokens per batch when evaluating prompts. */
   batch_size: z.number().int().positive().default(512),
+  /**
+   * KV cache precision: `f16` (llama.cpp's default, as most servers run) or `f32` (exact: generated
+   * and teacher-forced probabilities then agree to ~1e-6 instead of ~1e-3; flash attention is
+   * turned off with it, as it computes in F16).
+   */
+  kv_cache_type: z.enum(['f16', 'f32']).default('f16'),
 });
 
 export const OPENAI_TOKEN_ID_MODES = ['auto', 'server', 'tokenizer'] as const;

@@ -23,6 +23,7 @@ export async function createTargetEngine(config: TargetConfig, deps: TargetEngin
         threads: config.threads,
         sequences: config.sequences,
         batchSize: config.batch_size,
+        kvCacheType: config.kv_cache_type,
       });
     }
     case 'openai': {

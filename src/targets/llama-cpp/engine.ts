@@ -28,6 +28,8 @@ export interface LlamaCppEngineOptions {
   /** Requests evaluated concurrently in one context. */
   sequences: number;
   batchSize: number;
+  /** KV cache precision. */
+  kvCacheType?: 'f16' | 'f32';
 }
 
 /** Positions scored per `controlledEvaluate` call: bounds the full-vocabulary maps held at once. */
@@ -74,6 +76,12 @@ export class LlamaCppEngine implements TargetEngine {
         threads: options.threads,
         sequences: options.sequences,
         batchSize: Math.min(options.batchSize, options.contextSize),
+        // F16 is llama.cpp's default (and how targets are usually served); F32 makes the batched
+        // (scoring) and one-token (generation) passes agree to ~1e-6 instead of ~1e-3. Flash attention
+        // computes in F16 on the CPU whatever the cache type, so exactness turns it off (measured).
+        ...(options.kvCacheType === 'f32' ? { flashAttention: false } : {}),
+        experimentalKvCacheKeyType: options.kvCacheType === 'f32' ? 'F32' : 'F16',
+        experimentalKvCacheValueType: options.kvCacheType === 'f32' ? 'F32' : 'F16',
       });
     } catch (error) {
       await model.dispose();
