@@ -2,7 +2,7 @@
 /**
  * Single-sequence decoding speed with the KV cache: fireopt's tfjs model on wasm beside llama.cpp
  * (node-llama-cpp, CPU, threads: 1, the same weights written as an F32 GGUF by fireopt), greedy,
- * `--tokens` new tokens after BOS. Models: the real stories260K, and draft-small (d 256, 4 layers)
+ * F32 KV cache on both sides, `--tokens` new tokens after BOS. Models: the real stories260K, and draft-small (d 256, 4 layers)
  * with random weights at vocabularies 8192 and 32000 (Llama-2's SentencePiece vocabulary, cut to
  * size, from ../shared/models/vocab).
  *
@@ -64,15 +64,19 @@ function decodeTfjs(weights) {
   const run = () => {
     const session = new DecodeSession(model);
     const tokens = [];
+    const margins = []; // top-1 minus top-2 logit at each step: a near tie can flip between engines
     try {
       let logits = session.feed([BOS]);
       const start = performance.now();
       for (let i = 0; i < newTokens; i++) {
         const next = argmax(logits, 0, V);
         tokens.push(next);
+        let second = -Infinity;
+        for (let j = 0; j < V; j++) if (j !== next && logits[j] > second) second = logits[j];
+        margins.push(logits[next] - second);
         logits = session.feed([next]);
       }
-      return { tokens, seconds: (performance.now() - start) / 1000 };
+      return { tokens, margins, seconds: (performance.now() - start) / 1000 };
     } finally {
       session.dispose();
     }
@@ -81,12 +85,14 @@ function decodeTfjs(weights) {
   const runs = [run(), run(), run()].sort((a, b) => a.seconds - b.seconds);
   model.dispose();
   const best = runs[1]; // median of three
-  return { tokens: best.tokens, tokensPerSec: newTokens / best.seconds };
+  return { tokens: best.tokens, margins: best.margins, tokensPerSec: newTokens / best.seconds };
 }
 
 async function decodeLlamaCpp(llama, path) {
   const model = await llama.loadModel({ modelPath: path });
-  const context = await model.createContext({ contextSize: 512, threads: 1, sequences: 1 });
+  // F32 KV cache like the tfjs model (llama.cpp's default F16 cache moves logits by ~1e-2 on a
+  // model with large activations, enough to flip near-ties in greedy decoding).
+  const context = await model.createContext({ contextSize: 512, threads: 1, sequences: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
   try {
     const run = async () => {
       const sequence = context.getSequence();
@@ -130,8 +136,10 @@ try {
       writeLlamaGguf(path, weights, vocabulary, { dtype: 'f32' });
       theirs = await decodeLlamaCpp(llama, path);
     }
-    const sameTokens = theirs ? theirs.tokens.every((t, i) => t === ours.tokens[i]) : undefined;
+    const firstDifference = theirs ? theirs.tokens.findIndex((t, i) => t !== ours.tokens[i]) : -1;
+    const sameTokens = theirs ? firstDifference === -1 : undefined;
     const row = { model: name, tfjsTokensPerSec: ours.tokensPerSec, llamaCppTokensPerSec: theirs?.tokensPerSec, ratio: theirs ? ours.tokensPerSec / theirs.tokensPerSec : undefined, sameGreedyTokens: sameTokens };
+    if (firstDifference >= 0) Object.assign(row, { firstDifferentStep: firstDifference, tfjsTop2LogitMarginThere: ours.margins[firstDifference], tfjsTokens: ours.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2), llamaCppTokens: theirs.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2) });
     rows.push(row);
     console.log(JSON.stringify(row));
   }
@@ -143,5 +151,6 @@ console.log(`\n| model | tfjs ${backend} tokens/s | llama.cpp tokens/s (1 thread
 console.log('|---|---|---|---|---|');
 for (const r of rows) {
   const fmt = (v) => (v === undefined ? 'n/a' : v.toFixed(0));
-  console.log(`| ${r.model} | ${fmt(r.tfjsTokensPerSec)} | ${fmt(r.llamaCppTokensPerSec)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${r.sameGreedyTokens === undefined ? 'n/a' : r.sameGreedyTokens ? 'yes' : 'no'} |`);
+  const same = r.sameGreedyTokens === undefined ? 'n/a' : r.sameGreedyTokens ? 'yes' : `no: from step ${r.firstDifferentStep} (tfjs top-2 margin ${r.tfjsTop2LogitMarginThere.toExponential(1)})`;
+  console.log(`| ${r.model} | ${fmt(r.tfjsTokensPerSec)} | ${fmt(r.llamaCppTokensPerSec)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${same} |`);
 }

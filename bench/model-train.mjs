@@ -94,9 +94,30 @@ if (floor.defaultThreads === undefined) console.log('native floor: python3 numpy
 else console.log(`native sgemm 1024³ (numpy/OpenBLAS): ${floor.defaultThreads.toFixed(0)} GFLOP/s ${cpus().length} threads, ${floor.oneThread?.toFixed(0)} 1 thread, ${floor.skylakeX?.toFixed(0)} with OPENBLAS_CORETYPE=SkylakeX`);
 const bestFloor = Math.max(floor.defaultThreads ?? 0, floor.skylakeX ?? 0);
 
+/** The backend's own 1024³ matrix product rate: the ceiling a training step can approach. */
+function backendSgemm() {
+  const n = 1024;
+  const a = tf.randomNormal([n, n]);
+  const b = tf.randomNormal([n, n]);
+  const once = () => {
+    const start = performance.now();
+    const c = tf.matMul(a, b);
+    c.dataSync();
+    c.dispose();
+    return (performance.now() - start) / 1000;
+  };
+  once();
+  const reps = tf.getBackend() === 'cpu' ? 1 : 5;
+  const best = Math.min(...Array.from({ length: reps }, once));
+  tf.dispose([a, b]);
+  return (2 * n ** 3) / best / 1e9;
+}
+
 const rows = [];
 for (const backend of backends) {
   await initBackend(backend, (line) => console.log(line));
+  const sgemm = backendSgemm();
+  console.log(`${backend} sgemm 1024³: ${sgemm.toFixed(1)} GFLOP/s`);
   for (const vocabSize of vocabs) {
     // cpu (pure JS, ~1 GFLOP/s) gets one sequence per batch; wasm the draft-training batch (bounded
     // by its 4 GiB heap at vocab 32k).
@@ -122,7 +143,7 @@ for (const backend of backends) {
     const seconds = median(times);
     const tokensPerSec = (B * T) / seconds;
     const gflops = (3 * forwardFlops(config, B, T)) / seconds / 1e9;
-    const row = { backend, preset, vocabSize, B, T, stepMs: seconds * 1000, tokensPerSec, gflops, ofFloor: bestFloor ? gflops / bestFloor : undefined, loss, leak: tf.memory().numTensors - tensorsAfterWarmup };
+    const row = { backend, preset, vocabSize, B, T, stepMs: seconds * 1000, tokensPerSec, gflops, backendSgemm: sgemm, ofFloor: bestFloor ? gflops / bestFloor : undefined, loss, leak: tf.memory().numTensors - tensorsAfterWarmup };
     rows.push(row);
     console.log(JSON.stringify(row));
     optimizer.dispose();
@@ -130,8 +151,8 @@ for (const backend of backends) {
   }
 }
 
-console.log('\n| backend | model | vocab | batch × seq | step ms | tokens/s | model GFLOP/s | % of native floor |');
-console.log('|---|---|---|---|---|---|---|---|');
+console.log('\n| backend | model | vocab | batch × seq | step ms | tokens/s | model GFLOP/s | backend sgemm GFLOP/s | % of native floor |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.backend} | ${r.preset} | ${r.vocabSize} | ${r.B} × ${r.T} | ${r.stepMs.toFixed(0)} | ${r.tokensPerSec.toFixed(0)} | ${r.gflops.toFixed(1)} | ${r.ofFloor === undefined ? 'n/a' : (100 * r.ofFloor).toFixed(1) + '%'} |`);
+  console.log(`| ${r.backend} | ${r.preset} | ${r.vocabSize} | ${r.B} × ${r.T} | ${r.stepMs.toFixed(0)} | ${r.tokensPerSec.toFixed(0)} | ${r.gflops.toFixed(1)} | ${r.backendSgemm.toFixed(1)} | ${r.ofFloor === undefined ? 'n/a' : (100 * r.ofFloor).toFixed(1) + '%'} |`);
 }

@@ -44,6 +44,9 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
     throw new UsageError(`unknown backend '${requested}'`, `use one of: ${backendRequests.join(', ')}`);
   }
   if (current && current.requested === requested && tf.getBackend() === current.name) return current;
+  // PROD silences tfjs's console banners ("looks like you are running TensorFlow.js in Node.js");
+  // the choice is logged here instead. It changes no numerics.
+  tf.env().set('PROD', true);
   await registerAllGradients();
   registerCpuKernels();
   const skipped: string[] = [];
