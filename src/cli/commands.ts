@@ -15,6 +15,7 @@ const registrations: Array<(program: Command, context: ContextGetter) => void> =
   (await import('./commands/convert.js')).register,
   (await import('./commands/distill.js')).register,
   (await import('./commands/serve.js')).register,
+  (await import('./commands/train.js')).register,
 ];
 
 export function registerCommands(program: Command, context: ContextGetter): void {

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { distillSchema } from '../distill/config.js';
 import { targetSchema } from '../targets/config.js';
+import { trainSchema } from '../train/config.js';
 
 export const INGEST_FORMATS = [
   'auto',
@@ -52,6 +53,7 @@ export const configSchema = z
     /** The target model that distill runs (absent: distill can only run in `traces` mode). */
     target: targetSchema.optional(),
     distill: distillSchema,
+    train: trainSchema,
   })
   .prefault({});
 

@@ -1,0 +1,79 @@
+/** `fireopt train --config draft.yaml`: train the draft (the stage is imported lazily). */
+import { Option, type Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { UsageError } from '../../errors.js';
+import type { ContextGetter } from '../commands.js';
+import { BACKEND_CHOICES } from '../../train/config.js';
+
+interface TrainFlags {
+  targets?: string;
+  out?: string;
+  resume: boolean;
+  backend?: string;
+  timeBudget?: number;
+  maxSteps?: number;
+  targetModel?: string;
+}
+
+export function register(program: Command, context: ContextGetter): void {
+  program
+    .command('train')
+    .summary('train the draft model on distillation targets (automatic size and learning-rate selection by default)')
+    .description(
+      'Read <targets>/{train,heldout}.arrow and write <out>/draft (the chosen draft checkpoint), metrics.jsonl,\n' +
+        'curves.svg and, with automatic selection, leaderboard.{json,md}. After a crash or kill, run the same\n' +
+        'command with --resume to continue exactly where the last saved state left off.',
+    )
+    .argument('[targets]', 'targets directory from `fireopt distill` (default: train.targets from the config)')
+    .option('-o, --out <dir>', 'run folder (default: train.out)')
+    .option('--resume', 'continue the run in --out from its saved state', false)
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices([...BACKEND_CHOICES]))
+    .option('--time-budget <seconds>', 'time budget of the automatic selection', Number)
+    .option('--max-steps <n>', 'optimiser steps (upper bound)', Number)
+    .option('--target-model <path>', 'the target model (embedding init, tokenizer for the checkpoint)')
+    .action(async (targets: string | undefined, flags: TrainFlags) => {
+      const ctx = context();
+      const config = loadConfig({
+        file: ctx.globals.config,
+        sets: ctx.globals.set,
+        flags: {
+          'train.targets': targets,
+          'train.out': flags.out,
+          'train.backend': flags.backend,
+          'train.time_budget_s': flags.timeBudget,
+          'train.max_steps': flags.maxSteps,
+          'train.target_model': flags.targetModel,
+        },
+      });
+      const { train } = config;
+      if (!train.targets) throw new UsageError('train: no targets directory given (argument or train.targets)');
+      if (!train.out) throw new UsageError('train: no run folder given (--out or train.out)');
+      const { runTrain } = await import('../../train/index.js');
+      const abort = new AbortController();
+      const onSignal = (): void => abort.abort(new Error('interrupted'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const summary = await runTrain(
+          { targets: train.targets, out: train.out, train, resolvedConfig: config, resume: flags.resume },
+          { progress: ctx.progress, signal: abort.signal },
+        );
+        if (ctx.globals.json) {
+          ctx.io.stdout(JSON.stringify(summary, null, 2) + '\n');
+          return;
+        }
+        const w = summary.winner;
+        ctx.io.stdout(
+          [
+            `wrote ${summary.draft}: ${w.name}, ${w.parameters} parameters, ${w.steps} steps (${w.stopReason})`,
+            `  held-out greedy hit rate ${w.best.hitRate.toFixed(3)} (untrained ${w.untrained.hitRate.toFixed(3)}), τ ${w.best.acceptanceLength.toFixed(2)}, expected speed-up ${w.best.expectedSpeedup.toFixed(2)}x`,
+            `  vocabulary: ${summary.vocab.draft} of ${summary.vocab.target} target tokens (${(100 * summary.vocab.coverage).toFixed(1)}% of training tokens)`,
+            ...(summary.leaderboard.length > 1 ? [`  leaderboard: ${summary.out}/leaderboard.md`] : []),
+          ].join('\n') + '\n',
+        );
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}

@@ -1,0 +1,230 @@
+/**
+ * The train stage: distillation targets → a draft checkpoint. With `select: auto` (the default) it
+ * trains each candidate (model sizes × learning rates) for an equal share of the time budget,
+ * ranks them by the expected speed-up of greedy speculative decoding on the held-out split, writes
+ * a leaderboard and keeps the winner as `<out>/draft`. With `select: off` it trains one draft.
+ *
+ * Run folder:
+ *   draft/                the chosen draft checkpoint (formats/draft-checkpoint.ts)
+ *   manifest.json         kind `train-run`: config, inputs, winner, leaderboard
+ *   leaderboard.json/.md  automatic selection only
+ *   metrics.jsonl, curves.svg, state/, best.json     (select: off; per candidate under candidates/<name>/)
+ */
+import { cpSync, existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { initBackend, type BackendChoice } from '../backend/index.js';
+import { ConfigError, InputError } from '../errors.js';
+import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
+import { loadModel } from '../formats/load-model.js';
+import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
+import { TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION } from '../formats/targets-schema.js';
+import { presetConfig, type LlamaConfig, type LlamaWeights } from '../model/index.js';
+import type { DenseTensor } from '../model/weights.js';
+import type { ProgressSink } from '../progress.js';
+import type { Vocabulary } from '../tokenizer/vocabulary.js';
+import { StagedDir, writeFileAtomic } from '../util/atomic.js';
+import type { ModelSpec, TrainConfig } from './config.js';
+import { initialWeights } from './init.js';
+import { trainCandidate, type CandidatePlan, type CandidateResult, type TrainInputs } from './loop.js';
+import { countTokens, fullVocab, reducedVocab, vocabFromMap, type DraftVocab } from './vocab.js';
+
+export { learningRate } from './optimizer.js';
+export type { CandidateResult } from './loop.js';
+
+export const TRAIN_RUN_KIND = 'train-run';
+export const TRAIN_RUN_SCHEMA_VERSION = 1;
+
+export interface TrainRun {
+  /** Targets directory (distill output). */
+  targets: string;
+  /** Run folder. */
+  out: string;
+  train: TrainConfig;
+  resolvedConfig: unknown;
+  /** Continue the run in `out` from its saved state. */
+  resume: boolean;
+}
+
+export interface TrainDeps {
+  progress: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface TrainSummary {
+  out: string;
+  /** The chosen draft checkpoint. */
+  draft: string;
+  backend: string;
+  vocab: { target: number; draft: number; reduced: boolean; coverage: number };
+  winner: CandidateResult;
+  /** Every candidate, best expected speed-up first. */
+  leaderboard: CandidateResult[];
+}
+
+/** Run the train stage. */
+export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSummary> {
+  const { train } = run;
+  const backend: BackendChoice = await initBackend(train.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
+  const targetsManifest = readManifest<{ target?: Record<string, unknown> }>(run.targets, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
+  const trainFile = join(run.targets, 'train.arrow');
+  const heldoutFile = join(run.targets, 'heldout.arrow');
+  for (const file of [trainFile, heldoutFile]) {
+    if (!existsSync(file)) throw new InputError(`${file}: missing`, `HINT: re-run \`${TARGETS_RERUN_HINT}\` with both splits`);
+  }
+  const stats = await countTokens(trainFile);
+  if (stats.rows === 0) throw new InputError(`${trainFile}: no training rows`);
+
+  // The target: its embeddings (init: target), tokenizer (stored with the draft) and size (cost ratio).
+  const initMode = train.init === 'auto' ? (train.init_from ? 'draft' : train.target_model ? 'target' : 'random') : train.init;
+  if (initMode === 'target' && !train.target_model) throw new ConfigError('train.init: `target` needs train.target_model');
+  if (initMode === 'draft' && !train.init_from) throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
+  const target = train.target_model ? loadModel(train.target_model) : undefined;
+  const earlier = initMode === 'draft' ? readDraftCheckpoint(train.init_from as string) : undefined;
+  const targetIdentity = targetsManifest.target ?? {};
+  const identityVocab = typeof targetIdentity.vocabSize === 'number' ? targetIdentity.vocabSize : undefined;
+  const targetVocabSize = target?.weights.config.vocabSize ?? earlier?.draftVocabulary?.targetVocabSize ?? earlier?.weights.config.vocabSize ?? identityVocab ?? stats.maxId + 1;
+  if (stats.maxId >= targetVocabSize) throw new InputError(`${trainFile}: token id ${stats.maxId} is outside the target vocabulary (${targetVocabSize})`);
+  const vocabulary: Vocabulary | undefined = target?.vocabulary ?? earlier?.vocabulary;
+
+  // The draft vocabulary: an earlier draft's, the N most frequent target tokens, or all of them.
+  const unkId = vocabulary?.unkId;
+  let vocab: DraftVocab;
+  if (earlier) vocab = earlier.draftVocabulary ? vocabFromMap(earlier.draftVocabulary.draftToTarget, targetVocabSize, unkId) : fullVocab(targetVocabSize, unkId ?? 0);
+  else if (train.draft_vocab_size > 0) vocab = reducedVocab(stats.counts, targetVocabSize, train.draft_vocab_size, unkId);
+  else vocab = fullVocab(targetVocabSize, unkId ?? 0);
+  const draftVocabSize = vocab.draftToTarget.length;
+  const logitElements = train.batch_size * train.seq_len * draftVocabSize;
+  if (logitElements > train.max_logit_elements) {
+    throw new ConfigError(
+      `train: batch_size × seq_len × vocabulary = ${train.batch_size} × ${train.seq_len} × ${draftVocabSize} = ${logitElements} logits per micro-batch, above train.max_logit_elements (${train.max_logit_elements})`,
+      [],
+      'HINT: lower batch_size (raise grad_accum to keep the tokens per step), lower seq_len, or set draft_vocab_size',
+    );
+  }
+  let covered = 0;
+  let total = 0;
+  stats.counts.forEach((count, id) => {
+    total += count;
+    if (vocab.targetToDraft[id] >= 0) covered += count;
+  });
+
+  const targetEmbedding: DenseTensor | undefined = initMode === 'target' ? target?.weights.tokenEmbedding : undefined;
+  const weightsPerToken = (config: LlamaConfig, vocabRows: number): number => {
+    const hd = config.dim / config.nHeads;
+    const layer = config.dim * hd * (2 * config.nHeads + 2 * config.nKvHeads) + 3 * config.dim * config.hiddenDim;
+    return config.nLayers * layer + vocabRows * config.dim;
+  };
+  const costRatio = (draftConfig: LlamaConfig): number =>
+    train.search.cost_ratio ?? (target ? weightsPerToken(draftConfig, draftConfig.vocabSize) / weightsPerToken(target.weights.config, target.weights.config.vocabSize) : 0.05);
+  const inputs: TrainInputs = {
+    train,
+    trainFile,
+    heldoutFile,
+    vocab,
+    topK: stats.topK,
+    costRatio,
+    vocabulary,
+    target: targetIdentity,
+    resolvedConfig: run.resolvedConfig,
+    resume: run.resume,
+  };
+  const maxSeqLen = Math.max(train.seq_len, target?.weights.config.maxSeqLen ?? 0);
+  const modelConfig = (spec: ModelSpec): LlamaConfig =>
+    earlier
+      ? earlier.weights.config
+      : presetConfig(spec.preset, draftVocabSize, maxSeqLen, {
+          ...(spec.dim !== undefined && { dim: spec.dim }),
+          ...(spec.hidden_dim !== undefined && { hiddenDim: spec.hidden_dim }),
+          ...(spec.n_layers !== undefined && { nLayers: spec.n_layers }),
+          ...(spec.n_heads !== undefined && { nHeads: spec.n_heads }),
+          ...(spec.n_kv_heads !== undefined && { nKvHeads: spec.n_kv_heads }),
+          ...(spec.tied_embeddings !== undefined && { tiedEmbeddings: spec.tied_embeddings }),
+        });
+  const startWeights = (config: LlamaConfig): LlamaWeights => (earlier ? earlier.weights : initialWeights(config, train.seed, vocab, targetEmbedding));
+
+  // --- Candidates ------------------------------------------------------------------------------
+  const plans: CandidatePlan[] = [];
+  if (train.select === 'off') {
+    const config = modelConfig(train.model);
+    plans.push({ name: 'draft', dir: run.out, model: config, lr: train.lr, initialWeights: () => startWeights(config), facts: { preset: train.model.preset, init: initMode } });
+  } else {
+    const specs = earlier ? [train.search.models[0]] : train.search.models;
+    const count = specs.length * train.search.learning_rates.length;
+    for (const spec of specs) {
+      const config = modelConfig(spec);
+      for (const lr of train.search.learning_rates) {
+        const name = `${earlier ? 'earlier' : spec.preset}-d${config.dim}-L${config.nLayers}-lr${lr}`;
+        plans.push({ name, dir: join(run.out, 'candidates', name), model: config, lr, budgetMs: (train.time_budget_s * 1000) / count, initialWeights: () => startWeights(config), facts: { preset: spec.preset, init: initMode } });
+      }
+    }
+  }
+  const results: CandidateResult[] = [];
+  for (const plan of plans) {
+    results.push(await trainCandidate(plan, inputs, { progress: deps.progress, signal: deps.signal }));
+  }
+  const leaderboard = [...results].sort((a, b) => b.best.expectedSpeedup - a.best.expectedSpeedup || b.best.hitRate - a.best.hitRate);
+  const winner = leaderboard[0];
+  const draft = join(run.out, 'draft');
+  if (train.select !== 'off') {
+    const staged = new StagedDir(draft);
+    try {
+      rmSync(staged.path, { recursive: true, force: true });
+      cpSync(join(winner.dir, 'draft'), staged.path, { recursive: true });
+      staged.commit();
+    } catch (error) {
+      staged.abort();
+      throw error;
+    }
+    writeFileAtomic(join(run.out, 'leaderboard.json'), JSON.stringify(leaderboard.map(leaderboardRow), null, 2) + '\n');
+    writeFileAtomic(join(run.out, 'leaderboard.md'), leaderboardMarkdown(leaderboard));
+  }
+  const summary: TrainSummary = {
+    out: run.out,
+    draft,
+    backend: backend.description,
+    vocab: { target: targetVocabSize, draft: draftVocabSize, reduced: vocab.reduced, coverage: total ? covered / total : 1 },
+    winner,
+    leaderboard,
+  };
+  writeManifest(
+    run.out,
+    makeManifest(TRAIN_RUN_KIND, TRAIN_RUN_SCHEMA_VERSION, {
+      config: run.resolvedConfig,
+      inputs: { targets: run.targets, rows: stats.rows },
+      target: targetIdentity,
+      vocab: summary.vocab,
+      winner: leaderboardRow(winner),
+      leaderboard: leaderboard.map(leaderboardRow),
+    }),
+  );
+  return summary;
+}
+
+function leaderboardRow(r: CandidateResult): Record<string, unknown> {
+  return {
+    name: r.name,
+    parameters: r.parameters,
+    dim: r.model.dim,
+    layers: r.model.nLayers,
+    lr: r.lr,
+    steps: r.steps,
+    best_step: r.best.step,
+    hit_rate: r.best.hitRate,
+    untrained_hit_rate: r.untrained.hitRate,
+    acceptance_length: r.best.acceptanceLength,
+    expected_speedup: r.best.expectedSpeedup,
+    tokens_per_s: Math.round(r.tokensPerSec),
+    stop: r.stopReason,
+  };
+}
+
+function leaderboardMarkdown(rows: CandidateResult[]): string {
+  const lines = [
+    '| rank | candidate | parameters | lr | steps | held-out hit rate | τ | expected speed-up | tokens/s | stop |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows.map((r, i) =>
+      `| ${i + 1} | ${r.name} | ${r.parameters} | ${r.lr} | ${r.steps} | ${r.best.hitRate.toFixed(3)} | ${r.best.acceptanceLength.toFixed(2)} | ${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
+    ),
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,329 @@
+/**
+ * One training run of one draft: the loop, in one function (nanoGPT's train.py shape). Everything
+ * it needs to continue exactly after a crash is in `<dir>/state/`; the best draft so far (by the
+ * held-out greedy hit rate) is `<dir>/draft/`.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { RunError, UsageError } from '../errors.js';
+import { writeDraftCheckpoint } from '../formats/draft-checkpoint.js';
+import { LlamaModel, type LlamaConfig, type LlamaWeights } from '../model/index.js';
+import { dense } from '../model/weights.js';
+import type { ProgressSink } from '../progress.js';
+import type { Vocabulary } from '../tokenizer/vocabulary.js';
+import { writeFileAtomic } from '../util/atomic.js';
+import type { TrainConfig } from './config.js';
+import { trainingBatches, type StreamOptions } from './data.js';
+import { evaluateHeldout, type HeldoutResult } from './heldout.js';
+import { draftLoss, softTargets } from './loss.js';
+import { AdamW, clipByGlobalNorm, learningRate } from './optimizer.js';
+import { lossHitRateSvg, type PlotPoint } from './plot.js';
+import { loadState, saveState, type TrainCounters } from './state.js';
+import type { DraftVocab } from './vocab.js';
+
+/** What every candidate of a run shares. */
+export interface TrainInputs {
+  train: TrainConfig;
+  trainFile: string;
+  heldoutFile: string;
+  vocab: DraftVocab;
+  /** Top-k alternatives per position in the targets (0 = none). */
+  topK: number;
+  /** Draft forward cost / target forward cost, for the expected speed-up. */
+  costRatio: (draftConfig: LlamaConfig) => number;
+  /** The target's tokenizer, stored in each draft checkpoint. */
+  vocabulary?: Vocabulary;
+  /** Who the draft is for (the targets manifest's target identity). */
+  target: Record<string, unknown>;
+  resolvedConfig: unknown;
+  resume: boolean;
+}
+
+/** One candidate: a size and a learning rate, in its own folder. */
+export interface CandidatePlan {
+  name: string;
+  dir: string;
+  model: LlamaConfig;
+  lr: number;
+  /** Wall-clock budget in ms (automatic selection); undefined = train.max_steps decides. */
+  budgetMs?: number;
+  /** Starting weights (called only when not resuming). */
+  initialWeights: () => LlamaWeights;
+  /** Facts recorded in the checkpoint (preset, init). */
+  facts: Record<string, unknown>;
+}
+
+export interface CandidateResult {
+  name: string;
+  dir: string;
+  model: LlamaConfig;
+  lr: number;
+  parameters: number;
+  steps: number;
+  tokens: number;
+  tokensPerSec: number;
+  untrained: HeldoutResult;
+  best: HeldoutResult & { step: number };
+  stopReason: string;
+}
+
+export interface LoopDeps {
+  progress: ProgressSink;
+  signal?: AbortSignal;
+}
+
+interface MetricsLine {
+  type: 'train' | 'eval';
+  step: number;
+  [key: string]: number | string;
+}
+
+/** Train one candidate (or continue it from its state); resolves when it stops. */
+export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, deps: LoopDeps): Promise<CandidateResult> {
+  const { train, vocab } = inputs;
+  const stateDir = join(plan.dir, 'state');
+  const metricsPath = join(plan.dir, 'metrics.jsonl');
+  const draftDir = join(plan.dir, 'draft');
+  mkdirSync(plan.dir, { recursive: true });
+
+  // --- Start or continue -----------------------------------------------------------------------
+  let counters: TrainCounters;
+  let weights: LlamaWeights;
+  let moments: Map<string, Float32Array> | undefined;
+  if (existsSync(join(stateDir, 'state.json'))) {
+    if (!inputs.resume) throw new UsageError(`${plan.dir}: an earlier training run is there`, 'HINT: add --resume to continue it, or choose another --out');
+    const loaded = loadState(stateDir);
+    counters = loaded.state.counters;
+    weights = weightsFromState(loaded.state.model, loaded.values);
+    moments = loaded.values;
+    truncateSync(metricsPath, counters.metricsBytes); // lines after the state are recomputed
+  } else {
+    counters = { step: 0, position: { epoch: 0, batch: 0 }, totalSteps: train.max_steps, tokens: 0, elapsedMs: 0, bestHitRate: -1, bestStep: 0, evalsWithoutImprovement: 0, metricsBytes: 0 };
+    weights = plan.initialWeights();
+    closeSync(openSync(metricsPath, 'w'));
+  }
+  const metricsFd = openSync(metricsPath, 'a');
+  const writeMetrics = (line: MetricsLine): void => void writeSync(metricsFd, JSON.stringify(line) + '\n');
+
+  const model = LlamaModel.fromWeights(weights, { trainable: true });
+  const params = model.namedVariables();
+  const optimizer = new AdamW(params, { beta1: train.beta1, beta2: train.beta2, eps: train.adam_eps, weightDecay: train.weight_decay });
+  if (moments) {
+    for (const [name, m] of optimizer.state.m) m.assign(tf.tensor(moments.get(`m.${name}`) as Float32Array, m.shape));
+    for (const [name, v] of optimizer.state.v) v.assign(tf.tensor(moments.get(`v.${name}`) as Float32Array, v.shape));
+    optimizer.state.step = counters.step;
+  }
+  const parameters = [...params.values()].reduce((sum, v) => sum + v.size, 0);
+  const heldoutOptions = {
+    file: inputs.heldoutFile,
+    vocab,
+    seqLen: train.seq_len,
+    batchSize: train.batch_size,
+    rows: train.eval_rows,
+    draftTokens: train.search.draft_tokens,
+    costRatio: inputs.costRatio(plan.model),
+  };
+  const stream: StreamOptions = { file: inputs.trainFile, vocab, seqLen: train.seq_len, batchSize: train.batch_size, shuffleRows: train.shuffle_rows, seed: train.seed, topK: inputs.topK };
+  const lossWeights = train.loss;
+  const task = `train ${plan.name}`;
+  const startedMs = Date.now();
+  const elapsedMs = () => counters.elapsedMs + (Date.now() - startedMs);
+
+  const saveResumeState = (): void => {
+    counters.metricsBytes = statSync(metricsPath).size;
+    const tensors = new Map<string, tf.Tensor>(params);
+    for (const [name, m] of optimizer.state.m) tensors.set(`m.${name}`, m);
+    for (const [name, v] of optimizer.state.v) tensors.set(`v.${name}`, v);
+    const header = { model: plan.model, draftToTarget: Array.from(vocab.draftToTarget), targetVocabSize: vocab.targetVocabSize, unkDraftId: vocab.unkDraftId, counters: { ...counters, elapsedMs: elapsedMs() } };
+    saveState(stateDir, header, tensors);
+  };
+  const evaluate = async (): Promise<HeldoutResult> => {
+    const result = await evaluateHeldout(model, heldoutOptions);
+    writeMetrics({ type: 'eval', step: counters.step, hit_rate: result.hitRate, eval_ce: result.crossEntropy, acceptance_length: result.acceptanceLength, expected_speedup: result.expectedSpeedup, tokens: result.tokens });
+    return result;
+  };
+  const writeBest = (result: HeldoutResult): void => {
+    writeDraftCheckpoint(
+      draftDir,
+      {
+        weights: model.toWeights(),
+        vocabulary: inputs.vocabulary,
+        draftVocabulary: vocab.reduced ? { draftToTarget: vocab.draftToTarget, targetVocabSize: vocab.targetVocabSize } : undefined,
+        target: inputs.target,
+        training: { ...plan.facts, candidate: plan.name, lr: plan.lr, step: counters.step, tokens: counters.tokens, unk_draft_id: vocab.unkDraftId, heldout: result },
+      },
+      inputs.resolvedConfig,
+    );
+    writeFileAtomic(join(plan.dir, 'best.json'), JSON.stringify({ step: counters.step, ...result }, null, 2) + '\n');
+  };
+
+  try {
+    // The untrained draft's numbers come first: the baseline every later evaluation is read against.
+    let untrained: HeldoutResult;
+    if (counters.step === 0 && counters.metricsBytes === 0) {
+      untrained = await evaluate();
+      writeFileAtomic(join(plan.dir, 'untrained.json'), JSON.stringify(untrained) + '\n');
+      counters.bestHitRate = untrained.hitRate;
+      writeBest(untrained);
+      saveResumeState();
+    } else {
+      untrained = readBest(plan.dir, 'untrained.json');
+    }
+
+    deps.progress({ kind: 'start', task, total: counters.totalSteps, unit: 'steps' });
+    const batches = trainingBatches(stream, counters.position);
+    let lastHitRate = counters.bestHitRate;
+    const processTokensStart = counters.tokens;
+    while (!counters.stopReason && counters.step < counters.totalSteps) {
+      // --- One optimiser step: grad_accum micro-batches, clip, AdamW --------------------------
+      const grads = new Map<string, tf.Tensor>();
+      let loss = 0;
+      let ce = 0;
+      let kl = 0;
+      let tv = 0;
+      for (let micro = 0; micro < train.grad_accum; micro++) {
+        const next = await batches.next();
+        if (next.done) throw new RunError('the training data stream ended');
+        const { batch, next: position } = next.value;
+        const targets = softTargets(batch, vocab, lossWeights.tv > 0);
+        const inputsTensor = tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32');
+        let parts: ReturnType<typeof draftLoss> | undefined;
+        const { value, grads: microGrads } = tf.variableGrads(() => {
+          const logits = model.forward(inputsTensor);
+          parts = draftLoss(logits, targets, lossWeights);
+          return parts.total;
+        }, [...params.values()]);
+        inputsTensor.dispose();
+        const p = parts as ReturnType<typeof draftLoss>;
+        loss += value.dataSync()[0] / train.grad_accum;
+        ce += p.ce.dataSync()[0] / train.grad_accum;
+        kl += p.kl.dataSync()[0] / train.grad_accum;
+        tv += p.tv.dataSync()[0] / train.grad_accum;
+        tf.dispose([value, p.ce, p.kl, p.tv]);
+        for (const [name, variable] of params) {
+          const g = microGrads[variable.name];
+          const scaled = tf.mul(g, 1 / train.grad_accum);
+          const sum = grads.get(name);
+          grads.set(name, sum ? tf.add(sum, scaled) : scaled);
+          if (sum) {
+            sum.dispose();
+            scaled.dispose();
+          }
+        }
+        tf.dispose(Object.values(microGrads));
+        counters.position = position;
+        counters.tokens += batch.rows * batch.seqLen;
+      }
+      const gradNorm = clipByGlobalNorm(grads, train.grad_clip);
+      const lr = learningRate(counters.step, { peakLr: plan.lr, warmupSteps: train.warmup_steps, totalSteps: counters.totalSteps, minLrRatio: train.min_lr_ratio });
+      optimizer.apply(grads, lr);
+      tf.dispose([...grads.values()]);
+      counters.step++;
+      const tokensPerSec = (counters.tokens - processTokensStart) / Math.max(1e-3, (Date.now() - startedMs) / 1000);
+      writeMetrics({ type: 'train', step: counters.step, lr, loss, ce, kl, tv, grad_norm: gradNorm, tokens: counters.tokens, tokens_per_s: Math.round(tokensPerSec), elapsed_s: elapsedMs() / 1000 });
+
+      // A time-budgeted run fixes its schedule length once the step time is known.
+      if (plan.budgetMs !== undefined && counters.step === 3) {
+        const stepMs = elapsedMs() / 3;
+        counters.totalSteps = Math.max(4, Math.min(train.max_steps, Math.floor(plan.budgetMs / (stepMs * 1.15))));
+      }
+      if (!Number.isFinite(loss)) counters.stopReason = 'diverged (loss is not finite)';
+
+      // --- Held-out evaluation, best checkpoint, early stopping ------------------------------
+      const last = counters.step >= counters.totalSteps;
+      let saved = false;
+      if (!counters.stopReason && (counters.step % train.eval_every === 0 || last)) {
+        const result = await evaluate();
+        lastHitRate = result.hitRate;
+        if (result.hitRate > counters.bestHitRate) {
+          counters.bestHitRate = result.hitRate;
+          counters.bestStep = counters.step;
+          counters.evalsWithoutImprovement = 0;
+          writeBest(result);
+        } else {
+          counters.evalsWithoutImprovement++;
+          if (train.patience > 0 && counters.evalsWithoutImprovement >= train.patience) counters.stopReason = `early stop: no better hit rate in ${train.patience} evaluations`;
+        }
+        saveResumeState();
+        saved = true;
+      }
+      if (plan.budgetMs !== undefined && elapsedMs() > plan.budgetMs * 1.25 && !counters.stopReason) counters.stopReason = 'time budget spent';
+      if (!saved && (counters.step % train.checkpoint_every === 0 || counters.stopReason)) saveResumeState();
+      deps.progress({ kind: 'advance', task, done: counters.step, total: counters.totalSteps, fields: { loss: loss.toFixed(3), hit: lastHitRate.toFixed(3), 'tok/s': Math.round(tokensPerSec) } });
+      if (deps.signal?.aborted) {
+        saveResumeState();
+        throw new RunError(`training interrupted at step ${counters.step}; the state is saved`, 'HINT: run the same command with --resume to continue');
+      }
+    }
+    if (!counters.stopReason) {
+      counters.stopReason = counters.step >= train.max_steps ? 'max_steps reached' : 'time budget spent';
+      saveResumeState();
+    }
+    deps.progress({ kind: 'end', task, done: counters.step });
+    writeFileAtomic(join(plan.dir, 'curves.svg'), lossHitRateSvg(`${plan.name}: loss and held-out hit rate`, ...readCurves(metricsPath)));
+    const best = readBest(plan.dir, 'best.json') as HeldoutResult & { step: number };
+    const totalSeconds = elapsedMs() / 1000;
+    return { name: plan.name, dir: plan.dir, model: plan.model, lr: plan.lr, parameters, steps: counters.step, tokens: counters.tokens, tokensPerSec: counters.tokens / Math.max(totalSeconds, 1e-3), untrained, best, stopReason: counters.stopReason };
+  } finally {
+    closeSync(metricsFd);
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+function readBest(dir: string, file: string): HeldoutResult & { step: number } {
+  return JSON.parse(readFileSync(join(dir, file), 'utf8')) as HeldoutResult & { step: number };
+}
+
+/** Training loss and hit-rate points of a metrics.jsonl. */
+export function readCurves(metricsPath: string): [PlotPoint[], PlotPoint[]] {
+  const loss: PlotPoint[] = [];
+  const hitRate: PlotPoint[] = [];
+  for (const line of readFileSync(metricsPath, 'utf8').split('\n')) {
+    if (!line) continue;
+    const entry = JSON.parse(line) as MetricsLine;
+    if (entry.type === 'train') loss.push({ step: entry.step, value: Number(entry.loss) });
+    else hitRate.push({ step: entry.step, value: Number(entry.hit_rate) });
+  }
+  return [loss, hitRate];
+}
+
+/** LlamaWeights from a resume state's variables (tfjs layout names → the model's own conversion). */
+function weightsFromState(config: LlamaConfig, values: Map<string, Float32Array>): LlamaWeights {
+  // The state stores the model's variables in tfjs layout; build a model-layout LlamaWeights by
+  // loading them into a throwaway model (fromWeights of zeros, then assign) and reading back.
+  const zeros = LlamaModel.fromWeights(zeroWeights(config), { trainable: false });
+  try {
+    for (const [name, variable] of zeros.namedVariables()) {
+      const data = values.get(name);
+      if (!data) throw new RunError(`resume state lacks ${name}`);
+      variable.assign(tf.tensor(data, variable.shape));
+    }
+    return zeros.toWeights();
+  } finally {
+    zeros.dispose();
+  }
+}
+
+function zeroWeights(config: LlamaConfig): LlamaWeights {
+  const hd = config.dim / config.nHeads;
+  const m = (rows: number, cols: number) => dense([rows, cols]);
+  return {
+    config,
+    tokenEmbedding: m(config.vocabSize, config.dim),
+    layers: Array.from({ length: config.nLayers }, () => ({
+      attnNorm: dense([config.dim]),
+      wq: m(config.nHeads * hd, config.dim),
+      wk: m(config.nKvHeads * hd, config.dim),
+      wv: m(config.nKvHeads * hd, config.dim),
+      wo: m(config.dim, config.nHeads * hd),
+      ffnNorm: dense([config.dim]),
+      w1: m(config.hiddenDim, config.dim),
+      w2: m(config.dim, config.hiddenDim),
+      w3: m(config.hiddenDim, config.dim),
+    })),
+    finalNorm: dense([config.dim]),
+    output: config.tiedEmbeddings ? undefined : m(config.vocabSize, config.dim),
+  };
+}

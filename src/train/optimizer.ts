@@ -1,0 +1,99 @@
+/**
+ * AdamW (Loshchilov & Hutter 2019) with its moments exposed for exact checkpoints, the
+ * learning-rate schedule as a pure function, and global-norm gradient clipping. tfjs has Adam but no
+ * decoupled weight decay, and its optimiser state is not addressable per variable name.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface ScheduleOptions {
+  peakLr: number;
+  warmupSteps: number;
+  totalSteps: number;
+  minLrRatio: number;
+}
+
+/**
+ * Learning rate of optimiser step `step` (0-based): linear warm-up to the peak over warmupSteps,
+ * then cosine decay to peak · minLrRatio at totalSteps (and flat after).
+ */
+export function learningRate(step: number, o: ScheduleOptions): number {
+  if (o.warmupSteps > 0 && step < o.warmupSteps) return (o.peakLr * (step + 1)) / o.warmupSteps;
+  const decaySteps = Math.max(1, o.totalSteps - o.warmupSteps);
+  const progress = Math.min(1, (step - o.warmupSteps) / decaySteps);
+  const minLr = o.peakLr * o.minLrRatio;
+  return minLr + 0.5 * (o.peakLr - minLr) * (1 + Math.cos(Math.PI * progress));
+}
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+}
+
+/** First and second moments per variable name, and the step count (bias correction). */
+export interface AdamWState {
+  step: number;
+  m: Map<string, tf.Variable>;
+  v: Map<string, tf.Variable>;
+}
+
+export class AdamW {
+  readonly state: AdamWState;
+
+  constructor(private readonly params: Map<string, tf.Variable>, private readonly options: AdamWOptions) {
+    const zeros = (p: tf.Variable) => tf.variable(tf.zerosLike(p), false);
+    this.state = {
+      step: 0,
+      m: new Map([...params].map(([name, p]) => [name, zeros(p)])),
+      v: new Map([...params].map(([name, p]) => [name, zeros(p)])),
+    };
+  }
+
+  /** Apply one update with learning rate `lr`; `grads` by variable name (not disposed here). */
+  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+    const { beta1, beta2, eps, weightDecay } = this.options;
+    this.state.step++;
+    const t = this.state.step;
+    const correction1 = 1 - Math.pow(beta1, t);
+    const correction2 = 1 - Math.pow(beta2, t);
+    for (const [name, param] of this.params) {
+      const grad = grads.get(name);
+      if (!grad) continue;
+      const m = this.state.m.get(name) as tf.Variable;
+      const v = this.state.v.get(name) as tf.Variable;
+      tf.tidy(() => {
+        const mNext = tf.add(tf.mul(m, beta1), tf.mul(grad, 1 - beta1));
+        const vNext = tf.add(tf.mul(v, beta2), tf.mul(tf.square(grad), 1 - beta2));
+        const update = tf.div(tf.div(mNext, correction1), tf.add(tf.sqrt(tf.div(vNext, correction2)), eps));
+        // Decoupled weight decay on matrices only (norm gains stay at their scale).
+        const decayed = param.rank >= 2 && weightDecay > 0 ? tf.mul(param, 1 - lr * weightDecay) : param;
+        m.assign(mNext);
+        v.assign(vNext);
+        param.assign(tf.sub(decayed, tf.mul(update, lr)));
+      });
+    }
+  }
+
+  dispose(): void {
+    for (const t of [...this.state.m.values(), ...this.state.v.values()]) t.dispose();
+  }
+}
+
+/**
+ * Scale the gradients in place so their global L2 norm is at most maxNorm (0 = no clipping).
+ * Returns the norm before clipping.
+ */
+export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
+  const normTensor = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
+  const norm = normTensor.dataSync()[0];
+  normTensor.dispose();
+  if (maxNorm > 0 && norm > maxNorm) {
+    const scale = maxNorm / (norm + 1e-6);
+    for (const [name, g] of grads) {
+      grads.set(name, tf.mul(g, scale));
+      g.dispose();
+    }
+  }
+  return norm;
+}
