@@ -72,6 +72,8 @@ export const trainSchema = z
     init_from: z.string().min(1).optional(),
     /** The target model (llama2.c, GGUF or HF folder): embeddings for `init: target`, tokenizer for the checkpoint. */
     target_model: z.string().min(1).optional(),
+    /** The target's tokenizer file (GGUF or llama2.c tokenizer.bin) when target_model does not embed one; stored with the draft. */
+    tokenizer: z.string().min(1).optional(),
     /** Draft output vocabulary: the N most frequent target tokens of the training targets (0 = the full vocabulary). */
     draft_vocab_size: z.number().int().min(0).default(0),
     /** Tokens per packed training sequence. */

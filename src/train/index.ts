@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { ConfigError, InputError } from '../errors.js';
 import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
-import { loadModel } from '../formats/load-model.js';
+import { loadModel, readTokenizerFile } from '../formats/load-model.js';
 import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
 import { TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION } from '../formats/targets-schema.js';
 import { presetConfig, type LlamaConfig, type LlamaWeights } from '../model/index.js';
@@ -78,13 +78,13 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const initMode = train.init === 'auto' ? (train.init_from ? 'draft' : train.target_model ? 'target' : 'random') : train.init;
   if (initMode === 'target' && !train.target_model) throw new ConfigError('train.init: `target` needs train.target_model');
   if (initMode === 'draft' && !train.init_from) throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
-  const target = train.target_model ? loadModel(train.target_model) : undefined;
+  const target = train.target_model ? loadModel(train.target_model, { tokenizer: train.tokenizer }) : undefined;
   const earlier = initMode === 'draft' ? readDraftCheckpoint(train.init_from as string) : undefined;
   const targetIdentity = targetsManifest.target ?? {};
   const identityVocab = typeof targetIdentity.vocabSize === 'number' ? targetIdentity.vocabSize : undefined;
   const targetVocabSize = target?.weights.config.vocabSize ?? earlier?.draftVocabulary?.targetVocabSize ?? earlier?.weights.config.vocabSize ?? identityVocab ?? stats.maxId + 1;
   if (stats.maxId >= targetVocabSize) throw new InputError(`${trainFile}: token id ${stats.maxId} is outside the target vocabulary (${targetVocabSize})`);
-  const vocabulary: Vocabulary | undefined = target?.vocabulary ?? earlier?.vocabulary;
+  const vocabulary: Vocabulary | undefined = target?.vocabulary ?? earlier?.vocabulary ?? (train.tokenizer ? readTokenizerFile(train.tokenizer, targetVocabSize) : undefined);
 
   // The draft vocabulary: an earlier draft's, the N most frequent target tokens, or all of them.
   const unkId = vocabulary?.unkId;
