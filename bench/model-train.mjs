@@ -6,7 +6,10 @@
  * square that the model computes), beside a native sgemm floor (numpy / OpenBLAS) measured in the
  * same run.
  *
- *   node bench/model-train.mjs [--backends wasm,cpu] [--vocabs 8192,32000] [--steps 5] [--quick]
+ *   node bench/model-train.mjs [--backends wasm,cpu] [--vocabs 8192,32000] [--threads 1,2] [--steps 5] [--quick]
+ *
+ * --threads: XNNPACK thread counts to run the wasm backend with (2+ uses fireopt's opt-in
+ * workaround for tfjs's Node thread limits; see src/backend/wasm-threads.ts).
  *
  * Needs `npm run build` first (runs on dist/).
  */
@@ -29,6 +32,7 @@ const vocabs = (args.get('vocabs') ?? '8192,32000').split(',').map(Number);
 const steps = Number(args.get('steps') ?? (quick ? 2 : 5));
 const T = Number(args.get('seq') ?? 256);
 const preset = args.get('preset') ?? 'draft-small';
+const threadCounts = (args.get('threads') ?? '1,2').split(',').map(Number);
 
 /** Forward-pass FLOPs of one [B, T] batch (matrix products). */
 function forwardFlops(config, B, T) {
@@ -114,10 +118,12 @@ function backendSgemm() {
 }
 
 const rows = [];
-for (const backend of backends) {
-  await initBackend(backend, (line) => console.log(line));
+const runs = backends.flatMap((backend) => (backend === 'wasm' ? threadCounts.map((threads) => ({ backend, threads })) : [{ backend, threads: 1 }]));
+for (const { backend, threads } of runs) {
+  const choice = await initBackend(backend, (line) => console.log(line), { wasmThreads: threads });
+  const label = choice.name === 'wasm' ? `wasm ×${choice.threads}` : choice.name;
   const sgemm = backendSgemm();
-  console.log(`${backend} sgemm 1024³: ${sgemm.toFixed(1)} GFLOP/s`);
+  console.log(`${label} sgemm 1024³: ${sgemm.toFixed(1)} GFLOP/s`);
   for (const vocabSize of vocabs) {
     // cpu (pure JS, ~1 GFLOP/s) gets one sequence per batch; wasm the draft-training batch (bounded
     // by its 4 GiB heap at vocab 32k).
@@ -143,7 +149,7 @@ for (const backend of backends) {
     const seconds = median(times);
     const tokensPerSec = (B * T) / seconds;
     const gflops = (3 * forwardFlops(config, B, T)) / seconds / 1e9;
-    const row = { backend, preset, vocabSize, B, T, stepMs: seconds * 1000, tokensPerSec, gflops, backendSgemm: sgemm, ofFloor: bestFloor ? gflops / bestFloor : undefined, loss, leak: tf.memory().numTensors - tensorsAfterWarmup };
+    const row = { backend: label, preset, vocabSize, B, T, stepMs: seconds * 1000, tokensPerSec, gflops, backendSgemm: sgemm, ofFloor: bestFloor ? gflops / bestFloor : undefined, loss, leak: tf.memory().numTensors - tensorsAfterWarmup };
     rows.push(row);
     console.log(JSON.stringify(row));
     optimizer.dispose();

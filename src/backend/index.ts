@@ -12,7 +12,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { UsageError, describeError } from '../errors.js';
 import { registerAllGradients } from './gradients.js';
-import { registerCpuKernels, registerWasmKernels } from './kernels.js';
+import { guardWasmAllocations, registerCpuKernels, registerWasmKernels } from './kernels.js';
+import { registerThreadedWasm } from './wasm-threads.js';
 
 export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const backendRequests: readonly BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -26,6 +27,16 @@ export interface BackendChoice {
   packageName: string;
   /** One line for the log: what was chosen and why. */
   description: string;
+  /** XNNPACK threads (wasm only). */
+  threads?: number;
+}
+
+export interface BackendOptions {
+  /**
+   * XNNPACK threads for wasm (default 1). More than one starts tfjs's threaded build through a
+   * workaround for Node (see wasm-threads.ts); if that fails, wasm runs one thread and says so.
+   */
+  wasmThreads?: number;
 }
 
 let current: BackendChoice | undefined;
@@ -39,11 +50,12 @@ export function currentBackend(): BackendChoice | undefined {
  * Make `requested` the active tfjs backend and log the choice once (a repeated call with the same
  * request returns the earlier choice silently).
  */
-export async function initBackend(requested: BackendRequest, log: (line: string) => void = () => {}): Promise<BackendChoice> {
+export async function initBackend(requested: BackendRequest, log: (line: string) => void = () => {}, options: BackendOptions = {}): Promise<BackendChoice> {
   if (!backendRequests.includes(requested)) {
     throw new UsageError(`unknown backend '${requested}'`, `use one of: ${backendRequests.join(', ')}`);
   }
-  if (current && current.requested === requested && tf.getBackend() === current.name) return current;
+  const wantedThreads = Math.max(1, Math.min(8, Math.floor(options.wasmThreads ?? 1)));
+  if (current && current.requested === requested && tf.getBackend() === current.name && (current.name !== 'wasm' || current.threads === wantedThreads)) return current;
   // PROD silences tfjs's console banners ("looks like you are running TensorFlow.js in Node.js");
   // the choice is logged here instead. It changes no numerics.
   tf.env().set('PROD', true);
@@ -62,11 +74,23 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
   }
   if (!choice && (requested === 'auto' || requested === 'wasm')) {
     try {
-      await import('@tensorflow/tfjs-backend-wasm');
-      await activate('wasm');
+      const wasmPackage = await import('@tensorflow/tfjs-backend-wasm');
+      let threads = 1;
+      let threadNote = '';
+      if (wantedThreads > 1) {
+        try {
+          await registerThreadedWasm(wantedThreads, wasmPackage);
+          threads = wasmPackage.getThreadsCount();
+        } catch (error) {
+          threadNote = `; ${wantedThreads} threads failed to start: ${describeError(error)}`;
+        }
+      }
+      if (threads === 1) await activate('wasm');
       // After activation, so that the stock kernels kept as fallbacks have run their set-up.
       registerWasmKernels();
-      choice = { requested, name: 'wasm', packageName: '@tensorflow/tfjs-backend-wasm', description: 'wasm (XNNPACK, SIMD, 1 thread)' };
+      guardWasmAllocations(tf.backend());
+      const description = `wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? '' : 's'}${threadNote})`;
+      choice = { requested, name: 'wasm', packageName: '@tensorflow/tfjs-backend-wasm', description, threads };
     } catch (error) {
       if (requested === 'wasm') throw new UsageError(`backend 'wasm' failed to start: ${describeError(error)}`);
       skipped.push(`wasm: ${describeError(error)}`);

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { RunError } from '../errors.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm this file uses (its own typings omit cwrap). */
 interface WasmModuleView {
@@ -108,6 +109,7 @@ function cpuUnsortedSegmentSum(args: KernelArgs): TensorInfo {
 /** Ids for heap views, far above the backend's own counter (which starts at 1 and counts up). */
 const VIEW_ID_BASE = 2_147_483_000;
 
+const stockSetUp = new WeakSet<object>();
 const wasmMatMulFns = new WeakMap<object, (...args: Array<number | Uint8Array | boolean>) => void>();
 
 function shapeBytes(shape: number[]): Uint8Array {
@@ -126,7 +128,15 @@ function wasmBatchMatMul(args: KernelArgs): TensorInfo {
   const batchA = size(a.shape.slice(0, -2));
   const batchB = size(b.shape.slice(0, -2));
   const batch = Math.max(batchA, batchB);
-  const stock = stockKernel(tf.BatchMatMul, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo;
+  const stockConfig = stockKernel(tf.BatchMatMul, 'wasm');
+  const stock = (stockArgs: KernelArgs): TensorInfo => {
+    // A backend started after the replacement never ran the stock kernel's set-up (its cwrap).
+    if (!stockSetUp.has(backend)) {
+      stockConfig.setupFunc?.(backend as unknown as tf.KernelBackend);
+      stockSetUp.add(backend);
+    }
+    return (stockConfig.kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(stockArgs);
+  };
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || (batchA !== batchB && batchA !== 1 && batchB !== 1) || M * N * K === 0) {
     return stock(args);
   }
@@ -190,6 +200,41 @@ function wasmBatchMatMul(args: KernelArgs): TensorInfo {
     for (const t of temporaries) backend.disposeData(t.dataId);
   }
   return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
+}
+
+/**
+ * Make a failed wasm allocation throw a clear error. Past the 4 GiB heap cap the single-threaded
+ * build traps inside malloc ("memory access out of bounds") and the threaded build returns 0,
+ * which tfjs-backend-wasm does not check: it would write the tensor at address 0, over the heap.
+ * Idempotent per module.
+ */
+export function guardWasmAllocations(backend: object): void {
+  const wasm = (backend as { wasm: { _malloc: (bytes: number) => number; _free: (pointer: number) => void; HEAPU8: Uint8Array; fireoptGuarded?: boolean } }).wasm;
+  if (wasm.fireoptGuarded) return;
+  // emscripten's `_malloc` starts as a stub that replaces itself with the raw export on its first
+  // call (which would drop a wrapper installed before then): call it once first.
+  wasm._free(wasm._malloc(16));
+  const malloc = wasm._malloc.bind(wasm);
+  const exhausted = (bytes: number) =>
+    new RunError(
+      `wasm heap exhausted: cannot allocate ${Math.ceil(bytes / 2 ** 20)} MiB more (heap ${Math.round(wasm.HEAPU8.byteLength / 2 ** 20)} MiB, cap 4096 MiB)`,
+      'reduce batch size × sequence length × vocabulary size (the logits are the largest tensors)',
+      'E_WASM_MEMORY',
+    );
+  wasm._malloc = (bytes: number) => {
+    let pointer: number;
+    try {
+      pointer = malloc(bytes);
+    } catch (error) {
+      // The single-threaded build traps inside malloc at the cap ("memory access out of bounds").
+      if (error instanceof WebAssembly.RuntimeError) throw exhausted(bytes);
+      throw error;
+    }
+    // The threaded build returns 0, or (seen under vitest) a block that ends past the heap.
+    if (bytes > 0 && (pointer === 0 || (pointer >>> 0) + bytes > wasm.HEAPU8.byteLength)) throw exhausted(bytes);
+    return pointer;
+  };
+  wasm.fireoptGuarded = true;
 }
 
 let wasmKernelsRegistered = false;
