@@ -15,6 +15,8 @@ const registrations: Array<(program: Command, context: ContextGetter) => void> =
   (await import('./commands/convert.js')).register,
   (await import('./commands/distill.js')).register,
   (await import('./commands/serve.js')).register,
+  (await import('./commands/eval.js')).register,
+  (await import('./commands/compare.js')).register,
   (await import('./commands/train.js')).register,
 ];
 

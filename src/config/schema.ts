@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { distillSchema } from '../distill/config.js';
+import { evalSchema } from '../evaluate/config.js';
 import { targetSchema } from '../targets/config.js';
 import { trainSchema } from '../train/config.js';
 
@@ -53,6 +54,7 @@ export const configSchema = z
     /** The target model that distill runs (absent: distill can only run in `traces` mode). */
     target: targetSchema.optional(),
     distill: distillSchema,
+    eval: evalSchema,
     train: trainSchema,
   })
   .prefault({});

@@ -1,0 +1,323 @@
+/**
+ * The evaluate stage: how much faster would serving be with this draft? Reads a targets directory,
+ * computes each candidate's match lengths at every completion position (a draft by one batched
+ * teacher-forced pass; a model-free speculator by proposing at each position), simulates greedy
+ * speculative decoding for k = 1..k_max from them (see speculation/acceptance.ts), and writes
+ * report.json, report.md and SVG plots.
+ *
+ * Rows stream through in chunks of `chunk_rows`; per-conversation and per-slice counts are kept.
+ */
+import { existsSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { InputError, UsageError } from '../errors.js';
+import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
+import { readManifest } from '../formats/manifest.js';
+import { readTargetRows, TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION, type TargetRow } from '../formats/targets-schema.js';
+import type { ProgressSink } from '../progress.js';
+import {
+  MAX_DRAFT_TOKENS,
+  PromptLookupProposer,
+  SuffixTreeProposer,
+  DraftModel,
+  acceptanceLength,
+  acceptanceRate,
+  addCounts,
+  bestK,
+  emptyCounts,
+  matchesFromTeacherForcing,
+  matchesWithProposer,
+  positionAcceptance,
+  simulateGreedy,
+  speedupClosedForm,
+  speedupFromTau,
+  speedupPerPosition,
+  teacherForcedDraft,
+  type CompletionMatches,
+  type GreedyCounts,
+  type Proposer,
+} from '../speculation/index.js';
+import { StagedDir } from '../util/atomic.js';
+import { sha256File } from '../util/hash.js';
+import { FIREOPT_VERSION } from '../version.js';
+import { MODEL_FREE_METHODS, type EvalConfig } from './config.js';
+import { renderMarkdown } from './markdown.js';
+import { renderPlots } from './plots.js';
+import { REPORT_KIND, REPORT_SCHEMA_VERSION, reportSchema, type CandidateReport, type EvalReport, type SliceReport } from './report-schema.js';
+
+export { reportSchema, type EvalReport, type CandidateReport } from './report-schema.js';
+export { compareReports, type Comparison } from './compare.js';
+
+export interface EvalInput {
+  eval: EvalConfig;
+  /** Recorded in report.json. */
+  resolvedConfig: unknown;
+}
+
+export interface EvalDeps {
+  progress: ProgressSink;
+}
+
+export interface EvalResult {
+  out: string;
+  report: EvalReport;
+}
+
+type Candidate =
+  | { name: string; kind: 'draft'; path: string; draft: DraftModel; dispose(): void }
+  | { name: string; kind: 'prompt-lookup' | 'suffix'; proposer: Proposer };
+
+interface SliceTally {
+  rows: number;
+  tokens: number;
+  hits: number;
+  steps: number[];
+}
+
+/** Running totals of one candidate. */
+class Tally {
+  readonly byK: GreedyCounts[] = Array.from({ length: MAX_DRAFT_TOKENS }, (_, i) => emptyCounts(i + 1));
+  hits = 0;
+  positions = 0;
+  sampling = { positions: 0, lower: 0, upper: 0, unknown: 0 };
+  readonly conversations = new Map<string, { rows: number; tokens: number; steps: number[] }>();
+  readonly slices = new Map<string, SliceTally>();
+  seconds = 0;
+
+  add(row: TargetRow, matches: CompletionMatches): void {
+    const n = row.completion_token_ids.length;
+    let hits = 0;
+    for (let t = 0; t < n; t++) if (matches.matchLengths[t] >= 1) hits++;
+    this.hits += hits;
+    this.positions += n;
+    const steps = this.byK.map((total, i) => {
+      const counts = simulateGreedy(matches, i + 1);
+      addCounts(total, counts);
+      return counts.steps;
+    });
+    const conversation = this.conversations.get(row.conversation_id) ?? { rows: 0, tokens: 0, steps: new Array<number>(MAX_DRAFT_TOKENS).fill(0) };
+    conversation.rows++;
+    conversation.tokens += n;
+    steps.forEach((s, i) => (conversation.steps[i] += s));
+    this.conversations.set(row.conversation_id, conversation);
+    for (const [dimension, value] of sliceKeys(row)) {
+      const key = `${dimension}\u0000${value}`;
+      const slice = this.slices.get(key) ?? { rows: 0, tokens: 0, hits: 0, steps: new Array<number>(MAX_DRAFT_TOKENS).fill(0) };
+      slice.rows++;
+      slice.tokens += n;
+      slice.hits += hits;
+      steps.forEach((s, i) => (slice.steps[i] += s));
+      this.slices.set(key, slice);
+    }
+  }
+}
+
+/** Slices of a row: its source file, turn index (5 and above together) and finish reason. */
+function sliceKeys(row: TargetRow): Array<[SliceReport['dimension'], string]> {
+  return [
+    ['source_file', basename(row.source_file)],
+    ['turn_index', row.turn_index >= 5 ? '5+' : String(row.turn_index)],
+    ['finish_reason', row.finish_reason],
+  ];
+}
+
+/** Run the evaluation and write `<out>/report.json`, `report.md` and the plots (atomically). */
+export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalResult> {
+  const config = input.eval;
+  if (!config.model) throw new UsageError('eval: no model given (--model <draft dir | prompt-lookup | suffix> or eval.model)');
+  if (!config.data) throw new UsageError('eval: no data given (--data <targets dir> or eval.data)');
+  if (!config.out) throw new UsageError('eval: no output directory given (--out or eval.out)');
+  const data = config.data;
+  readManifest(data, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
+  const splitPath = join(data, `${config.split}.arrow`);
+  if (!existsSync(splitPath)) throw new InputError(`${splitPath}: no ${config.split} split in this targets directory`, `HINT: re-run \`${TARGETS_RERUN_HINT}\` with that split`);
+
+  const names = [config.model, ...config.baselines.filter((name) => name !== config.model)];
+  const candidates: Candidate[] = [];
+  try {
+    // One at a time: the first draft initialises the tfjs backend that every model lives on.
+    for (const name of names) {
+      const candidate = await openCandidate(name, config, deps);
+      // Two drafts in folders of the same name keep distinct report names.
+      const taken = new Set(candidates.map((c) => c.name));
+      for (let n = 2; taken.has(candidate.name); n++) candidate.name = `${candidate.name.replace(/#\d+$/, '')}#${n}`;
+      candidates.push(candidate);
+    }
+    let suffixTrainTokens = 0;
+    const suffix = candidates.find((c) => c.kind === 'suffix');
+    if (suffix && suffix.kind === 'suffix') suffixTrainTokens = await buildSuffixTree(suffix.proposer as SuffixTreeProposer, data, config, deps);
+
+    const tallies = candidates.map(() => new Tally());
+    let rows = 0;
+    let rowsWithTopK = 0;
+    let tokens = 0;
+    const conversations = new Set<string>();
+    deps.progress({ kind: 'start', task: 'eval', unit: 'rows' });
+    const evaluateChunk = (chunk: TargetRow[]): void => {
+      candidates.forEach((candidate, c) => {
+        const started = performance.now();
+        const tally = tallies[c];
+        if (candidate.kind === 'draft') {
+          const scored = teacherForcedDraft(
+            candidate.draft,
+            chunk.map((row) => ({ promptIds: row.prompt_token_ids, completionIds: row.completion_token_ids, topK: row.top_k, topIds: row.top_ids, topLogprobs: row.top_logprobs })),
+            { tokensPerBatch: config.tokens_per_batch },
+          );
+          chunk.forEach((row, i) => {
+            tally.add(row, matchesFromTeacherForcing(row.completion_token_ids, scored[i].predicted));
+            for (const bounds of scored[i].sampling ?? []) {
+              tally.sampling.positions++;
+              tally.sampling.lower += bounds.lower;
+              tally.sampling.upper += bounds.upper;
+              tally.sampling.unknown += bounds.unknownTargetMass;
+            }
+          });
+        } else {
+          for (const row of chunk) tally.add(row, matchesWithProposer(candidate.proposer, Array.from(row.prompt_token_ids), Array.from(row.completion_token_ids)));
+        }
+        tally.seconds += (performance.now() - started) / 1000;
+      });
+    };
+    let chunk: TargetRow[] = [];
+    for await (const row of readTargetRows(splitPath)) {
+      if (config.limit && rows >= config.limit) break;
+      if (row.prompt_token_ids.length === 0) throw new InputError(`${splitPath}: row ${row.id} has an empty prompt`, `HINT: re-run \`${TARGETS_RERUN_HINT}\``);
+      rows++;
+      tokens += row.completion_token_ids.length;
+      if (row.top_k > 0 && row.top_ids) rowsWithTopK++;
+      conversations.add(row.conversation_id);
+      chunk.push(row);
+      if (chunk.length >= config.chunk_rows) {
+        evaluateChunk(chunk);
+        chunk = [];
+        deps.progress({ kind: 'advance', task: 'eval', done: rows, fields: { tokens } });
+      }
+    }
+    if (chunk.length) evaluateChunk(chunk);
+    deps.progress({ kind: 'end', task: 'eval', done: rows });
+
+    const candidateReports = candidates.map((candidate, c) => candidateReport(candidate, tallies[c], config));
+    const winner = candidateReports.reduce((best, r) => (r.best_speedup > best.best_speedup + 1e-12 ? r : best));
+    const report: EvalReport = reportSchema.parse({
+      kind: REPORT_KIND,
+      schema_version: REPORT_SCHEMA_VERSION,
+      fireopt_version: FIREOPT_VERSION,
+      created_at: new Date().toISOString(),
+      k_max: MAX_DRAFT_TOKENS,
+      data: {
+        path: resolve(data),
+        split: config.split,
+        rows,
+        conversations: conversations.size,
+        tokens,
+        sha256: await sha256File(splitPath),
+        rows_with_top_k: rowsWithTopK,
+        suffix_train_tokens: suffixTrainTokens,
+      },
+      candidates: candidateReports,
+      winner: winner.name,
+      config: input.resolvedConfig,
+    } satisfies EvalReport);
+    const staged = new StagedDir(config.out);
+    try {
+      writeFileSync(join(staged.path, 'report.json'), JSON.stringify(report, null, 2) + '\n');
+      writeFileSync(join(staged.path, 'report.md'), renderMarkdown(report));
+      for (const [file, svg] of Object.entries(renderPlots(report))) writeFileSync(join(staged.path, file), svg);
+      staged.commit();
+    } catch (error) {
+      staged.abort();
+      throw error;
+    }
+    return { out: config.out, report };
+  } finally {
+    for (const candidate of candidates) if (candidate.kind === 'draft') candidate.dispose();
+  }
+}
+
+async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps): Promise<Candidate> {
+  if (name === 'prompt-lookup') {
+    return { name, kind: name, proposer: new PromptLookupProposer({ maxNgram: config.prompt_lookup.max_ngram, minNgram: config.prompt_lookup.min_ngram }) };
+  }
+  if (name === 'suffix') {
+    return {
+      name,
+      kind: name,
+      proposer: new SuffixTreeProposer({ maxPattern: config.suffix.max_pattern, maxDepth: config.suffix.max_depth, minTokenProbability: config.suffix.min_token_probability }),
+    };
+  }
+  if (!existsSync(name)) {
+    throw new InputError(`${name}: no such draft checkpoint directory`, `--model and --baseline take a draft directory or one of: ${MODEL_FREE_METHODS.join(', ')}`);
+  }
+  const checkpoint = readDraftCheckpoint(name);
+  const { initBackend } = await import('../backend/index.js');
+  const { LlamaModel } = await import('../model/index.js');
+  await initBackend(config.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
+  const model = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
+  const draft = new DraftModel(model, checkpoint.draftVocabulary?.draftToTarget, checkpoint.draftVocabulary?.targetVocabSize);
+  return { name: `draft:${basename(resolve(name))}`, kind: 'draft', path: resolve(name), draft, dispose: () => model.dispose() };
+}
+
+/** Index the train split's completions into the suffix tree; returns the tokens indexed. */
+async function buildSuffixTree(tree: SuffixTreeProposer, data: string, config: EvalConfig, deps: EvalDeps): Promise<number> {
+  const trainPath = join(data, 'train.arrow');
+  if (!existsSync(trainPath)) {
+    deps.progress({ kind: 'log', level: 'warn', message: `${trainPath} is missing: the suffix speculator starts empty (only the request's own context)` });
+    return 0;
+  }
+  if (config.split === 'train') deps.progress({ kind: 'log', level: 'warn', message: 'evaluating on the train split: the suffix speculator has seen these completions' });
+  for await (const row of readTargetRows(trainPath)) tree.add(row.completion_token_ids);
+  return tree.size.tokens;
+}
+
+function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig): CandidateReport {
+  const costRatio = candidate.kind === 'draft' ? config.cost_ratio : 0;
+  const kMaxCounts = tally.byK[MAX_DRAFT_TOKENS - 1];
+  const positions = positionAcceptance(kMaxCounts);
+  const conditional = positions.map((p) => p.conditional);
+  const byK = tally.byK.map((counts, i) => {
+    const k = i + 1;
+    const tau = acceptanceLength(counts);
+    const alpha = acceptanceRate(counts);
+    return {
+      k,
+      tau,
+      acceptance_rate: alpha,
+      speedup: speedupFromTau(tau, k, costRatio),
+      speedup_closed_form: alpha === null ? null : speedupClosedForm(alpha, k, costRatio),
+      speedup_per_position: speedupPerPosition(conditional, k, costRatio),
+      steps: counts.steps,
+      drafted: counts.drafted,
+      accepted: counts.accepted,
+    };
+  });
+  const speedups = byK.map((entry) => entry.speedup);
+  const k = bestK(speedups);
+  const slices: SliceReport[] = [...tally.slices.entries()]
+    .map(([key, slice]) => {
+      const [dimension, value] = key.split('\u0000') as [SliceReport['dimension'], string];
+      const tau = slice.steps.map((steps) => (steps > 0 ? slice.tokens / steps : 1));
+      const sliceSpeedups = tau.map((t, i) => speedupFromTau(t, i + 1, costRatio));
+      const sliceBest = bestK(sliceSpeedups);
+      return { dimension, value, rows: slice.rows, tokens: slice.tokens, hit_rate: slice.tokens ? slice.hits / slice.tokens : null, tau, best_k: sliceBest, best_speedup: sliceSpeedups[sliceBest - 1] };
+    })
+    .sort((a, b) => a.dimension.localeCompare(b.dimension) || a.value.localeCompare(b.value, undefined, { numeric: true }));
+  const sampling = tally.sampling;
+  return {
+    name: candidate.name,
+    kind: candidate.kind,
+    path: candidate.kind === 'draft' ? candidate.path : null,
+    cost_ratio: costRatio,
+    cost_ratio_source: candidate.kind === 'draft' ? 'given' : 'model-free',
+    greedy_hit_rate: tally.positions ? tally.hits / tally.positions : null,
+    by_k: byK,
+    best_k: k,
+    best_speedup: speedups[k - 1],
+    position_acceptance: positions,
+    sampling_acceptance: sampling.positions
+      ? { positions: sampling.positions, lower: sampling.lower / sampling.positions, upper: sampling.upper / sampling.positions, unknown_target_mass: sampling.unknown / sampling.positions }
+      : null,
+    slices,
+    conversations: [...tally.conversations.entries()].map(([id, c]) => ({ id, rows: c.rows, tokens: c.tokens, steps: c.steps })),
+    throughput: { seconds: tally.seconds, tokens_per_min: tally.seconds > 0 ? (tally.positions / tally.seconds) * 60 : 0 },
+  };
+}

@@ -1,0 +1,97 @@
+/** report.md: the report as tables a person reads (and a plain sentence when a baseline wins). */
+import type { EvalReport } from './report-schema.js';
+
+const fixed = (value: number | null, digits = 3): string => (value === null ? '–' : value.toFixed(digits));
+const percent = (value: number | null): string => (value === null ? '–' : `${(100 * value).toFixed(1)}%`);
+
+function table(header: string[], rows: string[][]): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function renderMarkdown(report: EvalReport): string {
+  const [candidate, ...baselines] = report.candidates;
+  const lines: string[] = [];
+  lines.push(`# fireopt eval: ${candidate.name}`, '');
+  lines.push(
+    `Data: \`${report.data.path}\` (${report.data.split} split): ${report.data.rows} completions, ${report.data.conversations} conversations, ` +
+      `${report.data.tokens} target tokens; ${report.data.rows_with_top_k} rows with top-k log-probabilities.`,
+    '',
+  );
+  const winner = report.candidates.find((c) => c.name === report.winner);
+  if (winner && winner.name !== candidate.name) {
+    lines.push(
+      `**A baseline wins: ${winner.name}** reaches an expected speed-up of ${fixed(winner.best_speedup, 2)}× (k = ${winner.best_k}) ` +
+        `against ${fixed(candidate.best_speedup, 2)}× (k = ${candidate.best_k}) for ${candidate.name}.`,
+      '',
+    );
+  } else if (baselines.length) {
+    lines.push(`${candidate.name} beats every baseline: ${fixed(candidate.best_speedup, 2)}× expected speed-up at k = ${candidate.best_k}.`, '');
+  }
+  lines.push('## Summary', '');
+  lines.push(
+    table(
+      ['method', 'cost ratio c', 'greedy hit rate', 'best k', 'τ at best k', 'acceptance at best k', 'expected speed-up', 'sampling acceptance Σmin(p,q)', 'tokens/min'],
+      report.candidates.map((c) => {
+        const best = c.by_k[c.best_k - 1];
+        const sampling = c.sampling_acceptance ? `${fixed(c.sampling_acceptance.lower)}–${fixed(c.sampling_acceptance.upper)}` : '–';
+        return [c.name, fixed(c.cost_ratio, 3), percent(c.greedy_hit_rate), String(c.best_k), fixed(best.tau), percent(best.acceptance_rate), `${fixed(c.best_speedup, 2)}×`, sampling, Math.round(c.throughput.tokens_per_min).toLocaleString('en-US')];
+      }),
+    ),
+    '',
+  );
+  lines.push(
+    'τ = target tokens per target forward pass (vLLM’s 1 + accepted / drafts, every step counted as a draft round); ' +
+      'expected speed-up S = τ / (k·c + 1); model-free methods cost c = 0. The sampling-acceptance range is bounded by the target mass outside its stored top-k.',
+    '',
+  );
+  lines.push('## τ and speed-up by k', '');
+  lines.push(
+    table(
+      ['k', ...report.candidates.flatMap((c) => [`τ ${c.name}`, `S ${c.name}`])],
+      candidate.by_k.map((_, i) => [String(i + 1), ...report.candidates.flatMap((c) => [fixed(c.by_k[i].tau), fixed(c.by_k[i].speedup, 2)])]),
+    ),
+    '',
+  );
+  lines.push('Closed-form and per-position speed-up estimates (for checking the i.i.d. assumption):', '');
+  lines.push(
+    table(
+      ['k', ...report.candidates.flatMap((c) => [`closed form ${c.name}`, `per position ${c.name}`])],
+      candidate.by_k.map((_, i) => [String(i + 1), ...report.candidates.flatMap((c) => [fixed(c.by_k[i].speedup_closed_form, 2), fixed(c.by_k[i].speedup_per_position, 2)])]),
+    ),
+    '',
+  );
+  lines.push(`## Acceptance by draft position (k = ${report.k_max})`, '');
+  lines.push(
+    table(
+      ['position', ...report.candidates.flatMap((c) => [`conditional ${c.name}`, `unconditional ${c.name}`])],
+      candidate.position_acceptance.map((_, i) => [String(i + 1), ...report.candidates.flatMap((c) => [percent(c.position_acceptance[i].conditional), percent(c.position_acceptance[i].unconditional)])]),
+    ),
+    '',
+  );
+  lines.push('## Slices', '');
+  for (const dimension of ['source_file', 'turn_index', 'finish_reason'] as const) {
+    const values = [...new Set(candidate.slices.filter((s) => s.dimension === dimension).map((s) => s.value))];
+    if (!values.length) continue;
+    lines.push(`### by ${dimension.replace('_', ' ')}`, '');
+    lines.push(
+      table(
+        [dimension, 'rows', 'tokens', ...report.candidates.flatMap((c) => [`hit rate ${c.name}`, `best S ${c.name} (k)`])],
+        values.map((value) => {
+          const first = candidate.slices.find((s) => s.dimension === dimension && s.value === value);
+          return [
+            value,
+            String(first?.rows ?? 0),
+            String(first?.tokens ?? 0),
+            ...report.candidates.flatMap((c) => {
+              const slice = c.slices.find((s) => s.dimension === dimension && s.value === value);
+              return slice ? [percent(slice.hit_rate), `${fixed(slice.best_speedup, 2)}× (${slice.best_k})`] : ['–', '–'];
+            }),
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+  lines.push('Plots: `acceptance-by-position.svg`, `tau-vs-k.svg`, `speedup-vs-k.svg`, `slices.svg`.', '');
+  return lines.join('\n');
+}

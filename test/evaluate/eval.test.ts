@@ -1,0 +1,148 @@
+/**
+ * fireopt eval and fireopt compare through the CLI, on real targets: stories260K (GGUF) distilled
+ * greedily over real ShareGPT openings, evaluated with real drafts (stories260K with a layer dropped
+ * and weight noise, two noise levels) and the model-free baselines.
+ */
+import { spawnSync } from 'node:child_process';
+import { Resvg } from '@resvg/resvg-js';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reportSchema, type EvalReport } from '../../src/evaluate/report-schema.js';
+import { runCli } from '../helpers/cli.js';
+import { sharedPath } from '../helpers/shared.js';
+import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
+
+let work: string;
+let good: NoisyDraft;
+let poor: NoisyDraft;
+let targets: string;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'fireopt-eval-'));
+  good = writeNoisyDraft({ noise: 0.05, keepLayers: 4 });
+  poor = writeNoisyDraft({ noise: 0.3, keepLayers: 3, seed: 3 });
+  const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
+  const file = join(work, 'prompts.jsonl');
+  writeFileSync(file, sharegpt.slice(20, 84).map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' ') })).join('\n') + '\n');
+  const dataset = join(work, 'dataset');
+  const ingested = await runCli(['--quiet', 'ingest', file, '--out', dataset, '--heldout', '0.5']);
+  expect(ingested.code, ingested.stderr).toBe(0);
+  targets = join(work, 'targets');
+  const distilled = await runCli(['--quiet', 'distill', dataset, '--out', targets, '--target-model', good.targetGguf, '--max-tokens', '64', '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32']);
+  expect(distilled.code, distilled.stderr).toBe(0);
+});
+
+afterAll(() => {
+  good?.remove();
+  poor?.remove();
+  rmSync(work, { recursive: true, force: true });
+});
+
+function readReportFile(dir: string): EvalReport {
+  return reportSchema.parse(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')));
+}
+
+describe('fireopt eval', () => {
+  let goodOut: string;
+
+  it('writes a schema-valid report with baselines, sampling acceptance and slices', async () => {
+    goodOut = join(work, 'eval-good');
+    const result = await runCli(['--quiet', 'eval', '--model', good.checkpoint, '--data', targets, '--baseline', 'prompt-lookup', '--baseline', 'suffix', '--baseline', poor.checkpoint, '--cost-ratio', '0.1', '--out', goodOut]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = readReportFile(goodOut);
+    expect(report.candidates.map((c) => c.kind)).toEqual(['draft', 'prompt-lookup', 'suffix', 'draft']);
+    const [draft, lookup, suffix, poorDraft] = report.candidates;
+    expect(report.data.rows).toBeGreaterThan(10);
+    expect(report.data.rows_with_top_k).toBe(report.data.rows);
+    // The greedy hit rate is the fraction of positions where m_t ≥ 1, i.e. k = 1 acceptance.
+    expect(draft.greedy_hit_rate).toBeCloseTo(draft.by_k[0].accepted / draft.by_k[0].drafted, 1);
+    expect(draft.by_k[0].tau).toBeCloseTo(report.data.tokens / draft.by_k[0].steps, 12);
+    for (let k = 1; k < 8; k++) expect(draft.by_k[k].tau).toBeGreaterThanOrEqual(draft.by_k[k - 1].tau);
+    expect(draft.by_k[draft.best_k - 1].speedup).toBe(draft.best_speedup);
+    expect(draft.best_speedup).toBeGreaterThan(poorDraft.best_speedup);
+    expect(lookup.cost_ratio).toBe(0);
+    expect(suffix.cost_ratio_source).toBe('model-free');
+    expect(lookup.sampling_acceptance).toBeNull();
+    // Sampling acceptance Σ min(p, q) lies between its bounds; the unknown mass bounds the gap.
+    const sampling = draft.sampling_acceptance!;
+    expect(sampling.positions).toBe(report.data.tokens);
+    expect(sampling.lower).toBeGreaterThan(0.3);
+    expect(sampling.upper - sampling.lower).toBeLessThanOrEqual(sampling.unknown_target_mass + 1e-9);
+    expect(draft.slices.filter((s) => s.dimension === 'source_file')).toHaveLength(1);
+    expect(draft.conversations.reduce((n, c) => n + c.tokens, 0)).toBe(report.data.tokens);
+    expect(report.winner).toBe(report.candidates.reduce((a, b) => (b.best_speedup > a.best_speedup ? b : a)).name);
+    const markdown = readFileSync(join(goodOut, 'report.md'), 'utf8');
+    expect(markdown).toContain('## τ and speed-up by k');
+    expect(markdown).toContain(report.winner === draft.name ? 'beats every baseline' : `A baseline wins: ${report.winner}`);
+  });
+
+  it('says plainly when a baseline wins', async () => {
+    const out = join(work, 'eval-poor');
+    const result = await runCli(['--quiet', 'eval', '--model', poor.checkpoint, '--data', targets, '--baseline', good.checkpoint, '--out', out]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = readReportFile(out);
+    expect(report.winner).toBe(report.candidates[1].name);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain(`**A baseline wins: ${report.candidates[1].name}**`);
+  });
+
+  it('renders plots that are valid SVG images', () => {
+    for (const name of ['acceptance-by-position.svg', 'tau-vs-k.svg', 'speedup-vs-k.svg', 'slices.svg']) {
+      const path = join(goodOut, name);
+      const svg = readFileSync(path, 'utf8');
+      expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+      expect(svg).toContain(name === 'slices.svg' ? '<rect x=' : '<polyline');
+      // resvg (a full SVG renderer) rasterises it; the image has drawn pixels of several colours.
+      const image = new Resvg(svg, { font: { loadSystemFonts: true } }).render();
+      expect([image.width, image.height]).toEqual([640, 400]);
+      const colours = new Set<number>();
+      const pixels = image.pixels;
+      for (let i = 0; i < pixels.length; i += 4) colours.add((pixels[i] << 16) | (pixels[i + 1] << 8) | pixels[i + 2]);
+      expect(colours.size).toBeGreaterThan(5);
+      writeFileSync(join(work, name.replace('.svg', '.png')), image.asPng());
+    }
+  });
+
+  it('refuses data that is not a targets directory, with a hint (exit 2)', async () => {
+    const result = await runCli(['eval', '--model', 'suffix', '--data', work, '--out', join(work, 'x')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/not a fireopt targets/);
+  });
+});
+
+describe('fireopt compare', () => {
+  it('promotes a better draft, refuses a worse one, and rejects reports on different data', async () => {
+    const poorOut = join(work, 'eval-poor-only');
+    expect((await runCli(['--quiet', 'eval', '--model', poor.checkpoint, '--data', targets, '--cost-ratio', '0.1', '--out', poorOut])).code).toBe(0);
+    const goodReport = join(work, 'eval-good', 'report.json');
+    const poorReport = join(poorOut, 'report.json');
+
+    const promoted = await runCli(['--json', 'compare', poorReport, goodReport]);
+    expect(promoted.code, promoted.stderr).toBe(0);
+    const comparison = JSON.parse(promoted.stdout) as { promote: boolean; delta_speedup: { estimate: number; ci95: [number, number] }; delta_tau: { estimate: number } };
+    expect(comparison.promote).toBe(true);
+    expect(comparison.delta_speedup.ci95[0]).toBeGreaterThan(0);
+    expect(comparison.delta_speedup.ci95[0]).toBeLessThanOrEqual(comparison.delta_speedup.estimate);
+    expect(comparison.delta_tau.estimate).toBeGreaterThan(0);
+
+    // The reverse, and the same draft against itself, are not promoted: exit 1 from the spawned CLI.
+    const reverse = spawnSync(process.execPath, [join(__dirname, '../../bin/fireopt'), 'compare', goodReport, poorReport], { encoding: 'utf8' });
+    expect(reverse.status).toBe(1);
+    expect(reverse.stdout).toContain('DO NOT PROMOTE');
+    const same = await runCli(['compare', goodReport, goodReport]);
+    expect(same.code).toBe(1);
+    // A margin larger than the gain blocks the promotion.
+    const margin = await runCli(['compare', poorReport, goodReport, '--margin', String(comparison.delta_speedup.estimate + 1)]);
+    expect(margin.code).toBe(1);
+
+    const changed = JSON.parse(readFileSync(goodReport, 'utf8')) as EvalReport;
+    changed.data.sha256 = '0'.repeat(64);
+    const otherData = join(work, 'other.json');
+    writeFileSync(otherData, JSON.stringify(changed));
+    const refused = await runCli(['compare', poorReport, otherData]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/different data/);
+    expect(existsSync(poorReport)).toBe(true);
+  });
+});
