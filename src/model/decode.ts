@@ -18,8 +18,9 @@ export class DecodeSession {
 
   constructor(readonly model: LlamaModel) {
     this.caches = model.params.layers.map(() => null);
-    // [C, V], once per session: a tied head would otherwise be transposed on every token.
-    this.headT = model.headMatrix();
+    // [C, V], once per session: a tied head would otherwise be transposed on every token. Kept
+    // (like the caches) so that a session made or fed inside a caller's tf.tidy outlives it.
+    this.headT = tf.keep(model.headMatrix());
   }
 
   /** Tokens in the cache. */
@@ -35,6 +36,10 @@ export class DecodeSession {
       if (!Number.isInteger(token) || token < 0 || token >= vocabSize) throw new Error(`token id ${token} is outside the vocabulary [0, ${vocabSize})`);
     }
     const { logits, caches } = this.model.step(tokens, this.position, this.caches, this.headT);
+    for (const cache of caches) {
+      tf.keep(cache.keysT);
+      tf.keep(cache.values);
+    }
     try {
       return logits.dataSync() as Float32Array;
     } finally {
@@ -55,8 +60,8 @@ export class DecodeSession {
             if (!cache) return null;
             const [KV, D] = cache.keysT.shape;
             return {
-              keysT: tf.slice(cache.keysT, [0, 0, 0], [KV, D, length]),
-              values: tf.slice(cache.values, [0, 0, 0], [KV, length, D]),
+              keysT: tf.keep(tf.slice(cache.keysT, [0, 0, 0], [KV, D, length])),
+              values: tf.keep(tf.slice(cache.values, [0, 0, 0], [KV, length, D])),
             };
           });
     this.replaceCaches(caches);

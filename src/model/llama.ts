@@ -119,8 +119,10 @@ export class LlamaModel {
     this.config = config;
     this.params = params;
     this.headDim = config.dim / config.nHeads;
-    [this.ropeCos, this.ropeSin] = ropeTables(config, config.maxSeqLen);
-    this.rotateHalf = rotateHalfMatrix(this.headDim);
+    // Model-owned constants are kept: a model built (or a table grown) inside someone's tf.tidy
+    // must outlive that scope.
+    [this.ropeCos, this.ropeSin] = ropeTables(config, config.maxSeqLen).map((t) => tf.keep(t)) as [tf.Tensor2D, tf.Tensor2D];
+    this.rotateHalf = tf.keep(rotateHalfMatrix(this.headDim));
   }
 
   /** Build a model (trainable tf.Variables on the active backend) from format-independent weights. */
@@ -181,7 +183,7 @@ export class LlamaModel {
       const [cos, sin] = ropeTables(this.config, Math.max(start + length, 2 * this.ropeCos.shape[0]));
       this.ropeCos.dispose();
       this.ropeSin.dispose();
-      [this.ropeCos, this.ropeSin] = [cos, sin];
+      [this.ropeCos, this.ropeSin] = [tf.keep(cos), tf.keep(sin)];
     }
     const D = this.headDim;
     const cos = tf.reshape(tf.slice(this.ropeCos, [start, 0], [length, D]), [length, 1, D]) as tf.Tensor3D;

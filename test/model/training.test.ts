@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
-import { crossEntropyLoss, LlamaModel, presetConfig, randomWeights, SeededRandom } from '../../src/model/index.js';
+import { crossEntropyLoss, DecodeSession, LlamaModel, presetConfig, randomWeights, SeededRandom } from '../../src/model/index.js';
 import type { LlamaConfig } from '../../src/model/config.js';
 import type { LlamaWeights } from '../../src/model/weights.js';
 import { maxAbs, maxAbsDiff, take } from './helpers.js';
@@ -88,6 +88,38 @@ describe('model weights', () => {
       const expected = reference.forward(token);
       expect(maxAbsDiff(logits.subarray(t * V, (t + 1) * V), expected)).toBeLessThan(1e-4 * Math.max(1, maxAbs(expected)));
     });
+  });
+});
+
+describe('tensor ownership', () => {
+  it("survives a caller's tf.tidy: model, grown RoPE tables and decoding sessions", async () => {
+    await initBackend('wasm');
+    const weights = randomWeights(config, { seed: 6, std: 0.1 });
+    const before = tf.memory().numTensors;
+    // A caller's scope (what tf.tidy opens and closes around its function).
+    const inScope = <T>(f: () => T): T => {
+      tf.engine().startScope();
+      try {
+        return f();
+      } finally {
+        tf.engine().endScope();
+      }
+    };
+    const model = inScope(() => LlamaModel.fromWeights(weights));
+    const long = Array.from({ length: config.maxSeqLen + 16 }, (_, i) => (i * 37) % config.vocabSize);
+    // Longer than maxSeqLen: the RoPE tables grow inside forward's (and this) scope.
+    const logits = inScope(() => take(model.forward(tf.tensor2d(long, [1, long.length], 'int32'))));
+    const session = inScope(() => {
+      const s = new DecodeSession(model);
+      s.feed(long.slice(0, 10));
+      return s;
+    });
+    const stepped = inScope(() => session.feed(long.slice(10, 12)));
+    const V = config.vocabSize;
+    expect(maxAbsDiff(stepped, logits.subarray(10 * V, 12 * V))).toBeLessThan(1e-4);
+    session.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 
