@@ -10,8 +10,9 @@
  * - linear weights are stored [in, out], so every projection is `x · W` with no transpose: the
  *   form tfjs-backend-wasm runs through XNNPACK (and whose packed weights it caches);
  * - the rows of wq and wk are permuted within each head from the interleaved RoPE layout of
- *   LlamaWeights (pairs 2i, 2i+1) to rotate-half (pairs i, i + D/2), which RoPE can apply with
- *   two slices instead of a rank-5 reshape. q·k is unchanged because q and k are permuted alike.
+ *   LlamaWeights (pairs 2i, 2i+1) to rotate-half (pairs i, i + D/2), which RoPE applies with one
+ *   [D, D] product per head instead of a rank-5 reshape. q·k is unchanged because q and k are
+ *   permuted alike.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { configProblems, type LlamaConfig } from './config.js';
@@ -232,7 +233,7 @@ export class LlamaModel {
     return tf.matMul(x, this.params.tokenEmbedding, false, true); // tied: x · Eᵀ
   }
 
-  /** The output head as [C, V] (a new tensor for a tied head: the caller disposes it). */
+  /** The output head as [C, V]: always a new tensor (the transposed embedding when tied), owned by the caller. */
   headMatrix(): tf.Tensor2D {
     return this.params.output ? tf.clone(this.params.output) as tf.Tensor2D : tf.transpose(this.params.tokenEmbedding) as tf.Tensor2D;
   }

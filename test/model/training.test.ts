@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
-import { crossEntropyLoss, DecodeSession, LlamaModel, presetConfig, randomWeights, SeededRandom } from '../../src/model/index.js';
+import { configProblems, crossEntropyLoss, DecodeSession, isPresetName, LlamaModel, presetConfig, presets, randomWeights, SeededRandom, type PresetName } from '../../src/model/index.js';
 import type { LlamaConfig } from '../../src/model/config.js';
 import type { LlamaWeights } from '../../src/model/weights.js';
 import { maxAbs, maxAbsDiff, take } from './helpers.js';
@@ -88,6 +88,19 @@ describe('model weights', () => {
       const expected = reference.forward(token);
       expect(maxAbsDiff(logits.subarray(t * V, (t + 1) * V), expected)).toBeLessThan(1e-4 * Math.max(1, maxAbs(expected)));
     });
+  });
+});
+
+describe('presets', () => {
+  it('are valid configs once given a vocabulary and a context length', () => {
+    for (const name of Object.keys(presets)) {
+      expect(isPresetName(name)).toBe(true);
+      const preset = presetConfig(name as PresetName, 8192, 256);
+      expect(configProblems(preset)).toEqual([]);
+      expect(preset.hiddenDim % 32).toBe(0);
+    }
+    expect(presetConfig('draft-small', 32000, 512)).toMatchObject({ dim: 256, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 704, vocabSize: 32000, maxSeqLen: 512 });
+    expect(isPresetName('toString')).toBe(false);
   });
 });
 
