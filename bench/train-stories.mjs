@@ -1,0 +1,70 @@
+// Quality of `fireopt train` with stories260K as the target (run on the built dist: npm run build).
+// Real prompt openings (ShareGPT, Spec-Bench, GSM8K questions) → fireopt ingest → fireopt distill
+// (greedy, top-4 log-probabilities, stories260K through llama.cpp) → fireopt train with a draft of at
+// most a quarter of the target's parameters → held-out greedy hit rate. Prints one JSON object.
+// Usage: node bench/train-stories.mjs [workdir]
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { readLlama2cCheckpoint } from '../dist/formats/llama2c.js';
+import { readLlama2cTokenizer } from '../dist/formats/llama2c-tokenizer.js';
+import { writeLlamaGguf } from '../dist/formats/gguf-llama.js';
+
+const repo = resolve(import.meta.dirname, '..');
+const shared = process.env.FIREOPT_SHARED ?? resolve(repo, '../shared');
+const work = process.argv[2] ?? join(tmpdir(), `fireopt-bench-train-${process.pid}`);
+mkdirSync(work, { recursive: true });
+const fireopt = (...args) => execFileSync(process.execPath, [join(repo, 'bin/fireopt'), ...args], { cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+
+const modelPath = join(shared, 'models/stories260K/stories260K.bin');
+const tokenizerPath = join(shared, 'models/stories260K/tok512.bin');
+const weights = readLlama2cCheckpoint(modelPath);
+writeLlamaGguf(join(work, 'stories260K.gguf'), weights, readLlama2cTokenizer(tokenizerPath, weights.config.vocabSize), { name: 'stories260K' });
+const count = (w) => w.tokenEmbedding.data.length + w.finalNorm.data.length + (w.output?.data.length ?? 0) + w.layers.reduce((s, l) => s + Object.values(l).reduce((t, x) => t + x.data.length, 0), 0);
+const targetParameters = count(weights);
+
+const opening = (text, words) => text.split(/\s+/).filter(Boolean).slice(0, words).join(' ');
+const sharegpt = JSON.parse(readFileSync(join(shared, 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')).map((c) => c.conversations[0].value);
+const specBench = readFileSync(join(shared, 'data/spec_bench/question.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).turns[0]);
+const gsm8k = readFileSync(join(shared, 'data/gsm8k/train.jsonl'), 'utf8').trim().split('\n').slice(0, 400).map((l) => JSON.parse(l).question);
+const prompts = [...sharegpt, ...specBench, ...gsm8k].map((t) => opening(t, 6)).filter((t) => t.length > 0);
+writeFileSync(join(work, 'prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+
+let t0 = Date.now();
+fireopt('--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1');
+fireopt('--quiet', 'distill', 'dataset', '--out', 'targets', '--target-model', 'stories260K.gguf', '--max-tokens', '128', '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32');
+const distillSeconds = (Date.now() - t0) / 1000;
+
+const draftShape = process.env.DRAFT_SHAPE ?? '{preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}';
+t0 = Date.now();
+const summary = JSON.parse(fireopt(
+  '--json', '--quiet', 'train', 'targets', '--out', 'run', '--target-model', modelPath,
+  '--set', `train.tokenizer=${tokenizerPath}`, '--set', 'train.select=off', '--set', 'train.backend=wasm',
+  '--set', `train.model=${draftShape}`, '--set', `train.draft_vocab_size=${process.env.DRAFT_VOCAB ?? 0}`,
+  '--set', 'train.seq_len=128', '--set', 'train.batch_size=16', '--set', `train.lr=${process.env.LR ?? 0.005}`,
+  '--set', `train.max_steps=${process.env.STEPS ?? 1500}`, '--set', 'train.warmup_steps=50', '--set', 'train.eval_every=250', '--set', 'train.patience=0',
+));
+const trainSeconds = (Date.now() - t0) / 1000;
+const w = summary.winner;
+const manifest = JSON.parse(readFileSync(join(work, 'targets/manifest.json'), 'utf8'));
+console.log(JSON.stringify({
+  prompts: prompts.length,
+  target_rows: manifest.counts.rows,
+  completion_tokens: manifest.tokens.completion,
+  distill_s: distillSeconds,
+  target_parameters: targetParameters,
+  draft_parameters: w.parameters,
+  parameter_fraction: w.parameters / targetParameters,
+  draft: w.model,
+  vocab: summary.vocab,
+  steps: w.steps,
+  train_s: trainSeconds,
+  tokens_per_s: Math.round(w.tokensPerSec),
+  untrained_hit_rate: w.untrained.hitRate,
+  heldout_hit_rate: w.best.hitRate,
+  heldout_tokens: w.best.tokens,
+  acceptance_length_k4: w.best.acceptanceLength,
+  expected_speedup_k4: w.best.expectedSpeedup,
+  best_step: w.best.step,
+}, null, 2));
