@@ -40,7 +40,13 @@ export function isPresetName(name: string): name is PresetName {
   return Object.hasOwn(presets, name);
 }
 
-/** A full config from a preset plus the tokenizer's vocabulary size and the context length. */
+/**
+ * A full config from a preset plus the tokenizer's vocabulary size and the context length. A `dim`
+ * override re-derives the SwiGLU width from the new `dim` unless `hiddenDim` is given too: the
+ * preset's own hiddenDim belongs to the preset's width.
+ */
 export function presetConfig(name: PresetName, vocabSize: number, maxSeqLen: number, overrides: Partial<ModelShape> = {}): LlamaConfig {
-  return { ...presets[name], ...overrides, vocabSize, maxSeqLen };
+  const dim = overrides.dim ?? presets[name].dim;
+  const hiddenDim = overrides.hiddenDim ?? (overrides.dim !== undefined ? swigluHiddenDim(dim) : presets[name].hiddenDim);
+  return { ...presets[name], ...overrides, dim, hiddenDim, vocabSize, maxSeqLen };
 }
