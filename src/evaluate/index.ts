@@ -253,7 +253,9 @@ async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps): 
   const { LlamaModel } = await import('../model/index.js');
   await initBackend(config.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
   const model = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
-  const draft = new DraftModel(model, checkpoint.draftVocabulary?.draftToTarget, checkpoint.draftVocabulary?.targetVocabSize);
+  // Input ids outside a reduced vocabulary are fed as the row the draft was trained with for them.
+  const unkDraftId = checkpoint.draftVocabulary && typeof checkpoint.training.unk_draft_id === 'number' ? checkpoint.training.unk_draft_id : undefined;
+  const draft = new DraftModel(model, checkpoint.draftVocabulary?.draftToTarget, checkpoint.draftVocabulary?.targetVocabSize, unkDraftId);
   return { name: `draft:${basename(resolve(name))}`, kind: 'draft', path: resolve(name), draft, dispose: () => model.dispose() };
 }
 

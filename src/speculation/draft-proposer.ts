@@ -8,8 +8,9 @@
  *   plus the draft distribution q at the target's top-k ids for sampling acceptance.
  *
  * A draft with a reduced vocabulary (`draftToTarget`) takes target ids mapped to draft ids as input
- * (ids outside the draft vocabulary map to the draft row of the target's id 0, `<unk>` in Llama
- * vocabularies, or row 0) and its outputs are mapped back through `draftToTarget`.
+ * (ids outside the draft vocabulary map to `unkDraftId`, the row the draft was trained with for them
+ * — a checkpoint's `training.unk_draft_id`; without one, the draft row of the target's id 0, `<unk>`
+ * in Llama vocabularies, or row 0) and its outputs are mapped back through `draftToTarget`.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { DecodeSession, argmax, type LlamaModel } from '../model/index.js';
@@ -26,6 +27,8 @@ export class DraftModel {
     /** Target id of each draft row, for a reduced vocabulary. */
     readonly draftToTarget?: Int32Array,
     targetVocabSize?: number,
+    /** Draft row fed for input ids outside a reduced vocabulary (the checkpoint's `training.unk_draft_id`). */
+    unkDraftId?: number,
   ) {
     if (draftToTarget) {
       const size = targetVocabSize ?? Math.max(...draftToTarget) + 1;
@@ -33,7 +36,10 @@ export class DraftModel {
       draftToTarget.forEach((targetId, draftId) => {
         if (inverse[targetId] < 0) inverse[targetId] = draftId;
       });
-      const unknown = inverse[0] >= 0 ? inverse[0] : 0;
+      if (unkDraftId !== undefined && !(Number.isInteger(unkDraftId) && unkDraftId >= 0 && unkDraftId < draftToTarget.length)) {
+        throw new RangeError(`unkDraftId ${unkDraftId} is not a row of the ${draftToTarget.length}-row draft vocabulary`);
+      }
+      const unknown = unkDraftId ?? (inverse[0] >= 0 ? inverse[0] : 0);
       for (let i = 0; i < size; i++) if (inverse[i] < 0) inverse[i] = unknown;
       this.targetToDraft = inverse;
     }
