@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { ConfigError, InputError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
 import type { TargetConfig } from '../targets/config.js';
+import { tfjsTargetTokenizer } from '../targets/tfjs/tokenizer.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { sha256File } from '../util/hash.js';
@@ -21,12 +22,14 @@ export interface TargetTokenizer {
 
 export async function resolveTargetTokenizer(distill: DistillConfig, target: TargetConfig | undefined): Promise<TargetTokenizer> {
   let source = distill.tokenizer;
+  let tokenizer: Tokenizer | undefined;
   if (source === 'auto') {
     if (target?.engine === 'llama-cpp') source = target.model;
-    else throw new ConfigError('distill.tokenizer: set it to the target\'s tokenizer (a GGUF or tokenizer.json) — only the llama-cpp engine can supply it', []);
+    else if (target?.engine === 'tfjs') ({ tokenizer, source } = tfjsTargetTokenizer(target));
+    else throw new ConfigError('distill.tokenizer: set it to the target\'s tokenizer (a GGUF or tokenizer.json) — only the llama-cpp and tfjs engines can supply it', []);
   }
   if (!existsSync(source)) throw new InputError(`${source}: tokenizer file not found`);
-  const tokenizer = loadTokenizer(source);
+  tokenizer ??= loadTokenizer(source);
   const identity = { source, sha256: await sha256File(source) };
   const { chatTemplate, templateSource } = resolveChatTemplate(distill.chat_template, source);
   return { tokenizer, identity, chatTemplate, templateSource };

@@ -21,6 +21,12 @@
  *   requests_per_second: 0       # 0 = no rate limit
  *   timeout_ms: 60000
  *   max_retries: 6
+ * ---
+ * target:
+ *   engine: tfjs                 # fireopt's own model core (no native library)
+ *   model: models/stories260K.bin  # llama2.c, safetensors (file or HF folder) or GGUF
+ *   tokenizer: models/tok512.bin   # optional: default the checkpoint's own, or tokenizer.bin beside it
+ *   backend: auto                # auto | tensorflow | wasm | cpu
  * ```
  */
 import { z } from 'zod';
@@ -81,9 +87,20 @@ export const openAiTargetSchema = z.strictObject({
   retry_max_delay_ms: z.number().int().min(0).default(30_000),
 });
 
+export const tfjsTargetSchema = z.strictObject({
+  engine: z.literal('tfjs'),
+  /** llama2.c checkpoint, safetensors file or Hugging Face folder, or GGUF (F32/F16/BF16 tensors). */
+  model: z.string().min(1),
+  /** Tokenizer file (llama2.c tokenizer.bin or a GGUF); default: the checkpoint's own, or tokenizer.bin beside a llama2.c checkpoint. */
+  tokenizer: z.string().min(1).optional(),
+  /** TensorFlow.js backend (see *Model core*): `auto` takes tfjs-node-gpu, tfjs-node, then wasm. */
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+});
+
 /** The `target` section. */
-export const targetSchema = z.discriminatedUnion('engine', [llamaCppTargetSchema, openAiTargetSchema]);
+export const targetSchema = z.discriminatedUnion('engine', [llamaCppTargetSchema, openAiTargetSchema, tfjsTargetSchema]);
 
 export type TargetConfig = z.infer<typeof targetSchema>;
 export type LlamaCppTargetConfig = z.infer<typeof llamaCppTargetSchema>;
 export type OpenAiTargetConfig = z.infer<typeof openAiTargetSchema>;
+export type TfjsTargetConfig = z.infer<typeof tfjsTargetSchema>;

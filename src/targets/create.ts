@@ -10,6 +10,8 @@ export interface TargetEngineDeps {
   tokenizer?: TokenAligner;
   /** openai: told about each retried request. */
   onRetry?: (event: { path: string; attempt: number; reason: string }) => void;
+  /** tfjs: told which TensorFlow.js backend was chosen. */
+  log?: (line: string) => void;
 }
 
 /** Open the engine `config` describes; the caller must `close()` it. */
@@ -29,6 +31,10 @@ export async function createTargetEngine(config: TargetConfig, deps: TargetEngin
     case 'openai': {
       const { OpenAiEngine } = await import('./openai/engine.js');
       return new OpenAiEngine(config, deps);
+    }
+    case 'tfjs': {
+      const { TfjsEngine } = await import('./tfjs/engine.js');
+      return TfjsEngine.open({ model: config.model, tokenizer: config.tokenizer, backend: config.backend, log: deps.log });
     }
   }
 }
