@@ -56,6 +56,7 @@ export const configSchema = z
     distill: distillSchema,
     eval: evalSchema,
     train: trainSchema,
+    export: (await import('../export/config.js')).exportSchema,
   })
   .prefault({});
 
