@@ -18,6 +18,7 @@ const registrations: Array<(program: Command, context: ContextGetter) => void> =
   (await import('./commands/eval.js')).register,
   (await import('./commands/compare.js')).register,
   (await import('./commands/train.js')).register,
+  (await import('./commands/synth.js')).register,
   (await import('./commands/export.js')).register,
 ];
 

@@ -1,0 +1,157 @@
+/**
+ * `fireopt synth --seed-prompts <file> --n <N> --out <dataset>`: the target writes new prompts in
+ * the style of the seeds (the synth stage), then ingest turns them into a traces dataset. The
+ * stages are imported lazily.
+ */
+import { dirname, basename, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { ConfigError } from '../../errors.js';
+import type { ContextGetter } from '../commands.js';
+
+interface SynthFlags {
+  seedPrompts?: string;
+  n?: number;
+  out?: string;
+  promptsOut?: string;
+  targetModel?: string;
+  tokenizer?: string;
+  examples?: number;
+  samples?: number;
+  concurrency?: number;
+  maxTokens?: number;
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  minChars?: number;
+  maxChars?: number;
+  similarity?: number;
+  maxCompletions?: number;
+  heldout?: number;
+}
+
+export function register(program: Command, context: ContextGetter): void {
+  program
+    .command('synth')
+    .summary('the target writes new prompts in the style of seed prompts (self-instruct): an ingest dataset')
+    .description(
+      'Show the target numbered lists of seed prompts and keep what it writes next, deduplicated (exact and\n' +
+        'near-duplicate, against the seeds too). Writes the prompts as <prompts-out> (prompts JSONL) and ingests\n' +
+        'them into <out> (train.arrow, heldout.arrow, manifest.json), ready for `fireopt distill`.',
+    )
+    .requiredOption('--seed-prompts <file>', 'seed prompts: text (one per line), JSONL/JSON, or an ingested dataset')
+    .requiredOption('--n <count>', 'new prompts to write', parseNumber)
+    .requiredOption('-o, --out <dir>', 'output dataset directory (replaced atomically)')
+    .option('--prompts-out <file>', 'where the prompts JSONL goes (default <out>.synth.jsonl beside the dataset)')
+    .option('--target-model <gguf>', 'shortcut for target.engine=llama-cpp, target.model=<gguf>')
+    .option('--tokenizer <file>', 'the target tokenizer (GGUF or tokenizer.json); default: from the target')
+    .option('--examples <k>', 'example prompts listed per request (default 6)', parseNumber)
+    .option('--samples <k>', 'completions per request (default 4)', parseNumber)
+    .option('--concurrency <k>', 'requests in flight (default 4)', parseNumber)
+    .option('--max-tokens <n>', 'most tokens per written prompt (default 96)', parseNumber)
+    .option('--temperature <t>', 'sampling temperature (default 1)', parseNumber)
+    .option('--top-p <p>', 'nucleus sampling threshold (default 0.95)', parseNumber)
+    .option('--seed <s>', 'sampling and example-selection seed (default 0)', parseNumber)
+    .option('--min-chars <n>', 'shortest prompt kept (default 12)', parseNumber)
+    .option('--max-chars <n>', 'longest prompt kept (default 2000)', parseNumber)
+    .option('--similarity <j>', 'near-duplicate threshold: character 4-gram Jaccard (default 0.7)', parseNumber)
+    .option('--max-completions <n>', 'give up after this many completions (default 20 × n)', parseNumber)
+    .option('--heldout <fraction>', 'fraction of prompts in the held-out split (default ingest.heldout)', parseNumber)
+    .action(async (flags: SynthFlags) => {
+      const ctx = context();
+      const config = loadConfig({
+        file: ctx.globals.config,
+        sets: ctx.globals.set,
+        flags: {
+          'distill.tokenizer': flags.tokenizer,
+          'ingest.heldout': flags.heldout,
+          'target.engine': flags.targetModel ? 'llama-cpp' : undefined,
+          'target.model': flags.targetModel,
+        },
+      });
+      const { synthSchema } = await import('../../synth/config.js');
+      const parsed = synthSchema.safeParse(
+        Object.fromEntries(
+          Object.entries({
+            seed_prompts: flags.seedPrompts,
+            n: flags.n,
+            out: flags.out,
+            examples_per_request: flags.examples,
+            samples_per_request: flags.samples,
+            concurrency: flags.concurrency,
+            max_tokens: flags.maxTokens,
+            temperature: flags.temperature,
+            top_p: flags.topP,
+            seed: flags.seed,
+            min_chars: flags.minChars,
+            max_chars: flags.maxChars,
+            near_duplicate_threshold: flags.similarity,
+            max_completions: flags.maxCompletions,
+          }).filter(([, value]) => value !== undefined),
+        ),
+      );
+      if (!parsed.success) {
+        throw new ConfigError('synth: invalid options', parsed.error.issues.map((issue) => `${issue.path.join('.') || '(options)'}: ${issue.message}`));
+      }
+      const synth = parsed.data;
+      const { target } = config;
+      if (!target) throw new ConfigError('synth needs a target: set the `target` section or --target-model <gguf>');
+      let apiKey: string | undefined;
+      if (target.engine === 'openai' && target.api_key_env) {
+        apiKey = process.env[target.api_key_env];
+        if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${target.api_key_env} is not set`);
+      }
+      const out = resolve(synth.out);
+      const promptsOut = flags.promptsOut ?? join(dirname(out), `${basename(out)}.synth.jsonl`);
+      const { resolveTargetTokenizer } = await import('../../distill/target-tokenizer.js');
+      const { createTargetEngine } = await import('../../targets/create.js');
+      const { runSynth } = await import('../../synth/index.js');
+      const { runIngest } = await import('../../ingest/index.js');
+      const { tokenizer } = await resolveTargetTokenizer(config.distill, target);
+      const abort = new AbortController();
+      const onSignal = (): void => abort.abort(new Error('interrupted'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const engine = await createTargetEngine(target, {
+          apiKey,
+          tokenizer,
+          log: (line) => ctx.progress({ kind: 'log', level: 'info', message: line }),
+          onRetry: (e) => ctx.progress({ kind: 'log', level: 'warn', message: `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}` }),
+        });
+        let summary;
+        try {
+          summary = await runSynth({ synth, promptsOut }, { engine, tokenizer, progress: ctx.progress, signal: abort.signal });
+        } finally {
+          await engine.close();
+        }
+        const ingested = await runIngest(
+          { ...config, ingest: { ...config.ingest, inputs: [promptsOut], out, format: 'prompts' } },
+          { progress: ctx.progress, signal: abort.signal },
+        );
+        const { prompts, ...counts } = summary;
+        if (ctx.globals.json) {
+          ctx.io.stdout(JSON.stringify({ ...counts, dataset: ingested.out, rows: ingested.rows }, null, 2) + '\n');
+          return;
+        }
+        const rejected = Object.entries(counts.rejected).filter(([, n]) => n > 0).map(([reason, n]) => `${reason} ${n}`);
+        ctx.io.stdout(
+          [
+            `wrote ${ingested.out}: ${ingested.rows.train} train + ${ingested.rows.heldout} held-out prompts (${summary.promptsFile})`,
+            `  ${counts.written} of ${counts.requested} new prompts from ${counts.seeds} seeds: ${counts.completions} completions in ${counts.requests} requests`,
+            `  rejected: ${rejected.length ? rejected.join(', ') : 'none'}`,
+            ...prompts.slice(0, 3).map((p) => `  e.g. ${JSON.stringify(p.text.length > 100 ? `${p.text.slice(0, 100)}…` : p.text)}`),
+          ].join('\n') + '\n',
+        );
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}
+
+function parseNumber(value: string): number {
+  const number = Number(value);
+  // Left to the schema to reject with its path; NaN is reported there as "expected number".
+  return Number.isFinite(number) ? number : Number.NaN;
+}
