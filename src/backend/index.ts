@@ -2,10 +2,11 @@
  * The one place that chooses a TensorFlow.js backend.
  *
  * `auto` prefers @tensorflow/tfjs-node-gpu (CUDA, when installed and a GPU is visible), then
- * @tensorflow/tfjs-node, then @tensorflow/tfjs-backend-wasm (XNNPACK + SIMD), then the pure-JS
- * `cpu` backend. The native packages are optional peer dependencies: they are imported
- * dynamically, and their absence (or a failure to load their native library) only moves `auto`
- * down the list.
+ * @tensorflow/tfjs-node, then WebGPU (Dawn over Vulkan, when an adapter is found and the caller
+ * reads tensors asynchronously; see webgpu.ts), then @tensorflow/tfjs-backend-wasm (XNNPACK + SIMD),
+ * then the pure-JS `cpu` backend. The native packages are optional peer dependencies and the WebGPU
+ * ones optional dependencies: they are imported dynamically, and their absence (or a failure to load
+ * their native library, or no adapter) only moves `auto` down the list.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -14,21 +15,25 @@ import { UsageError, describeError } from '../errors.js';
 import { registerAllGradients } from './gradients.js';
 import { guardWasmAllocations, registerCpuKernels, registerWasmKernels } from './kernels.js';
 import { registerThreadedWasm } from './wasm-threads.js';
+import { activateWebGpu, describeAdapter, probeWebGpu, type WebGpuAdapterInfo, type WebGpuProbe } from './webgpu.js';
 
-export type BackendRequest = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const backendRequests: readonly BackendRequest[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export type BackendRequest = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export const backendRequests: readonly BackendRequest[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+export { describeAdapter, probeWebGpu, type WebGpuAdapterInfo, type WebGpuProbe } from './webgpu.js';
 
 export interface BackendChoice {
   /** What was asked for. */
   requested: BackendRequest;
-  /** The tfjs backend now active: 'tensorflow' (tfjs-node / tfjs-node-gpu), 'wasm' or 'cpu'. */
-  name: 'tensorflow' | 'wasm' | 'cpu';
+  /** The tfjs backend now active: 'tensorflow' (tfjs-node / tfjs-node-gpu), 'webgpu', 'wasm' or 'cpu'. */
+  name: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
   /** The package behind it. */
   packageName: string;
   /** One line for the log: what was chosen and why. */
   description: string;
   /** XNNPACK threads (wasm only). */
   threads?: number;
+  /** The GPU (webgpu only). */
+  adapter?: WebGpuAdapterInfo;
 }
 
 export interface BackendOptions {
@@ -37,6 +42,15 @@ export interface BackendOptions {
    * workaround for Node (see wasm-threads.ts); if that fails, wasm runs one thread and says so.
    */
   wasmThreads?: number;
+  /**
+   * The caller reads tensors with dataSync()/arraySync() (default true). WebGPU under Node can only
+   * read asynchronously (`await t.data()`), so `auto` passes over an adapter it finds unless this is
+   * false. An explicit 'webgpu' request is honoured either way (a synchronous read then raises
+   * E_WEBGPU_SYNC_READ).
+   */
+  syncReads?: boolean;
+  /** How `auto` looks for a WebGPU adapter (default: probeWebGpu, cached per process; tests replace it). */
+  webgpuProbe?: () => Promise<WebGpuProbe>;
 }
 
 let current: BackendChoice | undefined;
@@ -72,6 +86,13 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
       );
     }
   }
+  if (!choice && requested === 'webgpu') {
+    const adapter = await activateWebGpu(); // UsageError / RunError with a hint when it cannot
+    choice = webGpuChoice(requested, adapter);
+  }
+  if (!choice && requested === 'auto') {
+    choice = await tryWebGpu(requested, skipped, options);
+  }
   if (!choice && (requested === 'auto' || requested === 'wasm')) {
     try {
       const wasmPackage = await import('@tensorflow/tfjs-backend-wasm');
@@ -104,6 +125,31 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
   const why = requested === 'auto' && skipped.length ? ` (not available: ${skipped.join('; ')})` : '';
   log(`backend: ${choice.description}${why}`);
   return choice;
+}
+
+function webGpuChoice(requested: BackendRequest, adapter: WebGpuAdapterInfo): BackendChoice {
+  return { requested, name: 'webgpu', packageName: '@tensorflow/tfjs-backend-webgpu', description: `webgpu (Dawn, ${describeAdapter(adapter)})`, adapter };
+}
+
+let cachedProbe: Promise<WebGpuProbe> | undefined;
+
+/** `auto`'s WebGPU step: used only with an adapter and a caller that reads asynchronously. */
+async function tryWebGpu(requested: BackendRequest, skipped: string[], options: BackendOptions): Promise<BackendChoice | undefined> {
+  const probe = options.webgpuProbe ? await options.webgpuProbe() : await (cachedProbe ??= probeWebGpu());
+  if (!probe.found) {
+    skipped.push(`webgpu: ${probe.reason}`);
+    return undefined;
+  }
+  if (options.syncReads !== false) {
+    skipped.push(`webgpu: adapter ${describeAdapter(probe.adapter)} found, but this command reads tensors synchronously, which WebGPU under Node cannot`);
+    return undefined;
+  }
+  try {
+    return webGpuChoice(requested, await activateWebGpu());
+  } catch (error) {
+    skipped.push(`webgpu: ${describeError(error)}`);
+    return undefined;
+  }
 }
 
 async function activate(name: string): Promise<void> {

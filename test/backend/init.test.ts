@@ -29,6 +29,6 @@ describe('initBackend', () => {
   });
 
   it('rejects an unknown backend name', async () => {
-    await expect(initBackend('webgpu' as BackendRequest)).rejects.toThrow(/unknown backend 'webgpu'/);
+    await expect(initBackend('metal' as BackendRequest)).rejects.toThrow(/unknown backend 'metal'/);
   });
 });
