@@ -13,10 +13,10 @@ export class SampleHashSet {
     return this.count;
   }
 
-  /** Add the key in `digest[0..8)`; returns false if it was already present. */
-  add(digest: Uint8Array): boolean {
-    const hi = ((digest[0] << 24) | (digest[1] << 16) | (digest[2] << 8) | digest[3]) >>> 0;
-    const lo = ((digest[4] << 24) | (digest[5] << 16) | (digest[6] << 8) | digest[7]) >>> 0;
+  /** Add the key in `digest[at, at + 8)`; returns false if it was already present. */
+  add(digest: Uint8Array, at = 0): boolean {
+    const hi = ((digest[at] << 24) | (digest[at + 1] << 16) | (digest[at + 2] << 8) | digest[at + 3]) >>> 0;
+    const lo = ((digest[at + 4] << 24) | (digest[at + 5] << 16) | (digest[at + 6] << 8) | digest[at + 7]) >>> 0;
     if (hi === 0 && lo === 0) {
       if (this.hasZeroKey) return false;
       this.hasZeroKey = true;

@@ -129,21 +129,50 @@ export type RawRecord =
 /** How an input is laid out: JSON Lines (also plain text, one prompt per line) or one JSON array. */
 export type Container = 'lines' | 'json-array';
 
+/** A JSON Lines record not yet decoded (decoding and UTF-8 checking are left to a parse worker). */
+export interface LineBytes {
+  ok: true;
+  line: number;
+  bytes: Buffer;
+}
+
 /**
  * Split decompressed chunks into records, yielded in arrays (one per chunk) to keep per-record
  * overhead low. The container is chosen from the first non-blank byte: `[` is a JSON array.
  */
-export async function* splitRecords(
+export function splitRecords(
   chunks: AsyncIterable<Buffer>,
   maxRecordBytes: number,
   onContainer: (container: Container) => void,
 ): AsyncGenerator<RawRecord[]> {
+  return splitEntries(chunks, maxRecordBytes, onContainer, false) as AsyncGenerator<RawRecord[]>;
+}
+
+/**
+ * Like `splitRecords`, but JSON Lines records come as undecoded bytes (`LineBytes`): the main
+ * thread only finds line boundaries, and the decoding happens where the record is parsed.
+ * Records of a JSON array, and lines that are too long, come as `RawRecord`s as before.
+ */
+export function splitRecordEntries(
+  chunks: AsyncIterable<Buffer>,
+  maxRecordBytes: number,
+  onContainer: (container: Container) => void,
+): AsyncGenerator<Array<RawRecord | LineBytes>> {
+  return splitEntries(chunks, maxRecordBytes, onContainer, true);
+}
+
+async function* splitEntries(
+  chunks: AsyncIterable<Buffer>,
+  maxRecordBytes: number,
+  onContainer: (container: Container) => void,
+  rawLines: boolean,
+): AsyncGenerator<Array<RawRecord | LineBytes>> {
   let splitter: LineSplitter | ArraySplitter | undefined;
   for await (const chunk of chunks) {
     if (!splitter) {
       const first = firstNonBlank(chunk);
       if (first === -1) continue; // leading blank chunk: keep looking (a blank chunk holds no record)
-      splitter = chunk[first] === 0x5b /* [ */ ? new ArraySplitter(maxRecordBytes) : new LineSplitter(maxRecordBytes);
+      splitter = chunk[first] === 0x5b /* [ */ ? new ArraySplitter(maxRecordBytes) : new LineSplitter(maxRecordBytes, rawLines);
       onContainer(splitter instanceof ArraySplitter ? 'json-array' : 'lines');
     }
     const records = splitter.push(chunk);
@@ -165,7 +194,8 @@ function firstNonBlank(chunk: Buffer): number {
 
 const EXCERPT_BYTES = 160;
 
-function decodeRecord(bytes: Buffer, line: number): RawRecord {
+/** A record's bytes as text, or an invalid-utf8 failure. */
+export function decodeRecord(bytes: Buffer, line: number): RawRecord {
   if (!isUtf8(bytes)) {
     return { ok: false, line, code: 'invalid-utf8', reason: 'invalid UTF-8', excerpt: bytes.subarray(0, EXCERPT_BYTES).toString('latin1') };
   }
@@ -181,10 +211,13 @@ class LineSplitter {
   private line = 0; // number of the line being assembled, 1-based once started
   private atStart = true;
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly rawLines: boolean,
+  ) {}
 
-  push(chunk: Buffer): RawRecord[] {
-    const out: RawRecord[] = [];
+  push(chunk: Buffer): Array<RawRecord | LineBytes> {
+    const out: Array<RawRecord | LineBytes> = [];
     let start = 0;
     if (this.atStart) {
       this.atStart = false;
@@ -221,8 +254,8 @@ class LineSplitter {
     }
   }
 
-  end(): RawRecord[] {
-    const out: RawRecord[] = [];
+  end(): Array<RawRecord | LineBytes> {
+    const out: Array<RawRecord | LineBytes> = [];
     if (this.skipping) {
       this.line++;
       out.push(this.oversized());
@@ -249,7 +282,7 @@ class LineSplitter {
     this.pendingBytes += rest.length;
   }
 
-  private emit(bytes: Buffer, out: RawRecord[]): void {
+  private emit(bytes: Buffer, out: Array<RawRecord | LineBytes>): void {
     let end = bytes.length;
     if (end > 0 && bytes[end - 1] === 0x0d) end--;
     let blank = true;
@@ -260,7 +293,9 @@ class LineSplitter {
         break;
       }
     }
-    if (!blank) out.push(decodeRecord(bytes.subarray(0, end), this.line));
+    if (blank) return;
+    if (this.rawLines) out.push({ ok: true, line: this.line, bytes: bytes.subarray(0, end) });
+    else out.push(decodeRecord(bytes.subarray(0, end), this.line));
   }
 
   private oversizedFrom(bytes: Buffer): RawRecord {

@@ -1,0 +1,133 @@
+/**
+ * The per-record work of ingest, runnable on the main thread or in a parse worker: decode, parse,
+ * normalise, redact, expand into samples, hash, and encode the samples into column buffers. What
+ * needs the whole run's state (dedup, batch boundaries, the output files) stays with the caller,
+ * which consumes one `ProcessedBlock` per block of records, in input order.
+ */
+import { InputError } from '../errors.js';
+import { TracesBatchBuilder, type EncodedTraceRows } from '../formats/traces-schema.js';
+import { Rejection, detectFormat, parseRecord, promptFromText, type BatchLookup, type Conversation, type DetectedFormat } from './records.js';
+import { emptyRedactionCounts, type RedactionCounts } from './redact.js';
+import type { RejectedRecord } from './rejects.js';
+import { SampleEncoder, redactConversation, type SampleSink } from './samples.js';
+import { decodeRecord, type RawRecord } from './sources.js';
+
+/** How one file's records are read: fixed per file once its format is known. */
+export interface FileSettings {
+  file: string;
+  /** null until detected from the file's first JSON record (main thread only). */
+  format: DetectedFormat | null;
+  /** A prompts-only text file: each line is a prompt, verbatim. */
+  text: boolean;
+  redact: boolean;
+  salt: string;
+  heldout: number;
+}
+
+/** The outcome of a block of records, in input order. */
+export interface ProcessedBlock {
+  records: number;
+  rejects: RejectedRecord[];
+  redactions: RedactionCounts;
+  /** Per sample in input order: the first 8 bytes of its digest (the dedup key), and its split (1 = heldout). */
+  sampleKeys: Uint8Array;
+  sampleHeldout: Uint8Array;
+  samples: number;
+  train: EncodedTraceRows;
+  heldout: EncodedTraceRows;
+}
+
+export const DEDUP_KEY_BYTES = 8;
+
+export class RecordProcessor implements SampleSink {
+  readonly train = new TracesBatchBuilder();
+  readonly heldout = new TracesBatchBuilder();
+  private readonly encoder = new SampleEncoder();
+  private rejects: RejectedRecord[] = [];
+  private redactions = emptyRedactionCounts();
+  private sampleKeys = new Uint8Array(1024 * DEDUP_KEY_BYTES);
+  private sampleHeldout = new Uint8Array(1024);
+  private samples = 0;
+  private records = 0;
+
+  constructor(
+    public settings: FileSettings,
+    private readonly lookup: BatchLookup,
+    private readonly inputPath: string = settings.file,
+  ) {}
+
+  /** Process one record; a Rejection becomes a rejects entry. */
+  add(record: RawRecord): void {
+    this.records++;
+    try {
+      const conversation = this.parse(record);
+      if (this.settings.redact) redactConversation(conversation, this.redactions);
+      this.encoder.encode(conversation, { file: this.settings.file, line: record.line, salt: this.settings.salt, heldout: this.settings.heldout }, this);
+    } catch (error) {
+      if (!(error instanceof Rejection)) throw error;
+      this.rejects.push({ file: this.settings.file, line: record.line, code: error.code, reason: error.message, excerpt: record.ok ? record.text : '' });
+    }
+  }
+
+  /** Decode a line's bytes (rejecting invalid UTF-8) and process it. */
+  addLine(bytes: Uint8Array, line: number): void {
+    this.add(decodeRecord(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), line));
+  }
+
+  /** Everything processed since the last take. */
+  take(): ProcessedBlock {
+    const block: ProcessedBlock = {
+      records: this.records,
+      rejects: this.rejects,
+      redactions: this.redactions,
+      sampleKeys: this.sampleKeys.slice(0, this.samples * DEDUP_KEY_BYTES),
+      sampleHeldout: this.sampleHeldout.slice(0, this.samples),
+      samples: this.samples,
+      train: this.train.encode(),
+      heldout: this.heldout.encode(),
+    };
+    this.records = 0;
+    this.rejects = [];
+    this.redactions = emptyRedactionCounts();
+    this.samples = 0;
+    return block;
+  }
+
+  /** SampleSink: record the sample's dedup key and split. */
+  sample(digest: Buffer, split: 'train' | 'heldout'): void {
+    if (this.samples === this.sampleHeldout.length) {
+      const keys = new Uint8Array(this.sampleKeys.length * 2);
+      keys.set(this.sampleKeys);
+      this.sampleKeys = keys;
+      const heldout = new Uint8Array(this.sampleHeldout.length * 2);
+      heldout.set(this.sampleHeldout);
+      this.sampleHeldout = heldout;
+    }
+    this.sampleKeys.set(digest.subarray(0, DEDUP_KEY_BYTES), this.samples * DEDUP_KEY_BYTES);
+    this.sampleHeldout[this.samples++] = split === 'heldout' ? 1 : 0;
+  }
+
+  private parse(record: RawRecord): Conversation {
+    if (!record.ok) throw new Rejection(record.code, record.reason);
+    const settings = this.settings;
+    if (settings.text) return promptFromText(record.text);
+    let value: unknown;
+    try {
+      value = JSON.parse(record.text);
+    } catch (error) {
+      throw new Rejection('malformed-json', `malformed JSON: ${(error as Error).message}`);
+    }
+    if (settings.format === null) {
+      const detected = detectFormat(value);
+      if (detected === undefined) {
+        throw new Rejection('unknown-shape', 'record matches no input format (expected messages, request/response, custom_id/response, conversations, prompt/completion, instruction/output or prompt)');
+      }
+      if (detected === 'openai-batch-input') {
+        throw new InputError(`${this.inputPath}: a Batch API input file cannot be read from here`, 'HINT: pass it with --batch-input <file>');
+      }
+      settings.format = detected;
+    }
+    if (settings.format === 'openai-batch-input') throw new Rejection('wrong-shape', 'batch input line among traces');
+    return parseRecord(settings.format, value, this.lookup);
+  }
+}
