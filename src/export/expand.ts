@@ -7,13 +7,15 @@
  *
  * - **input embedding** row t = the draft's row for t, or its `unk_draft_id` row for ids outside
  *   the draft vocabulary: exactly what the draft was fed in training;
- * - **output** row t = the draft's row for t, or the *mean of all the draft's output rows* for the
- *   others. Llama has no output bias and the final RMSNorm output h can point anywhere, so no fixed
- *   row has a logit below every draft row's for every h, except a convex combination of them: the
- *   mean row's logit is the mean of the draft logits, mean_j(w_j·h) ≤ max_j(w_j·h), with equality
- *   only when every draft logit is equal. An outside id therefore never wins the argmax (ties
- *   aside, which need all draft logits exactly equal), so greedy decoding is unchanged. Sampling is
- *   not: each outside id keeps probability ∝ exp(mean logit), small but not zero.
+ * - **output** row t = the draft's row for t, or, for the others, the *mean of a set of the draft's
+ *   output rows* (by default all of them; `runExport` picks the rows with the lowest logits on the
+ *   draft's own text, see probe.ts). Llama has no output bias and the final RMSNorm output h can
+ *   point anywhere, so no fixed row has a logit below every draft row's for every h, except a
+ *   convex combination of them: the mean row's logit is the mean of those rows' logits,
+ *   mean_{j∈S}(w_j·h) ≤ max_j(w_j·h), with equality only when every logit in S equals the maximum.
+ *   An outside id therefore never wins the argmax (exact ties aside), so greedy decoding is
+ *   unchanged. Sampling is not: each outside id keeps probability ∝ exp(that mean logit), which is
+ *   why S is the draft's least likely rows rather than all of them.
  *
  * The expanded model is untied (its output rows are not its embedding rows).
  */
@@ -26,6 +28,8 @@ export interface VocabularyExpansion {
   unkDraftId: number;
   /** Rows of the expanded model. */
   vocabSize: number;
+  /** Draft rows averaged into the output row of ids outside the draft vocabulary (default: all). */
+  outsideSourceRows?: ArrayLike<number>;
 }
 
 export interface ExpandedWeights {
@@ -54,10 +58,16 @@ export function expandVocabulary(draft: LlamaWeights, expansion: VocabularyExpan
   const dim = config.dim;
   const embedding = draft.tokenEmbedding.data; // [rows, dim]
   const output = (draft.output ?? draft.tokenEmbedding).data; // [rows, dim]
-  // The mean output row, accumulated in float64.
+  // The mean of the source rows, accumulated in float64.
+  const sources = expansion.outsideSourceRows ?? Int32Array.from({ length: rows }, (_, i) => i);
+  if (sources.length === 0) throw new Error('no draft rows to average for the outside ids');
   const meanRow = new Float64Array(dim);
-  for (let row = 0; row < rows; row++) for (let i = 0; i < dim; i++) meanRow[i] += output[row * dim + i];
-  const meanOutput = Float32Array.from(meanRow, (sum) => sum / rows);
+  for (let k = 0; k < sources.length; k++) {
+    const row = sources[k];
+    if (!Number.isInteger(row) || row < 0 || row >= rows) throw new Error(`outside source row ${row} is not a draft row (< ${rows})`);
+    for (let i = 0; i < dim; i++) meanRow[i] += output[row * dim + i];
+  }
+  const meanOutput = Float32Array.from(meanRow, (sum) => sum / sources.length);
 
   const expandedEmbedding = new Float32Array(vocabSize * dim); // [vocabSize, dim]
   const expandedOutput = new Float32Array(vocabSize * dim); // [vocabSize, dim]

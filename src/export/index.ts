@@ -29,6 +29,7 @@ import type { ExportConfig } from './config.js';
 import { expandVocabulary } from './expand.js';
 import { isInside, pathInside, safeFileName } from './paths.js';
 import { assertCompatible, preflight, type DraftFacts, type ExportPlan } from './preflight.js';
+import { lowestLogitRows } from './probe.js';
 import { writeReferenceLogits } from './reference.js';
 import { servingCommands, servingMarkdown, type ServingCommand } from './serving.js';
 import { describeTarget, type TargetDescription } from './target.js';
@@ -95,8 +96,12 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
 
   const name = safeFileName(config.name ?? basename(modelDir));
   const unkDraftId = unknownInputRow(checkpoint);
+  const needsExpansion = Boolean(checkpoint.draftVocabulary) || plan.hfVocabSize > draftFacts.targetVocabSize || (plan.ggufVocabulary?.tokens.length ?? 0) > draftFacts.targetVocabSize;
+  const outsideSourceRows = needsExpansion
+    ? await lowestLogitRows(checkpoint.weights, { vocabulary: checkpoint.vocabulary, draftVocabulary: checkpoint.draftVocabulary, unkDraftId, backend: config.backend, log })
+    : undefined;
   const expand = (vocabSize: number) =>
-    expandVocabulary(checkpoint.weights, { draftToTarget: checkpoint.draftVocabulary?.draftToTarget, unkDraftId, vocabSize });
+    expandVocabulary(checkpoint.weights, { draftToTarget: checkpoint.draftVocabulary?.draftToTarget, unkDraftId, vocabSize, outsideSourceRows });
   const withContext = (weights: LlamaWeights): LlamaWeights => ({ ...weights, config: { ...weights.config, maxSeqLen: plan.contextLength } });
 
   const result: ExportResult = {
@@ -155,7 +160,9 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
         dtype: config.dtype,
         plan: { engines: plan.engines, hf_vocab_size: plan.hfVocabSize, gguf_vocab_size: plan.ggufVocabulary?.tokens.length ?? null, context_length: plan.contextLength, serving_context: plan.servingContext, warnings: plan.warnings },
         vocabulary: result.vocabulary,
-        never_winning_rows: 'output rows of ids outside the draft vocabulary are the mean of the draft output rows: their logit is the mean draft logit, below the maximum',
+        never_winning_rows: outsideSourceRows
+          ? { rule: 'output row of every id outside the draft vocabulary = mean of these draft output rows (lowest mean logit on the draft\'s own text); its logit is their mean, below the maximum', draft_rows: Array.from(outsideSourceRows) }
+          : null,
         files: fileHashes,
         serving: result.servingCommands,
         config: input.resolvedConfig,
