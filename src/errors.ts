@@ -1,9 +1,10 @@
 /**
  * Typed errors. Every error a user can cause carries a stable code, a message that names the
  * file / line / field at fault, an optional hint, and the exit code the CLI should use:
- *   0 success, 1 the run failed, 2 bad usage, config or input.
+ *   0 success, 1 the run failed, 2 bad usage, config or input; 3 and 4 are outcomes a CI job
+ *   branches on (`fireopt run`: not promoted / retraining not needed; `fireopt drift`: 3 = due).
  */
-export type ExitCode = 0 | 1 | 2;
+export type ExitCode = 0 | 1 | 2 | 3 | 4;
 
 export class FireoptError extends Error {
   constructor(
@@ -42,6 +43,16 @@ export class InputError extends FireoptError {
 export class RunError extends FireoptError {
   constructor(message: string, hint?: string, code = 'E_RUN') {
     super(message, code, 1, hint);
+  }
+}
+
+/**
+ * A command that finished normally but reports a non-zero status (e.g. `fireopt run`: not
+ * promoted). The command has printed its result; the top-level handler only sets the exit code.
+ */
+export class ExitStatus extends FireoptError {
+  constructor(exitCode: ExitCode, code: string, message: string) {
+    super(message, code, exitCode);
   }
 }
 

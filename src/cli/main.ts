@@ -4,7 +4,7 @@
  * One top-level handler maps errors to exit codes: 0 success, 1 run failed, 2 bad usage/config/input.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { FireoptError } from '../errors.js';
+import { ExitStatus, FireoptError } from '../errors.js';
 import { FIREOPT_VERSION } from '../version.js';
 import { processIO, type CliIO, type CommandContext, type GlobalOptions } from './context.js';
 import { createProgressRenderer } from './progress.js';
@@ -61,6 +61,7 @@ export function reportError(error: unknown, io: CliIO, verbose: boolean): number
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
     return error.exitCode === 0 ? 0 : 2; // commander already printed the message
   }
+  if (error instanceof ExitStatus) return error.exitCode; // the command already printed its outcome
   if (error instanceof FireoptError) {
     io.stderr(`fireopt: error: ${error.message}\n`);
     if (error.hint) io.stderr(`${error.hint}\n`);

@@ -8,6 +8,7 @@ import { distillSchema } from '../distill/config.js';
 import { evalSchema } from '../evaluate/config.js';
 import { targetSchema } from '../targets/config.js';
 import { trainSchema } from '../train/config.js';
+import { pipelineSections } from '../pipeline/config.js';
 
 export const INGEST_FORMATS = [
   'auto',
@@ -57,6 +58,7 @@ export const configSchema = z
     eval: evalSchema,
     train: trainSchema,
     export: (await import('../export/config.js')).exportSchema,
+    ...pipelineSections,
   })
   .prefault({});
 

@@ -1,0 +1,58 @@
+/**
+ * `fireopt drift --model <deployed draft> --traces <fresh traces>`: is retraining due? Exit codes:
+ * 0 not due, 3 due (the acceptance fell by more than drift.threshold), 1 failed, 2 bad usage/input.
+ */
+import type { Command } from 'commander';
+import { loadConfig } from '../../config/load.js';
+import { ConfigError, ExitStatus, UsageError } from '../../errors.js';
+import type { ContextGetter } from '../commands.js';
+
+interface DriftFlags {
+  model?: string;
+  traces?: string[];
+  out?: string;
+  threshold?: number;
+}
+
+export function register(program: Command, context: ContextGetter): void {
+  program
+    .command('drift')
+    .summary("the deployed draft's acceptance on fresh traces against the acceptance recorded when it was promoted")
+    .description(
+      'Ingests the fresh traces (all held out), distills them with the configured target, evaluates the deployed\n' +
+        'draft and says whether retraining is due (drift.threshold). Exit codes: 0 not due, 3 due, 1 failed, 2 bad usage/input.',
+    )
+    .option('-m, --model <dir>', 'the deployed draft checkpoint, or a release folder holding draft/ and promotion.json (default: promotion.release)')
+    .option('-t, --traces <files...>', 'fresh trace files or globs (default: ingest.inputs)')
+    .option('-o, --out <dir>', 'work folder for the dataset, targets and report (default: <run.dir>/drift, else fireopt-drift)')
+    .option('--threshold <fraction>', 'relative drop that makes retraining due (drift.threshold)', Number)
+    .action(async (flags: DriftFlags) => {
+      const ctx = context();
+      const config = loadConfig({
+        file: ctx.globals.config,
+        sets: ctx.globals.set,
+        flags: { 'ingest.inputs': flags.traces, 'drift.threshold': flags.threshold },
+      });
+      const model = flags.model ?? config.promotion.release;
+      if (!model) throw new UsageError('drift: no deployed draft (--model or promotion.release)');
+      let apiKey: string | undefined;
+      if (config.target?.engine === 'openai' && config.target.api_key_env) {
+        apiKey = process.env[config.target.api_key_env];
+        if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${config.target.api_key_env} is not set`);
+      }
+      const out = flags.out ?? (config.run.dir ? `${config.run.dir}/drift` : 'fireopt-drift');
+      const { runDrift } = await import('../../pipeline/index.js');
+      const result = await runDrift(config, { model, traces: config.ingest.inputs, out }, { progress: ctx.progress, apiKey });
+      if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
+      else {
+        ctx.io.stdout(
+          [
+            `${result.retrain ? 'RETRAINING DUE' : 'NO RETRAINING NEEDED'}: ${result.reason}`,
+            `  deployed draft ${result.model}; ${result.rows} fresh completions; report ${result.report}`,
+            `  recorded: ${result.recorded.source}`,
+          ].join('\n') + '\n',
+        );
+      }
+      if (result.retrain) throw new ExitStatus(3, 'E_DRIFT', result.reason);
+    });
+}

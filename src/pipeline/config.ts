@@ -1,0 +1,71 @@
+/**
+ * The config sections of the whole loop (`fireopt run`, `fireopt drift`, the promotion gate and data
+ * retention). The other stages keep their own sections; the pipeline reads them as they are.
+ *
+ * ```yaml
+ * run:
+ *   dir: runs/acme            # run directory: 0-deployed/ 1-ingest/ 2-distill/ 3-drift/ 4-train/ 5-eval/ 6-export/ 7-promote/
+ * drift:
+ *   threshold: 0.1            # retraining is due when acceptance falls by more than 10%
+ * promotion:
+ *   release: release/acme     # where the deployed draft lives; a promoted draft is copied here
+ * retention:
+ *   enabled: true             # delete raw traces and intermediate data after a successful run
+ * ```
+ */
+import { z } from 'zod';
+
+/**
+ * `accepted_tokens`: τ − 1, draft tokens accepted per target forward pass (τ itself always counts the
+ * target's own token, which hides a falling acceptance); `acceptance_length`: τ; `hit_rate`: the
+ * teacher-forced top-1 agreement.
+ */
+export const DRIFT_METRICS = ['accepted_tokens', 'acceptance_length', 'hit_rate'] as const;
+
+export const runSchema = z
+  .strictObject({
+    /** The run directory: one numbered folder per stage, each with its `stage.json`. */
+    dir: z.string().min(1).optional(),
+    /** Retrain even when the drift check finds the deployed draft still good. */
+    force: z.boolean().default(false),
+  })
+  .prefault({});
+
+export const driftSchema = z
+  .strictObject({
+    /** What is compared with the value recorded when the deployed draft was promoted. */
+    metric: z.enum(DRIFT_METRICS).default('accepted_tokens'),
+    /** Retraining is due when the metric fell by more than this fraction of its recorded value. */
+    threshold: z.number().min(0).max(1).default(0.1),
+  })
+  .prefault({});
+
+export const promotionSchema = z
+  .strictObject({
+    /** The release location: the deployed draft (`draft/`), its export (`export/`) and `promotion.json`. */
+    release: z.string().min(1).optional(),
+    /** Start the new draft from the deployed one (`train.init: draft`) instead of from scratch. */
+    incremental: z.boolean().default(false),
+    /** With nothing deployed yet, promote the first draft only if it beats this model-free method too (`none`: promote it). */
+    first_must_beat: z.enum(['none', 'prompt-lookup', 'suffix']).default('none'),
+  })
+  .prefault({});
+
+export const retentionSchema = z
+  .strictObject({
+    /** Off by default: the customer's data is kept until they opt in. */
+    enabled: z.boolean().default(false),
+    /** Delete the raw trace files named by `ingest.inputs` after a successful run. */
+    delete_traces: z.boolean().default(true),
+    /** Delete the ingested dataset, the distillation targets, the drift data and training state (drafts, reports and exports stay). */
+    delete_intermediate: z.boolean().default(true),
+  })
+  .prefault({});
+
+/** The pipeline's top-level sections, spread into the one config schema. */
+export const pipelineSections = { run: runSchema, drift: driftSchema, promotion: promotionSchema, retention: retentionSchema };
+
+export type RunConfig = z.infer<typeof runSchema>;
+export type DriftConfig = z.infer<typeof driftSchema>;
+export type PromotionConfig = z.infer<typeof promotionSchema>;
+export type RetentionConfig = z.infer<typeof retentionSchema>;

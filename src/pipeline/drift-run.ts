@@ -1,0 +1,33 @@
+/**
+ * `fireopt drift --model <deployed draft> --traces <fresh traces>`: ingest the fresh traces (all of
+ * them held out), distill them with the configured target, evaluate the deployed draft on them and
+ * compare with the acceptance recorded when it was promoted. Work folders go under `out`.
+ */
+import { join, resolve } from 'node:path';
+import type { FireoptConfig } from '../config/schema.js';
+import { UsageError } from '../errors.js';
+import { measureDrift, recordedAcceptance, type DriftMeasurement } from './drift.js';
+import { distillStage, evalStage, ingestStage, type StageDeps } from './stages.js';
+
+export interface DriftResult extends DriftMeasurement {
+  model: string;
+  report: string;
+  rows: number;
+}
+
+/** Measure drift; `model` is a draft checkpoint folder or a release folder holding `draft/`. */
+export async function runDrift(config: FireoptConfig, request: { model: string; traces: string[]; out: string }, deps: StageDeps): Promise<DriftResult> {
+  if (request.traces.length === 0) throw new UsageError('drift: no fresh traces (--traces <files...>)');
+  const { existsSync } = await import('node:fs');
+  const model = existsSync(join(request.model, 'draft', 'manifest.json')) ? join(request.model, 'draft') : request.model;
+  const promotionFile = existsSync(join(request.model, 'promotion.json')) ? join(request.model, 'promotion.json') : undefined;
+  const recorded = recordedAcceptance(model, promotionFile);
+  const out = resolve(request.out);
+  const dataset = join(out, 'dataset');
+  const targets = join(out, 'targets');
+  // Every fresh conversation is data to measure on: hold them all out.
+  await ingestStage(config, request.traces, dataset, deps, 1);
+  await distillStage(config, dataset, targets, deps, ['heldout']);
+  const { report, reportPath } = await evalStage(config, { model, data: targets, out: join(out, 'report'), baselines: [], split: 'heldout' }, deps);
+  return { ...measureDrift(report, reportPath, recorded, config.drift), model, report: reportPath, rows: report.data.rows };
+}
