@@ -135,6 +135,7 @@ describe('fireopt export: engine gate', () => {
       expect(torchResult).toMatchObject({ engine: 'torch', passed: true, greedy_agreement: 1 });
       expect(torchResult.positions as number).toBeGreaterThan(30);
       expect(torchResult.max_abs_diff as number).toBeLessThan(1e-4);
+      console.log(`${dtype} export: ${compared.json[0].tensors} tensors equal in numpy; PyTorch Llama logits vs fireopt: max |Δ| ${(torchResult.max_abs_diff as number).toExponential(2)} over ${torchResult.positions} positions (|logit| ≤ ${(torchResult.max_abs_logit as number).toFixed(1)})`);
     }
   });
 
