@@ -256,8 +256,9 @@ export async function runPipeline(config: FireoptConfig, deps: StageDeps): Promi
 
   // 6: export the new draft's serving artifacts.
   const exportOut = stageData('6-export');
-  await runStage(context, '6-export', { draft: newDraftSha, name: config.name }, exportOut, async () => {
-    const outcome = await exportDraft(newDraft, exportOut, config.name, progress);
+  const exportTarget = config.export.target ?? (config.target?.engine === 'llama-cpp' ? config.target.model : config.train.target_model);
+  await runStage(context, '6-export', { draft: newDraftSha, name: config.name, export: contentOf(config.export, 'model', 'out'), target_sha256: await hashOptional(exportTarget) }, exportOut, async () => {
+    const outcome = await exportDraft(config, newDraft, exportOut, progress);
     return { files: outcome.files, notes: outcome.notes };
   }, progress);
 

@@ -93,7 +93,7 @@ describe('fireopt run: two scheduled cycles', () => {
     expect(promotion.kind).toBe('promotion');
     expect(promotion.previous_draft_sha256).toBeNull();
     expect(promotion.acceptance.acceptance_length).toBeGreaterThan(1);
-    for (const file of ['draft/model.safetensors', 'draft/manifest.json', 'export/draft.gguf', 'export/hf/config.json', 'report.json']) {
+    for (const file of ['draft/model.safetensors', 'draft/manifest.json', 'export/scenario.gguf', 'export/hf/config.json', 'export/SERVING.md', 'report.json']) {
       expect(existsSync(join(release, file)), file).toBe(true);
     }
 
@@ -155,7 +155,7 @@ describe('fireopt run: two scheduled cycles', () => {
       expect(existsSync(join(work, 'run2', gone)), gone).toBe(false);
       expect(deleted).toContain(join(work, 'run2', gone));
     }
-    for (const kept of ['4-train/data/draft/model.safetensors', '5-eval/data/report.json', '6-export/data/draft.gguf']) {
+    for (const kept of ['4-train/data/draft/model.safetensors', '5-eval/data/report.json', '6-export/data/scenario.gguf']) {
       expect(existsSync(join(work, 'run2', kept)), kept).toBe(true);
     }
     expect(existsSync(join(work, 'alpaca.jsonl'))).toBe(true); // not this run's input
