@@ -59,7 +59,8 @@ export class TfjsEngine implements TargetEngine {
   private closed = false;
 
   private constructor(
-    private readonly model: LlamaModel,
+    /** The loaded model (benchmarks run the model core's own loop on it). */
+    readonly model: LlamaModel,
     identity: TargetIdentity,
     vocabulary: Vocabulary | undefined,
   ) {
