@@ -7,22 +7,29 @@
  * measures, each in its own process so peak RSS is its own:
  *   cat        `cat file > /dev/null` (the read floor)
  *   json-parse a bare loop: read 1 MiB chunks, split lines, JSON.parse each (the parse floor)
- *   ingest     fireopt's runIngest (from the built dist/) into a dataset directory
- * Usage: npm run build && node bench/ingest.mjs [--sizes 100,1000]   (data goes to bench/data/, ignored by git)
+ *   ingest     fireopt's runIngest (from the built dist/) into a dataset directory, parse workers as by default
+ *   ingest-1t  the same on one thread (`workers: 0`), to show what the parse workers add
+ *   ingest-baseline  runIngest from another build (`--baseline <dir with dist/>`, e.g. an older commit), same run
+ * Each step runs `--runs` times (default 3), interleaved, and the table gives medians; the load
+ * average is printed before and after each input size (the machine may be shared).
+ * Usage: npm run build && node bench/ingest.mjs [--sizes 100,1000] [--runs 3] [--baseline dir] [--build dir]
+ * (`--build dir`: measure `dir/dist` instead of this checkout's `dist/`, e.g. a private build while
+ * others rebuild `dist/`; a build dir needs a copy of package.json beside its dist/)
+ * (data goes to bench/data/, ignored by git)
  */
 import { spawnSync } from 'node:child_process';
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
 const sharedData = resolve(process.env.FIREOPT_SHARED ?? join(repoRoot, '../shared'), 'data');
 const dataDir = join(benchDir, 'data');
 
-async function measureInChild(mode, file) {
+async function measureInChild(mode, file, baseline, candidate) {
   const started = performance.now();
   if (mode === 'cat') {
     const result = spawnSync('sh', ['-c', `cat "${file}" > /dev/null`]);
@@ -42,18 +49,20 @@ async function measureInChild(mode, file) {
       }
       carry = Buffer.from(buffer.subarray(start));
     }
-    return { seconds: (performance.now() - started) / 1000, peakRssMb: process.resourceUsage().maxRSS / 1024, lines };
+    return { seconds: (performance.now() - started) / 1000, cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, lines };
   }
-  if (mode === 'ingest') {
-    const { runIngest } = await import('../dist/ingest/index.js');
-    const { loadConfig } = await import('../dist/config/load.js');
-    const out = `${file}.dataset`;
+  if (mode.startsWith('ingest')) {
+    const dist = mode === 'ingest-baseline' ? join(resolve(baseline), 'dist') : candidate ? join(resolve(candidate), 'dist') : join(repoRoot, 'dist');
+    const { runIngest } = await import(pathToFileURL(join(dist, 'ingest/index.js')).href);
+    const { loadConfig } = await import(pathToFileURL(join(dist, 'config/load.js')).href);
+    const out = `${file}.${mode}.dataset`;
     const config = loadConfig({ flags: { 'ingest.inputs': [file], 'ingest.out': out } });
-    const summary = await runIngest(config);
+    const summary = await runIngest(config, mode === 'ingest-1t' ? { workers: 0 } : {});
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(); // all threads of the process
     const outBytes = ['train.arrow', 'heldout.arrow'].reduce((sum, f) => sum + statSync(join(out, f)).size, 0);
     rmSync(out, { recursive: true, force: true });
-    return { seconds, peakRssMb: process.resourceUsage().maxRSS / 1024, rows: summary.rows.total, duplicates: summary.duplicates_removed, rejected: summary.rejected.count, outMb: outBytes / 1e6 };
+    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, rows: summary.rows.total, duplicates: summary.duplicates_removed, rejected: summary.rejected.count, outMb: outBytes / 1e6 };
   }
   throw new Error(`unknown mode ${mode}`);
 }
@@ -90,36 +99,58 @@ async function buildFile(path, targetBytes) {
   await once(out, 'finish');
 }
 
-function run(mode, file) {
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', mode, file], { encoding: 'utf8', maxBuffer: 1 << 24 });
+function run(mode, file, baseline, candidate) {
+  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', mode, file, baseline ?? '', candidate ?? ''], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (child.status !== 0) throw new Error(`${mode} failed: ${child.stderr}`);
   return JSON.parse(child.stdout.trim().split('\n').pop());
 }
 
+const option = (args, name, fallback) => (args.includes(name) && args[args.indexOf(name) + 1] ? args[args.indexOf(name) + 1] : fallback);
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
+
 async function main() {
   const args = process.argv.slice(2);
   if (args[0] === '--measure') {
-    process.stdout.write(JSON.stringify(await measureInChild(args[1], args[2])) + '\n');
+    process.stdout.write(JSON.stringify(await measureInChild(args[1], args[2], args[3], args[4])) + '\n');
     return;
   }
-  const sizesMb = (args[args.indexOf('--sizes') + 1] && args.includes('--sizes') ? args[args.indexOf('--sizes') + 1] : '100,1000').split(',').map(Number);
+  const sizesMb = option(args, '--sizes', '100,1000').split(',').map(Number);
+  const runs = Number(option(args, '--runs', '3'));
+  const baseline = option(args, '--baseline', undefined);
+  const candidate = option(args, '--build', undefined); // a dir with dist/ (default: this checkout's dist/)
+  const modes = ['cat', 'json-parse', ...(baseline ? ['ingest-baseline'] : []), 'ingest-1t', 'ingest'];
   mkdirSync(dataDir, { recursive: true });
   const cpuModel = cpus()[0]?.model ?? 'unknown';
-  console.log(`machine: ${cpus().length} CPUs (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), ${cpuModel}, node ${process.version}`);
-  console.log('| input | step | seconds | MB/s | peak RSS MB | notes |');
-  console.log('|---|---|---:|---:|---:|---|');
+  console.log(`machine: ${cpus().length} CPUs (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), ${cpuModel}, node ${process.version}; medians of ${runs} runs`);
+  console.log('| input | step | seconds (median) | MB/s | % of json-parse | CPU s | peak RSS MB | notes |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---|');
   for (const sizeMb of sizesMb) {
     const file = join(dataDir, `traces-${sizeMb}mb.jsonl`);
     await buildFile(file, sizeMb * 1e6);
     const mb = statSync(file).size / 1e6;
+    const loadBefore = load();
     run('cat', file); // warm the page cache so every step reads from memory
-    for (const mode of ['cat', 'json-parse', 'ingest']) {
-      const r = run(mode, file);
-      const notes = mode === 'ingest'
-        ? `${r.rows} rows, ${r.duplicates} duplicates, ${r.rejected} rejected, ${r.outMb.toFixed(0)} MB Arrow out`
-        : mode === 'json-parse' ? `${r.lines} lines` : '';
-      console.log(`| ${mb.toFixed(0)} MB | ${mode} | ${r.seconds.toFixed(2)} | ${(mb / r.seconds).toFixed(1)} | ${r.peakRssMb === null ? '–' : r.peakRssMb.toFixed(0)} | ${notes} |`);
+    const results = Object.fromEntries(modes.map((mode) => [mode, []]));
+    for (let r = 0; r < runs; r++) for (const mode of modes) results[mode].push(run(mode, file, baseline, candidate));
+    const parseSeconds = median(results['json-parse'].map((x) => x.seconds));
+    for (const mode of modes) {
+      const all = results[mode];
+      const seconds = median(all.map((x) => x.seconds));
+      const last = all[all.length - 1];
+      const notes = mode.startsWith('ingest')
+        ? `${last.rows} rows, ${last.duplicates} duplicates, ${last.rejected} rejected, ${last.outMb.toFixed(0)} MB Arrow out`
+        : mode === 'json-parse' ? `${last.lines} lines` : '';
+      const cpuSeconds = all[0].cpuSeconds === undefined ? '–' : median(all.map((x) => x.cpuSeconds)).toFixed(2);
+      const rss = all[0].peakRssMb === null ? '–' : Math.max(...all.map((x) => x.peakRssMb)).toFixed(0);
+      const runsText = all.map((x) => x.seconds.toFixed(2)).join(', ');
+      console.log(`| ${mb.toFixed(0)} MB | ${mode} | ${seconds.toFixed(2)} (${runsText}) | ${(mb / seconds).toFixed(1)} | ${((parseSeconds / seconds) * 100).toFixed(0)} % | ${cpuSeconds} | ${rss} | ${notes} |`);
     }
+    console.log(`load average (1, 5, 15 min): ${loadBefore} before, ${load()} after the ${mb.toFixed(0)} MB steps`);
   }
 }
 

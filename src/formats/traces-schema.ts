@@ -101,10 +101,8 @@ const messageStruct = messagesType.children[0].type as Struct;
 /** The text columns of a traces row, and of a message, by name. */
 export type TracesTextColumn = Exclude<keyof TraceRow, 'turn_index' | 'messages' | 'created_at' | 'source_line'>;
 export type MessageColumn = keyof TraceMessage;
-const TEXT_COLUMNS = tracesSchema.fields.filter((f) => DataType.isUtf8(f.type)).map((f) => f.name as TracesTextColumn);
-const MESSAGE_COLUMNS = Object.keys(messageColumns) as MessageColumn[];
 
-/** A Utf8 column's Arrow buffers, exactly `length` values long (views onto unpooled, transferable memory). */
+/** A Utf8 column's Arrow buffers, exactly `length` values long. */
 export interface Utf8Buffers {
   length: number;
   nullCount: number;
@@ -114,8 +112,8 @@ export interface Utf8Buffers {
 }
 
 /**
- * Rows encoded column by column, ready to become (part of) a record batch: what a parse worker
- * sends back to the main thread (its buffers are transferred, not copied).
+ * Rows encoded column by column in Arrow's layout (built by `src/ingest/columns.ts`, which does
+ * not load arrow-js so that parse workers start fast); `tracesRecordBatch` wraps them without copying.
  */
 export interface EncodedTraceRows {
   length: number;
@@ -127,294 +125,39 @@ export interface EncodedTraceRows {
   messages: Record<MessageColumn, Utf8Buffers>;
 }
 
-/** The ArrayBuffers behind encoded rows, for `postMessage`'s transfer list. */
-export function encodedBuffers(rows: EncodedTraceRows): ArrayBuffer[] {
-  const buffers = new Set<ArrayBuffer>();
-  const add = (view: ArrayBufferView): void => {
-    buffers.add(view.buffer as ArrayBuffer);
-  };
-  for (const column of [...Object.values(rows.text), ...Object.values(rows.messages)]) {
-    add(column.offsets);
-    add(column.bytes);
-    add(column.validity);
-  }
-  add(rows.turnIndex);
-  add(rows.sourceLine);
-  add(rows.createdAtMs);
-  add(rows.messageOffsets);
-  return [...buffers];
-}
-
-/**
- * A nullable Utf8 column written directly as Arrow buffers (validity bitmap, int32 offsets, bytes).
- * Hand-built because arrow-js's generic builders measured ~3x slower here and were the
- * bottleneck of ingest; it also appends raw UTF-8 byte ranges (text already encoded once for the
- * sample hash is copied, not encoded again) and ranges of another column (the main thread
- * assembles batches from worker-encoded rows by memcpy). Memory comes from `allocUnsafeSlow`
- * so that it can be transferred between threads (pooled Buffers cannot).
- */
-export class Utf8Column {
-  private bytes: Buffer;
-  private offsets: Int32Array;
-  private validity: Uint8Array;
-  private byteLength = 0;
-  private nullCount = 0;
-  length = 0;
-
-  constructor(rowCapacity = 1024, byteCapacity = 1 << 16) {
-    this.bytes = Buffer.allocUnsafeSlow(byteCapacity);
-    this.offsets = new Int32Array(rowCapacity + 1);
-    this.validity = new Uint8Array((rowCapacity + 7) >> 3);
-  }
-
-  /** Bytes written so far (to size the next column like this one). */
-  get byteSize(): number {
-    return this.byteLength;
-  }
-
-  appendString(value: string | null): void {
-    if (value === null) return this.appendNull();
-    this.reserveBytes(value.length * 3); // UTF-8 needs at most 3 bytes per UTF-16 unit
-    const i = this.nextRow();
-    this.byteLength += this.bytes.write(value, this.byteLength, 'utf8');
-    this.validity[i >> 3] |= 1 << (i & 7);
-    this.offsets[i + 1] = this.byteLength;
-  }
-
-  /** Append `source[start, end)`, already UTF-8. */
-  appendBytes(source: Uint8Array, start: number, end: number): void {
-    this.reserveBytes(end - start);
-    const i = this.nextRow();
-    this.bytes.set(source.subarray(start, end), this.byteLength);
-    this.byteLength += end - start;
-    this.validity[i >> 3] |= 1 << (i & 7);
-    this.offsets[i + 1] = this.byteLength;
-  }
-
-  appendNull(): void {
-    const i = this.nextRow();
-    this.nullCount++;
-    this.offsets[i + 1] = this.byteLength;
-  }
-
-  /** Append values `[from, to)` of another column's buffers. */
-  appendRange(source: Utf8Buffers, from: number, to: number): void {
-    if (to <= from) return;
-    const byteStart = source.offsets[from];
-    const byteCount = source.offsets[to] - byteStart;
-    this.reserveBytes(byteCount);
-    this.reserveRows(to - from);
-    this.bytes.set(source.bytes.subarray(byteStart, byteStart + byteCount), this.byteLength);
-    const shift = this.byteLength - byteStart;
-    const base = this.length - from;
-    for (let k = from; k < to; k++) {
-      const i = base + k;
-      this.offsets[i + 1] = source.offsets[k + 1] + shift;
-      if (source.validity[k >> 3] & (1 << (k & 7))) this.validity[i >> 3] |= 1 << (i & 7);
-      else this.nullCount++;
+/** Encoded rows as one record batch, in schema order (the text buffers are used as they are). */
+export function tracesRecordBatch(rows: EncodedTraceRows): RecordBatch {
+  const children = tracesSchema.fields.map((field): Data => {
+    const name = field.name as keyof TraceRow;
+    if (name === 'messages') {
+      const struct = makeData({
+        type: messageStruct,
+        length: rows.messageOffsets[rows.length],
+        nullCount: 0,
+        children: messageStruct.children.map((child) => utf8Data(rows.messages[child.name as MessageColumn])),
+      });
+      return makeData({ type: messagesType, length: rows.length, nullCount: 0, valueOffsets: rows.messageOffsets, child: struct });
     }
-    this.length += to - from;
-    this.byteLength += byteCount;
-  }
-
-  /** The buffers, trimmed to the values written. */
-  buffers(): Utf8Buffers {
-    return {
-      length: this.length,
-      nullCount: this.nullCount,
-      offsets: this.offsets.subarray(0, this.length + 1),
-      bytes: this.bytes.subarray(0, this.byteLength),
-      validity: this.validity.subarray(0, (this.length + 7) >> 3),
-    };
-  }
-
-  toData(): Data<Utf8> {
-    const buffers = this.buffers();
-    return makeData({
-      type: new Utf8(),
-      length: buffers.length,
-      nullCount: buffers.nullCount,
-      nullBitmap: buffers.nullCount ? buffers.validity : null,
-      valueOffsets: buffers.offsets,
-      data: buffers.bytes,
-    });
-  }
-
-  private nextRow(): number {
-    if (this.length + 1 >= this.offsets.length) this.reserveRows(1);
-    return this.length++;
-  }
-
-  private reserveRows(count: number): void {
-    const need = this.length + count + 1;
-    if (need <= this.offsets.length) return;
-    const capacity = Math.max(need, this.offsets.length * 2);
-    const offsets = new Int32Array(capacity);
-    offsets.set(this.offsets.subarray(0, this.length + 1));
-    this.offsets = offsets;
-    const validity = new Uint8Array((capacity + 7) >> 3);
-    validity.set(this.validity);
-    this.validity = validity;
-  }
-
-  private reserveBytes(count: number): void {
-    const need = this.byteLength + count;
-    if (need <= this.bytes.length) return;
-    const grown = Buffer.allocUnsafeSlow(Math.max(need, this.bytes.length * 2));
-    this.bytes.copy(grown, 0, 0, this.byteLength);
-    this.bytes = grown;
-  }
+    if (DataType.isUtf8(field.type)) return utf8Data(rows.text[name as TracesTextColumn]);
+    // The few numeric columns go through arrow-js builders: they are a small share of the work.
+    const builder = makeBuilder({ type: field.type, nullValues: [null, undefined] });
+    if (name === 'created_at') for (const ms of rows.createdAtMs) builder.append(Number.isNaN(ms) ? null : ms);
+    else for (const value of name === 'turn_index' ? rows.turnIndex : rows.sourceLine) builder.append(value);
+    return builder.finish().flush();
+  });
+  const data = makeData({ type: tracesStruct, length: rows.length, nullCount: 0, children });
+  return new RecordBatch(tracesSchema, data);
 }
 
-/** Growable typed array for a numeric column. */
-class NumberColumn<T extends Int32Array | Float64Array> {
-  length = 0;
-  constructor(public values: T) {}
-
-  push(value: number): void {
-    if (this.length === this.values.length) this.grow(this.length + 1);
-    this.values[this.length++] = value;
-  }
-
-  pushRange(source: T, from: number, to: number): void {
-    this.grow(this.length + to - from);
-    this.values.set(source.subarray(from, to), this.length);
-    this.length += to - from;
-  }
-
-  trimmed(): T {
-    return this.values.subarray(0, this.length) as T;
-  }
-
-  private grow(need: number): void {
-    if (need <= this.values.length) return;
-    const next = new (this.values.constructor as new (n: number) => T)(Math.max(need, this.values.length * 2));
-    next.set(this.values.subarray(0, this.length));
-    this.values = next;
-  }
-}
-
-/**
- * Builds traces rows column by column. A row is written by appending one value to every text
- * column (`text.*`), the row's context messages to the message columns (`message.*`), then
- * `endRow(turnIndex, sourceLine, createdAtMs)`. `encode()` hands the rows to another thread;
- * `toRecordBatch()` makes an Arrow record batch. Both start a fresh builder, sized like the last
- * one (the finished buffers may still be queued in the file writer, so they are not reused).
- */
-export class TracesBatchBuilder {
-  text!: Record<TracesTextColumn, Utf8Column>;
-  message!: Record<MessageColumn, Utf8Column>;
-  private turnIndex!: NumberColumn<Int32Array>;
-  private sourceLine!: NumberColumn<Int32Array>;
-  private createdAtMs!: NumberColumn<Float64Array>;
-  private messageOffsets!: NumberColumn<Int32Array>;
-  length = 0;
-
-  constructor() {
-    this.reset(1024);
-  }
-
-  endRow(turnIndex: number, sourceLine: number, createdAtMs: number | null): void {
-    this.turnIndex.push(turnIndex);
-    this.sourceLine.push(sourceLine);
-    this.createdAtMs.push(createdAtMs ?? NaN);
-    this.messageOffsets.push(this.message.role.length);
-    this.length++;
-  }
-
-  /** Append rows `[from, to)` of encoded rows. */
-  appendRows(source: EncodedTraceRows, from: number, to: number): void {
-    if (to <= from) return;
-    for (const name of TEXT_COLUMNS) this.text[name].appendRange(source.text[name], from, to);
-    const messageFrom = source.messageOffsets[from];
-    const messageTo = source.messageOffsets[to];
-    for (const name of MESSAGE_COLUMNS) this.message[name].appendRange(source.messages[name], messageFrom, messageTo);
-    this.turnIndex.pushRange(source.turnIndex, from, to);
-    this.sourceLine.pushRange(source.sourceLine, from, to);
-    this.createdAtMs.pushRange(source.createdAtMs, from, to);
-    const shift = this.messageOffsets.values[this.length] - messageFrom;
-    for (let k = from + 1; k <= to; k++) this.messageOffsets.push(source.messageOffsets[k] + shift);
-    this.length += to - from;
-  }
-
-  encode(): EncodedTraceRows {
-    this.check();
-    const text = mapColumns(TEXT_COLUMNS, (name) => this.text[name].buffers());
-    const messages = mapColumns(MESSAGE_COLUMNS, (name) => this.message[name].buffers());
-    const rows: EncodedTraceRows = {
-      length: this.length,
-      text,
-      turnIndex: this.turnIndex.trimmed(),
-      sourceLine: this.sourceLine.trimmed(),
-      createdAtMs: this.createdAtMs.trimmed(),
-      messageOffsets: this.messageOffsets.trimmed(),
-      messages,
-    };
-    this.resetLike();
-    return rows;
-  }
-
-  /** The rows as one record batch, in schema order. */
-  toRecordBatch(): RecordBatch {
-    this.check();
-    const length = this.length;
-    const children = tracesSchema.fields.map((field): Data => {
-      const name = field.name as keyof TraceRow;
-      if (name === 'messages') {
-        const struct = makeData({
-          type: messageStruct,
-          length: this.message.role.length,
-          nullCount: 0,
-          children: MESSAGE_COLUMNS.map((column) => this.message[column].toData()),
-        });
-        return makeData({ type: messagesType, length, nullCount: 0, valueOffsets: this.messageOffsets.trimmed(), child: struct });
-      }
-      if (DataType.isUtf8(field.type)) return this.text[name as TracesTextColumn].toData();
-      // The few numeric columns go through arrow-js builders: they are a small share of the work.
-      const builder = makeBuilder({ type: field.type, nullValues: [null, undefined] });
-      if (name === 'created_at') for (const ms of this.createdAtMs.trimmed()) builder.append(Number.isNaN(ms) ? null : ms);
-      else for (const value of (name === 'turn_index' ? this.turnIndex : this.sourceLine).trimmed()) builder.append(value);
-      return builder.finish().flush();
-    });
-    const data = makeData({ type: tracesStruct, length, nullCount: 0, children });
-    this.resetLike();
-    return new RecordBatch(tracesSchema, data);
-  }
-
-  private check(): void {
-    for (const name of TEXT_COLUMNS) {
-      if (this.text[name].length !== this.length) throw new Error(`TracesBatchBuilder: column ${name} has ${this.text[name].length} values, ${this.length} rows`);
-    }
-    for (const name of MESSAGE_COLUMNS) {
-      if (this.message[name].length !== this.message.role.length) throw new Error(`TracesBatchBuilder: message column ${name} is ragged`);
-    }
-  }
-
-  private resetLike(): void {
-    this.reset(Math.max(this.length, 16));
-  }
-
-  private reset(rows: number): void {
-    const previous = this.text as Record<TracesTextColumn, Utf8Column> | undefined;
-    const previousMessages = this.message as Record<MessageColumn, Utf8Column> | undefined;
-    const messages = previousMessages ? previousMessages.role.length : rows * 4;
-    // Start each column at the size it reached last time: growing by doubling would copy it again.
-    const sized = (old: Utf8Column | undefined, count: number): Utf8Column => new Utf8Column(count, Math.max(1024, old?.byteSize ?? 1 << 16));
-    this.text = mapColumns(TEXT_COLUMNS, (name) => sized(previous?.[name], rows));
-    this.message = mapColumns(MESSAGE_COLUMNS, (name) => sized(previousMessages?.[name], messages));
-    this.turnIndex = new NumberColumn(new Int32Array(rows));
-    this.sourceLine = new NumberColumn(new Int32Array(rows));
-    this.createdAtMs = new NumberColumn(new Float64Array(rows));
-    this.messageOffsets = new NumberColumn(new Int32Array(rows + 1));
-    this.messageOffsets.push(0);
-    this.length = 0;
-  }
-}
-
-function mapColumns<K extends string, V>(names: readonly K[], make: (name: K) => V): Record<K, V> {
-  const out = {} as Record<K, V>;
-  for (const name of names) out[name] = make(name);
-  return out;
+function utf8Data(column: Utf8Buffers): Data<Utf8> {
+  return makeData({
+    type: new Utf8(),
+    length: column.length,
+    nullCount: column.nullCount,
+    nullBitmap: column.nullCount ? column.validity : null,
+    valueOffsets: column.offsets,
+    data: column.bytes,
+  });
 }
 
 /** Read rows from a traces Arrow file, one record batch at a time (memory stays flat). */

@@ -7,7 +7,7 @@
  * assigned a split by a hash of their conversation id, and written as Arrow record batches.
  */
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FireoptConfig, IngestConfig } from '../config/schema.js';
@@ -19,11 +19,11 @@ import { StagedDir } from '../util/atomic.js';
 import { BatchInputIndex } from './batch-inputs.js';
 import { SampleHashSet } from './dedup.js';
 import { ParsePool, packBlock, parseWorkersAvailable } from './parse-pool.js';
-import { DEDUP_KEY_BYTES, RecordProcessor, type ProcessedBlock } from './process.js';
+import { DEDUP_KEY_BYTES, RecordProcessor, decodeRecord, type ProcessedBlock } from './process.js';
 import { detectFormat, type DetectedFormat, type RecordFormat } from './records.js';
 import { REDACTION_KINDS, emptyRedactionCounts, type RedactionCounts } from './redact.js';
 import { describeOffenders, RejectLog, type Offender } from './rejects.js';
-import { STDIN_NAME, decodeRecord, openSource, resolveInputs, splitRecordEntries, splitRecords, type Container } from './sources.js';
+import { STDIN_NAME, openSource, resolveInputs, splitRecordEntries, splitRecords, type Container } from './sources.js';
 import { TracesFileWriter } from './writer.js';
 
 export { readTraceRows } from '../formats/traces-schema.js';
@@ -33,15 +33,24 @@ export interface IngestDeps {
   progress?: ProgressSink;
   stdin?: Readable;
   signal?: AbortSignal;
-  /**
-   * Parse worker threads (0: parse on the main thread). Default: one per CPU, at most 2, when the
-   * inputs total at least 16 MB (a worker takes ~30 ms to start) and the build has the worker script.
-   */
+  /** Parse worker threads (0: parse on the main thread); default: `defaultWorkers`. The output is the same either way. */
   workers?: number;
 }
 
 const PARALLEL_MIN_BYTES = 16e6;
 const MAX_DEFAULT_WORKERS = 2;
+
+/**
+ * Parse workers pay off only on CPUs that would otherwise idle: they add ~40% CPU time (worker
+ * start, handing blocks between threads, more garbage collection), so on a machine whose cores
+ * are already busy (load average ≥ CPUs − 1) one thread finishes sooner. Small inputs (< 16 MB)
+ * stay on one thread too: starting a worker takes ~50 ms.
+ */
+function defaultWorkers(inputBytes: number): number {
+  if (inputBytes < PARALLEL_MIN_BYTES || !parseWorkersAvailable()) return 0;
+  const idleCpus = Math.floor(availableParallelism() - loadavg()[0]);
+  return Math.max(0, Math.min(MAX_DEFAULT_WORKERS, idleCpus));
+}
 
 /** Per input file, as recorded in the manifest. */
 export interface IngestInput {
@@ -117,7 +126,7 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     }
 
     const totalBytes = traceFiles.reduce((sum, f) => sum + (f === STDIN_NAME ? 0 : statSync(f).size), 0);
-    const workers = deps.workers ?? (totalBytes >= PARALLEL_MIN_BYTES && parseWorkersAvailable() ? Math.min(MAX_DEFAULT_WORKERS, availableParallelism()) : 0);
+    const workers = deps.workers ?? defaultWorkers(totalBytes);
     const pool = workers > 0 ? new ParsePool(workers) : undefined;
     let run: IngestRun;
     try {
@@ -268,7 +277,7 @@ class IngestRun {
         input.format = processor.settings.format;
         if (next > 0) queue.push(Promise.resolve(processor.take()));
         if (next < entries.length && this.pool) {
-          const block = this.pool.submit(packBlock(processor.settings, entries, next));
+          const block = this.pool.submit(packBlock(processor.settings, entries, next, source.chunksOwned()));
           block.catch(() => {}); // observed when consumed; this keeps an abandoned queue from being unhandled
           queue.push(block);
         }

@@ -11,10 +11,12 @@ import { Worker } from 'node:worker_threads';
 import type { FileSettings, ProcessedBlock } from './process.js';
 import type { LineBytes, RawRecord } from './sources.js';
 
-/** A block of JSON Lines: line i is `bytes[ends[i-1], ends[i])`, numbered `lines[i]`; failures replace some lines. */
+/** A block of JSON Lines: line i is `buffers[source[i]][starts[i], ends[i])`, numbered `lines[i]`. */
 export interface BlockRequest {
   settings: FileSettings;
-  bytes: Uint8Array;
+  buffers: Uint8Array[];
+  source: Uint8Array;
+  starts: Int32Array;
   ends: Int32Array;
   lines: Int32Array;
   /** Records that failed before parsing (oversized lines), by index, ascending; their byte range is empty. */
@@ -77,7 +79,8 @@ export class ParsePool {
     this.next = (this.next + 1) % this.workers.length;
     return new Promise<ProcessedBlock>((resolve, reject) => {
       this.pending[index].push({ resolve, reject });
-      this.workers[index].postMessage(request, [request.bytes.buffer as ArrayBuffer, request.ends.buffer as ArrayBuffer, request.lines.buffer as ArrayBuffer]);
+      const transfer = [...request.buffers, request.source, request.starts, request.ends, request.lines].map((view) => view.buffer as ArrayBuffer);
+      this.workers[index].postMessage(request, transfer);
     });
   }
 
@@ -92,27 +95,54 @@ export class ParsePool {
   }
 }
 
-/** Pack consecutive split entries into one block request (copying the line bytes into one transferable buffer). */
-export function packBlock(settings: FileSettings, entries: ReadonlyArray<RawRecord | LineBytes>, from: number): BlockRequest {
-  let total = 0;
-  for (let i = from; i < entries.length; i++) {
-    const entry = entries[i];
-    if ('bytes' in entry) total += entry.bytes.length;
-  }
+/**
+ * Pack split entries `[from, ...)` into one block request. With `handOver` (the chunks are fresh
+ * memory that nothing else holds: a plain file's read stream), a line stays in its chunk and the
+ * chunk's memory is transferred to the worker, which saves copying the input on the main thread;
+ * otherwise, and for small buffers (which may be slices of Node's shared Buffer pool), lines are
+ * copied into one new buffer.
+ */
+export function packBlock(settings: FileSettings, entries: ReadonlyArray<RawRecord | LineBytes>, from: number, handOver: boolean): BlockRequest {
   const count = entries.length - from;
-  const bytes = new Uint8Array(total);
+  const source = new Uint8Array(count);
+  const starts = new Int32Array(count);
   const ends = new Int32Array(count);
   const lines = new Int32Array(count);
   const failures: BlockRequest['failures'] = [];
-  let offset = 0;
+  const owned = (bytes: Buffer): boolean => handOver && bytes.buffer.byteLength > Buffer.poolSize;
+  const buffers: Uint8Array[] = [];
+  let copiedBytes = 0;
+  for (let i = from; i < entries.length; i++) {
+    const entry = entries[i];
+    if ('bytes' in entry && !owned(entry.bytes)) copiedBytes += entry.bytes.length;
+  }
+  const copied = new Uint8Array(copiedBytes);
+  buffers.push(copied);
+  let copiedEnd = 0;
   for (let i = 0; i < count; i++) {
     const entry = entries[from + i];
-    if ('bytes' in entry) {
-      bytes.set(entry.bytes, offset);
-      offset += entry.bytes.length;
-    } else failures.push({ index: i, record: entry });
-    ends[i] = offset;
     lines[i] = entry.line;
+    if (!('bytes' in entry)) {
+      failures.push({ index: i, record: entry });
+      continue;
+    }
+    const bytes = entry.bytes;
+    if (owned(bytes)) {
+      let at = buffers.length - 1;
+      if (buffers[at].buffer !== bytes.buffer) {
+        buffers.push(new Uint8Array(bytes.buffer as ArrayBuffer));
+        at++;
+      }
+      source[i] = at;
+      starts[i] = bytes.byteOffset;
+      ends[i] = bytes.byteOffset + bytes.length;
+    } else {
+      copied.set(bytes, copiedEnd);
+      starts[i] = copiedEnd;
+      copiedEnd += bytes.length;
+      ends[i] = copiedEnd;
+    }
   }
-  return { settings: { ...settings }, bytes, ends, lines, failures };
+  if (buffers.length > 256) throw new Error('packBlock: too many buffers in one block'); // source indices are bytes
+  return { settings: { ...settings }, buffers, source, starts, ends, lines, failures };
 }

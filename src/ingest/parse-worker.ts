@@ -3,7 +3,7 @@
  * parse-pool.ts) and sends back each block's encoded rows, transferring their buffers.
  */
 import { parentPort } from 'node:worker_threads';
-import { encodedBuffers } from '../formats/traces-schema.js';
+import { encodedBuffers } from './columns.js';
 import { RecordProcessor } from './process.js';
 import type { BlockRequest, BlockResponse } from './parse-pool.js';
 
@@ -22,15 +22,12 @@ port.on('message', (request: BlockRequest) => {
     if (!processor) processor = new RecordProcessor(request.settings, () => undefined);
     processor.settings = request.settings;
     let failure = 0;
-    let start = 0;
-    for (let i = 0; i < request.ends.length; i++) {
-      const end = request.ends[i];
+    for (let i = 0; i < request.lines.length; i++) {
       if (failure < request.failures.length && request.failures[failure].index === i) {
         processor.add(request.failures[failure++].record);
       } else {
-        processor.addLine(request.bytes.subarray(start, end), request.lines[i]);
+        processor.addLine(request.buffers[request.source[i]].subarray(request.starts[i], request.ends[i]), request.lines[i]);
       }
-      start = end;
     }
     response = { ok: true, block: processor.take() };
   } catch (error) {

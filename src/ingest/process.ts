@@ -5,12 +5,14 @@
  * which consumes one `ProcessedBlock` per block of records, in input order.
  */
 import { InputError } from '../errors.js';
-import { TracesBatchBuilder, type EncodedTraceRows } from '../formats/traces-schema.js';
+import { isUtf8 } from 'node:buffer';
+import type { EncodedTraceRows } from '../formats/traces-schema.js';
+import { TracesBatchBuilder, packEncoded } from './columns.js';
 import { Rejection, detectFormat, parseRecord, promptFromText, type BatchLookup, type Conversation, type DetectedFormat } from './records.js';
 import { emptyRedactionCounts, type RedactionCounts } from './redact.js';
 import type { RejectedRecord } from './rejects.js';
 import { SampleEncoder, redactConversation, type SampleSink } from './samples.js';
-import { decodeRecord, type RawRecord } from './sources.js';
+import type { RawRecord } from './sources.js';
 
 /** How one file's records are read: fixed per file once its format is known. */
 export interface FileSettings {
@@ -83,9 +85,11 @@ export class RecordProcessor implements SampleSink {
       sampleKeys: this.sampleKeys.slice(0, this.samples * DEDUP_KEY_BYTES),
       sampleHeldout: this.sampleHeldout.slice(0, this.samples),
       samples: this.samples,
-      train: this.train.encode(),
-      heldout: this.heldout.encode(),
+      train: packEncoded(this.train.view()),
+      heldout: packEncoded(this.heldout.view()),
     };
+    this.train.clear();
+    this.heldout.clear();
     this.records = 0;
     this.rejects = [];
     this.redactions = emptyRedactionCounts();
@@ -94,7 +98,7 @@ export class RecordProcessor implements SampleSink {
   }
 
   /** SampleSink: record the sample's dedup key and split. */
-  sample(digest: Buffer, split: 'train' | 'heldout'): void {
+  sample(digest: string, split: 'train' | 'heldout'): void {
     if (this.samples === this.sampleHeldout.length) {
       const keys = new Uint8Array(this.sampleKeys.length * 2);
       keys.set(this.sampleKeys);
@@ -103,7 +107,8 @@ export class RecordProcessor implements SampleSink {
       heldout.set(this.sampleHeldout);
       this.sampleHeldout = heldout;
     }
-    this.sampleKeys.set(digest.subarray(0, DEDUP_KEY_BYTES), this.samples * DEDUP_KEY_BYTES);
+    const at = this.samples * DEDUP_KEY_BYTES;
+    for (let k = 0; k < DEDUP_KEY_BYTES; k++) this.sampleKeys[at + k] = digest.charCodeAt(k);
     this.sampleHeldout[this.samples++] = split === 'heldout' ? 1 : 0;
   }
 
@@ -130,4 +135,14 @@ export class RecordProcessor implements SampleSink {
     if (settings.format === 'openai-batch-input') throw new Rejection('wrong-shape', 'batch input line among traces');
     return parseRecord(settings.format, value, this.lookup);
   }
+}
+
+const EXCERPT_BYTES = 160;
+
+/** A record's bytes as text, or an invalid-utf8 failure. */
+export function decodeRecord(bytes: Buffer, line: number): RawRecord {
+  if (!isUtf8(bytes)) {
+    return { ok: false, line, code: 'invalid-utf8', reason: 'invalid UTF-8', excerpt: bytes.subarray(0, EXCERPT_BYTES).toString('latin1') };
+  }
+  return { ok: true, line, text: bytes.toString('utf8') };
 }

@@ -4,7 +4,8 @@
  * prompt sample with a null completion, for distill to complete.
  */
 import { hash } from 'node:crypto';
-import type { TraceSplit, TracesBatchBuilder, Utf8Column } from '../formats/traces-schema.js';
+import type { TraceSplit } from '../formats/traces-schema.js';
+import type { TracesBatchBuilder, Utf8Column } from './columns.js';
 import { openingId, type ChatMessage, type Conversation } from './records.js';
 import { redactText, type RedactionCounts } from './redact.js';
 
@@ -28,8 +29,11 @@ export function redactConversation(conversation: Conversation, counts: Redaction
 export interface SampleSink {
   train: TracesBatchBuilder;
   heldout: TracesBatchBuilder;
-  /** Called once per sample, after its row is written; `digest` is its sha256 (the id is its first 16 bytes). */
-  sample(digest: Buffer, split: TraceSplit): void;
+  /**
+   * Called once per sample, after its row is written; `digest` is its sha256 as a latin1 string
+   * (one char per byte: a small heap string is far cheaper to make than a Buffer per sample).
+   */
+  sample(digest: string, split: TraceSplit): void;
 }
 
 export interface SampleSource {
@@ -39,8 +43,7 @@ export interface SampleSource {
   heldout: number;
 }
 
-const FIELD_COUNT = 5; // role, content, name, tool_calls, tool_call_id
-const MESSAGE_FIELDS = ['role', 'content', 'name', 'tool_calls', 'tool_call_id'] as const;
+const FIELD_COUNT = 5; // role, content, name, tool_calls, tool_call_id, as in TracesBatchBuilder.messageList
 
 /**
  * Expands conversations into samples, written straight into column builders. Each assistant
@@ -77,9 +80,9 @@ export class SampleEncoder {
     this.scratch[end++] = 0x01;
 
     const emit = (hashEnd: number, contextEnd: number, reply: number, turnIndex: number): void => {
-      const digest = hash('sha256', this.scratch.subarray(0, hashEnd), 'buffer');
+      const digest = hash('sha256', this.scratch.subarray(0, hashEnd), 'binary'); // 'binary' = latin1
       const text = builder.text;
-      text.id.appendString(digest.toString('hex', 0, 16));
+      text.id.appendHex16(digest);
       text.conversation_id.appendString(conversationId);
       this.appendContext(builder, contextEnd);
       if (reply < 0) {
@@ -130,9 +133,9 @@ export class SampleEncoder {
 
   /** The context messages [0, count) into the builder's message columns, copied from the scratch bytes. */
   private appendContext(builder: TracesBatchBuilder, count: number): void {
-    const columns = builder.message;
+    const columns = builder.messageList;
     for (let m = 0; m < count; m++) {
-      for (let f = 0; f < FIELD_COUNT; f++) this.appendField(columns[MESSAGE_FIELDS[f]], m, f, false);
+      for (let f = 0; f < FIELD_COUNT; f++) this.appendField(columns[f], m, f, false);
     }
   }
 
@@ -178,8 +181,19 @@ export class SampleEncoder {
 
   /** UTF-8 `text` at `offset`, leaving room for a separator byte after it; returns the end. */
   private writeText(text: string, offset: number): number {
-    this.ensure(offset + text.length * 3 + 1); // UTF-8 needs at most 3 bytes per UTF-16 unit
-    return offset + (text.length === 0 ? 0 : this.scratch.write(text, offset, 'utf8'));
+    const length = text.length;
+    this.ensure(offset + length * 3 + 1); // UTF-8 needs at most 3 bytes per UTF-16 unit
+    if (length <= 16) {
+      // Short strings (roles, names, ids) are nearly always ASCII: a loop beats a call into C++.
+      let end = offset;
+      for (let k = 0; k < length; k++) {
+        const code = text.charCodeAt(k);
+        if (code >= 0x80) return offset + this.scratch.write(text, offset, 'utf8');
+        this.scratch[end++] = code;
+      }
+      return end;
+    }
+    return offset + this.scratch.write(text, offset, 'utf8');
   }
 
   private ensure(capacity: number): void {

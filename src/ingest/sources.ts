@@ -8,12 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, statSync } from 'node:fs';
-import { isUtf8 } from 'node:buffer';
 import { isAbsolute } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { FireoptError, InputError, describeError } from '../errors.js';
+import { decodeRecord } from './process.js';
 
 export const STDIN_NAME = '-';
 
@@ -60,6 +60,11 @@ export interface SourceStats {
 export interface OpenedSource {
   chunks: AsyncIterable<Buffer>;
   stats(): SourceStats;
+  /**
+   * True when each chunk is fresh memory that nothing else holds once it has been yielded (a plain
+   * file's read stream), so it may be transferred to another thread; zlib and stdin reuse theirs.
+   */
+  chunksOwned(): boolean;
 }
 
 /** Open a file (or stdin for `-`); `onRawBytes` sees the count of raw bytes read so far. */
@@ -118,6 +123,7 @@ export function openSource(file: string, stdin: Readable | undefined, onRawBytes
   return {
     chunks: decoded(),
     stats: () => ({ bytes, sha256: hash.digest('hex'), gzip }),
+    chunksOwned: () => file !== STDIN_NAME && !gzip,
   };
 }
 
@@ -193,14 +199,6 @@ function firstNonBlank(chunk: Buffer): number {
 }
 
 const EXCERPT_BYTES = 160;
-
-/** A record's bytes as text, or an invalid-utf8 failure. */
-export function decodeRecord(bytes: Buffer, line: number): RawRecord {
-  if (!isUtf8(bytes)) {
-    return { ok: false, line, code: 'invalid-utf8', reason: 'invalid UTF-8', excerpt: bytes.subarray(0, EXCERPT_BYTES).toString('latin1') };
-  }
-  return { ok: true, line, text: bytes.toString('utf8') };
-}
 
 /** Splits on `\n` (dropping a trailing `\r` and a leading BOM); blank lines are skipped. */
 class LineSplitter {

@@ -1,0 +1,136 @@
+/**
+ * Parse workers must not change the output: a ~12 MB JSON Lines file of real traces (single-turn
+ * AlpacaEval chats, multi-turn Taskmaster dialogues, BFCL tool calls with tool schemas, planted
+ * duplicates and bad lines) is ingested on one thread and with two parse workers, and the Arrow
+ * files, the rejects and the summaries must be byte-for-byte the same, with row counts checked
+ * against an independent count of the input.
+ *
+ * Workers run compiled JavaScript, so this test runs the built `dist/` (`npm test` builds it first)
+ * beside the TypeScript sources vitest runs.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runIngest, type IngestSummary } from '../../src/ingest/index.js';
+import { alpaca, bfcl, bfclAnswers, chatFromAlpaca, chatFromTaskmaster, ingestConfig, readRows, taskmaster, tempDir, toolCallChatFromBfcl } from './fixtures.js';
+
+const tmp = tempDir('fireopt-parallel-');
+afterAll(() => tmp.cleanup());
+const at = (name: string) => join(tmp.dir, name);
+
+const distIndex = resolve('dist/ingest/index.js');
+
+type IngestModule = typeof import('../../src/ingest/index.js');
+
+/** The built ingest module, checked to be at least as new as the sources it was built from. */
+async function builtIngest(): Promise<IngestModule> {
+  if (!existsSync(distIndex)) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.json` (npm test does) before this test');
+  const built = statSync(distIndex).mtimeMs;
+  for (const source of ['index.ts', 'process.ts', 'samples.ts', 'columns.ts', 'parse-pool.ts', 'parse-worker.ts']) {
+    if (statSync(resolve('src/ingest', source)).mtimeMs > built + 1000) throw new Error(`dist/ is older than src/ingest/${source}: rebuild with \`npx tsc -p tsconfig.json\``);
+  }
+  return (await import(pathToFileURL(distIndex).href)) as IngestModule;
+}
+
+interface Expected {
+  samples: number;
+  duplicates: number;
+  rejected: number;
+}
+
+interface ChatRecord {
+  messages: Array<{ role: string; content: string | null }>;
+  tools?: unknown;
+}
+
+/** The record with its first message's text made unique to `round` (so rounds are not duplicates of each other). */
+function inRound<T extends ChatRecord>(record: T, round: number): T {
+  const [first, ...rest] = record.messages;
+  return { ...record, messages: [{ ...first, content: `[${round}] ${first.content ?? ''}` }, ...rest] };
+}
+
+/** ~12 MB of real traces, with duplicates and bad lines spread through it, and what ingest should make of it. */
+function buildInput(path: string): Expected {
+  const chats = chatFromAlpaca(alpaca());
+  const dialogues = chatFromTaskmaster(taskmaster('00'));
+  const toolCalls = toolCallChatFromBfcl(bfcl('BFCL_v4_simple_python'), bfclAnswers('BFCL_v4_simple_python'));
+  const lines: Buffer[] = [];
+  const expected: Expected = { samples: 0, duplicates: 0, rejected: 0 };
+  // An independent count of samples and duplicates: one per assistant turn (and one for a
+  // conversation that ends unanswered), keyed by tools, context and reply.
+  const seen = new Set<string>();
+  const add = (record: ChatRecord & Record<string, unknown>): void => {
+    lines.push(Buffer.from(JSON.stringify(record)));
+    const { messages } = record;
+    const keys = messages.flatMap((m, i) => (m.role === 'assistant' && i > 0 ? [JSON.stringify([record.tools, messages.slice(0, i), m])] : []));
+    if (messages[messages.length - 1].role !== 'assistant') keys.push(JSON.stringify([record.tools, messages, null]));
+    for (const key of keys) {
+      expected.samples++;
+      if (seen.has(key)) expected.duplicates++;
+      seen.add(key);
+    }
+  };
+  let bytes = 0;
+  for (let round = 0; bytes < 12e6; round++) {
+    // Every 5th round repeats round 0's texts (under new ids): all of its samples are duplicates.
+    const text = round % 5 === 4 ? 0 : round;
+    chats.forEach((chat, i) => add({ ...inRound(chat, text), conversation_id: `alpaca-${round}-${i}` }));
+    for (const dialogue of dialogues) add({ ...inRound(dialogue, text), conversation_id: `${dialogue.conversation_id}-${round}` });
+    toolCalls.forEach((call) => add({ ...inRound(call, text), id: `${call.id}-${round}` }));
+    // Bad lines, each rejected: malformed JSON, invalid UTF-8, an oversized line, a wrong shape.
+    lines.push(Buffer.from('{"messages": [{"role": "user", "content": "cut off'));
+    lines.push(Buffer.concat([Buffer.from('{"messages":[{"role":"user","content":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]));
+    lines.push(Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(70_000) }, { role: 'assistant', content: 'y' }] })));
+    lines.push(Buffer.from(JSON.stringify({ messages: 'not a list' })));
+    lines.push(Buffer.from('   '));
+    expected.rejected += 4;
+    bytes = lines.reduce((sum, line) => sum + line.length + 1, 0);
+  }
+  writeFileSync(path, Buffer.concat(lines.flatMap((line) => [line, Buffer.from('\n')])));
+  return expected;
+}
+
+const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+const outputs = (dir: string) => ['train.arrow', 'heldout.arrow', 'rejected.jsonl'].map((name) => sha256(join(dir, name)));
+const counts = (summary: IngestSummary) => ({
+  rows: summary.rows,
+  rows_by_format: summary.rows_by_format,
+  records: summary.records,
+  samples_before_dedup: summary.samples_before_dedup,
+  duplicates_removed: summary.duplicates_removed,
+  rejected: { count: summary.rejected.count, by_reason: summary.rejected.by_reason, worst: summary.rejected.worst },
+  inputs: summary.inputs,
+});
+
+describe('ingest with parse workers', () => {
+  it('writes the same rows, in the same order, as on one thread (12 MB of real traces)', async () => {
+    const input = at('traces.jsonl');
+    const expected = buildInput(input);
+    const built = await builtIngest();
+    // Small batches and lines, so that batches, read chunks and worker blocks all cut across each other.
+    const sets = ['ingest.batch_rows=500', 'ingest.max_line_bytes=65536', 'ingest.max_rejected=0.5'];
+    const inProcess = await runIngest(ingestConfig([input], at('src-ds'), sets));
+    const oneThread = await built.runIngest(ingestConfig([input], at('one-thread-ds'), sets), { workers: 0 });
+    const twoWorkers = await built.runIngest(ingestConfig([input], at('workers-ds'), sets), { workers: 2 });
+
+    expect(inProcess.rows.total).toBe(expected.samples - expected.duplicates);
+    expect(inProcess.duplicates_removed).toBe(expected.duplicates);
+    expect(inProcess.rejected.count).toBe(expected.rejected);
+    expect(inProcess.rejected.by_reason).toEqual({ 'malformed-json': expected.rejected / 4, 'invalid-utf8': expected.rejected / 4, 'oversized-line': expected.rejected / 4, 'wrong-shape': expected.rejected / 4 });
+    expect(inProcess.rows.heldout).toBeGreaterThan(0);
+
+    expect(counts(oneThread)).toEqual(counts(inProcess));
+    expect(counts(twoWorkers)).toEqual(counts(inProcess));
+    const reference = outputs(at('src-ds'));
+    expect(outputs(at('one-thread-ds'))).toEqual(reference);
+    expect(outputs(at('workers-ds'))).toEqual(reference);
+
+    // And the rows read back: ids unique, in input order within each split.
+    const rows = await readRows(at('workers-ds/train.arrow'));
+    expect(new Set(rows.map((r) => r.id)).size).toBe(rows.length);
+    const lines = rows.map((r) => r.source_line);
+    expect(lines.every((line, i) => i === 0 || line >= lines[i - 1])).toBe(true);
+  }, 120_000);
+});
