@@ -1,14 +1,25 @@
 """PyTorch CPU reference for bench/train-throughput.mjs: the same Llama architecture as fireopt's
 draft (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied head), AdamW, cross-entropy, the same
 batch and sequence length. Prints training tokens/s as JSON.
-Usage: python3 bench/train_torch.py dim layers heads kv_heads hidden vocab batch seq steps threads"""
+Usage: python3 bench/train_torch.py dim layers heads kv_heads hidden vocab batch seq steps threads [--device cpu|cuda]
+--device cuda (scripts/gpu/run.sh) runs on the GPU in float32 with TF32 matrix products off (PyTorch's
+default), as WebGPU computes, and synchronises the device around the timed steps."""
 import json, math, sys, time
 import torch
 import torch.nn.functional as F
 
-dim, layers, heads, kv_heads, hidden, vocab, batch, seq, steps, threads = map(int, sys.argv[1:11])
+argv = sys.argv[1:]
+device = 'cpu'
+if '--device' in argv:
+    at = argv.index('--device')
+    device = argv[at + 1]
+    del argv[at:at + 2]
+dim, layers, heads, kv_heads, hidden, vocab, batch, seq, steps, threads = map(int, argv[:10])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
+if device == 'cuda':
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 hd = dim // heads
 
 class RMSNorm(torch.nn.Module):
@@ -40,7 +51,7 @@ class Block(torch.nn.Module):
         v = self.wv(h).view(B, T, kv_heads, hd).transpose(1, 2)
         k = k.repeat_interleave(heads // kv_heads, 1); v = v.repeat_interleave(heads // kv_heads, 1)
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True) if hasattr(F, 'scaled_dot_product_attention') else \
-            torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(hd) + torch.triu(torch.full((T, T), float('-inf')), 1), -1) @ v
+            torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(hd) + torch.triu(torch.full((T, T), float('-inf'), device=x.device), 1), -1) @ v
         x = x + self.wo(a.transpose(1, 2).reshape(B, T, heads * hd))
         h = self.n2(x)
         return x + self.w2(F.silu(self.w1(h)) * self.w3(h))
@@ -60,15 +71,21 @@ class Llama(torch.nn.Module):
         for b in self.blocks: x = b(x, self.cos, self.sin)
         return self.norm(x) @ self.emb.weight.t()
 
-model = Llama()
+model = Llama().to(device)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-ids = torch.randint(0, vocab, (batch, seq + 1))
+ids = torch.randint(0, vocab, (batch, seq + 1)).to(device)
+sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
 def step():
     logits = model(ids[:, :-1])
     loss = F.cross_entropy(logits.reshape(-1, vocab), ids[:, 1:].reshape(-1))
     opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step()
 for _ in range(3): step()
+sync()
 t0 = time.perf_counter()
 for _ in range(steps): step()
+sync()
 seconds = time.perf_counter() - t0
-print(json.dumps({"torch": torch.__version__, "threads": threads, "tokens_per_s": batch * seq * steps / seconds}))
+result = {"torch": torch.__version__, "threads": threads, "device": device, "tokens_per_s": batch * seq * steps / seconds}
+if device == 'cuda':
+    result.update(gpu=torch.cuda.get_device_name(0), tf32=torch.backends.cuda.matmul.allow_tf32)
+print(json.dumps(result))
