@@ -61,7 +61,7 @@ else
 fi
 
 say "WebGPU: adapter, correctness against the carried wasm numbers, tokens/s"
-timeout -k 10 330 "$node" "$app/scripts/gpu/train-check.mjs" gpu --targets "$app/data/targets" --reference "$app/reference.json" \
+timeout -k 10 280 "$node" "$app/scripts/gpu/train-check.mjs" gpu --targets "$app/data/targets" --reference "$app/reference.json" \
   --out "$out/webgpu.json" ${STEPS:+--steps "$STEPS"} ${TIMINGS:+--timings "$TIMINGS"} 2> >(grep -v 'Closing file descriptor\|DEP0137\|trace-warnings' >&2)
 check_rc=$?
 say "train-check exit $check_rc"
@@ -78,7 +78,7 @@ for s in json.load(open(sys.argv[1]))["shapes"]:
 EOF
     while IFS=$'\t' read -r name shape_args; do
       # shellcheck disable=SC2086
-      line=$(timeout -k 5 90 "$python" "$app/bench/train_torch.py" $shape_args "${TORCH_STEPS:-30}" 8 --device "$torch_device" | tail -1)
+      line=$(timeout -k 5 60 "$python" "$app/bench/train_torch.py" $shape_args "${TORCH_STEPS:-30}" 8 --device "$torch_device" | tail -1)
       say "torch $torch_device, $name: ${line:-FAILED}"
       [[ -n $line ]] && "$python" -c "import json,sys; d=json.loads(sys.argv[2]); d['shape']=sys.argv[1]; print(json.dumps(d))" "$name" "$line" >>"$torch_json"
     done <"$work/torch-args.txt"

@@ -259,6 +259,9 @@ const actual = await correctness(batch, vocab512);
 const comparison = compare(actual, expected);
 const pass = comparison.loss.relError <= lossTolerance && comparison.worstGradient.relError <= gradientTolerance && comparison.trajectoryRelError <= trajectoryTolerance;
 result.correctness = { pass, tolerances: { loss: lossTolerance, gradient: gradientTolerance, trajectory: trajectoryTolerance }, ...comparison };
+// Written after each phase, so that a run stopped by its time limit still leaves its results.
+const save = () => writeFileSync(args.get('out'), JSON.stringify(result, null, 2));
+save();
 log(`CORRECTNESS on ${choice.name} vs wasm reference: ${pass ? 'PASS' : 'FAIL'} — loss ${comparison.loss.actual.toFixed(6)} vs ${comparison.loss.expected.toFixed(6)} (rel ${comparison.loss.relError.toExponential(2)}), worst gradient ${comparison.worstGradient.name} rel ${comparison.worstGradient.relError.toExponential(2)}, ${CHECK.adamSteps} AdamW steps rel ${comparison.trajectoryRelError.toExponential(2)}`);
 // --timings always: time the shapes on whatever backend was chosen (a local test of this path).
 if (choice.name === 'webgpu' || args.get('timings') === 'always') {
@@ -273,9 +276,10 @@ if (choice.name === 'webgpu' || args.get('timings') === 'always') {
       log(`THROUGHPUT ${choice.name}, ${shape.name}: FAILED ${error instanceof Error ? error.message : String(error)}`);
       result.throughput.push({ shape: shape.name, error: error instanceof Error ? error.message : String(error) });
     }
+    save();
   }
 }
-writeFileSync(args.get('out'), JSON.stringify(result, null, 2));
+save();
 log(`written ${args.get('out')}`);
 // Dawn keeps the process alive while its GPU object exists.
 process.exit(pass ? 0 : 1);
