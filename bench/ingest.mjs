@@ -7,8 +7,10 @@
  * measures, each in its own process so peak RSS is its own:
  *   cat        `cat file > /dev/null` (the read floor)
  *   json-parse a bare loop: read 1 MiB chunks, split lines, JSON.parse each (the parse floor)
- *   ingest     fireopt's runIngest (from the built dist/) into a dataset directory, parse workers as by default
- *   ingest-1t  the same on one thread (`workers: 0`), to show what the parse workers add
+ *   ingest     fireopt's runIngest (from the built dist/) into a dataset directory, as by default (parse
+ *              workers only when the load average leaves a CPU idle; notes say how many it used)
+ *   ingest-1t  the same on one thread (`workers: 0`)
+ *   ingest-2w  the same with two parse workers (`workers: 2`)
  *   ingest-baseline  runIngest from another build (`--baseline <dir with dist/>`, e.g. an older commit), same run
  * Each step runs `--runs` times (default 3), interleaved, and the table gives medians; the load
  * average is printed before and after each input size (the machine may be shared).
@@ -57,12 +59,16 @@ async function measureInChild(mode, file, baseline, candidate) {
     const { loadConfig } = await import(pathToFileURL(join(dist, 'config/load.js')).href);
     const out = `${file}.${mode}.dataset`;
     const config = loadConfig({ flags: { 'ingest.inputs': [file], 'ingest.out': out } });
-    const summary = await runIngest(config, mode === 'ingest-1t' ? { workers: 0 } : {});
+    const workers = { 'ingest-1t': 0, 'ingest-2w': 2 }[mode];
+    const load = loadavg()[0];
+    const summary = await runIngest(config, workers === undefined ? {} : { workers });
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(); // all threads of the process
     const outBytes = ['train.arrow', 'heldout.arrow'].reduce((sum, f) => sum + statSync(join(out, f)).size, 0);
     rmSync(out, { recursive: true, force: true });
-    return { seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, rows: summary.rows.total, duplicates: summary.duplicates_removed, rejected: summary.rejected.count, outMb: outBytes / 1e6 };
+    // The default's choice, recomputed as runIngest does (CPUs minus the 1-minute load average, at most 2).
+    const chosen = workers ?? Math.max(0, Math.min(2, Math.floor(cpus().length - load)));
+    return { seconds, workers: chosen, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, rows: summary.rows.total, duplicates: summary.duplicates_removed, rejected: summary.rejected.count, outMb: outBytes / 1e6 };
   }
   throw new Error(`unknown mode ${mode}`);
 }
@@ -123,7 +129,7 @@ async function main() {
   const runs = Number(option(args, '--runs', '3'));
   const baseline = option(args, '--baseline', undefined);
   const candidate = option(args, '--build', undefined); // a dir with dist/ (default: this checkout's dist/)
-  const modes = ['cat', 'json-parse', ...(baseline ? ['ingest-baseline'] : []), 'ingest-1t', 'ingest'];
+  const modes = ['cat', 'json-parse', ...(baseline ? ['ingest-baseline'] : []), 'ingest-1t', 'ingest-2w', 'ingest'];
   mkdirSync(dataDir, { recursive: true });
   const cpuModel = cpus()[0]?.model ?? 'unknown';
   console.log(`machine: ${cpus().length} CPUs (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), ${cpuModel}, node ${process.version}; medians of ${runs} runs`);
@@ -143,7 +149,8 @@ async function main() {
       const seconds = median(all.map((x) => x.seconds));
       const last = all[all.length - 1];
       const notes = mode.startsWith('ingest')
-        ? `${last.rows} rows, ${last.duplicates} duplicates, ${last.rejected} rejected, ${last.outMb.toFixed(0)} MB Arrow out`
+        ? `${last.rows} rows, ${last.duplicates} duplicates, ${last.rejected} rejected, ${last.outMb.toFixed(0)} MB Arrow out` +
+          (mode === 'ingest' ? `; workers used: ${all.map((x) => x.workers).join(', ')}` : '')
         : mode === 'json-parse' ? `${last.lines} lines` : '';
       const cpuSeconds = all[0].cpuSeconds === undefined ? '–' : median(all.map((x) => x.cpuSeconds)).toFixed(2);
       const rss = all[0].peakRssMb === null ? '–' : Math.max(...all.map((x) => x.peakRssMb)).toFixed(0);

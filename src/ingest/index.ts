@@ -259,7 +259,8 @@ class IngestRun {
       })) {
         this.signal?.throwIfAborted();
         let next = 0;
-        while (next < entries.length && !(this.pool && input.container !== 'json-array' && pooledFormat(processor.settings.format))) {
+        // The first record is always read here: it decides a text file's layout and, in auto mode, the format.
+        while (next < entries.length && (firstRecord || !(this.pool && input.container !== 'json-array' && pooledFormat(processor.settings.format)))) {
           const entry = entries[next++];
           const record = 'bytes' in entry ? decodeRecord(entry.bytes, entry.line) : entry;
           if (firstRecord) {

@@ -12,8 +12,10 @@ import { redactText, type RedactionCounts } from './redact.js';
 /** Which split a conversation belongs to: a salted sha256 of its id, so it never changes. */
 export function splitOf(conversationId: string, salt: string, heldoutFraction: number): TraceSplit {
   if (heldoutFraction <= 0) return 'train';
-  const digest = hash('sha256', `${salt}\u0000${conversationId}`, 'buffer');
-  const unit = digest.readUInt32BE(0) / 2 ** 32; // uniform in [0, 1)
+  // 'binary' (latin1, one char per byte): a short heap string is cheaper to make than a Buffer.
+  const digest = hash('sha256', `${salt}\u0000${conversationId}`, 'binary');
+  const first32 = ((digest.charCodeAt(0) << 24) | (digest.charCodeAt(1) << 16) | (digest.charCodeAt(2) << 8) | digest.charCodeAt(3)) >>> 0;
+  const unit = first32 / 2 ** 32; // uniform in [0, 1)
   return unit < heldoutFraction ? 'heldout' : 'train';
 }
 

@@ -133,4 +133,25 @@ describe('ingest with parse workers', () => {
     const lines = rows.map((r) => r.source_line);
     expect(lines.every((line, i) => i === 0 || line >= lines[i - 1])).toBe(true);
   }, 120_000);
+
+  it('reads prompts-only text files the same way (by extension, and with --format prompts)', async () => {
+    // One prompt per line: AlpacaEval instructions, newlines folded, repeated with a round tag to ~3 MB.
+    const instructions = alpaca().map((r) => r.instruction.replace(/\s*\n\s*/g, ' '));
+    const prompts: string[] = [];
+    for (let round = 0; prompts.length * 200 < 3e6; round++) prompts.push(...instructions.map((text) => `${text} (${round})`));
+    writeFileSync(at('prompts.txt'), prompts.join('\n') + '\n');
+    writeFileSync(at('prompts.lines'), prompts.join('\n') + '\n');
+    const built = await builtIngest();
+    for (const [file, sets] of [
+      ['prompts.txt', []],
+      ['prompts.lines', ['ingest.format=prompts']],
+    ] as const) {
+      const reference = await runIngest(ingestConfig([at(file)], at(`${file}-src`), [...sets]));
+      const workers = await built.runIngest(ingestConfig([at(file)], at(`${file}-workers`), [...sets]), { workers: 2 });
+      expect(reference.rows.total + reference.duplicates_removed).toBe(prompts.length);
+      expect(reference.inputs[0].container).toBe('text');
+      expect(counts(workers)).toEqual(counts(reference));
+      expect(outputs(at(`${file}-workers`))).toEqual(outputs(at(`${file}-src`)));
+    }
+  }, 120_000);
 });
