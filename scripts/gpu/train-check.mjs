@@ -270,7 +270,8 @@ if (choice.name === 'webgpu' || args.get('timings') === 'always') {
       const r = await throughput(shape, topK);
       const wasmRef = reference.wasm_throughput.find((w) => w.shape === shape.name);
       r.vs_wasm_2threads = wasmRef?.tokens_per_s ? +(r.tokens_per_s / wasmRef.tokens_per_s).toFixed(2) : null;
-      log(`THROUGHPUT ${choice.name}, ${shape.name}: ${r.tokens_per_s} tokens/s (median step ${r.median_step_ms} ms over ${r.timed_steps}; ${r.vs_wasm_2threads}x wasm 2 threads)`);
+      if (r.timed_steps === 0) log(`THROUGHPUT ${choice.name}, ${shape.name}: no timed step (the warm-up steps alone took over ${2 * maxSeconds} s)`);
+      else log(`THROUGHPUT ${choice.name}, ${shape.name}: ${r.tokens_per_s} tokens/s (median step ${r.median_step_ms} ms over ${r.timed_steps}; ${r.vs_wasm_2threads}x wasm 2 threads)`);
       result.throughput.push(r);
     } catch (error) {
       log(`THROUGHPUT ${choice.name}, ${shape.name}: FAILED ${error instanceof Error ? error.message : String(error)}`);
