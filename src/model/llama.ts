@@ -281,14 +281,34 @@ export class LlamaModel {
     return { logits, caches: newCaches };
   }
 
-  /** Copy the current values back to format-independent weights (interleaved RoPE rows, [out, in]). */
+  /**
+   * Copy the current values back to format-independent weights (interleaved RoPE rows, [out, in]).
+   * Reads synchronously (dataSync): not on the webgpu backend under Node; use toWeightsAsync there.
+   */
   toWeights(): LlamaWeights {
     this.assertAlive();
+    return this.weightsFrom((v) => v.dataSync() as Float32Array);
+  }
+
+  /**
+   * toWeights with asynchronous reads (`await t.data()`, every variable requested at once), for
+   * backends that cannot read synchronously (webgpu under Node). The same values as toWeights.
+   */
+  async toWeightsAsync(): Promise<LlamaWeights> {
+    this.assertAlive();
+    const variables = this.variables;
+    const values = await Promise.all(variables.map((v) => v.data() as Promise<Float32Array>));
+    const byVariable = new Map(variables.map((v, i) => [v, values[i]]));
+    return this.weightsFrom((v) => byVariable.get(v) as Float32Array);
+  }
+
+  /** LlamaWeights from each variable's values (tfjs layout), however they were read. */
+  private weightsFrom(valuesOf: (v: tf.Variable) => Float32Array): LlamaWeights {
     const { config } = this;
     const qOrder = rotateHalfOrder(config.nHeads, this.headDim);
     const kOrder = rotateHalfOrder(config.nKvHeads, this.headDim);
     const read = (v: tf.Variable, rowOrder?: Int32Array, transpose = true): DenseTensor => {
-      const data = v.dataSync() as Float32Array;
+      const data = valuesOf(v);
       if (!transpose) return dense([...v.shape], Float32Array.from(data));
       const [inDim, outDim] = v.shape as [number, number];
       return fromInOut(data, inDim, outDim, rowOrder);

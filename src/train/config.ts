@@ -20,7 +20,7 @@
  */
 import { z } from 'zod';
 
-export const BACKEND_CHOICES = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export const INIT_CHOICES = ['auto', 'random', 'target', 'draft'] as const;
 const PRESET_NAMES = ['draft-nano', 'draft-tiny', 'draft-small', 'draft-base'] as const;
 
@@ -41,7 +41,7 @@ export const trainSchema = z
     targets: z.string().min(1).optional(),
     /** Run folder (or `--out`): `draft/` is the chosen draft checkpoint. */
     out: z.string().min(1).optional(),
-    /** TensorFlow.js backend: `auto` takes tfjs-node-gpu, then tfjs-node, then wasm. */
+    /** TensorFlow.js backend: `auto` takes tfjs-node-gpu, then tfjs-node, then webgpu (an adapter found), then wasm. */
     backend: z.enum(BACKEND_CHOICES).default('auto'),
     /** `auto`: search `search.models` × `search.learning_rates` within `time_budget_s`; `off`: one run with `model`, `lr`. */
     select: z.enum(['auto', 'off']).default('auto'),

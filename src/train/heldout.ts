@@ -3,7 +3,8 @@
  * held-out target completions. The greedy hit rate is P(draft's top-1 = target's token); for a
  * deterministic greedy draft the run of consecutive hits from each position is exactly how many
  * drafts greedy speculative decoding accepts there, which gives the expected speed-up (the
- * speculation module's math).
+ * speculation module's math). Every read of a tensor is asynchronous (one per batch, argmax and
+ * cross-entropy together), so it runs on the webgpu backend too.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { crossEntropyLoss, type LlamaModel } from '../model/index.js';
@@ -42,7 +43,7 @@ export async function evaluateHeldout(model: LlamaModel, options: HeldoutOptions
   let ceCount = 0;
   const counts = emptyCounts(options.draftTokens);
   let pending: HeldoutSequence[] = [];
-  const flush = (): void => {
+  const flush = async (): Promise<void> => {
     if (!pending.length) return;
     const rows = pending.length;
     const T = Math.max(...pending.map((s) => s.ids.length)) - 1;
@@ -65,11 +66,13 @@ export async function evaluateHeldout(model: LlamaModel, options: HeldoutOptions
       const logits = model.forward(tf.tensor2d(inputs, [rows, T], 'int32')); // [rows, T, V]
       return [tf.argMax(logits, -1), crossEntropyLoss(logits, tf.tensor2d(ceTargets, [rows, T], 'int32'), tf.tensor2d(ceWeights, [rows, T]))];
     });
-    const predicted = argmax.dataSync() as Int32Array;
-    ceSum += (meanCe.dataSync() as Float32Array)[0] * batchCeCount;
-    ceCount += batchCeCount;
+    // Both read back together (asynchronously: the webgpu backend cannot read synchronously).
+    const [predictedValues, meanCeValues] = await Promise.all([argmax.data(), meanCe.data()]);
     argmax.dispose();
     meanCe.dispose();
+    const predicted = predictedValues as Int32Array;
+    ceSum += (meanCeValues as Float32Array)[0] * batchCeCount;
+    ceCount += batchCeCount;
     pending.forEach((s, r) => {
       const completion: number[] = [];
       const guesses: number[] = [];
@@ -88,9 +91,9 @@ export async function evaluateHeldout(model: LlamaModel, options: HeldoutOptions
   };
   for await (const sequence of heldoutSequences(options.file, options.seqLen, options.rows)) {
     pending.push(sequence);
-    if (pending.length === options.batchSize) flush();
+    if (pending.length === options.batchSize) await flush();
   }
-  flush();
+  await flush();
   const tau = acceptanceLength(counts);
   return {
     tokens,

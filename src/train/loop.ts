@@ -2,6 +2,12 @@
  * One training run of one draft: the loop, in one function (nanoGPT's train.py shape). Everything
  * it needs to continue exactly after a crash is in `<dir>/state/`; the best draft so far (by the
  * held-out greedy hit rate) is `<dir>/draft/`.
+ *
+ * Every read of a tensor on this path is asynchronous (`await t.data()`), so training runs on the
+ * webgpu backend, which under Node cannot read synchronously: one read per optimiser step (the
+ * micro-batches' loss parts and the gradient norm together, after the update is queued; clipping
+ * stays on the device), one per held-out batch, and one for all the tensors of a saved state or
+ * checkpoint.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -95,7 +101,7 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
     if (!inputs.resume) throw new UsageError(`${plan.dir}: an earlier training run is there`, 'HINT: add --resume to continue it, or choose another --out');
     const loaded = loadState(stateDir);
     counters = loaded.state.counters;
-    weights = weightsFromState(loaded.state.model, loaded.values);
+    weights = await weightsFromState(loaded.state.model, loaded.values);
     moments = loaded.values;
     truncateSync(metricsPath, counters.metricsBytes); // lines after the state are recomputed
   } else {
@@ -130,24 +136,25 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
   const startedMs = Date.now();
   const elapsedMs = () => counters.elapsedMs + (Date.now() - startedMs);
 
-  const saveResumeState = (): void => {
+  const saveResumeState = async (): Promise<void> => {
     counters.metricsBytes = statSync(metricsPath).size;
     const tensors = new Map<string, tf.Tensor>(params);
     for (const [name, m] of optimizer.state.m) tensors.set(`m.${name}`, m);
     for (const [name, v] of optimizer.state.v) tensors.set(`v.${name}`, v);
     const header = { model: plan.model, draftToTarget: Array.from(vocab.draftToTarget), targetVocabSize: vocab.targetVocabSize, unkDraftId: vocab.unkDraftId, counters: { ...counters, elapsedMs: elapsedMs() } };
-    saveState(stateDir, header, tensors);
+    await saveState(stateDir, header, tensors);
   };
   const evaluate = async (): Promise<HeldoutResult> => {
     const result = await evaluateHeldout(model, heldoutOptions);
     writeMetrics({ type: 'eval', step: counters.step, hit_rate: result.hitRate, eval_ce: result.crossEntropy, acceptance_length: result.acceptanceLength, expected_speedup: result.expectedSpeedup, tokens: result.tokens });
     return result;
   };
-  const writeBest = (result: HeldoutResult): void => {
+  const writeBest = async (result: HeldoutResult): Promise<void> => {
+    const weights = await model.toWeightsAsync();
     writeDraftCheckpoint(
       draftDir,
       {
-        weights: model.toWeights(),
+        weights,
         vocabulary: inputs.vocabulary,
         draftVocabulary: vocab.reduced ? { draftToTarget: vocab.draftToTarget, targetVocabSize: vocab.targetVocabSize } : undefined,
         target: inputs.target,
@@ -165,8 +172,8 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
       untrained = await evaluate();
       writeFileAtomic(join(plan.dir, 'untrained.json'), JSON.stringify(untrained) + '\n');
       counters.bestHitRate = untrained.hitRate;
-      writeBest(untrained);
-      saveResumeState();
+      await writeBest(untrained);
+      await saveResumeState();
     } else {
       untrained = readBest(plan.dir, 'untrained.json');
     }
@@ -178,10 +185,8 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
     while (!counters.stopReason && counters.step < counters.totalSteps) {
       // --- One optimiser step: grad_accum micro-batches, clip, AdamW --------------------------
       const grads = new Map<string, tf.Tensor>();
-      let loss = 0;
-      let ce = 0;
-      let kl = 0;
-      let tv = 0;
+      // Each micro-batch's [total, ce, kl, tv] stay on the device until the step's one read.
+      const stepScalars: tf.Tensor[] = [];
       for (let micro = 0; micro < train.grad_accum; micro++) {
         const next = await batches.next();
         if (next.done) throw new RunError('the training data stream ended');
@@ -196,11 +201,7 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
         }, [...params.values()]);
         inputsTensor.dispose();
         const p = parts as ReturnType<typeof draftLoss>;
-        loss += value.dataSync()[0] / train.grad_accum;
-        ce += p.ce.dataSync()[0] / train.grad_accum;
-        kl += p.kl.dataSync()[0] / train.grad_accum;
-        tv += p.tv.dataSync()[0] / train.grad_accum;
-        tf.dispose([value, p.ce, p.kl, p.tv]);
+        stepScalars.push(value, p.ce, p.kl, p.tv);
         for (const [name, variable] of params) {
           const g = microGrads[variable.name];
           const scaled = tf.mul(g, 1 / train.grad_accum);
@@ -215,10 +216,26 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
         counters.position = position;
         counters.tokens += batch.rows * batch.seqLen;
       }
-      const gradNorm = clipByGlobalNorm(grads, train.grad_clip);
+      const gradNormTensor = clipByGlobalNorm(grads, train.grad_clip);
       const lr = learningRate(counters.step, { peakLr: plan.lr, warmupSteps: train.warmup_steps, totalSteps: counters.totalSteps, minLrRatio: train.min_lr_ratio });
       optimizer.apply(grads, lr);
       tf.dispose([...grads.values()]);
+      // The step's one read: every micro-batch's loss parts and the gradient norm, queued after the update.
+      const packed = tf.stack([...stepScalars, gradNormTensor]);
+      tf.dispose([...stepScalars, gradNormTensor]);
+      const numbers = (await packed.data()) as Float32Array;
+      packed.dispose();
+      let loss = 0;
+      let ce = 0;
+      let kl = 0;
+      let tv = 0;
+      for (let micro = 0; micro < train.grad_accum; micro++) {
+        loss += numbers[4 * micro] / train.grad_accum;
+        ce += numbers[4 * micro + 1] / train.grad_accum;
+        kl += numbers[4 * micro + 2] / train.grad_accum;
+        tv += numbers[4 * micro + 3] / train.grad_accum;
+      }
+      const gradNorm = numbers[4 * train.grad_accum];
       counters.step++;
       const tokensPerSec = (counters.tokens - processTokensStart) / Math.max(1e-3, (Date.now() - startedMs) / 1000);
       writeMetrics({ type: 'train', step: counters.step, lr, loss, ce, kl, tv, grad_norm: gradNorm, tokens: counters.tokens, tokens_per_s: Math.round(tokensPerSec), elapsed_s: elapsedMs() / 1000 });
@@ -240,25 +257,25 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
           counters.bestHitRate = result.hitRate;
           counters.bestStep = counters.step;
           counters.evalsWithoutImprovement = 0;
-          writeBest(result);
+          await writeBest(result);
         } else {
           counters.evalsWithoutImprovement++;
           if (train.patience > 0 && counters.evalsWithoutImprovement >= train.patience) counters.stopReason = `early stop: no better hit rate in ${train.patience} evaluations`;
         }
-        saveResumeState();
+        await saveResumeState();
         saved = true;
       }
       if (plan.budgetMs !== undefined && elapsedMs() > plan.budgetMs * 1.25 && !counters.stopReason) counters.stopReason = 'time budget spent';
-      if (!saved && (counters.step % train.checkpoint_every === 0 || counters.stopReason)) saveResumeState();
+      if (!saved && (counters.step % train.checkpoint_every === 0 || counters.stopReason)) await saveResumeState();
       deps.progress({ kind: 'advance', task, done: counters.step, total: counters.totalSteps, fields: { loss: loss.toFixed(3), hit: lastHitRate.toFixed(3), 'tok/s': Math.round(tokensPerSec) } });
       if (deps.signal?.aborted) {
-        saveResumeState();
+        await saveResumeState();
         throw new RunError(`training interrupted at step ${counters.step}; the state is saved`, 'HINT: run the same command with --resume to continue');
       }
     }
     if (!counters.stopReason) {
       counters.stopReason = counters.step >= train.max_steps ? 'max_steps reached' : 'time budget spent';
-      saveResumeState();
+      await saveResumeState();
     }
     deps.progress({ kind: 'end', task, done: counters.step });
     writeFileAtomic(join(plan.dir, 'curves.svg'), lossHitRateSvg(`${plan.name}: loss and held-out hit rate`, ...readCurves(metricsPath)));
@@ -290,7 +307,7 @@ export function readCurves(metricsPath: string): [PlotPoint[], PlotPoint[]] {
 }
 
 /** LlamaWeights from a resume state's variables (tfjs layout names → the model's own conversion). */
-function weightsFromState(config: LlamaConfig, values: Map<string, Float32Array>): LlamaWeights {
+async function weightsFromState(config: LlamaConfig, values: Map<string, Float32Array>): Promise<LlamaWeights> {
   // The state stores the model's variables in tfjs layout; build a model-layout LlamaWeights by
   // loading them into a throwaway model (fromWeights of zeros, then assign) and reading back.
   const zeros = LlamaModel.fromWeights(zeroWeights(config), { trainable: false });
@@ -300,7 +317,7 @@ function weightsFromState(config: LlamaConfig, values: Map<string, Float32Array>
       if (!data) throw new RunError(`resume state lacks ${name}`);
       variable.assign(tf.tensor(data, variable.shape));
     }
-    return zeros.toWeights();
+    return await zeros.toWeightsAsync();
   } finally {
     zeros.dispose();
   }

@@ -81,19 +81,21 @@ export class AdamW {
 }
 
 /**
- * Scale the gradients in place so their global L2 norm is at most maxNorm (0 = no clipping).
- * Returns the norm before clipping.
+ * Scale the gradients in place so their global L2 norm is at most maxNorm (0 = no clipping), on the
+ * device: the norm is a tensor and the scale is chosen with it (maxNorm / (norm + 1e-6) when the norm
+ * exceeds maxNorm, else exactly 1), so nothing is read back here. Returns the norm before clipping as
+ * a scalar tensor that the caller owns (read it asynchronously, with the step's other numbers, for
+ * logging; dispose it).
  */
-export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): number {
-  const normTensor = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))));
-  const norm = normTensor.dataSync()[0];
-  normTensor.dispose();
-  if (maxNorm > 0 && norm > maxNorm) {
-    const scale = maxNorm / (norm + 1e-6);
+export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): tf.Scalar {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  if (maxNorm > 0) {
+    const scale = tf.tidy(() => tf.where(tf.greater(norm, maxNorm), tf.div(maxNorm, tf.add(norm, 1e-6)), tf.onesLike(norm)));
     for (const [name, g] of grads) {
       grads.set(name, tf.mul(g, scale));
       g.dispose();
     }
+    scale.dispose();
   }
   return norm;
 }

@@ -43,13 +43,19 @@ export interface SavedState {
   tensors: Array<{ name: string; shape: number[]; offset: number }>;
 }
 
-/** Write the state atomically into `dir`. */
-export function saveState(dir: string, header: Omit<SavedState, 'tensors' | 'version'>, tensors: Map<string, tf.Tensor>): void {
+/**
+ * Write the state atomically into `dir`. The tensors are read asynchronously, all requested at once
+ * (one round trip on a GPU backend; webgpu under Node cannot read synchronously); the caller must not
+ * change them until this resolves.
+ */
+export async function saveState(dir: string, header: Omit<SavedState, 'tensors' | 'version'>, tensors: Map<string, tf.Tensor>): Promise<void> {
   const index: SavedState['tensors'] = [];
   const chunks: Float32Array[] = [];
   let offset = 0;
+  const read = await Promise.all([...tensors.values()].map((tensor) => tensor.data() as Promise<Float32Array>));
+  let i = 0;
   for (const [name, tensor] of tensors) {
-    const values = tensor.dataSync() as Float32Array;
+    const values = read[i++];
     chunks.push(values);
     index.push({ name, shape: [...tensor.shape], offset });
     offset += values.length;
