@@ -108,11 +108,6 @@ export class Utf8Column {
     this.validity = new Uint8Array((rowCapacity + 7) >> 3);
   }
 
-  /** Bytes written so far (to size the next column like this one). */
-  get byteSize(): number {
-    return this.byteLength;
-  }
-
   /**
    * Append a string. Columns such as source_file, split, model and metadata repeat the previous
    * row's value most of the time: then its bytes are copied rather than encoded again (each
@@ -284,23 +279,22 @@ class NumberColumn<T extends Int32Array | Float64Array> {
 /**
  * Builds traces rows column by column. A row is written by appending one value to every text
  * column (`text.*`), the row's context messages to the message columns (`message.*`), then
- * `endRow(turnIndex, sourceLine, createdAtMs)`. `encode()` returns the rows (to transfer to
- * another thread, or to wrap as a record batch) and starts a fresh builder sized like the last
- * one: the finished buffers are still in use (queued in the file writer, or transferred).
+ * `endRow(turnIndex, sourceLine, createdAtMs)`. `view()` shows the rows (to wrap as a record
+ * batch, or to pack for another thread); `clear()` then empties the builder and keeps its memory.
  */
 export class TracesBatchBuilder {
-  text!: Record<TracesTextColumn, Utf8Column>;
-  message!: Record<MessageColumn, Utf8Column>;
+  readonly text = mapColumns(TEXT_COLUMNS, () => new Utf8Column());
+  readonly message = mapColumns(MESSAGE_COLUMNS, () => new Utf8Column(4096, 1 << 18));
   /** The message columns in schema order (role, content, name, tool_calls, tool_call_id). */
-  messageList!: Utf8Column[];
-  private turnIndex!: NumberColumn<Int32Array>;
-  private sourceLine!: NumberColumn<Int32Array>;
-  private createdAtMs!: NumberColumn<Float64Array>;
-  private messageOffsets!: NumberColumn<Int32Array>;
+  readonly messageList: Utf8Column[] = MESSAGE_COLUMNS.map((name) => this.message[name]);
+  private readonly turnIndex = new NumberColumn<Int32Array>(new Int32Array(1024));
+  private readonly sourceLine = new NumberColumn<Int32Array>(new Int32Array(1024));
+  private readonly createdAtMs = new NumberColumn<Float64Array>(new Float64Array(1024));
+  private readonly messageOffsets = new NumberColumn<Int32Array>(new Int32Array(1025));
   length = 0;
 
   constructor() {
-    this.reset(1024);
+    this.messageOffsets.push(0);
   }
 
   endRow(turnIndex: number, sourceLine: number, createdAtMs: number | null): void {
@@ -352,24 +346,6 @@ export class TracesBatchBuilder {
     this.length = 0;
   }
 
-  /** The rows, handed over with their memory (e.g. to transfer them); the builder starts afresh. */
-  encode(): EncodedTraceRows {
-    this.check();
-    const text = mapColumns(TEXT_COLUMNS, (name) => this.text[name].buffers());
-    const messages = mapColumns(MESSAGE_COLUMNS, (name) => this.message[name].buffers());
-    const rows: EncodedTraceRows = {
-      length: this.length,
-      text,
-      turnIndex: this.turnIndex.trimmed(),
-      sourceLine: this.sourceLine.trimmed(),
-      createdAtMs: this.createdAtMs.trimmed(),
-      messageOffsets: this.messageOffsets.trimmed(),
-      messages,
-    };
-    this.resetLike();
-    return rows;
-  }
-
   private check(): void {
     for (const name of TEXT_COLUMNS) {
       if (this.text[name].length !== this.length) throw new Error(`TracesBatchBuilder: column ${name} has ${this.text[name].length} values, ${this.length} rows`);
@@ -377,27 +353,6 @@ export class TracesBatchBuilder {
     for (const name of MESSAGE_COLUMNS) {
       if (this.message[name].length !== this.message.role.length) throw new Error(`TracesBatchBuilder: message column ${name} is ragged`);
     }
-  }
-
-  private resetLike(): void {
-    this.reset(Math.max(this.length, 16));
-  }
-
-  private reset(rows: number): void {
-    const previous = this.text as Record<TracesTextColumn, Utf8Column> | undefined;
-    const previousMessages = this.message as Record<MessageColumn, Utf8Column> | undefined;
-    const messages = previousMessages ? previousMessages.role.length : rows * 4;
-    // Start each column at the size it reached last time: growing by doubling would copy it again.
-    const sized = (old: Utf8Column | undefined, count: number): Utf8Column => new Utf8Column(count, Math.max(1024, old?.byteSize ?? 1 << 16));
-    this.text = mapColumns(TEXT_COLUMNS, (name) => sized(previous?.[name], rows));
-    this.message = mapColumns(MESSAGE_COLUMNS, (name) => sized(previousMessages?.[name], messages));
-    this.messageList = MESSAGE_COLUMNS.map((name) => this.message[name]);
-    this.turnIndex = new NumberColumn(new Int32Array(rows));
-    this.sourceLine = new NumberColumn(new Int32Array(rows));
-    this.createdAtMs = new NumberColumn(new Float64Array(rows));
-    this.messageOffsets = new NumberColumn(new Int32Array(rows + 1));
-    this.messageOffsets.push(0);
-    this.length = 0;
   }
 }
 
