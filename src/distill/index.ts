@@ -283,6 +283,7 @@ async function distillRow(
     split: item.split,
     source_file: row.source_file,
     source_line: row.source_line,
+    metadata: row.metadata,
   };
   if (distill.mode === 'traces' || (distill.mode === 'score' && hasCompletion)) {
     if (!hasCompletion) return [];

@@ -112,13 +112,39 @@ class Tally {
   }
 }
 
-/** Slices of a row: its source file, turn index (5 and above together) and finish reason. */
+/**
+ * Slices of a row: its source file, turn index (5 and above together), finish reason, and each
+ * metadata tag — the trace's own `metadata` object (OpenAI's stored-completion tags, gateway
+ * labels) and a `dataset` field, as `key=value` for scalar values.
+ */
 function sliceKeys(row: TargetRow): Array<[SliceReport['dimension'], string]> {
-  return [
+  const keys: Array<[SliceReport['dimension'], string]> = [
     ['source_file', basename(row.source_file)],
     ['turn_index', row.turn_index >= 5 ? '5+' : String(row.turn_index)],
     ['finish_reason', row.finish_reason],
   ];
+  for (const tag of metadataTags(row.metadata)) keys.push(['tag', tag]);
+  return keys;
+}
+
+/** `key=value` tags from a targets row's metadata JSON (scalar values only, at most 16). */
+export function metadataTags(metadataJson: string): string[] {
+  let metadata: unknown;
+  try {
+    metadata = JSON.parse(metadataJson);
+  } catch {
+    return [];
+  }
+  if (metadata === null || typeof metadata !== 'object') return [];
+  const record = metadata as Record<string, unknown>;
+  const tags: string[] = [];
+  const scalar = (value: unknown): value is string | number | boolean => ['string', 'number', 'boolean'].includes(typeof value);
+  if (scalar(record.dataset)) tags.push(`dataset=${record.dataset}`);
+  const own = record.source_metadata;
+  if (own !== null && typeof own === 'object') {
+    for (const [key, value] of Object.entries(own as Record<string, unknown>)) if (scalar(value) && key !== 'conversation_id') tags.push(`${key}=${value}`);
+  }
+  return tags.slice(0, 16);
 }
 
 /** Run the evaluation and write `<out>/report.json`, `report.md` and the plots (atomically). */

@@ -69,7 +69,7 @@ export function renderMarkdown(report: EvalReport): string {
     '',
   );
   lines.push('## Slices', '');
-  for (const dimension of ['source_file', 'turn_index', 'finish_reason'] as const) {
+  for (const dimension of ['source_file', 'turn_index', 'finish_reason', 'tag'] as const) {
     const values = [...new Set(candidate.slices.filter((s) => s.dimension === dimension).map((s) => s.value))];
     if (!values.length) continue;
     lines.push(`### by ${dimension.replace('_', ' ')}`, '');

@@ -28,7 +28,7 @@ export const byKSchema = z.strictObject({
 });
 
 export const sliceSchema = z.strictObject({
-  dimension: z.enum(['source_file', 'turn_index', 'finish_reason']),
+  dimension: z.enum(['source_file', 'turn_index', 'finish_reason', 'tag']),
   value: z.string(),
   rows: z.number().int().min(0),
   tokens: z.number().int().min(0),

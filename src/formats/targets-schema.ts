@@ -9,7 +9,7 @@ import { Field, Float32, Int32, List, RecordBatch, RecordBatchReader, Schema, St
 import { InputError } from '../errors.js';
 
 export const TARGETS_KIND = 'targets';
-export const TARGETS_SCHEMA_VERSION = 1;
+export const TARGETS_SCHEMA_VERSION = 2;
 export const TARGETS_RERUN_HINT = 'fireopt distill <dataset> --out <targets>';
 
 interface Column<Value> {
@@ -40,6 +40,7 @@ export const targetsColumns = {
   sampling: column<string>(new Utf8(), false, 'JSON of the sampling parameters used (temperature, top_p, top_k, seed, max_tokens)'),
   source_file: column<string>(new Utf8(), false, 'the trace\'s original input file'),
   source_line: column<number>(new Int32(), false, 'the trace\'s original line'),
+  metadata: column<string>(new Utf8(), false, 'the trace\'s metadata (JSON object, from ingest): format, tags, source extras'),
 } as const;
 
 type Columns = typeof targetsColumns;

@@ -106,7 +106,7 @@ describe('fireopt distill (regenerate, llama-cpp target)', () => {
     expect(text.replace(/[^a-z]/gi, '').length / text.length).toBeGreaterThan(0.6);
 
     const manifest = JSON.parse(readFileSync(join(greedyOut, 'manifest.json'), 'utf8')) as Record<string, unknown>;
-    expect(manifest).toMatchObject({ kind: 'targets', schema_version: 1, target: { engine: 'llama-cpp' } });
+    expect(manifest).toMatchObject({ kind: 'targets', schema_version: 2, target: { engine: 'llama-cpp' } });
     expect((manifest.config as { distill: { max_tokens: number } }).distill.max_tokens).toBe(MAX_TOKENS);
     expect((manifest.target as { modelSha256: string }).modelSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(existsSync(join(dirname(greedyOut), `.${basename(greedyOut)}.distill-journal`))).toBe(false);

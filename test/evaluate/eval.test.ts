@@ -25,7 +25,8 @@ beforeAll(async () => {
   poor = writeNoisyDraft({ noise: 0.3, keepLayers: 3, seed: 3 });
   const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
   const file = join(work, 'prompts.jsonl');
-  writeFileSync(file, sharegpt.slice(20, 84).map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' ') })).join('\n') + '\n');
+  // Every prompt carries a metadata tag (as gateways and OpenAI stored completions record them).
+  writeFileSync(file, sharegpt.slice(20, 84).map((c, i) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '), metadata: { team: i % 3 === 0 ? 'search' : 'support' } })).join('\n') + '\n');
   const dataset = join(work, 'dataset');
   const ingested = await runCli(['--quiet', 'ingest', file, '--out', dataset, '--heldout', '0.5']);
   expect(ingested.code, ingested.stderr).toBe(0);
@@ -55,6 +56,11 @@ describe('fireopt eval', () => {
     expect(report.candidates.map((c) => c.kind)).toEqual(['draft', 'prompt-lookup', 'suffix', 'draft']);
     const [draft, lookup, suffix, poorDraft] = report.candidates;
     expect(report.data.rows).toBeGreaterThan(10);
+    // Slices by metadata tag: the two teams partition the rows.
+    const tagSlices = draft.slices.filter((slice) => slice.dimension === 'tag');
+    expect(tagSlices.map((slice) => slice.value).sort()).toEqual(['team=search', 'team=support']);
+    expect(tagSlices.reduce((sum, slice) => sum + slice.rows, 0)).toBe(report.data.rows);
+    expect(readFileSync(join(goodOut, 'report.md'), 'utf8')).toContain('team=search');
     expect(report.data.rows_with_top_k).toBe(report.data.rows);
     // The greedy hit rate is the fraction of positions where m_t ≥ 1, i.e. k = 1 acceptance.
     expect(draft.greedy_hit_rate).toBeCloseTo(draft.by_k[0].accepted / draft.by_k[0].drafted, 1);
