@@ -6,7 +6,11 @@
  *   model: out/draft          # a draft checkpoint, or prompt-lookup / suffix
  *   data: out/targets         # a distill output (targets) directory
  *   baselines: [prompt-lookup, suffix]
- *   cost_ratio: 0.05          # draft forward / target forward
+ *   cost_ratio: 0.05          # draft forward / target forward, given
+ *   cost:                     # or measured: draft and target decode steps timed in llama.cpp
+ *     engine: llama-cpp
+ *     target_model: target.gguf
+ *     threads: 1
  * ```
  */
 import { z } from 'zod';
@@ -28,6 +32,30 @@ export const evalSchema = z
     out: z.string().min(1).optional(),
     /** Cost of one draft forward pass relative to one target forward pass (draft models; model-free methods cost 0). */
     cost_ratio: z.number().min(0).default(0.05),
+    /**
+     * Where c comes from: `given` (cost_ratio) or `llama-cpp` (each draft written to a temporary F32
+     * GGUF and timed against `target_model` in llama.cpp; the target's batched verification of k + 1
+     * tokens is timed too and replaces the 1 in k·c + 1).
+     */
+    cost: z
+      .strictObject({
+        engine: z.enum(['given', 'llama-cpp']).default('given'),
+        /** The target GGUF (llama-cpp). */
+        target_model: z.string().min(1).optional(),
+        /** Threads of both llama.cpp contexts. */
+        threads: z.number().int().positive().default(1),
+        /** Context size of both contexts. */
+        context_size: z.number().int().positive().default(1024),
+        /** Tokens already in the cache when the steps are timed. */
+        context_tokens: z.number().int().positive().default(64),
+        /** Decode steps (or verifications) per timed run. */
+        steps: z.number().int().positive().default(32),
+        /** Timed runs; the median is reported. */
+        runs: z.number().int().positive().default(7),
+        /** Untimed runs first. */
+        warmup_runs: z.number().int().min(0).default(2),
+      })
+      .prefault({}),
     /** At most this many rows (0 = all): quick trials. */
     limit: z.number().int().min(0).default(0),
     /** tfjs backend for draft models. */

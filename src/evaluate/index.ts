@@ -43,7 +43,8 @@ import { FIREOPT_VERSION } from '../version.js';
 import { MODEL_FREE_METHODS, type EvalConfig } from './config.js';
 import { renderMarkdown } from './markdown.js';
 import { renderPlots } from './plots.js';
-import { REPORT_KIND, REPORT_SCHEMA_VERSION, reportSchema, type CandidateReport, type EvalReport, type SliceReport } from './report-schema.js';
+import { measureDraftCost } from './cost.js';
+import { REPORT_KIND, REPORT_SCHEMA_VERSION, reportSchema, type CandidateReport, type CostMeasurement, type EvalReport, type SliceReport } from './report-schema.js';
 
 export { reportSchema, type EvalReport, type CandidateReport } from './report-schema.js';
 export { compareReports, type Comparison } from './compare.js';
@@ -64,7 +65,7 @@ export interface EvalResult {
 }
 
 type Candidate =
-  | { name: string; kind: 'draft'; path: string; draft: DraftModel; dispose(): void }
+  | { name: string; kind: 'draft'; path: string; draft: DraftModel; cost: CostMeasurement | null; dispose(): void }
   | { name: string; kind: 'prompt-lookup' | 'suffix'; proposer: Proposer };
 
 interface SliceTally {
@@ -222,7 +223,10 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     if (chunk.length) evaluateChunk(chunk);
     deps.progress({ kind: 'end', task: 'eval', done: rows });
 
-    const candidateReports = candidates.map((candidate, c) => candidateReport(candidate, tallies[c], config));
+    // The target verifies k + 1 tokens whoever proposed them: model-free methods use the first measurement's v_k.
+    const firstMeasured = candidates.find((c): c is Extract<Candidate, { kind: 'draft' }> => c.kind === 'draft' && c.cost !== null);
+    const sharedVerifyCost = firstMeasured?.cost?.verify_cost_by_k ?? null;
+    const candidateReports = candidates.map((candidate, c) => candidateReport(candidate, tallies[c], config, sharedVerifyCost));
     const winner = candidateReports.reduce((best, r) => (r.best_speedup > best.best_speedup + 1e-12 ? r : best));
     const report: EvalReport = reportSchema.parse({
       kind: REPORT_KIND,
@@ -282,7 +286,14 @@ async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps): 
   // Input ids outside a reduced vocabulary are fed as the row the draft was trained with for them.
   const unkDraftId = checkpoint.draftVocabulary && typeof checkpoint.training.unk_draft_id === 'number' ? checkpoint.training.unk_draft_id : undefined;
   const draft = new DraftModel(model, checkpoint.draftVocabulary?.draftToTarget, checkpoint.draftVocabulary?.targetVocabSize, unkDraftId);
-  return { name: `draft:${basename(resolve(name))}`, kind: 'draft', path: resolve(name), draft, dispose: () => model.dispose() };
+  let cost: CostMeasurement | null = null;
+  try {
+    if (config.cost.engine === 'llama-cpp') cost = await measureDraftCost(checkpoint, config, (line) => deps.progress({ kind: 'log', level: 'info', message: `${name}: ${line}` }));
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  return { name: `draft:${basename(resolve(name))}`, kind: 'draft', path: resolve(name), draft, cost, dispose: () => model.dispose() };
 }
 
 /** Index the train split's completions into the suffix tree; returns the tokens indexed. */
@@ -297,8 +308,11 @@ async function buildSuffixTree(tree: SuffixTreeProposer, data: string, config: E
   return tree.size.tokens;
 }
 
-function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig): CandidateReport {
-  const costRatio = candidate.kind === 'draft' ? config.cost_ratio : 0;
+function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig, sharedVerifyCost: number[] | null): CandidateReport {
+  const measured = candidate.kind === 'draft' ? candidate.cost : null;
+  const costRatio = candidate.kind === 'draft' ? (measured?.cost_ratio ?? config.cost_ratio) : 0;
+  const verifyCostByK = candidate.kind === 'draft' ? (measured?.verify_cost_by_k ?? null) : sharedVerifyCost;
+  const verifyCost = (k: number): number => verifyCostByK?.[k - 1] ?? 1;
   const kMaxCounts = tally.byK[MAX_DRAFT_TOKENS - 1];
   const positions = positionAcceptance(kMaxCounts);
   const conditional = positions.map((p) => p.conditional);
@@ -310,9 +324,9 @@ function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig)
       k,
       tau,
       acceptance_rate: alpha,
-      speedup: speedupFromTau(tau, k, costRatio),
-      speedup_closed_form: alpha === null ? null : speedupClosedForm(alpha, k, costRatio),
-      speedup_per_position: speedupPerPosition(conditional, k, costRatio),
+      speedup: speedupFromTau(tau, k, costRatio, verifyCost(k)),
+      speedup_closed_form: alpha === null ? null : speedupClosedForm(alpha, k, costRatio, verifyCost(k)),
+      speedup_per_position: speedupPerPosition(conditional, k, costRatio, verifyCost(k)),
       steps: counts.steps,
       drafted: counts.drafted,
       accepted: counts.accepted,
@@ -324,7 +338,7 @@ function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig)
     .map(([key, slice]) => {
       const [dimension, value] = key.split('\u0000') as [SliceReport['dimension'], string];
       const tau = slice.steps.map((steps) => (steps > 0 ? slice.tokens / steps : 1));
-      const sliceSpeedups = tau.map((t, i) => speedupFromTau(t, i + 1, costRatio));
+      const sliceSpeedups = tau.map((t, i) => speedupFromTau(t, i + 1, costRatio, verifyCost(i + 1)));
       const sliceBest = bestK(sliceSpeedups);
       return { dimension, value, rows: slice.rows, tokens: slice.tokens, hit_rate: slice.tokens ? slice.hits / slice.tokens : null, tau, best_k: sliceBest, best_speedup: sliceSpeedups[sliceBest - 1] };
     })
@@ -335,7 +349,9 @@ function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig)
     kind: candidate.kind,
     path: candidate.kind === 'draft' ? candidate.path : null,
     cost_ratio: costRatio,
-    cost_ratio_source: candidate.kind === 'draft' ? 'given' : 'model-free',
+    cost_ratio_source: candidate.kind !== 'draft' ? 'model-free' : measured ? 'measured' : 'given',
+    cost_measurement: measured,
+    verify_cost_by_k: verifyCostByK,
     greedy_hit_rate: tally.positions ? tally.hits / tally.positions : null,
     by_k: byK,
     best_k: k,

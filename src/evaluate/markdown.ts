@@ -39,11 +39,43 @@ export function renderMarkdown(report: EvalReport): string {
     ),
     '',
   );
+  const anyMeasured = report.candidates.some((c) => c.verify_cost_by_k !== null);
   lines.push(
     'τ = target tokens per target forward pass (vLLM’s 1 + accepted / drafts, every step counted as a draft round); ' +
-      'expected speed-up S = τ / (k·c + 1); model-free methods cost c = 0. The sampling-acceptance range is bounded by the target mass outside its stored top-k.',
+      (anyMeasured
+        ? 'expected speed-up S = τ / (k·c + v_k) with v_k the target’s measured verification of k + 1 tokens in target decode steps; '
+        : 'expected speed-up S = τ / (k·c + 1); ') +
+      'model-free methods cost c = 0. The sampling-acceptance range is bounded by the target mass outside its stored top-k.',
     '',
   );
+  lines.push('## Cost ratio c', '');
+  for (const c of report.candidates) {
+    const m = c.cost_measurement;
+    if (c.cost_ratio_source === 'model-free') {
+      lines.push(`- ${c.name}: c = 0 (model-free)${c.verify_cost_by_k ? '; verification costs v_k as measured for the first draft' : ''}.`);
+    } else if (!m) {
+      lines.push(`- ${c.name}: c = ${fixed(c.cost_ratio, 3)}, given (not measured); verification of k + 1 tokens assumed to cost one target step.`);
+    } else {
+      const load = m.load_average.before.map((v) => v.toFixed(2)).join(' / ');
+      lines.push(
+        `- ${c.name}: c = ${fixed(m.cost_ratio, 3)}, measured in llama.cpp: draft step ${fixed(m.draft_step_ms, 3)} ms, target step ${fixed(m.target_step_ms, 3)} ms ` +
+          `(batch-1 greedy decode at ${m.context_tokens} cached tokens; ${m.threads} thread${m.threads === 1 ? '' : 's'}, context ${m.context_size}, F32 draft with ${m.draft_vocab_size} vocabulary rows; ` +
+          `median of ${m.runs} runs of ${m.steps_per_run} steps after ${m.warmup_runs} warm-up runs; ${m.cpus} × ${m.cpu_model}, load average ${load} before timing).`,
+      );
+    }
+  }
+  lines.push('');
+  const measuredCandidates = report.candidates.filter((c) => c.cost_measurement !== null);
+  if (measuredCandidates.length) {
+    lines.push('Target verification of k drafts (k + 1 tokens in one batch), ms and v_k = verification / target step:', '');
+    lines.push(
+      table(
+        ['k', ...measuredCandidates.flatMap((c) => [`verify ms ${c.name}`, `v_k ${c.name}`])],
+        candidate.by_k.map((_, i) => [String(i + 1), ...measuredCandidates.flatMap((c) => [fixed(c.cost_measurement!.target_verify_ms_by_k[i] ?? null, 3), fixed(c.cost_measurement!.verify_cost_by_k[i] ?? null, 2)])]),
+      ),
+      '',
+    );
+  }
   lines.push('## τ and speed-up by k', '');
   lines.push(
     table(

@@ -6,7 +6,41 @@
 import { z } from 'zod';
 
 export const REPORT_KIND = 'eval-report';
-export const REPORT_SCHEMA_VERSION = 1;
+export const REPORT_SCHEMA_VERSION = 2;
+
+const loadAverage = z.tuple([z.number().min(0), z.number().min(0), z.number().min(0)]);
+
+/** c measured in an engine (schema 2): what was timed, how, and on how busy a machine. */
+export const costMeasurementSchema = z.strictObject({
+  engine: z.literal('llama-cpp'),
+  /** The target GGUF timed against. */
+  target_model: z.string(),
+  /** Output rows of the draft as timed (its own, reduced vocabulary where it has one). */
+  draft_vocab_size: z.number().int().min(1),
+  /** Precision of the temporary draft GGUF. */
+  weights: z.literal('f32'),
+  threads: z.number().int().min(1),
+  context_size: z.number().int().min(1),
+  /** Tokens in the cache while timing. */
+  context_tokens: z.number().int().min(1),
+  steps_per_run: z.number().int().min(1),
+  runs: z.number().int().min(1),
+  warmup_runs: z.number().int().min(0),
+  /** Median ms of one batch-1 greedy decode step of the draft. */
+  draft_step_ms: z.number().min(0),
+  /** Median ms of one batch-1 greedy decode step of the target. */
+  target_step_ms: z.number().min(0),
+  /** Median ms of one target pass verifying k drafts (k + 1 tokens), k = 1..k_max. */
+  target_verify_ms_by_k: z.array(z.number().min(0)),
+  /** v_k = verification / target step (median of per-run ratios): a step costs k·c + v_k. */
+  verify_cost_by_k: z.array(z.number().min(0)),
+  /** c = draft step / target step (median of per-run ratios). */
+  cost_ratio: z.number().min(0),
+  /** os.loadavg() (1, 5, 15 min) before and after timing. */
+  load_average: z.strictObject({ before: loadAverage, after: loadAverage }),
+  cpus: z.number().int().min(1),
+  cpu_model: z.string(),
+});
 
 const ratio = z.number().min(0).max(1).nullable();
 
@@ -16,11 +50,11 @@ export const byKSchema = z.strictObject({
   tau: z.number().min(1),
   /** Accepted / drafted tokens. */
   acceptance_rate: ratio,
-  /** τ / (k·c + 1). */
+  /** τ / (k·c + v_k); v_k = 1 unless the cost was measured (then the target's k + 1-token verification / one decode step). */
   speedup: z.number().min(0),
-  /** (1 − α^(k+1)) / ((1 − α)(k·c + 1)) with α = this k's acceptance rate. */
+  /** (1 − α^(k+1)) / ((1 − α)(k·c + v_k)) with α = this k's acceptance rate. */
   speedup_closed_form: z.number().min(0).nullable(),
-  /** (1 + Σ_{i≤k} Π_{j≤i} β_j) / (k·c + 1) with the conditional rates β of the k_max run. */
+  /** (1 + Σ_{i≤k} Π_{j≤i} β_j) / (k·c + v_k) with the conditional rates β of the k_max run. */
   speedup_per_position: z.number().min(0),
   steps: z.number().int().min(0),
   drafted: z.number().int().min(0),
@@ -45,8 +79,16 @@ export const candidateSchema = z.strictObject({
   /** The draft checkpoint directory (drafts only). */
   path: z.string().nullable(),
   cost_ratio: z.number().min(0),
-  /** `given` (config / --cost-ratio) or `model-free` (0: no forward pass). */
-  cost_ratio_source: z.enum(['given', 'model-free']),
+  /** `given` (config / --cost-ratio), `measured` (cost_measurement) or `model-free` (0: no forward pass). */
+  cost_ratio_source: z.enum(['given', 'measured', 'model-free']),
+  /** How c was measured (drafts with eval.cost.engine llama-cpp), else null. */
+  cost_measurement: costMeasurementSchema.nullable(),
+  /**
+   * v_k for k = 1..k_max used in the speed-up: the target's measured verification cost (for a
+   * model-free method, that of the first measured draft: the target pays it whoever proposes);
+   * null when nothing was measured (v_k = 1).
+   */
+  verify_cost_by_k: z.array(z.number().min(0)).nullable(),
   /** Teacher-forced top-1 agreement (first proposed token = target token). */
   greedy_hit_rate: ratio,
   by_k: z.array(byKSchema),
@@ -99,3 +141,4 @@ export const reportSchema = z.strictObject({
 export type EvalReport = z.infer<typeof reportSchema>;
 export type CandidateReport = z.infer<typeof candidateSchema>;
 export type SliceReport = z.infer<typeof sliceSchema>;
+export type CostMeasurement = z.infer<typeof costMeasurementSchema>;

@@ -22,7 +22,8 @@
  * - expected speed-up of k drafts per step at cost ratio c (one draft forward / one target
  *   forward): S = τ_k / (k·c + 1). The closed form of i.i.d. acceptance α is
  *   S = (1 − α^(k+1)) / ((1 − α)(k·c + 1)); the per-position form replaces α^i by Π_{j≤i} β_j
- *   with the measured conditional rates β_j.
+ *   with the measured conditional rates β_j. Where the target's verification of k + 1 tokens was
+ *   measured (v_k = its time / one target decode step), the step costs k·c + v_k instead of k·c + 1.
  */
 
 /** Most draft tokens per step that fireopt simulates. */
@@ -144,22 +145,22 @@ export function positionAcceptance(counts: GreedyCounts): Array<{ position: numb
   }));
 }
 
-/** S = τ / (k·c + 1): tokens per unit of target-forward time. */
-export function speedupFromTau(tau: number, k: number, costRatio: number): number {
-  return tau / (k * costRatio + 1);
+/** S = τ / (k·c + v): tokens per unit of target-forward time (v = verification cost, 1 unless measured). */
+export function speedupFromTau(tau: number, k: number, costRatio: number, verifyCost = 1): number {
+  return tau / (k * costRatio + verifyCost);
 }
 
 /** Closed form for i.i.d. acceptance α: (1 − α^(k+1)) / ((1 − α)(k·c + 1)). */
-export function speedupClosedForm(alpha: number, k: number, costRatio: number): number {
+export function speedupClosedForm(alpha: number, k: number, costRatio: number, verifyCost = 1): number {
   const expectedTokens = alpha >= 1 ? k + 1 : (1 - Math.pow(alpha, k + 1)) / (1 - alpha);
-  return expectedTokens / (k * costRatio + 1);
+  return expectedTokens / (k * costRatio + verifyCost);
 }
 
 /**
  * Per-position form: expected tokens per step = 1 + Σ_{i≤k} Π_{j≤i} β_j with β_j the conditional
  * acceptance at position j (a missing β ends the sum), divided by the step's cost k·c + 1.
  */
-export function speedupPerPosition(conditional: ReadonlyArray<number | null>, k: number, costRatio: number): number {
+export function speedupPerPosition(conditional: ReadonlyArray<number | null>, k: number, costRatio: number, verifyCost = 1): number {
   let expectedTokens = 1;
   let reach = 1;
   for (let i = 0; i < k && i < conditional.length; i++) {
@@ -168,7 +169,7 @@ export function speedupPerPosition(conditional: ReadonlyArray<number | null>, k:
     reach *= beta;
     expectedTokens += reach;
   }
-  return expectedTokens / (k * costRatio + 1);
+  return expectedTokens / (k * costRatio + verifyCost);
 }
 
 /** The k (1-based) with the largest value; the smallest such k on ties. */

@@ -1,6 +1,7 @@
 /** `fireopt eval --model <draft> --data <targets> --out <dir>`: simulate speculative decoding (the stage is imported lazily). */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
+import { UsageError } from '../../errors.js';
 import type { ContextGetter } from '../commands.js';
 
 interface EvalFlags {
@@ -8,6 +9,9 @@ interface EvalFlags {
   data?: string;
   baseline: string[];
   costRatio?: number;
+  measureCost?: string;
+  targetModel?: string;
+  costThreads?: number;
   out?: string;
   split?: string;
   limit?: number;
@@ -27,12 +31,18 @@ export function register(program: Command, context: ContextGetter): void {
     .option('-m, --model <draft>', 'the candidate: draft checkpoint directory, prompt-lookup or suffix')
     .option('-d, --data <targets>', 'targets directory written by fireopt distill')
     .option('-b, --baseline <draft|method>', 'another draft or model-free method to measure (repeatable)', collect, [])
-    .option('--cost-ratio <c>', 'draft forward cost / target forward cost (default 0.05)', Number)
+    .option('--cost-ratio <c>', 'draft forward cost / target forward cost, given (default 0.05)', Number)
+    .option('--measure-cost <engine>', 'measure c instead: llama-cpp times draft and target decode steps (needs --target-model), or given')
+    .option('--target-model <gguf>', 'the target GGUF that --measure-cost llama-cpp times the drafts against')
+    .option('--cost-threads <n>', 'threads of the llama.cpp contexts when measuring (default 1)', Number)
     .option('--split <split>', 'heldout (default) or train')
     .option('--limit <n>', 'at most n rows', Number)
     .option('-o, --out <dir>', 'output directory (replaced atomically)')
     .action(async (flags: EvalFlags) => {
       const ctx = context();
+      if (flags.measureCost === 'llama-cpp' && flags.costRatio !== undefined) {
+        throw new UsageError('eval: --cost-ratio gives c, --measure-cost llama-cpp measures it: pass one of them');
+      }
       const config = loadConfig({
         file: ctx.globals.config,
         sets: ctx.globals.set,
@@ -41,6 +51,9 @@ export function register(program: Command, context: ContextGetter): void {
           'eval.data': flags.data,
           'eval.baselines': flags.baseline.length ? flags.baseline : undefined,
           'eval.cost_ratio': flags.costRatio,
+          'eval.cost.engine': flags.measureCost,
+          'eval.cost.target_model': flags.targetModel,
+          'eval.cost.threads': flags.costThreads,
           'eval.split': flags.split,
           'eval.limit': flags.limit,
           'eval.out': flags.out,
@@ -49,13 +62,14 @@ export function register(program: Command, context: ContextGetter): void {
       const { runEval } = await import('../../evaluate/index.js');
       const { report, out } = await runEval({ eval: config.eval, resolvedConfig: config }, { progress: ctx.progress });
       if (ctx.globals.json) {
-        ctx.io.stdout(JSON.stringify({ out, winner: report.winner, candidates: report.candidates.map((c) => ({ name: c.name, greedy_hit_rate: c.greedy_hit_rate, best_k: c.best_k, tau: c.by_k[c.best_k - 1].tau, best_speedup: c.best_speedup })) }, null, 2) + '\n');
+        ctx.io.stdout(JSON.stringify({ out, winner: report.winner, candidates: report.candidates.map((c) => ({ name: c.name, greedy_hit_rate: c.greedy_hit_rate, best_k: c.best_k, tau: c.by_k[c.best_k - 1].tau, best_speedup: c.best_speedup, cost_ratio: c.cost_ratio, cost_ratio_source: c.cost_ratio_source })) }, null, 2) + '\n');
         return;
       }
       const lines = [`wrote ${out}/report.json, report.md and plots: ${report.data.rows} completions, ${report.data.tokens} target tokens`];
       for (const c of report.candidates) {
         const hit = c.greedy_hit_rate === null ? '–' : `${(100 * c.greedy_hit_rate).toFixed(1)}%`;
-        lines.push(`  ${c.name}: hit rate ${hit}, τ ${c.by_k[c.best_k - 1].tau.toFixed(3)} at k = ${c.best_k}, expected speed-up ${c.best_speedup.toFixed(2)}×`);
+        const cost = c.cost_measurement ? `, c ${c.cost_ratio.toFixed(3)} measured in llama.cpp` : '';
+        lines.push(`  ${c.name}: hit rate ${hit}, τ ${c.by_k[c.best_k - 1].tau.toFixed(3)} at k = ${c.best_k}, expected speed-up ${c.best_speedup.toFixed(2)}×${cost}`);
       }
       if (report.winner !== report.candidates[0].name) lines.push(`  a baseline wins: ${report.winner}`);
       ctx.io.stdout(lines.join('\n') + '\n');
