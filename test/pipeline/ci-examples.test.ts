@@ -31,7 +31,7 @@ function checkCommand(argv: string[]): string {
   expect([...globals.operands, ...globals.unknown], `global flags of: fireopt ${argv.join(' ')}`).toEqual([]);
   const command = program.commands.find((c: Command) => c.name() === argv[at]) as Command;
   // Global flags (--json, -c) may also follow the command, as commander allows.
-  const unknown = command.parseOptions(argv.slice(at + 1)).unknown.filter((word) => word.startsWith('-') && !program.options.some((o) => o.is(word)));
+  const unknown = command.parseOptions(argv.slice(at + 1)).unknown.filter((word) => word.startsWith('-') && !program.options.some((o) => o.long === word || o.short === word));
   expect(unknown, `unknown flags in: fireopt ${argv.join(' ')}`).toEqual([]);
   return command.name();
 }
