@@ -8,20 +8,34 @@
  *   2. tokenizer: a 512-token SentencePiece-style vocabulary (3 specials, 256 byte-fallback tokens,
  *      the corpus's characters, then BPE merges learned here) written as a vocab-only GGUF;
  *   3. target: `fireopt ingest` + `fireopt distill --mode traces` on the paragraphs, `fireopt train`
- *      (select off) of a Llama-architecture model (d128, 4 layers, 4 heads), `fireopt convert --to gguf --dtype f16`;
+ *      (select off) of a Llama-architecture model (d128, 4 layers, 4 heads);
+ *   3b. instruction tuning: the target becomes a docs assistant — it continues training on questions
+ *      and answers in the demo's style (scripts/demo-qa.mjs) about *other* installed packages than the
+ *      demo traffic's, mixed with README paragraphs — then `fireopt convert --to gguf --dtype f16`.
+ *      Deployed targets are tuned for their use; this makes the demo's traffic specialised for it;
  *   4. generic draft: `fireopt distill` with that target (regenerate) over paragraph openings, then
  *      a draft-nano trained on them: a draft that knows the target but not any customer's traffic.
  *
- * Usage: npm run build && node scripts/demo-target.mjs [--steps 150] [--work tmp/demo-target]
+ * Usage: npm run build && node scripts/demo-target.mjs [--steps 1500] [--tune-steps 500] [--draft-steps 400] [--work tmp/demo-target] [--reuse-pretrained]
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { conversations, trafficPackages } from './demo-qa.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '150' }, 'draft-steps': { type: 'string', default: '150' }, work: { type: 'string', default: join(root, 'tmp/demo-target') } } });
+const { values } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '1500' },
+    'tune-steps': { type: 'string', default: '500' },
+    'draft-steps': { type: 'string', default: '400' },
+    work: { type: 'string', default: join(root, 'tmp/demo-target') },
+    // Reuse step 3 of an earlier run of this script in --work (its vocab.gguf and target-run/).
+    'reuse-pretrained': { type: 'boolean', default: false },
+  },
+});
 const work = resolve(values.work);
 const { writeVocabOnlyGguf } = await import(join(root, 'dist/formats/gguf-llama.js'));
 const { presetConfig } = await import(join(root, 'dist/model/presets.js'));
@@ -96,36 +110,52 @@ function trainVocabulary(paragraphs) {
   };
 }
 
-rmSync(work, { recursive: true, force: true });
+if (!values['reuse-pretrained']) rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 const { readmes, paragraphs } = corpusParagraphs();
 console.log(`corpus: ${paragraphs.length} paragraphs from ${readmes} READMEs (${paragraphs.reduce((s, p) => s + p.length, 0)} characters)`);
-const vocabulary = trainVocabulary(paragraphs);
 const vocabGguf = join(work, 'vocab.gguf');
-const targetConfig = presetConfig('draft-tiny', vocabulary.tokens.length, 512, { nLayers: 4, nHeads: 4, nKvHeads: 4 });
-writeVocabOnlyGguf(vocabGguf, targetConfig, vocabulary, { name: 'fireopt-demo-target' });
-
-// 3. The target: a language model of the corpus (prompt = a paragraph's first words, completion = the rest).
+const model = `{preset: draft-tiny, n_layers: 4, n_heads: 4, n_kv_heads: 4}`;
+// Training rows of the corpus: prompt = a paragraph's first words, completion = the rest.
 const records = paragraphs.map((p) => {
   const cut = p.indexOf(' ', 24) > 0 ? p.indexOf(' ', 24) : 24;
   return JSON.stringify({ prompt: p.slice(0, cut), completion: p.slice(cut) });
 });
-writeFileSync(join(work, 'corpus.jsonl'), records.join('\n') + '\n');
-fireopt('--quiet', 'ingest', join(work, 'corpus.jsonl'), '--out', join(work, 'corpus'), '--heldout', '0.02');
-fireopt('--quiet', 'distill', join(work, 'corpus'), '--out', join(work, 'corpus-targets'), '--mode', 'traces', '--tokenizer', vocabGguf, '--set', 'distill.chat_template=none');
-const model = `{preset: draft-tiny, n_layers: 4, n_heads: 4, n_kv_heads: 4}`;
-fireopt('--quiet', 'train', join(work, 'corpus-targets'), '--out', join(work, 'target-run'), '--max-steps', values.steps,
-  '--set', 'train.select=off', '--set', `train.model=${model}`, '--set', `train.tokenizer=${vocabGguf}`, '--set', 'train.init=random',
-  '--set', 'train.seq_len=128', '--set', 'train.batch_size=8', '--set', 'train.lr=0.006', '--set', 'train.warmup_steps=15',
-  '--set', 'train.loss={ce: 1, kl: 0, tv: 0}', '--set', `train.eval_every=${values.steps}`, '--set', 'train.patience=0', '--set', 'train.eval_rows=64');
+if (!values['reuse-pretrained']) {
+  const vocabulary = trainVocabulary(paragraphs);
+  const targetConfig = presetConfig('draft-tiny', vocabulary.tokens.length, 512, { nLayers: 4, nHeads: 4, nKvHeads: 4 });
+  writeVocabOnlyGguf(vocabGguf, targetConfig, vocabulary, { name: 'fireopt-demo-target' });
+  // 3. The target: a language model of the corpus.
+  writeFileSync(join(work, 'corpus.jsonl'), records.join('\n') + '\n');
+  fireopt('--quiet', 'ingest', join(work, 'corpus.jsonl'), '--out', join(work, 'corpus'), '--heldout', '0.02');
+  fireopt('--quiet', 'distill', join(work, 'corpus'), '--out', join(work, 'corpus-targets'), '--mode', 'traces', '--tokenizer', vocabGguf, '--set', 'distill.chat_template=none');
+  fireopt('--quiet', 'train', join(work, 'corpus-targets'), '--out', join(work, 'target-run'), '--max-steps', values.steps,
+    '--set', 'train.select=off', '--set', `train.model=${model}`, '--set', `train.tokenizer=${vocabGguf}`, '--set', 'train.init=random',
+    '--set', 'train.seq_len=128', '--set', 'train.batch_size=8', '--set', 'train.lr=0.006', '--set', 'train.warmup_steps=15',
+    '--set', 'train.loss={ce: 1, kl: 0, tv: 0}', '--set', `train.eval_every=${values.steps}`, '--set', 'train.patience=0', '--set', 'train.eval_rows=64');
+}
+
+// 3b. Instruction tuning on Q&A about packages the demo traffic never asks about, plus README text.
+const trafficSet = new Set(trafficPackages);
+const tunePackages = readdirSync(join(root, 'node_modules')).filter((n) => !n.startsWith('@') && !n.startsWith('.') && !trafficSet.has(n)).sort().slice(0, 80);
+writeFileSync(join(work, 'tune-qa.jsonl'), conversations(tunePackages, 'tune', 'fireopt-demo-target').join('\n') + '\n');
+writeFileSync(join(work, 'tune-text.jsonl'), records.filter((_, i) => i % 4 === 0).join('\n') + '\n');
+rmSync(join(work, 'tune-run'), { recursive: true, force: true });
+fireopt('--quiet', 'ingest', join(work, 'tune-qa.jsonl'), join(work, 'tune-text.jsonl'), '--out', join(work, 'tune'), '--heldout', '0.05');
+fireopt('--quiet', 'distill', join(work, 'tune'), '--out', join(work, 'tune-targets'), '--mode', 'traces', '--tokenizer', vocabGguf, '--set', 'distill.chat_template=none');
+fireopt('--quiet', 'train', join(work, 'tune-targets'), '--out', join(work, 'tune-run'), '--max-steps', values['tune-steps'],
+  '--set', 'train.select=off', '--set', `train.model=${model}`, '--set', `train.tokenizer=${vocabGguf}`, '--set', 'train.init=draft', '--set', `train.init_from=${join(work, 'target-run/draft')}`,
+  '--set', 'train.seq_len=128', '--set', 'train.batch_size=8', '--set', 'train.lr=0.003', '--set', 'train.warmup_steps=10',
+  '--set', 'train.loss={ce: 1, kl: 0, tv: 0}', '--set', `train.eval_every=${values['tune-steps']}`, '--set', 'train.patience=0', '--set', 'train.eval_rows=64');
 const targetGguf = join(root, 'datasets/demo-target.gguf');
-fireopt('convert', join(work, 'target-run/draft'), '--to', 'gguf', '--dtype', 'f16', '--out', targetGguf, '--name', 'fireopt-demo-target');
+fireopt('convert', join(work, 'tune-run/draft'), '--to', 'gguf', '--dtype', 'f16', '--out', targetGguf, '--name', 'fireopt-demo-target');
 
 // 4. The generic draft: the target's own continuations of paragraph openings from every README.
 const openings = paragraphs.filter((_, i) => i % 5 === 0).slice(0, 600).map((p) => JSON.stringify({ prompt: p.split(' ').slice(0, 8).join(' ') }));
 writeFileSync(join(work, 'generic-prompts.jsonl'), openings.join('\n') + '\n');
 fireopt('--quiet', 'ingest', join(work, 'generic-prompts.jsonl'), '--out', join(work, 'generic'), '--heldout', '0.1');
 fireopt('--quiet', 'distill', join(work, 'generic'), '--out', join(work, 'generic-targets'), '--target-model', targetGguf, '--max-tokens', '48', '--top-logprobs', '4');
+rmSync(join(work, 'generic-run'), { recursive: true, force: true });
 fireopt('--quiet', 'train', join(work, 'generic-targets'), '--out', join(work, 'generic-run'), '--max-steps', values['draft-steps'], '--target-model', targetGguf,
   '--set', 'train.select=off', '--set', 'train.model={preset: draft-nano}', '--set', 'train.seq_len=128', '--set', 'train.batch_size=8', '--set', 'train.lr=0.006', '--set', `train.eval_every=${values['draft-steps']}`);
 const genericDraft = join(root, 'datasets/demo-generic-draft');
