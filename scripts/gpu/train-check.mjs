@@ -23,7 +23,7 @@ import { initBackend } from '../../dist/backend/index.js';
 import { LlamaModel, presetConfig, randomWeights, SeededRandom } from '../../dist/model/index.js';
 import { trainingBatches } from '../../dist/train/data.js';
 import { draftLoss, softTargets } from '../../dist/train/loss.js';
-import { AdamW } from '../../dist/train/optimizer.js';
+import { AdamW, clipByGlobalNorm } from '../../dist/train/optimizer.js';
 import { countTokens, fullVocab } from '../../dist/train/vocab.js';
 
 const [mode, ...rest] = process.argv.slice(2);
@@ -73,15 +73,11 @@ async function trainStep(model, params, optimizer, batch, vocab) {
   }, [...params.values()]);
   inputs.dispose();
   const byName = new Map([...params].map(([name, v]) => [name, grads[v.name]]));
-  const norm = tf.tidy(() => tf.sqrt(tf.addN([...byName.values()].map((g) => tf.sum(tf.square(g))))));
-  const scale = tf.tidy(() => tf.minimum(1, tf.div(CLIP, tf.add(norm, 1e-6))));
-  for (const [name, g] of byName) {
-    byName.set(name, tf.mul(g, scale));
-    g.dispose();
-  }
+  // The training loop's own on-device clipping (no synchronous read).
+  const norm = clipByGlobalNorm(byName, CLIP);
   optimizer.apply(byName, LR);
   const [loss, ce, kl, gradNorm] = await Promise.all([value, parts.ce, parts.kl, norm].map(async (t) => (await t.data())[0]));
-  tf.dispose([value, parts.ce, parts.kl, parts.tv, norm, scale, ...byName.values()]);
+  tf.dispose([value, parts.ce, parts.kl, parts.tv, norm, ...byName.values()]);
   return { loss, ce, kl, gradNorm };
 }
 
