@@ -3,7 +3,7 @@
  * and imports its stage lazily, so `fireopt --help` never loads TensorFlow.js or Arrow.
  * One top-level handler maps errors to exit codes: 0 success, 1 run failed, 2 bad usage/config/input.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { ExitStatus, FireoptError } from '../errors.js';
 import { FIREOPT_VERSION } from '../version.js';
 import { processIO, type CliIO, type CommandContext, type GlobalOptions } from './context.js';
@@ -75,4 +75,3 @@ export function reportError(error: unknown, io: CliIO, verbose: boolean): number
   return 1;
 }
 
-export { Option };

@@ -7,7 +7,7 @@
  */
 import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
 import { InputError } from '../errors.js';
-import { decodeFloat32, decodeHalves, halfBitsToFloat } from './half.js';
+import { decodeFloat32, decodeHalves } from './half.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian uint32
 
@@ -256,9 +256,4 @@ export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Float32Arr
   } finally {
     closeSync(fd);
   }
-}
-
-/** IEEE 754 half → float. */
-export function halfToFloat(h: number): number {
-  return halfBitsToFloat(h);
 }
