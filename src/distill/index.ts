@@ -69,7 +69,7 @@ const SPLITS: TraceSplit[] = ['train', 'heldout'];
 /** Run distill; resolves to the summary once `out` is in place. */
 export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<DistillSummary> {
   const { distill } = run;
-  readManifest(run.dataset, TRACES_KIND, TRACES_SCHEMA_VERSION, TRACES_RERUN_HINT);
+  const tracesManifest = readManifest<{ rows: Record<TraceSplit, number> }>(run.dataset, TRACES_KIND, TRACES_SCHEMA_VERSION, TRACES_RERUN_HINT);
   const splitFiles = SPLITS.filter((split) => distill.splits.includes(split)).map((split) => ({ split, path: join(run.dataset, `${split}.arrow`) }));
   for (const { path } of splitFiles) {
     if (!existsSync(path)) throw new InputError(`${path}: missing`, `HINT: re-run \`${TRACES_RERUN_HINT}\``);
@@ -97,17 +97,11 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
     };
     const samplingJson = JSON.stringify({ temperature: sampling.temperature, top_p: sampling.topP, top_k: sampling.topK, seed: sampling.seed, max_tokens: sampling.maxTokens });
 
-    // Count the work first so that progress has a total and resumed rows are known.
-    let total = 0;
-    for (const { path } of splitFiles) {
-      let n = 0;
-      for await (const row of readTraceRows(path)) {
-        void row;
-        n++;
-        if (distill.limit && n >= distill.limit) break;
-      }
-      total += n;
-    }
+    // The work to do, from the dataset's manifest (no extra pass over the Arrow files).
+    const total = splitFiles.reduce((sum, { split }) => {
+      const rows = tracesManifest.rows?.[split] ?? 0;
+      return sum + (distill.limit ? Math.min(rows, distill.limit) : rows);
+    }, 0);
     const resumed = settled.size;
     deps.progress({ kind: 'start', task: 'distill', total, unit: 'rows' });
     if (resumed) deps.progress({ kind: 'log', level: 'info', message: `resuming: ${resumed} of ${total} rows already done` });
