@@ -14,6 +14,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { UsageError, describeError } from '../errors.js';
 import { registerAllGradients } from './gradients.js';
 import { guardWasmAllocations, registerCpuKernels, registerWasmKernels } from './kernels.js';
+import { nativeKernels } from './native.js';
 import { registerThreadedWasm } from './wasm-threads.js';
 import { activateWebGpu, describeAdapter, probeWebGpu, type WebGpuAdapterInfo, type WebGpuProbe } from './webgpu.js';
 
@@ -110,7 +111,7 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
       // After activation, so that the stock kernels kept as fallbacks have run their set-up.
       registerWasmKernels();
       guardWasmAllocations(tf.backend());
-      const description = `wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? '' : 's'}${threadNote})`;
+      const description = `wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? '' : 's'}${threadNote}; ${nativeKernels().description})`;
       choice = { requested, name: 'wasm', packageName: '@tensorflow/tfjs-backend-wasm', description, threads };
     } catch (error) {
       if (requested === 'wasm') throw new UsageError(`backend 'wasm' failed to start: ${describeError(error)}`);
@@ -119,7 +120,7 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
   }
   if (!choice) {
     await activate('cpu');
-    choice = { requested, name: 'cpu', packageName: '@tensorflow/tfjs-backend-cpu', description: 'cpu (pure JavaScript, slow)' };
+    choice = { requested, name: 'cpu', packageName: '@tensorflow/tfjs-backend-cpu', description: `cpu (pure JavaScript, slow; ${nativeKernels().description})` };
   }
   current = choice;
   const why = requested === 'auto' && skipped.length ? ` (not available: ${skipped.join('; ')})` : '';

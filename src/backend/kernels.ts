@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { RunError } from '../errors.js';
+import { nativeKernels, nativeWorthIt } from './native.js';
 
 /** The parts of tfjs-backend-wasm's BackendWasm this file uses (its own typings omit cwrap). */
 interface WasmModuleView {
@@ -93,6 +94,41 @@ function wasmUnsortedSegmentSum(args: KernelArgs): TensorInfo {
   return out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// BatchMatMul on cpu: the native sgemm when it is built and the product is large enough.
+
+function cpuBatchMatMul(args: KernelArgs): TensorInfo {
+  const backend = args.backend as CpuBackendView;
+  const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+  const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+  const dims = productDims(a, b, transposeA, transposeB);
+  const native = nativeKernels().kernels;
+  const aValues = backend.data.get(a.dataId).values;
+  const bValues = backend.data.get(b.dataId).values;
+  if (!native || !dims || !(aValues instanceof Float32Array) || !(bValues instanceof Float32Array) || !nativeWorthIt(dims.batch, dims.M, dims.N, dims.K)) {
+    return (stockKernel(tf.BatchMatMul, 'cpu').kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(args);
+  }
+  const { batch, batchA, batchB, M, N, K } = dims;
+  const out = new Float32Array(batch * M * N);
+  native.gemm(aValues, bValues, out, batchA, batchB, M, N, K, transposeA, transposeB);
+  const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), M, N];
+  return backend.makeTensorInfo(outShape, 'float32', out);
+}
+
+/** M, N, K and batch sizes of a float32 BatchMatMul whose batches match or broadcast one operand; else undefined. */
+function productDims(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean) {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32') return undefined;
+  const rankA = a.shape.length;
+  const rankB = b.shape.length;
+  const M = transposeA ? a.shape[rankA - 1] : a.shape[rankA - 2];
+  const K = transposeA ? a.shape[rankA - 2] : a.shape[rankA - 1];
+  const N = transposeB ? b.shape[rankB - 2] : b.shape[rankB - 1];
+  const batchA = size(a.shape.slice(0, -2));
+  const batchB = size(b.shape.slice(0, -2));
+  if (batchA !== batchB && batchA !== 1 && batchB !== 1) return undefined;
+  return { batch: Math.max(batchA, batchB), batchA, batchB, M, N, K };
+}
+
 function cpuUnsortedSegmentSum(args: KernelArgs): TensorInfo {
   const backend = args.backend as CpuBackendView;
   const { x, ids, numSegments, inner, outShape } = segmentSumShape(args);
@@ -141,6 +177,16 @@ function wasmBatchMatMul(args: KernelArgs): TensorInfo {
     return stock(args);
   }
   const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), M, N];
+
+  const native = nativeKernels().kernels;
+  if (native && nativeWorthIt(batch, M, N, K)) {
+    const out = backend.makeOutput([batch, M, N], 'float32');
+    // Views are taken after makeOutput: an allocation may grow (and move) the wasm heap.
+    const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
+    const view = (t: TensorInfo, length: number) => new Float32Array(heap, backend.dataIdMap.get(t.dataId).memoryOffset, length);
+    native.gemm(view(a, batchA * M * K), view(b, batchB * K * N), view(out, batch * M * N), batchA, batchB, M, N, K, transposeA, transposeB);
+    return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
+  }
 
   // Row-major [batch, M, K] and [batch, K, N] operands: transposes are materialised (a copy is
   // O(size), the product O(M·N·K)).
@@ -252,5 +298,6 @@ export function registerWasmKernels(): void {
 export function registerCpuKernels(): void {
   if (cpuKernelsRegistered) return;
   replaceKernel(tf.UnsortedSegmentSum, 'cpu', cpuUnsortedSegmentSum);
+  replaceKernel(tf.BatchMatMul, 'cpu', cpuBatchMatMul);
   cpuKernelsRegistered = true;
 }

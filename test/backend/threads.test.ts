@@ -20,7 +20,7 @@ describe('wasm with 2 XNNPACK threads', () => {
     const lines: string[] = [];
     const choice = await initBackend('wasm', (line) => lines.push(line), { wasmThreads: 2 });
     expect(choice.threads).toBe(2);
-    expect(lines).toEqual(['backend: wasm (XNNPACK, SIMD, 2 threads)']);
+    expect(lines).toEqual([expect.stringMatching(/^backend: wasm \(XNNPACK, SIMD, 2 threads; native sgemm [^)]*\)$/)]);
     await initBackend('wasm', (line) => lines.push(line), { wasmThreads: 2 });
     expect(lines).toHaveLength(1);
     const model = LlamaModel.fromWeights(weights);

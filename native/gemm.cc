@@ -1,0 +1,454 @@
+// fireopt's optional native kernels for TensorFlow.js on CPU: a blocked, multi-threaded
+// single-precision matrix product (C[i] = op(A[i]) · op(B[i]), op = identity or transpose) that
+// reads and writes the caller's Float32Arrays in place — for the wasm backend those are views of
+// the wasm heap, so nothing is copied in or out.
+//
+// Built at install time for the machine it runs on (`-march=native`, see scripts/build-native.mjs);
+// never required: without it fireopt uses the wasm backend's own kernels.
+//
+// Layout follows the usual GotoBLAS scheme: C is computed in NC-column × KC-deep blocks; a block of
+// B is packed into NR-wide panels, a block of A into MR-tall panels, and a register-tiled
+// micro-kernel computes one MR × NR tile of C from one panel of each. Work is split between threads
+// by batch item, then by rows of C, then by columns.
+
+#include <node_api.h>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int W = 16;  // floats per vector register
+constexpr int MR = 8;  // rows of C per micro-tile: MR × 2 accumulators of W floats
+const char* const kIsa = "avx512";
+#elif defined(__AVX__)
+constexpr int W = 8;
+constexpr int MR = 6;
+const char* const kIsa = "avx2";
+#else
+constexpr int W = 4;
+constexpr int MR = 4;
+const char* const kIsa = "generic";
+#endif
+constexpr int NR = 2 * W;  // columns of C per micro-tile
+constexpr int KC = 256;    // depth of a packed block
+constexpr int MC = 192;    // rows of A per packed block (a multiple of MR is not needed)
+constexpr int NC = 2048;   // columns of B per packed block
+
+typedef float Vec __attribute__((vector_size(W * 4)));
+typedef float UVec __attribute__((vector_size(W * 4), aligned(4)));  // unaligned access to C
+
+struct Operand {
+  const float* data;
+  bool transposed;  // stored as [cols, rows] instead of [rows, cols]
+  int64_t rows, cols;
+
+  float at(int64_t r, int64_t c) const { return transposed ? data[c * rows + r] : data[r * cols + c]; }
+};
+
+// Packs rows [r0, r0 + mc) × depth [p0, p0 + kc) of op(A) into MR-tall panels: panel q holds
+// element (r0 + q·MR + i, p0 + p) at q·MR·kc + p·MR + i; rows past the end are zeros.
+void packA(const Operand& a, int64_t r0, int mc, int64_t p0, int kc, float* out) {
+  for (int q = 0; q < mc; q += MR) {
+    const int m = std::min(MR, mc - q);
+    float* panel = out + static_cast<int64_t>(q) * kc;
+    if (a.transposed) {
+      // A stored [K, M]: one depth step is contiguous across the panel's rows.
+      for (int p = 0; p < kc; p++) {
+        const float* src = a.data + (p0 + p) * a.rows + r0 + q;
+        float* dst = panel + p * MR;
+        int i = 0;
+        for (; i < m; i++) dst[i] = src[i];
+        for (; i < MR; i++) dst[i] = 0.f;
+      }
+    } else {
+      for (int i = 0; i < MR; i++) {
+        if (i < m) {
+          const float* src = a.data + (r0 + q + i) * a.cols + p0;
+          for (int p = 0; p < kc; p++) panel[p * MR + i] = src[p];
+        } else {
+          for (int p = 0; p < kc; p++) panel[p * MR + i] = 0.f;
+        }
+      }
+    }
+  }
+}
+
+// Packs depth [p0, p0 + kc) × columns [c0, c0 + nc) of op(B) into NR-wide panels: panel q holds
+// element (p0 + p, c0 + q·NR + j) at q·NR·kc + p·NR + j; columns past the end are zeros.
+void packB(const Operand& b, int64_t p0, int kc, int64_t c0, int nc, float* out) {
+  for (int q = 0; q < nc; q += NR) {
+    const int n = std::min(NR, nc - q);
+    float* panel = out + static_cast<int64_t>(q) * kc;
+    if (!b.transposed) {
+      // B stored [K, N]: one depth step of the panel is contiguous.
+      for (int p = 0; p < kc; p++) {
+        const float* src = b.data + (p0 + p) * b.cols + c0 + q;
+        float* dst = panel + p * NR;
+        if (n == NR) {
+          std::memcpy(dst, src, sizeof(float) * NR);
+        } else {
+          int j = 0;
+          for (; j < n; j++) dst[j] = src[j];
+          for (; j < NR; j++) dst[j] = 0.f;
+        }
+      }
+    } else {
+      // B stored [N, K]: each column of op(B) is contiguous in depth.
+      for (int j = 0; j < NR; j++) {
+        if (j < n) {
+          const float* src = b.data + (c0 + q + j) * b.rows + p0;
+          for (int p = 0; p < kc; p++) panel[p * NR + j] = src[p];
+        } else {
+          for (int p = 0; p < kc; p++) panel[p * NR + j] = 0.f;
+        }
+      }
+    }
+  }
+}
+
+// x in every lane (written so that the compiler emits one broadcast, not a broadcast plus an add).
+inline Vec splat(float x) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<Vec>(_mm512_set1_ps(x));
+#elif defined(__AVX__)
+  return reinterpret_cast<Vec>(_mm256_set1_ps(x));
+#else
+  Vec v;
+  for (int l = 0; l < W; l++) v[l] = x;
+  return v;
+#endif
+}
+
+// One MR × NR tile: c (row stride ldc) = (accumulate ? c : 0) + a-panel · b-panel over kc steps;
+// only the top-left m × n corner of the tile is written.
+inline void microKernel(int kc, const float* __restrict a, const float* __restrict b, float* __restrict c, int64_t ldc,
+                        bool accumulate, int m, int n) {
+  Vec acc[MR][2];
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = Vec{};
+  for (int p = 0; p < kc; p++) {
+    const Vec b0 = *reinterpret_cast<const Vec*>(b + p * NR);
+    const Vec b1 = *reinterpret_cast<const Vec*>(b + p * NR + W);
+    const float* ap = a + p * MR;
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+      const Vec ai = splat(ap[i]);
+      acc[i][0] += ai * b0;
+      acc[i][1] += ai * b1;
+    }
+  }
+  if (m == MR && n == NR) {
+    for (int i = 0; i < MR; i++) {
+      UVec* row = reinterpret_cast<UVec*>(c + i * ldc);
+      if (accumulate) {
+        row[0] += acc[i][0];
+        row[1] += acc[i][1];
+      } else {
+        row[0] = acc[i][0];
+        row[1] = acc[i][1];
+      }
+    }
+    return;
+  }
+  alignas(64) float tile[MR][NR];
+  for (int i = 0; i < MR; i++) {
+    *reinterpret_cast<Vec*>(&tile[i][0]) = acc[i][0];
+    *reinterpret_cast<Vec*>(&tile[i][W]) = acc[i][1];
+  }
+  for (int i = 0; i < m; i++) {
+    float* row = c + i * ldc;
+    if (accumulate) {
+      for (int j = 0; j < n; j++) row[j] += tile[i][j];
+    } else {
+      for (int j = 0; j < n; j++) row[j] = tile[i][j];
+    }
+  }
+}
+
+struct AlignedBuffer {
+  float* data = nullptr;
+  size_t capacity = 0;
+  float* get(size_t floats) {
+    if (floats > capacity) {
+      std::free(data);
+      data = static_cast<float*>(std::aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
+      capacity = data ? floats : 0;
+    }
+    return data;
+  }
+  ~AlignedBuffer() { std::free(data); }
+};
+
+thread_local AlignedBuffer packedA;
+thread_local AlignedBuffer packedB;
+
+// C rows [m0, m1) × columns [n0, n1) of one product; C has row stride ldc.
+void gemmBlock(const Operand& a, const Operand& b, float* c, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const int64_t K = a.cols;
+  float* bp = packedB.get(static_cast<size_t>(KC) * (NC + NR));
+  float* ap = packedA.get(static_cast<size_t>(KC) * (MC + MR));
+  if (!bp || !ap) throw std::bad_alloc();
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int nc = static_cast<int>(std::min<int64_t>(NC, n1 - jc));
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int kc = static_cast<int>(std::min<int64_t>(KC, K - pc));
+      packB(b, pc, kc, jc, nc, bp);
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int mc = static_cast<int>(std::min<int64_t>(MC, m1 - ic));
+        packA(a, ic, mc, pc, kc, ap);
+        for (int jr = 0; jr < nc; jr += NR) {
+          for (int ir = 0; ir < mc; ir += MR) {
+            microKernel(kc, ap + static_cast<int64_t>(ir) * kc, bp + static_cast<int64_t>(jr) * kc,
+                        c + (ic + ir) * ldc + jc + jr, ldc, pc > 0, std::min(MR, mc - ir), std::min(NR, nc - jr));
+          }
+        }
+      }
+    }
+  }
+  if (K == 0) {
+    for (int64_t r = m0; r < m1; r++) std::fill(c + r * ldc + n0, c + r * ldc + n1, 0.f);
+  }
+}
+
+// A fixed pool of worker threads; the calling thread takes part in every job.
+class Pool {
+ public:
+  explicit Pool(int threads) { resize(threads); }
+  ~Pool() { stop(); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int threads) {
+    stop();
+    stopping_ = false;
+    for (int t = 1; t < threads; t++) workers_.emplace_back([this, t] { loop(t); });
+  }
+
+  // Runs job(t) for t in [0, tasks) across the pool and returns when all are done.
+  void run(int tasks, const std::function<void(int)>& job) {
+    if (tasks <= 1 || workers_.empty()) {
+      for (int t = 0; t < tasks; t++) job(t);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = &job;
+      tasks_ = tasks;
+      next_.store(0);
+      pending_ = static_cast<int>(workers_.size());
+      generation_++;
+    }
+    wake_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    job_ = nullptr;
+  }
+
+ private:
+  void work() {
+    for (int t = next_.fetch_add(1); t < tasks_; t = next_.fetch_add(1)) (*job_)(t);
+  }
+
+  void loop(int) {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+        if (stopping_) return;
+        seen = generation_;
+      }
+      work();
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (--pending_ == 0) done_.notify_one();
+      }
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* job_ = nullptr;
+  int tasks_ = 0;
+  std::atomic<int> next_{0};
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stopping_ = false;
+};
+
+Pool* pool = nullptr;
+// The addon may be loaded by several JS threads (worker_threads); one job uses the pool at a time,
+// and a call that finds it busy runs on its own thread.
+std::mutex poolInUse;
+std::mutex poolConfig;
+
+struct Task {
+  int64_t item, m0, m1, n0, n1;
+};
+
+// C[i] = op(A[i]) · op(B[i]) for i < batch; an operand with batch 1 is broadcast.
+void batchGemm(const float* a, const float* b, float* c, int64_t batchA, int64_t batchB, int64_t M, int64_t N, int64_t K,
+               bool transA, bool transB) {
+  const int64_t batch = std::max(batchA, batchB);
+  const int threads = pool ? pool->size() : 1;
+  const double flops = 2.0 * static_cast<double>(batch) * M * N * K;
+  std::vector<Task> tasks;
+  if (threads == 1 || flops < 4e6) {
+    for (int64_t i = 0; i < batch; i++) tasks.push_back({i, 0, M, 0, N});
+  } else if (batch >= threads) {
+    for (int64_t i = 0; i < batch; i++) tasks.push_back({i, 0, M, 0, N});
+  } else {
+    // Split each product into about 2 × threads parts, by rows when there are enough of them.
+    const int64_t parts = 2 * threads;
+    if (M >= parts * MR * 2 || M >= N) {
+      const int64_t step = std::max<int64_t>(MR, ((M + parts - 1) / parts + MR - 1) / MR * MR);
+      for (int64_t i = 0; i < batch; i++)
+        for (int64_t m = 0; m < M; m += step) tasks.push_back({i, m, std::min(M, m + step), 0, N});
+    } else {
+      const int64_t step = std::max<int64_t>(NR, ((N + parts - 1) / parts + NR - 1) / NR * NR);
+      for (int64_t i = 0; i < batch; i++)
+        for (int64_t n = 0; n < N; n += step) tasks.push_back({i, 0, M, n, std::min(N, n + step)});
+    }
+  }
+  auto job = [&](int t) {
+    const Task& task = tasks[t];
+    const Operand opA{a + (batchA == 1 ? 0 : task.item) * M * K, transA, M, K};
+    const Operand opB{b + (batchB == 1 ? 0 : task.item) * K * N, transB, K, N};
+    gemmBlock(opA, opB, c + task.item * M * N, N, task.m0, task.m1, task.n0, task.n1);
+  };
+  std::unique_lock<std::mutex> inUse(poolInUse, std::defer_lock);
+  if (tasks.size() > 1 && pool && inUse.try_lock()) {
+    pool->run(static_cast<int>(tasks.size()), job);
+  } else {
+    for (size_t t = 0; t < tasks.size(); t++) job(static_cast<int>(t));
+  }
+}
+
+// --- Node-API glue ---------------------------------------------------------------------------
+
+bool throwIf(napi_env env, bool failed, const char* message) {
+  if (failed) napi_throw_error(env, "E_NATIVE_GEMM", message);
+  return failed;
+}
+
+bool float32Array(napi_env env, napi_value value, float** data, size_t* length) {
+  bool isTyped = false;
+  if (napi_is_typedarray(env, value, &isTyped) != napi_ok || !isTyped) return false;
+  napi_typedarray_type type;
+  void* raw = nullptr;
+  napi_value buffer;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, value, &type, length, &raw, &buffer, &offset) != napi_ok) return false;
+  if (type != napi_float32_array) return false;
+  *data = static_cast<float*>(raw);
+  return true;
+}
+
+// gemm(a, b, c, batchA, batchB, M, N, K, transposeA, transposeB): writes C (length max(batch)·M·N).
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 10, "gemm: expected 10 arguments")) return nullptr;
+  float *a, *b, *c;
+  size_t lengthA, lengthB, lengthC;
+  if (throwIf(env, !float32Array(env, argv[0], &a, &lengthA) || !float32Array(env, argv[1], &b, &lengthB) ||
+                       !float32Array(env, argv[2], &c, &lengthC),
+              "gemm: a, b and c must be Float32Arrays"))
+    return nullptr;
+  int64_t dims[5];
+  for (int i = 0; i < 5; i++) {
+    if (throwIf(env, napi_get_value_int64(env, argv[3 + i], &dims[i]) != napi_ok || dims[i] < 0, "gemm: sizes must be non-negative integers"))
+      return nullptr;
+  }
+  bool transA = false, transB = false;
+  napi_get_value_bool(env, argv[8], &transA);
+  napi_get_value_bool(env, argv[9], &transB);
+  const int64_t batchA = dims[0], batchB = dims[1], M = dims[2], N = dims[3], K = dims[4];
+  const int64_t batch = std::max(batchA, batchB);
+  if (throwIf(env, batchA != batchB && batchA != 1 && batchB != 1, "gemm: batch sizes differ and neither is 1")) return nullptr;
+  if (throwIf(env, static_cast<int64_t>(lengthA) < batchA * M * K || static_cast<int64_t>(lengthB) < batchB * K * N ||
+                       static_cast<int64_t>(lengthC) < batch * M * N,
+              "gemm: an array is shorter than its shape"))
+    return nullptr;
+  try {
+    batchGemm(a, b, c, batchA, batchB, M, N, K, transA, transB);
+  } catch (const std::bad_alloc&) {
+    napi_throw_error(env, "E_NATIVE_GEMM", "gemm: out of memory for packing buffers");
+  }
+  return nullptr;
+}
+
+// setThreads(n): the number of threads products use (1 = the calling thread only).
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int32_t threads = 1;
+  if (throwIf(env, argc != 1 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads < 1 || threads > 256,
+              "setThreads: expected an integer from 1 to 256"))
+    return nullptr;
+  std::lock_guard<std::mutex> config(poolConfig);
+  std::lock_guard<std::mutex> inUse(poolInUse);
+  if (threads == 1) {
+    delete pool;
+    pool = nullptr;
+  } else if (!pool) {
+    pool = new Pool(threads);
+  } else if (pool->size() != threads) {
+    pool->resize(threads);
+  }
+  return nullptr;
+}
+
+// info(): { isa, threads, mr, nr }
+napi_value Info(napi_env env, napi_callback_info) {
+  napi_value result, isa, threads, mr, nr;
+  napi_create_object(env, &result);
+  napi_create_string_utf8(env, kIsa, NAPI_AUTO_LENGTH, &isa);
+  napi_create_int32(env, pool ? pool->size() : 1, &threads);
+  napi_create_int32(env, MR, &mr);
+  napi_create_int32(env, NR, &nr);
+  napi_set_named_property(env, result, "isa", isa);
+  napi_set_named_property(env, result, "threads", threads);
+  napi_set_named_property(env, result, "mr", mr);
+  napi_set_named_property(env, result, "nr", nr);
+  return result;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  const napi_property_descriptor properties[] = {
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
+  return exports;
+}

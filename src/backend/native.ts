@@ -1,0 +1,57 @@
+/**
+ * fireopt's optional native CPU kernels (native/gemm.cc): a blocked, multi-threaded sgemm built at
+ * install time for the machine (scripts/build-native.mjs). The wasm and cpu backends' BatchMatMul
+ * use it for products large enough to pay for packing; without it they keep their own kernels.
+ *
+ * FIREOPT_NATIVE=0 turns it off; FIREOPT_NATIVE_THREADS=n sets its threads (default: the CPUs
+ * this process may use, at most 8).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeKernels {
+  /** C[i] = op(A[i]) · op(B[i]), i < max(batchA, batchB); an operand with batch 1 is broadcast. */
+  gemm(a: Float32Array, b: Float32Array, c: Float32Array, batchA: number, batchB: number, M: number, N: number, K: number, transposeA: boolean, transposeB: boolean): void;
+  setThreads(threads: number): void;
+  info(): { isa: string; threads: number; mr: number; nr: number };
+}
+
+export interface NativeStatus {
+  kernels?: NativeKernels;
+  /** One phrase for the backend's log line. */
+  description: string;
+}
+
+/** Where the build script puts the addon (the package root's native/build/). */
+export const nativeAddonPath = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'native', 'build', 'fireopt_native.node');
+
+let status: NativeStatus | undefined;
+
+/** The native kernels when built and enabled, loaded once per process (per thread). */
+export function nativeKernels(): NativeStatus {
+  if (status) return status;
+  if (process.env.FIREOPT_NATIVE === '0') return (status = { description: 'native sgemm off (FIREOPT_NATIVE=0)' });
+  if (!existsSync(nativeAddonPath)) return (status = { description: 'native sgemm not built (npm run build:native)' });
+  try {
+    const kernels = createRequire(import.meta.url)(nativeAddonPath) as NativeKernels;
+    const requested = Number(process.env.FIREOPT_NATIVE_THREADS);
+    const threads = Number.isInteger(requested) && requested >= 1 ? Math.min(requested, 64) : Math.min(availableParallelism(), 8);
+    kernels.setThreads(threads);
+    const info = kernels.info();
+    return (status = { kernels, description: `native sgemm ${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}` });
+  } catch (error) {
+    return (status = { description: `native sgemm failed to load (${(error as Error).message.split('\n')[0]})` });
+  }
+}
+
+/**
+ * Whether a product is worth the native kernel: it packs both operands, so tiny products and
+ * matrix-vector products (decoding one token; XNNPACK keeps its packed weights for those) stay
+ * with the backend's own kernel.
+ */
+export function nativeWorthIt(batch: number, M: number, N: number, K: number): boolean {
+  return M >= 16 && N >= 16 && batch * M * N * K >= 1 << 18;
+}

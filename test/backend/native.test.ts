@@ -1,0 +1,152 @@
+/**
+ * fireopt's native sgemm (native/gemm.cc) against the stock cpu kernel's numbers, through both
+ * backends that use it, and the build script's never-fail contract. The addon is built by
+ * `npm ci` (postinstall); where it could not be built these tests say so and skip.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/backend/index.js';
+import { stockKernel } from '../../src/backend/kernels.js';
+import { nativeAddonPath, nativeKernels, nativeWorthIt } from '../../src/backend/native.js';
+import { SeededRandom } from '../../src/model/random.js';
+import { maxAbs, maxAbsDiff } from '../model/helpers.js';
+
+const native = nativeKernels();
+if (!native.kernels) console.warn(`native kernel tests skipped: ${native.description}`);
+
+const random = new SeededRandom(99);
+function randomValues(n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => random.nextNormal());
+}
+
+function stockCpuMatMul(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): Float32Array {
+  const backend = tf.findBackend('cpu');
+  if (!backend) throw new Error('cpu backend missing');
+  const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+  const kernelFunc = stockKernel(tf.BatchMatMul, 'cpu').kernelFunc as unknown as (args: object) => tf.TensorInfo;
+  const out = kernelFunc({ inputs: { a: info(a), b: info(b) }, backend, attrs: { transposeA, transposeB } });
+  const values = Float32Array.from(backend.readSync(out.dataId) as Float32Array);
+  backend.disposeData(out.dataId);
+  return values;
+}
+
+const cases: Array<{ a: number[]; b: number[]; transposeA: boolean; transposeB: boolean }> = [];
+for (const transposeA of [false, true]) {
+  for (const transposeB of [false, true]) {
+    // Edges in every direction: sizes that are not multiples of the micro-tile or the blocks.
+    cases.push({ a: transposeA ? [301, 67] : [67, 301], b: transposeB ? [93, 301] : [301, 93], transposeA, transposeB });
+    cases.push({ a: transposeA ? [5, 33, 41] : [5, 41, 33], b: transposeB ? [5, 50, 33] : [5, 33, 50], transposeA, transposeB });
+  }
+}
+cases.push({ a: [2, 3, 40, 64], b: [2, 3, 64, 48], transposeA: false, transposeB: false }); // rank 4
+cases.push({ a: [4, 64, 80], b: [1, 80, 36], transposeA: false, transposeB: false }); // broadcast B
+cases.push({ a: [1, 64, 80], b: [4, 36, 80], transposeA: false, transposeB: true }); // broadcast A
+cases.push({ a: [2100, 24], b: [24, 40], transposeA: false, transposeB: false }); // many rows, split between threads
+cases.push({ a: [24, 600], b: [600, 2300], transposeA: false, transposeB: false }); // few rows, wide: split by columns
+
+describe.skipIf(!native.kernels)(`native sgemm (${native.description})`, () => {
+  it('is used only where it pays', () => {
+    expect(nativeWorthIt(1, 1, 8192, 256)).toBe(false); // one decoding step: XNNPACK keeps its packed weights
+    expect(nativeWorthIt(1, 2048, 704, 256)).toBe(true);
+    expect(cases.every(({ a, b, transposeA, transposeB }) => {
+      const M = transposeA ? a.at(-1)! : a.at(-2)!;
+      const K = transposeA ? a.at(-2)! : a.at(-1)!;
+      const N = transposeB ? b.at(-2)! : b.at(-1)!;
+      const batch = Math.max(a.slice(0, -2).reduce((x, y) => x * y, 1), b.slice(0, -2).reduce((x, y) => x * y, 1));
+      return nativeWorthIt(batch, M, N, K);
+    })).toBe(true);
+  });
+
+  for (const backend of ['wasm', 'cpu'] as const) {
+    it.each(cases)(`${backend}: a $a · b $b, transposeA $transposeA, transposeB $transposeB`, async ({ a, b, transposeA, transposeB }) => {
+      const aValues = randomValues(a.reduce((x, y) => x * y));
+      const bValues = randomValues(b.reduce((x, y) => x * y));
+      await initBackend('cpu');
+      const [aCpu, bCpu] = [tf.tensor(aValues, a), tf.tensor(bValues, b)];
+      const expected = stockCpuMatMul(aCpu, bCpu, transposeA, transposeB);
+      tf.dispose([aCpu, bCpu]);
+      await initBackend(backend);
+      const out = tf.tidy(() => tf.matMul(tf.tensor(aValues, a), tf.tensor(bValues, b), transposeA, transposeB));
+      const actual = (await out.data()) as Float32Array;
+      out.dispose();
+      expect(maxAbs(expected)).toBeGreaterThan(10);
+      // Sums of up to 600 products in another order (and with FMA): float32 rounding only.
+      expect(maxAbsDiff(actual, expected)).toBeLessThan(1e-4);
+    });
+  }
+
+  it('gives bit-identical results on 1 and 2 threads (each element is summed by one thread, in one order)', () => {
+    const kernels = native.kernels!;
+    const [M, N, K] = [300, 200, 700];
+    const a = randomValues(M * K);
+    const b = randomValues(K * N);
+    const one = new Float32Array(M * N);
+    const two = new Float32Array(M * N);
+    const before = kernels.info().threads;
+    try {
+      kernels.setThreads(1);
+      kernels.gemm(a, b, one, 1, 1, M, N, K, false, true);
+      kernels.setThreads(2);
+      kernels.gemm(a, b, two, 1, 1, M, N, K, false, true);
+    } finally {
+      kernels.setThreads(before);
+    }
+    expect(Buffer.from(two.buffer).equals(Buffer.from(one.buffer))).toBe(true);
+    expect(maxAbs(one)).toBeGreaterThan(10);
+  });
+
+  it('rejects arrays shorter than their shape instead of reading past them', () => {
+    const kernels = native.kernels!;
+    expect(() => kernels.gemm(new Float32Array(10), new Float32Array(100), new Float32Array(100), 1, 1, 10, 10, 10, false, false)).toThrow(/shorter than its shape/);
+    expect(() => kernels.gemm(new Float32Array(100), new Float32Array(100), new Float32Array(100), 2, 3, 10, 10, 1, false, false)).toThrow(/batch sizes differ/);
+  });
+
+  it('matches the stock cpu kernels in the gradients of a batched attention-like product', async () => {
+    const q = randomValues(4 * 64 * 32);
+    const k = randomValues(4 * 64 * 32);
+    const loss = (qt: tf.Tensor, kt: tf.Tensor) => tf.mean(tf.square(tf.matMul(qt, kt, false, true)));
+    await initBackend('wasm');
+    const [gqWasm, gkWasm] = tf.tidy(() => tf.grads(loss)([tf.tensor(q, [4, 64, 32]), tf.tensor(k, [4, 64, 32])]).map((g) => g.dataSync() as Float32Array));
+    await initBackend('cpu');
+    const [gqRef, gkRef] = tf.tidy(() => {
+      const qt = tf.tensor3d(q, [4, 64, 32]);
+      const kt = tf.tensor3d(k, [4, 64, 32]);
+      // The same gradient by hand through the stock kernel: d/dq mean(S²) = 2/n · S · k, d/dk = 2/n · Sᵀ · q.
+      const scores = tf.tensor3d(stockCpuMatMul(qt, kt, false, true), [4, 64, 64]);
+      const scale = 2 / (4 * 64 * 64);
+      const s = tf.mul(scores, scale);
+      return [stockCpuMatMul(s, kt, false, false), stockCpuMatMul(s, qt, true, false)];
+    });
+    expect(maxAbsDiff(gqWasm, gqRef)).toBeLessThan(1e-5);
+    expect(maxAbsDiff(gkWasm, gkRef)).toBeLessThan(1e-5);
+  });
+});
+
+describe('scripts/build-native.mjs', () => {
+  const script = join(import.meta.dirname, '..', '..', 'scripts', 'build-native.mjs');
+
+  it('never fails an install: without a compiler it says why, exits 0 and leaves any earlier build alone', () => {
+    const before = native.kernels ? readFileSync(nativeAddonPath) : undefined;
+    const run = spawnSync(process.execPath, [script, '--force'], { env: { ...process.env, CXX: '/nonexistent/c++' }, encoding: 'utf8' });
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/not built: no C\+\+ compiler \(\/nonexistent\/c\+\+\)/);
+    if (before) expect(readFileSync(nativeAddonPath).equals(before)).toBe(true);
+    const strict = spawnSync(process.execPath, [script, '--force', '--strict'], { env: { ...process.env, CXX: '/nonexistent/c++' }, encoding: 'utf8' });
+    expect(strict.status).toBe(1);
+  });
+
+  it('is skipped with FIREOPT_NATIVE=0', () => {
+    const out = execFileSync(process.execPath, [script, '--force'], { env: { ...process.env, FIREOPT_NATIVE: '0' }, encoding: 'utf8' });
+    expect(out).toMatch(/skipped \(FIREOPT_NATIVE=0\)/);
+  });
+
+  it.skipIf(!native.kernels)('leaves an up-to-date build alone', () => {
+    const mtime = statSync(nativeAddonPath).mtimeMs;
+    const out = execFileSync(process.execPath, [script], { encoding: 'utf8' });
+    expect(out).toMatch(/up to date/);
+    expect(statSync(nativeAddonPath).mtimeMs).toBe(mtime);
+  });
+});
