@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Builds fireopt's optional native kernels (native/gemm.cc → native/build/fireopt_native.node) for
+ * Builds fireopt's optional native kernels (native/kernels.cc → native/build/fireopt_native.node) for
  * this machine: a C++ compiler and Node's headers are all it needs (no node-gyp, no network).
  * Runs from `npm install` / `npm ci` (postinstall) and by hand (`npm run build:native`). It never
  * fails the install: without a compiler or headers it says so in one line and fireopt runs on the
@@ -15,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const source = join(root, 'native', 'gemm.cc');
+const source = join(root, 'native', 'kernels.cc');
 const output = join(root, 'native', 'build', 'fireopt_native.node');
 const strict = process.argv.includes('--strict');
 

@@ -248,6 +248,120 @@ function wasmBatchMatMul(args: KernelArgs): TensorInfo {
   return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Identity, and Cast to the same dtype, on wasm: share the input's memory (as Reshape does, and as
+// the cpu backend's Identity does) instead of copying it. Autodiff emits many (the gradient of
+// every Mul casts its inputs to float32; pass-through gradients clone): ~350 copies per training
+// step of a 4-layer draft. Safe because tfjs never writes into an existing tensor's memory
+// (a Variable's assign swaps its dataId).
+
+interface RefCountedBackend {
+  incRef(dataId: object): void;
+}
+
+function wasmIdentity(args: KernelArgs): TensorInfo {
+  const { x } = args.inputs as { x: TensorInfo };
+  if (x.dtype === 'string') return (stockKernel(tf.Identity, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(args);
+  (args.backend as RefCountedBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+function wasmCast(args: KernelArgs): TensorInfo {
+  const { x } = args.inputs as { x: TensorInfo };
+  const { dtype } = args.attrs as { dtype: tf.DataType };
+  if (dtype !== x.dtype || x.dtype === 'string') return (stockKernel(tf.Cast, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(args);
+  (args.backend as RefCountedBackend).incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused soft-target cross-entropy over the vocabulary (native only; see native/kernels.cc):
+//   FireoptSoftXent      logits [N, V], rowPtr [N + 1], cols [nnz], coefs [nnz, S] → lse [N], partial [N, S]
+//   FireoptSoftXentGrad  logits, rowPtr, cols, coefs, lse, setWeights [S]           → grad [N, V]
+// partial[n, s] = −Σ_v c_s[n, v] · log softmax(logits)[n, v]; grad = d(Σ_s setWeights[s] · Σ_n partial[n, s]) / d logits.
+
+export const SOFT_XENT = 'FireoptSoftXent';
+export const SOFT_XENT_GRAD = 'FireoptSoftXentGrad';
+
+/** Whether the active backend has the fused loss kernels (the native addon is loaded and the backend is wasm or cpu). */
+export function fusedSoftXentAvailable(): boolean {
+  const name = tf.getBackend();
+  return nativeKernels().kernels !== undefined && (name === 'wasm' || name === 'cpu') && tf.getKernel(SOFT_XENT, name) !== undefined;
+}
+
+interface SoftXentArrays {
+  logits: Float32Array;
+  rowPtr: Int32Array;
+  cols: Int32Array;
+  coefs: Float32Array;
+  N: number;
+  V: number;
+  S: number;
+}
+
+function softXentShapes(inputs: NamedTensorInfoMap): { N: number; V: number; S: number; nnz: number } {
+  const { logits, coefs, cols } = inputs as { logits: TensorInfo; coefs: TensorInfo; cols: TensorInfo };
+  return { N: logits.shape[0], V: logits.shape[1], S: coefs.shape[1], nnz: cols.shape[0] };
+}
+
+function softXentKernels(backendName: 'wasm' | 'cpu'): void {
+  // Typed views of an input or output, by backend.
+  const viewsOf = (backend: unknown) => {
+    if (backendName === 'cpu') {
+      const cpu = backend as CpuBackendView;
+      return {
+        f32: (t: TensorInfo) => cpu.data.get(t.dataId).values as Float32Array,
+        i32: (t: TensorInfo) => cpu.data.get(t.dataId).values as Int32Array,
+        output: (shape: number[]) => {
+          const values = new Float32Array(size(shape));
+          return { values, info: () => cpu.makeTensorInfo(shape, 'float32', values) };
+        },
+      };
+    }
+    const wasm = backend as WasmBackendView;
+    const heap = () => wasm.wasm.HEAPU8.buffer as ArrayBuffer;
+    return {
+      f32: (t: TensorInfo) => new Float32Array(heap(), wasm.dataIdMap.get(t.dataId).memoryOffset, size(t.shape)),
+      i32: (t: TensorInfo) => new Int32Array(heap(), wasm.dataIdMap.get(t.dataId).memoryOffset, size(t.shape)),
+      output: (shape: number[]) => {
+        const info = wasm.makeOutput(shape, 'float32');
+        // Taken after makeOutput (an allocation may move the heap); callers allocate every output before taking any input view.
+        return { get values() { return new Float32Array(heap(), wasm.dataIdMap.get(info.dataId).memoryOffset, size(shape)); }, info: () => info };
+      },
+    };
+  };
+  const arrays = (views: ReturnType<typeof viewsOf>, inputs: NamedTensorInfoMap): SoftXentArrays => {
+    const { logits, rowPtr, cols, coefs } = inputs as Record<string, TensorInfo>;
+    if (logits.dtype !== 'float32' || coefs.dtype !== 'float32' || rowPtr.dtype !== 'int32' || cols.dtype !== 'int32') {
+      throw new Error(`${SOFT_XENT}: expected float32 logits and coefs, int32 rowPtr and cols`);
+    }
+    const { N, V, S } = softXentShapes(inputs);
+    return { logits: views.f32(logits), rowPtr: views.i32(rowPtr), cols: views.i32(cols), coefs: views.f32(coefs), N, V, S };
+  };
+  replaceKernel(SOFT_XENT, backendName, (args) => {
+    const native = nativeKernels().kernels;
+    if (!native) throw new Error(`${SOFT_XENT}: the native kernels are not loaded`);
+    const views = viewsOf(args.backend);
+    const { N, S } = softXentShapes(args.inputs);
+    const lse = views.output([N]);
+    const partial = views.output([N, S]);
+    const a = arrays(views, args.inputs);
+    native.softXentForward(a.logits, a.N, a.V, a.rowPtr, a.cols, a.coefs, a.S, lse.values, partial.values);
+    return [lse.info(), partial.info()] as unknown as TensorInfo;
+  });
+  replaceKernel(SOFT_XENT_GRAD, backendName, (args) => {
+    const native = nativeKernels().kernels;
+    if (!native) throw new Error(`${SOFT_XENT_GRAD}: the native kernels are not loaded`);
+    const views = viewsOf(args.backend);
+    const { N, V } = softXentShapes(args.inputs);
+    const grad = views.output([N, V]);
+    const a = arrays(views, args.inputs);
+    const { lse, setWeights } = args.inputs as Record<string, TensorInfo>;
+    native.softXentBackward(a.logits, a.N, a.V, a.rowPtr, a.cols, a.coefs, a.S, views.f32(lse), views.f32(setWeights), grad.values);
+    return grad.info();
+  });
+}
+
 /**
  * Make a failed wasm allocation throw a clear error. Past the 4 GiB heap cap the single-threaded
  * build traps inside malloc ("memory access out of bounds") and the threaded build returns 0,
@@ -291,6 +405,9 @@ export function registerWasmKernels(): void {
   if (wasmKernelsRegistered) return;
   replaceKernel(tf.BatchMatMul, 'wasm', wasmBatchMatMul);
   replaceKernel(tf.UnsortedSegmentSum, 'wasm', wasmUnsortedSegmentSum);
+  replaceKernel(tf.Identity, 'wasm', wasmIdentity);
+  replaceKernel(tf.Cast, 'wasm', wasmCast);
+  if (nativeKernels().kernels) softXentKernels('wasm');
   wasmKernelsRegistered = true;
 }
 
@@ -299,5 +416,6 @@ export function registerCpuKernels(): void {
   if (cpuKernelsRegistered) return;
   replaceKernel(tf.UnsortedSegmentSum, 'cpu', cpuUnsortedSegmentSum);
   replaceKernel(tf.BatchMatMul, 'cpu', cpuBatchMatMul);
+  if (nativeKernels().kernels) softXentKernels('cpu');
   cpuKernelsRegistered = true;
 }

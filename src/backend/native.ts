@@ -1,5 +1,5 @@
 /**
- * fireopt's optional native CPU kernels (native/gemm.cc): a blocked, multi-threaded sgemm built at
+ * fireopt's optional native CPU kernels (native/kernels.cc): a blocked, multi-threaded sgemm built at
  * install time for the machine (scripts/build-native.mjs). The wasm and cpu backends' BatchMatMul
  * use it for products large enough to pay for packing; without it they keep their own kernels.
  *
@@ -15,6 +15,10 @@ import { fileURLToPath } from 'node:url';
 export interface NativeKernels {
   /** C[i] = op(A[i]) · op(B[i]), i < max(batchA, batchB); an operand with batch 1 is broadcast. */
   gemm(a: Float32Array, b: Float32Array, c: Float32Array, batchA: number, batchB: number, M: number, N: number, K: number, transposeA: boolean, transposeB: boolean): void;
+  /** lse[n] = log Σ_v exp(logits[n, v]); partial[n, s] = Σ_j coefs[j, s] · (lse[n] − logits[n, cols[j]]) over row n's entries. */
+  softXentForward(logits: Float32Array, N: number, V: number, rowPtr: Int32Array, cols: Int32Array, coefs: Float32Array, S: number, lse: Float32Array, partial: Float32Array): void;
+  /** grad[n, v] = (Σ_s setWeights[s] · Σ_j coefs[j, s]) · softmax[n, v] − Σ_s setWeights[s] · c_s[n, v]. */
+  softXentBackward(logits: Float32Array, N: number, V: number, rowPtr: Int32Array, cols: Int32Array, coefs: Float32Array, S: number, lse: Float32Array, setWeights: Float32Array, grad: Float32Array): void;
   setThreads(threads: number): void;
   info(): { isa: string; threads: number; mr: number; nr: number };
 }

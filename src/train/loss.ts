@@ -8,10 +8,12 @@
  *   top-k distribution or, without log-probabilities, the one-hot target.
  *
  * ce and kl are both "soft-target cross-entropies" −Σ_v c[n, v] · log q[n, v] with sparse
- * coefficients c, so they share one [N, V] coefficient matrix and one hand-written gradient
- * (rowsum(c) · softmax − c): one pass over the logits instead of autodiff through logSoftmax.
+ * coefficients c (at most 1 + k per position), so they are two coefficient sets of one sparse
+ * matrix and one softCrossEntropySums call: a fused native pass over the logits where the backend
+ * has it, else logSoftmax with a hand-written gradient (model/loss.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { softCrossEntropySums, type SoftCrossEntropyOptions, type SparseCoefficients } from '../model/index.js';
 import type { PackedBatch } from './data.js';
 import type { DraftVocab } from './vocab.js';
 
@@ -32,12 +34,13 @@ export interface LossParts {
   tv: tf.Scalar;
 }
 
-/** The batch's targets as dense [N, V] coefficient rows (plain arrays: built once per batch). */
+/** The batch's targets as loss coefficients over the draft vocabulary (built once per batch, on the host). */
 export interface SoftTargets {
-  /** ce coefficients (1 / count at the target's draft row): [N · V]. */
-  ceCoefficients: Float32Array;
-  /** kl coefficients (p_j / count at each top-k draft row): [N · V]. */
-  klCoefficients: Float32Array;
+  /**
+   * Sparse [N, V] coefficients, two sets per entry: set 0 = ce (1 / count at the target's draft
+   * row), set 1 = kl (p_j / count at each top-k draft row).
+   */
+  coefficients: SparseCoefficients;
   /** Σ p log p of the kl term, so that the reported kl is the true KL (a constant for gradients). */
   klEntropyTerm: number;
   /** Target distributions for tv, rows weighted by 1 / count: [N · V] (empty when tv is off). */
@@ -54,8 +57,6 @@ export function softTargets(batch: PackedBatch, vocab: DraftVocab, withTv: boole
   const N = batch.rows * batch.seqLen;
   const V = vocab.draftToTarget.length;
   const K = batch.topK;
-  const ceCoefficients = new Float32Array(N * V);
-  const klCoefficients = new Float32Array(N * V);
   const tvTargets = withTv ? new Float32Array(N * V) : new Float32Array(0);
   const tvRowWeights = new Float32Array(withTv ? N : 0);
   let ceCount = 0;
@@ -68,76 +69,77 @@ export function softTargets(batch: PackedBatch, vocab: DraftVocab, withTv: boole
     if (vocab.targetToDraft[batch.targets[n]] >= 0) ceCount++;
     if (hasTop(n)) klCount++;
   }
+  // At most 1 + K entries per row.
+  const rowPtr = new Int32Array(N + 1);
+  const cols = new Int32Array(N * (1 + K));
+  const coefs = new Float32Array(N * (1 + K) * 2);
+  let nnz = 0;
   let klEntropyTerm = 0;
   let tvConstant = 0;
   const probs = new Float64Array(K);
   for (let n = 0; n < N; n++) {
     const w = batch.weights[n];
-    if (!(w > 0)) continue;
-    const row = n * V;
-    const targetDraftId = vocab.targetToDraft[batch.targets[n]];
-    if (targetDraftId >= 0) ceCoefficients[row + targetDraftId] += w / ceCount;
-    // The target's distribution over the draft vocabulary: top-k renormalised, else one-hot.
-    let mass = 0;
-    if (hasTop(n)) {
-      for (let j = 0; j < K; j++) {
-        const id = batch.topIds[n * K + j];
-        const draftId = id >= 0 ? vocab.targetToDraft[id] : -1;
-        probs[j] = draftId >= 0 ? Math.exp(batch.topLogprobs[n * K + j]) : 0;
-        mass += probs[j];
+    if (w > 0) {
+      const row = n * V;
+      const targetDraftId = vocab.targetToDraft[batch.targets[n]];
+      if (targetDraftId >= 0) {
+        cols[nnz] = targetDraftId;
+        coefs[2 * nnz] = w / ceCount;
+        nnz++;
       }
-      if (mass > 0) {
+      // The target's distribution over the draft vocabulary: top-k renormalised, else one-hot.
+      let mass = 0;
+      if (hasTop(n)) {
         for (let j = 0; j < K; j++) {
-          if (!(probs[j] > 0)) continue;
-          const p = probs[j] / mass;
-          klCoefficients[row + vocab.targetToDraft[batch.topIds[n * K + j]]] += (w * p) / klCount;
-          klEntropyTerm += (w * p * Math.log(p)) / klCount;
-          if (withTv) tvTargets[row + vocab.targetToDraft[batch.topIds[n * K + j]]] += p;
+          const id = batch.topIds[n * K + j];
+          const draftId = id >= 0 ? vocab.targetToDraft[id] : -1;
+          probs[j] = draftId >= 0 ? Math.exp(batch.topLogprobs[n * K + j]) : 0;
+          mass += probs[j];
         }
+        if (mass > 0) {
+          for (let j = 0; j < K; j++) {
+            if (!(probs[j] > 0)) continue;
+            const p = probs[j] / mass;
+            const draftId = vocab.targetToDraft[batch.topIds[n * K + j]];
+            cols[nnz] = draftId;
+            coefs[2 * nnz + 1] = (w * p) / klCount;
+            nnz++;
+            klEntropyTerm += (w * p * Math.log(p)) / klCount;
+            if (withTv) tvTargets[row + draftId] += p;
+          }
+        }
+      } else if (withTv && targetDraftId >= 0) {
+        tvTargets[row + targetDraftId] = 1;
+        mass = 1;
       }
-    } else if (withTv && targetDraftId >= 0) {
-      tvTargets[row + targetDraftId] = 1;
-      mass = 1;
+      if (withTv) {
+        tvRowWeights[n] = w / tokens;
+        if (!(mass > 0)) tvConstant += (0.5 * w) / tokens; // all of p lies outside the draft vocabulary
+      }
     }
-    if (withTv) {
-      tvRowWeights[n] = w / tokens;
-      if (!(mass > 0)) tvConstant += (0.5 * w) / tokens; // all of p lies outside the draft vocabulary
-    }
+    rowPtr[n + 1] = nnz;
   }
-  return { ceCoefficients, klCoefficients, klEntropyTerm, tvTargets, tvRowWeights, tvConstant, tokens };
+  const coefficients = { rowPtr, cols: cols.slice(0, nnz), coefs: coefs.slice(0, 2 * nnz), sets: 2 };
+  return { coefficients, klEntropyTerm, tvTargets, tvRowWeights, tvConstant, tokens };
 }
 
 /**
  * The weighted objective and its parts. logits: [B, T, V] → scalars (the caller disposes them).
  * Only `total` carries gradients.
  */
-export function draftLoss(logits: tf.Tensor3D, targets: SoftTargets, weights: LossWeights): LossParts {
+export function draftLoss(logits: tf.Tensor3D, targets: SoftTargets, weights: LossWeights, options: SoftCrossEntropyOptions = {}): LossParts {
   const [B, T, V] = logits.shape;
   const N = B * T;
   let ce: tf.Scalar | undefined;
   let kl: tf.Scalar | undefined;
   const total = tf.tidy(() => {
     const flat = tf.reshape(logits, [N, V]) as tf.Tensor2D;
-    const ceC = tf.tensor2d(targets.ceCoefficients, [N, V]);
-    const klC = tf.tensor2d(targets.klCoefficients, [N, V]);
-    const coefficients = tf.add(tf.mul(ceC, weights.ce), tf.mul(klC, weights.kl)); // [N, V]
-    const rowMass = tf.sum(coefficients, -1, true); // [N, 1]
-    const softCrossEntropy = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-      const logProbs = tf.logSoftmax(x); // [N, V]
-      // The parts, for reporting only (kept: they outlive this scope; no gradient flows through them).
-      ce = tf.keep(tf.neg(tf.sum(tf.mul(logProbs, ceC)))) as tf.Scalar;
-      kl = tf.keep(tf.add(tf.neg(tf.sum(tf.mul(logProbs, klC))), targets.klEntropyTerm)) as tf.Scalar;
-      save([logProbs, coefficients, rowMass]);
-      return {
-        value: tf.neg(tf.sum(tf.mul(logProbs, coefficients))),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [savedLogProbs, savedCoefficients, savedRowMass] = saved;
-          return tf.mul(tf.sub(tf.mul(tf.exp(savedLogProbs), savedRowMass), savedCoefficients), dy); // [N, V]
-        },
-      };
-    });
-    let objective = tf.add(softCrossEntropy(flat), weights.kl * targets.klEntropyTerm) as tf.Scalar;
+    const sums = softCrossEntropySums(flat, targets.coefficients, options); // [2]: ce, kl − Σ p log p
+    const [ceSum, klSum] = tf.unstack(sums) as tf.Scalar[];
+    // The parts, for reporting (kept: they outlive this scope).
+    ce = tf.keep(tf.clone(ceSum)) as tf.Scalar;
+    kl = tf.keep(tf.add(klSum, targets.klEntropyTerm)) as tf.Scalar;
+    let objective = tf.add(tf.sum(tf.mul(sums, tf.tensor1d([weights.ce, weights.kl]))), weights.kl * targets.klEntropyTerm) as tf.Scalar;
     if (weights.tv > 0) objective = tf.add(objective, tf.mul(totalVariation(flat, targets), weights.tv)) as tf.Scalar;
     return objective;
   });

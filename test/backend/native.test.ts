@@ -1,5 +1,5 @@
 /**
- * fireopt's native sgemm (native/gemm.cc) against the stock cpu kernel's numbers, through both
+ * fireopt's native sgemm (native/kernels.cc) against the stock cpu kernel's numbers, through both
  * backends that use it, and the build script's never-fail contract. The addon is built by
  * `npm ci` (postinstall); where it could not be built these tests say so and skip.
  */
@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { stockKernel } from '../../src/backend/kernels.js';
 import { nativeAddonPath, nativeKernels, nativeWorthIt } from '../../src/backend/native.js';
+import { crossEntropyLoss, softCrossEntropySums, type SparseCoefficients } from '../../src/model/loss.js';
 import { SeededRandom } from '../../src/model/random.js';
 import { maxAbs, maxAbsDiff } from '../model/helpers.js';
 
@@ -122,6 +123,80 @@ describe.skipIf(!native.kernels)(`native sgemm (${native.description})`, () => {
     });
     expect(maxAbsDiff(gqWasm, gqRef)).toBeLessThan(1e-5);
     expect(maxAbsDiff(gkWasm, gkRef)).toBeLessThan(1e-5);
+  });
+});
+
+describe.skipIf(!native.kernels)('fused soft-target cross-entropy', () => {
+  // 300 positions over a 1,000-word vocabulary; per row 0–4 entries, a repeated column, and two
+  // coefficient sets (as the train objective's ce and kl).
+  const [N, V] = [300, 1000];
+  const logits = Float32Array.from(randomValues(N * V), (x) => 4 * x);
+  const rowPtr = new Int32Array(N + 1);
+  const cols: number[] = [];
+  const coefs: number[] = [];
+  for (let n = 0; n < N; n++) {
+    for (let j = 0; j < n % 5; j++) {
+      cols.push(j === 3 ? cols[cols.length - 1] : (n * 37 + j * 101) % V);
+      coefs.push(j === 0 ? 1 / N : 0, j === 0 ? 0 : 0.3 / N);
+    }
+    rowPtr[n + 1] = cols.length;
+  }
+  const coefficients: SparseCoefficients = { rowPtr, cols: Int32Array.from(cols), coefs: Float32Array.from(coefs), sets: 2 };
+
+  async function sumsAndGradient(fused: boolean): Promise<{ sums: Float32Array; grad: Float32Array }> {
+    const initial = tf.tensor2d(logits, [N, V]);
+    const variable = tf.variable(initial);
+    const x = variable as unknown as tf.Tensor2D;
+    // A weighted total of the two sets, so that the gradient mixes both.
+    const result = tf.variableGrads(() => tf.sum(tf.mul(softCrossEntropySums(x, coefficients, { fused }), tf.tensor1d([0.7, 1.9]))) as tf.Scalar, [variable]);
+    const sums = tf.tidy(() => softCrossEntropySums(x, coefficients, { fused }));
+    const out = { sums: (await sums.data()) as Float32Array, grad: (await result.grads[variable.name].data()) as Float32Array };
+    tf.dispose([initial, variable, sums, result.value, ...Object.values(result.grads)]);
+    return out;
+  }
+
+  for (const backend of ['wasm', 'cpu'] as const) {
+    it(`${backend}: equals the logSoftmax path in value and gradient, with no tensor left behind`, async () => {
+      await initBackend(backend);
+      const before = tf.memory().numTensors;
+      const dense = await sumsAndGradient(false);
+      const fused = await sumsAndGradient(true);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(dense.sums[0]).toBeGreaterThan(1); // mean cross-entropy of random logits: several nats
+      expect(maxAbsDiff(fused.sums, dense.sums)).toBeLessThan(1e-5 * Math.max(...dense.sums));
+      expect(maxAbs(dense.grad)).toBeGreaterThan(1e-3);
+      expect(maxAbsDiff(fused.grad, dense.grad)).toBeLessThan(1e-7);
+    });
+
+    it(`${backend}: crossEntropyLoss with masked positions equals the one-hot path`, async () => {
+      await initBackend(backend);
+      const [B, T, Vs] = [3, 50, 700];
+      const values = randomValues(B * T * Vs);
+      const targets = Int32Array.from({ length: B * T }, (_, i) => (i % 7 === 0 ? -1 : (i * 13) % Vs)); // -1: padding
+      const mask = Float32Array.from(targets, (t, i) => (t < 0 || i % 5 === 0 ? 0 : 1));
+      const run = async (fused: boolean) => {
+        const x = tf.variable(tf.tensor3d(values, [B, T, Vs]));
+        const { value, grads } = tf.variableGrads(() => crossEntropyLoss(x as unknown as tf.Tensor3D, tf.tensor2d(targets, [B, T], 'int32'), tf.tensor2d(mask, [B, T]), { fused }), [x]);
+        const out = { loss: (await value.data())[0], grad: (await grads[x.name].data()) as Float32Array };
+        tf.dispose([x, value, ...Object.values(grads)]);
+        return out;
+      };
+      const dense = await run(false);
+      const fused = await run(true);
+      expect(dense.loss).toBeGreaterThan(1);
+      expect(Math.abs(fused.loss - dense.loss)).toBeLessThan(1e-5 * dense.loss);
+      expect(maxAbsDiff(fused.grad, dense.grad)).toBeLessThan(1e-7);
+    });
+  }
+
+  it('checks indices instead of reading outside the logits', () => {
+    const kernels = native.kernels!;
+    const x = new Float32Array(20);
+    const lse = new Float32Array(2);
+    const partial = new Float32Array(2);
+    expect(() => kernels.softXentForward(x, 2, 10, Int32Array.from([0, 1, 2]), Int32Array.from([3, 10]), new Float32Array(2), 1, lse, partial)).toThrow(/outside the vocabulary/);
+    expect(() => kernels.softXentForward(x, 2, 10, Int32Array.from([0, 2, 1]), Int32Array.from([3, 4]), new Float32Array(2), 1, lse, partial)).toThrow(/must not decrease|does not match/);
+    expect(() => kernels.softXentForward(x, 3, 10, Int32Array.from([0, 1, 2, 2]), Int32Array.from([3, 4]), new Float32Array(2), 1, lse, partial)).toThrow(/shorter than its shape|lse and partial/);
   });
 });
 

@@ -1,12 +1,14 @@
-// fireopt's optional native kernels for TensorFlow.js on CPU: a blocked, multi-threaded
-// single-precision matrix product (C[i] = op(A[i]) · op(B[i]), op = identity or transpose) that
-// reads and writes the caller's Float32Arrays in place — for the wasm backend those are views of
-// the wasm heap, so nothing is copied in or out.
+// fireopt's optional native kernels for TensorFlow.js on CPU, reading and writing the caller's
+// Float32Arrays in place (for the wasm backend those are views of the wasm heap: nothing is copied):
+// - a blocked, multi-threaded single-precision matrix product C[i] = op(A[i]) · op(B[i]),
+//   op = identity or transpose;
+// - the training loss over the vocabulary, fused: soft-target cross-entropy −Σ c·log softmax(x)
+//   with sparse coefficients c, and its gradient, in one or two passes over the logits.
 //
 // Built at install time for the machine it runs on (`-march=native`, see scripts/build-native.mjs);
 // never required: without it fireopt uses the wasm backend's own kernels.
 //
-// Layout follows the usual GotoBLAS scheme: C is computed in NC-column × KC-deep blocks; a block of
+// The product's layout follows the usual GotoBLAS scheme: C is computed in NC-column × KC-deep blocks; a block of
 // B is packed into NR-wide panels, a block of A into MR-tall panels, and a register-tiled
 // micro-kernel computes one MR × NR tile of C from one panel of each. Work is split between threads
 // by batch item, then by rows of C, then by columns.
@@ -18,6 +20,7 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -349,6 +352,140 @@ void batchGemm(const float* a, const float* b, float* c, int64_t batchA, int64_t
   }
 }
 
+
+// --- Soft-target cross-entropy over the vocabulary -------------------------------------------
+//
+// Logits x: [N, V]. Coefficients: sparse rows in CSR form (rowPtr [N + 1], cols [nnz]) with S
+// coefficient sets per entry (coefs [nnz, S]; e.g. S = 2 for the cross-entropy on the target's token
+// and the KL to its top-k). With q = softmax(x) and lse_n = log Σ_v exp(x[n, v]):
+//   forward:  partial[n, s] = Σ_j coefs[j, s] · (lse_n − x[n, cols[j]])   (= −Σ_v c_s[n, v] · log q[n, v])
+//   backward: grad[n, v] = (Σ_s w_s · Σ_j coefs[j, s]) · q[n, v] − Σ_s w_s · c_s[n, v]
+// where w_s is the upstream gradient of set s's sum.
+
+typedef int32_t IVec __attribute__((vector_size(W * 4)));
+
+// e^x for every lane, |relative error| < 2e-7 over the range that matters for softmax (inputs
+// below −87 give ~1e-38 instead of a smaller subnormal). Cody–Waite reduction x = k·ln2 + r,
+// |r| ≤ ln2/2, then a degree-6 polynomial for e^r and 2^k put into the exponent.
+inline Vec vexp(Vec x) {
+  const Vec hi = splat(88.37626f), lo = splat(-87.33654f);
+  x = x > hi ? hi : x;
+  x = x < lo ? lo : x;
+  const Vec magic = splat(12582912.f);  // 1.5 · 2^23: adding it rounds to an integer
+  const Vec k = (x * splat(1.44269504088896341f) + magic) - magic;
+  Vec r = x - k * splat(0.693359375f);
+  r = r - k * splat(-2.12194440e-4f);
+  Vec p = splat(1.9875691500e-4f);
+  p = p * r + splat(1.3981999507e-3f);
+  p = p * r + splat(8.3334519073e-3f);
+  p = p * r + splat(4.1665795894e-2f);
+  p = p * r + splat(1.6666665459e-1f);
+  p = p * r + splat(5.0000001201e-1f);
+  p = p * r * r + r + splat(1.f);
+  const IVec exponent = (__builtin_convertvector(k, IVec) + 127) << 23;
+  return p * reinterpret_cast<Vec>(exponent);
+}
+
+inline float hmax(Vec v) {
+  float m = v[0];
+  for (int l = 1; l < W; l++) m = std::max(m, v[l]);
+  return m;
+}
+inline float hsum(Vec v) {
+  float s = 0.f;
+  for (int l = 0; l < W; l++) s += v[l];
+  return s;
+}
+inline Vec loadu(const float* p) { return *reinterpret_cast<const UVec*>(p); }
+inline void storeu(float* p, Vec v) { *reinterpret_cast<UVec*>(p) = v; }
+
+// log Σ exp over one row, in two passes (max, then Σ exp(x − max)).
+float logSumExp(const float* x, int64_t V) {
+  Vec m = splat(-INFINITY);
+  int64_t v = 0;
+  for (; v + W <= V; v += W) {
+    const Vec xv = loadu(x + v);
+    m = xv > m ? xv : m;
+  }
+  float mx = hmax(m);
+  for (; v < V; v++) mx = std::max(mx, x[v]);
+  if (!std::isfinite(mx)) return mx;  // a row of −inf stays −inf; inf or NaN propagates
+  const Vec mv = splat(mx);
+  Vec sum = Vec{};
+  v = 0;
+  for (; v + W <= V; v += W) sum += vexp(loadu(x + v) - mv);
+  float total = hsum(sum);
+  for (; v < V; v++) total += std::exp(x[v] - mx);
+  return mx + std::log(total);
+}
+
+struct SoftXent {
+  const float* logits;
+  int64_t N, V;
+  const int32_t* rowPtr;
+  const int32_t* cols;
+  const float* coefs;
+  int64_t S;
+};
+
+// Rows split into about 4 × threads parts for the pool.
+void forRows(int64_t N, int64_t V, const std::function<void(int64_t, int64_t)>& body) {
+  const int threads = pool ? pool->size() : 1;
+  const int64_t parts = (threads == 1 || N * V < (1 << 16)) ? 1 : std::min<int64_t>(N, 4 * threads);
+  const int64_t step = (N + parts - 1) / std::max<int64_t>(parts, 1);
+  auto job = [&](int t) {
+    const int64_t r0 = t * step;
+    body(r0, std::min(N, r0 + step));
+  };
+  std::unique_lock<std::mutex> inUse(poolInUse, std::defer_lock);
+  if (parts > 1 && pool && inUse.try_lock()) {
+    pool->run(static_cast<int>(parts), job);
+  } else {
+    for (int t = 0; t < parts; t++) job(t);
+  }
+}
+
+void softXentForward(const SoftXent& in, float* lse, float* partial) {
+  forRows(in.N, in.V, [&](int64_t r0, int64_t r1) {
+    for (int64_t n = r0; n < r1; n++) {
+      const float* x = in.logits + n * in.V;
+      const float l = logSumExp(x, in.V);
+      lse[n] = l;
+      float* out = partial + n * in.S;
+      for (int64_t s = 0; s < in.S; s++) out[s] = 0.f;
+      for (int32_t j = in.rowPtr[n]; j < in.rowPtr[n + 1]; j++) {
+        const float logq = x[in.cols[j]] - l;
+        for (int64_t s = 0; s < in.S; s++) {
+          const float c = in.coefs[static_cast<int64_t>(j) * in.S + s];
+          if (c != 0.f) out[s] -= c * logq;
+        }
+      }
+    }
+  });
+}
+
+void softXentBackward(const SoftXent& in, const float* lse, const float* setWeights, float* grad) {
+  forRows(in.N, in.V, [&](int64_t r0, int64_t r1) {
+    for (int64_t n = r0; n < r1; n++) {
+      const float* x = in.logits + n * in.V;
+      float* g = grad + n * in.V;
+      float mass = 0.f;
+      for (int32_t j = in.rowPtr[n]; j < in.rowPtr[n + 1]; j++)
+        for (int64_t s = 0; s < in.S; s++) mass += setWeights[s] * in.coefs[static_cast<int64_t>(j) * in.S + s];
+      if (mass == 0.f) {
+        std::fill(g, g + in.V, 0.f);
+      } else {
+        const Vec l = splat(lse[n]), scale = splat(mass);
+        int64_t v = 0;
+        for (; v + W <= in.V; v += W) storeu(g + v, scale * vexp(loadu(x + v) - l));
+        for (; v < in.V; v++) g[v] = mass * std::exp(x[v] - lse[n]);
+      }
+      for (int32_t j = in.rowPtr[n]; j < in.rowPtr[n + 1]; j++)
+        for (int64_t s = 0; s < in.S; s++) g[in.cols[j]] -= setWeights[s] * in.coefs[static_cast<int64_t>(j) * in.S + s];
+    }
+  });
+}
+
 // --- Node-API glue ---------------------------------------------------------------------------
 
 bool throwIf(napi_env env, bool failed, const char* message) {
@@ -404,6 +541,89 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+bool int32Array(napi_env env, napi_value value, int32_t** data, size_t* length) {
+  bool isTyped = false;
+  if (napi_is_typedarray(env, value, &isTyped) != napi_ok || !isTyped) return false;
+  napi_typedarray_type type;
+  void* raw = nullptr;
+  napi_value buffer;
+  size_t offset = 0;
+  if (napi_get_typedarray_info(env, value, &type, length, &raw, &buffer, &offset) != napi_ok) return false;
+  if (type != napi_int32_array) return false;
+  *data = static_cast<int32_t*>(raw);
+  return true;
+}
+
+// Reads (logits, N, V, rowPtr, cols, coefs, S) from argv[0..6] and checks every index against
+// the shapes, so that a bad call throws instead of reading or writing out of bounds.
+bool readSoftXent(napi_env env, napi_value* argv, SoftXent* in) {
+  float* logits;
+  float* coefs;
+  int32_t* rowPtr;
+  int32_t* cols;
+  size_t logitsLength, rowPtrLength, colsLength, coefsLength;
+  int64_t N, V, S;
+  if (throwIf(env, !float32Array(env, argv[0], &logits, &logitsLength) || !int32Array(env, argv[3], &rowPtr, &rowPtrLength) ||
+                       !int32Array(env, argv[4], &cols, &colsLength) || !float32Array(env, argv[5], &coefs, &coefsLength),
+              "softXent: logits and coefs must be Float32Arrays, rowPtr and cols Int32Arrays"))
+    return false;
+  if (throwIf(env, napi_get_value_int64(env, argv[1], &N) != napi_ok || napi_get_value_int64(env, argv[2], &V) != napi_ok ||
+                       napi_get_value_int64(env, argv[6], &S) != napi_ok || N < 0 || V < 1 || S < 1,
+              "softXent: N, V and S must be positive integers"))
+    return false;
+  if (throwIf(env, static_cast<int64_t>(logitsLength) < N * V || static_cast<int64_t>(rowPtrLength) < N + 1, "softXent: an array is shorter than its shape"))
+    return false;
+  const int64_t nnz = rowPtr[N];
+  if (throwIf(env, rowPtr[0] != 0 || nnz < 0 || static_cast<int64_t>(colsLength) < nnz || static_cast<int64_t>(coefsLength) < nnz * S,
+              "softXent: rowPtr does not match cols and coefs"))
+    return false;
+  for (int64_t n = 0; n < N; n++) {
+    if (throwIf(env, rowPtr[n + 1] < rowPtr[n], "softXent: rowPtr must not decrease")) return false;
+  }
+  for (int64_t j = 0; j < nnz; j++) {
+    if (throwIf(env, cols[j] < 0 || cols[j] >= V, "softXent: a column index is outside the vocabulary")) return false;
+  }
+  *in = SoftXent{logits, N, V, rowPtr, cols, coefs, S};
+  return true;
+}
+
+// softXentForward(logits, N, V, rowPtr, cols, coefs, S, lse [N], partial [N·S])
+napi_value SoftXentForward(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 9, "softXentForward: expected 9 arguments")) return nullptr;
+  SoftXent in;
+  if (!readSoftXent(env, argv, &in)) return nullptr;
+  float *lse, *partial;
+  size_t lseLength, partialLength;
+  if (throwIf(env, !float32Array(env, argv[7], &lse, &lseLength) || !float32Array(env, argv[8], &partial, &partialLength) ||
+                       static_cast<int64_t>(lseLength) < in.N || static_cast<int64_t>(partialLength) < in.N * in.S,
+              "softXentForward: lse and partial must be Float32Arrays of N and N·S"))
+    return nullptr;
+  softXentForward(in, lse, partial);
+  return nullptr;
+}
+
+// softXentBackward(logits, N, V, rowPtr, cols, coefs, S, lse [N], setWeights [S], grad [N·V])
+napi_value SoftXentBackward(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 10, "softXentBackward: expected 10 arguments")) return nullptr;
+  SoftXent in;
+  if (!readSoftXent(env, argv, &in)) return nullptr;
+  float *lse, *setWeights, *grad;
+  size_t lseLength, weightsLength, gradLength;
+  if (throwIf(env, !float32Array(env, argv[7], &lse, &lseLength) || !float32Array(env, argv[8], &setWeights, &weightsLength) ||
+                       !float32Array(env, argv[9], &grad, &gradLength) || static_cast<int64_t>(lseLength) < in.N ||
+                       static_cast<int64_t>(weightsLength) < in.S || static_cast<int64_t>(gradLength) < in.N * in.V,
+              "softXentBackward: lse, setWeights and grad must be Float32Arrays of N, S and N·V"))
+    return nullptr;
+  softXentBackward(in, lse, setWeights, grad);
+  return nullptr;
+}
+
 // setThreads(n): the number of threads products use (1 = the calling thread only).
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -448,6 +668,8 @@ NAPI_MODULE_INIT() {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softXentForward", nullptr, SoftXentForward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"softXentBackward", nullptr, SoftXentBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
   return exports;
