@@ -6,8 +6,10 @@
  * square that the model computes), beside a native sgemm floor (numpy / OpenBLAS) measured in the
  * same run.
  *
- *   node bench/model-train.mjs [--backends wasm,cpu] [--vocabs 8192,32000] [--threads 1,2] [--steps 5] [--quick]
+ *   node bench/model-train.mjs [--backends wasm,cpu] [--vocabs 8192,32000] [--threads 1] [--native off,1,2] [--steps 5] [--quick]
  *
+ * --native: fireopt's native kernels (native/kernels.cc: sgemm and the fused loss) off, or on with
+ * that many threads; each backend runs once per setting (default off,1,2 when the addon is built).
  * --threads: XNNPACK thread counts to run the wasm backend with (2+ uses fireopt's opt-in
  * workaround for tfjs's Node thread limits; see src/backend/wasm-threads.ts).
  *
@@ -17,6 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../dist/backend/index.js';
+import { nativeKernels, setNativeEnabled } from '../dist/backend/native.js';
 import { crossEntropyLoss, LlamaModel, presetConfig, randomWeights, SeededRandom } from '../dist/model/index.js';
 
 const args = new Map();
@@ -32,7 +35,9 @@ const vocabs = (args.get('vocabs') ?? '8192,32000').split(',').map(Number);
 const steps = Number(args.get('steps') ?? (quick ? 2 : 5));
 const T = Number(args.get('seq') ?? 256);
 const preset = args.get('preset') ?? 'draft-small';
-const threadCounts = (args.get('threads') ?? '1,2').split(',').map(Number);
+const threadCounts = (args.get('threads') ?? '1').split(',').map(Number);
+const nativeBuilt = nativeKernels().kernels !== undefined;
+const nativeSettings = (args.get('native') ?? (nativeBuilt ? 'off,1,2' : 'off')).split(',').map((x) => (x === 'off' ? 0 : Number(x)));
 
 /** Forward-pass FLOPs of one [B, T] batch (matrix products). */
 function forwardFlops(config, B, T) {
@@ -118,10 +123,17 @@ function backendSgemm() {
 }
 
 const rows = [];
-const runs = backends.flatMap((backend) => (backend === 'wasm' ? threadCounts.map((threads) => ({ backend, threads })) : [{ backend, threads: 1 }]));
-for (const { backend, threads } of runs) {
+const runs = backends.flatMap((backend) =>
+  (backend === 'wasm' ? threadCounts : [1]).flatMap((threads) => nativeSettings.map((native) => ({ backend, threads, native }))),
+);
+for (const { backend, threads, native } of runs) {
+  setNativeEnabled(native > 0);
+  if (native > 0) {
+    if (!nativeBuilt) throw new Error('the native kernels are not built: npm run build:native');
+    nativeKernels().kernels.setThreads(native);
+  }
   const choice = await initBackend(backend, (line) => console.log(line), { wasmThreads: threads });
-  const label = choice.name === 'wasm' ? `wasm ×${choice.threads}` : choice.name;
+  const label = `${choice.name === 'wasm' ? `wasm ×${choice.threads}` : choice.name}${native > 0 ? ` + native ×${native}` : ''}`;
   const sgemm = backendSgemm();
   console.log(`${label} sgemm 1024³: ${sgemm.toFixed(1)} GFLOP/s`);
   for (const vocabSize of vocabs) {

@@ -3,7 +3,8 @@
 // - a blocked, multi-threaded single-precision matrix product C[i] = op(A[i]) · op(B[i]),
 //   op = identity or transpose;
 // - the training loss over the vocabulary, fused: soft-target cross-entropy −Σ c·log softmax(x)
-//   with sparse coefficients c, and its gradient, in one or two passes over the logits.
+//   with sparse coefficients c, and its gradient, in one or two passes over the logits;
+// - one AdamW update of a parameter and its moments in a single pass.
 //
 // Built at install time for the machine it runs on (`-march=native`, see scripts/build-native.mjs);
 // never required: without it fireopt uses the wasm backend's own kernels.
@@ -486,6 +487,28 @@ void softXentBackward(const SoftXent& in, const float* lse, const float* setWeig
   });
 }
 
+// --- AdamW ----------------------------------------------------------------------------------
+//
+// The same float32 operations in the same order as fireopt's AdamW written with tfjs ops
+// (src/train/optimizer.ts), so the results are bit-identical to it: contraction into fused
+// multiply-adds is off here.
+//   m' = m·β1 + g·(1 − β1);  v' = v·β2 + g²·(1 − β2)
+//   p' = p·(1 − decay) − ((m' / c1) / (sqrt(v' / c2) + ε)) · lr
+__attribute__((optimize("fp-contract=off"))) void adamW(const float* p, const float* m, const float* v, const float* g,
+                                                        float* pOut, float* mOut, float* vOut, int64_t n, float lr,
+                                                        float beta1, float oneMinusBeta1, float beta2, float oneMinusBeta2,
+                                                        float eps, float keep, bool decay, float c1, float c2) {
+  for (int64_t i = 0; i < n; i++) {
+    const float mi = m[i] * beta1 + g[i] * oneMinusBeta1;
+    const float vi = v[i] * beta2 + (g[i] * g[i]) * oneMinusBeta2;
+    const float update = (mi / c1) / (std::sqrt(vi / c2) + eps);
+    const float base = decay ? p[i] * keep : p[i];
+    mOut[i] = mi;
+    vOut[i] = vi;
+    pOut[i] = base - update * lr;
+  }
+}
+
 // --- Node-API glue ---------------------------------------------------------------------------
 
 bool throwIf(napi_env env, bool failed, const char* message) {
@@ -624,6 +647,29 @@ napi_value SoftXentBackward(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// adamW(p, m, v, g, pOut, mOut, vOut, [lr, beta1, 1 − beta1, beta2, 1 − beta2, eps, 1 − lr·decay, decay?, c1, c2])
+// (the constants as a Float32Array of 10, rounded to float32 as tfjs rounds scalars).
+napi_value AdamW(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 8, "adamW: expected 8 arguments")) return nullptr;
+  float* arrays[8];
+  size_t lengths[8];
+  for (int i = 0; i < 8; i++) {
+    if (throwIf(env, !float32Array(env, argv[i], &arrays[i], &lengths[i]), "adamW: arguments must be Float32Arrays")) return nullptr;
+  }
+  const size_t n = lengths[0];
+  for (int i = 1; i < 7; i++) {
+    if (throwIf(env, lengths[i] != n, "adamW: parameter, moments, gradient and outputs must have one length")) return nullptr;
+  }
+  if (throwIf(env, lengths[7] != 10, "adamW: expected 10 constants")) return nullptr;
+  const float* k = arrays[7];
+  adamW(arrays[0], arrays[1], arrays[2], arrays[3], arrays[4], arrays[5], arrays[6], static_cast<int64_t>(n), k[0], k[1], k[2], k[3], k[4],
+        k[5], k[6], k[7] != 0.f, k[8], k[9]);
+  return nullptr;
+}
+
 // setThreads(n): the number of threads products use (1 = the calling thread only).
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -670,6 +716,7 @@ NAPI_MODULE_INIT() {
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softXentForward", nullptr, SoftXentForward, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"softXentBackward", nullptr, SoftXentBackward, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"adamW", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
   return exports;

@@ -362,6 +362,45 @@ function softXentKernels(backendName: 'wasm' | 'cpu'): void {
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// AdamW in one pass (native only): FireoptAdamW  param, m, v, grad (float32, one shape) → param', m', v'
+// attrs: constants (10 numbers, see native/kernels.cc). Bit-identical to the same update in tfjs ops.
+
+export const ADAMW = 'FireoptAdamW';
+
+/** Whether the active backend has the fused AdamW kernel (the native addon is loaded and the backend is wasm or cpu). */
+export function fusedAdamWAvailable(): boolean {
+  const name = tf.getBackend();
+  return nativeKernels().kernels !== undefined && (name === 'wasm' || name === 'cpu') && tf.getKernel(ADAMW, name) !== undefined;
+}
+
+function adamWKernel(backendName: 'wasm' | 'cpu'): void {
+  replaceKernel(ADAMW, backendName, (args) => {
+    const native = nativeKernels().kernels;
+    if (!native) throw new Error(`${ADAMW}: the native kernels are not loaded`);
+    const { param, m, v, grad } = args.inputs as Record<string, TensorInfo>;
+    const constants = Float32Array.from((args.attrs as { constants: number[] }).constants);
+    for (const t of [param, m, v, grad]) {
+      if (t.dtype !== 'float32' || size(t.shape) !== size(param.shape)) throw new Error(`${ADAMW}: expected four float32 tensors of one shape`);
+    }
+    const n = size(param.shape);
+    if (backendName === 'cpu') {
+      const cpu = args.backend as CpuBackendView;
+      const values = (t: TensorInfo) => cpu.data.get(t.dataId).values as Float32Array;
+      const outs = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+      native.adamW(values(param), values(m), values(v), values(grad), outs[0], outs[1], outs[2], constants);
+      return outs.map((out) => cpu.makeTensorInfo(param.shape, 'float32', out)) as unknown as TensorInfo;
+    }
+    const wasm = args.backend as WasmBackendView;
+    const outs = [0, 1, 2].map(() => wasm.makeOutput(param.shape, 'float32'));
+    // Views after every allocation (an allocation may move the heap).
+    const heap = wasm.wasm.HEAPU8.buffer as ArrayBuffer;
+    const view = (t: TensorInfo) => new Float32Array(heap, wasm.dataIdMap.get(t.dataId).memoryOffset, n);
+    native.adamW(view(param), view(m), view(v), view(grad), view(outs[0]), view(outs[1]), view(outs[2]), constants);
+    return outs as unknown as TensorInfo;
+  });
+}
+
 /**
  * Make a failed wasm allocation throw a clear error. Past the 4 GiB heap cap the single-threaded
  * build traps inside malloc ("memory access out of bounds") and the threaded build returns 0,
@@ -407,7 +446,9 @@ export function registerWasmKernels(): void {
   replaceKernel(tf.UnsortedSegmentSum, 'wasm', wasmUnsortedSegmentSum);
   replaceKernel(tf.Identity, 'wasm', wasmIdentity);
   replaceKernel(tf.Cast, 'wasm', wasmCast);
-  if (nativeKernels().kernels) softXentKernels('wasm');
+  // Used only while the native kernels are loaded (fusedSoftXentAvailable, fusedAdamWAvailable).
+  softXentKernels('wasm');
+  adamWKernel('wasm');
   wasmKernelsRegistered = true;
 }
 
@@ -416,6 +457,7 @@ export function registerCpuKernels(): void {
   if (cpuKernelsRegistered) return;
   replaceKernel(tf.UnsortedSegmentSum, 'cpu', cpuUnsortedSegmentSum);
   replaceKernel(tf.BatchMatMul, 'cpu', cpuBatchMatMul);
-  if (nativeKernels().kernels) softXentKernels('cpu');
+  softXentKernels('cpu');
+  adamWKernel('cpu');
   cpuKernelsRegistered = true;
 }

@@ -19,6 +19,8 @@ export interface NativeKernels {
   softXentForward(logits: Float32Array, N: number, V: number, rowPtr: Int32Array, cols: Int32Array, coefs: Float32Array, S: number, lse: Float32Array, partial: Float32Array): void;
   /** grad[n, v] = (Σ_s setWeights[s] · Σ_j coefs[j, s]) · softmax[n, v] − Σ_s setWeights[s] · c_s[n, v]. */
   softXentBackward(logits: Float32Array, N: number, V: number, rowPtr: Int32Array, cols: Int32Array, coefs: Float32Array, S: number, lse: Float32Array, setWeights: Float32Array, grad: Float32Array): void;
+  /** One AdamW step; constants = [lr, β1, 1 − β1, β2, 1 − β2, ε, 1 − lr·decay, decay ? 1 : 0, c1, c2]. */
+  adamW(param: Float32Array, m: Float32Array, v: Float32Array, grad: Float32Array, paramOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: Float32Array): void;
   setThreads(threads: number): void;
   info(): { isa: string; threads: number; mr: number; nr: number };
 }
@@ -33,9 +35,19 @@ export interface NativeStatus {
 export const nativeAddonPath = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'native', 'build', 'fireopt_native.node');
 
 let status: NativeStatus | undefined;
+let disabled = false;
+
+/**
+ * Turn the native kernels off (or back on) for this process from now on, e.g. to measure the
+ * backends' own kernels beside them in one run. FIREOPT_NATIVE=0 does the same from the start.
+ */
+export function setNativeEnabled(enabled: boolean): void {
+  disabled = !enabled;
+}
 
 /** The native kernels when built and enabled, loaded once per process (per thread). */
 export function nativeKernels(): NativeStatus {
+  if (disabled) return { description: 'native sgemm off' };
   if (status) return status;
   if (process.env.FIREOPT_NATIVE === '0') return (status = { description: 'native sgemm off (FIREOPT_NATIVE=0)' });
   if (!existsSync(nativeAddonPath)) return (status = { description: 'native sgemm not built (npm run build:native)' });

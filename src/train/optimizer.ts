@@ -4,6 +4,7 @@
  * decoupled weight decay, and its optimiser state is not addressable per variable name.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ADAMW, fusedAdamWAvailable } from '../backend/kernels.js';
 
 export interface ScheduleOptions {
   peakLr: number;
@@ -41,7 +42,11 @@ export interface AdamWState {
 export class AdamW {
   readonly state: AdamWState;
 
-  constructor(private readonly params: Map<string, tf.Variable>, private readonly options: AdamWOptions) {
+  /**
+   * @param fused use the one-pass native update (default: when the backend has it; the numbers are
+   * the same either way).
+   */
+  constructor(private readonly params: Map<string, tf.Variable>, private readonly options: AdamWOptions, private readonly fused?: boolean) {
     const zeros = (p: tf.Variable) => tf.variable(tf.zerosLike(p), false);
     this.state = {
       step: 0,
@@ -62,12 +67,24 @@ export class AdamW {
       if (!grad) continue;
       const m = this.state.m.get(name) as tf.Variable;
       const v = this.state.v.get(name) as tf.Variable;
+      const decay = param.rank >= 2 && weightDecay > 0;
+      if (this.fused ?? fusedAdamWAvailable()) {
+        tf.tidy(() => {
+          // One pass in native code, bit-identical to the ops below (native/kernels.cc).
+          const constants = [lr, beta1, 1 - beta1, beta2, 1 - beta2, eps, 1 - lr * weightDecay, decay ? 1 : 0, correction1, correction2];
+          const [pNext, mNext, vNext] = tf.engine().runKernel(ADAMW, { param, m, v, grad } as unknown as tf.NamedTensorMap, { constants } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          m.assign(mNext);
+          v.assign(vNext);
+          param.assign(pNext);
+        });
+        continue;
+      }
       tf.tidy(() => {
         const mNext = tf.add(tf.mul(m, beta1), tf.mul(grad, 1 - beta1));
         const vNext = tf.add(tf.mul(v, beta2), tf.mul(tf.square(grad), 1 - beta2));
         const update = tf.div(tf.div(mNext, correction1), tf.add(tf.sqrt(tf.div(vNext, correction2)), eps));
         // Decoupled weight decay on matrices only (norm gains stay at their scale).
-        const decayed = param.rank >= 2 && weightDecay > 0 ? tf.mul(param, 1 - lr * weightDecay) : param;
+        const decayed = decay ? tf.mul(param, 1 - lr * weightDecay) : param;
         m.assign(mNext);
         v.assign(vNext);
         param.assign(tf.sub(decayed, tf.mul(update, lr)));

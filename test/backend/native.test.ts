@@ -13,6 +13,7 @@ import { stockKernel } from '../../src/backend/kernels.js';
 import { nativeAddonPath, nativeKernels, nativeWorthIt } from '../../src/backend/native.js';
 import { crossEntropyLoss, softCrossEntropySums, type SparseCoefficients } from '../../src/model/loss.js';
 import { SeededRandom } from '../../src/model/random.js';
+import { AdamW } from '../../src/train/optimizer.js';
 import { maxAbs, maxAbsDiff } from '../model/helpers.js';
 
 const native = nativeKernels();
@@ -198,6 +199,39 @@ describe.skipIf(!native.kernels)('fused soft-target cross-entropy', () => {
     expect(() => kernels.softXentForward(x, 2, 10, Int32Array.from([0, 2, 1]), Int32Array.from([3, 4]), new Float32Array(2), 1, lse, partial)).toThrow(/must not decrease|does not match/);
     expect(() => kernels.softXentForward(x, 3, 10, Int32Array.from([0, 1, 2, 2]), Int32Array.from([3, 4]), new Float32Array(2), 1, lse, partial)).toThrow(/shorter than its shape|lse and partial/);
   });
+});
+
+describe.skipIf(!native.kernels)('fused AdamW', () => {
+  for (const backend of ['wasm', 'cpu'] as const) {
+    it(`${backend}: five steps are bit-identical to the update in tfjs ops, moments included`, async () => {
+      await initBackend(backend);
+      const shapes: Record<string, number[]> = { w: [64, 48], gain: [48] }; // decay on the matrix only
+      const initial = Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, randomValues(shape.reduce((a, b) => a * b))]));
+      const gradients = Array.from({ length: 5 }, () => Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, randomValues(shape.reduce((a, b) => a * b))])));
+      const run = async (fused: boolean) => {
+        const params = new Map(Object.entries(shapes).map(([name, shape]) => [name, tf.variable(tf.tensor(initial[name], shape), true, `${name}-${fused}-${backend}`)]));
+        const optimizer = new AdamW(params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, fused);
+        const before = tf.memory().numTensors;
+        for (const [step, grads] of gradients.entries()) {
+          const byName = new Map(Object.entries(grads).map(([name, values]) => [name, tf.tensor(values, shapes[name])]));
+          optimizer.apply(byName, 1e-2 * (step + 1));
+          tf.dispose([...byName.values()]);
+        }
+        expect(tf.memory().numTensors).toBe(before);
+        const read = async (t: tf.Tensor) => Buffer.from(((await t.data()) as Float32Array).buffer);
+        const out = [] as Buffer[];
+        for (const name of Object.keys(shapes)) out.push(await read(params.get(name)!), await read(optimizer.state.m.get(name)!), await read(optimizer.state.v.get(name)!));
+        optimizer.dispose();
+        tf.dispose([...params.values()]);
+        return out;
+      };
+      const plain = await run(false);
+      const fused = await run(true);
+      expect(fused.map((b) => b.equals(plain[fused.indexOf(b)]))).toEqual(plain.map(() => true));
+      // And the update moved the parameters.
+      expect(plain[0].equals(Buffer.from(initial.w.buffer))).toBe(false);
+    });
+  }
 });
 
 describe('scripts/build-native.mjs', () => {
