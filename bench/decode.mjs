@@ -58,15 +58,15 @@ function models() {
   return list;
 }
 
-function decodeTfjs(weights) {
+async function decodeTfjs(weights) {
   const model = LlamaModel.fromWeights(weights, { trainable: false });
   const V = weights.config.vocabSize;
-  const run = () => {
+  const run = async () => {
     const session = new DecodeSession(model);
     const tokens = [];
     const margins = []; // top-1 minus top-2 logit at each step: a near tie can flip between engines
     try {
-      let logits = session.feed([BOS]);
+      let logits = await session.feed([BOS]);
       const start = performance.now();
       for (let i = 0; i < newTokens; i++) {
         const next = argmax(logits, 0, V);
@@ -74,15 +74,15 @@ function decodeTfjs(weights) {
         let second = -Infinity;
         for (let j = 0; j < V; j++) if (j !== next && logits[j] > second) second = logits[j];
         margins.push(logits[next] - second);
-        logits = session.feed([next]);
+        logits = await session.feed([next]);
       }
       return { tokens, margins, seconds: (performance.now() - start) / 1000 };
     } finally {
       session.dispose();
     }
   };
-  run(); // warm-up (XNNPACK packs the weights once)
-  const runs = [run(), run(), run()].sort((a, b) => a.seconds - b.seconds);
+  await run(); // warm-up (XNNPACK packs the weights once)
+  const runs = [await run(), await run(), await run()].sort((a, b) => a.seconds - b.seconds);
   model.dispose();
   const best = runs[1]; // median of three
   return { tokens: best.tokens, margins: best.margins, tokensPerSec: newTokens / best.seconds };
@@ -130,7 +130,7 @@ const directory = mkdtempSync(join(tmpdir(), 'fireopt-decode-'));
 const rows = [];
 try {
   for (const { name, weights, vocabulary } of models()) {
-    const ours = decodeTfjs(weights);
+    const ours = await decodeTfjs(weights);
     let theirs;
     if (llama) {
       const path = join(directory, `${name.replace(/\W+/g, '-')}.gguf`);

@@ -149,7 +149,8 @@ try {
       // The model core's own greedy loop, on the model the engine loaded (same backend, same weights).
       const model = engine.model;
       const started = performance.now();
-      const completions = promptIds.map((ids) => generate(model, ids, { maxNewTokens: maxTokens, temperature: 0, stopIds: [eos] }).tokens);
+      const completions = [];
+      for (const ids of promptIds) completions.push((await generate(model, ids, { maxNewTokens: maxTokens, temperature: 0, stopIds: [eos] })).tokens);
       const rawTokensPerSec = completions.reduce((n, c) => n + c.length, 0) / ((performance.now() - started) / 1000);
       const plain = await distillRun(engine, 0);
       const withLogprobs = await distillRun(await createTargetEngine(tfjsConfig), 8);

@@ -22,15 +22,15 @@ const rows = outputs.slice(0, Number(values.rows)).map((o) => ({
 const vocab = Number(values.vocab);
 const model = LlamaModel.fromWeights(randomWeights(presetConfig(values.preset, vocab, 512), { seed: 1 }), { trainable: false });
 const draft = new DraftModel(model);
-const run = () => {
+const run = async () => {
   const started = performance.now();
-  const scored = teacherForcedDraft(draft, rows, { tokensPerBatch: Number(values.batch) });
+  const scored = await teacherForcedDraft(draft, rows, { tokensPerBatch: Number(values.batch) });
   const counts = Array.from({ length: 8 }, (_, i) => emptyCounts(i + 1));
   rows.forEach((row, i) => counts.forEach((c, k) => simulateGreedy(matchesFromTeacherForcing(row.completionIds, scored[i].predicted), k + 1, c)));
   return (performance.now() - started) / 1000;
 };
-run(); // warm-up
-const seconds = run();
+await run(); // warm-up
+const seconds = await run();
 const tokens = rows.reduce((n, r) => n + r.completionIds.length, 0);
 const promptTokens = rows.reduce((n, r) => n + r.promptIds.length, 0);
 console.log(JSON.stringify({ backend: backend.name, preset: values.preset, vocab, rows: rows.length, completion_tokens: tokens, prompt_tokens: promptTokens, seconds: Number(seconds.toFixed(2)), heldout_tokens_per_min: Math.round((tokens / seconds) * 60) }));

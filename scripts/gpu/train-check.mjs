@@ -241,7 +241,7 @@ const trajectoryTolerance = Math.max(1e-3, 100 * reference.cpu_vs_wasm.trajector
 
 const result = { mode, node: process.version, tfjs: tf.version_core, adapter: null, auto_choice: null, backend: null, correctness: null, throughput: [], wasm_reference: reference.wasm_throughput, reference_machine: reference.machine };
 const autoLines = [];
-const choice = await initBackend('auto', (line) => autoLines.push(line), { syncReads: false });
+const choice = await initBackend('auto', (line) => autoLines.push(line));
 result.auto_choice = autoLines.join(' ');
 log(`auto (asynchronous reads): ${result.auto_choice}`);
 if (choice.name === 'webgpu') {

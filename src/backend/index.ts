@@ -2,8 +2,8 @@
  * The one place that chooses a TensorFlow.js backend.
  *
  * `auto` prefers @tensorflow/tfjs-node-gpu (CUDA, when installed and a GPU is visible), then
- * @tensorflow/tfjs-node, then WebGPU (Dawn over Vulkan, when an adapter is found and the caller
- * reads tensors asynchronously; see webgpu.ts), then @tensorflow/tfjs-backend-wasm (XNNPACK + SIMD),
+ * @tensorflow/tfjs-node, then WebGPU (Dawn over Vulkan, when an adapter is found; see webgpu.ts),
+ * then @tensorflow/tfjs-backend-wasm (XNNPACK + SIMD),
  * then the pure-JS `cpu` backend. The native packages are optional peer dependencies and the WebGPU
  * ones optional dependencies: they are imported dynamically, and their absence (or a failure to load
  * their native library, or no adapter) only moves `auto` down the list.
@@ -43,13 +43,6 @@ export interface BackendOptions {
    * workaround for Node (see wasm-threads.ts); if that fails, wasm runs one thread and says so.
    */
   wasmThreads?: number;
-  /**
-   * The caller reads tensors with dataSync()/arraySync() (default true). WebGPU under Node can only
-   * read asynchronously (`await t.data()`), so `auto` passes over an adapter it finds unless this is
-   * false. An explicit 'webgpu' request is honoured either way (a synchronous read then raises
-   * E_WEBGPU_SYNC_READ).
-   */
-  syncReads?: boolean;
   /** How `auto` looks for a WebGPU adapter (default: probeWebGpu, cached per process; tests replace it). */
   webgpuProbe?: () => Promise<WebGpuProbe>;
 }
@@ -134,15 +127,11 @@ function webGpuChoice(requested: BackendRequest, adapter: WebGpuAdapterInfo): Ba
 
 let cachedProbe: Promise<WebGpuProbe> | undefined;
 
-/** `auto`'s WebGPU step: used only with an adapter and a caller that reads asynchronously. */
+/** `auto`'s WebGPU step: used whenever an adapter is found (fireopt reads tensors only asynchronously). */
 async function tryWebGpu(requested: BackendRequest, skipped: string[], options: BackendOptions): Promise<BackendChoice | undefined> {
   const probe = options.webgpuProbe ? await options.webgpuProbe() : await (cachedProbe ??= probeWebGpu());
   if (!probe.found) {
     skipped.push(`webgpu: ${probe.reason}`);
-    return undefined;
-  }
-  if (options.syncReads !== false) {
-    skipped.push(`webgpu: adapter ${describeAdapter(probe.adapter)} found, but this command reads tensors synchronously, which WebGPU under Node cannot`);
     return undefined;
   }
   try {

@@ -9,9 +9,9 @@
  *   exists when it is imported, so Dawn's `GPU` object is installed there first.
  * - tfjs reads a GPU tensor back synchronously (`dataSync`, `arraySync`) through OffscreenCanvas,
  *   which Node does not have, and Dawn's Node bindings offer no blocking read. Only asynchronous
- *   reads (`await t.data()`) work. A synchronous read raises E_WEBGPU_SYNC_READ (instead of
- *   "OffscreenCanvas is not defined"), and `auto` passes over WebGPU for callers that read
- *   synchronously (see BackendOptions.syncReads).
+ *   reads (`await t.data()`) work, and every fireopt command reads that way. A synchronous read
+ *   (library code, or a regression) raises E_WEBGPU_SYNC_READ instead of "OffscreenCanvas is not
+ *   defined".
  * - Without a Vulkan loader or driver Dawn finds no adapter (and prints a warning of its own), so the
  *   loader is looked for first; the adapter itself is probed in a child process, which keeps a driver
  *   that crashes or hangs, and Dawn's background threads, out of this process.
@@ -178,7 +178,7 @@ export function guardSyncReads(backend: object): void {
       if (error instanceof ReferenceError && /OffscreenCanvas/.test(error.message)) {
         throw new RunError(
           'a synchronous read (dataSync/arraySync) of a GPU tensor is not possible on the webgpu backend under Node',
-          'this command reads tensors synchronously: use --backend wasm (or tensorflow); code written for webgpu reads with await tensor.data()',
+          'fireopt reads tensors asynchronously, so this is a bug to report; meanwhile use --backend wasm (or tensorflow). Code written for webgpu reads with await tensor.data()',
           'E_WEBGPU_SYNC_READ',
         );
       }

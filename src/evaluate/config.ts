@@ -59,7 +59,7 @@ export const evalSchema = z
     /** At most this many rows (0 = all): quick trials. */
     limit: z.number().int().min(0).default(0),
     /** tfjs backend for draft models. */
-    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    backend: z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
     /** Most tokens (batch × padded length) per teacher-forced draft pass. */
     tokens_per_batch: z.number().int().positive().default(2048),
     /** Rows read and scored per chunk (memory stays bounded by it). */

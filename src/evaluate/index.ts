@@ -180,12 +180,12 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     let tokens = 0;
     const conversations = new Set<string>();
     deps.progress({ kind: 'start', task: 'eval', unit: 'rows' });
-    const evaluateChunk = (chunk: TargetRow[]): void => {
-      candidates.forEach((candidate, c) => {
+    const evaluateChunk = async (chunk: TargetRow[]): Promise<void> => {
+      for (const [c, candidate] of candidates.entries()) {
         const started = performance.now();
         const tally = tallies[c];
         if (candidate.kind === 'draft') {
-          const scored = teacherForcedDraft(
+          const scored = await teacherForcedDraft(
             candidate.draft,
             chunk.map((row) => ({ promptIds: row.prompt_token_ids, completionIds: row.completion_token_ids, topK: row.top_k, topIds: row.top_ids, topLogprobs: row.top_logprobs })),
             { tokensPerBatch: config.tokens_per_batch },
@@ -200,10 +200,10 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
             }
           });
         } else {
-          for (const row of chunk) tally.add(row, matchesWithProposer(candidate.proposer, Array.from(row.prompt_token_ids), Array.from(row.completion_token_ids)));
+          for (const row of chunk) tally.add(row, await matchesWithProposer(candidate.proposer, Array.from(row.prompt_token_ids), Array.from(row.completion_token_ids)));
         }
         tally.seconds += (performance.now() - started) / 1000;
-      });
+      }
     };
     let chunk: TargetRow[] = [];
     for await (const row of readTargetRows(splitPath)) {
@@ -215,12 +215,12 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
       conversations.add(row.conversation_id);
       chunk.push(row);
       if (chunk.length >= config.chunk_rows) {
-        evaluateChunk(chunk);
+        await evaluateChunk(chunk);
         chunk = [];
         deps.progress({ kind: 'advance', task: 'eval', done: rows, fields: { tokens } });
       }
     }
-    if (chunk.length) evaluateChunk(chunk);
+    if (chunk.length) await evaluateChunk(chunk);
     deps.progress({ kind: 'end', task: 'eval', done: rows });
 
     // The target verifies k + 1 tokens whoever proposed them: model-free methods use the first measurement's v_k.

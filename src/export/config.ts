@@ -45,7 +45,7 @@ export const exportSchema = z
     /** Prompts whose logits fireopt writes beside the HF export for scripts/gpu/check-hf-export.sh (0 = none). */
     reference_prompts: z.number().int().min(0).max(8).default(4),
     /** tfjs backend for the reference logits. */
-    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    backend: z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
   })
   .prefault({});
 

@@ -44,11 +44,10 @@ export async function lowestLogitRows(weights: LlamaWeights, options: ProbeOptio
   let positions = 0;
   try {
     for (const prompt of prompts) {
-      const continuation = generate(model, prompt, { maxNewTokens: Math.max(1, Math.min(32, weights.config.maxSeqLen - prompt.length)) }).tokens;
+      const continuation = (await generate(model, prompt, { maxNewTokens: Math.max(1, Math.min(32, weights.config.maxSeqLen - prompt.length)) })).tokens;
       const sequence = [...prompt, ...continuation].slice(0, weights.config.maxSeqLen);
       const logits = tf.tidy(() => model.forward(tf.tensor2d(sequence, [1, sequence.length], 'int32'))); // [1, T, rows]
-      const values = logits.dataSync() as Float32Array;
-      logits.dispose();
+      const values = await logits.data<'float32'>().finally(() => logits.dispose());
       for (let t = 0; t < sequence.length; t++) for (let row = 0; row < rows; row++) meanLogit[row] += values[t * rows + row];
       positions += sequence.length;
     }

@@ -53,22 +53,19 @@ export async function writeReferenceLogits(hfDir: string, refDir: string, option
   const tf = await import('@tensorflow/tfjs-core');
   const { LlamaModel } = await import('../model/index.js');
   const model = LlamaModel.fromWeights(weights, { trainable: false });
-  const blocks: Float32Array[] = [];
-  const described: Array<{ text: string | null; token_ids: number[]; row: number }> = [];
-  let rows = 0;
+  let blocks: Float32Array[];
   try {
-    for (const prompt of prompts) {
-      const logits = tf.tidy(() => model.forward(tf.tensor2d(prompt.token_ids, [1, prompt.token_ids.length], 'int32'))); // [1, T, V]
-      try {
-        blocks.push(logits.dataSync() as Float32Array);
-      } finally {
-        logits.dispose();
-      }
-      described.push({ ...prompt, row: rows });
-      rows += prompt.token_ids.length;
-    }
+    const logits = tf.tidy(() => prompts.map((prompt) => model.forward(tf.tensor2d(prompt.token_ids, [1, prompt.token_ids.length], 'int32')))); // [1, T, V] each
+    // All prompts' logits in one asynchronous read (the only kind the webgpu backend has under Node).
+    blocks = await Promise.all(logits.map((t) => t.data<'float32'>())).finally(() => logits.forEach((t) => t.dispose()));
   } finally {
     model.dispose();
+  }
+  const described: Array<{ text: string | null; token_ids: number[]; row: number }> = [];
+  let rows = 0;
+  for (const prompt of prompts) {
+    described.push({ ...prompt, row: rows });
+    rows += prompt.token_ids.length;
   }
   const all = new Float32Array(rows * vocabSize);
   let offset = 0;

@@ -10,6 +10,7 @@ import { sampleToken, type SamplingOptions } from './sampling.js';
 /**
  * A growing key/value cache over one sequence. `feed` runs new tokens through the model and
  * returns their logits; `truncate` drops the tail (e.g. rejected draft tokens). Call dispose().
+ * Logits are read with `await data()`, the only read the webgpu backend has under Node.
  */
 export class DecodeSession {
   private caches: Array<LayerCache | null>;
@@ -28,8 +29,8 @@ export class DecodeSession {
     return this.position;
   }
 
-  /** Append tokens; returns their logits, row-major [tokens.length, V]. */
-  feed(tokens: number[]): Float32Array {
+  /** Append tokens; resolves to their logits, row-major [tokens.length, V]. */
+  async feed(tokens: number[]): Promise<Float32Array> {
     if (tokens.length === 0) return new Float32Array(0);
     const vocabSize = this.model.config.vocabSize;
     for (const token of tokens) {
@@ -40,12 +41,15 @@ export class DecodeSession {
       tf.keep(cache.keysT);
       tf.keep(cache.values);
     }
+    // Kept too: a caller's scope may close before the read resolves.
+    tf.keep(logits);
+    // The cache is the session's state before the read resolves: a later call sees these tokens.
+    this.replaceCaches(caches);
+    this.position += tokens.length;
     try {
-      return logits.dataSync() as Float32Array;
+      return await logits.data<'float32'>();
     } finally {
       logits.dispose();
-      this.replaceCaches(caches);
-      this.position += tokens.length;
     }
   }
 
@@ -99,7 +103,7 @@ export interface GenerateResult {
 }
 
 /** Generate after `prompt` (at least one token, e.g. BOS) with the KV cache. */
-export function generate(model: LlamaModel, prompt: number[], options: GenerateOptions): GenerateResult {
+export async function generate(model: LlamaModel, prompt: number[], options: GenerateOptions): Promise<GenerateResult> {
   if (prompt.length === 0) throw new Error('generate needs a non-empty prompt (start with BOS)');
   const vocabSize = model.config.vocabSize;
   const random = new SeededRandom(options.seed ?? 0);
@@ -107,7 +111,7 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
   const session = new DecodeSession(model);
   const tokens: number[] = [];
   try {
-    let logits = session.feed(prompt);
+    let logits = await session.feed(prompt);
     let offset = (prompt.length - 1) * vocabSize; // the last row predicts the next token
     while (tokens.length < options.maxNewTokens) {
       if (session.length >= model.config.maxSeqLen) return { tokens, stopReason: 'context-full' };
@@ -115,7 +119,7 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
       tokens.push(next);
       if (stopIds.has(next)) return { tokens, stopReason: 'stop-id' };
       if (tokens.length === options.maxNewTokens) break;
-      logits = session.feed([next]);
+      logits = await session.feed([next]);
       offset = 0;
     }
     return { tokens, stopReason: 'max-new-tokens' };
@@ -129,7 +133,7 @@ export function generate(model: LlamaModel, prompt: number[], options: GenerateO
  * distribution for the token after tokens[0..t], as natural-log probabilities or probabilities.
  * One full forward pass (no cache).
  */
-export function nextTokenDistributions(model: LlamaModel, tokens: number[], kind: 'logprobs' | 'probs' = 'logprobs'): Float32Array {
+export async function nextTokenDistributions(model: LlamaModel, tokens: number[], kind: 'logprobs' | 'probs' = 'logprobs'): Promise<Float32Array> {
   if (tokens.length === 0) return new Float32Array(0);
   const result = tf.tidy(() => {
     const logits = model.forward(tf.tensor2d(tokens, [1, tokens.length], 'int32')); // [1, T, V]
@@ -137,7 +141,7 @@ export function nextTokenDistributions(model: LlamaModel, tokens: number[], kind
     return kind === 'probs' ? tf.exp(logProbs) : logProbs;
   });
   try {
-    return result.dataSync() as Float32Array;
+    return await result.data<'float32'>();
   } finally {
     result.dispose();
   }

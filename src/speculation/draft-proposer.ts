@@ -70,32 +70,41 @@ export class DraftModel {
 export class DraftModelProposer implements Proposer {
   constructor(readonly draft: DraftModel, readonly name = 'draft') {}
 
-  open(promptIds: readonly number[]): ProposerSession {
+  async open(promptIds: readonly number[]): Promise<ProposerSession> {
     if (promptIds.length === 0) throw new Error('a draft session needs a non-empty prompt (BOS at least)');
     const { draft } = this;
     const vocabSize = draft.model.config.vocabSize;
     const session = new DecodeSession(draft.model);
-    let logits = session.feed(draft.toDraftIds(promptIds));
+    let logits: Float32Array;
+    try {
+      logits = await session.feed(draft.toDraftIds(promptIds));
+    } catch (error) {
+      session.dispose();
+      throw error;
+    }
     let lastRow = (logits.length / vocabSize - 1) * vocabSize; // the row predicting the next token
     return {
-      propose(k: number): number[] {
+      async propose(k: number): Promise<number[]> {
         const contextLength = session.length;
         const proposal: number[] = [];
         let rowLogits = logits;
         let row = lastRow;
-        for (let i = 0; i < k; i++) {
-          const next = argmax(rowLogits, row, vocabSize);
-          proposal.push(draft.toTargetId(next));
-          if (i + 1 === k) break;
-          rowLogits = session.feed([next]);
-          row = 0;
+        try {
+          for (let i = 0; i < k; i++) {
+            const next = argmax(rowLogits, row, vocabSize);
+            proposal.push(draft.toTargetId(next));
+            if (i + 1 === k) break;
+            rowLogits = await session.feed([next]);
+            row = 0;
+          }
+        } finally {
+          session.truncate(contextLength);
         }
-        session.truncate(contextLength);
         return proposal;
       },
-      append(tokenIds: readonly number[]): void {
+      async append(tokenIds: readonly number[]): Promise<void> {
         if (tokenIds.length === 0) return;
-        logits = session.feed(draft.toDraftIds(tokenIds));
+        logits = await session.feed(draft.toDraftIds(tokenIds));
         lastRow = (tokenIds.length - 1) * vocabSize;
       },
       dispose: () => session.dispose(),
@@ -130,7 +139,11 @@ export interface TeacherForcedOptions {
  * grouped so that batch × padded length stays within `tokensPerBatch` (right padding: the causal
  * mask keeps it from touching real positions). Results come back in input order.
  */
-export function teacherForcedDraft(draft: DraftModel, inputs: readonly TeacherForcedInput[], options: TeacherForcedOptions = { tokensPerBatch: 4096 }): TeacherForcedOutput[] {
+export async function teacherForcedDraft(
+  draft: DraftModel,
+  inputs: readonly TeacherForcedInput[],
+  options: TeacherForcedOptions = { tokensPerBatch: 4096 },
+): Promise<TeacherForcedOutput[]> {
   // Input sequence: prompt + completion[0..N−1); position promptLength − 1 + t predicts completion[t].
   const lengths = inputs.map((input) => input.promptIds.length + Math.max(0, input.completionIds.length - 1));
   // The logits of one pass are batch × length × V floats: keep them within 2^25 (128 MiB).
@@ -142,14 +155,14 @@ export function teacherForcedDraft(draft: DraftModel, inputs: readonly TeacherFo
     let end = start + 1;
     while (end < order.length && (end - start + 1) * lengths[order[end]] <= tokensPerBatch) end++;
     const group = order.slice(start, end);
-    const scored = scoreGroup(draft, group.map((i) => inputs[i]), lengths[order[end - 1]]);
+    const scored = await scoreGroup(draft, group.map((i) => inputs[i]), lengths[order[end - 1]]);
     group.forEach((inputIndex, j) => (results[inputIndex] = scored[j]));
     start = end;
   }
   return results;
 }
 
-function scoreGroup(draft: DraftModel, group: readonly TeacherForcedInput[], paddedLength: number): TeacherForcedOutput[] {
+async function scoreGroup(draft: DraftModel, group: readonly TeacherForcedInput[], paddedLength: number): Promise<TeacherForcedOutput[]> {
   const B = group.length;
   const T = Math.max(1, paddedLength);
   const V = draft.model.config.vocabSize;
@@ -184,9 +197,8 @@ function scoreGroup(draft: DraftModel, group: readonly TeacherForcedInput[], pad
   const logSumExpTensor = 'logSumExp' in kept ? kept.logSumExp : undefined;
   const gatheredTensor = 'gathered' in kept ? kept.gathered : undefined;
   try {
-    const best = argmaxTensor.dataSync() as Int32Array;
-    const logSumExp = logSumExpTensor?.dataSync() as Float32Array | undefined;
-    const gathered = gatheredTensor?.dataSync() as Float32Array | undefined;
+    // One read for the three results (the webgpu backend has only asynchronous reads under Node).
+    const [best, logSumExp, gathered] = await Promise.all([argmaxTensor.data<'int32'>(), logSumExpTensor?.data<'float32'>(), gatheredTensor?.data<'float32'>()]);
     let cursor = 0;
     return group.map((input, b) => {
       const n = input.completionIds.length;

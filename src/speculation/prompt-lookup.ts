@@ -21,23 +21,24 @@ export class PromptLookupProposer implements Proposer {
     if (!(options.minNgram >= 1 && options.maxNgram >= options.minNgram)) throw new Error(`prompt lookup needs 1 ≤ min_ngram ≤ max_ngram, got ${options.minNgram}, ${options.maxNgram}`);
   }
 
-  open(promptIds: readonly number[]): ProposerSession {
-    return new NgramIndexSession(promptIds, this.options);
+  async open(promptIds: readonly number[]): Promise<ProposerSession> {
+    const index = new NgramIndex(promptIds, this.options);
+    return {
+      propose: async (k) => index.proposeWithMatch(k).tokens,
+      append: async (tokenIds) => index.append(tokenIds),
+      dispose: () => {},
+    };
   }
 }
 
 /** n-gram → the position just after its most recent occurrence that is not the context's end. */
-export class NgramIndexSession implements ProposerSession {
+export class NgramIndex {
   private readonly context: number[] = [];
   private readonly indexes: Array<Map<string, number>>;
 
   constructor(promptIds: readonly number[], private readonly options: PromptLookupOptions) {
     this.indexes = Array.from({ length: options.maxNgram + 1 }, () => new Map<string, number>());
     this.append(promptIds);
-  }
-
-  propose(k: number): number[] {
-    return this.proposeWithMatch(k).tokens;
   }
 
   /** The proposal and the length of the n-gram it matched (0: none). */
@@ -60,8 +61,6 @@ export class NgramIndexSession implements ProposerSession {
       this.context.push(token);
     }
   }
-
-  dispose(): void {}
 
   private key(start: number, n: number): string {
     let key = '';

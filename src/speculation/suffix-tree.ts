@@ -9,7 +9,7 @@
  * depth-limited (not a compressed suffix tree), so memory grows with tokens × distinct paths;
  * repetitive traffic — where this speculator matters — shares most paths.
  */
-import { NgramIndexSession } from './prompt-lookup.js';
+import { NgramIndex } from './prompt-lookup.js';
 import type { Proposer, ProposerSession } from './proposer.js';
 
 export interface SuffixTreeOptions {
@@ -69,18 +69,18 @@ export class SuffixTreeProposer implements Proposer {
     return { sequences: this.sequences, tokens: this.tokens };
   }
 
-  open(promptIds: readonly number[]): ProposerSession {
+  async open(promptIds: readonly number[]): Promise<ProposerSession> {
     if (!this.finalized) this.finalize();
     // The request's own context (prompt and what has been generated) is searched as in prompt lookup.
-    const local = new NgramIndexSession(promptIds, { maxNgram: this.options.maxPattern, minNgram: 1 });
+    const local = new NgramIndex(promptIds, { maxNgram: this.options.maxPattern, minNgram: 1 });
     const context = [...promptIds];
     return {
-      propose: (k) => {
+      propose: async (k) => {
         const global = this.proposeFrom(context, k);
         const own = local.proposeWithMatch(k);
         return own.matched > global.matched ? own.tokens : global.tokens;
       },
-      append: (tokenIds) => {
+      append: async (tokenIds) => {
         for (const token of tokenIds) context.push(token);
         local.append(tokenIds);
       },

@@ -26,7 +26,7 @@
  *   engine: tfjs                 # fireopt's own model core (no native library)
  *   model: models/stories260K.bin  # llama2.c, safetensors (file or HF folder) or GGUF
  *   tokenizer: models/tok512.bin   # optional: default the checkpoint's own, or tokenizer.bin beside it
- *   backend: auto                # auto | tensorflow | wasm | cpu
+ *   backend: auto                # auto | tensorflow | webgpu | wasm | cpu
  * ```
  */
 import { z } from 'zod';
@@ -93,8 +93,8 @@ export const tfjsTargetSchema = z.strictObject({
   model: z.string().min(1),
   /** Tokenizer file (llama2.c tokenizer.bin or a GGUF); default: the checkpoint's own, or tokenizer.bin beside a llama2.c checkpoint. */
   tokenizer: z.string().min(1).optional(),
-  /** TensorFlow.js backend (see *Model core*): `auto` takes tfjs-node-gpu, tfjs-node, then wasm. */
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /** TensorFlow.js backend (see *Model core*): `auto` takes tfjs-node-gpu, tfjs-node, webgpu (an adapter found), then wasm. */
+  backend: z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto'),
 });
 
 /** The `target` section. */

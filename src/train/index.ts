@@ -66,7 +66,7 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const { train } = run;
   // Training reads tensors only asynchronously (loop, clipping, held-out evaluation, state and
   // checkpoints), so `auto` may choose WebGPU.
-  const backend: BackendChoice = await initBackend(train.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }), { syncReads: false });
+  const backend: BackendChoice = await initBackend(train.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
   const targetsManifest = readManifest<{ target?: Record<string, unknown> }>(run.targets, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
   const trainFile = join(run.targets, 'train.arrow');
   const heldoutFile = join(run.targets, 'heldout.arrow');

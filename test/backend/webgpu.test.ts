@@ -1,6 +1,7 @@
 /**
  * WebGPU backend selection on a machine without a GPU (this one, CI): `auto` passes over WebGPU with
  * one reason in its log line, an explicit request fails with a hint, and nothing throws in `auto`.
+ * Every command reads tensors asynchronously, so `auto` tries any adapter it finds.
  * The GPU side itself is checked by scripts/gpu/run.sh on a GPU machine.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -41,20 +42,15 @@ describe('WebGPU without an adapter', () => {
     expect(tf.getBackend()).toBe('cpu');
   });
 
-  it("'auto' passes over a found adapter when the caller reads synchronously", async () => {
+  it("'auto' tries a found adapter for every caller, and falls back to wasm, never throws, when WebGPU cannot start", async () => {
     await initBackend('cpu');
     const lines: string[] = [];
     const choice = await initBackend('auto', (line) => lines.push(line), { webgpuProbe: async () => h100 });
     expect(choice.name).toBe('wasm');
-    expect(lines[0]).toMatch(/webgpu: adapter nvidia hopper \(NVIDIA H100 80GB HBM3\) found, but this command reads tensors synchronously/);
-  });
-
-  it("'auto' falls back to wasm, never throws, when an adapter is reported but WebGPU cannot start", async () => {
-    await initBackend('cpu');
-    const lines: string[] = [];
-    const choice = await initBackend('auto', (line) => lines.push(line), { webgpuProbe: async () => h100, syncReads: false });
-    expect(choice.name).toBe('wasm');
+    expect(lines).toHaveLength(1);
+    // Activation was attempted (there is no "reads synchronously" pass-over any more) and failed here.
     expect(lines[0]).toMatch(/webgpu: backend 'webgpu': no Vulkan loader/);
+    expect(lines[0]).not.toMatch(/synchronous/);
   });
 });
 

@@ -117,7 +117,7 @@ describe('fireopt export: engine gate', () => {
     let tokens = 0;
     try {
       for (const { prompt } of heldout.slice(0, 10)) {
-        const expected = generate(draft, prompt, { maxNewTokens: 32, stopIds: [EOS] }).tokens;
+        const expected = (await generate(draft, prompt, { maxNewTokens: 32, stopIds: [EOS] })).tokens;
         const got = await llama.greedy(prompt, { maxTokens: 32 });
         expect(got.tokens).toEqual(expected);
         tokens += expected.length;
@@ -174,9 +174,9 @@ describe('fireopt export: engine gate', () => {
     try {
       for (const { prompt, completion } of heldout) {
         const sequence = [...prompt, ...completion.slice(0, -1)];
-        const reducedLogProbs = nextTokenDistributions(reduced, toDraft(sequence));
-        const expandedLogProbs = nextTokenDistributions(expanded, sequence);
-        const allRowsLogProbs = nextTokenDistributions(allRows, sequence);
+        const reducedLogProbs = await nextTokenDistributions(reduced, toDraft(sequence));
+        const expandedLogProbs = await nextTokenDistributions(expanded, sequence);
+        const allRowsLogProbs = await nextTokenDistributions(allRows, sequence);
         for (let t = 0; t < sequence.length; t++) {
           const draftChoice = map[argmax(reducedLogProbs.subarray(t * 200, (t + 1) * 200))];
           const row = expandedLogProbs.subarray(t * 512, (t + 1) * 512);
@@ -204,7 +204,7 @@ describe('fireopt export: engine gate', () => {
           const expected: number[] = [];
           const context = [...prompt];
           while (expected.length < 24) {
-            const logProbs = nextTokenDistributions(reduced, toDraft(context));
+            const logProbs = await nextTokenDistributions(reduced, toDraft(context));
             const next = map[argmax(logProbs.subarray(logProbs.length - 200))];
             expected.push(next);
             context.push(next);

@@ -71,7 +71,7 @@ describe('tfjs model vs llama.cpp on the same weights', () => {
         expect(ids.length).toBeGreaterThan(10);
         await sequence.clearHistory();
         const outputs = await sequence.controlledEvaluate(ids.map((id) => [id as Token, { generateNext: { probabilities: true } }]));
-        const tfjsProbs = nextTokenDistributions(model, ids, 'probs'); // [T × V]
+        const tfjsProbs = await nextTokenDistributions(model, ids, 'probs'); // [T × V]
         const V = model.config.vocabSize;
         for (let t = 0; t < ids.length; t++) {
           const probabilities = outputs[t]?.next.probabilities;
@@ -88,7 +88,7 @@ describe('tfjs model vs llama.cpp on the same weights', () => {
   });
 
   it('decodes the same 200 greedy tokens from BOS after llama2.c → safetensors → tfjs → GGUF', async () => {
-    const tfjsTokens = generate(model, [1], { maxNewTokens: 200, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] }).tokens;
+    const tfjsTokens = (await generate(model, [1], { maxNewTokens: 200, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] })).tokens;
     const sequence = context.getSequence();
     const engineTokens: number[] = [];
     try {

@@ -122,12 +122,10 @@ describe('tensor ownership', () => {
     const long = Array.from({ length: config.maxSeqLen + 16 }, (_, i) => (i * 37) % config.vocabSize);
     // Longer than maxSeqLen: the RoPE tables grow inside forward's (and this) scope.
     const logits = inScope(() => take(model.forward(tf.tensor2d(long, [1, long.length], 'int32'))));
-    const session = inScope(() => {
-      const s = new DecodeSession(model);
-      s.feed(long.slice(0, 10));
-      return s;
-    });
-    const stepped = inScope(() => session.feed(long.slice(10, 12)));
+    const session = inScope(() => new DecodeSession(model));
+    // Each scope closes before the asynchronous read of the logits resolves.
+    await inScope(() => session.feed(long.slice(0, 10)));
+    const stepped = await inScope(() => session.feed(long.slice(10, 12)));
     const V = config.vocabSize;
     expect(maxAbsDiff(stepped, logits.subarray(10 * V, 12 * V))).toBeLessThan(1e-4);
     session.dispose();

@@ -100,16 +100,16 @@ describe('model-free speculators on Taskmaster-4 coffee-ordering dialogues', () 
   const train = samplesOf(dialogues.slice(0, 300));
   const heldout = samplesOf(dialogues.slice(300, 420));
 
-  function tau(proposerMatches: ReturnType<typeof matchesWithProposer>[], k: number): number {
+  function tau(proposerMatches: Awaited<ReturnType<typeof matchesWithProposer>>[], k: number): number {
     const counts = emptyCounts(k);
     for (const m of proposerMatches) simulateGreedy(m, k, counts);
     return acceptanceLength(counts);
   }
 
-  it('prompt lookup proposes exactly what a brute-force scan for the latest earlier n-gram finds', () => {
+  it('prompt lookup proposes exactly what a brute-force scan for the latest earlier n-gram finds', async () => {
     const proposer = new PromptLookupProposer({ maxNgram: 3, minNgram: 1 });
     for (const { prompt, completion } of heldout.slice(0, 30)) {
-      const session = proposer.open(prompt);
+      const session = await proposer.open(prompt);
       const context = [...prompt];
       for (const token of completion) {
         let expected: number[] = [];
@@ -123,21 +123,21 @@ describe('model-free speculators on Taskmaster-4 coffee-ordering dialogues', () 
           }
           if (expected.length) break;
         }
-        expect(session.propose(8)).toEqual(expected);
-        session.append([token]);
+        expect(await session.propose(8)).toEqual(expected);
+        await session.append([token]);
         context.push(token);
       }
     }
   });
 
-  it('the suffix tree built from training completions beats prompt lookup on this repetitive traffic', () => {
+  it('the suffix tree built from training completions beats prompt lookup on this repetitive traffic', async () => {
     expect(train.length).toBeGreaterThan(400);
     expect(heldout.length).toBeGreaterThan(100);
     const suffix = new SuffixTreeProposer();
     for (const sample of train) suffix.add(sample.completion);
     const lookup = new PromptLookupProposer();
-    const suffixMatches = heldout.map((s) => matchesWithProposer(suffix, s.prompt, s.completion));
-    const lookupMatches = heldout.map((s) => matchesWithProposer(lookup, s.prompt, s.completion));
+    const suffixMatches = await Promise.all(heldout.map((s) => matchesWithProposer(suffix, s.prompt, s.completion)));
+    const lookupMatches = await Promise.all(heldout.map((s) => matchesWithProposer(lookup, s.prompt, s.completion)));
     const suffixTau = tau(suffixMatches, 8);
     const lookupTau = tau(lookupMatches, 8);
     // Agents repeat order confirmations across conversations ("Your total is ...", "Anything else?"),

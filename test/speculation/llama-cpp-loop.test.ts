@@ -50,7 +50,7 @@ afterAll(async () => {
 
 describe('speculative decoding in llama.cpp', () => {
   it('outputs exactly the plain greedy tokens, and the simulator predicts its τ within 2% for every k', async () => {
-    const scored = teacherForcedDraft(draft, prompts.map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })));
+    const scored = await teacherForcedDraft(draft, prompts.map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })));
     const lines: string[] = [];
     const greedyTokens = greedy.reduce((n, g) => n + g.tokens.length, 0);
     const greedyMs = greedy.reduce((n, g) => n + g.wallMs, 0);
@@ -76,11 +76,11 @@ describe('speculative decoding in llama.cpp', () => {
     console.log(lines.join('\n'));
   });
 
-  it('the KV-cache proposer and the batched teacher-forced pass give the same match lengths', () => {
+  it('the KV-cache proposer and the batched teacher-forced pass give the same match lengths', async () => {
     const proposer = new DraftModelProposer(draft);
-    const scored = teacherForcedDraft(draft, prompts.slice(0, 3).map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })), { tokensPerBatch: 256 });
+    const scored = await teacherForcedDraft(draft, prompts.slice(0, 3).map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })), { tokensPerBatch: 256 });
     for (let i = 0; i < 3; i++) {
-      const incremental = matchesWithProposer(proposer, prompts[i], greedy[i].tokens);
+      const incremental = await matchesWithProposer(proposer, prompts[i], greedy[i].tokens);
       expect(Array.from(incremental.matchLengths)).toEqual(Array.from(matchesFromTeacherForcing(greedy[i].tokens, scored[i].predicted).matchLengths));
     }
   });

@@ -14,6 +14,7 @@ import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { initBackend } from '../../src/backend/index.js';
 import { LlamaModel, presetConfig, randomWeights } from '../../src/model/index.js';
 import { runCli } from '../helpers/cli.js';
+import { forbidSyncReads } from '../helpers/sync-reads.js';
 import { stories260K, tok512 } from '../helpers/shared.js';
 import { makeStoriesTargets, type StoriesTargets } from './stories-targets.js';
 
@@ -24,31 +25,6 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(() => data?.remove());
-
-/** Make every synchronous tensor read throw (and count the attempts) until the returned function is called. */
-function forbidSyncReads(): { attempts: string[]; restore: () => void } {
-  const attempts: string[] = [];
-  const prototype = tf.Tensor.prototype;
-  const engine = tf.engine();
-  const saved = { dataSync: prototype.dataSync, arraySync: prototype.arraySync, bufferSync: prototype.bufferSync, readSync: engine.readSync };
-  const refuse = (what: string) => (): never => {
-    attempts.push(what);
-    throw new Error(`synchronous read (${what}) on the training path`);
-  };
-  prototype.dataSync = refuse('dataSync');
-  prototype.arraySync = refuse('arraySync');
-  prototype.bufferSync = refuse('bufferSync');
-  engine.readSync = refuse('engine.readSync');
-  return {
-    attempts,
-    restore: () => {
-      prototype.dataSync = saved.dataSync;
-      prototype.arraySync = saved.arraySync;
-      prototype.bufferSync = saved.bufferSync;
-      engine.readSync = saved.readSync;
-    },
-  };
-}
 
 interface Metric {
   type: 'train' | 'eval';
@@ -71,7 +47,7 @@ describe('fireopt train without synchronous reads', () => {
       '--set', `train.tokenizer=${tok512()}`,
     ];
     await initBackend('cpu'); // what train.backend=cpu selects, started before the guard
-    const guard = forbidSyncReads();
+    const guard = forbidSyncReads('training');
     let first: Awaited<ReturnType<typeof runCli>>;
     let resumed: Awaited<ReturnType<typeof runCli>>;
     let toWeightsThrew = false;

@@ -81,6 +81,7 @@ export function register(program: Command, context: ContextGetter): void {
                     apiKey,
                     tokenizer: targetTokenizer.tokenizer,
                     onRetry: (e) => ctx.progress({ kind: 'log', level: 'warn', message: `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}` }),
+                    log: (line) => ctx.progress({ kind: 'log', level: 'info', message: line }),
                   })
               : undefined,
             progress: ctx.progress,

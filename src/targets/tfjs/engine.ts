@@ -132,7 +132,7 @@ export class TfjsEngine implements TargetEngine {
       const result: PositionLogprobs[] = [];
       for (let start = 0; start < inputs.length; start += SCORE_CHUNK) {
         const chunk = inputs.slice(start, start + SCORE_CHUNK);
-        const logits = this.feed(chunk); // [chunk.length × V]
+        const logits = await this.feed(chunk); // [chunk.length × V]
         for (let offset = 0; offset < chunk.length; offset++) {
           const position = start + offset - firstScored;
           if (position >= 0) result.push(positionLogprobs(logits, offset * vocabSize, vocabSize, completion[position], options.topLogprobs));
@@ -163,7 +163,7 @@ export class TfjsEngine implements TargetEngine {
     let finishReason: Completion['finishReason'] = 'length';
     if (budget > 0) {
       const pending = this.align(promptIds);
-      let logits = this.feed(pending);
+      let logits = await this.feed(pending);
       let offset = (pending.length - 1) * vocabSize; // the last row predicts the first new token
       for (;;) {
         const token = sampleToken(logits, options, random, offset, vocabSize);
@@ -174,9 +174,10 @@ export class TfjsEngine implements TargetEngine {
           break;
         }
         if (tokenIds.length >= budget) break;
-        // Let timers, signals and I/O run between tokens: tfjs computes synchronously.
+        // Let timers, signals and I/O run between tokens: on CPU backends tfjs computes synchronously,
+        // and a read that resolves at once yields only to microtasks.
         await yieldToEventLoop();
-        logits = this.feed([token]);
+        logits = await this.feed([token]);
         offset = 0;
       }
     }
@@ -198,8 +199,8 @@ export class TfjsEngine implements TargetEngine {
   }
 
   /** Run tokens through the cached session; logits [tokens.length × V]. */
-  private feed(tokens: number[]): Float32Array {
-    const logits = this.session.feed(tokens);
+  private async feed(tokens: number[]): Promise<Float32Array> {
+    const logits = await this.session.feed(tokens);
     this.cachedTokens.push(...tokens);
     return logits;
   }
