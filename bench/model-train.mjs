@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Training throughput of a draft-sized model: one Adam step = forward + backward + update on a
+ * Training throughput of a draft-sized model: one step = forward + backward + fireopt's AdamW on a
  * [B, T] batch, median over steps after warm-up. Prints tokens/s and achieved model GFLOP/s
  * (matrix products only: 3 × the forward pass's 2·M·N·K, attention counted over the full T×T
  * square that the model computes), beside a native sgemm floor (numpy / OpenBLAS) measured in the
@@ -21,6 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../dist/backend/index.js';
 import { nativeKernels, setNativeEnabled } from '../dist/backend/native.js';
 import { crossEntropyLoss, LlamaModel, presetConfig, randomWeights, SeededRandom } from '../dist/model/index.js';
+import { AdamW } from '../dist/train/optimizer.js';
 
 const args = new Map();
 for (let i = 2; i < process.argv.length; i++) {
@@ -83,18 +84,17 @@ print(rate(1024, 10))
   };
 }
 
+/** One step as `fireopt train` takes it: loss, gradients by tf.variableGrads, fireopt's AdamW. */
 function trainStep(model, optimizer, data, B) {
-  const loss = optimizer.minimize(
-    () => {
-      const logits = model.forward(tf.tensor2d(data.inputs, [B, T], 'int32'));
-      return crossEntropyLoss(logits, tf.tensor2d(data.targets, [B, T], 'int32'));
-    },
-    true,
-    model.variables,
-  );
-  const value = loss.dataSync()[0];
-  loss.dispose();
-  return value;
+  const params = model.namedVariables();
+  const { value, grads } = tf.variableGrads(() => {
+    const logits = model.forward(tf.tensor2d(data.inputs, [B, T], 'int32'));
+    return crossEntropyLoss(logits, tf.tensor2d(data.targets, [B, T], 'int32'));
+  }, [...params.values()]);
+  optimizer.apply(new Map([...params].map(([name, v]) => [name, grads[v.name]])), 1e-3);
+  const loss = value.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads)]);
+  return loss;
 }
 
 const floor = nativeFloor();
@@ -141,8 +141,8 @@ for (const { backend, threads, native } of runs) {
     // by its 4 GiB heap at vocab 32k).
     const B = Number(args.get('batch') ?? (backend === 'cpu' ? 1 : vocabSize > 16384 ? 4 : 8));
     const config = presetConfig(preset, vocabSize, T);
-    const model = LlamaModel.fromWeights(randomWeights(config, { seed: 1 }));
-    const optimizer = tf.train.adam(1e-3);
+    const model = LlamaModel.fromWeights(randomWeights(config, { seed: 1 }), { trainable: true });
+    const optimizer = new AdamW(model.namedVariables(), { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
     const random = new SeededRandom(7);
     const data = {
       inputs: Int32Array.from({ length: B * T }, () => random.nextUint32() % vocabSize),
