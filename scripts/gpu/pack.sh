@@ -5,12 +5,15 @@
 #   node.xz         this machine's Node.js binary (process.execPath), xz-compressed
 #   debs/*.deb      the Vulkan loader (libvulkan1) and the GLVND/X11 libraries NVIDIA's ICD loads
 #   app.tar.xz      dist/, bin/, package.json, the runtime node_modules subset (pruned), the check
-#                   program, bench/train_torch.py, real training targets (stories260K, vocab 512)
-#                   and reference.json (the wasm numbers measured here)
+#                   programs, bench/train_torch.py, real training targets (stories260K, vocab 512),
+#                   reference.json (the wasm training numbers measured here) and data/decode/ (the
+#                   inputs and wasm results of decode-check.mjs: fireopt distill with the tfjs target
+#                   and fireopt eval)
 #   MANIFEST.txt    what is inside, with sizes
 # Usage: bash scripts/gpu/pack.sh            (needs: npm ci done, network for apt-get download)
 #        REFERENCE_STEPS=3 bash scripts/gpu/pack.sh
-# Takes ~10 minutes on the 2-core dev machine (distill ~2.5 min, wasm reference ~4 min, xz ~3 min);
+# Takes ~10 minutes on the 2-core dev machine (distill ~2.5 min, wasm reference ~4 min, decode/eval
+# reference ~20 s, xz ~3 min);
 # node.xz, debs/ and the targets are reused when present.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,23 +54,32 @@ if [[ ! -s $work/reference.json || scripts/gpu/train-check.mjs -nt $work/referen
   node scripts/gpu/train-check.mjs reference --targets "$targets" --out "$work/reference.json" ${REFERENCE_STEPS:+--steps $REFERENCE_STEPS}
 fi
 
+decode_data=$work/decode-data
+say "decode/eval reference on wasm (fireopt distill with the tfjs target, fireopt eval)"
+node scripts/gpu/decode-check.mjs reference --prompts "$work/targets-work/prompts.jsonl" --model "$work/targets-work/stories260K.gguf" \
+  --targets "$targets" --out "$decode_data"
+
 say "stage the app"
 rm -rf "$stage"
 mkdir -p "$stage/scripts/gpu" "$stage/bench" "$stage/data/targets" "$stage/node_modules"
 cp -r dist bin package.json "$stage/"
 find "$stage/dist" -name '*.map' -delete
-cp scripts/gpu/train-check.mjs "$stage/scripts/gpu/"
+cp scripts/gpu/train-check.mjs scripts/gpu/decode-check.mjs "$stage/scripts/gpu/"
 cp bench/train_torch.py "$stage/bench/"
 cp "$targets/train.arrow" "$targets/manifest.json" "$stage/data/targets/"
 cp "$work/reference.json" "$stage/reference.json"
+mkdir -p "$stage/data/decode"
+cp -r "$decode_data"/{dataset,draft,stories260K.gguf,reference.json} "$stage/data/decode/"
 
 # The runtime closure of dist/backend, dist/model, dist/train and dist/formats/targets-schema, plus
-# the WebGPU packages (checked by running the staged app in scripts/gpu/test-local.sh).
+# the WebGPU packages, plus what bin/fireopt's distill (tfjs target) and eval commands load (checked
+# by running decode-check.mjs in a staged copy with no other node_modules above it).
 packages=(
   @tensorflow/tfjs-core @tensorflow/tfjs-backend-cpu @tensorflow/tfjs-backend-wasm @tensorflow/tfjs-backend-webgpu
   long seedrandom node-fetch whatwg-url tr46 webidl-conversions
   webgpu
   apache-arrow flatbuffers json-with-bigint tslib
+  zod commander cli-progress string-width emoji-regex yaml @huggingface/tokenizers @huggingface/jinja p-queue eventemitter3 p-timeout
 )
 for p in "${packages[@]}"; do
   mkdir -p "$stage/node_modules/$(dirname "$p")"
@@ -86,6 +98,9 @@ done
 find "$nm/@tensorflow/tfjs-backend-wasm/dist" -mindepth 1 -maxdepth 1 ! -name 'tf-backend-wasm.node.js' ! -name '*.wasm' -exec rm -rf {} +
 rm -rf "$nm/@tensorflow/tfjs-backend-wasm/src" "$nm/@tensorflow/tfjs-backend-wasm/wasm-out/"*.d.ts
 rm -rf "$nm/@tensorflow/tfjs-core/src" "$nm/@tensorflow/tfjs-core/dist/miniprogram" "$nm/@tensorflow/tfjs-core/dist/tf-core.node.js.map"
+# string-width 4 (of cli-progress) keeps older strip-ansi, ansi-regex and is-fullwidth-code-point
+# nested: they move to the top, where nothing else of the stage has them.
+for p in strip-ansi ansi-regex is-fullwidth-code-point; do cp -r "node_modules/string-width/node_modules/$p" "$nm/$p"; done
 find "$nm" -mindepth 2 -type d -name node_modules -prune -exec rm -rf {} +
 find "$nm/webgpu/dist" -mindepth 1 -maxdepth 1 ! -name linux-x64 -exec rm -rf {} +
 rm -rf "$nm/webgpu/build" "$nm/apache-arrow/src" "$nm/flatbuffers/ts" "$nm/flatbuffers/mjs" "$nm/flatbuffers/js/flexbuffers"

@@ -5,7 +5,11 @@
 #   2. point the Vulkan loader at NVIDIA's ICD (under /usr/local/nvidia/share there) and print the card;
 #   3. scripts/gpu/train-check.mjs gpu: the adapter `auto` finds, correctness of a training step on
 #      WebGPU against the wasm numbers carried in the bundle, tokens/s on WebGPU per shape;
-#   4. bench/train_torch.py --device cuda for the same shapes; 5. the ratios, into $OUT/results.json.
+#   4. bench/train_torch.py --device cuda for the same shapes;
+#   5. scripts/gpu/decode-check.mjs gpu: real `fireopt distill` (tfjs target: KV-cache decoding) and
+#      `fireopt eval` (teacher-forced draft pass) on `auto`, which must choose webgpu, against the
+#      wasm results carried in the bundle (skipped when less than a minute of the 8 is left);
+#   6. the ratios and both verdicts, into $OUT/results.json.
 # Without an adapter it says so, checks the bundle on wasm, skips the timings, and exits 0.
 # Environment: OUT (results folder; default ./gpu-out), STEPS (timed WebGPU steps per shape, default 20),
 # TORCH_STEPS (default 30), TORCH_DEVICE (default cuda; cpu for a local test), PYTHON (default python3),
@@ -89,10 +93,25 @@ else
   say "no WebGPU adapter: the timings are skipped"
 fi
 
+# The whole run stays within 8 minutes: the decode/eval check gets what is left, at most 90 s.
+decode_budget=$((470 - (SECONDS - start)))
+((decode_budget > 90)) && decode_budget=90
+decode_rc=0
+rm -f "$out/decode.json"
+if ((decode_budget >= 45)); then
+  say "decode and eval: fireopt distill (tfjs target) and fireopt eval on auto, against the carried wasm results (at most ${decode_budget} s)"
+  timeout -k 5 "$decode_budget" "$node" "$app/scripts/gpu/decode-check.mjs" gpu --data "$app/data/decode" --targets "$app/data/targets" --out "$out/decode.json"
+  decode_rc=$?
+  # 3: it passed, but not on webgpu (no adapter); 124: out of time.
+  say "decode-check exit $decode_rc"
+else
+  say "decode/eval check skipped: only ${decode_budget} s of the 8 minutes left"
+fi
+
 say "summary"
-"$python" - "$out/webgpu.json" "$torch_json" "$out/results.json" "$card" <<'EOF'
+"$python" - "$out/webgpu.json" "$torch_json" "$out/results.json" "$card" "$out/decode.json" <<'EOF'
 import json, sys
-webgpu_path, torch_path, results_path, card = sys.argv[1:5]
+webgpu_path, torch_path, results_path, card, decode_path = sys.argv[1:6]
 try:
     webgpu = json.load(open(webgpu_path))
 except Exception as error:
@@ -114,11 +133,20 @@ for r in webgpu.get("throughput", []):
     })
 adapter = webgpu.get("adapter")
 correctness = webgpu.get("correctness") or {}
+try:
+    decode = json.load(open(decode_path))
+except Exception as error:
+    decode = {"error": f"no decode.json: {error}"}
+decode_comparison = decode.get("comparison") or {}
+decode_on_webgpu = all(str(b or "").startswith("webgpu") for b in (decode.get("backend") or {"": None}).values())
 results = {
     "card": card or None, "adapter": adapter, "auto_choice": webgpu.get("auto_choice"), "backend": webgpu.get("backend"),
     "correctness_pass": correctness.get("pass"), "correctness": correctness, "rows": rows,
     "torch": next(iter(torch_rows.values()), {}).get("torch"), "reference_machine": webgpu.get("reference_machine"),
     "verdict": ("no adapter" if adapter is None else "ok" if correctness.get("pass") else "correctness FAILED"),
+    "decode_eval": decode,
+    "decode_eval_verdict": (f"error: {decode['error']}" if decode.get("error") else "FAILED" if not decode_comparison.get("pass")
+                            else "ok" if decode_on_webgpu else "ok, but not on webgpu"),
 }
 json.dump(results, open(results_path, "w"), indent=2)
 print(f"card: {card or 'none'}")
@@ -132,6 +160,14 @@ if rows:
     for r in rows:
         print(f"| {r['shape']} | {r['webgpu_tokens_per_s']} | {r['torch_tokens_per_s']} | {r['webgpu_over_torch']} | {r['wasm_2threads_tokens_per_s']} | {r['webgpu_over_wasm']} |")
 print(f"verdict: {results['verdict']}")
+if decode_comparison:
+    d, e = decode_comparison["decode"], decode_comparison["eval"]
+    print(f"decode (fireopt distill, tfjs target) on {(decode.get('backend') or {}).get('decode')}: {d['identical_rows']}/{d['rows']} rows identical to wasm, "
+          f"max |Δ log p| {d['max_logprob_diff']:.2e}, {decode['decode']['seconds']} s (wasm here {decode['decode']['reference_wasm_seconds']} s)")
+    print(f"eval (fireopt eval, draft): τ(k=8) {e['tau_k8']:.4f} vs wasm {e['reference_tau_k8']:.4f}, max relative Δτ {e['max_tau_rel_diff']:.2e}, "
+          f"{decode['eval']['seconds']} s (wasm here {decode['eval']['reference_wasm_seconds']} s)")
+print(f"decode/eval verdict: {results['decode_eval_verdict']}")
 EOF
-say "done; results in $out (results.json, webgpu.json, torch.jsonl, run.log)"
-exit $check_rc
+say "done; results in $out (results.json, webgpu.json, torch.jsonl, decode.json, run.log)"
+if ((check_rc != 0)); then exit $check_rc; fi
+((decode_rc == 0 || decode_rc == 3)) || exit 1
