@@ -197,7 +197,7 @@ async function scoreGroup(draft: DraftModel, group: readonly TeacherForcedInput[
   const logSumExpTensor = 'logSumExp' in kept ? kept.logSumExp : undefined;
   const gatheredTensor = 'gathered' in kept ? kept.gathered : undefined;
   try {
-    // One read for the three results (the webgpu backend has only asynchronous reads under Node).
+    // The three results read together, asynchronously (the only way the webgpu backend reads under Node).
     const [best, logSumExp, gathered] = await Promise.all([argmaxTensor.data<'int32'>(), logSumExpTensor?.data<'float32'>(), gatheredTensor?.data<'float32'>()]);
     let cursor = 0;
     return group.map((input, b) => {
