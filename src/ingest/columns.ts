@@ -16,22 +16,39 @@ const messageColumnsComplete: Covers<MessageColumn, (typeof MESSAGE_COLUMNS)[num
 void textColumnsComplete;
 void messageColumnsComplete;
 
+/** Encoded rows and byte arrays copied into one ArrayBuffer, `memory`, to hand to another thread. */
+export interface PackedRows {
+  memory: ArrayBuffer;
+  rows: EncodedTraceRows[];
+  bytes: Uint8Array[];
+}
+
 /**
- * A copy of encoded rows in one new ArrayBuffer. A block's rows are ~90 typed arrays; handing them
- * to another thread as one allocation (instead of the builder's own, which it then reuses) keeps
- * both threads' allocation, and so their garbage collection, low.
+ * Copy encoded rows (~90 typed arrays each) and byte arrays into one ArrayBuffer: a large enough
+ * one from `spares` (memory the other thread gave back; it is removed from the list), else a new
+ * one. Handing a block to another thread as one reused allocation, rather than the builder's own
+ * buffers or a new ArrayBuffer per block, keeps both threads' allocation and so their garbage
+ * collection low (new ArrayBuffers count as external memory, which triggers full GCs).
  */
-export function packEncoded(rows: EncodedTraceRows): EncodedTraceRows {
-  const views: ArrayBufferView[] = [];
-  const collect = (column: Utf8Buffers): void => {
-    views.push(column.offsets, column.bytes, column.validity);
-  };
-  for (const name of TEXT_COLUMNS) collect(rows.text[name]);
-  for (const name of MESSAGE_COLUMNS) collect(rows.messages[name]);
-  views.push(rows.turnIndex, rows.sourceLine, rows.createdAtMs, rows.messageOffsets);
+export function packEncoded(rowSets: readonly EncodedTraceRows[], byteArrays: readonly Uint8Array[], spares: ArrayBuffer[]): PackedRows {
   let total = 0;
-  for (const view of views) total = align8(total) + view.byteLength;
-  const memory = new ArrayBuffer(total);
+  const measure = (view: ArrayBufferView): void => {
+    total = align8(total) + view.byteLength;
+  };
+  const measureColumn = (column: Utf8Buffers): void => {
+    measure(column.offsets);
+    measure(column.bytes);
+    measure(column.validity);
+  };
+  for (const rows of rowSets) {
+    for (const name of TEXT_COLUMNS) measureColumn(rows.text[name]);
+    for (const name of MESSAGE_COLUMNS) measureColumn(rows.messages[name]);
+    for (const view of [rows.turnIndex, rows.sourceLine, rows.createdAtMs, rows.messageOffsets]) measure(view);
+  }
+  for (const view of byteArrays) measure(view);
+  const spare = spares.findIndex((memory) => memory.byteLength >= total);
+  // New memory gets some headroom, so that it can be reused for the somewhat larger blocks that follow.
+  const memory = spare >= 0 ? spares.splice(spare, 1)[0] : new ArrayBuffer(align8(Math.ceil(total * 1.25)));
   let at = 0;
   function copy(view: Int32Array): Int32Array;
   function copy(view: Float64Array): Float64Array;
@@ -51,39 +68,21 @@ export function packEncoded(rows: EncodedTraceRows): EncodedTraceRows {
     bytes: copy(column.bytes),
     validity: copy(column.validity),
   });
-  // Same order as `views` above, so the sizes match.
-  const text = mapColumns(TEXT_COLUMNS, (name) => copyColumn(rows.text[name]));
-  const messages = mapColumns(MESSAGE_COLUMNS, (name) => copyColumn(rows.messages[name]));
-  return {
-    length: rows.length,
-    text,
-    messages,
-    turnIndex: copy(rows.turnIndex),
-    sourceLine: copy(rows.sourceLine),
-    createdAtMs: copy(rows.createdAtMs),
-    messageOffsets: copy(rows.messageOffsets),
-  };
+  // Same order as measured above.
+  const rows = rowSets.map((source) => ({
+    length: source.length,
+    text: mapColumns(TEXT_COLUMNS, (name) => copyColumn(source.text[name])),
+    messages: mapColumns(MESSAGE_COLUMNS, (name) => copyColumn(source.messages[name])),
+    turnIndex: copy(source.turnIndex),
+    sourceLine: copy(source.sourceLine),
+    createdAtMs: copy(source.createdAtMs),
+    messageOffsets: copy(source.messageOffsets),
+  }));
+  const bytes = byteArrays.map((view) => copy(view));
+  return { memory, rows, bytes };
 }
 
 const align8 = (n: number): number => (n + 7) & ~7;
-
-/** The ArrayBuffers behind encoded rows, for `postMessage`'s transfer list. */
-export function encodedBuffers(rows: EncodedTraceRows): ArrayBuffer[] {
-  const buffers = new Set<ArrayBuffer>();
-  const add = (view: ArrayBufferView): void => {
-    buffers.add(view.buffer as ArrayBuffer);
-  };
-  for (const column of [...Object.values(rows.text), ...Object.values(rows.messages)]) {
-    add(column.offsets);
-    add(column.bytes);
-    add(column.validity);
-  }
-  add(rows.turnIndex);
-  add(rows.sourceLine);
-  add(rows.createdAtMs);
-  add(rows.messageOffsets);
-  return [...buffers];
-}
 
 /**
  * A nullable Utf8 column written directly as Arrow buffers (validity bitmap, int32 offsets, bytes).

@@ -19,11 +19,11 @@ import { StagedDir } from '../util/atomic.js';
 import { BatchInputIndex } from './batch-inputs.js';
 import { SampleHashSet } from './dedup.js';
 import { ParsePool, packBlock, parseWorkersAvailable } from './parse-pool.js';
-import { DEDUP_KEY_BYTES, RecordProcessor, decodeRecord, type ProcessedBlock } from './process.js';
+import { DEDUP_KEY_BYTES, RecordProcessor, type ProcessedBlock } from './process.js';
 import { detectFormat, type DetectedFormat, type RecordFormat } from './records.js';
 import { REDACTION_KINDS, emptyRedactionCounts, type RedactionCounts } from './redact.js';
 import { describeOffenders, RejectLog, type Offender } from './rejects.js';
-import { STDIN_NAME, openSource, resolveInputs, splitRecordEntries, splitRecords, type Container } from './sources.js';
+import { ChunkPool, FAILED_RECORD, STDIN_NAME, openSource, recordAt, resolveInputs, splitRecordBlocks, splitRecords, type Container } from './sources.js';
 import { TracesFileWriter } from './writer.js';
 
 export { readTraceRows } from '../formats/traces-schema.js';
@@ -127,10 +127,11 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
 
     const totalBytes = traceFiles.reduce((sum, f) => sum + (f === STDIN_NAME ? 0 : statSync(f).size), 0);
     const workers = deps.workers ?? defaultWorkers(totalBytes);
-    const pool = workers > 0 ? new ParsePool(workers) : undefined;
+    const chunks = new ChunkPool();
+    const pool = workers > 0 ? new ParsePool(workers, chunks) : undefined;
     let run: IngestRun;
     try {
-      run = new IngestRun(settings, staged.path, batchIndex, progress, deps.signal, pool);
+      run = new IngestRun(settings, staged.path, batchIndex, progress, deps.signal, chunks, pool);
       progress({ kind: 'start', task: 'ingest', unit: 'MB', total: totalBytes ? roundMb(totalBytes) : undefined });
       for (const file of traceFiles) inputs.push(await run.ingestFile(file, deps.stdin));
       await run.finish();
@@ -209,6 +210,7 @@ class IngestRun {
     private readonly batchIndex: BatchInputIndex,
     private readonly progress: ProgressSink,
     private readonly signal: AbortSignal | undefined,
+    private readonly chunks: ChunkPool,
     private readonly pool: ParsePool | undefined,
   ) {
     this.train = new TracesFileWriter(join(dir, 'train.arrow'), settings.batch_rows);
@@ -223,9 +225,14 @@ class IngestRun {
    * input order, so the output does not depend on where they were processed.
    */
   async ingestFile(file: string, stdin: Readable | undefined): Promise<IngestInput> {
-    const source = openSource(file, stdin, (n) => {
-      this.bytesRead += n;
-    });
+    const source = openSource(
+      file,
+      stdin,
+      (n) => {
+        this.bytesRead += n;
+      },
+      this.chunks,
+    );
     const input: IngestInput = {
       path: file,
       bytes: 0,
@@ -251,39 +258,54 @@ class IngestRun {
     const maxInFlight = this.pool ? 2 * this.pool.size + 1 : 0;
     const consumeOldest = async (): Promise<void> => {
       const next = queue.shift();
-      if (next) await this.consume(await next, input);
+      if (!next) return;
+      const block = await next;
+      await this.consume(block, input);
+      this.pool?.giveBack(block);
     };
     try {
-      for await (const entries of splitRecordEntries(source.chunks, settings.max_line_bytes, (container) => {
+      for await (const entries of splitRecordBlocks(source.chunks, settings.max_line_bytes, (container) => {
         input.container = container;
       })) {
         this.signal?.throwIfAborted();
+        const count = Array.isArray(entries) ? entries.length : entries.count;
         let next = 0;
+        let failure = 0; // index into a line block's failures
         // The first record is always read here: it decides a text file's layout and, in auto mode, the format.
-        while (next < entries.length && (firstRecord || !(this.pool && input.container !== 'json-array' && pooledFormat(processor.settings.format)))) {
-          const entry = entries[next++];
-          const record = 'bytes' in entry ? decodeRecord(entry.bytes, entry.line) : entry;
-          if (firstRecord) {
-            firstRecord = false;
-            // A prompts-only text file: by extension, or by --format prompts with a first line that is not JSON.
-            const looksJson = record.ok && /^\s*[{["]/.test(record.text);
-            if (input.container === 'lines' && (textPrompts || (processor.settings.format === 'prompts' && !looksJson))) {
-              input.container = 'text';
-              processor.settings.format = 'prompts';
-              processor.settings.text = true;
-            }
+        if (firstRecord) {
+          const record = Array.isArray(entries) ? entries[0] : recordAt(entries, 0, 0);
+          if (!Array.isArray(entries) && entries.starts[0] === FAILED_RECORD) failure++;
+          next = 1;
+          firstRecord = false;
+          // A prompts-only text file: by extension, or by --format prompts with a first line that is not JSON.
+          const looksJson = record.ok && /^\s*[{["]/.test(record.text);
+          if (input.container === 'lines' && (textPrompts || (processor.settings.format === 'prompts' && !looksJson))) {
+            input.container = 'text';
+            processor.settings.format = 'prompts';
+            processor.settings.text = true;
           }
           processor.add(record);
         }
+        const pooled = this.pool && !Array.isArray(entries) && pooledFormat(processor.settings.format);
+        if (!pooled && next < count) {
+          if (Array.isArray(entries)) for (; next < count; next++) processor.add(entries[next]);
+          else processor.addLines(entries, next, count, failure);
+          next = count;
+        }
         input.format = processor.settings.format;
-        if (next > 0) queue.push(Promise.resolve(processor.take()));
-        if (next < entries.length && this.pool) {
-          const block = this.pool.submit(packBlock(processor.settings, entries, next, source.chunksOwned()));
+        if (next > 0) {
+          // Rows encoded here are views onto the processor's memory: consume them at once (after the blocks before them).
+          while (queue.length) await consumeOldest();
+          await this.consume(processor.view(), input);
+          processor.reset();
+        }
+        if (next < count && this.pool && !Array.isArray(entries)) {
+          const block = this.pool.submit(packBlock(processor.settings, entries, next, source.chunksOwned(), this.chunks));
           block.catch(() => {}); // observed when consumed; this keeps an abandoned queue from being unhandled
           queue.push(block);
         }
-        input.records += entries.length;
-        this.records += entries.length;
+        input.records += count;
+        this.records += count;
         while (queue.length > maxInFlight) await consumeOldest();
         this.reportProgress();
       }

@@ -8,22 +8,27 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { FileSettings, ProcessedBlock } from './process.js';
-import type { LineBytes, RawRecord } from './sources.js';
+import { FAILED_RECORD, type FileSettings, type ProcessedBlock } from './process.js';
+import type { ChunkPool, LineBlock, RawRecord } from './sources.js';
 
-/** A block of JSON Lines: line i is `buffers[source[i]][starts[i], ends[i])`, numbered `lines[i]`. */
+/**
+ * Records `[from, count)` of a `LineBlock`, for a worker: `chunk` (transferred) holds the records
+ * at `starts[i] >= 0`, `head` the one at `HEAD_RECORD`, and `failures` (in order) those at `FAILED_RECORD`.
+ */
 export interface BlockRequest {
   settings: FileSettings;
-  buffers: Uint8Array[];
-  source: Uint8Array;
+  chunk: Uint8Array;
+  head: Uint8Array | undefined;
+  lines: Int32Array;
   starts: Int32Array;
   ends: Int32Array;
-  lines: Int32Array;
-  /** Records that failed before parsing (oversized lines), by index, ascending; their byte range is empty. */
-  failures: Array<{ index: number; record: RawRecord }>;
+  failures: RawRecord[];
+  /** Memory of consumed blocks, given back for the worker to pack later blocks into. */
+  spares: ArrayBuffer[];
 }
 
-export type BlockResponse = { ok: true; block: ProcessedBlock } | { ok: false; message: string; stack: string };
+/** A processed block (packed into `block.memory`), and the request's chunk memory, given back to be read into again. */
+export type BlockResponse = { ok: true; block: ProcessedBlock; chunk: ArrayBuffer } | { ok: false; message: string; stack: string };
 
 // The worker runs compiled JavaScript: under vitest (TypeScript sources) it does not exist, and
 // ingest stays on the main thread.
@@ -42,18 +47,25 @@ interface Pending {
 export class ParsePool {
   private readonly workers: Worker[] = [];
   private readonly pending: Pending[][] = [];
+  private readonly spares: ArrayBuffer[] = [];
   private next = 0;
   private failure: Error | undefined;
 
-  constructor(count: number) {
+  /** `chunks` gets back the input chunks that blocks were read from, once a worker is done with them. */
+  constructor(
+    count: number,
+    private readonly chunks: ChunkPool,
+  ) {
     for (let i = 0; i < count; i++) {
       const worker = new Worker(WORKER_URL);
       const queue: Pending[] = [];
       worker.on('message', (response: BlockResponse) => {
         const waiting = queue.shift();
         if (!waiting) return;
-        if (response.ok) waiting.resolve(response.block);
-        else {
+        if (response.ok) {
+          this.chunks.give(response.chunk);
+          waiting.resolve(response.block);
+        } else {
           const error = new Error(response.message);
           error.stack = response.stack;
           waiting.reject(error);
@@ -77,11 +89,18 @@ export class ParsePool {
     if (this.failure) return Promise.reject(this.failure);
     const index = this.next;
     this.next = (this.next + 1) % this.workers.length;
+    const spare = this.spares.pop();
+    if (spare) request.spares.push(spare);
     return new Promise<ProcessedBlock>((resolve, reject) => {
       this.pending[index].push({ resolve, reject });
-      const transfer = [...request.buffers, request.source, request.starts, request.ends, request.lines].map((view) => view.buffer as ArrayBuffer);
-      this.workers[index].postMessage(request, transfer);
+      // The small arrays (lines, starts, ends, head) are copied; chunk and spares are moved.
+      this.workers[index].postMessage(request, [request.chunk.buffer as ArrayBuffer, ...request.spares]);
     });
+  }
+
+  /** A consumed block's memory, for a worker to pack a later block into. */
+  giveBack(block: ProcessedBlock): void {
+    if (block.memory && this.spares.length < 2 * this.workers.length) this.spares.push(block.memory);
   }
 
   async close(): Promise<void> {
@@ -96,53 +115,27 @@ export class ParsePool {
 }
 
 /**
- * Pack split entries `[from, ...)` into one block request. With `handOver` (the chunks are fresh
- * memory that nothing else holds: a plain file's read stream), a line stays in its chunk and the
- * chunk's memory is transferred to the worker, which saves copying the input on the main thread;
- * otherwise, and for small buffers (which may be slices of Node's shared Buffer pool), lines are
- * copied into one new buffer.
+ * Records `[from, block.count)` of a block, as a request for a worker. With `handOver` (the chunk
+ * is fresh memory that nothing else holds: a plain file's chunk from the `ChunkPool`), the chunk's
+ * memory itself goes to the worker, which gives it back; otherwise (zlib and stdin reuse theirs)
+ * the chunk is copied into pooled memory first.
  */
-export function packBlock(settings: FileSettings, entries: ReadonlyArray<RawRecord | LineBytes>, from: number, handOver: boolean): BlockRequest {
-  const count = entries.length - from;
-  const source = new Uint8Array(count);
-  const starts = new Int32Array(count);
-  const ends = new Int32Array(count);
-  const lines = new Int32Array(count);
-  const failures: BlockRequest['failures'] = [];
-  const owned = (bytes: Buffer): boolean => handOver && bytes.buffer.byteLength > Buffer.poolSize;
-  const buffers: Uint8Array[] = [];
-  let copiedBytes = 0;
-  for (let i = from; i < entries.length; i++) {
-    const entry = entries[i];
-    if ('bytes' in entry && !owned(entry.bytes)) copiedBytes += entry.bytes.length;
+export function packBlock(settings: FileSettings, block: LineBlock, from: number, handOver: boolean, chunks: ChunkPool): BlockRequest {
+  let chunk: Uint8Array = block.chunk;
+  if (!handOver || chunk.byteOffset !== 0) {
+    chunk = chunks.bytes(block.chunk.length);
+    chunk.set(block.chunk);
   }
-  const copied = new Uint8Array(copiedBytes);
-  buffers.push(copied);
-  let copiedEnd = 0;
-  for (let i = 0; i < count; i++) {
-    const entry = entries[from + i];
-    lines[i] = entry.line;
-    if (!('bytes' in entry)) {
-      failures.push({ index: i, record: entry });
-      continue;
-    }
-    const bytes = entry.bytes;
-    if (owned(bytes)) {
-      let at = buffers.length - 1;
-      if (buffers[at].buffer !== bytes.buffer) {
-        buffers.push(new Uint8Array(bytes.buffer as ArrayBuffer));
-        at++;
-      }
-      source[i] = at;
-      starts[i] = bytes.byteOffset;
-      ends[i] = bytes.byteOffset + bytes.length;
-    } else {
-      copied.set(bytes, copiedEnd);
-      starts[i] = copiedEnd;
-      copiedEnd += bytes.length;
-      ends[i] = copiedEnd;
-    }
-  }
-  if (buffers.length > 256) throw new Error('packBlock: too many buffers in one block'); // source indices are bytes
-  return { settings: { ...settings }, buffers, source, starts, ends, lines, failures };
+  let failureFrom = 0;
+  for (let i = 0; i < from; i++) if (block.starts[i] === FAILED_RECORD) failureFrom++;
+  return {
+    settings: { ...settings },
+    chunk,
+    head: from === 0 && block.head ? new Uint8Array(block.head) : undefined,
+    lines: block.lines.slice(from, block.count),
+    starts: block.starts.slice(from, block.count),
+    ends: block.ends.slice(from, block.count),
+    failures: block.failures.slice(failureFrom),
+    spares: [],
+  };
 }

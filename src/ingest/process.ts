@@ -37,9 +37,25 @@ export interface ProcessedBlock {
   samples: number;
   train: EncodedTraceRows;
   heldout: EncodedTraceRows;
+  /** For a packed block: the one ArrayBuffer that holds its arrays (see `RecordProcessor.take`). */
+  memory?: ArrayBuffer;
 }
 
 export const DEDUP_KEY_BYTES = 8;
+
+/** In a `LineBlock`'s `starts`: the record is the block's `head`, or one of its `failures`. */
+export const HEAD_RECORD = -1;
+export const FAILED_RECORD = -2;
+
+/** The records of a `LineBlock` (sources.ts), as the main thread splits them or a worker receives them. */
+export interface LineRecords {
+  chunk: Buffer;
+  head: Buffer | undefined;
+  lines: Int32Array;
+  starts: Int32Array;
+  ends: Int32Array;
+  failures: RawRecord[];
+}
 
 export class RecordProcessor implements SampleSink {
   readonly train = new TracesBatchBuilder();
@@ -71,30 +87,67 @@ export class RecordProcessor implements SampleSink {
     }
   }
 
-  /** Decode a line's bytes (rejecting invalid UTF-8) and process it. */
-  addLine(bytes: Uint8Array, line: number): void {
-    this.add(decodeRecord(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), line));
+  /**
+   * Process records `[from, to)` of a line block (see `LineBlock`; `failure` indexes the first
+   * failed record among them), decoding each and rejecting invalid UTF-8.
+   */
+  addLines(block: LineRecords, from: number, to: number, failure: number): void {
+    const { chunk, starts, ends, lines } = block;
+    // One UTF-8 check over the records' span instead of one per record: lines are separated by
+    // ASCII bytes, which never occur inside a multi-byte sequence, so if the span is valid every
+    // record in it is. Only a span with invalid bytes is checked record by record.
+    let spanStart = -1;
+    let spanEnd = 0;
+    for (let i = from; i < to; i++) {
+      if (starts[i] < 0) continue;
+      if (spanStart < 0) spanStart = starts[i];
+      spanEnd = ends[i];
+    }
+    const spanValid = spanStart >= 0 && isUtf8(chunk.subarray(spanStart, spanEnd));
+    for (let i = from; i < to; i++) {
+      const start = starts[i];
+      if (start >= 0) this.add(decodeRange(chunk, start, ends[i], lines[i], spanValid));
+      else if (start === HEAD_RECORD) this.add(decodeRange(block.head as Buffer, 0, ends[i], lines[i], false));
+      else this.add(block.failures[failure++]);
+    }
   }
 
-  /** Everything processed since the last take. */
-  take(): ProcessedBlock {
-    const block: ProcessedBlock = {
+  /**
+   * Everything processed since the last `reset`, as views onto this processor's memory: valid
+   * until the next `add`, `reset` or `take`.
+   */
+  view(): ProcessedBlock {
+    return {
       records: this.records,
       rejects: this.rejects,
       redactions: this.redactions,
-      sampleKeys: this.sampleKeys.slice(0, this.samples * DEDUP_KEY_BYTES),
-      sampleHeldout: this.sampleHeldout.slice(0, this.samples),
+      sampleKeys: this.sampleKeys.subarray(0, this.samples * DEDUP_KEY_BYTES),
+      sampleHeldout: this.sampleHeldout.subarray(0, this.samples),
       samples: this.samples,
-      train: packEncoded(this.train.view()),
-      heldout: packEncoded(this.heldout.view()),
+      train: this.train.view(),
+      heldout: this.heldout.view(),
     };
+  }
+
+  /** Start the next block, keeping the memory. */
+  reset(): void {
     this.train.clear();
     this.heldout.clear();
     this.records = 0;
     this.rejects = [];
     this.redactions = emptyRedactionCounts();
     this.samples = 0;
-    return block;
+  }
+
+  /**
+   * Everything processed since the last `reset`, copied into one ArrayBuffer (`block.memory`,
+   * taken from `spares` when one is large enough) to hand to another thread; then reset.
+   */
+  take(spares: ArrayBuffer[]): ProcessedBlock {
+    const block = this.view();
+    const packed = packEncoded([block.train, block.heldout], [block.sampleKeys, block.sampleHeldout], spares);
+    this.reset();
+    return { ...block, train: packed.rows[0], heldout: packed.rows[1], sampleKeys: packed.bytes[0], sampleHeldout: packed.bytes[1], memory: packed.memory };
   }
 
   /** SampleSink: record the sample's dedup key and split. */
@@ -141,8 +194,13 @@ const EXCERPT_BYTES = 160;
 
 /** A record's bytes as text, or an invalid-utf8 failure. */
 export function decodeRecord(bytes: Buffer, line: number): RawRecord {
-  if (!isUtf8(bytes)) {
-    return { ok: false, line, code: 'invalid-utf8', reason: 'invalid UTF-8', excerpt: bytes.subarray(0, EXCERPT_BYTES).toString('latin1') };
+  return decodeRange(bytes, 0, bytes.length, line, false);
+}
+
+/** The record `bytes[start, end)` as text (`knownUtf8`: already checked), or an invalid-utf8 failure. */
+function decodeRange(bytes: Buffer, start: number, end: number, line: number, knownUtf8: boolean): RawRecord {
+  if (!knownUtf8 && !isUtf8(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end))) {
+    return { ok: false, line, code: 'invalid-utf8', reason: 'invalid UTF-8', excerpt: bytes.subarray(start, Math.min(end, start + EXCERPT_BYTES)).toString('latin1') };
   }
-  return { ok: true, line, text: bytes.toString('utf8') };
+  return { ok: true, line, text: bytes.toString('utf8', start, end) };
 }

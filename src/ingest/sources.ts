@@ -7,13 +7,16 @@
  * (we must reject oversized lines without holding them).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { FireoptError, InputError, describeError } from '../errors.js';
-import { decodeRecord } from './process.js';
+import { FAILED_RECORD, HEAD_RECORD, decodeRecord } from './process.js';
+
+export { FAILED_RECORD, HEAD_RECORD };
 
 export const STDIN_NAME = '-';
 
@@ -58,23 +61,57 @@ export interface SourceStats {
 
 /** An opened input: its decompressed byte chunks, and stats complete once they are consumed. */
 export interface OpenedSource {
+  /**
+   * A plain file's chunks are read into memory from a `ChunkPool`: each chunk is valid until the
+   * next one is requested, and then read into again unless it was transferred to another thread
+   * (detached), in which case its memory comes back through `ChunkPool.give` once that thread is done.
+   */
   chunks: AsyncIterable<Buffer>;
   stats(): SourceStats;
   /**
-   * True when each chunk is fresh memory that nothing else holds once it has been yielded (a plain
-   * file's read stream), so it may be transferred to another thread; zlib and stdin reuse theirs.
+   * True when each chunk's memory may be transferred to another thread (a plain file's chunks);
+   * zlib and stdin keep and reuse theirs.
    */
   chunksOwned(): boolean;
 }
 
+export const CHUNK_BYTES = 1 << 20;
+const MAX_FREE_CHUNKS = 16;
+
+/**
+ * Read buffers for plain files, reused: a fresh 1 MiB ArrayBuffer per read (as `createReadStream`
+ * makes) is external memory to V8, and at hundreds of MB/s it drove a full mark-compact of the
+ * main thread's heap every ~64 MB read, most of the GC work of a run.
+ */
+export class ChunkPool {
+  private readonly free: ArrayBuffer[] = [];
+
+  /** A buffer to read into: a free one, or a new one. */
+  take(): ArrayBuffer {
+    return this.free.pop() ?? new ArrayBuffer(CHUNK_BYTES);
+  }
+
+  /** `length` bytes of a pooled buffer when they fit in one, else of a new one. */
+  bytes(length: number): Uint8Array {
+    return length <= CHUNK_BYTES ? new Uint8Array(this.take(), 0, length) : new Uint8Array(length);
+  }
+
+  /** Give back a chunk's memory (one that came back from a worker, or one the reader is done with). */
+  give(memory: ArrayBuffer): void {
+    if (memory.byteLength === CHUNK_BYTES && this.free.length < MAX_FREE_CHUNKS) this.free.push(memory);
+  }
+}
+
 /** Open a file (or stdin for `-`); `onRawBytes` sees the count of raw bytes read so far. */
-export function openSource(file: string, stdin: Readable | undefined, onRawBytes: (n: number) => void): OpenedSource {
-  let raw: Readable;
+export function openSource(file: string, stdin: Readable | undefined, onRawBytes: (n: number) => void, pool = new ChunkPool()): OpenedSource {
+  let raw: AsyncIterable<Buffer>;
+  let plain: PlainFileReader | undefined;
   if (file === STDIN_NAME) {
     if (!stdin) throw new InputError('`-` reads stdin, but no stdin is available here');
     raw = stdin;
   } else {
-    raw = createReadStream(file, { highWaterMark: 1 << 20 });
+    plain = new PlainFileReader(file, pool);
+    raw = plain.chunks();
   }
   const hash = createHash('sha256');
   let bytes = 0;
@@ -102,6 +139,7 @@ export function openSource(file: string, stdin: Readable | undefined, onRawBytes
         yield* all();
         return;
       }
+      if (plain) plain.reuse = false; // zlib holds on to its input chunks
       const gunzip = createGunzip({ chunkSize: 1 << 20 });
       const input = Readable.from(all());
       input.on('error', (error) => gunzip.destroy(error));
@@ -117,7 +155,6 @@ export function openSource(file: string, stdin: Readable | undefined, onRawBytes
       }
     } finally {
       await iterator.return(undefined); // stops and closes the underlying file when a reader stops early
-      if (file !== STDIN_NAME) raw.destroy();
     }
   }
   return {
@@ -125,6 +162,39 @@ export function openSource(file: string, stdin: Readable | undefined, onRawBytes
     stats: () => ({ bytes, sha256: hash.digest('hex'), gzip }),
     chunksOwned: () => file !== STDIN_NAME && !gzip,
   };
+}
+
+/** Reads a file in chunks of pooled memory (see `OpenedSource.chunks`). */
+class PlainFileReader {
+  /** Whether a chunk that was not transferred may be read into again once the next is requested. */
+  reuse = true;
+
+  constructor(
+    private readonly file: string,
+    private readonly pool: ChunkPool,
+  ) {}
+
+  async *chunks(): AsyncGenerator<Buffer> {
+    const handle = await open(this.file, 'r');
+    let previous: ArrayBuffer | undefined;
+    try {
+      for (;;) {
+        // A detached buffer (byteLength 0) went to a worker, which gives it back to the pool.
+        if (previous && previous.byteLength > 0 && this.reuse) this.pool.give(previous);
+        previous = undefined;
+        const memory = this.pool.take();
+        const { bytesRead } = await handle.read(new Uint8Array(memory), 0, memory.byteLength, null);
+        if (bytesRead === 0) {
+          this.pool.give(memory);
+          return;
+        }
+        previous = memory;
+        yield Buffer.from(memory, 0, bytesRead);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
 }
 
 /** One record of an input, or the reason it could not be read as text. */
@@ -135,58 +205,80 @@ export type RawRecord =
 /** How an input is laid out: JSON Lines (also plain text, one prompt per line) or one JSON array. */
 export type Container = 'lines' | 'json-array';
 
-/** A JSON Lines record not yet decoded (decoding and UTF-8 checking are left to a parse worker). */
-export interface LineBytes {
-  ok: true;
-  line: number;
-  bytes: Buffer;
+/**
+ * The records of one chunk of JSON Lines, not yet decoded, as arrays rather than an object per
+ * record (at ~600k records per GB, per-record objects were most of the main thread's garbage).
+ * Record i has line number `lines[i]` and is `chunk[starts[i], ends[i])`; or, where `starts[i]`
+ * is `HEAD_RECORD`, `head` (the record that began in earlier chunks and ends in this one, always
+ * the first); or, where it is `FAILED_RECORD`, the next of `failures` (a line that is too long).
+ * The arrays are the splitter's: valid until the next chunk is split.
+ */
+export interface LineBlock {
+  chunk: Buffer;
+  count: number;
+  lines: Int32Array;
+  starts: Int32Array;
+  ends: Int32Array;
+  head: Buffer | undefined;
+  failures: RawRecord[];
+}
+
+/** Record `i` of a block as a decoded record (`failure` is the index into `failures` of a failed one). */
+export function recordAt(block: LineBlock, i: number, failure: number): RawRecord {
+  const start = block.starts[i];
+  if (start >= 0) return decodeRecord(block.chunk.subarray(start, block.ends[i]), block.lines[i]);
+  if (start === HEAD_RECORD) return decodeRecord((block.head as Buffer).subarray(0, block.ends[i]), block.lines[i]);
+  return block.failures[failure];
 }
 
 /**
  * Split decompressed chunks into records, yielded in arrays (one per chunk) to keep per-record
  * overhead low. The container is chosen from the first non-blank byte: `[` is a JSON array.
  */
-export function splitRecords(
+export async function* splitRecords(
   chunks: AsyncIterable<Buffer>,
   maxRecordBytes: number,
   onContainer: (container: Container) => void,
 ): AsyncGenerator<RawRecord[]> {
-  return splitEntries(chunks, maxRecordBytes, onContainer, false) as AsyncGenerator<RawRecord[]>;
+  for await (const block of splitRecordBlocks(chunks, maxRecordBytes, onContainer)) {
+    if (Array.isArray(block)) {
+      yield block;
+      continue;
+    }
+    const records: RawRecord[] = [];
+    let failure = 0;
+    for (let i = 0; i < block.count; i++) {
+      records.push(recordAt(block, i, failure));
+      if (block.starts[i] === FAILED_RECORD) failure++;
+    }
+    yield records;
+  }
 }
 
 /**
- * Like `splitRecords`, but JSON Lines records come as undecoded bytes (`LineBytes`): the main
- * thread only finds line boundaries, and the decoding happens where the record is parsed.
- * Records of a JSON array, and lines that are too long, come as `RawRecord`s as before.
+ * Like `splitRecords`, but JSON Lines come as `LineBlock`s of undecoded bytes: the main thread
+ * only finds line boundaries, and the decoding happens where the record is parsed. Records of a
+ * JSON array come as `RawRecord`s as before.
  */
-export function splitRecordEntries(
+export async function* splitRecordBlocks(
   chunks: AsyncIterable<Buffer>,
   maxRecordBytes: number,
   onContainer: (container: Container) => void,
-): AsyncGenerator<Array<RawRecord | LineBytes>> {
-  return splitEntries(chunks, maxRecordBytes, onContainer, true);
-}
-
-async function* splitEntries(
-  chunks: AsyncIterable<Buffer>,
-  maxRecordBytes: number,
-  onContainer: (container: Container) => void,
-  rawLines: boolean,
-): AsyncGenerator<Array<RawRecord | LineBytes>> {
+): AsyncGenerator<LineBlock | RawRecord[]> {
   let splitter: LineSplitter | ArraySplitter | undefined;
   for await (const chunk of chunks) {
     if (!splitter) {
       const first = firstNonBlank(chunk);
       if (first === -1) continue; // leading blank chunk: keep looking (a blank chunk holds no record)
-      splitter = chunk[first] === 0x5b /* [ */ ? new ArraySplitter(maxRecordBytes) : new LineSplitter(maxRecordBytes, rawLines);
+      splitter = chunk[first] === 0x5b /* [ */ ? new ArraySplitter(maxRecordBytes) : new LineSplitter(maxRecordBytes);
       onContainer(splitter instanceof ArraySplitter ? 'json-array' : 'lines');
     }
     const records = splitter.push(chunk);
-    if (records.length) yield records;
+    if (Array.isArray(records) ? records.length : records.count) yield records;
   }
   if (splitter) {
     const records = splitter.end();
-    if (records.length) yield records;
+    if (Array.isArray(records) ? records.length : records.count) yield records;
   }
 }
 
@@ -208,14 +300,12 @@ class LineSplitter {
   private skippedExcerpt = '';
   private line = 0; // number of the line being assembled, 1-based once started
   private atStart = true;
+  private block: LineBlock = { chunk: Buffer.alloc(0), count: 0, lines: new Int32Array(1024), starts: new Int32Array(1024), ends: new Int32Array(1024), head: undefined, failures: [] };
 
-  constructor(
-    private readonly maxBytes: number,
-    private readonly rawLines: boolean,
-  ) {}
+  constructor(private readonly maxBytes: number) {}
 
-  push(chunk: Buffer): Array<RawRecord | LineBytes> {
-    const out: Array<RawRecord | LineBytes> = [];
+  push(chunk: Buffer): LineBlock {
+    this.startBlock(chunk);
     let start = 0;
     if (this.atStart) {
       this.atStart = false;
@@ -225,45 +315,53 @@ class LineSplitter {
       const newline = chunk.indexOf(0x0a, start);
       if (newline === -1) {
         this.hold(chunk.subarray(start));
-        return out;
+        return this.block;
       }
       this.line++;
       if (this.skipping) {
         this.skipping = false;
-        out.push(this.oversized());
+        this.fail(this.oversized());
       } else if (this.pendingBytes === 0) {
-        if (newline - start > this.maxBytes) out.push(this.oversizedFrom(chunk.subarray(start, newline)));
-        else this.emit(chunk.subarray(start, newline), out);
+        if (newline - start > this.maxBytes) this.fail(this.oversizedFrom(chunk.subarray(start, newline)));
+        else this.emit(chunk, start, newline, false);
       } else {
         const piece = chunk.subarray(start, newline);
         if (this.pendingBytes + piece.length > this.maxBytes) {
           this.skippedExcerpt = Buffer.concat(this.pending).subarray(0, EXCERPT_BYTES).toString('utf8');
           this.pending = [];
           this.pendingBytes = 0;
-          out.push(this.oversized());
+          this.fail(this.oversized());
         } else {
           const whole = Buffer.concat([...this.pending, piece], this.pendingBytes + piece.length);
           this.pending = [];
           this.pendingBytes = 0;
-          this.emit(whole, out);
+          this.emit(whole, 0, whole.length, true);
         }
       }
       start = newline + 1;
     }
   }
 
-  end(): Array<RawRecord | LineBytes> {
-    const out: Array<RawRecord | LineBytes> = [];
+  end(): LineBlock {
+    this.startBlock(Buffer.alloc(0));
     if (this.skipping) {
       this.line++;
-      out.push(this.oversized());
+      this.fail(this.oversized());
     } else if (this.pendingBytes > 0) {
       this.line++;
-      this.emit(Buffer.concat(this.pending, this.pendingBytes), out);
+      const whole = Buffer.concat(this.pending, this.pendingBytes);
+      this.emit(whole, 0, whole.length, true);
     }
     this.pending = [];
     this.pendingBytes = 0;
-    return out;
+    return this.block;
+  }
+
+  private startBlock(chunk: Buffer): void {
+    this.block.chunk = chunk;
+    this.block.count = 0;
+    this.block.head = undefined;
+    this.block.failures = [];
   }
 
   private hold(rest: Buffer): void {
@@ -275,16 +373,16 @@ class LineSplitter {
       this.skipping = true;
       return;
     }
-    // Copy: the chunk's memory may be reused by the stream.
+    // Copy: the chunk's memory is reused for later reads.
     this.pending.push(Buffer.from(rest));
     this.pendingBytes += rest.length;
   }
 
-  private emit(bytes: Buffer, out: Array<RawRecord | LineBytes>): void {
-    let end = bytes.length;
-    if (end > 0 && bytes[end - 1] === 0x0d) end--;
+  /** Add the record `bytes[start, end)` (of the chunk, or `head`) unless it is blank. */
+  private emit(bytes: Buffer, start: number, end: number, head: boolean): void {
+    if (end > start && bytes[end - 1] === 0x0d) end--;
     let blank = true;
-    for (let i = 0; i < end; i++) {
+    for (let i = start; i < end; i++) {
       const c = bytes[i];
       if (c !== 0x20 && c !== 0x09) {
         blank = false;
@@ -292,8 +390,33 @@ class LineSplitter {
       }
     }
     if (blank) return;
-    if (this.rawLines) out.push({ ok: true, line: this.line, bytes: bytes.subarray(0, end) });
-    else out.push(decodeRecord(bytes.subarray(0, end), this.line));
+    const i = this.nextRecord();
+    this.block.starts[i] = head ? HEAD_RECORD : start;
+    this.block.ends[i] = end;
+    if (head) this.block.head = bytes;
+  }
+
+  private fail(record: RawRecord): void {
+    const i = this.nextRecord();
+    this.block.starts[i] = FAILED_RECORD;
+    this.block.ends[i] = 0;
+    this.block.failures.push(record);
+  }
+
+  private nextRecord(): number {
+    const block = this.block;
+    if (block.count === block.lines.length) {
+      const grow = (array: Int32Array): Int32Array => {
+        const grown = new Int32Array(array.length * 2);
+        grown.set(array);
+        return grown;
+      };
+      block.lines = grow(block.lines);
+      block.starts = grow(block.starts);
+      block.ends = grow(block.ends);
+    }
+    block.lines[block.count] = this.line;
+    return block.count++;
   }
 
   private oversizedFrom(bytes: Buffer): RawRecord {
