@@ -129,12 +129,15 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     const workers = deps.workers ?? defaultWorkers(totalBytes);
     const chunks = new ChunkPool();
     const pool = workers > 0 ? new ParsePool(workers, chunks) : undefined;
-    let run: IngestRun;
+    let run: IngestRun | undefined;
     try {
       run = new IngestRun(settings, staged.path, batchIndex, progress, deps.signal, chunks, pool);
       progress({ kind: 'start', task: 'ingest', unit: 'MB', total: totalBytes ? roundMb(totalBytes) : undefined });
       for (const file of traceFiles) inputs.push(await run.ingestFile(file, deps.stdin));
       await run.finish();
+    } catch (error) {
+      run?.abandon();
+      throw error;
     } finally {
       await pool?.close();
     }
@@ -329,9 +332,9 @@ class IngestRun {
     // Rows of one split are appended in runs of consecutive kept rows, each run copied in one go.
     const next = [0, 0]; // next row index in block.train, block.heldout
     const runStart = [0, 0];
-    const appendRun = async (heldout: number): Promise<void> => {
+    const appendRun = (heldout: number): void => {
       const rows = heldout ? block.heldout : block.train;
-      await (heldout ? this.heldout : this.train).addRows(rows, runStart[heldout], next[heldout]);
+      (heldout ? this.heldout : this.train).addRows(rows, runStart[heldout], next[heldout]);
     };
     let kept = 0;
     for (let i = 0; i < block.samples; i++) {
@@ -341,15 +344,15 @@ class IngestRun {
       if (this.settings.dedup && !this.seen.add(block.sampleKeys, i * DEDUP_KEY_BYTES)) {
         this.duplicates++;
         next[heldout] = row;
-        await appendRun(heldout);
+        appendRun(heldout);
         next[heldout] = row + 1;
         runStart[heldout] = row + 1;
         continue;
       }
       kept++;
     }
-    await appendRun(0);
-    await appendRun(1);
+    appendRun(0);
+    appendRun(1);
     input.samples += kept;
     this.rowsByFormat[format] = (this.rowsByFormat[format] ?? 0) + kept;
   }
@@ -367,7 +370,15 @@ class IngestRun {
   }
 
   async finish(): Promise<void> {
-    await Promise.all([this.train.close(), this.heldout.close(), this.rejects.close()]);
+    this.train.close();
+    this.heldout.close();
+    await this.rejects.close();
+  }
+
+  /** Close the output files of a failed run (its staging directory is removed). */
+  abandon(): void {
+    this.train.abandon();
+    this.heldout.abandon();
   }
 }
 
