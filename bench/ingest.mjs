@@ -8,7 +8,7 @@
  *   cat        `cat file > /dev/null` (the read floor)
  *   json-parse a bare loop: read 1 MiB chunks, split lines, JSON.parse each (the parse floor)
  *   ingest     fireopt's runIngest (from the built dist/) into a dataset directory, as by default (parse
- *              workers only when the load average leaves a CPU idle; notes say how many it used)
+ *              workers only while half a CPU is idle by the load average; notes say how many it used)
  *   ingest-1t  the same on one thread (`workers: 0`)
  *   ingest-2w  the same with two parse workers (`workers: 2`)
  *   ingest-baseline  runIngest from another build (`--baseline <dir with dist/>`, e.g. an older commit), same run
@@ -66,8 +66,9 @@ async function measureInChild(mode, file, baseline, candidate) {
     const cpu = process.cpuUsage(); // all threads of the process
     const outBytes = ['train.arrow', 'heldout.arrow'].reduce((sum, f) => sum + statSync(join(out, f)).size, 0);
     rmSync(out, { recursive: true, force: true });
-    // The default's choice, recomputed as runIngest does (CPUs minus the 1-minute load average, at most 2).
-    const chosen = workers ?? Math.max(0, Math.min(2, Math.floor(cpus().length - load)));
+    // The default's choice, as runIngest reports it (older builds do not: recomputed as they chose,
+    // CPUs minus the 1-minute load average, at most 2).
+    const chosen = workers ?? summary.parse_workers ?? Math.max(0, Math.min(2, Math.floor(cpus().length - load)));
     return { seconds, workers: chosen, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, rows: summary.rows.total, duplicates: summary.duplicates_removed, rejected: summary.rejected.count, outMb: outBytes / 1e6 };
   }
   throw new Error(`unknown mode ${mode}`);
