@@ -42,25 +42,39 @@ const MAX_DEFAULT_WORKERS = 2;
 /** Workers are started when at least this much of a CPU is idle besides this process's own load. */
 const MIN_IDLE_CPUS = 0.5;
 
+/** What the default number of parse workers depends on. */
+export interface MachineLoad {
+  inputBytes: number;
+  cpus: number;
+  /** The 1-minute load average. */
+  load1: number;
+  /** This process's own share of `load1`, estimated from its CPU time. */
+  ownLoad: number;
+}
+
 /**
  * Two parse workers on two or more CPUs cut ingest's wall time by ~40% on an idle machine, for
  * ~17% more CPU time in all (a second JIT-compiled copy of the parse code, packing blocks for
  * the main thread). On a machine whose other work already fills the CPUs (measured: load ~3.5
  * on 2 CPUs), that extra CPU time is not recovered and one thread finishes first, so workers are
  * started only while at least half a CPU is idle. The load average counts this process's own
- * recent work too (e.g. an earlier stage in the same process), which is subtracted, estimated
- * from its CPU time. Small inputs (< 16 MB) stay on one thread: starting a worker takes ~50 ms.
+ * recent work too (e.g. an earlier stage in the same process), which is not held against it.
+ * Small inputs (< 16 MB) stay on one thread: starting a worker takes ~50 ms.
  */
-export function defaultWorkers(inputBytes: number): number {
-  if (inputBytes < PARALLEL_MIN_BYTES || !parseWorkersAvailable()) return 0;
-  const cpus = availableParallelism();
-  if (cpus < 2) return 0;
+export function workersFor(machine: MachineLoad): number {
+  if (machine.inputBytes < PARALLEL_MIN_BYTES || machine.cpus < 2) return 0;
+  const otherLoad = Math.max(0, machine.load1 - machine.ownLoad);
+  return machine.cpus - otherLoad >= MIN_IDLE_CPUS ? Math.min(MAX_DEFAULT_WORKERS, machine.cpus) : 0;
+}
+
+/** `workersFor` this machine now (0 where workers cannot start: under vitest, which runs the TypeScript sources). */
+function defaultWorkers(inputBytes: number): number {
+  if (!parseWorkersAvailable()) return 0;
   const { user, system } = process.cpuUsage();
   // The 1-minute load average is a moving average over about a minute: this process's share of
-  // it is about its CPU seconds over that minute (its whole life, if younger).
+  // it is about its CPU seconds over that minute (over its whole life, if it is younger).
   const ownLoad = (user + system) / 1e6 / Math.max(60, process.uptime());
-  const otherLoad = Math.max(0, loadavg()[0] - ownLoad);
-  return cpus - otherLoad >= MIN_IDLE_CPUS ? Math.min(MAX_DEFAULT_WORKERS, cpus) : 0;
+  return workersFor({ inputBytes, cpus: availableParallelism(), load1: loadavg()[0], ownLoad });
 }
 
 /** Per input file, as recorded in the manifest. */

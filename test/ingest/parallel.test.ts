@@ -10,10 +10,11 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runIngest, type IngestSummary } from '../../src/ingest/index.js';
+import { runIngest, workersFor, type IngestSummary } from '../../src/ingest/index.js';
 import { alpaca, bfcl, bfclAnswers, chatFromAlpaca, chatFromTaskmaster, ingestConfig, readRows, taskmaster, tempDir, toolCallChatFromBfcl } from './fixtures.js';
 
 const tmp = tempDir('fireopt-parallel-');
@@ -28,7 +29,7 @@ type IngestModule = typeof import('../../src/ingest/index.js');
 async function builtIngest(): Promise<IngestModule> {
   if (!existsSync(distIndex)) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.json` (npm test does) before this test');
   const built = statSync(distIndex).mtimeMs;
-  for (const source of ['index.ts', 'process.ts', 'samples.ts', 'columns.ts', 'parse-pool.ts', 'parse-worker.ts']) {
+  for (const source of ['index.ts', 'process.ts', 'samples.ts', 'columns.ts', 'parse-pool.ts', 'parse-worker.ts', 'sources.ts', 'writer.ts']) {
     if (statSync(resolve('src/ingest', source)).mtimeMs > built + 1000) throw new Error(`dist/ is older than src/ingest/${source}: rebuild with \`npx tsc -p tsconfig.json\``);
   }
   return (await import(pathToFileURL(distIndex).href)) as IngestModule;
@@ -132,6 +133,15 @@ describe('ingest with parse workers', () => {
     expect(new Set(rows.map((r) => r.id)).size).toBe(rows.length);
     const lines = rows.map((r) => r.source_line);
     expect(lines.every((line, i) => i === 0 || line >= lines[i - 1])).toBe(true);
+
+    // Gzip: zlib reuses its output chunks, so they are copied for the workers instead of handed over.
+    writeFileSync(at('traces.jsonl.gz'), gzipSync(readFileSync(input)));
+    const gzipOneThread = await built.runIngest(ingestConfig([at('traces.jsonl.gz')], at('gzip-one-thread-ds'), sets), { workers: 0 });
+    const gzipWorkers = await built.runIngest(ingestConfig([at('traces.jsonl.gz')], at('gzip-workers-ds'), sets), { workers: 2 });
+    expect(gzipWorkers.parse_workers).toBe(2);
+    expect(gzipOneThread.rows).toEqual(inProcess.rows);
+    expect(counts(gzipWorkers)).toEqual(counts(gzipOneThread));
+    expect(outputs(at('gzip-workers-ds'))).toEqual(outputs(at('gzip-one-thread-ds')));
   }, 120_000);
 
   it('reads prompts-only text files the same way (by extension, and with --format prompts)', async () => {
@@ -154,4 +164,25 @@ describe('ingest with parse workers', () => {
       expect(outputs(at(`${file}-workers`))).toEqual(outputs(at(`${file}-src`)));
     }
   }, 120_000);
+});
+
+describe('the default number of parse workers', () => {
+  const twoCpus = { inputBytes: 1e9, cpus: 2, load1: 0, ownLoad: 0 };
+
+  it('uses two workers while at least half a CPU is idle', () => {
+    expect(workersFor(twoCpus)).toBe(2);
+    expect(workersFor({ ...twoCpus, load1: 1.3 })).toBe(2); // the quiet machine of bench/RESULTS.md
+    expect(workersFor({ ...twoCpus, load1: 1.6 })).toBe(0);
+    expect(workersFor({ ...twoCpus, cpus: 16, load1: 6 })).toBe(2);
+  });
+
+  it('does not count this process\'s own load against it', () => {
+    expect(workersFor({ ...twoCpus, load1: 2.2, ownLoad: 1.9 })).toBe(2);
+    expect(workersFor({ ...twoCpus, load1: 3.5, ownLoad: 0.2 })).toBe(0);
+  });
+
+  it('stays on one thread for small inputs and on one CPU', () => {
+    expect(workersFor({ ...twoCpus, inputBytes: 1e6 })).toBe(0);
+    expect(workersFor({ ...twoCpus, cpus: 1 })).toBe(0);
+  });
 });
