@@ -53,13 +53,14 @@ export interface MachineLoad {
 }
 
 /**
- * Two parse workers on two or more CPUs cut ingest's wall time by ~40% on an idle machine, for
- * ~17% more CPU time in all (a second JIT-compiled copy of the parse code, packing blocks for
- * the main thread). On a machine whose other work already fills the CPUs (measured: load ~3.5
- * on 2 CPUs), that extra CPU time is not recovered and one thread finishes first, so workers are
- * started only while at least half a CPU is idle. The load average counts this process's own
- * recent work too (e.g. an earlier stage in the same process), which is not held against it.
- * Small inputs (< 16 MB) stay on one thread: starting a worker takes ~50 ms.
+ * Two parse workers on two CPUs cut ingest's wall time by a quarter or more on a quiet machine
+ * (1 GB: 7.1 → 5.3 s, bench/RESULTS.md), for ~15% more CPU time in all (a second JIT-compiled
+ * copy of the parse code, packing blocks for the main thread). On a machine whose other work
+ * already fills the CPUs (measured: load 2–5 on 2 CPUs), that extra CPU time is not recovered and
+ * one thread finishes first, so workers are started only while at least half a CPU is idle. The
+ * load average counts this process's own recent work too (e.g. an earlier stage in the same
+ * process), which is not held against it. Small inputs (< 16 MB) stay on one thread: starting a
+ * worker takes ~50 ms.
  */
 export function workersFor(machine: MachineLoad): number {
   if (machine.inputBytes < PARALLEL_MIN_BYTES || machine.cpus < 2) return 0;
