@@ -9,14 +9,17 @@
  *   node scripts/build-native.mjs [--force] [--strict]   (--strict: exit 1 when the build fails)
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const source = join(root, 'native', 'kernels.cc');
 const output = join(root, 'native', 'build', 'fireopt_native.node');
+// What the build was made for: `-march=native` code may not run on another CPU, and src/backend/native.ts
+// refuses to load the addon on a CPU whose signature differs (instead of dying of SIGILL).
+const stamp = join(root, 'native', 'build', 'fireopt_native.json');
 const strict = process.argv.includes('--strict');
 
 function say(message) {
@@ -37,7 +40,7 @@ function headerDirs() {
 
 function main() {
   if (process.env.FIREOPT_NATIVE === '0') return say('skipped (FIREOPT_NATIVE=0)');
-  if (!process.argv.includes('--force') && existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs) {
+  if (!process.argv.includes('--force') && existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs && stampMatches()) {
     return say(`up to date (${output})`);
   }
   const [includeDir] = headerDirs();
@@ -48,6 +51,8 @@ function main() {
   const flags = ['-O3', '-march=native', '-std=c++17', '-fPIC', '-shared', '-pthread', '-fno-math-errno', '-DNAPI_VERSION=8'];
   try {
     execFileSync(compiler, [...flags, `-I${includeDir}`, source, '-o', partial], { stdio: ['ignore', 'ignore', 'pipe'] });
+    writeFileSync(`${stamp}.tmp-${process.pid}`, JSON.stringify({ cpu: cpuSignature(), node: process.versions.modules }) + '\n');
+    renameSync(`${stamp}.tmp-${process.pid}`, stamp);
     renameSync(partial, output);
   } catch (error) {
     rmSync(partial, { force: true });
@@ -57,9 +62,28 @@ function main() {
   say(`built ${output} (${compiler}, -march=native)`);
 }
 
+/** The CPU as the compiler's -march=native sees it: model and feature flags (kept in step with src/backend/native.ts). */
+export function cpuSignature() {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (name) => info.match(new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm'))?.[1]?.trim() ?? '';
+    return `${field('model name')} | ${field('flags').split(/\s+/).sort().join(' ')}`;
+  } catch {
+    return `${cpus()[0]?.model ?? 'unknown'}`;
+  }
+}
+
+function stampMatches() {
+  try {
+    return JSON.parse(readFileSync(stamp, 'utf8')).cpu === cpuSignature();
+  } catch {
+    return false;
+  }
+}
+
 function fail(why) {
   say(`not built: ${why}. fireopt still works; training on CPU uses the wasm backend's own kernels.`);
   if (strict) process.exitCode = 1;
 }
 
-main();
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

@@ -6,9 +6,9 @@
  * FIREOPT_NATIVE=0 turns it off; FIREOPT_NATIVE_THREADS=n sets its threads (default: the CPUs
  * this process may use, at most 8).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -50,7 +50,8 @@ export function nativeKernels(): NativeStatus {
   if (disabled) return { description: 'native sgemm off' };
   if (status) return status;
   if (process.env.FIREOPT_NATIVE === '0') return (status = { description: 'native sgemm off (FIREOPT_NATIVE=0)' });
-  if (!existsSync(nativeAddonPath)) return (status = { description: 'native sgemm not built (npm run build:native)' });
+  const problem = nativeBuildProblem(nativeAddonPath);
+  if (problem) return (status = { description: `native sgemm ${problem} (npm run build:native)` });
   try {
     const kernels = createRequire(import.meta.url)(nativeAddonPath) as NativeKernels;
     const requested = Number(process.env.FIREOPT_NATIVE_THREADS);
@@ -60,6 +61,36 @@ export function nativeKernels(): NativeStatus {
     return (status = { kernels, description: `native sgemm ${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}` });
   } catch (error) {
     return (status = { description: `native sgemm failed to load (${(error as Error).message.split('\n')[0]})` });
+  }
+}
+
+/**
+ * Why the addon at `addonPath` must not be loaded here, if it must not: missing, or built (with
+ * -march=native) for another CPU according to the stamp beside it (`.json`, written by
+ * scripts/build-native.mjs) — its code could die of an illegal instruction on this one.
+ */
+export function nativeBuildProblem(addonPath: string): string | undefined {
+  if (!existsSync(addonPath)) return 'not built';
+  let builtFor: string | undefined;
+  try {
+    builtFor = (JSON.parse(readFileSync(addonPath.replace(/\.node$/, '.json'), 'utf8')) as { cpu?: string }).cpu;
+  } catch {
+    return 'has no build stamp';
+  }
+  return builtFor === cpuSignature() ? undefined : 'built for another CPU';
+}
+
+/**
+ * This CPU as `-march=native` sees it: model and feature flags (the same string as
+ * scripts/build-native.mjs's cpuSignature).
+ */
+export function cpuSignature(): string {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (name: string) => info.match(new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm'))?.[1]?.trim() ?? '';
+    return `${field('model name')} | ${field('flags').split(/\s+/).sort().join(' ')}`;
+  } catch {
+    return `${cpus()[0]?.model ?? 'unknown'}`;
   }
 }
 

@@ -4,13 +4,14 @@
  * `npm ci` (postinstall); where it could not be built these tests say so and skip.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { stockKernel } from '../../src/backend/kernels.js';
-import { nativeAddonPath, nativeKernels, nativeWorthIt } from '../../src/backend/native.js';
+import { cpuSignature, nativeAddonPath, nativeBuildProblem, nativeKernels, nativeWorthIt } from '../../src/backend/native.js';
 import { crossEntropyLoss, softCrossEntropySums, type SparseCoefficients } from '../../src/model/loss.js';
 import { SeededRandom } from '../../src/model/random.js';
 import { AdamW } from '../../src/train/optimizer.js';
@@ -245,6 +246,23 @@ describe('scripts/build-native.mjs', () => {
     if (before) expect(readFileSync(nativeAddonPath).equals(before)).toBe(true);
     const strict = spawnSync(process.execPath, [script, '--force', '--strict'], { env: { ...process.env, CXX: '/nonexistent/c++' }, encoding: 'utf8' });
     expect(strict.status).toBe(1);
+  });
+
+  it('refuses a build made for another CPU, or without its stamp, instead of risking an illegal instruction', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fireopt-native-'));
+    const addon = join(dir, 'fireopt_native.node');
+    expect(nativeBuildProblem(addon)).toBe('not built');
+    writeFileSync(addon, 'not loaded by this check');
+    expect(nativeBuildProblem(addon)).toBe('has no build stamp');
+    writeFileSync(join(dir, 'fireopt_native.json'), JSON.stringify({ cpu: 'AMD EPYC 9B14 | avx2 fma' }));
+    expect(nativeBuildProblem(addon)).toBe('built for another CPU');
+    writeFileSync(join(dir, 'fireopt_native.json'), JSON.stringify({ cpu: cpuSignature() }));
+    expect(nativeBuildProblem(addon)).toBeUndefined();
+    if (native.kernels) {
+      // The real build's stamp is this machine's.
+      copyFileSync(nativeAddonPath.replace(/\.node$/, '.json'), join(dir, 'fireopt_native.json'));
+      expect(nativeBuildProblem(addon)).toBeUndefined();
+    }
   });
 
   it('is skipped with FIREOPT_NATIVE=0', () => {
