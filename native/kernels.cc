@@ -516,17 +516,26 @@ bool throwIf(napi_env env, bool failed, const char* message) {
   return failed;
 }
 
-bool float32Array(napi_env env, napi_value value, float** data, size_t* length) {
+// The data and length of a typed array of the given type; false for anything else.
+template <typename T>
+bool typedArray(napi_env env, napi_value value, napi_typedarray_type wanted, T** data, size_t* length) {
   bool isTyped = false;
   if (napi_is_typedarray(env, value, &isTyped) != napi_ok || !isTyped) return false;
   napi_typedarray_type type;
   void* raw = nullptr;
   napi_value buffer;
   size_t offset = 0;
-  if (napi_get_typedarray_info(env, value, &type, length, &raw, &buffer, &offset) != napi_ok) return false;
-  if (type != napi_float32_array) return false;
-  *data = static_cast<float*>(raw);
+  if (napi_get_typedarray_info(env, value, &type, length, &raw, &buffer, &offset) != napi_ok || type != wanted) return false;
+  *data = static_cast<T*>(raw);
   return true;
+}
+
+bool float32Array(napi_env env, napi_value value, float** data, size_t* length) {
+  return typedArray(env, value, napi_float32_array, data, length);
+}
+
+bool int32Array(napi_env env, napi_value value, int32_t** data, size_t* length) {
+  return typedArray(env, value, napi_int32_array, data, length);
 }
 
 // gemm(a, b, c, batchA, batchB, M, N, K, transposeA, transposeB): writes C (length max(batch)·M·N).
@@ -562,19 +571,6 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "E_NATIVE_GEMM", "gemm: out of memory for packing buffers");
   }
   return nullptr;
-}
-
-bool int32Array(napi_env env, napi_value value, int32_t** data, size_t* length) {
-  bool isTyped = false;
-  if (napi_is_typedarray(env, value, &isTyped) != napi_ok || !isTyped) return false;
-  napi_typedarray_type type;
-  void* raw = nullptr;
-  napi_value buffer;
-  size_t offset = 0;
-  if (napi_get_typedarray_info(env, value, &type, length, &raw, &buffer, &offset) != napi_ok) return false;
-  if (type != napi_int32_array) return false;
-  *data = static_cast<int32_t*>(raw);
-  return true;
 }
 
 // Reads (logits, N, V, rowPtr, cols, coefs, S) from argv[0..6] and checks every index against

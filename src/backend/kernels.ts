@@ -156,14 +156,6 @@ function wasmBatchMatMul(args: KernelArgs): TensorInfo {
   const backend = args.backend as WasmBackendView;
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-  const rankA = a.shape.length;
-  const rankB = b.shape.length;
-  const M = transposeA ? a.shape[rankA - 1] : a.shape[rankA - 2];
-  const K = transposeA ? a.shape[rankA - 2] : a.shape[rankA - 1];
-  const N = transposeB ? b.shape[rankB - 2] : b.shape[rankB - 1];
-  const batchA = size(a.shape.slice(0, -2));
-  const batchB = size(b.shape.slice(0, -2));
-  const batch = Math.max(batchA, batchB);
   const stockConfig = stockKernel(tf.BatchMatMul, 'wasm');
   const stock = (stockArgs: KernelArgs): TensorInfo => {
     // A backend started after the replacement never ran the stock kernel's set-up (its cwrap).
@@ -173,9 +165,9 @@ function wasmBatchMatMul(args: KernelArgs): TensorInfo {
     }
     return (stockConfig.kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(stockArgs);
   };
-  if (a.dtype !== 'float32' || b.dtype !== 'float32' || (batchA !== batchB && batchA !== 1 && batchB !== 1) || M * N * K === 0) {
-    return stock(args);
-  }
+  const dims = productDims(a, b, transposeA, transposeB);
+  if (!dims || dims.M * dims.N * dims.K === 0) return stock(args);
+  const { batch, batchA, batchB, M, N, K } = dims;
   const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), M, N];
 
   const native = nativeKernels().kernels;

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
-import { stockKernel } from '../../src/backend/kernels.js';
+import { stockCpu } from './stock.js';
 import { SeededRandom } from '../../src/model/random.js';
 import { maxAbs, maxAbsDiff } from '../model/helpers.js';
 
@@ -17,18 +17,6 @@ async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor[]): Promise<Float3
   const outputs = tf.tidy(f);
   const values = outputs.map((t) => Float32Array.from(t.dataSync() as Float32Array));
   tf.dispose(outputs);
-  return values;
-}
-
-/** The stock cpu kernel, run directly (fireopt replaced UnsortedSegmentSum on cpu too). */
-function stockCpu(kernelName: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, number>): Float32Array {
-  const backend = tf.findBackend('cpu');
-  if (!backend) throw new Error('cpu backend missing');
-  const cpuInputs = Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, { dataId: t.dataId, shape: t.shape, dtype: t.dtype }]));
-  const kernelFunc = stockKernel(kernelName, 'cpu').kernelFunc as unknown as (args: object) => tf.TensorInfo;
-  const out = kernelFunc({ inputs: cpuInputs, backend, attrs });
-  const values = Float32Array.from(backend.readSync(out.dataId) as Float32Array);
-  backend.disposeData(out.dataId);
   return values;
 }
 

@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
-import { stockKernel } from '../../src/backend/kernels.js';
 import { cpuSignature, nativeAddonPath, nativeBuildProblem, nativeKernels, nativeWorthIt } from '../../src/backend/native.js';
 import { crossEntropyLoss, softCrossEntropySums, type SparseCoefficients } from '../../src/model/loss.js';
 import { SeededRandom } from '../../src/model/random.js';
 import { AdamW } from '../../src/train/optimizer.js';
+import { stockCpu } from './stock.js';
 import { maxAbs, maxAbsDiff } from '../model/helpers.js';
 
 const native = nativeKernels();
@@ -26,14 +26,7 @@ function randomValues(n: number): Float32Array {
 }
 
 function stockCpuMatMul(a: tf.Tensor, b: tf.Tensor, transposeA: boolean, transposeB: boolean): Float32Array {
-  const backend = tf.findBackend('cpu');
-  if (!backend) throw new Error('cpu backend missing');
-  const info = (t: tf.Tensor) => ({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
-  const kernelFunc = stockKernel(tf.BatchMatMul, 'cpu').kernelFunc as unknown as (args: object) => tf.TensorInfo;
-  const out = kernelFunc({ inputs: { a: info(a), b: info(b) }, backend, attrs: { transposeA, transposeB } });
-  const values = Float32Array.from(backend.readSync(out.dataId) as Float32Array);
-  backend.disposeData(out.dataId);
-  return values;
+  return stockCpu(tf.BatchMatMul, { a, b }, { transposeA, transposeB });
 }
 
 const cases: Array<{ a: number[]; b: number[]; transposeA: boolean; transposeB: boolean }> = [];
