@@ -193,7 +193,8 @@ const { topK } = await countTokens(trainFile);
 const vocab512 = fullVocab(512);
 
 if (mode === 'reference') {
-  const { first: batch } = await firstBatch(vocab512, topK, CHECK.batch, CHECK.seq);
+  const { first: batch, batches } = await firstBatch(vocab512, topK, CHECK.batch, CHECK.seq);
+  await batches.return(); // only its first batch is needed: close its file now, not at garbage collection
   await initBackend('cpu', log);
   const onCpu = await correctness(batch, vocab512);
   await initBackend('wasm', log, { wasmThreads: 2 });

@@ -180,98 +180,103 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
 
     deps.progress({ kind: 'start', task, total: counters.totalSteps, unit: 'steps' });
     const batches = trainingBatches(stream, counters.position);
-    let lastHitRate = counters.bestHitRate;
-    const processTokensStart = counters.tokens;
-    while (!counters.stopReason && counters.step < counters.totalSteps) {
-      // --- One optimiser step: grad_accum micro-batches, clip, AdamW --------------------------
-      const grads = new Map<string, tf.Tensor>();
-      // Each micro-batch's [total, ce, kl, tv] stay on the device until the step's one read.
-      const stepScalars: tf.Tensor[] = [];
-      for (let micro = 0; micro < train.grad_accum; micro++) {
-        const next = await batches.next();
-        if (next.done) throw new RunError('the training data stream ended');
-        const { batch, next: position } = next.value;
-        const targets = softTargets(batch, vocab, lossWeights.tv > 0);
-        const inputsTensor = tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32');
-        let parts: ReturnType<typeof draftLoss> | undefined;
-        const { value, grads: microGrads } = tf.variableGrads(() => {
-          const logits = model.forward(inputsTensor);
-          parts = draftLoss(logits, targets, lossWeights);
-          return parts.total;
-        }, [...params.values()]);
-        inputsTensor.dispose();
-        const p = parts as ReturnType<typeof draftLoss>;
-        stepScalars.push(value, p.ce, p.kl, p.tv);
-        for (const [name, variable] of params) {
-          const g = microGrads[variable.name];
-          const scaled = tf.mul(g, 1 / train.grad_accum);
-          const sum = grads.get(name);
-          grads.set(name, sum ? tf.add(sum, scaled) : scaled);
-          if (sum) {
-            sum.dispose();
-            scaled.dispose();
+    try {
+      let lastHitRate = counters.bestHitRate;
+      const processTokensStart = counters.tokens;
+      while (!counters.stopReason && counters.step < counters.totalSteps) {
+        // --- One optimiser step: grad_accum micro-batches, clip, AdamW --------------------------
+        const grads = new Map<string, tf.Tensor>();
+        // Each micro-batch's [total, ce, kl, tv] stay on the device until the step's one read.
+        const stepScalars: tf.Tensor[] = [];
+        for (let micro = 0; micro < train.grad_accum; micro++) {
+          const next = await batches.next();
+          if (next.done) throw new RunError('the training data stream ended');
+          const { batch, next: position } = next.value;
+          const targets = softTargets(batch, vocab, lossWeights.tv > 0);
+          const inputsTensor = tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32');
+          let parts: ReturnType<typeof draftLoss> | undefined;
+          const { value, grads: microGrads } = tf.variableGrads(() => {
+            const logits = model.forward(inputsTensor);
+            parts = draftLoss(logits, targets, lossWeights);
+            return parts.total;
+          }, [...params.values()]);
+          inputsTensor.dispose();
+          const p = parts as ReturnType<typeof draftLoss>;
+          stepScalars.push(value, p.ce, p.kl, p.tv);
+          for (const [name, variable] of params) {
+            const g = microGrads[variable.name];
+            const scaled = tf.mul(g, 1 / train.grad_accum);
+            const sum = grads.get(name);
+            grads.set(name, sum ? tf.add(sum, scaled) : scaled);
+            if (sum) {
+              sum.dispose();
+              scaled.dispose();
+            }
           }
+          tf.dispose(Object.values(microGrads));
+          counters.position = position;
+          counters.tokens += batch.rows * batch.seqLen;
         }
-        tf.dispose(Object.values(microGrads));
-        counters.position = position;
-        counters.tokens += batch.rows * batch.seqLen;
-      }
-      const gradNormTensor = clipByGlobalNorm(grads, train.grad_clip);
-      const lr = learningRate(counters.step, { peakLr: plan.lr, warmupSteps: train.warmup_steps, totalSteps: counters.totalSteps, minLrRatio: train.min_lr_ratio });
-      optimizer.apply(grads, lr);
-      tf.dispose([...grads.values()]);
-      // The step's one read: every micro-batch's loss parts and the gradient norm, queued after the update.
-      const packed = tf.stack([...stepScalars, gradNormTensor]);
-      tf.dispose([...stepScalars, gradNormTensor]);
-      const numbers = (await packed.data()) as Float32Array;
-      packed.dispose();
-      let loss = 0;
-      let ce = 0;
-      let kl = 0;
-      let tv = 0;
-      for (let micro = 0; micro < train.grad_accum; micro++) {
-        loss += numbers[4 * micro] / train.grad_accum;
-        ce += numbers[4 * micro + 1] / train.grad_accum;
-        kl += numbers[4 * micro + 2] / train.grad_accum;
-        tv += numbers[4 * micro + 3] / train.grad_accum;
-      }
-      const gradNorm = numbers[4 * train.grad_accum];
-      counters.step++;
-      const tokensPerSec = (counters.tokens - processTokensStart) / Math.max(1e-3, (Date.now() - startedMs) / 1000);
-      writeMetrics({ type: 'train', step: counters.step, lr, loss, ce, kl, tv, grad_norm: gradNorm, tokens: counters.tokens, tokens_per_s: Math.round(tokensPerSec), elapsed_s: elapsedMs() / 1000 });
-
-      // A time-budgeted run fixes its schedule length once the step time is known.
-      if (plan.budgetMs !== undefined && counters.step === 3) {
-        const stepMs = elapsedMs() / 3;
-        counters.totalSteps = Math.max(4, Math.min(train.max_steps, Math.floor(plan.budgetMs / (stepMs * 1.15))));
-      }
-      if (!Number.isFinite(loss)) counters.stopReason = 'diverged (loss is not finite)';
-
-      // --- Held-out evaluation, best checkpoint, early stopping ------------------------------
-      const last = counters.step >= counters.totalSteps;
-      let saved = false;
-      if (!counters.stopReason && (counters.step % train.eval_every === 0 || last)) {
-        const result = await evaluate();
-        lastHitRate = result.hitRate;
-        if (result.hitRate > counters.bestHitRate) {
-          counters.bestHitRate = result.hitRate;
-          counters.bestStep = counters.step;
-          counters.evalsWithoutImprovement = 0;
-          await writeBest(result);
-        } else {
-          counters.evalsWithoutImprovement++;
-          if (train.patience > 0 && counters.evalsWithoutImprovement >= train.patience) counters.stopReason = `early stop: no better hit rate in ${train.patience} evaluations`;
+        const gradNormTensor = clipByGlobalNorm(grads, train.grad_clip);
+        const lr = learningRate(counters.step, { peakLr: plan.lr, warmupSteps: train.warmup_steps, totalSteps: counters.totalSteps, minLrRatio: train.min_lr_ratio });
+        optimizer.apply(grads, lr);
+        tf.dispose([...grads.values()]);
+        // The step's one read: every micro-batch's loss parts and the gradient norm, queued after the update.
+        const packed = tf.stack([...stepScalars, gradNormTensor]);
+        tf.dispose([...stepScalars, gradNormTensor]);
+        const numbers = (await packed.data()) as Float32Array;
+        packed.dispose();
+        let loss = 0;
+        let ce = 0;
+        let kl = 0;
+        let tv = 0;
+        for (let micro = 0; micro < train.grad_accum; micro++) {
+          loss += numbers[4 * micro] / train.grad_accum;
+          ce += numbers[4 * micro + 1] / train.grad_accum;
+          kl += numbers[4 * micro + 2] / train.grad_accum;
+          tv += numbers[4 * micro + 3] / train.grad_accum;
         }
-        await saveResumeState();
-        saved = true;
+        const gradNorm = numbers[4 * train.grad_accum];
+        counters.step++;
+        const tokensPerSec = (counters.tokens - processTokensStart) / Math.max(1e-3, (Date.now() - startedMs) / 1000);
+        writeMetrics({ type: 'train', step: counters.step, lr, loss, ce, kl, tv, grad_norm: gradNorm, tokens: counters.tokens, tokens_per_s: Math.round(tokensPerSec), elapsed_s: elapsedMs() / 1000 });
+
+        // A time-budgeted run fixes its schedule length once the step time is known.
+        if (plan.budgetMs !== undefined && counters.step === 3) {
+          const stepMs = elapsedMs() / 3;
+          counters.totalSteps = Math.max(4, Math.min(train.max_steps, Math.floor(plan.budgetMs / (stepMs * 1.15))));
+        }
+        if (!Number.isFinite(loss)) counters.stopReason = 'diverged (loss is not finite)';
+
+        // --- Held-out evaluation, best checkpoint, early stopping ------------------------------
+        const last = counters.step >= counters.totalSteps;
+        let saved = false;
+        if (!counters.stopReason && (counters.step % train.eval_every === 0 || last)) {
+          const result = await evaluate();
+          lastHitRate = result.hitRate;
+          if (result.hitRate > counters.bestHitRate) {
+            counters.bestHitRate = result.hitRate;
+            counters.bestStep = counters.step;
+            counters.evalsWithoutImprovement = 0;
+            await writeBest(result);
+          } else {
+            counters.evalsWithoutImprovement++;
+            if (train.patience > 0 && counters.evalsWithoutImprovement >= train.patience) counters.stopReason = `early stop: no better hit rate in ${train.patience} evaluations`;
+          }
+          await saveResumeState();
+          saved = true;
+        }
+        if (plan.budgetMs !== undefined && elapsedMs() > plan.budgetMs * 1.25 && !counters.stopReason) counters.stopReason = 'time budget spent';
+        if (!saved && (counters.step % train.checkpoint_every === 0 || counters.stopReason)) await saveResumeState();
+        deps.progress({ kind: 'advance', task, done: counters.step, total: counters.totalSteps, fields: { loss: loss.toFixed(3), hit: lastHitRate.toFixed(3), 'tok/s': Math.round(tokensPerSec) } });
+        if (deps.signal?.aborted) {
+          await saveResumeState();
+          throw new RunError(`training interrupted at step ${counters.step}; the state is saved`, 'HINT: run the same command with --resume to continue');
+        }
       }
-      if (plan.budgetMs !== undefined && elapsedMs() > plan.budgetMs * 1.25 && !counters.stopReason) counters.stopReason = 'time budget spent';
-      if (!saved && (counters.step % train.checkpoint_every === 0 || counters.stopReason)) await saveResumeState();
-      deps.progress({ kind: 'advance', task, done: counters.step, total: counters.totalSteps, fields: { loss: loss.toFixed(3), hit: lastHitRate.toFixed(3), 'tok/s': Math.round(tokensPerSec) } });
-      if (deps.signal?.aborted) {
-        await saveResumeState();
-        throw new RunError(`training interrupted at step ${counters.step}; the state is saved`, 'HINT: run the same command with --resume to continue');
-      }
+    } finally {
+      // Close the data stream (and its open targets file) where training stops mid-epoch.
+      await batches.return(undefined);
     }
     if (!counters.stopReason) {
       counters.stopReason = counters.step >= train.max_steps ? 'max_steps reached' : 'time budget spent';
