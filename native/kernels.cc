@@ -4,7 +4,9 @@
 //   op = identity or transpose;
 // - the training loss over the vocabulary, fused: soft-target cross-entropy −Σ c·log softmax(x)
 //   with sparse coefficients c, and its gradient, in one or two passes over the logits;
-// - one AdamW update of a parameter and its moments in a single pass.
+// - one AdamW update of a parameter and its moments in a single pass;
+// - ingest's hashes: the sha256 of every sample of a block in one call (see sampleDigests), and of
+//   a conversation id for its split.
 //
 // Built at install time for the machine it runs on (`-march=native`, see scripts/build-native.mjs);
 // never required: without it fireopt uses the wasm backend's own kernels.
@@ -14,7 +16,13 @@
 // micro-kernel computes one MR × NR tile of C from one panel of each. Work is split between threads
 // by batch item, then by rows of C, then by columns.
 
+#include <dlfcn.h>
 #include <node_api.h>
+
+#if __has_include(<openssl/sha.h>)
+#include <openssl/sha.h>
+#define FIREOPT_HAVE_SHA256 1
+#endif
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -509,6 +517,62 @@ __attribute__((optimize("fp-contract=off"))) void adamW(const float* p, const fl
   }
 }
 
+// --- Sample digests (ingest) --------------------------------------------------------------
+//
+// fireopt ingest names each sample by sha256(context ‖ 0x02 ‖ reply), where the context of a
+// conversation's k-th assistant turn is a prefix of its message stream and the reply the bytes
+// right after it (src/ingest/samples.ts). Hashing a block's samples here takes one call instead of
+// one crypto.hash per sample (~0.5 µs of overhead each), and samples of one conversation share
+// the hash state of their common prefix, so each conversation's bytes are hashed about once
+// rather than once per turn.
+//
+// The SHA-256 is OpenSSL's, as exported by the node binary itself (the code Node's crypto runs,
+// SHA-NI where the CPU has it): looked up with dlsym when first needed, so that the addon still
+// loads, and the other kernels still work, under a Node that does not export it; the function is
+// then absent and ingest uses crypto.hash.
+
+#if defined(FIREOPT_HAVE_SHA256)
+struct Sha256Api {
+  int (*init)(SHA256_CTX*) = nullptr;
+  int (*update)(SHA256_CTX*, const void*, size_t) = nullptr;
+  int (*final)(unsigned char*, SHA256_CTX*) = nullptr;
+  bool ok() const { return init && update && final; }
+};
+
+const Sha256Api& sha256Api() {
+  static const Sha256Api api = [] {
+    Sha256Api found;
+    found.init = reinterpret_cast<int (*)(SHA256_CTX*)>(dlsym(RTLD_DEFAULT, "SHA256_Init"));
+    found.update = reinterpret_cast<int (*)(SHA256_CTX*, const void*, size_t)>(dlsym(RTLD_DEFAULT, "SHA256_Update"));
+    found.final = reinterpret_cast<int (*)(unsigned char*, SHA256_CTX*)>(dlsym(RTLD_DEFAULT, "SHA256_Final"));
+    return found;
+  }();
+  return api;
+}
+
+// digest[i] = sha256(data[start_i, split_i) ‖ separator ‖ data[split_i, end_i)) for the samples
+// (start, split, end) = spans[3i .. 3i + 2]. A running state over data[start, ·) is kept while
+// consecutive samples share `start` and their `split`s do not go back, so a conversation's
+// common prefix is hashed once.
+void sampleDigests(const Sha256Api& sha, const uint8_t* data, const int32_t* spans, int64_t count, uint8_t separator, uint8_t* out) {
+  SHA256_CTX running, sample;
+  int32_t runningStart = -1, runningEnd = -1;
+  for (int64_t i = 0; i < count; i++) {
+    const int32_t start = spans[3 * i], split = spans[3 * i + 1], end = spans[3 * i + 2];
+    if (start != runningStart || split < runningEnd) {
+      sha.init(&running);
+      runningStart = runningEnd = start;
+    }
+    sha.update(&running, data + runningEnd, static_cast<size_t>(split - runningEnd));
+    runningEnd = split;
+    sample = running;  // a plain struct: copying it forks the hash
+    sha.update(&sample, &separator, 1);
+    sha.update(&sample, data + split, static_cast<size_t>(end - split));
+    sha.final(out + 32 * i, &sample);
+  }
+}
+#endif
+
 // --- Node-API glue ---------------------------------------------------------------------------
 
 bool throwIf(napi_env env, bool failed, const char* message) {
@@ -666,6 +730,81 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// sampleDigests(data: Uint8Array, spans: Int32Array [3·count], count, separator, out: Uint8Array [32·count])
+napi_value SampleDigests(napi_env env, napi_callback_info info) {
+#if defined(FIREOPT_HAVE_SHA256)
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (throwIf(env, argc != 5, "sampleDigests: expected 5 arguments")) return nullptr;
+  uint8_t *data, *out;
+  int32_t* spans;
+  size_t dataLength, spansLength, outLength;
+  if (throwIf(env, !typedArray(env, argv[0], napi_uint8_array, &data, &dataLength) || !int32Array(env, argv[1], &spans, &spansLength) ||
+                       !typedArray(env, argv[4], napi_uint8_array, &out, &outLength),
+              "sampleDigests: data and out must be Uint8Arrays, spans an Int32Array"))
+    return nullptr;
+  int64_t count;
+  uint32_t separator;
+  if (throwIf(env, napi_get_value_int64(env, argv[2], &count) != napi_ok || count < 0 || napi_get_value_uint32(env, argv[3], &separator) != napi_ok ||
+                       separator > 255,
+              "sampleDigests: count must be a non-negative integer and separator a byte"))
+    return nullptr;
+  if (throwIf(env, spansLength < static_cast<size_t>(3 * count) || outLength < static_cast<size_t>(32 * count), "sampleDigests: spans or out is shorter than count"))
+    return nullptr;
+  for (int64_t i = 0; i < count; i++) {
+    const int64_t start = spans[3 * i], split = spans[3 * i + 1], end = spans[3 * i + 2];
+    if (throwIf(env, start < 0 || split < start || end < split || end > static_cast<int64_t>(dataLength), "sampleDigests: a span is outside data"))
+      return nullptr;
+  }
+  const Sha256Api& sha = sha256Api();
+  if (throwIf(env, !sha.ok(), "sampleDigests: this Node does not export OpenSSL's SHA256")) return nullptr;
+  sampleDigests(sha, data, spans, count, static_cast<uint8_t>(separator), out);
+#else
+  napi_throw_error(env, "E_NATIVE_GEMM", "sampleDigests: built without OpenSSL's headers");
+#endif
+  return nullptr;
+}
+
+// sha256Prefix32(text: string): the first 4 bytes of sha256(UTF-8 of text), big-endian, as an
+// unsigned integer (ingest's split of a conversation). Lone surrogates become U+FFFD, as in
+// crypto.hash.
+napi_value Sha256Prefix32(napi_env env, napi_callback_info info) {
+#if defined(FIREOPT_HAVE_SHA256)
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  napi_valuetype type = napi_undefined;
+  if (throwIf(env, argc != 1 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string, "sha256Prefix32: expected a string")) return nullptr;
+  char small[512];
+  size_t length = 0;
+  napi_get_value_string_utf8(env, argv[0], small, sizeof(small), &length);
+  const char* text = small;
+  std::vector<char> large;
+  // A string that may not have fit (the last character written may be followed by one of up to
+  // 4 bytes that did not) is read again into a buffer of its exact size.
+  if (length + 4 >= sizeof(small)) {
+    napi_get_value_string_utf8(env, argv[0], nullptr, 0, &length);
+    large.resize(length + 1);
+    napi_get_value_string_utf8(env, argv[0], large.data(), large.size(), &length);
+    text = large.data();
+  }
+  const Sha256Api& sha = sha256Api();
+  if (throwIf(env, !sha.ok(), "sha256Prefix32: this Node does not export OpenSSL's SHA256")) return nullptr;
+  SHA256_CTX context;
+  unsigned char digest[32];
+  sha.init(&context);
+  sha.update(&context, text, length);
+  sha.final(digest, &context);
+  napi_value result;
+  napi_create_uint32(env, (uint32_t(digest[0]) << 24) | (uint32_t(digest[1]) << 16) | (uint32_t(digest[2]) << 8) | uint32_t(digest[3]), &result);
+  return result;
+#else
+  napi_throw_error(env, "E_NATIVE_GEMM", "sha256Prefix32: built without OpenSSL's headers");
+  return nullptr;
+#endif
+}
+
 // setThreads(n): the number of threads products use (1 = the calling thread only).
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -715,5 +854,15 @@ NAPI_MODULE_INIT() {
       {"adamW", nullptr, AdamW, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
+#if defined(FIREOPT_HAVE_SHA256)
+  // Only where this Node exports OpenSSL's SHA256 (see sampleDigests); ingest checks for it.
+  if (sha256Api().ok()) {
+    const napi_property_descriptor hashing[] = {
+        {"sampleDigests", nullptr, SampleDigests, nullptr, nullptr, nullptr, napi_default, nullptr},
+        {"sha256Prefix32", nullptr, Sha256Prefix32, nullptr, nullptr, nullptr, napi_default, nullptr},
+    };
+    napi_define_properties(env, exports, sizeof(hashing) / sizeof(hashing[0]), hashing);
+  }
+#endif
   return exports;
 }

@@ -2,6 +2,7 @@
  * fireopt's optional native CPU kernels (native/kernels.cc): a blocked, multi-threaded sgemm built at
  * install time for the machine (scripts/build-native.mjs). The wasm and cpu backends' BatchMatMul
  * use it for products large enough to pay for packing; without it they keep their own kernels.
+ * Ingest hashes its samples with it (`nativeHashing`); without it, with `crypto.hash`.
  *
  * FIREOPT_NATIVE=0 turns it off; FIREOPT_NATIVE_THREADS=n sets its threads (default: the CPUs
  * this process may use, at most 8).
@@ -61,6 +62,43 @@ export function nativeKernels(): NativeStatus {
     return (status = { kernels, description: `native sgemm ${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}` });
   } catch (error) {
     return (status = { description: `native sgemm failed to load (${(error as Error).message.split('\n')[0]})` });
+  }
+}
+
+/** The addon's hashing for ingest (native/kernels.cc). */
+export interface NativeHashing {
+  /**
+   * out[32·i, 32·i + 32) = sha256(data[start, split) ‖ separator ‖ data[split, end)) for each sample i,
+   * (start, split, end) = spans[3·i, 3·i + 3). Consecutive samples with one `start` share the hash of their common prefix.
+   */
+  sampleDigests(data: Uint8Array, spans: Int32Array, count: number, separator: number, out: Uint8Array): void;
+  /** The first 4 bytes of sha256(UTF-8 of `text`), big-endian, as an unsigned integer. */
+  sha256Prefix32(text: string): number;
+}
+
+let hashing: NativeHashing | null | undefined;
+
+/**
+ * The addon's ingest hashing when built for this CPU, enabled, and this Node exports OpenSSL's
+ * SHA-256 (the addon looks it up at load); undefined otherwise, and callers use `crypto.hash`,
+ * which gives the same digests. Unlike `nativeKernels` it starts no threads and loads no
+ * TensorFlow.js, so each ingest parse worker can load it. Loaded once per thread.
+ */
+export function nativeHashing(): NativeHashing | undefined {
+  if (disabled || process.env.FIREOPT_NATIVE === '0') return undefined;
+  if (hashing === undefined) hashing = loadHashing();
+  return hashing ?? undefined;
+}
+
+function loadHashing(): NativeHashing | null {
+  if (nativeBuildProblem(nativeAddonPath)) return null;
+  try {
+    const addon = createRequire(import.meta.url)(nativeAddonPath) as Partial<NativeHashing>;
+    return typeof addon.sampleDigests === 'function' && typeof addon.sha256Prefix32 === 'function' ? (addon as NativeHashing) : null;
+  } catch {
+    // An addon that fails to load here also fails in nativeKernels, which reports why; ingest's
+    // fallback (crypto.hash) gives identical digests, so there is nothing to report to it.
+    return null;
   }
 }
 

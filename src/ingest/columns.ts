@@ -140,21 +140,25 @@ export class Utf8Column {
     this.lastString = null;
   }
 
-  /** Append 32 lowercase hex digits of the first 16 bytes of a latin1 digest (the row id). */
-  appendHex16(digest: string): void {
-    this.reserveBytes(32);
+  /** Append a value of `byteCount` bytes that are written later (`setHex`). */
+  appendUnset(byteCount: number): void {
+    this.reserveBytes(byteCount);
     const i = this.nextRow();
-    const bytes = this.bytes;
-    let at = this.byteLength;
-    for (let k = 0; k < 16; k++) {
-      const b = digest.charCodeAt(k);
-      bytes[at++] = HEX_DIGITS[b >> 4];
-      bytes[at++] = HEX_DIGITS[b & 15];
-    }
-    this.byteLength = at;
+    this.byteLength += byteCount;
     this.validity[i >> 3] |= 1 << (i & 7);
-    this.offsets[i + 1] = at;
+    this.offsets[i + 1] = this.byteLength;
     this.lastString = null;
+  }
+
+  /** Write `source[at, at + count)` as 2·count lowercase hex digits over row `row`'s value (appended by `appendUnset(2 * count)`). */
+  setHex(row: number, source: Uint8Array, at: number, count: number): void {
+    const bytes = this.bytes;
+    let to = this.offsets[row];
+    for (let k = at; k < at + count; k++) {
+      const b = source[k];
+      bytes[to++] = HEX_DIGITS[b >> 4];
+      bytes[to++] = HEX_DIGITS[b & 15];
+    }
   }
 
   appendNull(): void {

@@ -53,19 +53,21 @@ export interface MachineLoad {
 }
 
 /**
- * Two parse workers on two CPUs cut ingest's wall time by a quarter or more on a quiet machine
- * (1 GB: 7.1 → 5.3 s, bench/RESULTS.md), for ~15% more CPU time in all (a second JIT-compiled
- * copy of the parse code, packing blocks for the main thread). On a machine whose other work
- * already fills the CPUs (measured: load 2–5 on 2 CPUs), that extra CPU time is not recovered and
- * one thread finishes first, so workers are started only while at least half a CPU is idle. The
- * load average counts this process's own recent work too (e.g. an earlier stage in the same
- * process), which is not held against it. Small inputs (< 16 MB) stay on one thread: starting a
- * worker takes ~50 ms.
+ * Parse workers, with the main thread parsing too whenever every worker has blocks waiting, use
+ * the CPUs the main thread's own work (reading, hashing the input, dedup, writing) leaves idle:
+ * on two CPUs one worker cuts ingest's wall time by ~40% (1 GB: 6.3 → 3.7 s, bench/RESULTS.md)
+ * for ~8% more CPU time in all (a second JIT-compiled copy of the parse code, packing blocks for
+ * the main thread); a second worker there only adds CPU time. On a machine whose other work
+ * already fills the CPUs (measured: load 2–5 on 2 CPUs), extra CPU time is not recovered and one
+ * thread finishes first, so workers are started only while at least half a CPU is idle. The load
+ * average counts this process's own recent work too (e.g. an earlier stage in the same process),
+ * which is not held against it. Small inputs (< 16 MB) stay on one thread: starting a worker
+ * takes ~50 ms.
  */
 export function workersFor(machine: MachineLoad): number {
   if (machine.inputBytes < PARALLEL_MIN_BYTES || machine.cpus < 2) return 0;
   const otherLoad = Math.max(0, machine.load1 - machine.ownLoad);
-  return machine.cpus - otherLoad >= MIN_IDLE_CPUS ? Math.min(MAX_DEFAULT_WORKERS, machine.cpus) : 0;
+  return machine.cpus - otherLoad >= MIN_IDLE_CPUS ? Math.min(MAX_DEFAULT_WORKERS, machine.cpus - 1) : 0;
 }
 
 /** `workersFor` this machine now (0 where workers cannot start: under vitest, which runs the TypeScript sources). */
@@ -252,8 +254,10 @@ class IngestRun {
   /**
    * Records are processed in blocks (one per read chunk), in order: on this thread until the file's
    * format is known (it is detected from the first JSON record), then, for JSON Lines in a format
-   * that needs no main-thread state, by the parse pool. Either way the blocks are consumed in
-   * input order, so the output does not depend on where they were processed.
+   * that needs no main-thread state, by the parse pool, and by this thread too while every worker
+   * has blocks waiting (reading, hashing the file, dedup and writing leave it part of a CPU).
+   * Either way the blocks are consumed in input order, so the output does not depend on where
+   * they were processed.
    */
   async ingestFile(file: string, stdin: Readable | undefined): Promise<IngestInput> {
     const source = openSource(
@@ -285,15 +289,18 @@ class IngestRun {
     const textPrompts = isTextFile(file);
     let firstRecord = true;
     // Blocks in input order; at most `maxInFlight` wait, which bounds memory (backpressure on reading).
-    const queue: Array<Promise<ProcessedBlock>> = [];
-    const maxInFlight = this.pool ? 2 * this.pool.size + 1 : 0;
+    const queue: QueuedBlock[] = [];
+    const maxInFlight = this.pool ? 3 * this.pool.size + 1 : 0;
     const consumeOldest = async (): Promise<void> => {
       const next = queue.shift();
       if (!next) return;
-      const block = await next;
+      const block = await next.block;
       await this.consume(block, input);
-      this.pool?.giveBack(block);
+      next.release(block);
     };
+    // Processors for blocks of a pooled file that this thread parses itself while every worker is
+    // busy; each holds its block (as views) until it is consumed, so none is copied.
+    const idle: RecordProcessor[] = [];
     try {
       for await (const entries of splitRecordBlocks(source.chunks, settings.max_line_bytes, (container) => {
         input.container = container;
@@ -331,9 +338,20 @@ class IngestRun {
           processor.reset();
         }
         if (next < count && this.pool && !Array.isArray(entries)) {
-          const block = this.pool.submit(packBlock(processor.settings, entries, next, source.chunksOwned(), this.chunks));
-          block.catch(() => {}); // observed when consumed; this keeps an abandoned queue from being unhandled
-          queue.push(block);
+          if (this.pool.busy()) {
+            const local = idle.pop() ?? new RecordProcessor({ ...processor.settings }, lookup);
+            local.addLines(entries, next, count, failure);
+            const release = (): void => {
+              local.reset();
+              idle.push(local);
+            };
+            queue.push({ block: Promise.resolve(local.view()), release });
+          } else {
+            const pool = this.pool;
+            const block = pool.submit(packBlock(processor.settings, entries, next, source.chunksOwned(), this.chunks));
+            block.catch(() => {}); // observed when consumed; this keeps an abandoned queue from being unhandled
+            queue.push({ block, release: (consumed) => pool.giveBack(consumed) });
+          }
         }
         input.records += count;
         this.records += count;
@@ -408,6 +426,12 @@ class IngestRun {
     this.train.abandon();
     this.heldout.abandon();
   }
+}
+
+/** A block waiting to be consumed, and what to do with its memory afterwards. */
+interface QueuedBlock {
+  block: Promise<ProcessedBlock>;
+  release(block: ProcessedBlock): void;
 }
 
 /** Formats the parse workers read: any known one but Batch API output, which needs the batch input index. */

@@ -39,6 +39,12 @@ export function parseWorkersAvailable(): boolean {
   return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
 }
 
+/**
+ * Blocks sent to a worker and not yet back, from which it counts as busy: enough that it is never
+ * idle while the main thread parses a block itself (see `IngestRun.ingestFile`).
+ */
+const BUSY_BLOCKS = 3;
+
 interface Pending {
   resolve(block: ProcessedBlock): void;
   reject(error: Error): void;
@@ -82,6 +88,11 @@ export class ParsePool {
 
   get size(): number {
     return this.workers.length;
+  }
+
+  /** Whether every worker has a block waiting besides the one it is on (another block would only wait). */
+  busy(): boolean {
+    return this.pending.every((queue) => queue.length >= BUSY_BLOCKS);
   }
 
   /** Process a block on the next worker (round robin); its buffers are transferred, not copied. */

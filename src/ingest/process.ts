@@ -11,7 +11,7 @@ import { TracesBatchBuilder, packEncoded } from './columns.js';
 import { Rejection, detectFormat, parseRecord, promptFromText, type BatchLookup, type Conversation, type DetectedFormat } from './records.js';
 import { emptyRedactionCounts, type RedactionCounts } from './redact.js';
 import type { RejectedRecord } from './rejects.js';
-import { SampleEncoder, redactConversation, type SampleSink } from './samples.js';
+import { DIGEST_BYTES, SampleEncoder, redactConversation, type SampleSink } from './samples.js';
 import type { RawRecord } from './sources.js';
 
 /** How one file's records are read: fixed per file once its format is known. */
@@ -66,6 +66,8 @@ export class RecordProcessor implements SampleSink {
   private sampleKeys = new Uint8Array(1024 * DEDUP_KEY_BYTES);
   private sampleHeldout = new Uint8Array(1024);
   private samples = 0;
+  /** Samples whose digests are known (their dedup keys and ids written): see `view`. */
+  private hashed = 0;
   private records = 0;
 
   constructor(
@@ -114,9 +116,15 @@ export class RecordProcessor implements SampleSink {
 
   /**
    * Everything processed since the last `reset`, as views onto this processor's memory: valid
-   * until the next `add`, `reset` or `take`.
+   * until the next `add`, `reset` or `take`. The samples are hashed here, all at once.
    */
   view(): ProcessedBlock {
+    if (this.hashed < this.samples) {
+      const digests = this.encoder.finish(this);
+      for (let i = 0; this.hashed < this.samples; i++, this.hashed++) {
+        for (let k = 0; k < DEDUP_KEY_BYTES; k++) this.sampleKeys[this.hashed * DEDUP_KEY_BYTES + k] = digests[i * DIGEST_BYTES + k];
+      }
+    }
     return {
       records: this.records,
       rejects: this.rejects,
@@ -137,6 +145,7 @@ export class RecordProcessor implements SampleSink {
     this.rejects = [];
     this.redactions = emptyRedactionCounts();
     this.samples = 0;
+    this.hashed = 0;
   }
 
   /**
@@ -150,8 +159,8 @@ export class RecordProcessor implements SampleSink {
     return { ...block, train: packed.rows[0], heldout: packed.rows[1], sampleKeys: packed.bytes[0], sampleHeldout: packed.bytes[1], memory: packed.memory };
   }
 
-  /** SampleSink: record the sample's dedup key and split. */
-  sample(digest: string, split: 'train' | 'heldout'): void {
+  /** SampleSink: record the sample's split (its dedup key is known once the block is hashed, in `view`). */
+  sample(split: 'train' | 'heldout'): void {
     if (this.samples === this.sampleHeldout.length) {
       const keys = new Uint8Array(this.sampleKeys.length * 2);
       keys.set(this.sampleKeys);
@@ -160,8 +169,6 @@ export class RecordProcessor implements SampleSink {
       heldout.set(this.sampleHeldout);
       this.sampleHeldout = heldout;
     }
-    const at = this.samples * DEDUP_KEY_BYTES;
-    for (let k = 0; k < DEDUP_KEY_BYTES; k++) this.sampleKeys[at + k] = digest.charCodeAt(k);
     this.sampleHeldout[this.samples++] = split === 'heldout' ? 1 : 0;
   }
 

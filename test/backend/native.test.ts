@@ -4,13 +4,14 @@
  * `npm ci` (postinstall); where it could not be built these tests say so and skip.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { hash } from 'node:crypto';
 import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
-import { cpuSignature, nativeAddonPath, nativeBuildProblem, nativeKernels, nativeWorthIt } from '../../src/backend/native.js';
+import { cpuSignature, nativeAddonPath, nativeBuildProblem, nativeHashing, nativeKernels, nativeWorthIt, setNativeEnabled } from '../../src/backend/native.js';
 import { crossEntropyLoss, softCrossEntropySums, type SparseCoefficients } from '../../src/model/loss.js';
 import { SeededRandom } from '../../src/model/random.js';
 import { AdamW } from '../../src/train/optimizer.js';
@@ -226,6 +227,60 @@ describe.skipIf(!native.kernels)('fused AdamW', () => {
       expect(plain[0].equals(Buffer.from(initial.w.buffer))).toBe(false);
     });
   }
+});
+
+describe.skipIf(!nativeHashing())('ingest hashing (OpenSSL SHA-256 through the addon)', () => {
+  const hashing = nativeHashing()!;
+  const sha256 = (...parts: Uint8Array[]): Buffer => hash('sha256', Buffer.concat(parts), 'buffer');
+
+  it('sampleDigests: sha256(data[start, split) ‖ separator ‖ data[split, end)) for each span, as crypto.hash', () => {
+    const data = Uint8Array.from({ length: 40_000 }, () => Math.floor(random.nextFloat() * 256));
+    const spans: number[] = [];
+    // Conversations: one start, splits moving forward (the shared prefix is hashed once), replies of any length.
+    for (let start = 0; start < 30_000; start += 1 + Math.floor(random.nextFloat() * 3000)) {
+      let split = start;
+      for (let turn = 0; turn < 1 + Math.floor(random.nextFloat() * 6); turn++) {
+        split += Math.floor(random.nextFloat() * 700);
+        spans.push(start, split, split + Math.floor(random.nextFloat() * 900));
+      }
+    }
+    spans.push(100, 5000, 6000, 100, 200, 300); // a split that goes back: the prefix is hashed anew
+    spans.push(7, 7, 7, 0, 0, 40_000, 39_999, 40_000, 40_000); // empty context, empty reply, the whole buffer, the very end
+    const count = spans.length / 3;
+    const out = new Uint8Array(32 * count);
+    hashing.sampleDigests(data, Int32Array.from(spans), count, 0x02, out);
+    for (let i = 0; i < count; i++) {
+      const [start, split, end] = spans.slice(3 * i, 3 * i + 3);
+      const expected = sha256(data.subarray(start, split), Uint8Array.of(0x02), data.subarray(split, end));
+      expect(Buffer.from(out.subarray(32 * i, 32 * i + 32)).equals(expected), `span ${i}: ${start} ${split} ${end}`).toBe(true);
+    }
+  });
+
+  it('sampleDigests refuses spans outside the data and outputs that are too short', () => {
+    const data = new Uint8Array(100);
+    expect(() => hashing.sampleDigests(data, Int32Array.of(0, 50, 101), 1, 2, new Uint8Array(32))).toThrow(/outside data/);
+    expect(() => hashing.sampleDigests(data, Int32Array.of(0, 60, 50), 1, 2, new Uint8Array(32))).toThrow(/outside data/);
+    expect(() => hashing.sampleDigests(data, Int32Array.of(-1, 0, 0), 1, 2, new Uint8Array(32))).toThrow(/outside data/);
+    expect(() => hashing.sampleDigests(data, Int32Array.of(0, 0, 0), 1, 2, new Uint8Array(31))).toThrow(/shorter than count/);
+    expect(() => hashing.sampleDigests(data, Int32Array.of(0, 0, 0), 2, 2, new Uint8Array(64))).toThrow(/shorter than count/);
+  });
+
+  it('sha256Prefix32: the first 4 bytes of sha256 of the UTF-8 text, as crypto.hash (lone surrogates as U+FFFD)', () => {
+    const texts = ['', 'fireopt-split-v1\u0000dlg-1', 'é漢字😀', 'lone \ud800 high', 'lone \udc00 low', 'x'.repeat(100_000)];
+    // Around the addon's 512-byte stack buffer, with multi-byte characters straddling its end.
+    for (let n = 495; n < 515; n++) texts.push('a'.repeat(n), `${'a'.repeat(n)}漢`, `${'a'.repeat(n)}😀z`, `${'a'.repeat(n)}\ud800`);
+    for (const text of texts) expect(hashing.sha256Prefix32(text), `length ${text.length}`).toBe(hash('sha256', text, 'buffer').readUInt32BE(0));
+  });
+
+  it('is not used when the native kernels are turned off', () => {
+    setNativeEnabled(false);
+    try {
+      expect(nativeHashing()).toBeUndefined();
+    } finally {
+      setNativeEnabled(true);
+    }
+    expect(nativeHashing()).toBe(hashing);
+  });
 });
 
 describe('scripts/build-native.mjs', () => {

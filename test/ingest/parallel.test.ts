@@ -1,9 +1,10 @@
 /**
  * Parse workers must not change the output: a ~12 MB JSON Lines file of real traces (single-turn
  * AlpacaEval chats, multi-turn Taskmaster dialogues, BFCL tool calls with tool schemas, planted
- * duplicates and bad lines) is ingested on one thread and with two parse workers, and the Arrow
- * files, the rejects and the summaries must be byte-for-byte the same, with row counts checked
- * against an independent count of the input.
+ * duplicates and bad lines) is ingested on one thread, with one parse worker (the main thread
+ * parsing the blocks that find it busy) and with two, and the Arrow files, the rejects and the
+ * summaries must be byte-for-byte the same, with row counts checked against an independent count
+ * of the input.
  *
  * Workers run compiled JavaScript, so this test runs the built `dist/` (`npm test` builds it first)
  * beside the TypeScript sources vitest runs.
@@ -115,6 +116,8 @@ describe('ingest with parse workers', () => {
     const inProcess = await runIngest(ingestConfig([input], at('src-ds'), sets));
     const oneThread = await built.runIngest(ingestConfig([input], at('one-thread-ds'), sets), { workers: 0 });
     const twoWorkers = await built.runIngest(ingestConfig([input], at('workers-ds'), sets), { workers: 2 });
+    // One worker: the main thread parses every block that finds the worker busy, so blocks from both threads interleave.
+    const oneWorker = await built.runIngest(ingestConfig([input], at('one-worker-ds'), sets), { workers: 1 });
 
     expect(inProcess.rows.total).toBe(expected.samples - expected.duplicates);
     expect(inProcess.duplicates_removed).toBe(expected.duplicates);
@@ -124,9 +127,11 @@ describe('ingest with parse workers', () => {
 
     expect(counts(oneThread)).toEqual(counts(inProcess));
     expect(counts(twoWorkers)).toEqual(counts(inProcess));
+    expect(counts(oneWorker)).toEqual(counts(inProcess));
     const reference = outputs(at('src-ds'));
     expect(outputs(at('one-thread-ds'))).toEqual(reference);
     expect(outputs(at('workers-ds'))).toEqual(reference);
+    expect(outputs(at('one-worker-ds'))).toEqual(reference);
 
     // And the rows read back: ids unique, in input order within each split.
     const rows = await readRows(at('workers-ds/train.arrow'));
@@ -169,15 +174,16 @@ describe('ingest with parse workers', () => {
 describe('the default number of parse workers', () => {
   const twoCpus = { inputBytes: 1e9, cpus: 2, load1: 0, ownLoad: 0 };
 
-  it('uses two workers while at least half a CPU is idle', () => {
-    expect(workersFor(twoCpus)).toBe(2);
-    expect(workersFor({ ...twoCpus, load1: 1.3 })).toBe(2); // the quiet machine of bench/RESULTS.md
+  it('uses a worker per CPU besides the main thread (at most two) while at least half a CPU is idle', () => {
+    expect(workersFor(twoCpus)).toBe(1);
+    expect(workersFor({ ...twoCpus, load1: 1.3 })).toBe(1); // the quiet machine of bench/RESULTS.md
     expect(workersFor({ ...twoCpus, load1: 1.6 })).toBe(0);
+    expect(workersFor({ ...twoCpus, cpus: 3 })).toBe(2);
     expect(workersFor({ ...twoCpus, cpus: 16, load1: 6 })).toBe(2);
   });
 
   it('does not count this process\'s own load against it', () => {
-    expect(workersFor({ ...twoCpus, load1: 2.2, ownLoad: 1.9 })).toBe(2);
+    expect(workersFor({ ...twoCpus, load1: 2.2, ownLoad: 1.9 })).toBe(1);
     expect(workersFor({ ...twoCpus, load1: 3.5, ownLoad: 0.2 })).toBe(0);
   });
 
