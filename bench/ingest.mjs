@@ -10,6 +10,7 @@
  *   ingest     fireopt's runIngest (from the built dist/) into a dataset directory, as by default (parse
  *              workers only while half a CPU is idle by the load average; notes say how many it used)
  *   ingest-1t  the same on one thread (`workers: 0`)
+ *   ingest-1w  the same with one parse worker (`workers: 1`; the main thread parses too while it is busy)
  *   ingest-2w  the same with two parse workers (`workers: 2`)
  *   ingest-baseline  runIngest from another build (`--baseline <dir with dist/>`, e.g. an older commit), same run
  * Each step runs `--runs` times (default 3), interleaved, and the table gives medians; the load
@@ -59,7 +60,7 @@ async function measureInChild(mode, file, baseline, candidate) {
     const { loadConfig } = await import(pathToFileURL(join(dist, 'config/load.js')).href);
     const out = `${file}.${mode}.dataset`;
     const config = loadConfig({ flags: { 'ingest.inputs': [file], 'ingest.out': out } });
-    const workers = { 'ingest-1t': 0, 'ingest-2w': 2 }[mode];
+    const workers = { 'ingest-1t': 0, 'ingest-1w': 1, 'ingest-2w': 2 }[mode];
     const load = loadavg()[0];
     const summary = await runIngest(config, workers === undefined ? {} : { workers });
     const seconds = (performance.now() - started) / 1000;
@@ -130,7 +131,7 @@ async function main() {
   const runs = Number(option(args, '--runs', '3'));
   const baseline = option(args, '--baseline', undefined);
   const candidate = option(args, '--build', undefined); // a dir with dist/ (default: this checkout's dist/)
-  const modes = ['cat', 'json-parse', ...(baseline ? ['ingest-baseline'] : []), 'ingest-1t', 'ingest-2w', 'ingest'];
+  const modes = ['cat', 'json-parse', ...(baseline ? ['ingest-baseline'] : []), 'ingest-1t', 'ingest-1w', 'ingest-2w', 'ingest'];
   mkdirSync(dataDir, { recursive: true });
   const cpuModel = cpus()[0]?.model ?? 'unknown';
   console.log(`machine: ${cpus().length} CPUs (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), ${cpuModel}, node ${process.version}; medians of ${runs} runs`);

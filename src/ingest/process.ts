@@ -7,7 +7,7 @@
 import { InputError } from '../errors.js';
 import { isUtf8 } from 'node:buffer';
 import type { EncodedTraceRows } from '../formats/traces-schema.js';
-import { TracesBatchBuilder, packEncoded } from './columns.js';
+import { ROW_CAPACITY, TracesBatchBuilder, packEncoded } from './columns.js';
 import { Rejection, detectFormat, parseRecord, promptFromText, type BatchLookup, type Conversation, type DetectedFormat } from './records.js';
 import { emptyRedactionCounts, type RedactionCounts } from './redact.js';
 import type { RejectedRecord } from './rejects.js';
@@ -63,8 +63,8 @@ export class RecordProcessor implements SampleSink {
   private readonly encoder = new SampleEncoder();
   private rejects: RejectedRecord[] = [];
   private redactions = emptyRedactionCounts();
-  private sampleKeys = new Uint8Array(1024 * DEDUP_KEY_BYTES);
-  private sampleHeldout = new Uint8Array(1024);
+  private sampleKeys = new Uint8Array(ROW_CAPACITY * DEDUP_KEY_BYTES);
+  private sampleHeldout = new Uint8Array(ROW_CAPACITY);
   private samples = 0;
   /** Samples whose digests are known (their dedup keys and ids written): see `view`. */
   private hashed = 0;

@@ -5,7 +5,7 @@
  */
 import { hash } from 'node:crypto';
 import type { TraceSplit } from '../formats/traces-schema.js';
-import type { TracesBatchBuilder, Utf8Column } from './columns.js';
+import { ROW_CAPACITY, type TracesBatchBuilder, type Utf8Column } from './columns.js';
 import { openingId, type ChatMessage, type Conversation } from './records.js';
 import { redactText, type RedactionCounts } from './redact.js';
 import { nativeHashing, type NativeHashing } from '../backend/native.js';
@@ -81,11 +81,11 @@ export class SampleEncoder {
   private fieldEnd = new Int32Array(64 * FIELD_COUNT);
   // Per sample since the last `finish`: its hash input as [conversation start, context end, reply end]
   // in `stream`, its split (1 = heldout) and its row in that split's builder.
-  private spans = new Int32Array(3 * 1024);
-  private heldout = new Uint8Array(1024);
-  private rows = new Int32Array(1024);
+  private spans = new Int32Array(3 * ROW_CAPACITY);
+  private heldout = new Uint8Array(ROW_CAPACITY);
+  private rows = new Int32Array(ROW_CAPACITY);
   private pending = 0;
-  private digests = new Uint8Array(DIGEST_BYTES * 1024);
+  private digests = new Uint8Array(DIGEST_BYTES * ROW_CAPACITY);
   private readonly native = nativeHashing() ?? null;
   private hashInput: Buffer | undefined; // crypto.hash's input, without the addon
 
