@@ -257,25 +257,29 @@ const ROLES = new Set<Role>(['system', 'user', 'assistant', 'tool']);
 function parseMessages(value: unknown, path: string): ChatMessage[] {
   if (!Array.isArray(value)) throw new Rejection(value === undefined ? 'missing-field' : 'wrong-shape', `${path}: ${value === undefined ? 'missing' : 'not an array'}`);
   if (value.length === 0) throw new Rejection('empty-field', `${path}: empty`);
-  return value.map((m, i) => parseMessage(m, `${path}[${i}]`));
+  return value.map((m, i) => parseMessage(m, path, i));
 }
 
-function parseMessage(value: unknown, path: string): ChatMessage {
-  if (!isObject(value)) throw new Rejection(value === undefined ? 'missing-field' : 'wrong-shape', `${path}: ${value === undefined ? 'missing' : 'not an object'}`);
-  const roleText = requireString(value.role, `${path}.role`);
+/**
+ * One message; `path` (with `[index]` when index ≥ 0) names it in rejections. The path is only
+ * built for a rejection: building it for every message was a few small strings per message.
+ */
+function parseMessage(value: unknown, path: string, index = -1): ChatMessage {
+  if (!isObject(value)) throw new Rejection(value === undefined ? 'missing-field' : 'wrong-shape', `${messagePath(path, index)}: ${value === undefined ? 'missing' : 'not an object'}`);
+  const roleText = typeof value.role === 'string' ? value.role : requireString(value.role, `${messagePath(path, index)}.role`);
   // `developer` is OpenAI's newer name for the system role; `function` its older name for tool results.
   const role = (roleText === 'developer' ? 'system' : roleText === 'function' ? 'tool' : roleText) as Role;
-  if (!ROLES.has(role)) throw new Rejection('bad-role', `${path}.role: unknown role ${JSON.stringify(roleText)}`);
-  const content = parseContent(value.content, `${path}.content`);
+  if (!ROLES.has(role)) throw new Rejection('bad-role', `${messagePath(path, index)}.role: unknown role ${JSON.stringify(roleText)}`);
+  const content = typeof value.content === 'string' ? value.content : parseContent(value.content, `${messagePath(path, index)}.content`);
   let toolCalls: string | null = null;
   if (value.tool_calls !== undefined && value.tool_calls !== null) {
-    if (!Array.isArray(value.tool_calls)) throw new Rejection('wrong-shape', `${path}.tool_calls: not an array`);
+    if (!Array.isArray(value.tool_calls)) throw new Rejection('wrong-shape', `${messagePath(path, index)}.tool_calls: not an array`);
     if (value.tool_calls.length > 0) toolCalls = JSON.stringify(value.tool_calls);
   } else if (isObject(value.function_call)) {
     toolCalls = JSON.stringify([{ type: 'function', function: value.function_call }]);
   }
-  if ((content === null || content.trim() === '') && toolCalls === null) {
-    throw new Rejection(content === null && value.content === undefined ? 'missing-field' : 'empty-field', `${path}.content: ${content === null ? 'missing' : 'empty'}`);
+  if ((content === null || !NOT_BLANK.test(content)) && toolCalls === null) {
+    throw new Rejection(content === null && value.content === undefined ? 'missing-field' : 'empty-field', `${messagePath(path, index)}.content: ${content === null ? 'missing' : 'empty'}`);
   }
   return {
     role,
@@ -285,6 +289,10 @@ function parseMessage(value: unknown, path: string): ChatMessage {
     tool_call_id: optionalString(value.tool_call_id),
   };
 }
+
+const messagePath = (path: string, index: number): string => (index < 0 ? path : `${path}[${index}]`);
+/** Matches text that is not all whitespace (`\s` is the set `trim()` removes), without making a trimmed copy. */
+const NOT_BLANK = /\S/;
 
 /** Message content: a string, or OpenAI content parts of which only text parts are supported. */
 function parseContent(value: unknown, path: string): string | null {
