@@ -30,6 +30,11 @@ export interface BlockRequest {
 /** A processed block (packed into `block.memory`), and the request's chunk memory, given back to be read into again. */
 export type BlockResponse = { ok: true; block: ProcessedBlock; chunk: ArrayBuffer } | { ok: false; message: string; stack: string };
 
+/** What a worker sends once, when it has loaded its code and waits for blocks. */
+export interface WorkerReady {
+  ready: true;
+}
+
 // The worker runs compiled JavaScript: under vitest (TypeScript sources) it does not exist, and
 // ingest stays on the main thread.
 const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
@@ -53,6 +58,7 @@ interface Pending {
 export class ParsePool {
   private readonly workers: Worker[] = [];
   private readonly pending: Pending[][] = [];
+  private readonly ready: boolean[] = [];
   private readonly spares: ArrayBuffer[] = [];
   private next = 0;
   private failure: Error | undefined;
@@ -65,7 +71,12 @@ export class ParsePool {
     for (let i = 0; i < count; i++) {
       const worker = new Worker(WORKER_URL);
       const queue: Pending[] = [];
-      worker.on('message', (response: BlockResponse) => {
+      this.ready.push(false);
+      worker.on('message', (response: BlockResponse | WorkerReady) => {
+        if ('ready' in response) {
+          this.ready[i] = true;
+          return;
+        }
         const waiting = queue.shift();
         if (!waiting) return;
         if (response.ok) {
@@ -90,9 +101,12 @@ export class ParsePool {
     return this.workers.length;
   }
 
-  /** Whether every worker has a block waiting besides the one it is on (another block would only wait). */
+  /**
+   * Whether every worker is still starting (~50 ms: a new isolate loads the parse code) or has
+   * blocks waiting besides the one it is on: another block sent now would only wait.
+   */
   busy(): boolean {
-    return this.pending.every((queue) => queue.length >= BUSY_BLOCKS);
+    return this.pending.every((queue, i) => !this.ready[i] || queue.length >= BUSY_BLOCKS);
   }
 
   /** Process a block on the next worker (round robin); its buffers are transferred, not copied. */

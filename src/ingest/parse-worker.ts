@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { RecordProcessor } from './process.js';
-import type { BlockRequest, BlockResponse } from './parse-pool.js';
+import type { BlockRequest, BlockResponse, WorkerReady } from './parse-pool.js';
 
 const port = parentPort;
 if (!port) throw new Error('parse-worker.js runs only as a worker thread');
@@ -37,3 +37,4 @@ port.on('message', (request: BlockRequest) => {
   }
   port.postMessage(response, [response.block.memory as ArrayBuffer, response.chunk]);
 });
+port.postMessage({ ready: true } satisfies WorkerReady);
