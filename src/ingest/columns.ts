@@ -187,11 +187,17 @@ export class Utf8Column {
     this.bytes.set(source.bytes.subarray(byteStart, byteStart + byteCount), this.byteLength);
     const shift = this.byteLength - byteStart;
     const base = this.length - from;
-    for (let k = from; k < to; k++) {
-      const i = base + k;
-      this.offsets[i + 1] = source.offsets[k + 1] + shift;
-      if (source.validity[k >> 3] & (1 << (k & 7))) this.validity[i >> 3] |= 1 << (i & 7);
-      else this.nullCount++;
+    const offsets = this.offsets;
+    const sourceOffsets = source.offsets;
+    for (let k = from; k < to; k++) offsets[base + k + 1] = sourceOffsets[k + 1] + shift;
+    const validity = this.validity;
+    if (source.nullCount === 0) setBits(validity, this.length, to - from);
+    else {
+      for (let k = from; k < to; k++) {
+        const i = base + k;
+        if (source.validity[k >> 3] & (1 << (k & 7))) validity[i >> 3] |= 1 << (i & 7);
+        else this.nullCount++;
+      }
     }
     this.length += to - from;
     this.byteLength += byteCount;
@@ -242,6 +248,19 @@ export class Utf8Column {
     this.bytes.copy(grown, 0, 0, this.byteLength);
     this.bytes = grown;
   }
+}
+
+/** Set bits [start, start + count) of a bitmap (least significant bit first, as Arrow's validity). */
+function setBits(bitmap: Uint8Array, start: number, count: number): void {
+  let bit = start;
+  const end = start + count;
+  for (; bit < end && bit & 7; bit++) bitmap[bit >> 3] |= 1 << (bit & 7);
+  const fullEnd = end & ~7;
+  if (bit < fullEnd) {
+    bitmap.fill(0xff, bit >> 3, fullEnd >> 3);
+    bit = fullEnd;
+  }
+  for (; bit < end; bit++) bitmap[bit >> 3] |= 1 << (bit & 7);
 }
 
 const HEX_DIGITS = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
