@@ -5,9 +5,19 @@
  * (a 64-bit key collides by chance with probability ~n²/2⁶⁵: about 3e-6 at ten million samples).
  */
 export class SampleHashSet {
-  private table = new Uint32Array(2 * 1024); // pairs (hi, lo); (0, 0) marks an empty slot
+  private table: Uint32Array; // pairs (hi, lo); (0, 0) marks an empty slot
   private count = 0;
   private hasZeroKey = false;
+
+  /**
+   * `expectedKeys`: roughly how many keys will be added; the table starts large enough for them
+   * (at most 2^22 slots, 32 MiB), saving the rehashing of every smaller table on the way.
+   */
+  constructor(expectedKeys = 0) {
+    let slots = 1024;
+    while (slots < 4 * expectedKeys && slots < 1 << 22) slots *= 2;
+    this.table = new Uint32Array(2 * slots);
+  }
 
   get size(): number {
     return this.count;

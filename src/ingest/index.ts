@@ -161,7 +161,7 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     const pool = workers > 0 ? new ParsePool(workers, chunks) : undefined;
     let run: IngestRun | undefined;
     try {
-      run = new IngestRun(settings, staged.path, batchIndex, progress, deps.signal, chunks, pool);
+      run = new IngestRun(settings, staged.path, batchIndex, progress, deps.signal, chunks, pool, totalBytes);
       progress({ kind: 'start', task: 'ingest', unit: 'MB', total: totalBytes ? roundMb(totalBytes) : undefined });
       for (const file of traceFiles) inputs.push(await run.ingestFile(file, deps.stdin));
       await run.finish();
@@ -230,7 +230,7 @@ class IngestRun {
   readonly rejects: RejectLog;
   readonly redactions = emptyRedactionCounts();
   readonly rowsByFormat: Partial<Record<RecordFormat, number>> = {};
-  private readonly seen = new SampleHashSet();
+  private readonly seen: SampleHashSet;
   records = 0;
   samplesBeforeDedup = 0;
   duplicates = 0;
@@ -245,10 +245,13 @@ class IngestRun {
     private readonly signal: AbortSignal | undefined,
     private readonly chunks: ChunkPool,
     private readonly pool: ParsePool | undefined,
+    inputBytes: number,
   ) {
     this.train = new TracesFileWriter(join(dir, 'train.arrow'), settings.batch_rows);
     this.heldout = new TracesFileWriter(join(dir, 'heldout.arrow'), settings.batch_rows);
     this.rejects = new RejectLog(join(dir, 'rejected.jsonl'));
+    // About one sample per KiB of traces (chat logs; prompt lists have more, long conversations fewer).
+    this.seen = new SampleHashSet(inputBytes / 1024);
   }
 
   /**
