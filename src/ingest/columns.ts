@@ -89,7 +89,7 @@ const align8 = (n: number): number => (n + 7) & ~7;
  * so the columns do not grow once V8 has optimised the code that fills them. A first growth there
  * runs code it has no feedback for, which throws the optimised code away (and the large functions
  * it was inlined into) to be compiled again: ~0.1 CPU-s per GB of input and thread, measured.
- * Untouched capacity costs address space, not memory.
+ * (Byte capacity still grows with the texts; rows were what grew after warm-up.)
  */
 export const ROW_CAPACITY = 4096;
 
@@ -110,7 +110,7 @@ export class Utf8Column {
   private lastString: string | null = null; // the last string appended, while its bytes end the buffer
   length = 0;
 
-  constructor(rowCapacity = ROW_CAPACITY, byteCapacity = 1 << 18) {
+  constructor(rowCapacity = ROW_CAPACITY, byteCapacity = 1 << 16) {
     this.bytes = Buffer.allocUnsafeSlow(byteCapacity);
     this.offsets = new Int32Array(rowCapacity + 1);
     this.validity = new Uint8Array((rowCapacity + 7) >> 3);
@@ -315,7 +315,7 @@ class NumberColumn<T extends Int32Array | Float64Array> {
  */
 export class TracesBatchBuilder {
   readonly text = mapColumns(TEXT_COLUMNS, () => new Utf8Column());
-  readonly message = mapColumns(MESSAGE_COLUMNS, () => new Utf8Column(4 * ROW_CAPACITY, 1 << 20));
+  readonly message = mapColumns(MESSAGE_COLUMNS, () => new Utf8Column(4 * ROW_CAPACITY, 1 << 18));
   /** The message columns in schema order (role, content, name, tool_calls, tool_call_id). */
   readonly messageList: Utf8Column[] = MESSAGE_COLUMNS.map((name) => this.message[name]);
   private readonly turnIndex = new NumberColumn<Int32Array>(new Int32Array(ROW_CAPACITY));

@@ -10,12 +10,12 @@ export class SampleHashSet {
   private hasZeroKey = false;
 
   /**
-   * `expectedKeys`: roughly how many keys will be added; the table starts large enough for them
-   * (at most 2^22 slots, 32 MiB), saving the rehashing of every smaller table on the way.
+   * `expectedKeys`: roughly how many keys will be added; the table starts as large as they need
+   * (load factor 0.5; at most 2^22 slots, 32 MiB), saving the rehashing of every smaller table on the way.
    */
   constructor(expectedKeys = 0) {
     let slots = 1024;
-    while (slots < 4 * expectedKeys && slots < 1 << 22) slots *= 2;
+    while (slots < 2 * expectedKeys && slots < 1 << 22) slots *= 2;
     this.table = new Uint32Array(2 * slots);
   }
 
