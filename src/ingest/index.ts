@@ -56,7 +56,7 @@ export interface MachineLoad {
  * Parse workers, with the main thread parsing too whenever every worker has blocks waiting, use
  * the CPUs the main thread's own work (reading, hashing the input, dedup, writing) leaves idle:
  * on two CPUs one worker cuts ingest's wall time by ~40% (1 GB: 6.3 → 3.7 s, bench/RESULTS.md)
- * for ~8% more CPU time in all (a second JIT-compiled copy of the parse code, packing blocks for
+ * for ~6% more CPU time in all (a second JIT-compiled copy of the parse code, packing blocks for
  * the main thread); a second worker there only adds CPU time. On a machine whose other work
  * already fills the CPUs (measured: load 2–5 on 2 CPUs), extra CPU time is not recovered and one
  * thread finishes first, so workers are started only while at least half a CPU is idle. The load
