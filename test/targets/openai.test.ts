@@ -22,8 +22,11 @@ const engines: OpenAiEngine[] = [];
 
 beforeAll(async () => {
   gguf = writeStoriesGguf();
-  serving = await serveModel({ model: gguf.path, host: '127.0.0.1', port: 0, contextSize: 256, threads: 1, sequences: 2, batchSize: 256 });
-  direct = await LlamaCppEngine.open({ model: gguf.path, contextSize: 256, threads: 1, sequences: 1, batchSize: 256 });
+  // F32 KV caches: the server batches concurrent requests as they arrive, and with llama.cpp's
+  // default F16 cache a position's log-probability then moves with that timing (1.5e-3 seen once on
+  // a loaded machine); in F32 only the summation order differs.
+  serving = await serveModel({ model: gguf.path, host: '127.0.0.1', port: 0, contextSize: 256, threads: 1, sequences: 2, batchSize: 256, kvCacheType: 'f32' });
+  direct = await LlamaCppEngine.open({ model: gguf.path, contextSize: 256, threads: 1, sequences: 1, batchSize: 256, kvCacheType: 'f32' });
 });
 
 afterAll(async () => {
