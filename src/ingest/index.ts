@@ -7,7 +7,7 @@
  * assigned a split by a hash of their conversation id, and written as Arrow record batches.
  */
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FireoptConfig, IngestConfig } from '../config/schema.js';
@@ -46,10 +46,8 @@ const MIN_IDLE_CPUS = 0.5;
 export interface MachineLoad {
   inputBytes: number;
   cpus: number;
-  /** The 1-minute load average. */
-  load1: number;
-  /** This process's own share of `load1`, estimated from its CPU time. */
-  ownLoad: number;
+  /** CPUs idle right now, besides this process's own use (see idleCpusSince). */
+  idleCpus: number;
 }
 
 /**
@@ -59,25 +57,53 @@ export interface MachineLoad {
  * for ~6% more CPU time in all (a second JIT-compiled copy of the parse code, packing blocks for
  * the main thread); a second worker there only adds CPU time. On a machine whose other work
  * already fills the CPUs (measured: load 2–5 on 2 CPUs), extra CPU time is not recovered and one
- * thread finishes first, so workers are started only while at least half a CPU is idle. The load
- * average counts this process's own recent work too (e.g. an earlier stage in the same process),
- * which is not held against it. Small inputs (< 16 MB) stay on one thread: starting a worker
- * takes ~50 ms.
+ * thread finishes first, so workers are started only while at least half a CPU is idle. Small
+ * inputs (< 16 MB) stay on one thread: starting a worker takes ~50 ms.
  */
 export function workersFor(machine: MachineLoad): number {
   if (machine.inputBytes < PARALLEL_MIN_BYTES || machine.cpus < 2) return 0;
-  const otherLoad = Math.max(0, machine.load1 - machine.ownLoad);
-  return machine.cpus - otherLoad >= MIN_IDLE_CPUS ? Math.min(MAX_DEFAULT_WORKERS, machine.cpus - 1) : 0;
+  return machine.idleCpus >= MIN_IDLE_CPUS ? Math.min(MAX_DEFAULT_WORKERS, machine.cpus - 1) : 0;
+}
+
+/** CPU time counters now: all CPUs' busy and total milliseconds, this process's CPU milliseconds, the clock. */
+interface CpuSnapshot {
+  busyMs: number;
+  ownMs: number;
+  atMs: number;
+}
+
+function cpuSnapshot(): CpuSnapshot {
+  let busyMs = 0;
+  for (const { times } of cpus()) busyMs += times.user + times.nice + times.sys + times.irq;
+  const { user, system } = process.cpuUsage();
+  return { busyMs, ownMs: (user + system) / 1000, atMs: performance.now() };
+}
+
+/**
+ * CPUs left idle by other processes since `since` (at least `minWindowMs` ago: the kernel's counters
+ * tick every 10 ms), from the per-CPU time counters (os.cpus()) less this process's own CPU time.
+ * A direct reading, unlike the 1-minute load average, which still counts work that has just ended
+ * (such as the previous step of a script); taken over ingest's own start-up, it costs no waiting
+ * when the start-up is long enough.
+ */
+export async function idleCpusSince(since: CpuSnapshot, minWindowMs = 60): Promise<number> {
+  const waitMs = minWindowMs - (performance.now() - since.atMs);
+  if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+  const now = cpuSnapshot();
+  const elapsedMs = now.atMs - since.atMs;
+  const othersBusy = Math.max(0, now.busyMs - since.busyMs - (now.ownMs - since.ownMs));
+  return Math.max(0, availableParallelism() - othersBusy / elapsedMs);
+}
+
+/** CPUs idle over the next `windowMs` (idleCpusSince from now). */
+export async function idleCpusNow(windowMs = 100): Promise<number> {
+  return idleCpusSince(cpuSnapshot(), windowMs);
 }
 
 /** `workersFor` this machine now (0 where workers cannot start: under vitest, which runs the TypeScript sources). */
-function defaultWorkers(inputBytes: number): number {
-  if (!parseWorkersAvailable()) return 0;
-  const { user, system } = process.cpuUsage();
-  // The 1-minute load average is a moving average over about a minute: this process's share of
-  // it is about its CPU seconds over that minute (over its whole life, if it is younger).
-  const ownLoad = (user + system) / 1e6 / Math.max(60, process.uptime());
-  return workersFor({ inputBytes, cpus: availableParallelism(), load1: loadavg()[0], ownLoad });
+async function defaultWorkers(inputBytes: number, since: CpuSnapshot): Promise<number> {
+  if (!parseWorkersAvailable() || inputBytes < PARALLEL_MIN_BYTES) return 0;
+  return workersFor({ inputBytes, cpus: availableParallelism(), idleCpus: await idleCpusSince(since) });
 }
 
 /** Per input file, as recorded in the manifest. */
@@ -128,6 +154,7 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
   if (!settings.out) throw new UsageError('ingest: no output directory', 'HINT: pass --out <dir> (or set ingest.out)');
   const outDir = resolve(settings.out);
   const startedMs = Date.now();
+  const cpuAtStart = cpuSnapshot(); // for the default number of parse workers
 
   const traceFiles = await resolveInputs(settings.inputs);
   const batchInputFiles = await resolveInputs(settings.batch_inputs);
@@ -156,7 +183,7 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     }
 
     const totalBytes = traceFiles.reduce((sum, f) => sum + (f === STDIN_NAME ? 0 : statSync(f).size), 0);
-    const workers = deps.workers ?? defaultWorkers(totalBytes);
+    const workers = deps.workers ?? (await defaultWorkers(totalBytes, cpuAtStart));
     const chunks = new ChunkPool();
     const pool = workers > 0 ? new ParsePool(workers, chunks) : undefined;
     let run: IngestRun | undefined;

@@ -9,13 +9,15 @@
  * Workers run compiled JavaScript, so this test runs the built `dist/` (`npm test` builds it first)
  * beside the TypeScript sources vitest runs.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runIngest, workersFor, type IngestSummary } from '../../src/ingest/index.js';
+import { idleCpusNow, runIngest, workersFor, type IngestSummary } from '../../src/ingest/index.js';
 import { alpaca, bfcl, bfclAnswers, chatFromAlpaca, chatFromTaskmaster, ingestConfig, readRows, taskmaster, tempDir, toolCallChatFromBfcl } from './fixtures.js';
 
 const tmp = tempDir('fireopt-parallel-');
@@ -172,23 +174,33 @@ describe('ingest with parse workers', () => {
 });
 
 describe('the default number of parse workers', () => {
-  const twoCpus = { inputBytes: 1e9, cpus: 2, load1: 0, ownLoad: 0 };
+  const twoCpus = { inputBytes: 1e9, cpus: 2, idleCpus: 2 };
 
   it('uses a worker per CPU besides the main thread (at most two) while at least half a CPU is idle', () => {
     expect(workersFor(twoCpus)).toBe(1);
-    expect(workersFor({ ...twoCpus, load1: 1.3 })).toBe(1); // the quiet machine of bench/RESULTS.md
-    expect(workersFor({ ...twoCpus, load1: 1.6 })).toBe(0);
-    expect(workersFor({ ...twoCpus, cpus: 3 })).toBe(2);
-    expect(workersFor({ ...twoCpus, cpus: 16, load1: 6 })).toBe(2);
-  });
-
-  it('does not count this process\'s own load against it', () => {
-    expect(workersFor({ ...twoCpus, load1: 2.2, ownLoad: 1.9 })).toBe(1);
-    expect(workersFor({ ...twoCpus, load1: 3.5, ownLoad: 0.2 })).toBe(0);
+    expect(workersFor({ ...twoCpus, idleCpus: 0.7 })).toBe(1);
+    expect(workersFor({ ...twoCpus, idleCpus: 0.3 })).toBe(0); // other work fills the machine
+    expect(workersFor({ ...twoCpus, cpus: 3, idleCpus: 3 })).toBe(2);
+    expect(workersFor({ ...twoCpus, cpus: 16, idleCpus: 10 })).toBe(2);
   });
 
   it('stays on one thread for small inputs and on one CPU', () => {
     expect(workersFor({ ...twoCpus, inputBytes: 1e6 })).toBe(0);
-    expect(workersFor({ ...twoCpus, cpus: 1 })).toBe(0);
+    expect(workersFor({ ...twoCpus, cpus: 1, idleCpus: 1 })).toBe(0);
+  });
+
+  it('measures idle CPUs from the kernel counters: near all of them while a busy loop runs elsewhere is not', async () => {
+    const idle = await idleCpusNow(200);
+    expect(idle).toBeGreaterThanOrEqual(0);
+    expect(idle).toBeLessThanOrEqual(availableParallelism() + 0.05);
+    // A busy child process takes about one CPU away.
+    const child = spawn(process.execPath, ['-e', 'const end = Date.now() + 1500; while (Date.now() < end);']);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const busy = await idleCpusNow(300);
+      expect(busy).toBeLessThan(availableParallelism() - 0.5);
+    } finally {
+      child.kill();
+    }
   });
 });
