@@ -576,7 +576,7 @@ void sampleDigests(const Sha256Api& sha, const uint8_t* data, const int32_t* spa
 // --- Node-API glue ---------------------------------------------------------------------------
 
 bool throwIf(napi_env env, bool failed, const char* message) {
-  if (failed) napi_throw_error(env, "E_NATIVE_GEMM", message);
+  if (failed) napi_throw_error(env, "E_NATIVE", message);
   return failed;
 }
 
@@ -632,7 +632,7 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   try {
     batchGemm(a, b, c, batchA, batchB, M, N, K, transA, transB);
   } catch (const std::bad_alloc&) {
-    napi_throw_error(env, "E_NATIVE_GEMM", "gemm: out of memory for packing buffers");
+    napi_throw_error(env, "E_NATIVE", "gemm: out of memory for packing buffers");
   }
   return nullptr;
 }
@@ -761,7 +761,7 @@ napi_value SampleDigests(napi_env env, napi_callback_info info) {
   if (throwIf(env, !sha.ok(), "sampleDigests: this Node does not export OpenSSL's SHA256")) return nullptr;
   sampleDigests(sha, data, spans, count, static_cast<uint8_t>(separator), out);
 #else
-  napi_throw_error(env, "E_NATIVE_GEMM", "sampleDigests: built without OpenSSL's headers");
+  napi_throw_error(env, "E_NATIVE", "sampleDigests: built without OpenSSL's headers");
 #endif
   return nullptr;
 }
@@ -800,7 +800,7 @@ napi_value Sha256Prefix32(napi_env env, napi_callback_info info) {
   napi_create_uint32(env, (uint32_t(digest[0]) << 24) | (uint32_t(digest[1]) << 16) | (uint32_t(digest[2]) << 8) | uint32_t(digest[3]), &result);
   return result;
 #else
-  napi_throw_error(env, "E_NATIVE_GEMM", "sha256Prefix32: built without OpenSSL's headers");
+  napi_throw_error(env, "E_NATIVE", "sha256Prefix32: built without OpenSSL's headers");
   return nullptr;
 #endif
 }
