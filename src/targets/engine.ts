@@ -13,6 +13,8 @@
  *   `stopTokenIds`) when the engine knows it, so its position carries log-probabilities too.
  */
 
+import { InputError } from '../errors.js';
+
 /** What the manifest records about the target. */
 export interface TargetIdentity {
   engine: 'llama-cpp' | 'openai' | 'tfjs';
@@ -108,4 +110,71 @@ export function samplingOptions(partial: Partial<SamplingOptions> & Pick<Samplin
     topLogprobs: 0,
     ...partial,
   };
+}
+
+// --- Checks and loops shared by the engines that run a model in this process (tfjs, llama-cpp) ---
+
+/** A local engine's limits, and how its error messages name its context. */
+export interface LocalLimits {
+  vocabSize: number;
+  contextSize: number;
+  /** Words before "N-token context" in messages ("the model's", "the"). */
+  contextOwner: string;
+  /** The hint when something does not fit the context (e.g. which setting raises it). */
+  contextHint?: string;
+}
+
+/** Throws an InputError naming every sampling option out of range. */
+export function checkSampling(sampling: SamplingOptions): void {
+  const problems: string[] = [];
+  if (!(sampling.maxTokens >= 1)) problems.push(`maxTokens ${sampling.maxTokens} < 1`);
+  if (!(sampling.temperature >= 0)) problems.push(`temperature ${sampling.temperature} < 0`);
+  if (!(sampling.topP > 0 && sampling.topP <= 1)) problems.push(`topP ${sampling.topP} not in (0, 1]`);
+  if (!(sampling.topK >= 0)) problems.push(`topK ${sampling.topK} < 0`);
+  if (!(sampling.n >= 1)) problems.push(`n ${sampling.n} < 1`);
+  if (!(sampling.topLogprobs >= 0)) problems.push(`topLogprobs ${sampling.topLogprobs} < 0`);
+  if (problems.length) throw new InputError(`invalid sampling options: ${problems.join(', ')}`);
+}
+
+/** A copy of `ids`, each checked to be a token of the vocabulary. */
+export function checkedTokenIds(ids: readonly number[], what: string, limits: LocalLimits): number[] {
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= limits.vocabSize) {
+      throw new InputError(`${what} token id ${id} is outside the target's ${limits.vocabSize}-token vocabulary`, 'the prompt was tokenized for another model');
+    }
+  }
+  return [...ids];
+}
+
+/** checkedTokenIds for a prompt, which must also be non-empty and leave room for one new token. */
+export function checkedPromptIds(ids: readonly number[], limits: LocalLimits): number[] {
+  const prompt = checkedTokenIds(ids, 'prompt', limits);
+  if (prompt.length === 0) throw new InputError('empty prompt: a target needs at least one prompt token (usually BOS)');
+  if (prompt.length >= limits.contextSize) {
+    throw new InputError(`prompt of ${prompt.length} tokens does not fit ${limits.contextOwner} ${limits.contextSize}-token context`, limits.contextHint);
+  }
+  return prompt;
+}
+
+/** Scoring feeds the prompt and all but the last completion token: they must fit the context. */
+export function checkScoreFits(promptLength: number, completionLength: number, limits: LocalLimits): void {
+  if (promptLength + completionLength - 1 > limits.contextSize) {
+    throw new InputError(
+      `prompt (${promptLength} tokens) plus completion (${completionLength}) is longer than ${limits.contextOwner} ${limits.contextSize}-token context`,
+      limits.contextHint,
+    );
+  }
+}
+
+/** `sampling.n` completions, the i-th drawn with seed `sampling.seed + i`; greedy ones are drawn once and copied. */
+export async function sampleCompletions(sampling: SamplingOptions, one: (seed: number) => Promise<Completion>): Promise<Completion[]> {
+  const completions: Completion[] = [];
+  for (let sample = 0; sample < sampling.n; sample++) {
+    if (sampling.temperature === 0 && sample > 0) {
+      completions.push(structuredClone(completions[0])); // greedy: every sample is the same
+      continue;
+    }
+    completions.push(await one(sampling.seed + sample));
+  }
+  return completions;
 }

@@ -17,6 +17,7 @@ import PQueue from 'p-queue';
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { InputError, RunError, describeError } from '../../errors.js';
 import { sha256File } from '../../util/hash.js';
+import { checkedPromptIds, checkedTokenIds, checkSampling, checkScoreFits, sampleCompletions, type LocalLimits } from '../engine.js';
 import type { Completion, PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../engine.js';
 
 export interface LlamaCppEngineOptions {
@@ -104,6 +105,10 @@ export class LlamaCppEngine implements TargetEngine {
     return vocabularySizeOf(this.model);
   }
 
+  private get limits(): LocalLimits {
+    return { vocabSize: this.vocabularySize, contextSize: this.contextSize, contextOwner: 'the', contextHint: 'raise target.context_size' };
+  }
+
   /** Token ids of `text` (llama.cpp's tokenizer; `specialTokens` parses `<s>`-style text as those tokens). */
   tokenize(text: string, specialTokens = false): number[] {
     return [...this.model.tokenize(text, specialTokens)];
@@ -123,32 +128,19 @@ export class LlamaCppEngine implements TargetEngine {
   }
 
   async generate(prompt: TargetPrompt, sampling: SamplingOptions): Promise<Completion[]> {
-    const promptIds = this.checkedPrompt(prompt.tokenIds);
+    const promptIds = checkedPromptIds(prompt.tokenIds, this.limits) as Token[];
     checkSampling(sampling);
     const budget = Math.min(sampling.maxTokens, this.contextSize - promptIds.length);
     return this.withSequence(async (sequence) => {
-      const completions: Completion[] = [];
-      for (let sample = 0; sample < sampling.n; sample++) {
-        if (sampling.temperature === 0 && sample > 0) {
-          completions.push(structuredClone(completions[0])); // greedy: every sample is the same
-          continue;
-        }
-        completions.push(await this.generateOne(sequence, promptIds, sampling, sampling.seed + sample, budget));
-      }
-      return completions;
+      return sampleCompletions(sampling, (seed) => this.generateOne(sequence, promptIds, sampling, seed, budget));
     });
   }
 
   async score(prompt: TargetPrompt, completionTokenIds: readonly number[], options: { topLogprobs: number }): Promise<PositionLogprobs[]> {
-    const promptIds = this.checkedPrompt(prompt.tokenIds);
-    const completion = this.checkedIds(completionTokenIds, 'completion');
+    const promptIds = checkedPromptIds(prompt.tokenIds, this.limits) as Token[];
+    const completion = checkedTokenIds(completionTokenIds, 'completion', this.limits) as Token[];
     if (completion.length === 0) return [];
-    if (promptIds.length + completion.length - 1 > this.contextSize) {
-      throw new InputError(
-        `prompt (${promptIds.length} tokens) plus completion (${completion.length}) is longer than the ${this.contextSize}-token context`,
-        'raise target.context_size',
-      );
-    }
+    checkScoreFits(promptIds.length, completion.length, this.limits);
     return this.withSequence((sequence) => this.scoreOnSequence(sequence, promptIds, completion, options.topLogprobs));
   }
 
@@ -247,24 +239,6 @@ export class LlamaCppEngine implements TargetEngine {
     return promptIds.slice(sequence.nextTokenIndex);
   }
 
-  private checkedPrompt(ids: readonly number[]): Token[] {
-    const prompt = this.checkedIds(ids, 'prompt');
-    if (prompt.length === 0) throw new InputError('empty prompt: a target needs at least one prompt token (usually BOS)');
-    if (prompt.length >= this.contextSize) {
-      throw new InputError(`prompt of ${prompt.length} tokens does not fit the ${this.contextSize}-token context`, 'raise target.context_size');
-    }
-    return prompt;
-  }
-
-  private checkedIds(ids: readonly number[], what: string): Token[] {
-    const vocabularySize = this.vocabularySize;
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= vocabularySize) {
-        throw new InputError(`${what} token id ${id} is outside the target's ${vocabularySize}-token vocabulary`, 'the prompt was tokenized for another model');
-      }
-    }
-    return ids as Token[];
-  }
 }
 
 /** node-llama-cpp exposes no vocabulary size; the GGUF token list is the vocabulary. */
@@ -272,16 +246,6 @@ function vocabularySizeOf(model: LlamaModel): number {
   return model.fileInfo.metadata.tokenizer.ggml.tokens.length;
 }
 
-function checkSampling(sampling: SamplingOptions): void {
-  const problems: string[] = [];
-  if (!(sampling.maxTokens >= 1)) problems.push(`maxTokens ${sampling.maxTokens} < 1`);
-  if (!(sampling.temperature >= 0)) problems.push(`temperature ${sampling.temperature} < 0`);
-  if (!(sampling.topP > 0 && sampling.topP <= 1)) problems.push(`topP ${sampling.topP} not in (0, 1]`);
-  if (!(sampling.topK >= 0)) problems.push(`topK ${sampling.topK} < 0`);
-  if (!(sampling.n >= 1)) problems.push(`n ${sampling.n} < 1`);
-  if (!(sampling.topLogprobs >= 0)) problems.push(`topLogprobs ${sampling.topLogprobs} < 0`);
-  if (problems.length) throw new InputError(`invalid sampling options: ${problems.join(', ')}`);
-}
 
 /** Top-k of a probability map that node-llama-cpp sorts most likely first, as natural logs. */
 function logprobsFromProbabilities(probabilities: ReadonlyMap<number, number>, token: number, topLogprobs: number): PositionLogprobs {

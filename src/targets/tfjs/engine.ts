@@ -23,6 +23,7 @@ import { HF_FILES } from '../../formats/safetensors.js';
 import { DecodeSession, LlamaModel, SeededRandom, sampleToken } from '../../model/index.js';
 import type { Vocabulary } from '../../tokenizer/vocabulary.js';
 import { sha256File } from '../../util/hash.js';
+import { checkedPromptIds, checkedTokenIds, checkSampling, checkScoreFits, sampleCompletions, type LocalLimits } from '../engine.js';
 import type { Completion, PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../engine.js';
 import { positionLogprobs } from './distribution.js';
 
@@ -98,30 +99,24 @@ export class TfjsEngine implements TargetEngine {
     return this.model.config.maxSeqLen;
   }
 
+  private get limits(): LocalLimits {
+    return { vocabSize: this.model.config.vocabSize, contextSize: this.contextSize, contextOwner: "the model's" };
+  }
+
   async generate(prompt: TargetPrompt, sampling: SamplingOptions): Promise<Completion[]> {
-    const promptIds = this.checkedPrompt(prompt.tokenIds);
+    const promptIds = checkedPromptIds(prompt.tokenIds, this.limits);
     checkSampling(sampling);
     const budget = Math.min(sampling.maxTokens, this.contextSize - promptIds.length);
     return this.exclusive(async () => {
-      const completions: Completion[] = [];
-      for (let sample = 0; sample < sampling.n; sample++) {
-        if (sampling.temperature === 0 && sample > 0) {
-          completions.push(structuredClone(completions[0])); // greedy: every sample is the same
-          continue;
-        }
-        completions.push(await this.generateOne(promptIds, sampling, sampling.seed + sample, budget));
-      }
-      return completions;
+      return sampleCompletions(sampling, (seed) => this.generateOne(promptIds, sampling, seed, budget));
     });
   }
 
   async score(prompt: TargetPrompt, completionTokenIds: readonly number[], options: { topLogprobs: number }): Promise<PositionLogprobs[]> {
-    const promptIds = this.checkedPrompt(prompt.tokenIds);
-    const completion = this.checkedIds(completionTokenIds, 'completion');
+    const promptIds = checkedPromptIds(prompt.tokenIds, this.limits);
+    const completion = checkedTokenIds(completionTokenIds, 'completion', this.limits);
     if (completion.length === 0) return [];
-    if (promptIds.length + completion.length - 1 > this.contextSize) {
-      throw new InputError(`prompt (${promptIds.length} tokens) plus completion (${completion.length}) is longer than the model's ${this.contextSize}-token context`);
-    }
+    checkScoreFits(promptIds.length, completion.length, this.limits);
     return this.exclusive(async () => {
       const pending = this.align(promptIds);
       // The distribution for completion[j] comes out of the token before it: the last prompt
@@ -210,24 +205,6 @@ export class TfjsEngine implements TargetEngine {
     return (await this.queue.add(run)) as T;
   }
 
-  private checkedPrompt(ids: readonly number[]): number[] {
-    const prompt = this.checkedIds(ids, 'prompt');
-    if (prompt.length === 0) throw new InputError('empty prompt: a target needs at least one prompt token (usually BOS)');
-    if (prompt.length >= this.contextSize) {
-      throw new InputError(`prompt of ${prompt.length} tokens does not fit the model's ${this.contextSize}-token context`);
-    }
-    return prompt;
-  }
-
-  private checkedIds(ids: readonly number[], what: string): number[] {
-    const vocabSize = this.model.config.vocabSize;
-    for (const id of ids) {
-      if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-        throw new InputError(`${what} token id ${id} is outside the target's ${vocabSize}-token vocabulary`, 'the prompt was tokenized for another model');
-      }
-    }
-    return [...ids];
-  }
 }
 
 /** The file whose hash identifies the model: the checkpoint file, or a Hugging Face folder's weights (or shard index). */
@@ -237,13 +214,3 @@ function weightsFileOf(path: string): string {
   return existsSync(single) ? single : join(path, HF_FILES.index);
 }
 
-function checkSampling(sampling: SamplingOptions): void {
-  const problems: string[] = [];
-  if (!(sampling.maxTokens >= 1)) problems.push(`maxTokens ${sampling.maxTokens} < 1`);
-  if (!(sampling.temperature >= 0)) problems.push(`temperature ${sampling.temperature} < 0`);
-  if (!(sampling.topP > 0 && sampling.topP <= 1)) problems.push(`topP ${sampling.topP} not in (0, 1]`);
-  if (!(sampling.topK >= 0)) problems.push(`topK ${sampling.topK} < 0`);
-  if (!(sampling.n >= 1)) problems.push(`n ${sampling.n} < 1`);
-  if (!(sampling.topLogprobs >= 0)) problems.push(`topLogprobs ${sampling.topLogprobs} < 0`);
-  if (problems.length) throw new InputError(`invalid sampling options: ${problems.join(', ')}`);
-}
