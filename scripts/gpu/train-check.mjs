@@ -62,8 +62,8 @@ function modelConfig(shape, vocab, seq) {
   return presetConfig('draft-small', vocab, seq, { dim, nLayers, nHeads, nKvHeads, hiddenDim });
 }
 
-/** One optimiser step as the training loop takes it; resolves to the step's loss parts (read back). */
-async function trainStep(model, params, optimizer, batch, vocab) {
+/** The training loop's objective on `batch` and its gradients (the caller disposes value, grads and parts). */
+function lossAndGradients(model, params, batch, vocab) {
   const targets = softTargets(batch, vocab, false);
   const inputs = tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32');
   let parts;
@@ -72,6 +72,12 @@ async function trainStep(model, params, optimizer, batch, vocab) {
     return parts.total;
   }, [...params.values()]);
   inputs.dispose();
+  return { value, grads, parts };
+}
+
+/** One optimiser step as the training loop takes it; resolves to the step's loss parts (read back). */
+async function trainStep(model, params, optimizer, batch, vocab) {
+  const { value, grads, parts } = lossAndGradients(model, params, batch, vocab);
   const byName = new Map([...params].map(([name, v]) => [name, grads[v.name]]));
   // The training loop's own on-device clipping (no synchronous read).
   const norm = clipByGlobalNorm(byName, CLIP);
@@ -86,17 +92,11 @@ async function correctness(batch, vocab) {
   const config = modelConfig(CHECK, vocab.draftToTarget.length, CHECK.seq);
   const model = LlamaModel.fromWeights(randomWeights(config, { seed: CHECK.seed }), { trainable: true });
   const params = model.namedVariables();
-  const targets = softTargets(batch, vocab, false);
-  const inputs = tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32');
-  let parts;
-  const { value, grads } = tf.variableGrads(() => {
-    parts = draftLoss(model.forward(inputs), targets, LOSS_WEIGHTS);
-    return parts.total;
-  }, [...params.values()]);
+  const { value, grads, parts } = lossAndGradients(model, params, batch, vocab);
   const gradients = {};
   for (const [name, v] of params) gradients[name] = await grads[v.name].data();
   const [loss, ce, kl] = await Promise.all([value, parts.ce, parts.kl].map(async (t) => (await t.data())[0]));
-  tf.dispose([inputs, value, parts.ce, parts.kl, parts.tv, ...Object.values(grads)]);
+  tf.dispose([value, parts.ce, parts.kl, parts.tv, ...Object.values(grads)]);
   const optimizer = new AdamW(params, ADAM);
   const trajectory = [];
   for (let i = 0; i < CHECK.adamSteps; i++) trajectory.push((await trainStep(model, params, optimizer, batch, vocab)).loss);
