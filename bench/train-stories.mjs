@@ -4,12 +4,10 @@
 // most a quarter of the target's parameters → held-out greedy hit rate. Prints one JSON object.
 // Usage: node bench/train-stories.mjs [workdir]
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { readLlama2cCheckpoint } from '../dist/formats/llama2c.js';
-import { readLlama2cTokenizer } from '../dist/formats/llama2c-tokenizer.js';
-import { writeLlamaGguf } from '../dist/formats/gguf-llama.js';
+import { writeStoriesWorkload } from '../scripts/stories-prompts.mjs';
 
 const repo = resolve(import.meta.dirname, '..');
 const shared = process.env.FIREOPT_SHARED ?? resolve(repo, '../shared');
@@ -19,17 +17,9 @@ const fireopt = (...args) => execFileSync(process.execPath, [join(repo, 'bin/fir
 
 const modelPath = join(shared, 'models/stories260K/stories260K.bin');
 const tokenizerPath = join(shared, 'models/stories260K/tok512.bin');
-const weights = readLlama2cCheckpoint(modelPath);
-writeLlamaGguf(join(work, 'stories260K.gguf'), weights, readLlama2cTokenizer(tokenizerPath, weights.config.vocabSize), { name: 'stories260K' });
+const weights = writeStoriesWorkload(shared, work);
 const count = (w) => w.tokenEmbedding.data.length + w.finalNorm.data.length + (w.output?.data.length ?? 0) + w.layers.reduce((s, l) => s + Object.values(l).reduce((t, x) => t + x.data.length, 0), 0);
 const targetParameters = count(weights);
-
-const opening = (text, words) => text.split(/\s+/).filter(Boolean).slice(0, words).join(' ');
-const sharegpt = JSON.parse(readFileSync(join(shared, 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')).map((c) => c.conversations[0].value);
-const specBench = readFileSync(join(shared, 'data/spec_bench/question.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).turns[0]);
-const gsm8k = readFileSync(join(shared, 'data/gsm8k/train.jsonl'), 'utf8').trim().split('\n').slice(0, 400).map((l) => JSON.parse(l).question);
-const prompts = [...sharegpt, ...specBench, ...gsm8k].map((t) => opening(t, 6)).filter((t) => t.length > 0);
-writeFileSync(join(work, 'prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
 
 let t0 = Date.now();
 fireopt('--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1');
