@@ -21,14 +21,9 @@ import { writeLlamaGguf } from '../dist/formats/gguf-llama.js';
 import { readLlama2cCheckpoint } from '../dist/formats/llama2c.js';
 import { readLlama2cTokenizer } from '../dist/formats/llama2c-tokenizer.js';
 import { argmax, DecodeSession, LlamaModel, presetConfig, randomWeights } from '../dist/model/index.js';
+import { benchArgs } from './args.mjs';
 
-const args = new Map();
-for (let i = 2; i < process.argv.length; i++) {
-  const key = process.argv[i].replace(/^--/, '');
-  const next = process.argv[i + 1];
-  if (next !== undefined && !next.startsWith('--')) args.set(key, process.argv[++i]);
-  else args.set(key, 'true');
-}
+const args = benchArgs();
 const newTokens = Number(args.get('tokens') ?? 128);
 const backend = args.get('backend') ?? 'wasm';
 const skipLlamaCpp = args.has('skip-llama-cpp');

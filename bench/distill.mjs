@@ -35,14 +35,9 @@ import { generate } from '../dist/model/index.js';
 import { targetSchema } from '../dist/targets/config.js';
 import { createTargetEngine } from '../dist/targets/create.js';
 import { loadTokenizer } from '../dist/tokenizer/load.js';
+import { benchArgs } from './args.mjs';
 
-const args = new Map();
-for (let i = 2; i < process.argv.length; i++) {
-  const key = process.argv[i].replace(/^--/, '');
-  const next = process.argv[i + 1];
-  if (next !== undefined && !next.startsWith('--')) args.set(key, process.argv[++i]);
-  else args.set(key, 'true');
-}
+const args = benchArgs();
 const promptCount = Number(args.get('prompts') ?? 64);
 const maxTokens = Number(args.get('tokens') ?? 64);
 const reps = Number(args.get('reps') ?? 3);

@@ -22,14 +22,9 @@ import { initBackend } from '../dist/backend/index.js';
 import { nativeKernels, setNativeEnabled } from '../dist/backend/native.js';
 import { crossEntropyLoss, LlamaModel, presetConfig, randomWeights, SeededRandom } from '../dist/model/index.js';
 import { AdamW } from '../dist/train/optimizer.js';
+import { benchArgs } from './args.mjs';
 
-const args = new Map();
-for (let i = 2; i < process.argv.length; i++) {
-  const key = process.argv[i].replace(/^--/, '');
-  const next = process.argv[i + 1];
-  if (next !== undefined && !next.startsWith('--')) args.set(key, process.argv[++i]);
-  else args.set(key, 'true');
-}
+const args = benchArgs();
 const quick = args.has('quick');
 const backends = (args.get('backends') ?? 'wasm,cpu').split(',');
 const vocabs = (args.get('vocabs') ?? '8192,32000').split(',').map(Number);
