@@ -335,9 +335,11 @@ void batchGemm(const float* a, const float* b, float* c, int64_t batchA, int64_t
   } else if (batch >= threads) {
     for (int64_t i = 0; i < batch; i++) tasks.push_back({i, 0, M, 0, N});
   } else {
-    // Split each product into about 2 × threads parts, by rows when there are enough of them.
+    // Split each product into about 2 × threads parts along its longer side: every part packs all
+    // of the operand it does not split (a part of rows packs all of B, a part of columns all of A),
+    // so splitting the longer side repacks the smaller operand.
     const int64_t parts = 2 * threads;
-    if (M >= parts * MR * 2 || M >= N) {
+    if (M >= N) {
       const int64_t step = std::max<int64_t>(MR, ((M + parts - 1) / parts + MR - 1) / MR * MR);
       for (int64_t i = 0; i < batch; i++)
         for (int64_t m = 0; m < M; m += step) tasks.push_back({i, m, std::min(M, m + step), 0, N});
