@@ -1,7 +1,9 @@
 /** The docs: generated parts match the schemas, every relative link resolves, the README stays one screenful. */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/load.js';
 import { configSchema } from '../src/config/schema.js';
 import { renderPages, replaceGenerated } from '../src/docs/reference.js';
 import { repoRoot } from './helpers/shared.js';
@@ -98,6 +100,23 @@ describe('README and docs/', () => {
       }
     }
     expect(broken).toEqual([]);
+  });
+
+  it('show configs that fireopt accepts', () => {
+    const blocks = markdownFiles().flatMap((file) =>
+      [...read(file).matchAll(/```yaml\n([\s\S]*?)```/g)].map((match) => ({ file, yaml: match[1] })),
+    );
+    expect(blocks.length).toBeGreaterThan(0);
+    const dir = mkdtempSync(join(tmpdir(), 'fireopt-docs-'));
+    try {
+      blocks.forEach(({ file, yaml }, index) => {
+        const path = join(dir, `${index}.yaml`);
+        writeFileSync(path, yaml);
+        expect(() => loadConfig({ file: path }), `the config in ${file}`).not.toThrow();
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('keep the README to one screenful of 250 lines at most', () => {

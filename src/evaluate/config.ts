@@ -25,7 +25,8 @@ export const evalSchema = z
     ),
     data: z.string().min(1).optional().describe('A targets directory (what `fireopt distill` writes; `--data`).'),
     split: z.enum(['heldout', 'train']).default('heldout').describe(
-      'Which split to evaluate on (`--split`); the suffix speculator is always built from `train`.',
+      'Which split to evaluate on (`--split`); the suffix speculator is always built from `train` (so on `train` it '
+      + 'has seen the completions).',
     ),
     baselines: z.array(z.string().min(1)).default([]).describe(
       'Other drafts or model-free methods measured on the same data (`--baseline`, repeatable).',
@@ -66,7 +67,8 @@ export const evalSchema = z
       'tfjs backend for draft models.',
     ),
     tokens_per_batch: z.number().int().positive().default(2048).describe(
-      'Most tokens (batch × padded length) per teacher-forced draft pass.',
+      'Most tokens (batch × padded length) per teacher-forced draft pass (also capped so its logits stay within 128 '
+      + 'MiB).',
     ),
     chunk_rows: z.number().int().positive().default(256).describe(
       'Rows read and scored per chunk (memory stays bounded by it).',

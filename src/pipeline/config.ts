@@ -71,8 +71,8 @@ export const retentionSchema = z
       'Delete the raw trace files named by `ingest.inputs` after a successful run.',
     ),
     delete_intermediate: z.boolean().default(true).describe(
-      'Delete the ingested dataset, the distillation targets, the drift data and training state (drafts, reports '
-      + 'and exports stay).',
+      'Delete the ingested dataset, the distillation targets and distill journal, and the training resume states '
+      + '(drafts, reports, exports and stage records stay).',
     ),
   })
   .prefault({});

@@ -95,7 +95,7 @@ export const tfjsTargetSchema = z.strictObject({
     + 'llama2.c checkpoint.',
   ),
   backend: z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto').describe(
-    'TensorFlow.js backend (see *Model core*): `auto` takes tfjs-node-gpu, tfjs-node, webgpu (an adapter found), '
+    'TensorFlow.js backend: `auto` takes tfjs-node-gpu, tfjs-node, webgpu (an adapter found), '
     + 'then wasm.',
   ),
 });
