@@ -7,10 +7,17 @@ import { join } from 'node:path';
 import { renderPages, writePages } from '../dist/docs/reference.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-if (process.argv.includes('--check')) {
-  const stale = [...renderPages(root)].filter(([page, text]) => readFileSync(join(root, page), 'utf8') !== text);
-  for (const [page] of stale) console.error(`${page} is out of date: run npm run docs`);
-  process.exit(stale.length ? 1 : 0);
+try {
+  if (process.argv.includes('--check')) {
+    const stale = [...renderPages(root)].filter(([page, text]) => readFileSync(join(root, page), 'utf8') !== text);
+    for (const [page] of stale) console.error(`${page} is out of date: run npm run docs`);
+    process.exitCode = stale.length ? 1 : 0;
+  } else {
+    const changed = writePages(root);
+    console.log(changed.length ? `updated ${changed.join(', ')}` : 'docs/ already up to date');
+  }
+} catch (error) {
+  // A key without a description or a page without its markers: say which, without a stack trace.
+  console.error(`gen-docs: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = 1;
 }
-const changed = writePages(root);
-console.log(changed.length ? `updated ${changed.join(', ')}` : 'docs/ already up to date');
