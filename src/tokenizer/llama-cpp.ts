@@ -54,6 +54,35 @@ const FILL_IN_MIDDLE_TEXTS = [
 // gpt-oss: llama.cpp always renders and matches these.
 const ALWAYS_USER_DEFINED_TEXTS = ['<|channel|>', '<|message|>', '<|start|>', '<|constrain|>'];
 
+/** o200k_harmony / solar-open: '<|end|>' ends a message there, not the generation, and is rendered. */
+function harmonyEndIsText(has: (text: string) => boolean): boolean {
+  return has('<|end|>') && ((has('<|return|>') && has('<|call|>')) || (has('<|calls|>') && has('<|flush|>')));
+}
+
+/** gemma4 / paddleocr: '</s>' is ordinary text there. */
+function closingTagIsText(has: (text: string) => boolean): boolean {
+  return has('<|tool_response>') && has('</s>');
+}
+
+/**
+ * llama.cpp's end-of-generation set (`llama_vocab_is_eog`): the vocabulary's EOS plus the
+ * end-of-turn tokens it recognises by their text, with its exceptions.
+ */
+export function endOfGenerationIds(vocabulary: Pick<Vocabulary, 'tokens' | 'eosId'>): Set<number> {
+  const idOf = new Map(vocabulary.tokens.map((text, id) => [text, id]));
+  const has = (text: string): boolean => idOf.has(text);
+  const texts = END_OF_GENERATION_TEXTS.filter(
+    (text) => !(text === '<|end|>' && harmonyEndIsText(has)) && !(text === '</s>' && closingTagIsText(has)),
+  );
+  const ids = new Set<number>();
+  for (const text of texts) {
+    const id = idOf.get(text);
+    if (id !== undefined) ids.add(id);
+  }
+  if (vocabulary.eosId !== undefined && vocabulary.eosId >= 0 && vocabulary.eosId < vocabulary.tokens.length) ids.add(vocabulary.eosId);
+  return ids;
+}
+
 export interface LlamaCppTokenizerOptions {
   /** File the vocabulary came from, for error messages. */
   path?: string;
@@ -157,12 +186,8 @@ export class LlamaCppTokenizer implements Tokenizer {
       if (id !== undefined) attributes[id] = TokenAttr.UserDefined;
     }
     const has = (text: string): boolean => this.idOfPiece.has(text);
-    // o200k_harmony / solar-open: '<|end|>' is not end-of-generation there, and is rendered.
-    if (has('<|end|>') && ((has('<|return|>') && has('<|call|>')) || (has('<|calls|>') && has('<|flush|>')))) {
-      attributes[this.idOfPiece.get('<|end|>')!] = TokenAttr.UserDefined;
-    }
-    // gemma4 / paddleocr: '</s>' is ordinary text there.
-    if (has('<|tool_response>') && has('</s>')) attributes[this.idOfPiece.get('</s>')!] = TokenAttr.Normal;
+    if (harmonyEndIsText(has)) attributes[this.idOfPiece.get('<|end|>')!] = TokenAttr.UserDefined;
+    if (closingTagIsText(has)) attributes[this.idOfPiece.get('</s>')!] = TokenAttr.Normal;
     return attributes;
   }
 
