@@ -48,6 +48,9 @@ const FILL_IN_MIDDLE_TEXTS = [
   '<|fim_prefix|>', '<fim-prefix>', '<fim_prefix>', '<｜fim▁begin｜>', '<PRE>', '▁<PRE>', '<|code_prefix|>', '<|prefix|>',
   '<|fim_suffix|>', '<fim-suffix>', '<fim_suffix>', '<｜fim▁hole｜>', '<SUF>', '▁<SUF>', '<|code_suffix|>', '<|suffix|>',
   '<|fim_middle|>', '<fim-middle>', '<fim_middle>', '<｜fim▁end｜>', '<MID>', '▁<MID>', '<|code_middle|>', '<|middle|>',
+];
+// FIM pad, repo and file-separator tokens: llama.cpp also ends generation at these.
+const FILL_IN_MIDDLE_END_TEXTS = [
   '<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '[PAD]',
   '<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>', '<|file_sep|>',
 ];
@@ -66,12 +69,12 @@ function closingTagIsText(has: (text: string) => boolean): boolean {
 
 /**
  * llama.cpp's end-of-generation set (`llama_vocab_is_eog`): the vocabulary's EOS plus the
- * end-of-turn tokens it recognises by their text, with its exceptions.
+ * end-of-turn and FIM pad/repo/separator tokens it recognises by their text, with its exceptions.
  */
 export function endOfGenerationIds(vocabulary: Pick<Vocabulary, 'tokens' | 'eosId'>): Set<number> {
   const idOf = new Map(vocabulary.tokens.map((text, id) => [text, id]));
   const has = (text: string): boolean => idOf.has(text);
-  const texts = END_OF_GENERATION_TEXTS.filter(
+  const texts = [...END_OF_GENERATION_TEXTS, ...FILL_IN_MIDDLE_END_TEXTS].filter(
     (text) => !(text === '<|end|>' && harmonyEndIsText(has)) && !(text === '</s>' && closingTagIsText(has)),
   );
   const ids = new Set<number>();
@@ -181,6 +184,7 @@ export class LlamaCppTokenizer implements Tokenizer {
     };
     END_OF_GENERATION_TEXTS.forEach(setControl);
     FILL_IN_MIDDLE_TEXTS.forEach(setControl);
+    FILL_IN_MIDDLE_END_TEXTS.forEach(setControl);
     for (const text of ALWAYS_USER_DEFINED_TEXTS) {
       const id = this.idOfPiece.get(text);
       if (id !== undefined) attributes[id] = TokenAttr.UserDefined;
