@@ -1,0 +1,89 @@
+/**
+ * `fireopt distill` keeps the target's end of generation: on stories260K (whose stories end with
+ * its end token: see writeStoriesGguf), the targets written through the llama-cpp engine, the tfjs
+ * engine and the openai engine against `fireopt serve` are the same token for token, equal
+ * llama.cpp's own greedy output, end with the end token where the model stopped (`stop`), and
+ * never hold an empty completion.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTargetRows, type TargetRow } from '../../src/formats/targets-schema.js';
+import { serveModel, type ServingModel } from '../../src/serve/open.js';
+import { samplingOptions } from '../../src/targets/engine.js';
+import { LlamaCppEngine } from '../../src/targets/llama-cpp/engine.js';
+import { runCli } from '../helpers/cli.js';
+import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
+import { BOS, writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
+
+const MAX_TOKENS = 64;
+
+describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt distill keeps the end of generation', () => {
+  let work: string;
+  let gguf: StoriesGguf;
+  let reference: LlamaCppEngine;
+  let serving: ServingModel;
+  let dataset: string;
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), 'fireopt-distill-eos-'));
+    gguf = writeStoriesGguf({ endsWithBos: true });
+    reference = await LlamaCppEngine.open({ model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32' });
+    serving = await serveModel({ model: gguf.path, host: '127.0.0.1', port: 0, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32' });
+    // Prompts: openings of the story the model tells from BOS, cut near its end so that it stops
+    // within MAX_TOKENS, and one short opening it continues past MAX_TOKENS.
+    const [story] = await reference.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 400 }));
+    const openings = [300, 315, 325, 335].map((n) => reference.detokenize(story.tokenIds.slice(0, n)));
+    const traces = join(work, 'traces.jsonl');
+    writeFileSync(traces, [...openings, 'Once upon a time'].map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+    dataset = join(work, 'dataset');
+    const ingested = await runCli(['--quiet', 'ingest', traces, '--out', dataset, '--heldout', '0']);
+    expect(ingested.code, ingested.stderr).toBe(0);
+  });
+
+  afterAll(async () => {
+    await serving?.close();
+    await reference?.close();
+    gguf?.remove();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  async function distill(name: string, targetArgs: string[]): Promise<TargetRow[]> {
+    const out = join(work, name);
+    const args = ['--quiet', ...targetArgs, 'distill', dataset, '--out', out, '--max-tokens', String(MAX_TOKENS), '--top-logprobs', '2'];
+    const result = await runCli(args);
+    expect(result.code, `${name}: ${result.stderr}`).toBe(0);
+    const rows: TargetRow[] = [];
+    for await (const row of readTargetRows(join(out, 'train.arrow'))) rows.push(row);
+    return rows;
+  }
+
+  it('llama-cpp, tfjs and openai-through-serve targets agree with llama.cpp, end token included', async () => {
+    const f32 = ['--set', 'target.kv_cache_type=f32', '--set', 'target.context_size=512'];
+    const viaLlamaCpp = await distill('llama-cpp', [...f32, '--set', 'target.engine=llama-cpp', '--set', `target.model=${gguf.path}`]);
+    const viaTfjs = await distill('tfjs', ['--set', 'target.engine=tfjs', '--set', `target.model=${gguf.path}`, '--set', 'target.backend=wasm']);
+    const viaServe = await distill('openai', [
+      '--set', 'target.engine=openai', '--set', `target.base_url=${serving.url}/v1`, '--set', 'target.model=stories260K',
+      '--set', `distill.tokenizer=${gguf.path}`,
+    ]);
+    expect(viaLlamaCpp).toHaveLength(5);
+    const summary = (rows: TargetRow[]) => rows.map((row) => ({ prompt: [...row.prompt_token_ids], completion: [...row.completion_token_ids], finish: row.finish_reason }));
+    expect(summary(viaTfjs)).toEqual(summary(viaLlamaCpp));
+    expect(summary(viaServe)).toEqual(summary(viaLlamaCpp));
+
+    for (const row of viaLlamaCpp) {
+      const [expected] = await reference.generate({ tokenIds: [...row.prompt_token_ids] }, samplingOptions({ maxTokens: MAX_TOKENS }));
+      const completion = [...row.completion_token_ids];
+      expect(completion).toEqual(expected.tokenIds);
+      expect(completion.length).toBeGreaterThan(0);
+      expect(completion.slice(0, -1)).not.toContain(BOS);
+      if (row.finish_reason === 'stop') expect(completion.at(-1)).toBe(BOS);
+      else expect(row.finish_reason === 'length' && completion.length === MAX_TOKENS).toBe(true);
+      // the end token's position has the target's log-probabilities like every other
+      expect(row.token_logprobs!.length).toBe(completion.length);
+      expect(row.top_ids![(completion.length - 1) * 2]).toBe(completion.at(-1));
+    }
+    expect(viaLlamaCpp.map((row) => row.finish_reason)).toEqual(['stop', 'stop', 'stop', 'stop', 'length']);
+  });
+});
