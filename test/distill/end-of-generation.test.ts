@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTargetRows, type TargetRow } from '../../src/formats/targets-schema.js';
 import { serveModel, type ServingModel } from '../../src/serve/open.js';
+import { matchesFromTeacherForcing, simulateGreedy } from '../../src/speculation/acceptance.js';
 import { samplingOptions } from '../../src/targets/engine.js';
+import { epochBatches } from '../../src/train/data.js';
+import { fullVocab } from '../../src/train/vocab.js';
 import { LlamaCppEngine } from '../../src/targets/llama-cpp/engine.js';
 import { runCli } from '../helpers/cli.js';
 import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
@@ -85,5 +88,36 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt distill keeps the end
       expect(row.top_ids![(completion.length - 1) * 2]).toBe(completion.at(-1));
     }
     expect(viaLlamaCpp.map((row) => row.finish_reason)).toEqual(['stop', 'stop', 'stop', 'stop', 'length']);
+  });
+
+  it("train learns the end token (a weighted target) and eval's simulator stops at it", async () => {
+    const file = join(work, 'llama-cpp', 'train.arrow');
+    const rows: TargetRow[] = [];
+    for await (const row of readTargetRows(file)) rows.push(row);
+    // Packed training windows: the end token is the trained target after the completion's
+    // last text token, and what follows it (the next row's prompt) carries no loss.
+    let endTargets = 0;
+    let afterEnd = 0;
+    const options = { file, vocab: fullVocab(512), seqLen: 48, batchSize: 1, shuffleRows: 1, seed: 0, topK: 2 };
+    for await (const batch of epochBatches(options, 0)) {
+      for (let i = 0; i < batch.targets.length; i++) {
+        if (batch.targets[i] === BOS && batch.weights[i] === 1) endTargets++;
+        if (batch.inputs[i] === BOS && i > 0 && batch.targets[i - 1] === BOS) afterEnd += batch.weights[i];
+      }
+    }
+    // windows overlap by one token, so an end token on a window's edge may be counted twice
+    expect(endTargets).toBeGreaterThanOrEqual(4);
+    expect(afterEnd).toBe(0);
+    // A perfect draft: every completion is produced exactly once, the end token last, and the
+    // simulator never drafts past it.
+    for (const row of rows) {
+      const completion = [...row.completion_token_ids];
+      for (const k of [1, 4, 8]) {
+        const counts = simulateGreedy(matchesFromTeacherForcing(completion, completion), k);
+        expect(counts.tokens).toBe(completion.length);
+        expect(counts.accepted + counts.steps).toBe(completion.length);
+        expect(counts.drafted).toBeLessThanOrEqual(completion.length - 1);
+      }
+    }
   });
 });
