@@ -262,8 +262,10 @@ class OpenAiApi {
     if (promptTokens + maxTokens <= contextSize) return;
     throw new HttpError(
       400,
-      `This model's maximum context length is ${contextSize} tokens. However, you requested ${promptTokens + maxTokens} tokens ` +
-        `(${promptTokens} in the ${promptPart}, ${maxTokens} in the completion). Please reduce the length of the ${promptPart} or completion.`,
+      `This model's maximum context length is ${contextSize} tokens. ` +
+        `However, you requested ${promptTokens + maxTokens} tokens ` +
+        `(${promptTokens} in the ${promptPart}, ${maxTokens} in the completion). ` +
+        `Please reduce the length of the ${promptPart} or completion.`,
       'invalid_request_error',
       'max_tokens',
     );
@@ -295,7 +297,11 @@ class OpenAiApi {
   }
 
   /** Apply stop strings and produce the completion's text and vLLM's `stop_reason`. */
-  private finish(promptIds: number[], completion: Completion, stop: string | string[] | null | undefined): FinishedCompletion {
+  private finish(
+    promptIds: number[],
+    completion: Completion,
+    stop: string | string[] | null | undefined,
+  ): FinishedCompletion {
     const engine = this.served.engine;
     const decode = (ids: readonly number[]) => engine.detokenize(ids, promptIds);
     const stops = (typeof stop === 'string' ? [stop] : (stop ?? [])).filter((s) => s.length > 0);
@@ -315,7 +321,12 @@ class OpenAiApi {
       if (decode(completion.tokenIds.slice(0, mid)).length >= stopAt + stopString.length) high = mid;
       else low = mid + 1;
     }
-    const cut: FinishedCompletion = { tokenIds: completion.tokenIds.slice(0, low), finishReason: 'stop', text: text.slice(0, stopAt), stopReason: stopString };
+    const cut: FinishedCompletion = {
+      tokenIds: completion.tokenIds.slice(0, low),
+      finishReason: 'stop',
+      text: text.slice(0, stopAt),
+      stopReason: stopString,
+    };
     if (completion.logprobs) cut.logprobs = completion.logprobs.slice(0, low);
     return cut;
   }
@@ -323,8 +334,8 @@ class OpenAiApi {
   /** vLLM's `stop_reason` of a completion the engine ended: null for EOS/EOT or length, else the stop token id. */
   private stopTokenReason(completion: Completion): number | null {
     const last = completion.tokenIds.at(-1);
-    if (completion.finishReason !== 'stop' || last === undefined || this.served.engine.isEndOfGeneration(last)) return null;
-    return last;
+    if (completion.finishReason !== 'stop' || last === undefined) return null;
+    return this.served.engine.isEndOfGeneration(last) ? null : last;
   }
 
   private tokenString(tokenId: number, asIds: boolean): string {
@@ -410,10 +421,12 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
     const problems = result.error.issues.map((issue) => {
       const field = issue.path.length ? issue.path.join('.') : 'body';
       // zod says "Invalid input" for a missing union field (`prompt`): name what is wrong instead.
-      return valueAt(body, issue.path) === undefined && issue.path.length ? `${field}: required field is missing` : `${field}: ${issue.message}`;
+      const missing = issue.path.length > 0 && valueAt(body, issue.path) === undefined;
+      return missing ? `${field}: required field is missing` : `${field}: ${issue.message}`;
     });
     const firstField = result.error.issues[0]?.path[0];
-    throw new HttpError(400, `invalid request: ${problems.join('; ')}`, 'invalid_request_error', typeof firstField === 'string' ? firstField : null);
+    const param = typeof firstField === 'string' ? firstField : null;
+    throw new HttpError(400, `invalid request: ${problems.join('; ')}`, 'invalid_request_error', param);
   }
   return result.data;
 }

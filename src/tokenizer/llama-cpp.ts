@@ -82,7 +82,8 @@ export function endOfGenerationIds(vocabulary: Pick<Vocabulary, 'tokens' | 'eosI
     const id = idOf.get(text);
     if (id !== undefined) ids.add(id);
   }
-  if (vocabulary.eosId !== undefined && vocabulary.eosId >= 0 && vocabulary.eosId < vocabulary.tokens.length) ids.add(vocabulary.eosId);
+  const eos = vocabulary.eosId;
+  if (eos !== undefined && eos >= 0 && eos < vocabulary.tokens.length) ids.add(eos);
   return ids;
 }
 

@@ -32,14 +32,18 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt distill keeps the end
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'fireopt-distill-eos-'));
     gguf = writeStoriesGguf({ endsWithBos: true });
-    reference = await LlamaCppEngine.open({ model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32' });
-    serving = await serveModel({ model: gguf.path, host: '127.0.0.1', port: 0, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32' });
+    const local = {
+      model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32',
+    } as const;
+    reference = await LlamaCppEngine.open(local);
+    serving = await serveModel({ ...local, host: '127.0.0.1', port: 0 });
     // Prompts: openings of the story the model tells from BOS, cut near its end so that it stops
     // within MAX_TOKENS, and one short opening it continues past MAX_TOKENS.
     const [story] = await reference.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 400 }));
     const openings = [300, 315, 325, 335].map((n) => reference.detokenize(story.tokenIds.slice(0, n)));
     const traces = join(work, 'traces.jsonl');
-    writeFileSync(traces, [...openings, 'Once upon a time'].map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+    const lines = [...openings, 'Once upon a time'].map((prompt) => JSON.stringify({ prompt }));
+    writeFileSync(traces, lines.join('\n') + '\n');
     dataset = join(work, 'dataset');
     const ingested = await runCli(['--quiet', 'ingest', traces, '--out', dataset, '--heldout', '0']);
     expect(ingested.code, ingested.stderr).toBe(0);
@@ -54,8 +58,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt distill keeps the end
 
   async function distill(name: string, targetArgs: string[]): Promise<TargetRow[]> {
     const out = join(work, name);
-    const args = ['--quiet', ...targetArgs, 'distill', dataset, '--out', out, '--max-tokens', String(MAX_TOKENS), '--top-logprobs', '2'];
-    const result = await runCli(args);
+    const limits = ['--max-tokens', String(MAX_TOKENS), '--top-logprobs', '2'];
+    const result = await runCli(['--quiet', ...targetArgs, 'distill', dataset, '--out', out, ...limits]);
     expect(result.code, `${name}: ${result.stderr}`).toBe(0);
     const rows: TargetRow[] = [];
     for await (const row of readTargetRows(join(out, 'train.arrow'))) rows.push(row);
@@ -64,19 +68,27 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt distill keeps the end
 
   it('llama-cpp, tfjs and openai-through-serve targets agree with llama.cpp, end token included', async () => {
     const f32 = ['--set', 'target.kv_cache_type=f32', '--set', 'target.context_size=512'];
-    const viaLlamaCpp = await distill('llama-cpp', [...f32, '--set', 'target.engine=llama-cpp', '--set', `target.model=${gguf.path}`]);
-    const viaTfjs = await distill('tfjs', ['--set', 'target.engine=tfjs', '--set', `target.model=${gguf.path}`, '--set', 'target.backend=wasm']);
+    const model = ['--set', `target.model=${gguf.path}`];
+    const viaLlamaCpp = await distill('llama-cpp', [...f32, '--set', 'target.engine=llama-cpp', ...model]);
+    const viaTfjs = await distill('tfjs', ['--set', 'target.engine=tfjs', ...model, '--set', 'target.backend=wasm']);
     const viaServe = await distill('openai', [
-      '--set', 'target.engine=openai', '--set', `target.base_url=${serving.url}/v1`, '--set', 'target.model=stories260K',
+      '--set', 'target.engine=openai',
+      '--set', `target.base_url=${serving.url}/v1`,
+      '--set', 'target.model=stories260K',
       '--set', `distill.tokenizer=${gguf.path}`,
     ]);
     expect(viaLlamaCpp).toHaveLength(5);
-    const summary = (rows: TargetRow[]) => rows.map((row) => ({ prompt: [...row.prompt_token_ids], completion: [...row.completion_token_ids], finish: row.finish_reason }));
+    const summary = (rows: TargetRow[]) => rows.map((row) => ({
+      prompt: [...row.prompt_token_ids],
+      completion: [...row.completion_token_ids],
+      finish: row.finish_reason,
+    }));
     expect(summary(viaTfjs)).toEqual(summary(viaLlamaCpp));
     expect(summary(viaServe)).toEqual(summary(viaLlamaCpp));
 
     for (const row of viaLlamaCpp) {
-      const [expected] = await reference.generate({ tokenIds: [...row.prompt_token_ids] }, samplingOptions({ maxTokens: MAX_TOKENS }));
+      const greedy = samplingOptions({ maxTokens: MAX_TOKENS });
+      const [expected] = await reference.generate({ tokenIds: [...row.prompt_token_ids] }, greedy);
       const completion = [...row.completion_token_ids];
       expect(completion).toEqual(expected.tokenIds);
       expect(completion.length).toBeGreaterThan(0);

@@ -10,6 +10,8 @@ import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { BOS, writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 
 const CONTEXT = 512;
+/** Greedy, with every generated token as `token_id:N` in `logprobs`. */
+const GREEDY_IDS = { temperature: 0, logprobs: 0, return_tokens_as_token_ids: true };
 /** Tokens of stories260K's greedy story from BOS, up to and including its end token. */
 const STORY_LENGTH = 346;
 
@@ -30,7 +32,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve: how completion
   let story: number[];
 
   async function post(path: string, body: unknown): Promise<Answer> {
-    const response = await fetch(`${serving.url}/v1/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const headers = { 'content-type': 'application/json' };
+    const response = await fetch(`${serving.url}/v1/${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
     return { status: response.status, json: (await response.json()) as Answer['json'] };
   }
 
@@ -39,8 +42,9 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve: how completion
 
   beforeAll(async () => {
     gguf = writeStoriesGguf({ endsWithBos: true });
-    serving = await serveModel({ model: gguf.path, host: '127.0.0.1', port: 0, contextSize: CONTEXT, threads: 1, sequences: 1, batchSize: 512 });
-    const whole = await post('completions', { prompt: [BOS], max_tokens: 400, temperature: 0, return_tokens_as_token_ids: true, logprobs: 0 });
+    const local = { model: gguf.path, contextSize: CONTEXT, threads: 1, sequences: 1, batchSize: 512 };
+    serving = await serveModel({ ...local, host: '127.0.0.1', port: 0 });
+    const whole = await post('completions', { prompt: [BOS], max_tokens: 400, ...GREEDY_IDS });
     story = whole.json.choices[0].logprobs!.tokens.map((token) => Number(token.replace('token_id:', '')));
   });
 
@@ -49,7 +53,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve: how completion
     gguf?.remove();
   });
 
-  it('an end-of-generation token ends the completion: kept as its last token, finish_reason stop, stop_reason null', async () => {
+  it('an end-of-generation token ends the completion as its last token: stop, stop_reason null', async () => {
     // max_tokens 300 from BOS: the story ends after 346 tokens, so this one is cut
     const cut = await post('completions', { prompt: [BOS], max_tokens: 300, temperature: 0 });
     expect(cut.json.choices[0]).toMatchObject({ finish_reason: 'length', stop_reason: null });
@@ -57,7 +61,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve: how completion
 
     expect(story).toHaveLength(STORY_LENGTH);
     expect(story.at(-1)).toBe(BOS);
-    const ended = await post('completions', { prompt: storyPrompt(330), max_tokens: 100, temperature: 0, logprobs: 1, return_tokens_as_token_ids: true });
+    const ended = await post('completions', { prompt: storyPrompt(330), max_tokens: 100, ...GREEDY_IDS });
     expect(ended.status).toBe(200);
     const choice = ended.json.choices[0];
     expect(choice).toMatchObject({ finish_reason: 'stop', stop_reason: null });
@@ -76,7 +80,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve: how completion
       return_tokens_as_token_ids: true,
     });
     expect(chat.status).toBe(200);
-    const choice = chat.json.choices[0] as Choice & { message: { content: string }; logprobs: { content: Array<{ token: string }> } };
+    type ChatChoice = Choice & { message: { content: string }; logprobs: { content: Array<{ token: string }> } };
+    const choice = chat.json.choices[0] as ChatChoice;
     if (choice.finish_reason === 'stop') {
       expect(choice.logprobs.content.at(-1)!.token).toBe(`token_id:${BOS}`);
       expect(choice.stop_reason).toBeNull();
@@ -88,12 +93,14 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve: how completion
 
   it('a stop token id and a stop string are told apart from an end-of-generation token by stop_reason', async () => {
     const stopId = story[335];
-    const byToken = await post('completions', { prompt: storyPrompt(330), max_tokens: 100, temperature: 0, stop_token_ids: [stopId], logprobs: 0, return_tokens_as_token_ids: true });
+    const request = { prompt: storyPrompt(330), max_tokens: 100, stop_token_ids: [stopId], ...GREEDY_IDS };
+    const byToken = await post('completions', request);
     expect(byToken.json.choices[0]).toMatchObject({ finish_reason: 'stop', stop_reason: stopId });
     expect(byToken.json.choices[0].logprobs!.tokens.at(-1)).toBe(`token_id:${stopId}`);
 
     const byString = await post('completions', { prompt: [BOS], max_tokens: 30, temperature: 0, stop: [' girl'] });
-    expect(byString.json.choices[0]).toMatchObject({ finish_reason: 'stop', stop_reason: ' girl', text: 'Once upon a time, there was a little' });
+    expect(byString.json.choices[0]).toMatchObject({ finish_reason: 'stop', stop_reason: ' girl' });
+    expect(byString.json.choices[0].text).toBe('Once upon a time, there was a little');
   });
 
   it('refuses max_tokens beyond the context with a 400 naming both lengths, as vLLM does', async () => {
@@ -101,12 +108,13 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve: how completion
     expect(tooLong.status).toBe(400);
     expect(tooLong.json.error.param).toBe('max_tokens');
     expect(tooLong.json.error.message).toBe(
-      `This model's maximum context length is ${CONTEXT} tokens. However, you requested 601 tokens (301 in the prompt, 300 in the completion). ` +
+      `This model's maximum context length is ${CONTEXT} tokens. ` +
+        'However, you requested 601 tokens (301 in the prompt, 300 in the completion). ' +
         'Please reduce the length of the prompt or completion.',
     );
     const chat = await post('chat/completions', { messages: [{ role: 'user', content: 'Hi' }], max_tokens: CONTEXT });
     expect(chat.status).toBe(400);
-    expect(chat.json.error.message).toMatch(/maximum context length is 512 tokens.*in the messages, 512 in the completion/);
+    expect(chat.json.error.message).toMatch(/context length is 512 tokens.*in the messages, 512 in the completion/);
     // exactly filling the context is allowed
     const fits = await post('completions', { prompt: storyPrompt(300), max_tokens: CONTEXT - 301, temperature: 0 });
     expect(fits.status).toBe(200);

@@ -15,6 +15,7 @@ import { OpenAiEngine } from '../../src/targets/openai/engine.js';
 import { TfjsEngine } from '../../src/targets/tfjs/engine.js';
 import { endOfGenerationIds } from '../../src/tokenizer/llama-cpp.js';
 import { haveShared, sharedPath, STORIES260K, TOK512 } from '../helpers/shared.js';
+import { loadReferenceVocab } from '../tokenizer/llama-cpp-reference.js';
 import { BOS, writeStoriesGguf, type StoriesGguf } from './stories-gguf.js';
 
 /** The story stories260K tells from BOS ends with its end token at completion position 345. */
@@ -34,10 +35,14 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('end of generation on stories2
 
   beforeAll(async () => {
     gguf = writeStoriesGguf({ endsWithBos: true });
-    llamaCpp = await LlamaCppEngine.open({ model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32' });
+    const local = {
+      model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32',
+    } as const;
+    llamaCpp = await LlamaCppEngine.open(local);
     tfjs = await TfjsEngine.open({ model: gguf.path, backend: 'wasm' });
-    serving = await serveModel({ model: gguf.path, host: '127.0.0.1', port: 0, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32' });
-    openAi = new OpenAiEngine(openAiTargetSchema.parse({ engine: 'openai', base_url: `${serving.url}/v1`, model: 'stories260K', max_retries: 0 }));
+    serving = await serveModel({ ...local, host: '127.0.0.1', port: 0 });
+    const config = { engine: 'openai', base_url: `${serving.url}/v1`, model: 'stories260K', max_retries: 0 };
+    openAi = new OpenAiEngine(openAiTargetSchema.parse(config));
     story = await llamaCppReference([BOS], 500);
     prompts = PREFIX_LENGTHS.map((n) => [BOS, ...story.slice(0, n)]);
   });
@@ -52,10 +57,17 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('end of generation on stories2
 
   /** Greedy decoding with node-llama-cpp's own loop, up to and including the first EOG token. */
   async function llamaCppReference(promptIds: number[], maxTokens: number): Promise<number[]> {
-    const context = await llamaCpp.model.createContext({ contextSize: 512, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+    const context = await llamaCpp.model.createContext({
+      contextSize: 512,
+      threads: 1,
+      flashAttention: false,
+      experimentalKvCacheKeyType: 'F32',
+      experimentalKvCacheValueType: 'F32',
+    });
     try {
       const tokens: number[] = [];
-      for await (const token of context.getSequence().evaluate(promptIds as Token[], { temperature: 0, yieldEogToken: true })) {
+      const steps = context.getSequence().evaluate(promptIds as Token[], { temperature: 0, yieldEogToken: true });
+      for await (const token of steps) {
         tokens.push(token);
         if (llamaCpp.model.isEogToken(token) || tokens.length >= maxTokens) break;
       }
@@ -130,22 +142,18 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('end of generation on stories2
 
 const VOCABULARIES = ['llama-spm', 'gpt-2', 'phi-3', 'starcoder', 'refact'];
 
-describe.skipIf(!haveShared(...VOCABULARIES.map((name) => `models/vocab/ggml-vocab-${name}.gguf`)))('the end-of-generation set', () => {
+const vocabularyFile = (name: string): string => `models/vocab/ggml-vocab-${name}.gguf`;
+
+describe.skipIf(!haveShared(...VOCABULARIES.map(vocabularyFile)))('the end-of-generation set', () => {
   it("equals llama.cpp's llama_vocab_is_eog on every token of five real vocabularies", async () => {
-    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
-    try {
-      for (const name of VOCABULARIES) {
-        const path = sharedPath(`models/vocab/ggml-vocab-${name}.gguf`);
-        const model = await llama.loadModel({ modelPath: path, vocabOnly: true });
-        const vocabulary = vocabularyFromGguf(path);
-        const expected: number[] = [];
-        for (let id = 0; id < vocabulary.tokens.length; id++) if (model.isEogToken(id as Token)) expected.push(id);
-        await model.dispose();
-        expect([...endOfGenerationIds(vocabulary)].sort((a, b) => a - b), name).toEqual(expected);
-      }
-    } finally {
-      await llama.dispose();
+    for (const name of VOCABULARIES) {
+      const path = sharedPath(vocabularyFile(name));
+      const model = await loadReferenceVocab(path);
+      const vocabulary = vocabularyFromGguf(path);
+      const expected: number[] = [];
+      for (let id = 0; id < vocabulary.tokens.length; id++) if (model.isEogToken(id as Token)) expected.push(id);
+      await model.dispose();
+      expect([...endOfGenerationIds(vocabulary)].sort((a, b) => a - b), name).toEqual(expected);
     }
   });
 });

@@ -188,7 +188,12 @@ export class LlamaCppEngine implements TargetEngine {
       const steps = greedy
         ? sequence.evaluateWithMetadata(pending, { probabilities: wantLogprobs }, { temperature: 0, yieldEogToken: true })
         : sequence.evaluateWithMetadata(pending, {}, {
-          temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP, minP: 0, seed, yieldEogToken: true,
+          temperature: sampling.temperature,
+          topK: sampling.topK,
+          topP: sampling.topP,
+          minP: 0,
+          seed,
+          yieldEogToken: true,
         });
       for await (const step of steps) {
         tokenIds.push(step.token);
@@ -202,7 +207,8 @@ export class LlamaCppEngine implements TargetEngine {
         if (tokenIds.length >= budget) break;
       }
       if (finishReason === 'length' && tokenIds.length < budget) {
-        throw new RunError(`llama.cpp stopped after ${tokenIds.length} of ${budget} tokens without an end-of-generation token`);
+        const said = `${tokenIds.length} of ${budget} tokens`;
+        throw new RunError(`llama.cpp stopped generating after ${said} without an end-of-generation token`);
       }
     }
     const completion: Completion = { tokenIds, finishReason };
