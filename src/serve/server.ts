@@ -10,6 +10,12 @@
  * `best_of`, penalties and `logit_bias` (rejected when set to anything but their neutral value).
  * Stop *strings* are applied after generation: the completion is cut after the first token whose
  * text completes a stop string, and the text before the stop string is returned.
+ *
+ * How a completion ends, as vLLM reports it: an end-of-generation token (EOS/EOT) is the last token
+ * of the completion (in `logprobs` and `usage`, not in the text), `finish_reason: "stop"`,
+ * `stop_reason: null`; a `stop_token_ids` token likewise, with `stop_reason` its id; a stop string
+ * gives `stop_reason` the string. A request whose prompt plus `max_tokens` exceeds the context is
+ * refused (400), never clipped.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -98,10 +104,15 @@ class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly type = 'invalid_request_error',
+    /** The request field at fault, when one is. */
+    readonly param: string | null = null,
   ) {
     super(message);
   }
 }
+
+/** A completion as answered: its text and vLLM's `stop_reason` (a stop token id, a stop string, or null). */
+type FinishedCompletion = Completion & { text: string; stopReason: number | string | null };
 
 /** Start serving `served` on host:port; resolves once listening. */
 export async function startServer(served: ServedModel, options: ServeOptions): Promise<RunningServer> {
@@ -160,7 +171,7 @@ class OpenAiApi {
       }
       send(response, 200, body);
     } catch (error) {
-      if (error instanceof HttpError) send(response, error.status, errorBody(error.message, error.type));
+      if (error instanceof HttpError) send(response, error.status, errorBody(error.message, error.type, error.param));
       else if (error instanceof FireoptError && error.exitCode === 2) send(response, 400, errorBody(error.message, 'invalid_request_error'));
       else send(response, 500, errorBody(describeError(error), 'server_error'));
     }
@@ -172,6 +183,7 @@ class OpenAiApi {
       ? (body.prompt as Array<string | number[]>)
       : [body.prompt as string | number[]]
     ).map((prompt) => (typeof prompt === 'string' ? this.tokenizePromptText(prompt) : prompt));
+    for (const promptIds of prompts) this.checkFitsContext(promptIds.length, body.max_tokens, 'prompt');
     const sampling = this.sampling(body, body.max_tokens, body.logprobs ?? 0);
     const asIds = body.return_tokens_as_token_ids;
     const perPrompt = await Promise.all(
@@ -184,13 +196,14 @@ class OpenAiApi {
     let completionTokens = 0;
     const choices = perPrompt.flatMap(({ promptIds, completions, promptLogprobs }, promptIndex) =>
       completions.map((completion, sample) => {
-        const { tokenIds, text, finishReason, logprobs } = this.finish(promptIds, completion, body.stop);
+        const { tokenIds, text, finishReason, stopReason, logprobs } = this.finish(promptIds, completion, body.stop);
         completionTokens += tokenIds.length;
         const choice: Record<string, unknown> = {
           index: promptIndex * sampling.n + sample,
           text,
           logprobs: body.logprobs == null ? null : this.completionLogprobs(promptIds, tokenIds, logprobs, asIds),
           finish_reason: finishReason,
+          stop_reason: stopReason,
         };
         if (promptLogprobs) choice.prompt_logprobs = promptLogprobs;
         return choice;
@@ -214,19 +227,23 @@ class OpenAiApi {
     }));
     const promptIds = this.served.engine.tokenize(this.served.chat.render(messages), true);
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : 0;
-    const sampling = this.sampling(body, body.max_completion_tokens ?? body.max_tokens ?? this.served.engine.contextSize - promptIds.length, topLogprobs);
+    const requested = body.max_completion_tokens ?? body.max_tokens;
+    if (requested != null) this.checkFitsContext(promptIds.length, requested, 'messages');
+    // As vLLM: without a limit, the completion may fill the rest of the context.
+    const sampling = this.sampling(body, requested ?? this.served.engine.contextSize - promptIds.length, topLogprobs);
     // top_logprobs 0 still returns the chosen token's logprob, so ask the engine for one alternative.
     if (body.logprobs && sampling.topLogprobs === 0) sampling.topLogprobs = 1;
     const completions = await this.served.engine.generate({ tokenIds: promptIds }, sampling);
     let completionTokens = 0;
     const choices = completions.map((completion, index) => {
-      const { tokenIds, text, finishReason, logprobs } = this.finish(promptIds, completion, body.stop);
+      const { tokenIds, text, finishReason, stopReason, logprobs } = this.finish(promptIds, completion, body.stop);
       completionTokens += tokenIds.length;
       return {
         index,
         message: { role: 'assistant', content: text },
         logprobs: body.logprobs ? { content: this.chatLogprobs(tokenIds, logprobs, topLogprobs, body.return_tokens_as_token_ids) } : null,
         finish_reason: finishReason,
+        stop_reason: stopReason,
       };
     });
     return {
@@ -237,6 +254,21 @@ class OpenAiApi {
       choices,
       usage: { prompt_tokens: promptIds.length, completion_tokens: completionTokens, total_tokens: promptIds.length + completionTokens },
     };
+  }
+
+  /** As vLLM: a prompt plus `max_tokens` longer than the context is a bad request, not a silent clip. */
+  private checkFitsContext(promptTokens: number, maxTokens: number, promptPart: 'prompt' | 'messages'): void {
+    const contextSize = this.served.engine.contextSize;
+    if (promptTokens + maxTokens <= contextSize) return;
+    throw new HttpError(
+      400,
+      `This model's maximum context length is ${contextSize} tokens. ` +
+        `However, you requested ${promptTokens + maxTokens} tokens ` +
+        `(${promptTokens} in the ${promptPart}, ${maxTokens} in the completion). ` +
+        `Please reduce the length of the ${promptPart} or completion.`,
+      'invalid_request_error',
+      'max_tokens',
+    );
   }
 
   private sampling(body: CompletionRequest | ChatRequest, maxTokens: number, topLogprobs: number): SamplingOptions {
@@ -264,8 +296,12 @@ class OpenAiApi {
     return bos !== null && this.served.engine.model.fileInfo.metadata.tokenizer.ggml.add_bos_token !== false && ids[0] !== bos ? [bos, ...ids] : ids;
   }
 
-  /** Apply stop strings and produce the completion's text. */
-  private finish(promptIds: number[], completion: Completion, stop: string | string[] | null | undefined): Completion & { text: string } {
+  /** Apply stop strings and produce the completion's text and vLLM's `stop_reason`. */
+  private finish(
+    promptIds: number[],
+    completion: Completion,
+    stop: string | string[] | null | undefined,
+  ): FinishedCompletion {
     const engine = this.served.engine;
     const decode = (ids: readonly number[]) => engine.detokenize(ids, promptIds);
     const stops = (typeof stop === 'string' ? [stop] : (stop ?? [])).filter((s) => s.length > 0);
@@ -275,7 +311,7 @@ class OpenAiApi {
       const at = text.indexOf(s);
       if (at >= 0 && (stopAt < 0 || at < stopAt)) stopAt = at;
     }
-    if (stopAt < 0) return { ...completion, text };
+    if (stopAt < 0) return { ...completion, text, stopReason: this.stopTokenReason(completion) };
     const stopString = stops.find((s) => text.indexOf(s) === stopAt) ?? '';
     // Fewest tokens whose text holds the whole stop string (prefix text grows with the prefix).
     let low = 1;
@@ -285,9 +321,21 @@ class OpenAiApi {
       if (decode(completion.tokenIds.slice(0, mid)).length >= stopAt + stopString.length) high = mid;
       else low = mid + 1;
     }
-    const cut: Completion & { text: string } = { tokenIds: completion.tokenIds.slice(0, low), finishReason: 'stop', text: text.slice(0, stopAt) };
+    const cut: FinishedCompletion = {
+      tokenIds: completion.tokenIds.slice(0, low),
+      finishReason: 'stop',
+      text: text.slice(0, stopAt),
+      stopReason: stopString,
+    };
     if (completion.logprobs) cut.logprobs = completion.logprobs.slice(0, low);
     return cut;
+  }
+
+  /** vLLM's `stop_reason` of a completion the engine ended: null for EOS/EOT or length, else the stop token id. */
+  private stopTokenReason(completion: Completion): number | null {
+    const last = completion.tokenIds.at(-1);
+    if (completion.finishReason !== 'stop' || last === undefined) return null;
+    return this.served.engine.isEndOfGeneration(last) ? null : last;
   }
 
   private tokenString(tokenId: number, asIds: boolean): string {
@@ -370,10 +418,27 @@ function finite(logprob: number | undefined): number {
 function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   const result = schema.safeParse(body);
   if (!result.success) {
-    const problems = result.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : 'body'}: ${issue.message}`);
-    throw new HttpError(400, `invalid request: ${problems.join('; ')}`);
+    const problems = result.error.issues.map((issue) => {
+      const field = issue.path.length ? issue.path.join('.') : 'body';
+      // zod says "Invalid input" for a missing union field (`prompt`): name what is wrong instead.
+      const missing = issue.path.length > 0 && valueAt(body, issue.path) === undefined;
+      return missing ? `${field}: required field is missing` : `${field}: ${issue.message}`;
+    });
+    const firstField = result.error.issues[0]?.path[0];
+    const param = typeof firstField === 'string' ? firstField : null;
+    throw new HttpError(400, `invalid request: ${problems.join('; ')}`, 'invalid_request_error', param);
   }
   return result.data;
+}
+
+/** The value at `path` inside a parsed JSON body (undefined where the path leads nowhere). */
+function valueAt(body: unknown, path: readonly PropertyKey[]): unknown {
+  let value = body;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
 }
 
 async function readJson(request: IncomingMessage, maxBytes = 16 * 1024 * 1024): Promise<unknown> {
@@ -391,8 +456,8 @@ async function readJson(request: IncomingMessage, maxBytes = 16 * 1024 * 1024): 
   }
 }
 
-function errorBody(message: string, type: string): unknown {
-  return { error: { message, type, param: null, code: null } };
+function errorBody(message: string, type: string, param: string | null = null): unknown {
+  return { error: { message, type, param, code: null } };
 }
 
 function send(response: ServerResponse, status: number, body: unknown): void {

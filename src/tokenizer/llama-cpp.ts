@@ -48,11 +48,44 @@ const FILL_IN_MIDDLE_TEXTS = [
   '<|fim_prefix|>', '<fim-prefix>', '<fim_prefix>', '<｜fim▁begin｜>', '<PRE>', '▁<PRE>', '<|code_prefix|>', '<|prefix|>',
   '<|fim_suffix|>', '<fim-suffix>', '<fim_suffix>', '<｜fim▁hole｜>', '<SUF>', '▁<SUF>', '<|code_suffix|>', '<|suffix|>',
   '<|fim_middle|>', '<fim-middle>', '<fim_middle>', '<｜fim▁end｜>', '<MID>', '▁<MID>', '<|code_middle|>', '<|middle|>',
+];
+// FIM pad, repo and file-separator tokens: llama.cpp also ends generation at these.
+const FILL_IN_MIDDLE_END_TEXTS = [
   '<|fim_pad|>', '<fim-pad>', '<fim_pad>', '<PAD>', '[PAD]',
   '<|fim_repo|>', '<|repo_name|>', '<fim-repo>', '<REPO>', '<reponame>', '<|file_sep|>',
 ];
 // gpt-oss: llama.cpp always renders and matches these.
 const ALWAYS_USER_DEFINED_TEXTS = ['<|channel|>', '<|message|>', '<|start|>', '<|constrain|>'];
+
+/** o200k_harmony / solar-open: '<|end|>' ends a message there, not the generation, and is rendered. */
+function harmonyEndIsText(has: (text: string) => boolean): boolean {
+  return has('<|end|>') && ((has('<|return|>') && has('<|call|>')) || (has('<|calls|>') && has('<|flush|>')));
+}
+
+/** gemma4 / paddleocr: '</s>' is ordinary text there. */
+function closingTagIsText(has: (text: string) => boolean): boolean {
+  return has('<|tool_response>') && has('</s>');
+}
+
+/**
+ * llama.cpp's end-of-generation set (`llama_vocab_is_eog`): the vocabulary's EOS plus the
+ * end-of-turn and FIM pad/repo/separator tokens it recognises by their text, with its exceptions.
+ */
+export function endOfGenerationIds(vocabulary: Pick<Vocabulary, 'tokens' | 'eosId'>): Set<number> {
+  const idOf = new Map(vocabulary.tokens.map((text, id) => [text, id]));
+  const has = (text: string): boolean => idOf.has(text);
+  const texts = [...END_OF_GENERATION_TEXTS, ...FILL_IN_MIDDLE_END_TEXTS].filter(
+    (text) => !(text === '<|end|>' && harmonyEndIsText(has)) && !(text === '</s>' && closingTagIsText(has)),
+  );
+  const ids = new Set<number>();
+  for (const text of texts) {
+    const id = idOf.get(text);
+    if (id !== undefined) ids.add(id);
+  }
+  const eos = vocabulary.eosId;
+  if (eos !== undefined && eos >= 0 && eos < vocabulary.tokens.length) ids.add(eos);
+  return ids;
+}
 
 export interface LlamaCppTokenizerOptions {
   /** File the vocabulary came from, for error messages. */
@@ -152,17 +185,14 @@ export class LlamaCppTokenizer implements Tokenizer {
     };
     END_OF_GENERATION_TEXTS.forEach(setControl);
     FILL_IN_MIDDLE_TEXTS.forEach(setControl);
+    FILL_IN_MIDDLE_END_TEXTS.forEach(setControl);
     for (const text of ALWAYS_USER_DEFINED_TEXTS) {
       const id = this.idOfPiece.get(text);
       if (id !== undefined) attributes[id] = TokenAttr.UserDefined;
     }
     const has = (text: string): boolean => this.idOfPiece.has(text);
-    // o200k_harmony / solar-open: '<|end|>' is not end-of-generation there, and is rendered.
-    if (has('<|end|>') && ((has('<|return|>') && has('<|call|>')) || (has('<|calls|>') && has('<|flush|>')))) {
-      attributes[this.idOfPiece.get('<|end|>')!] = TokenAttr.UserDefined;
-    }
-    // gemma4 / paddleocr: '</s>' is ordinary text there.
-    if (has('<|tool_response>') && has('</s>')) attributes[this.idOfPiece.get('</s>')!] = TokenAttr.Normal;
+    if (harmonyEndIsText(has)) attributes[this.idOfPiece.get('<|end|>')!] = TokenAttr.UserDefined;
+    if (closingTagIsText(has)) attributes[this.idOfPiece.get('</s>')!] = TokenAttr.Normal;
     return attributes;
   }
 

@@ -52,6 +52,7 @@ describe('fireopt serve (spawned)', () => {
         text: 'Once upon a time, there was a little',
         logprobs: null,
         finish_reason: 'stop',
+        stop_reason: ' girl',
       });
 
       const chat = await post(`${summary.url}/chat/completions`, { messages: [{ role: 'user', content: 'Tell me a story.' }], max_tokens: 8, temperature: 0 });

@@ -12,11 +12,17 @@ export interface StoriesGguf {
   remove(): void;
 }
 
-/** Write stories260K.gguf into a fresh temporary folder. */
-export function writeStoriesGguf(): StoriesGguf {
+/**
+ * Write stories260K.gguf into a fresh temporary folder. `endsWithBos`: stories260K ends each story
+ * with BOS, not EOS (llama2.c's training data only starts stories with BOS, and llama2.c's run.c stops
+ * there), so this GGUF names BOS its EOS too, as GPT-2's `<|endoftext|>` is both: llama.cpp then
+ * stops where the model does — a real model whose greedy output ends before max_tokens.
+ */
+export function writeStoriesGguf(options: { endsWithBos?: boolean } = {}): StoriesGguf {
   const dir = mkdtempSync(join(tmpdir(), 'fireopt-targets-'));
   const weights = readLlama2cCheckpoint(stories260K());
-  const vocabulary = readLlama2cTokenizer(tok512(), weights.config.vocabSize);
+  const tokenizer = readLlama2cTokenizer(tok512(), weights.config.vocabSize);
+  const vocabulary = options.endsWithBos ? { ...tokenizer, eosId: BOS } : tokenizer;
   const path = join(dir, 'stories260K.gguf');
   writeLlamaGguf(path, weights, vocabulary, { name: 'stories260K' });
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };

@@ -183,9 +183,18 @@ export class LlamaCppEngine implements TargetEngine {
     let finishReason: Completion['finishReason'] = 'length';
     const pending = await this.alignSequence(sequence, promptIds);
     if (budget > 0) {
+      // yieldEogToken: node-llama-cpp otherwise ends the stream *before* an end-of-generation token,
+      // so the completion would lose the token the draft must learn to predict (and look cut by length).
       const steps = greedy
-        ? sequence.evaluateWithMetadata(pending, { probabilities: wantLogprobs }, { temperature: 0 })
-        : sequence.evaluateWithMetadata(pending, {}, { temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP, minP: 0, seed });
+        ? sequence.evaluateWithMetadata(pending, { probabilities: wantLogprobs }, { temperature: 0, yieldEogToken: true })
+        : sequence.evaluateWithMetadata(pending, {}, {
+          temperature: sampling.temperature,
+          topK: sampling.topK,
+          topP: sampling.topP,
+          minP: 0,
+          seed,
+          yieldEogToken: true,
+        });
       for await (const step of steps) {
         tokenIds.push(step.token);
         if (greedy && wantLogprobs && 'probabilities' in step) {
@@ -196,6 +205,10 @@ export class LlamaCppEngine implements TargetEngine {
           break;
         }
         if (tokenIds.length >= budget) break;
+      }
+      if (finishReason === 'length' && tokenIds.length < budget) {
+        const said = `${tokenIds.length} of ${budget} tokens`;
+        throw new RunError(`llama.cpp stopped generating after ${said} without an end-of-generation token`);
       }
     }
     const completion: Completion = { tokenIds, finishReason };

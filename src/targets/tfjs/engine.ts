@@ -21,6 +21,7 @@ import { InputError, RunError } from '../../errors.js';
 import { loadModel } from '../../formats/load-model.js';
 import { HF_FILES } from '../../formats/safetensors.js';
 import { DecodeSession, LlamaModel, SeededRandom, sampleToken } from '../../model/index.js';
+import { endOfGenerationIds } from '../../tokenizer/llama-cpp.js';
 import type { Vocabulary } from '../../tokenizer/vocabulary.js';
 import { sha256File } from '../../util/hash.js';
 import { checkedPromptIds, checkedTokenIds, checkSampling, checkScoreFits, sampleCompletions, type LocalLimits } from '../engine.js';
@@ -39,12 +40,6 @@ export interface TfjsEngineOptions {
 
 /** Positions teacher-forced per `feed`: bounds the [positions × V] logits held at once. */
 const SCORE_CHUNK = 64;
-
-/**
- * End-of-turn markers that end generation besides the vocabulary's EOS: the common ones of
- * llama.cpp's end-of-generation list (src/tokenizer/llama-cpp.ts), matched by token text.
- */
-const END_OF_TURN_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|eom_id|>', '<|end_of_text|>'];
 
 export class TfjsEngine implements TargetEngine {
   readonly identity: TargetIdentity;
@@ -68,12 +63,8 @@ export class TfjsEngine implements TargetEngine {
     this.identity = identity;
     this.vocabulary = vocabulary;
     this.session = new DecodeSession(model);
-    const endIds = new Set<number>();
-    if (vocabulary?.eosId !== undefined) endIds.add(vocabulary.eosId);
-    vocabulary?.tokens.forEach((text, id) => {
-      if (END_OF_TURN_TEXTS.includes(text)) endIds.add(id);
-    });
-    this.endOfGenerationIds = endIds;
+    // The same set llama.cpp stops at, so both engines end a completion at the same token.
+    this.endOfGenerationIds = vocabulary ? endOfGenerationIds(vocabulary) : new Set();
   }
 
   /** Choose the backend, load the checkpoint and build the model. */
