@@ -14,7 +14,7 @@ import { evalSchema } from '../../src/evaluate/config.js';
 import { reportSchema, type EvalReport } from '../../src/evaluate/report-schema.js';
 import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { runCli } from '../helpers/cli.js';
-import { sharedPath } from '../helpers/shared.js';
+import { haveShared, sharedPath, SHAREGPT, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
 
 let work: string;
@@ -26,7 +26,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-cost-test-'));
   small = writeNoisyDraft({ noise: 0.05, keepLayers: 1 });
   big = writeNoisyDraft({ noise: 0.05, keepLayers: 4, seed: 3 });
-  const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
   const file = join(work, 'prompts.jsonl');
   writeFileSync(file, sharegpt.slice(20, 44).map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' ') })).join('\n') + '\n');
   const dataset = join(work, 'dataset');
@@ -45,7 +45,7 @@ afterAll(() => {
 
 const readReport = (dir: string): EvalReport => reportSchema.parse(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')));
 
-describe('fireopt eval --measure-cost llama-cpp', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --measure-cost llama-cpp', () => {
   it('measures c in llama.cpp for each draft, larger for the bigger draft, and uses it (and the verification cost) for the speed-up', async () => {
     const out = join(work, 'measured');
     const result = await runCli(['--quiet', 'eval', '--model', small.checkpoint, '--baseline', big.checkpoint, '--baseline', 'prompt-lookup', '--data', targets, '--measure-cost', 'llama-cpp', '--target-model', small.targetGguf, '--out', out]);
