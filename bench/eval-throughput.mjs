@@ -20,7 +20,7 @@ const rows = outputs.slice(0, Number(values.rows)).map((o) => ({
   completionIds: tokenizer.encode(o.output).slice(0, 256),
 }));
 const vocab = Number(values.vocab);
-const model = LlamaModel.fromWeights(randomWeights(presetConfig(values.preset, vocab, 512), { seed: 1 }), { trainable: false });
+const model = LlamaModel.fromWeights(randomWeights(presetConfig(/** @type {import('../dist/model/presets.js').PresetName} */ (values.preset), vocab, 512), { seed: 1 }), { trainable: false });
 const draft = new DraftModel(model);
 const run = async () => {
   const started = performance.now();

@@ -18,14 +18,25 @@ const manifestPath = join(repoRoot, 'scripts/test-data.tsv');
 /** Where GitHub serves a file of a repository at a commit: `<base>/<owner>/<repo>/<commit>/<path>`. */
 const GITHUB_RAW = 'https://raw.githubusercontent.com';
 
-/** The manifest rows: one per file, with where it comes from and what it must hash to. */
+/**
+ * @typedef {{ path: string, repository: string, commit: string, source_path: string, bytes: string, sha256: string }} ManifestEntry
+ */
+
+/**
+ * The manifest rows: one per file, with where it comes from and what it must hash to.
+ * @returns {ManifestEntry[]}
+ */
 export function readManifest(path = manifestPath) {
   const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line && !line.startsWith('#'));
   const [header, ...rows] = lines.map((line) => line.split('\t'));
-  return rows.map((cells) => Object.fromEntries(header.map((name, i) => [name, cells[i]])));
+  return rows.map((cells) => /** @type {ManifestEntry} */ (Object.fromEntries(header.map((name, i) => [name, cells[i]]))));
 }
 
-/** The URL of a manifest entry under a raw.githubusercontent.com-style base. */
+/**
+ * The URL of a manifest entry under a raw.githubusercontent.com-style base.
+ * @param {string} baseUrl
+ * @param {ManifestEntry} entry
+ */
 export function sourceUrl(baseUrl, entry) {
   return `${baseUrl.replace(/\/+$/, '')}/${entry.repository}/${entry.commit}/${entry.source_path}`;
 }

@@ -10,25 +10,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readManifest, sourceUrl } from '../../scripts/fetch-test-data.mjs';
 import { runScript } from '../helpers/cli.js';
 import { haveShared, sharedPath, STORIES_TARGETS } from '../helpers/shared.js';
 import { INGEST_TRACES } from '../ingest/fixtures.js';
 import { PIPELINE_TRACES } from '../pipeline/traces.js';
 import { CORPUS_FILES } from '../tokenizer/corpus.js';
 
-interface ManifestEntry {
-  path: string;
-  repository: string;
-  commit: string;
-  source_path: string;
-  bytes: string;
-  sha256: string;
-}
+type ManifestEntry = ReturnType<typeof readManifest>[number];
 
-const { readManifest, sourceUrl } = (await import('../../scripts/fetch-test-data.mjs')) as {
-  readManifest: () => ManifestEntry[];
-  sourceUrl: (baseUrl: string, entry: ManifestEntry) => string;
-};
 const manifest = readManifest();
 const SAMPLE = ['models/stories260K/tok512.bin', 'models/stories260K/stories260K.bin', 'data/bfcl/BFCL_v4_simple_python.json'];
 const CORRUPTED = 'models/stories260K/tok512.bin';
