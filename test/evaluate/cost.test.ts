@@ -13,6 +13,7 @@ import { draftGgufVocabulary, measureDraftCost } from '../../src/evaluate/cost.j
 import { evalSchema } from '../../src/evaluate/config.js';
 import { reportSchema, type EvalReport } from '../../src/evaluate/report-schema.js';
 import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
+import { tensorsByKey } from '../../src/formats/llama-tensors.js';
 import { runCli } from '../helpers/cli.js';
 import { haveShared, sharedPath, SHAREGPT, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
@@ -43,6 +44,9 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+/** A draft checkpoint's parameter count, from its tensors. */
+const parameters = (checkpoint: string): number =>
+  [...tensorsByKey(readDraftCheckpoint(checkpoint).weights).values()].reduce((sum, tensor) => sum + tensor.data.length, 0);
 const readReport = (dir: string): EvalReport => reportSchema.parse(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')));
 
 describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --measure-cost llama-cpp', () => {
@@ -62,6 +66,10 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --meas
       expect(m.cost_ratio).toBeLessThan(1.5);
       expect(m.draft_step_ms).toBeGreaterThan(0);
       expect(m.target_step_ms).toBeGreaterThan(0);
+      // c (the median of per-run ratios) agrees with the ratio of the median step times it reports.
+      expect(m.cost_ratio / (m.draft_step_ms / m.target_step_ms)).toBeGreaterThan(0.8);
+      expect(m.cost_ratio / (m.draft_step_ms / m.target_step_ms)).toBeLessThan(1.25);
+      expect(m.draft_step_ms).toBeLessThan(m.target_step_ms * 1.5);
       expect(m.target_verify_ms_by_k).toHaveLength(report.k_max);
       expect(m.verify_cost_by_k).toHaveLength(report.k_max);
       expect(m.load_average.before).toHaveLength(3);
@@ -75,6 +83,10 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --meas
     expect(smallDraft.cost_measurement!.target_verify_ms_by_k[7]).toBeGreaterThan(smallDraft.cost_measurement!.target_verify_ms_by_k[0]);
     // One layer of the target's five costs less per step than four.
     expect(bigDraft.cost_ratio).toBeGreaterThan(smallDraft.cost_ratio);
+    // ...but by less than its parameter ratio: a step has a fixed cost (graph launch, sampling) besides the weights.
+    const parameterRatio = parameters(big.checkpoint) / parameters(small.checkpoint);
+    expect(parameterRatio).toBeGreaterThan(2);
+    expect(bigDraft.cost_ratio / smallDraft.cost_ratio).toBeLessThan(parameterRatio);
     // A model-free method costs nothing to propose but pays the same verification.
     expect(lookup.cost_ratio).toBe(0);
     expect(lookup.cost_measurement).toBeNull();
@@ -130,6 +142,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --meas
     const config = evalSchema.parse({ cost: { engine: 'llama-cpp', target_model: small.targetGguf, runs: 3, warmup_runs: 1, steps: 8 } });
     const measurement = await measureDraftCost(reduced, config, () => {});
     expect(measurement.draft_vocab_size).toBe(rows);
+    expect(measurement.cost_ratio / (measurement.draft_step_ms / measurement.target_step_ms)).toBeGreaterThan(0.8);
     expect(measurement.cost_ratio).toBeGreaterThan(0);
+    expect(measurement.cost_ratio).toBeLessThan(1.5);
   }, 20_000);
 });

@@ -30,9 +30,11 @@ describe('fireopt demo', () => {
     const result = JSON.parse(again.stdout) as DemoResult;
     expect(result.pipeline.stages.every((s) => s.status === 'skipped')).toBe(true);
     expect(result.rows.map((r) => r.name)).toEqual(['draft:draft', 'draft:demo-generic-draft', 'prompt-lookup']);
-    for (const row of result.rows) {
-      expect(row.acceptance_length).toBeGreaterThanOrEqual(1);
-      expect(row.speedup).toBeGreaterThan(0);
-    }
+    // The point of the demo: the draft trained on this traffic beats the generic one on held-out data.
+    const [adapted, generic] = result.rows;
+    console.log(`demo: adapted hit rate ${adapted.hit_rate}, τ ${adapted.acceptance_length}; generic ${generic.hit_rate}, τ ${generic.acceptance_length}`);
+    expect(adapted.hit_rate as number).toBeGreaterThan(generic.hit_rate as number);
+    expect(adapted.acceptance_length).toBeGreaterThan(generic.acceptance_length);
+    expect(adapted.speedup).toBeGreaterThan(generic.speedup);
   });
 });
