@@ -15,7 +15,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 describe('fireopt demo', () => {
   it('runs the loop on the bundled target and traffic and prints the comparison table', async () => {
     const out = join(work, 'demo');
-    const first = await runCli(['--quiet', 'demo', '--out', out, '--time-budget', '8']);
+    const first = await runCli(['--quiet', 'demo', '--out', out, '--time-budget', '20']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/adapted draft/);
     expect(first.stdout).toMatch(/generic draft/);
@@ -25,7 +25,7 @@ describe('fireopt demo', () => {
     expect(existsSync(join(out, 'run', '5-eval', 'data', 'report.md'))).toBe(true);
     expect(existsSync(join(out, 'release', 'promotion.json'))).toBe(true);
 
-    const again = await runCli(['--json', '--quiet', 'demo', '--out', out, '--time-budget', '8']);
+    const again = await runCli(['--json', '--quiet', 'demo', '--out', out, '--time-budget', '20']);
     expect(again.code, again.stderr).toBe(0);
     const result = JSON.parse(again.stdout) as DemoResult;
     expect(result.pipeline.stages.every((s) => s.status === 'skipped')).toBe(true);
@@ -36,5 +36,5 @@ describe('fireopt demo', () => {
     expect(adapted.hit_rate as number).toBeGreaterThan(generic.hit_rate as number);
     expect(adapted.acceptance_length).toBeGreaterThan(generic.acceptance_length);
     expect(adapted.speedup).toBeGreaterThan(generic.speedup);
-  });
+  }, 300_000); // two demo runs with a 20 s training budget each (the second skips every stage)
 });
