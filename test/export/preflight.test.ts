@@ -72,7 +72,7 @@ describe.skipIf(!haveShared(TOK512, ...['llama-spm', 'phi-3', 'gpt-2'].map(vocab
   });
 });
 
-describe('preflight per engine', () => {
+describe.skipIf(!haveShared(vocabPath('llama-spm')))('preflight per engine', () => {
   const hfTarget = (vocabSize: number, extra: Record<string, unknown> = {}) => {
     const dir = mkdtempSync(join(work, 'hf-target-'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'qwen2', vocab_size: vocabSize, max_position_embeddings: 4096, rope_theta: 10000, bos_token_id: 151643, eos_token_id: 151645, ...extra }));
