@@ -32,6 +32,9 @@ describe('fireopt demo', () => {
     expect(result.rows.map((r) => r.name)).toEqual(['draft:draft', 'draft:demo-generic-draft', 'prompt-lookup']);
     // The point of the demo: the draft trained on this traffic beats the generic one on held-out data.
     const [adapted, generic] = result.rows;
+    // Training runs on a time budget: on an overloaded machine it may make only a few steps; say so.
+    const steps = Number(result.pipeline.stages.find((s) => s.stage === '4-train')?.summary?.steps ?? 0);
+    expect(steps, `the demo trained ${steps} steps in its 20 s budget: the machine is too loaded for this comparison`).toBeGreaterThan(50);
     console.log(`demo: adapted hit rate ${adapted.hit_rate}, τ ${adapted.acceptance_length}; generic ${generic.hit_rate}, τ ${generic.acceptance_length}`);
     expect(adapted.hit_rate as number).toBeGreaterThan(generic.hit_rate as number);
     expect(adapted.acceptance_length).toBeGreaterThan(generic.acceptance_length);
