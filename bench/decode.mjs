@@ -135,7 +135,7 @@ try {
     const firstDifference = theirs ? theirs.tokens.findIndex((t, i) => t !== ours.tokens[i]) : -1;
     const sameTokens = theirs ? firstDifference === -1 : undefined;
     const row = { model: name, tfjsTokensPerSec: ours.tokensPerSec, llamaCppTokensPerSec: theirs?.tokensPerSec, ratio: theirs ? ours.tokensPerSec / theirs.tokensPerSec : undefined, sameGreedyTokens: sameTokens };
-    if (firstDifference >= 0) Object.assign(row, { firstDifferentStep: firstDifference, tfjsTop2LogitMarginThere: ours.margins[firstDifference], tfjsTokens: ours.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2), llamaCppTokens: theirs.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2) });
+    if (theirs && firstDifference >= 0) Object.assign(row, { firstDifferentStep: firstDifference, tfjsTop2LogitMarginThere: ours.margins[firstDifference], tfjsTokens: ours.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2), llamaCppTokens: theirs.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2) });
     rows.push(row);
     console.log(JSON.stringify(row));
   }

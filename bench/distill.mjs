@@ -82,7 +82,7 @@ try {
   const results = [];
 
   // --- llama-cpp ---------------------------------------------------------------------------
-  const llamaCppConfig = targetSchema.parse({ engine: 'llama-cpp', model: gguf, threads: 1, sequences: 1 });
+  const llamaCppConfig = /** @type {import('../dist/targets/config.js').LlamaCppTargetConfig} */ (targetSchema.parse({ engine: 'llama-cpp', model: gguf, threads: 1, sequences: 1 }));
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   const rawModel = await llama.loadModel({ modelPath: gguf });
@@ -135,14 +135,15 @@ try {
   // --- tfjs --------------------------------------------------------------------------------
   const tfjsConfig = targetSchema.parse({ engine: 'tfjs', model: gguf, backend: 'wasm' });
   {
-    const eos = tokenizer.eosId;
+    const eos = /** @type {number} */ (tokenizer.eosId);
     const raw = [];
+    /** @type {Record<number, number[]>} */
     const distilled = { 0: [], 8: [] };
     let same = true;
     for (let rep = 0; rep < reps + 1; rep++) {
       const engine = await createTargetEngine(tfjsConfig);
       // The model core's own greedy loop, on the model the engine loaded (same backend, same weights).
-      const model = engine.model;
+      const model = /** @type {import('../dist/targets/tfjs/engine.js').TfjsEngine} */ (engine).model;
       const started = performance.now();
       const completions = [];
       for (const ids of promptIds) completions.push((await generate(model, ids, { maxNewTokens: maxTokens, temperature: 0, stopIds: [eos] })).tokens);

@@ -2,6 +2,7 @@
 // simulation for k = 1..8 evaluate for a draft-sized model (draft-small: d256, 4 layers, vocab 32000),
 // on real Llama-2-tokenized text (AlpacaEval outputs of Llama-3-8B-Instruct). Run on built dist:
 //   npm run build && node bench/eval-throughput.mjs [--rows 64] [--vocab 32000] [--preset draft-small]
+// --smoke: the smallest run (2 rows, draft-nano) that checks the script works, in seconds.
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -10,7 +11,13 @@ import { LlamaModel, presetConfig, randomWeights } from '../dist/model/index.js'
 import { DraftModel, teacherForcedDraft, matchesFromTeacherForcing, simulateGreedy, emptyCounts } from '../dist/speculation/index.js';
 import { loadTokenizer } from '../dist/tokenizer/load.js';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '64' }, vocab: { type: 'string', default: '32000' }, preset: { type: 'string', default: 'draft-small' }, batch: { type: 'string', default: '1024' } } });
+const { values } = parseArgs({
+  options: {
+    rows: { type: 'string', default: '64' }, vocab: { type: 'string', default: '32000' }, preset: { type: 'string', default: 'draft-small' },
+    batch: { type: 'string', default: '1024' }, smoke: { type: 'boolean', default: false },
+  },
+});
+if (values.smoke) Object.assign(values, { rows: '2', preset: 'draft-nano' });
 const shared = process.env.FIREOPT_SHARED ?? resolve(import.meta.dirname, '../../shared');
 const backend = await initBackend('auto');
 const tokenizer = loadTokenizer(`${shared}/models/vocab/ggml-vocab-llama-spm.gguf`);
@@ -20,7 +27,7 @@ const rows = outputs.slice(0, Number(values.rows)).map((o) => ({
   completionIds: tokenizer.encode(o.output).slice(0, 256),
 }));
 const vocab = Number(values.vocab);
-const model = LlamaModel.fromWeights(randomWeights(presetConfig(values.preset, vocab, 512), { seed: 1 }), { trainable: false });
+const model = LlamaModel.fromWeights(randomWeights(presetConfig(/** @type {import('../dist/model/presets.js').PresetName} */ (values.preset), vocab, 512), { seed: 1 }), { trainable: false });
 const draft = new DraftModel(model);
 const run = async () => {
   const started = performance.now();

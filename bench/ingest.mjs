@@ -110,7 +110,7 @@ async function buildFile(path, targetBytes) {
 function run(mode, file, baseline, candidate) {
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', mode, file, baseline ?? '', candidate ?? ''], { encoding: 'utf8', maxBuffer: 1 << 24 });
   if (child.status !== 0) throw new Error(`${mode} failed: ${child.stderr}`);
-  return JSON.parse(child.stdout.trim().split('\n').pop());
+  return JSON.parse(child.stdout.trim().split('\n').pop() ?? '');
 }
 
 const option = (args, name, fallback) => (args.includes(name) && args[args.indexOf(name) + 1] ? args[args.indexOf(name) + 1] : fallback);
@@ -143,6 +143,7 @@ async function main() {
     const mb = statSync(file).size / 1e6;
     const loadBefore = load();
     run('cat', file); // warm the page cache so every step reads from memory
+    /** @type {Record<string, Array<Record<string, number>>>} */
     const results = Object.fromEntries(modes.map((mode) => [mode, []]));
     for (let r = 0; r < runs; r++) for (const mode of modes) results[mode].push(run(mode, file, baseline, candidate));
     const parseSeconds = median(results['json-parse'].map((x) => x.seconds));

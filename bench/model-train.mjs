@@ -125,7 +125,7 @@ for (const { backend, threads, native } of runs) {
   setNativeEnabled(native > 0);
   if (native > 0) {
     if (!nativeBuilt) throw new Error('the native kernels are not built: npm run build:native');
-    nativeKernels().kernels.setThreads(native);
+    nativeKernels().kernels?.setThreads(native);
   }
   const choice = await initBackend(backend, (line) => console.log(line), { wasmThreads: threads });
   const label = `${choice.name === 'wasm' ? `wasm ×${choice.threads}` : choice.name}${native > 0 ? ` + native ×${native}` : ''}`;

@@ -4,7 +4,7 @@
  * multiplies, each transpose case, beside numpy/OpenBLAS's 1024³ in the same run. Best of 5 after a
  * warm-up. Needs the addon (npm run build:native) and the build (npm run build).
  *
- *   node bench/native-gemm.mjs [--threads 1,2]
+ *   node bench/native-gemm.mjs [--threads 1,2] [--smoke]   (--smoke: one small shape, one thread, no numpy)
  */
 import { execFileSync } from 'node:child_process';
 import { nativeKernels } from '../dist/backend/native.js';
@@ -21,12 +21,13 @@ const numpy = (threads) => {
     return 'n/a';
   }
 };
-const shapes = [[1024, 1024, 1024], [2048, 704, 256], [2048, 8192, 256], [256, 8192, 2048], [2048, 256, 8192]];
+const smoke = args.has('smoke');
+const shapes = smoke ? [[64, 48, 32]] : [[1024, 1024, 1024], [2048, 704, 256], [2048, 8192, 256], [256, 8192, 2048], [2048, 256, 8192]];
 console.log(`${description}; kernel ${JSON.stringify(kernels.info())}`);
 console.log('| threads | M × N × K | A·B | Aᵀ·B | A·Bᵀ | numpy 1024³ |\n|---|---|---:|---:|---:|---:|');
-for (const threads of (args.get('threads') ?? '1,2').split(',').map(Number)) {
+for (const threads of (args.get('threads') ?? (smoke ? '1' : '1,2')).split(',').map(Number)) {
   kernels.setThreads(threads);
-  const floor = numpy(threads);
+  const floor = smoke ? 'n/a' : numpy(threads);
   for (const [M, N, K] of shapes) {
     const a = Float32Array.from({ length: M * K }, () => Math.random() - 0.5);
     const b = Float32Array.from({ length: K * N }, () => Math.random() - 0.5);

@@ -18,6 +18,7 @@ const fireopt = (...args) => execFileSync(process.execPath, [join(repo, 'bin/fir
 const modelPath = join(shared, 'models/stories260K/stories260K.bin');
 const tokenizerPath = join(shared, 'models/stories260K/tok512.bin');
 const weights = writeStoriesWorkload(shared, work);
+const promptCount = readFileSync(join(work, 'prompts.jsonl'), 'utf8').trim().split('\n').length;
 const count = (w) => w.tokenEmbedding.data.length + w.finalNorm.data.length + (w.output?.data.length ?? 0) + w.layers.reduce((s, l) => s + Object.values(l).reduce((t, x) => t + x.data.length, 0), 0);
 const targetParameters = count(weights);
 
@@ -39,7 +40,7 @@ const trainSeconds = (Date.now() - t0) / 1000;
 const w = summary.winner;
 const manifest = JSON.parse(readFileSync(join(work, 'targets/manifest.json'), 'utf8'));
 console.log(JSON.stringify({
-  prompts: prompts.length,
+  prompts: promptCount,
   target_rows: manifest.counts.rows,
   completion_tokens: manifest.tokens.completion,
   distill_s: distillSeconds,

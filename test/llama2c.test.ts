@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseLlama2cCheckpoint, readLlama2cCheckpoint } from '../src/formats/llama2c.js';
 import { InputError } from '../src/errors.js';
-import { stories260K } from './helpers/shared.js';
+import { haveShared, STORIES260K, stories260K } from './helpers/shared.js';
 
-describe('llama2.c checkpoint reader', () => {
+describe.skipIf(!haveShared(STORIES260K))('llama2.c checkpoint reader', () => {
   it('reads the real stories260K header and weights', () => {
     const weights = readLlama2cCheckpoint(stories260K());
     expect(weights.config).toMatchObject({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, maxSeqLen: 512, tiedEmbeddings: true });

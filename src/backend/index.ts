@@ -45,7 +45,14 @@ export interface BackendOptions {
   wasmThreads?: number;
   /** How `auto` looks for a WebGPU adapter (default: probeWebGpu, cached per process; tests replace it). */
   webgpuProbe?: () => Promise<WebGpuProbe>;
+  /** Whether an NVIDIA GPU is visible (default: /proc/driver/nvidia/gpus; tests replace it). */
+  gpuVisible?: () => boolean;
+  /** Loads a backend package by name (default: dynamic import; tests replace it to reach each branch). */
+  importPackage?: (packageName: string) => Promise<unknown>;
 }
+
+/** A dynamic import from a variable, so TypeScript does not require the optional packages at build time. */
+const importPackage = (packageName: string): Promise<unknown> => import(packageName);
 
 let current: BackendChoice | undefined;
 
@@ -72,7 +79,7 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
   const skipped: string[] = [];
   let choice: BackendChoice | undefined;
   if (requested === 'auto' || requested === 'tensorflow') {
-    choice = await tryNative(requested, skipped);
+    choice = await tryNative(requested, skipped, options);
     if (!choice && requested === 'tensorflow') {
       throw new UsageError(
         `backend 'tensorflow' is not available: ${skipped.join('; ')}`,
@@ -89,7 +96,8 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
   }
   if (!choice && (requested === 'auto' || requested === 'wasm')) {
     try {
-      const wasmPackage = await import('@tensorflow/tfjs-backend-wasm');
+      const load = options.importPackage ?? importPackage;
+      const wasmPackage = (await load('@tensorflow/tfjs-backend-wasm')) as typeof import('@tensorflow/tfjs-backend-wasm');
       let threads = 1;
       let threadNote = '';
       if (wantedThreads > 1) {
@@ -156,20 +164,20 @@ function nvidiaGpuVisible(): boolean {
   }
 }
 
-async function tryNative(requested: BackendRequest, skipped: string[]): Promise<BackendChoice | undefined> {
+async function tryNative(requested: BackendRequest, skipped: string[], options: BackendOptions): Promise<BackendChoice | undefined> {
+  const gpuVisible = options.gpuVisible ?? nvidiaGpuVisible;
+  const load = options.importPackage ?? importPackage;
   const candidates = [
     { packageName: '@tensorflow/tfjs-node-gpu', description: 'tensorflow (tfjs-node-gpu, CUDA)', needsGpu: true },
     { packageName: '@tensorflow/tfjs-node', description: 'tensorflow (tfjs-node, native CPU)', needsGpu: false },
   ];
   for (const candidate of candidates) {
-    if (candidate.needsGpu && !nvidiaGpuVisible()) {
+    if (candidate.needsGpu && !gpuVisible()) {
       skipped.push(`${candidate.packageName}: no GPU visible`);
       continue;
     }
     try {
-      // A variable specifier keeps TypeScript from requiring the optional package at build time.
-      const specifier: string = candidate.packageName;
-      await import(specifier);
+      await load(candidate.packageName);
       await activate('tensorflow');
       return { requested, name: 'tensorflow', packageName: candidate.packageName, description: candidate.description };
     } catch (error) {

@@ -25,7 +25,7 @@ import { samplingOptions } from '../../src/targets/engine.js';
 import { TfjsEngine } from '../../src/targets/tfjs/engine.js';
 import { reportSchema } from '../../src/evaluate/report-schema.js';
 import { runCli, type CliResult } from '../helpers/cli.js';
-import { stories260K } from '../helpers/shared.js';
+import { haveShared, STORIES_TARGETS, stories260K } from '../helpers/shared.js';
 import { forbidSyncReads } from '../helpers/sync-reads.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
 import { makeStoriesTargets, type StoriesTargets } from '../train/stories-targets.js';
@@ -87,7 +87,7 @@ function expectExit0(result: CliResult): void {
   expect(result.code, result.stderr).toBe(0);
 }
 
-describe('decoding, eval, export and the tfjs target without synchronous reads', () => {
+describe.skipIf(!haveShared(...STORIES_TARGETS))('decoding, eval, export and the tfjs target without synchronous reads', () => {
   it('the model core decodes, scores and proposes (stories260K) while every synchronous read throws', async () => {
     const model = LlamaModel.fromWeights(readLlama2cCheckpoint(stories260K()), { trainable: false });
     const V = model.config.vocabSize;

@@ -13,7 +13,7 @@ import { readTargetRows, type TargetRow } from '../../src/formats/targets-schema
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import type { Tokenizer } from '../../src/tokenizer/tokenizer.js';
 import { runCli } from '../helpers/cli.js';
-import { repoRoot, sharedPath } from '../helpers/shared.js';
+import { haveShared, repoRoot, sharedPath, SHAREGPT, STORIES_TARGETS } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 
 interface ShareGpt {
@@ -54,7 +54,7 @@ beforeAll(async () => {
   gguf = writeStoriesGguf();
   tokenizer = loadTokenizer(gguf.path);
   // Real user prompts, shortened to a story-sized opening (the target is a tiny story model).
-  const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as ShareGpt[];
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
   const prompts = sharegpt.slice(0, PROMPTS).map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
   await ingest('prompts', prompts.map((prompt) => JSON.stringify({ prompt })));
 });
@@ -64,7 +64,11 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('fireopt distill (regenerate, llama-cpp target)', () => {
+const PHI3_VOCAB = 'models/vocab/ggml-vocab-phi-3.gguf';
+const TASKMASTER_00 = 'data/taskmaster4_coffee/data_00.json';
+const haveInputs = haveShared(...STORIES_TARGETS);
+
+describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', () => {
   let greedyOut: string;
 
   it('records greedy completions with consistent top-k log-probabilities for every prompt', async () => {
@@ -196,10 +200,10 @@ describe('fireopt distill (regenerate, llama-cpp target)', () => {
   });
 });
 
-describe('fireopt distill --mode traces with a real chat template', () => {
+describe.skipIf(!haveInputs || !haveShared(PHI3_VOCAB, TASKMASTER_00))('fireopt distill --mode traces with a real chat template', () => {
   it('renders multi-turn Taskmaster-4 dialogues with Phi-3\'s template and masks only the completion', async () => {
-    const phi3 = sharedPath('models/vocab/ggml-vocab-phi-3.gguf');
-    const dialogues = (JSON.parse(readFileSync(sharedPath('data/taskmaster4_coffee/data_00.json'), 'utf8')) as TaskmasterDialogue[]).slice(0, 12);
+    const phi3 = sharedPath(PHI3_VOCAB);
+    const dialogues = (JSON.parse(readFileSync(sharedPath(TASKMASTER_00), 'utf8')) as TaskmasterDialogue[]).slice(0, 12);
     const lines = dialogues.map((d) => JSON.stringify({
       id: d.conversation_id,
       messages: d.utterances.map((u) => ({ role: u.speaker, content: u.text })),

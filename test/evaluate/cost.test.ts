@@ -13,8 +13,9 @@ import { draftGgufVocabulary, measureDraftCost } from '../../src/evaluate/cost.j
 import { evalSchema } from '../../src/evaluate/config.js';
 import { reportSchema, type EvalReport } from '../../src/evaluate/report-schema.js';
 import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
+import { tensorsByKey } from '../../src/formats/llama-tensors.js';
 import { runCli } from '../helpers/cli.js';
-import { sharedPath } from '../helpers/shared.js';
+import { haveShared, sharedPath, SHAREGPT, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
 
 let work: string;
@@ -26,7 +27,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-cost-test-'));
   small = writeNoisyDraft({ noise: 0.05, keepLayers: 1 });
   big = writeNoisyDraft({ noise: 0.05, keepLayers: 4, seed: 3 });
-  const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
   const file = join(work, 'prompts.jsonl');
   writeFileSync(file, sharegpt.slice(20, 44).map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' ') })).join('\n') + '\n');
   const dataset = join(work, 'dataset');
@@ -43,9 +44,12 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+/** A draft checkpoint's parameter count, from its tensors. */
+const parameters = (checkpoint: string): number =>
+  [...tensorsByKey(readDraftCheckpoint(checkpoint).weights).values()].reduce((sum, tensor) => sum + tensor.data.length, 0);
 const readReport = (dir: string): EvalReport => reportSchema.parse(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')));
 
-describe('fireopt eval --measure-cost llama-cpp', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --measure-cost llama-cpp', () => {
   it('measures c in llama.cpp for each draft, larger for the bigger draft, and uses it (and the verification cost) for the speed-up', async () => {
     const out = join(work, 'measured');
     const result = await runCli(['--quiet', 'eval', '--model', small.checkpoint, '--baseline', big.checkpoint, '--baseline', 'prompt-lookup', '--data', targets, '--measure-cost', 'llama-cpp', '--target-model', small.targetGguf, '--out', out]);
@@ -62,6 +66,11 @@ describe('fireopt eval --measure-cost llama-cpp', () => {
       expect(m.cost_ratio).toBeLessThan(1.5);
       expect(m.draft_step_ms).toBeGreaterThan(0);
       expect(m.target_step_ms).toBeGreaterThan(0);
+      // c (the median of per-run ratios) agrees with the ratio of the median step times it reports
+      // (loosely: both are timings; an inverted or mis-scaled ratio is off by far more).
+      expect(m.cost_ratio / (m.draft_step_ms / m.target_step_ms)).toBeGreaterThan(0.5);
+      expect(m.cost_ratio / (m.draft_step_ms / m.target_step_ms)).toBeLessThan(2);
+      expect(m.draft_step_ms).toBeLessThan(m.target_step_ms * 1.5);
       expect(m.target_verify_ms_by_k).toHaveLength(report.k_max);
       expect(m.verify_cost_by_k).toHaveLength(report.k_max);
       expect(m.load_average.before).toHaveLength(3);
@@ -75,6 +84,10 @@ describe('fireopt eval --measure-cost llama-cpp', () => {
     expect(smallDraft.cost_measurement!.target_verify_ms_by_k[7]).toBeGreaterThan(smallDraft.cost_measurement!.target_verify_ms_by_k[0]);
     // One layer of the target's five costs less per step than four.
     expect(bigDraft.cost_ratio).toBeGreaterThan(smallDraft.cost_ratio);
+    // ...but by less than its parameter ratio: a step has a fixed cost (graph launch, sampling) besides the weights.
+    const parameterRatio = parameters(big.checkpoint) / parameters(small.checkpoint);
+    expect(parameterRatio).toBeGreaterThan(2);
+    expect(bigDraft.cost_ratio / smallDraft.cost_ratio).toBeLessThan(parameterRatio);
     // A model-free method costs nothing to propose but pays the same verification.
     expect(lookup.cost_ratio).toBe(0);
     expect(lookup.cost_measurement).toBeNull();
@@ -131,5 +144,7 @@ describe('fireopt eval --measure-cost llama-cpp', () => {
     const measurement = await measureDraftCost(reduced, config, () => {});
     expect(measurement.draft_vocab_size).toBe(rows);
     expect(measurement.cost_ratio).toBeGreaterThan(0);
+    expect(measurement.cost_ratio / (measurement.draft_step_ms / measurement.target_step_ms)).toBeGreaterThan(0.5);
+    expect(measurement.cost_ratio / (measurement.draft_step_ms / measurement.target_step_ms)).toBeLessThan(2);
   }, 20_000);
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportSchema, type EvalReport } from '../../src/evaluate/report-schema.js';
 import { runCli } from '../helpers/cli.js';
-import { sharedPath } from '../helpers/shared.js';
+import { haveShared, sharedPath, SHAREGPT, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
 
 let work: string;
@@ -23,7 +23,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-eval-'));
   good = writeNoisyDraft({ noise: 0.05, keepLayers: 4 });
   poor = writeNoisyDraft({ noise: 0.3, keepLayers: 3, seed: 3 });
-  const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
   const file = join(work, 'prompts.jsonl');
   // Every prompt carries a metadata tag (as gateways and OpenAI stored completions record them).
   writeFileSync(file, sharegpt.slice(20, 84).map((c, i) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '), metadata: { team: i % 3 === 0 ? 'search' : 'support' } })).join('\n') + '\n');
@@ -45,7 +45,9 @@ function readReportFile(dir: string): EvalReport {
   return reportSchema.parse(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')));
 }
 
-describe('fireopt eval', () => {
+const haveInputs = haveShared(STORIES260K, TOK512, SHAREGPT);
+
+describe.skipIf(!haveInputs)('fireopt eval', () => {
   let goodOut: string;
 
   it('writes a schema-valid report with baselines, sampling acceptance and slices', async () => {
@@ -117,7 +119,7 @@ describe('fireopt eval', () => {
   });
 });
 
-describe('fireopt compare', () => {
+describe.skipIf(!haveInputs)('fireopt compare', () => {
   it('promotes a better draft, refuses a worse one, and rejects reports on different data', async () => {
     const poorOut = join(work, 'eval-poor-only');
     expect((await runCli(['--quiet', 'eval', '--model', poor.checkpoint, '--data', targets, '--cost-ratio', '0.1', '--out', poorOut])).code).toBe(0);

@@ -13,12 +13,13 @@ import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import type { Vocabulary } from '../../src/tokenizer/vocabulary.js';
 import { runCli } from '../helpers/cli.js';
-import { sharedPath, stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
 
-const llamaSpm = () => vocabularyFromGguf(sharedPath('models/vocab/ggml-vocab-llama-spm.gguf'));
-const phi3 = () => vocabularyFromGguf(sharedPath('models/vocab/ggml-vocab-phi-3.gguf'));
-const gpt2 = () => vocabularyFromGguf(sharedPath('models/vocab/ggml-vocab-gpt-2.gguf'));
+const vocabPath = (name: string) => `models/vocab/ggml-vocab-${name}.gguf`;
+const llamaSpm = () => vocabularyFromGguf(sharedPath(vocabPath('llama-spm')));
+const phi3 = () => vocabularyFromGguf(sharedPath(vocabPath('phi-3')));
+const gpt2 = () => vocabularyFromGguf(sharedPath(vocabPath('gpt-2')));
 
 const CONFIG = { dim: 64, hiddenDim: 172, nLayers: 4, nHeads: 8, nKvHeads: 4, vocabSize: 32000, maxSeqLen: 4096, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false };
 
@@ -33,14 +34,13 @@ let draft: NoisyDraft;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-export-pre-'));
-  draft = writeNoisyDraft();
 });
 afterAll(() => {
   rmSync(work, { recursive: true, force: true });
   draft?.remove();
 });
 
-describe('llama.cpp compatibility (common_speculative_are_compatible)', () => {
+describe.skipIf(!haveShared(TOK512, ...['llama-spm', 'phi-3', 'gpt-2'].map(vocabPath)))('llama.cpp compatibility (common_speculative_are_compatible)', () => {
   it('accepts the same tokenizer and a size difference within 128 with identical text', () => {
     const target = llamaSpm();
     expect(llamaCppProblems(llamaSpm(), target, 'llama-spm')).toEqual([]);
@@ -72,7 +72,7 @@ describe('llama.cpp compatibility (common_speculative_are_compatible)', () => {
   });
 });
 
-describe('preflight per engine', () => {
+describe.skipIf(!haveShared(vocabPath('llama-spm')))('preflight per engine', () => {
   const hfTarget = (vocabSize: number, extra: Record<string, unknown> = {}) => {
     const dir = mkdtempSync(join(work, 'hf-target-'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'qwen2', vocab_size: vocabSize, max_position_embeddings: 4096, rope_theta: 10000, bos_token_id: 151643, eos_token_id: 151645, ...extra }));
@@ -116,10 +116,14 @@ describe('preflight per engine', () => {
   });
 });
 
-describe('fireopt export (CLI)', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512, vocabPath('llama-spm')))('fireopt export (CLI)', () => {
+  beforeAll(() => {
+    draft = writeNoisyDraft();
+  });
+
   it('stops before writing anything when the target is incompatible, listing every problem with its engine', async () => {
     const out = join(work, 'refused');
-    const result = await runCli(['export', '--model', draft.checkpoint, '--out', out, '--target', sharedPath('models/vocab/ggml-vocab-llama-spm.gguf')]);
+    const result = await runCli(['export', '--model', draft.checkpoint, '--out', out, '--target', sharedPath(vocabPath('llama-spm'))]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/nothing was written/);
     expect(result.stderr).toMatch(/\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: the draft's vocab_size is 512 but the target's .* is 32000|\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: the target's tokenizer has 32000 tokens but the draft knows 512/);

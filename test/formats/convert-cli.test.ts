@@ -1,19 +1,23 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLlamaGguf } from '../../src/formats/gguf-llama.js';
 import { readHfLlama } from '../../src/formats/safetensors.js';
 import { runBin, runCli } from '../helpers/cli.js';
-import { repoRoot, stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, repoRoot, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 import { bitDifferences, loadStories260K, roundingError, tempDir } from './fixtures.js';
 
 const temp = tempDir('convert');
 afterAll(() => temp.cleanup());
-const stories = loadStories260K();
+const haveStories = haveShared(STORIES260K, TOK512);
+let stories: ReturnType<typeof loadStories260K>;
+beforeAll(() => {
+  stories = loadStories260K();
+});
 const out = (name: string) => join(temp.dir, name);
 
-describe('fireopt convert (in-process)', () => {
+describe.skipIf(!haveStories)('fireopt convert (in-process)', () => {
   it('llama2.c → GGUF with the tokenizer, bit-identical, with a JSON summary', async () => {
     const result = await runCli(['--json', 'convert', stories260K(), '--to', 'gguf', '--out', out('a.gguf'), '--tokenizer', tok512()]);
     expect(result.stderr).toBe('');
@@ -80,7 +84,7 @@ describe('fireopt convert (in-process)', () => {
   });
 });
 
-describe('fireopt convert (spawned bin/fireopt)', () => {
+describe.skipIf(!haveStories)('fireopt convert (spawned bin/fireopt)', () => {
   it('converts with exit code 0, and fails with exit code 2 on a bad input', () => {
     expect(existsSync(join(repoRoot, 'dist/cli/commands/convert.js')), 'run `npm run build` first').toBe(true);
     const ok = runBin(['convert', stories260K(), '--to', 'gguf', '--out', out('spawned.gguf'), '--tokenizer', tok512(), '--dtype', 'f16']);

@@ -4,7 +4,7 @@
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { readGguf } from '../../src/formats/gguf.js';
 import { readLlamaGguf, writeLlamaGguf } from '../../src/formats/gguf-llama.js';
@@ -13,17 +13,23 @@ import { readHfConfig } from '../../src/formats/hf-config.js';
 import { ggufTensorName, tensorsByKey } from '../../src/formats/llama-tensors.js';
 import { loadModel, readTokenizerFile } from '../../src/formats/load-model.js';
 import { readHfLlama, readSafetensors, readSafetensorsHeader, writeHfLlama } from '../../src/formats/safetensors.js';
-import { sharedPath, stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 import { loadStories260K, tempDir } from './fixtures.js';
 
 const temp = tempDir('corrupt');
 afterAll(() => temp.cleanup());
-const stories = loadStories260K();
+const haveStories = haveShared(STORIES260K, TOK512);
+const LLAMA_SPM_VOCAB = 'models/vocab/ggml-vocab-llama-spm.gguf';
+const GPT2_VOCAB = 'models/vocab/ggml-vocab-gpt-2.gguf';
 const goodGguf = join(temp.dir, 'good.gguf');
-writeLlamaGguf(goodGguf, stories.weights, stories.vocabulary);
 const goodHf = join(temp.dir, 'good-hf');
-writeHfLlama(goodHf, stories.weights);
 const goodSafetensors = join(goodHf, 'model.safetensors');
+let stories: ReturnType<typeof loadStories260K>;
+beforeAll(() => {
+  stories = loadStories260K();
+  writeLlamaGguf(goodGguf, stories.weights, stories.vocabulary);
+  writeHfLlama(goodHf, stories.weights);
+});
 
 let counter = 0;
 /** Write `bytes` to a new file in the temp folder and return its path. */
@@ -55,8 +61,11 @@ function ggufTypeOffset(bytes: Buffer, tensorName: string, rank: number): number
   return at + nameBytes.length + 4 + 8 * rank;
 }
 
-describe('GGUF inputs', () => {
-  const good = readFileSync(goodGguf);
+describe.skipIf(!haveStories)('GGUF inputs', () => {
+  let good: Buffer;
+  beforeAll(() => {
+    good = readFileSync(goodGguf);
+  });
 
   it('wrong magic', () => {
     const bytes = Buffer.from(good);
@@ -105,7 +114,7 @@ describe('GGUF inputs', () => {
     expectInputError(() => readLlamaGguf(path), path, /tensor 'blk\.1\.attn_k\.weight' has shape \[16, 64\], the metadata needs \[32, 64\]/);
   });
 
-  it('a missing tensor, an extra tensor, a vocab-only file and another architecture', () => {
+  it.skipIf(!haveShared(LLAMA_SPM_VOCAB, GPT2_VOCAB))('a missing tensor, an extra tensor, a vocab-only file and another architecture', () => {
     const file = readGguf(goodGguf);
     const entries = [...tensorsByKey(stories.weights)];
     const metadata = () => {
@@ -128,18 +137,23 @@ describe('GGUF inputs', () => {
     const extraPath = join(temp.dir, 'extra.gguf');
     writeGguf(extraPath, metadata(), [...tensors, { name: 'rope_freqs.weight', shape: [4], type: 'F32', data: new Float32Array(4) }]);
     expectInputError(() => readLlamaGguf(extraPath), extraPath, /unexpected tensors for a plain llama model: rope_freqs\.weight/);
-    const vocabOnly = sharedPath('models/vocab/ggml-vocab-llama-spm.gguf');
+    const vocabOnly = sharedPath(LLAMA_SPM_VOCAB);
     expectInputError(() => readLlamaGguf(vocabOnly), vocabOnly, /vocab-only GGUF \(no tensors\)/);
-    const gpt2 = sharedPath('models/vocab/ggml-vocab-gpt-2.gguf');
+    const gpt2 = sharedPath(GPT2_VOCAB);
     expectInputError(() => readLlamaGguf(gpt2), gpt2, /GGUF architecture is 'gpt2'; fireopt reads 'llama' models/);
   });
 });
 
-describe('safetensors inputs', () => {
-  const good = readFileSync(goodSafetensors);
-  const headerLength = Number(good.readBigUInt64LE(0));
-  const header = JSON.parse(good.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
-  const body = good.subarray(8 + headerLength);
+describe.skipIf(!haveStories)('safetensors inputs', () => {
+  let good: Buffer;
+  let header: Record<string, unknown>;
+  let body: Buffer;
+  beforeAll(() => {
+    good = readFileSync(goodSafetensors);
+    const headerLength = Number(good.readBigUInt64LE(0));
+    header = JSON.parse(good.subarray(8, 8 + headerLength).toString('utf8')) as Record<string, unknown>;
+    body = good.subarray(8 + headerLength);
+  });
   /** A file with an edited header (re-padded) and the same data section. */
   function withHeader(edit: (h: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>) => void): string {
     const copy = structuredClone(header) as Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>;
@@ -231,14 +245,14 @@ describe('safetensors inputs', () => {
   });
 });
 
-describe('checkpoint detection and tokenizer files', () => {
-  it('llama2.c v1 magic, a tokenizer of the wrong size, and a missing path', () => {
+describe.skipIf(!haveStories)('checkpoint detection and tokenizer files', () => {
+  it.skipIf(!haveShared(GPT2_VOCAB))('llama2.c v1 magic, a tokenizer of the wrong size, and a missing path', () => {
     const v1 = Buffer.from(readFileSync(stories260K()));
     v1.writeUInt32LE(0x616b3432, 0); // llama2.c export.py's v1 magic, "ak42" as a uint32
     const v1Path = broken(v1, 'v1.bin');
     expectInputError(() => loadModel(v1Path), v1Path, /llama2\.c v1\/v2 \("ak42"\) checkpoint; only the v0 format is supported/);
     expectInputError(() => readTokenizerFile(tok512(), 600), tok512(), /truncated llama2\.c tokenizer: token 512 of 600/);
-    const vocab = sharedPath('models/vocab/ggml-vocab-gpt-2.gguf');
+    const vocab = sharedPath(GPT2_VOCAB);
     expectInputError(() => loadModel(stories260K(), { tokenizer: vocab }), vocab, /the tokenizer has 50257 tokens but the checkpoint .* has a vocabulary of 512/);
     expectInputError(() => loadModel('/nonexistent/model.bin'), '/nonexistent/model.bin', /no such checkpoint file or folder/);
   });

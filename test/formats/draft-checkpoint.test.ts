@@ -1,12 +1,12 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDraftCheckpoint, writeDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { readLlama2cCheckpoint } from '../../src/formats/llama2c.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import type { LlamaWeights } from '../../src/model/weights.js';
-import { stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 
 const work = mkdtempSync(join(tmpdir(), 'fireopt-draft-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -19,9 +19,13 @@ function reduceVocabulary(weights: LlamaWeights, keep: number[]): LlamaWeights {
   return { ...weights, config: { ...weights.config, vocabSize: keep.length }, tokenEmbedding: { shape: [keep.length, dim], data } };
 }
 
-describe('draft checkpoints', () => {
-  const weights = readLlama2cCheckpoint(stories260K());
-  const vocabulary = readLlama2cTokenizer(tok512(), weights.config.vocabSize);
+describe.skipIf(!haveShared(STORIES260K, TOK512))('draft checkpoints', () => {
+  let weights: LlamaWeights;
+  let vocabulary: ReturnType<typeof readLlama2cTokenizer>;
+  beforeAll(() => {
+    weights = readLlama2cCheckpoint(stories260K());
+    vocabulary = readLlama2cTokenizer(tok512(), weights.config.vocabSize);
+  });
 
   it('round-trips the real stories260K weights, its tokenizer and training facts', () => {
     const dir = join(work, 'full');

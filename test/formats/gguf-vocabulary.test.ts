@@ -3,11 +3,12 @@ import { InputError } from '../../src/errors.js';
 import { readGguf } from '../../src/formats/gguf.js';
 import { vocabularyFromGguf, vocabularyFromGgufMetadata } from '../../src/formats/gguf-vocabulary.js';
 import { TokenType } from '../../src/tokenizer/vocabulary.js';
-import { sharedPath } from '../helpers/shared.js';
+import { haveShared, sharedPath } from '../helpers/shared.js';
 
-const vocabFile = (name: string) => sharedPath(`models/vocab/ggml-vocab-${name}.gguf`);
+const vocabPath = (name: string) => `models/vocab/ggml-vocab-${name}.gguf`;
+const vocabFile = (name: string) => sharedPath(vocabPath(name));
 
-describe('GGUF embedded tokenizer → Vocabulary', () => {
+describe.skipIf(!haveShared(...['llama-spm', 'gpt-2', 'phi-3'].map(vocabPath)))('GGUF embedded tokenizer → Vocabulary', () => {
   it('reads the Llama-2 SentencePiece vocabulary', () => {
     const vocabulary = vocabularyFromGguf(vocabFile('llama-spm'));
     expect(vocabulary.model).toBe('llama');

@@ -5,18 +5,20 @@ import { GgmlType, readGguf } from '../../src/formats/gguf.js';
 import { readLlamaGguf, writeLlamaGguf, writeVocabOnlyGguf } from '../../src/formats/gguf-llama.js';
 import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
 import type { LlamaConfig } from '../../src/model/config.js';
-import { sharedPath } from '../helpers/shared.js';
+import { haveShared, sharedPath, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { bitDifferences, loadStories260K, roundingError, tempDir } from './fixtures.js';
 
 const KNOWN_TEXT = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park';
 
 let llama: Llama;
 const temp = tempDir('gguf');
-const stories = loadStories260K();
+const haveStories = haveShared(STORIES260K, TOK512);
+let stories: ReturnType<typeof loadStories260K>;
 const f32Path = join(temp.dir, 'stories260K-f32.gguf');
 const f16Path = join(temp.dir, 'stories260K-f16.gguf');
 
 beforeAll(async () => {
+  stories = loadStories260K();
   writeLlamaGguf(f32Path, stories.weights, stories.vocabulary, { dtype: 'f32', name: 'stories260K' });
   writeLlamaGguf(f16Path, stories.weights, stories.vocabulary, { dtype: 'f16' });
   llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
@@ -45,7 +47,7 @@ async function llamaCppGreedy(path: string, count: number): Promise<{ tokens: To
   }
 }
 
-describe('GGUF writer with the real stories260K model', () => {
+describe.skipIf(!haveStories)('GGUF writer with the real stories260K model', () => {
   it('writes a GGUF that llama.cpp loads and greedy-decodes to the known story', async () => {
     const result = await llamaCppGreedy(f32Path, 40);
     expect(result.bos).toBe(stories.vocabulary.bosId);
@@ -107,7 +109,7 @@ describe('GGUF writer with the real stories260K model', () => {
   });
 });
 
-describe('GGUF embedded tokenizer written by fireopt', () => {
+describe.skipIf(!haveStories || !haveShared(...['llama-spm', 'gpt-2'].map((name) => `models/vocab/ggml-vocab-${name}.gguf`)))('GGUF embedded tokenizer written by fireopt', () => {
   // A vocab-only GGUF re-written from each real vocabulary must tokenize exactly as the original
   // does in llama.cpp: SentencePiece scores and token types (Llama-2) and BPE merges (GPT-2).
   const texts = ['Once upon a time, there was a little girl named Lily.', '  leading spaces and ünïcödé 😀 <s> tokens\n\tand tabs', 'def f(x):\n    return x ** 2  # 1234567'];

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLlamaGguf, writeLlamaGguf } from '../../src/formats/gguf-llama.js';
 import { hfConfigJson, parseHfConfig } from '../../src/formats/hf-config.js';
 import { tensorsByKey } from '../../src/formats/llama-tensors.js';
@@ -14,12 +14,11 @@ import {
   writeHfLlama,
   writeSafetensors,
 } from '../../src/formats/safetensors.js';
-import { stories260K } from '../helpers/shared.js';
+import { haveShared, STORIES260K, stories260K, TOK512 } from '../helpers/shared.js';
 import { bitDifferences, loadStories260K, roundingError, tempDir } from './fixtures.js';
 
 const temp = tempDir('safetensors');
 afterAll(() => temp.cleanup());
-const stories = loadStories260K();
 
 /** Deterministic pseudo-random floats (a small LCG), spread over several binades and signs. */
 function randomFloats(count: number, seed: number): Float32Array {
@@ -85,11 +84,15 @@ describe('RoPE layouts', () => {
   });
 });
 
-describe('Hugging Face Llama folders with the real stories260K model', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512))('Hugging Face Llama folders with the real stories260K model', () => {
   const f32Dir = join(temp.dir, 'hf-f32');
   const f16Dir = join(temp.dir, 'hf-f16');
-  writeHfLlama(f32Dir, stories.weights, { vocabulary: stories.vocabulary });
-  writeHfLlama(f16Dir, stories.weights, { dtype: 'F16' });
+  let stories: ReturnType<typeof loadStories260K>;
+  beforeAll(() => {
+    stories = loadStories260K();
+    writeHfLlama(f32Dir, stories.weights, { vocabulary: stories.vocabulary });
+    writeHfLlama(f16Dir, stories.weights, { dtype: 'F16' });
+  });
 
   it('llama2.c → safetensors → read → GGUF → read keeps every F32 tensor bit-identical', () => {
     const hf = readHfLlama(f32Dir);

@@ -1,5 +1,5 @@
 /** Run the CLI in-process (fast) or as a spawned process (real exit codes). */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { repoRoot } from './shared.js';
@@ -28,4 +28,22 @@ export function runBin(args: string[], options: { input?: string | Buffer; env?:
     maxBuffer: 64 * 1024 * 1024,
   });
   return { code: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * Spawned without blocking: a Node script of the repository (scripts/, bench/), so that a server in
+ * this process (a local HTTP mirror) can answer it. A non-zero exit is returned, not thrown.
+ */
+export function runScript(script: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise) => {
+    execFile(
+      process.execPath,
+      [join(repoRoot, script), ...args],
+      { cwd: repoRoot, env: { ...process.env, ...options.env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: options.timeoutMs },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        resolvePromise({ code, stdout, stderr });
+      },
+    );
+  });
 }

@@ -41,3 +41,6 @@ export const STORIES260K = 'models/stories260K/stories260K.bin';
 export const TOK512 = 'models/stories260K/tok512.bin';
 export const stories260K = () => sharedPath(STORIES260K);
 export const tok512 = () => sharedPath(TOK512);
+export const SHAREGPT = 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json';
+/** What `makeStoriesTargets` (test/train/stories-targets.ts) reads: the target model and ShareGPT prompts. */
+export const STORIES_TARGETS = [STORIES260K, TOK512, SHAREGPT] as const;

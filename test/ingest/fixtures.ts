@@ -29,7 +29,16 @@ export interface BfclQuestion {
   function: Array<{ name: string; description: string; parameters: unknown }>;
 }
 
-export const alpacaPath = (): string => sharedPath('data/alpaca_eval_outputs/gpt-4-turbo-2024-04-09.json');
+/** The ../shared files these fixtures read (for `haveShared`). */
+export const INGEST_TRACES = [
+  'data/alpaca_eval_outputs/gpt-4-turbo-2024-04-09.json',
+  'data/taskmaster4_coffee/data_00.json',
+  'data/taskmaster4_coffee/data_01.json',
+  'data/bfcl/BFCL_v4_simple_python.json',
+  'data/bfcl/possible_answer/BFCL_v4_simple_python.json',
+];
+
+export const alpacaPath = (): string => sharedPath(INGEST_TRACES[0]);
 export const alpaca = (): AlpacaOutput[] => JSON.parse(readFileSync(alpacaPath(), 'utf8')) as AlpacaOutput[];
 export const taskmaster = (part = '00'): TaskmasterDialogue[] =>
   JSON.parse(readFileSync(sharedPath(`data/taskmaster4_coffee/data_${part}.json`), 'utf8')) as TaskmasterDialogue[];

@@ -8,6 +8,7 @@ import type { IngestManifest } from '../../src/ingest/index.js';
 import {
   alpaca,
   alpacaPath,
+  INGEST_TRACES,
   batchInputFromAlpaca,
   batchOutputFromAlpaca,
   bfcl,
@@ -27,13 +28,16 @@ import {
   writeJsonl,
   type TaskmasterDialogue,
 } from './fixtures.js';
+import { haveShared } from '../helpers/shared.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 const at = (name: string) => join(tmp.dir, name);
 
-const outputs = alpaca();
-const dialogues = taskmaster('00');
+// Read at collection time, so empty without ../shared (every test that uses them is skipped then).
+const haveTraces = haveShared(...INGEST_TRACES);
+const outputs = haveTraces ? alpaca() : [];
+const dialogues = haveTraces ? taskmaster('00') : [];
 
 /** Independent count of distinct (context, completion) samples in Taskmaster dialogues, as chat. */
 function expectedTaskmasterSamples(ds: readonly TaskmasterDialogue[]): { total: number; distinct: number } {
@@ -54,7 +58,7 @@ function expectedTaskmasterSamples(ds: readonly TaskmasterDialogue[]): { total: 
   return { total, distinct: keys.size };
 }
 
-describe('ingest: every input format, built from real traces', () => {
+describe.skipIf(!haveTraces)('ingest: every input format, built from real traces', () => {
   it('AlpacaEval outputs as prompt/completion JSONL, as the original JSON array, and as OpenAI chat', async () => {
     const jsonl = writeJsonl(at('pc.jsonl'), promptCompletionFromAlpaca(outputs));
     const chat = writeJsonl(at('chat.jsonl'), chatFromAlpaca(outputs));

@@ -18,7 +18,10 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { idleCpusNow, runIngest, workersFor, type IngestSummary } from '../../src/ingest/index.js';
-import { alpaca, bfcl, bfclAnswers, chatFromAlpaca, chatFromTaskmaster, ingestConfig, readRows, taskmaster, tempDir, toolCallChatFromBfcl } from './fixtures.js';
+import { haveShared } from '../helpers/shared.js';
+import {
+  alpaca, bfcl, bfclAnswers, chatFromAlpaca, chatFromTaskmaster, INGEST_TRACES, ingestConfig, readRows, taskmaster, tempDir, toolCallChatFromBfcl,
+} from './fixtures.js';
 
 const tmp = tempDir('fireopt-parallel-');
 afterAll(() => tmp.cleanup());
@@ -108,7 +111,7 @@ const counts = (summary: IngestSummary) => ({
   inputs: summary.inputs,
 });
 
-describe('ingest with parse workers', () => {
+describe.skipIf(!haveShared(...INGEST_TRACES))('ingest with parse workers', () => {
   it('writes the same rows, in the same order, as on one thread (12 MB of real traces)', async () => {
     const input = at('traces.jsonl');
     const expected = buildInput(input);

@@ -16,7 +16,10 @@ import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { readHfLlama, writeHfLlama } from '../../src/formats/safetensors.js';
 import { generate, LlamaModel, nextTokenDistributions } from '../../src/model/index.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
-import { sharedPath, stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
+
+const GSM8K_TEST = 'data/gsm8k/test.jsonl';
+const TASKMASTER_01 = 'data/taskmaster4_coffee/data_01.json';
 
 let work: string;
 let llama: Llama;
@@ -52,14 +55,14 @@ afterAll(async () => {
 
 /** 20 real prompts: the openings of GSM8K questions and Taskmaster-4 utterances. */
 function realPrompts(): string[] {
-  const gsm8k = readFileSync(sharedPath('data/gsm8k/test.jsonl'), 'utf8').trim().split('\n').slice(0, 10)
+  const gsm8k = readFileSync(sharedPath(GSM8K_TEST), 'utf8').trim().split('\n').slice(0, 10)
     .map((line) => (JSON.parse(line) as { question: string }).question.split(/\s+/).slice(0, 24).join(' '));
-  const dialogues = JSON.parse(readFileSync(sharedPath('data/taskmaster4_coffee/data_01.json'), 'utf8')) as Array<{ utterances: Array<{ text: string }> }>;
+  const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_01), 'utf8')) as Array<{ utterances: Array<{ text: string }> }>;
   const utterances = dialogues.slice(0, 10).map((d) => d.utterances.slice(0, 3).map((u) => u.text).join(' ').split(/\s+/).slice(0, 24).join(' '));
   return [...gsm8k, ...utterances];
 }
 
-describe('tfjs model vs llama.cpp on the same weights', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512, GSM8K_TEST, TASKMASTER_01))('tfjs model vs llama.cpp on the same weights', () => {
   it('gives the same next-token distribution (max |Δp| < 1e-4) at every position of 20 real prompts', async () => {
     const tokenizer = loadTokenizer(join(work, 'stories.gguf'));
     const sequence = context.getSequence();

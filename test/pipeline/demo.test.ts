@@ -15,7 +15,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 describe('fireopt demo', () => {
   it('runs the loop on the bundled target and traffic and prints the comparison table', async () => {
     const out = join(work, 'demo');
-    const first = await runCli(['--quiet', 'demo', '--out', out, '--time-budget', '8']);
+    const first = await runCli(['--quiet', 'demo', '--out', out, '--time-budget', '20']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/adapted draft/);
     expect(first.stdout).toMatch(/generic draft/);
@@ -25,14 +25,19 @@ describe('fireopt demo', () => {
     expect(existsSync(join(out, 'run', '5-eval', 'data', 'report.md'))).toBe(true);
     expect(existsSync(join(out, 'release', 'promotion.json'))).toBe(true);
 
-    const again = await runCli(['--json', '--quiet', 'demo', '--out', out, '--time-budget', '8']);
+    const again = await runCli(['--json', '--quiet', 'demo', '--out', out, '--time-budget', '20']);
     expect(again.code, again.stderr).toBe(0);
     const result = JSON.parse(again.stdout) as DemoResult;
     expect(result.pipeline.stages.every((s) => s.status === 'skipped')).toBe(true);
     expect(result.rows.map((r) => r.name)).toEqual(['draft:draft', 'draft:demo-generic-draft', 'prompt-lookup']);
-    for (const row of result.rows) {
-      expect(row.acceptance_length).toBeGreaterThanOrEqual(1);
-      expect(row.speedup).toBeGreaterThan(0);
-    }
-  });
+    // The point of the demo: the draft trained on this traffic beats the generic one on held-out data.
+    const [adapted, generic] = result.rows;
+    // Training runs on a time budget: on an overloaded machine it may make only a few steps; say so.
+    const steps = Number(result.pipeline.stages.find((s) => s.stage === '4-train')?.summary?.steps ?? 0);
+    expect(steps, `the demo trained ${steps} steps in its 20 s budget: the machine is too loaded for this comparison`).toBeGreaterThan(50);
+    console.log(`demo: adapted hit rate ${adapted.hit_rate}, τ ${adapted.acceptance_length}; generic ${generic.hit_rate}, τ ${generic.acceptance_length}`);
+    expect(adapted.hit_rate as number).toBeGreaterThan(generic.hit_rate as number);
+    expect(adapted.acceptance_length).toBeGreaterThan(generic.acceptance_length);
+    expect(adapted.speedup).toBeGreaterThan(generic.speedup);
+  }, 300_000); // two demo runs with a 20 s training budget each (the second skips every stage)
 });

@@ -13,8 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PipelineResult, PromotionRecord } from '../../src/pipeline/index.js';
 import type { DriftResult } from '../../src/pipeline/drift-run.js';
 import { runCli } from '../helpers/cli.js';
+import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
-import { writeAlpacaTraces, writeTaskmasterTraces } from './traces.js';
+import { PIPELINE_TRACES, writeAlpacaTraces, writeTaskmasterTraces } from './traces.js';
 
 let work: string;
 let gguf: StoriesGguf;
@@ -68,7 +69,7 @@ async function run(...args: string[]): Promise<{ code: number; result: PipelineR
   return { code, result: JSON.parse(stdout) as PipelineResult, stderr };
 }
 
-describe('fireopt run: two scheduled cycles', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt run: two scheduled cycles', () => {
   it('cycle 1: a failed promotion resumes at that stage, promotes, and an unchanged rerun does nothing', async () => {
     const failed = await runCli(['--quiet', '-c', config, 'run']);
     expect(failed.code).toBe(1);

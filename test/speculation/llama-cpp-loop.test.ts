@@ -20,7 +20,7 @@ import {
 } from '../../src/speculation/index.js';
 import { LlamaCppSpeculator } from '../../src/speculation/llama-cpp-loop.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
-import { sharedPath } from '../helpers/shared.js';
+import { haveShared, sharedPath, SHAREGPT, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from './fixtures.js';
 
 const MAX_TOKENS = 96;
@@ -33,7 +33,7 @@ let greedy: Array<{ tokens: number[]; wallMs: number }>;
 beforeAll(async () => {
   fixture = writeNoisyDraft({ noise: 0.05, keepLayers: 4 });
   const tokenizer = loadTokenizer(fixture.targetGguf);
-  const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
   prompts = sharegpt.slice(0, 12).map((c) => tokenizer.encode(c.conversations[0].value.split(/\s+/).slice(0, 6).join(' '), { addBos: true }));
   speculator = await LlamaCppSpeculator.open({ targetModel: fixture.targetGguf, draftModel: fixture.gguf });
   greedy = [];
@@ -48,7 +48,7 @@ afterAll(async () => {
   fixture?.remove();
 });
 
-describe('speculative decoding in llama.cpp', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('speculative decoding in llama.cpp', () => {
   it('outputs exactly the plain greedy tokens, and the simulator predicts its τ within 2% for every k', async () => {
     const scored = await teacherForcedDraft(draft, prompts.map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })));
     const lines: string[] = [];

@@ -16,7 +16,7 @@ import { runSynth } from '../../src/synth/index.js';
 import { LlamaCppEngine } from '../../src/targets/llama-cpp/engine.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { runCli } from '../helpers/cli.js';
-import { sharedPath } from '../helpers/shared.js';
+import { haveShared, sharedPath, SHAREGPT, STORIES_TARGETS } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 
 interface ShareGpt {
@@ -33,7 +33,7 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-synth-'));
   gguf = writeStoriesGguf();
   // Real user prompts, cut to a sentence-sized opening.
-  const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as ShareGpt[];
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
   seeds = sharegpt.slice(0, 12).map((c) => c.conversations[0].value.split(/\s+/).slice(0, 12).join(' '));
   seedsFile = join(work, 'seeds.txt');
   writeFileSync(seedsFile, seeds.join('\n') + '\n');
@@ -50,7 +50,9 @@ async function readDataset(dir: string): Promise<TraceRow[]> {
   return rows;
 }
 
-describe('near-duplicate index', () => {
+const haveInputs = haveShared(...STORIES_TARGETS);
+
+describe.skipIf(!haveInputs)('near-duplicate index', () => {
   it('finds exact (normalised) and near duplicates of real prompts and keeps distinct ones', () => {
     const index = new NearDuplicateIndex(0.7);
     seeds.forEach((seed) => index.add(seed));
@@ -60,12 +62,12 @@ describe('near-duplicate index', () => {
     const near = index.check(`${seeds[6]} please`); // "my boss is making us do a family tree for the employees"
     expect(near).toMatchObject({ kind: 'near', of: 6 });
     expect(near.kind === 'near' && near.similarity).toBeLessThan(1);
-    const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as ShareGpt[];
+    const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
     for (const other of sharegpt.slice(100, 120)) expect(index.check(other.conversations[0].value.split(/\s+/).slice(0, 12).join(' '))).toEqual({ kind: 'new' });
   });
 });
 
-describe('fireopt synth (llama-cpp stories260K target)', () => {
+describe.skipIf(!haveInputs)('fireopt synth (llama-cpp stories260K target)', () => {
   const dataset = () => join(work, 'synthetic');
 
   it('writes N new, mutually distinct prompts as a valid ingest dataset', async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { samplingOptions, type PositionLogprobs } from '../../src/targets/engine.js';
 import { LlamaCppEngine } from '../../src/targets/llama-cpp/engine.js';
+import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { BOS, GREEDY_STORY_PREFIX, writeStoriesGguf, type StoriesGguf } from './stories-gguf.js';
 
 let gguf: StoriesGguf;
@@ -29,7 +30,7 @@ function expectSortedLogprobs(position: PositionLogprobs, k: number): void {
   expect(mass).toBeLessThanOrEqual(1 + 1e-5);
 }
 
-describe('llama-cpp engine', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512))('llama-cpp engine', () => {
   it('identifies the model by file hash and vocabulary', () => {
     expect(engine.identity.engine).toBe('llama-cpp');
     expect(engine.identity.model).toBe('stories260K.gguf');

@@ -12,6 +12,7 @@ import { AlignmentError } from '../../src/targets/openai/alignment.js';
 import { OpenAiEngine, type OpenAiEngineDeps } from '../../src/targets/openai/engine.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './fault-proxy.js';
+import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { BOS, writeStoriesGguf, type StoriesGguf } from './stories-gguf.js';
 
 let gguf: StoriesGguf;
@@ -75,7 +76,7 @@ function expectSameGreedy(actual: Completion[], expected: Completion[]): void {
   });
 }
 
-describe('openai engine against fireopt serve', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt serve', () => {
   it('ends every request ok through 429s, 5xx, hangs, dropped connections and malformed bodies, with greedy results equal to llama-cpp', async () => {
     const proxy = await startFaultProxy({ upstream: serving.url, faults: ALL_FAULTS, faultsFor: (ordinal) => 1 + (ordinal % 3) });
     proxies.push(proxy);

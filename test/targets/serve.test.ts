@@ -2,7 +2,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/shared.js';
+import { haveShared, repoRoot, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { BOS, GREEDY_STORY_PREFIX, writeStoriesGguf, type StoriesGguf } from './stories-gguf.js';
 
 let gguf: StoriesGguf;
@@ -16,7 +16,7 @@ async function post(url: string, body: unknown): Promise<{ status: number; json:
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
-describe('fireopt serve (spawned)', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve (spawned)', () => {
   it('serves models, completions and chat on 127.0.0.1 and exits 0 on SIGTERM', async () => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), '--json', 'serve', '--model', gguf.path, '--port', '0', '--context-size', '256'], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,7 +14,7 @@ import { TfjsEngine } from '../../src/targets/tfjs/engine.js';
 import { tfjsTargetTokenizer } from '../../src/targets/tfjs/tokenizer.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import type { Tokenizer } from '../../src/tokenizer/tokenizer.js';
-import { sharedPath, stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 import { BOS, GREEDY_STORY_PREFIX, writeStoriesGguf, type StoriesGguf } from './stories-gguf.js';
 
 let gguf: StoriesGguf;
@@ -37,9 +37,9 @@ afterAll(async () => {
 
 /** 20 real prompts: openings of GSM8K questions and Taskmaster-4 coffee-order utterances. */
 function realPrompts(): string[] {
-  const gsm8k = readFileSync(sharedPath('data/gsm8k/test.jsonl'), 'utf8').trim().split('\n').slice(20, 30)
+  const gsm8k = readFileSync(sharedPath(GSM8K_TEST), 'utf8').trim().split('\n').slice(20, 30)
     .map((line) => (JSON.parse(line) as { question: string }).question.split(/\s+/).slice(0, 16).join(' '));
-  const dialogues = JSON.parse(readFileSync(sharedPath('data/taskmaster4_coffee/data_02.json'), 'utf8')) as Array<{ utterances: Array<{ text: string }> }>;
+  const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_02), 'utf8')) as Array<{ utterances: Array<{ text: string }> }>;
   const utterances = dialogues.slice(0, 10).map((d) => d.utterances.slice(0, 2).map((u) => u.text).join(' ').split(/\s+/).slice(0, 16).join(' '));
   return [...gsm8k, ...utterances];
 }
@@ -58,7 +58,11 @@ function compareTopK(a: PositionLogprobs, b: PositionLogprobs): { worst: number;
   return { worst, shared };
 }
 
-describe('tfjs engine vs llama-cpp engine on stories260K', () => {
+const GSM8K_TEST = 'data/gsm8k/test.jsonl';
+const TASKMASTER_02 = 'data/taskmaster4_coffee/data_02.json';
+const haveInputs = haveShared(STORIES260K, TOK512, GSM8K_TEST, TASKMASTER_02);
+
+describe.skipIf(!haveInputs)('tfjs engine vs llama-cpp engine on stories260K', () => {
   it('identifies the model by file hash, like llama-cpp', () => {
     expect(tfjs.identity).toEqual({ ...llamaCpp.identity, engine: 'tfjs' });
     expect(tfjs.endOfGenerationIds).toEqual(new Set([tokenizer.eosId]));
@@ -159,7 +163,7 @@ describe('tfjs engine vs llama-cpp engine on stories260K', () => {
   });
 });
 
-describe('tfjs target from the config', () => {
+describe.skipIf(!haveInputs)('tfjs target from the config', () => {
   let fromLlama2c: TargetEngine;
 
   afterAll(async () => {

@@ -14,6 +14,20 @@ export interface CorpusString {
 
 type JsonRecord = Record<string, unknown>;
 
+const ALPACA_GENERATORS = ['Meta-Llama-3-8B-Instruct', 'Mistral-7B-Instruct-v0.2', 'gpt-3.5-turbo-1106', 'gpt-4-turbo-2024-04-09'];
+/** The ../shared files `tokenizerCorpus` reads (for `haveShared`). */
+export const CORPUS_FILES = [
+  ...ALPACA_GENERATORS.map((generator) => `alpaca_eval_outputs/${generator}.json`),
+  'sharegpt_prompts/ShareGPT_V3_filtered_500.json',
+  'sharegpt_prompts/sg_90k_part1_html_cleaned_lang_first_sampled_sorted.json',
+  'humaneval/HumanEval.jsonl.gz',
+  'mbpp/mbpp.jsonl',
+  'gsm8k/test.jsonl',
+  'gsm8k/example_model_solutions.jsonl',
+  'taskmaster4_coffee/data_00.json',
+  'hh_rlhf_harmless_test/test.jsonl.gz',
+].map((path) => `data/${path}`);
+
 const dataPath = (path: string): string => sharedPath('data', path);
 const readJson = (path: string): unknown => JSON.parse(readFileSync(dataPath(path), 'utf8'));
 const readJsonl = (path: string): JsonRecord[] => {
@@ -56,9 +70,8 @@ export function tokenizerCorpus(): CorpusString[] {
     for (const text of texts) strings.push({ source, text: truncate(text, maxChars) });
   };
 
-  const generators = ['Meta-Llama-3-8B-Instruct', 'Mistral-7B-Instruct-v0.2', 'gpt-3.5-turbo-1106', 'gpt-4-turbo-2024-04-09'];
   const alpacaOutputs: string[] = [];
-  generators.forEach((generator, g) => {
+  ALPACA_GENERATORS.forEach((generator, g) => {
     const rows = readJson(`alpaca_eval_outputs/${generator}.json`) as unknown[];
     const outputs = rows.map((row) => field(row, 'output'));
     add(`alpaca_eval/${generator}`, every(outputs, 60, 13, g));

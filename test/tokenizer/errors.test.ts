@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { writeGguf, type GgufMetadataEntry } from '../../src/formats/gguf-write.js';
 import { loadTokenizer, tokenizerFromVocabulary, TokenType } from '../../src/tokenizer/index.js';
-import { sharedPath, stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 
 /** The error `run` throws (fails the test when it throws nothing). */
 function thrown(run: () => unknown): unknown {
@@ -23,6 +23,8 @@ function expectInputError(run: () => unknown, ...fragments: string[]): void {
   expect(error).toBeInstanceOf(InputError);
   for (const fragment of fragments) expect((error as InputError).message).toContain(fragment);
 }
+
+const LLAMA_SPM_VOCAB = 'models/vocab/ggml-vocab-llama-spm.gguf';
 
 describe('tokenizer input errors', () => {
   let directory: string;
@@ -49,7 +51,7 @@ describe('tokenizer input errors', () => {
     expectInputError(() => loadTokenizer({ kind: 'huggingface', path: file('tokenizer.json') }), 'tokenizer.json', 'ENOENT');
   });
 
-  it('rejects a file that is neither GGUF nor tokenizer.json, pointing llama2.c users at vocabSize', () => {
+  it.skipIf(!haveShared(STORIES260K))('rejects a file that is neither GGUF nor tokenizer.json, pointing llama2.c users at vocabSize', () => {
     const error = thrown(() => loadTokenizer(stories260K()));
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).message).toContain('not a GGUF file or a tokenizer.json');
@@ -87,7 +89,7 @@ describe('tokenizer input errors', () => {
     expectInputError(() => loadTokenizer(file('not-tokenizer.json')), 'not-tokenizer.json', 'not a Hugging Face tokenizer.json');
   });
 
-  it('rejects a llama2.c tokenizer read with the wrong vocabulary size', () => {
+  it.skipIf(!haveShared(TOK512))('rejects a llama2.c tokenizer read with the wrong vocabulary size', () => {
     expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 500 }), 'tok512.bin', 'trailing bytes');
     expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 600 }), 'tok512.bin', 'truncated');
   });
@@ -99,8 +101,8 @@ describe('tokenizer input errors', () => {
     expectInputError(() => tokenizerFromVocabulary({ model: 'gpt2', tokens, tokenTypes, addBos: false, addEos: false, pre: 'gpt-2' }, { path: 'bpe.gguf' }), 'bpe.gguf', 'merges');
   });
 
-  it('rejects token ids outside the vocabulary', () => {
-    const tokenizer = loadTokenizer(sharedPath('models/vocab/ggml-vocab-llama-spm.gguf'));
+  it.skipIf(!haveShared(LLAMA_SPM_VOCAB))('rejects token ids outside the vocabulary', () => {
+    const tokenizer = loadTokenizer(sharedPath(LLAMA_SPM_VOCAB));
     expectInputError(() => tokenizer.decode([5, 32000]), 'token id 32000', '32000-token vocabulary');
     expectInputError(() => tokenizer.tokenPiece(-1), 'token id -1');
   });

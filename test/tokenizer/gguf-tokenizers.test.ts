@@ -11,8 +11,8 @@ import { readGguf } from '../../src/formats/gguf.js';
 import { vocabularyFromGgufMetadata } from '../../src/formats/gguf-vocabulary.js';
 import { writeGguf, type GgufMetadataEntry } from '../../src/formats/gguf-write.js';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/index.js';
-import { sharedPath } from '../helpers/shared.js';
-import { tokenizerCorpus } from './corpus.js';
+import { haveShared, sharedPath } from '../helpers/shared.js';
+import { CORPUS_FILES, tokenizerCorpus, type CorpusString } from './corpus.js';
 import { compareEveryTokenDecode, compareWithLlamaCpp, loadReferenceVocab, mismatchReport } from './llama-cpp-reference.js';
 
 const vocabularies = [
@@ -21,13 +21,16 @@ const vocabularies = [
   { name: 'GPT-2 (byte-level BPE)', file: 'ggml-vocab-gpt-2.gguf', kind: 'bpe', vocabSize: 50257 },
 ] as const;
 
-describe.each(vocabularies)('$name GGUF tokenizer agrees with llama.cpp', ({ file, kind, vocabSize }) => {
+const haveVocabularies = haveShared(...CORPUS_FILES, ...vocabularies.map(({ file }) => `models/vocab/${file}`));
+
+describe.skipIf(!haveVocabularies).each(vocabularies)('$name GGUF tokenizer agrees with llama.cpp', ({ file, kind, vocabSize }) => {
   const path = () => sharedPath('models/vocab', file);
   let model: LlamaModel;
   let tokenizer: Tokenizer;
-  const corpus = tokenizerCorpus();
+  let corpus: CorpusString[];
 
   beforeAll(async () => {
+    corpus = tokenizerCorpus();
     model = await loadReferenceVocab(path());
     tokenizer = loadTokenizer(path());
   });
@@ -81,13 +84,14 @@ describe.each(vocabularies)('$name GGUF tokenizer agrees with llama.cpp', ({ fil
  * and merges are rewritten into a GGUF that names `llama-bpe`: llama.cpp then runs its llama3 code
  * path on them, and so must fireopt.
  */
-describe('llama3 (llama-bpe) pre-tokenizer agrees with llama.cpp', () => {
+describe.skipIf(!haveVocabularies)('llama3 (llama-bpe) pre-tokenizer agrees with llama.cpp', () => {
   let directory: string;
   let model: LlamaModel;
   let tokenizer: Tokenizer;
-  const corpus = tokenizerCorpus();
+  let corpus: CorpusString[];
 
   beforeAll(async () => {
+    corpus = tokenizerCorpus();
     const source = readGguf(sharedPath('models/vocab/ggml-vocab-gpt-2.gguf'));
     const vocabulary = vocabularyFromGgufMetadata(source.metadata, source.path);
     const uint32 = (key: string): GgufMetadataEntry => ({ key, type: 'uint32', value: Number(source.metadata.get(key)) });

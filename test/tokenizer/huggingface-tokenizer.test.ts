@@ -13,8 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LlamaModel } from 'node-llama-cpp';
 import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
 import { loadTokenizer, TokenType, type Tokenizer, type Vocabulary } from '../../src/tokenizer/index.js';
-import { sharedPath } from '../helpers/shared.js';
-import { tokenizerCorpus } from './corpus.js';
+import { haveShared, sharedPath } from '../helpers/shared.js';
+import { CORPUS_FILES, tokenizerCorpus, type CorpusString } from './corpus.js';
 import { compareWithLlamaCpp, loadReferenceVocab, mismatchReport } from './llama-cpp-reference.js';
 
 /** GPT-2's tokenizer.json layout (as Hugging Face's `gpt2` repository has it) for a byte-level BPE vocabulary. */
@@ -98,14 +98,17 @@ const layouts = [
   },
 ] as const;
 
-describe.each(layouts)('Hugging Face tokenizer.json ($name layout) agrees with llama.cpp', (layout) => {
+const haveVocabularies = haveShared(...CORPUS_FILES, ...layouts.map(({ gguf }) => `models/vocab/${gguf}`));
+
+describe.skipIf(!haveVocabularies).each(layouts)('Hugging Face tokenizer.json ($name layout) agrees with llama.cpp', (layout) => {
   const ggufPath = () => sharedPath('models/vocab', layout.gguf);
   let directory: string;
   let model: LlamaModel;
   let tokenizer: Tokenizer;
-  const corpus = tokenizerCorpus();
+  let corpus: CorpusString[];
 
   beforeAll(async () => {
+    corpus = tokenizerCorpus();
     directory = mkdtempSync(join(tmpdir(), 'fireopt-hf-'));
     writeFileSync(join(directory, 'tokenizer.json'), JSON.stringify(layout.build(vocabularyFromGguf(ggufPath()))));
     writeFileSync(join(directory, 'tokenizer_config.json'), JSON.stringify(layout.config));

@@ -13,17 +13,18 @@ import { writeVocabOnlyGguf } from '../../src/formats/gguf-llama.js';
 import { readLlama2cCheckpoint } from '../../src/formats/llama2c.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/index.js';
-import { stories260K, tok512 } from '../helpers/shared.js';
-import { tokenizerCorpus } from './corpus.js';
+import { haveShared, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
+import { CORPUS_FILES, tokenizerCorpus, type CorpusString } from './corpus.js';
 import { asTokens, compareEveryTokenDecode, compareWithLlamaCpp, loadReferenceVocab, mismatchReport } from './llama-cpp-reference.js';
 
-describe('stories260K tok512 tokenizer agrees with llama.cpp', () => {
+describe.skipIf(!haveShared(STORIES260K, TOK512, ...CORPUS_FILES))('stories260K tok512 tokenizer agrees with llama.cpp', () => {
   let directory: string;
   let model: LlamaModel;
   let tokenizer: Tokenizer;
-  const corpus = tokenizerCorpus();
+  let corpus: CorpusString[];
 
   beforeAll(async () => {
+    corpus = tokenizerCorpus();
     const { config } = readLlama2cCheckpoint(stories260K());
     directory = mkdtempSync(join(tmpdir(), 'fireopt-tok512-'));
     const ggufPath = join(directory, 'tok512-vocab.gguf');

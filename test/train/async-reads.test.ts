@@ -15,7 +15,7 @@ import { initBackend } from '../../src/backend/index.js';
 import { LlamaModel, presetConfig, randomWeights } from '../../src/model/index.js';
 import { runCli } from '../helpers/cli.js';
 import { forbidSyncReads } from '../helpers/sync-reads.js';
-import { stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, STORIES_TARGETS, stories260K, tok512 } from '../helpers/shared.js';
 import { makeStoriesTargets, type StoriesTargets } from './stories-targets.js';
 
 let data: StoriesTargets;
@@ -34,7 +34,7 @@ interface Metric {
   hit_rate?: number;
 }
 
-describe('fireopt train without synchronous reads', () => {
+describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train without synchronous reads', () => {
   it('trains, clips, evaluates, saves, checkpoints and resumes while every synchronous read throws', async () => {
     const out = join(data.work, 'async-only');
     const settings = [

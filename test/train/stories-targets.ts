@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { sharedPath } from '../helpers/shared.js';
+import { SHAREGPT, sharedPath } from '../helpers/shared.js';
 import { writeStoriesGguf } from '../targets/stories-gguf.js';
 
 export interface StoriesTargets {
@@ -25,7 +25,7 @@ export async function makeStoriesTargets(prompts: number, maxTokens: number): Pr
   const work = mkdtempSync(join(tmpdir(), 'fireopt-train-'));
   const gguf = writeStoriesGguf();
   try {
-    const sharegpt = JSON.parse(readFileSync(sharedPath('data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')) as ShareGpt[];
+    const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
     const lines = sharegpt.slice(0, prompts).map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 6).join(' ') }));
     writeFileSync(join(work, 'prompts.jsonl'), lines.join('\n') + '\n');
     const ingested = await runCli(['--quiet', 'ingest', join(work, 'prompts.jsonl'), '--out', join(work, 'dataset'), '--heldout', '0.25']);

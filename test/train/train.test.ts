@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { readTargetRows } from '../../src/formats/targets-schema.js';
 import { runCli } from '../helpers/cli.js';
-import { repoRoot, stories260K, tok512 } from '../helpers/shared.js';
+import { haveShared, repoRoot, STORIES_TARGETS, stories260K, tok512 } from '../helpers/shared.js';
 import { makeStoriesTargets, type StoriesTargets } from './stories-targets.js';
 
 let data: StoriesTargets;
@@ -48,7 +48,7 @@ beforeAll(async () => {
 
 afterAll(() => data?.remove());
 
-describe('fireopt train on stories260K targets', () => {
+describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K targets', () => {
   it('lowers the loss and lifts the held-out greedy hit rate far above the untrained draft', async () => {
     const out = join(data.work, 'learn');
     const result = await runCli([
