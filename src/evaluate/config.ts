@@ -8,7 +8,7 @@
  *   baselines: [prompt-lookup, suffix]
  *   cost_ratio: 0.05          # draft forward / target forward, given
  *   cost:                     # or measured: draft and target decode steps timed in llama.cpp
- *     engine: llama-cpp
+ *     engine: llama-cpp       # auto (default): measured when target_model is known, else cost_ratio
  *     target_model: target.gguf
  *     threads: 1
  * ```
@@ -35,11 +35,12 @@ export const evalSchema = z
     /**
      * Where c comes from: `given` (cost_ratio) or `llama-cpp` (each draft written to a temporary F32
      * GGUF and timed against `target_model` in llama.cpp; the target's batched verification of k + 1
-     * tokens is timed too and replaces the 1 in k·c + 1).
+     * tokens is timed too and replaces the 1 in k·c + 1). `auto`: llama-cpp when the target GGUF is
+     * known (`target_model`; in `fireopt run`, the target's or train.target_model), else given.
      */
     cost: z
       .strictObject({
-        engine: z.enum(['given', 'llama-cpp']).default('given'),
+        engine: z.enum(['auto', 'given', 'llama-cpp']).default('auto'),
         /** The target GGUF (llama-cpp). */
         target_model: z.string().min(1).optional(),
         /** Threads of both llama.cpp contexts. */

@@ -48,6 +48,11 @@ export const promotionSchema = z
     incremental: z.boolean().default(false),
     /** With nothing deployed yet, promote the first draft only if it beats this model-free method too (`none`: promote it). */
     first_must_beat: z.enum(['none', 'prompt-lookup', 'suffix']).default('none'),
+    /**
+     * Never promote a draft whose expected speed-up is below prompt lookup's or suffix decoding's (both
+     * are always measured beside it). Turn off only to exercise the loop with a toy draft.
+     */
+    beat_model_free: z.boolean().default(true),
   })
   .prefault({});
 
