@@ -14,6 +14,7 @@ import type { PipelineResult, PromotionRecord } from '../../src/pipeline/index.j
 import type { DriftResult } from '../../src/pipeline/drift-run.js';
 import type { EvalReport } from '../../src/evaluate/report-schema.js';
 import { runCli } from '../helpers/cli.js';
+import { haveShared } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 import { writeAlpacaTraces, writeTaskmasterTraces } from './traces.js';
 
@@ -21,7 +22,9 @@ let work: string;
 let gguf: StoriesGguf;
 let config: string;
 
-beforeAll(() => {
+const SHARED = ['models/stories260K/stories260K.bin', 'data/taskmaster4_coffee/data_00.json', 'data/alpaca_eval_outputs/Meta-Llama-3-8B-Instruct.json'];
+
+function setUp(): void {
   work = mkdtempSync(join(tmpdir(), 'fireopt-pipeline-'));
   gguf = writeStoriesGguf();
   writeAlpacaTraces(join(work, 'alpaca.jsonl'), 80, 300);
@@ -56,12 +59,7 @@ beforeAll(() => {
     ].join('\n') + '\n',
   );
   writeFileSync(join(work, 'blocked'), 'not a folder\n');
-});
-
-afterAll(() => {
-  if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
-  gguf.remove();
-});
+}
 
 const statuses = (result: PipelineResult): Record<string, string> => Object.fromEntries(result.stages.map((s) => [s.stage, s.status]));
 
@@ -71,7 +69,13 @@ async function run(...args: string[]): Promise<{ code: number; result: PipelineR
   return { code, result: JSON.parse(stdout) as PipelineResult, stderr };
 }
 
-describe('fireopt run: two scheduled cycles', () => {
+describe.skipIf(!haveShared(...SHARED))('fireopt run: two scheduled cycles', () => {
+  beforeAll(setUp);
+  afterAll(() => {
+    if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
+    gguf.remove();
+  });
+
   it('cycle 1: a failed promotion resumes at that stage, promotes, and an unchanged rerun does nothing', async () => {
     const failed = await runCli(['--json', '--quiet', '-c', config, 'run']);
     expect(failed.code).toBe(1);
@@ -158,6 +162,7 @@ describe('fireopt run: two scheduled cycles', () => {
     const fresh = await runCli(['--json', '--quiet', '-c', config, 'drift', '--model', release, '--traces', join(work, 'coffee.jsonl'), '--out', join(work, 'drift-coffee')]);
     expect(fresh.code, fresh.stderr).toBe(3);
     const drifted = JSON.parse(fresh.stdout) as DriftResult;
+    expect(drifted.outcome).toBe('retraining-due');
     expect(drifted.retrain).toBe(true);
     expect(drifted.relative_drop).toBeGreaterThan(0.1);
     expect(drifted.recorded.source).toBe(join(release, 'promotion.json'));
@@ -165,8 +170,14 @@ describe('fireopt run: two scheduled cycles', () => {
     const same = await runCli(['--json', '--quiet', '-c', config, 'drift', '--model', release, '--traces', join(work, 'alpaca.jsonl'), '--out', join(work, 'drift-alpaca')]);
     expect(same.code, same.stderr).toBe(0);
     const steady = JSON.parse(same.stdout) as DriftResult;
+    expect(steady.outcome).toBe('not-due');
     expect(steady.retrain).toBe(false);
     expect(steady.relative_drop).toBeLessThanOrEqual(0.1);
+
+    // the first night: no release yet is an outcome (exit 0), not an error
+    const first = await runCli(['--json', '--quiet', '-c', config, 'drift', '--model', join(work, 'no-release-yet'), '--traces', join(work, 'alpaca.jsonl')]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ outcome: 'nothing-deployed', model: join(work, 'no-release-yet') });
   });
 
   it('cycle 2 in the same run directory: the release is read fresh, drift is measured against it, the retrained draft is promoted only when it wins; retention deletes the data', async () => {
