@@ -73,7 +73,8 @@ export function reportError(error: unknown, io: CliIO, verbose: boolean, json = 
     const summary = {
       outcome: 'failed',
       exit_code: exitCode,
-      error: { code: fireoptError?.code ?? (error instanceof CommanderError ? 'E_USAGE' : 'E_INTERNAL'), message: describeError(error), hint: fireoptError?.hint ?? null },
+      error: { code: fireoptError?.code ?? (error instanceof CommanderError ? 'E_USAGE' : 'E_INTERNAL'),
+        message: describeError(error), hint: fireoptError?.hint ?? null },
     };
     io.stdout(JSON.stringify(summary, null, 2) + '\n');
     return exitCode;

@@ -72,7 +72,8 @@ export function createProgressRenderer(options: RendererOptions = {}): ProgressS
       state.bar.stop();
       if (counts) process.stderr.write(`${event.task}: done, ${event.done} ${state.unit}${counts}\n`);
     } else {
-      process.stderr.write(`${event.task}: done, ${event.done} ${state.unit}${counts} in ${elapsedSec.toFixed(1)} s (${rate})\n`);
+      const took = `in ${elapsedSec.toFixed(1)} s (${rate})`;
+      process.stderr.write(`${event.task}: done, ${event.done} ${state.unit}${counts} ${took}\n`);
     }
     bars.delete(event.task);
   };

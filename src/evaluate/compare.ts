@@ -79,7 +79,8 @@ export function compareReports(reportA: EvalReport, pathA: string, reportB: Eval
   const costB = costAssumption(reportB, b);
   if (!sameCostAssumption(costA, costB)) {
     throw new InputError(
-      `${pathA} and ${pathB} rest on different cost assumptions: ${a.name} ${costA.description}; ${b.name} ${costB.description}`,
+      `${pathA} and ${pathB} rest on different cost assumptions: ` +
+        `${a.name} ${costA.description}; ${b.name} ${costB.description}`,
       'HINT: evaluate both with the same eval.cost (engine, target model, threads) or the same eval.cost_ratio',
       'E_COST_MISMATCH',
     );

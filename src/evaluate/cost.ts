@@ -130,7 +130,8 @@ export interface CostAssumption {
 }
 
 function measuredFamily(m: CostMeasurement): string {
-  return `measured in ${m.engine} against ${m.target_model} (${m.threads} thread(s), context ${m.context_size}, ${m.context_tokens} cached tokens)`;
+  const settings = `${m.threads} thread(s), context ${m.context_size}, ${m.context_tokens} cached tokens`;
+  return `measured in ${m.engine} against ${m.target_model} (${settings})`;
 }
 
 /**
@@ -142,7 +143,8 @@ export function costAssumption(report: EvalReport, candidate: CandidateReport): 
     const family = measuredFamily(candidate.cost_measurement);
     return { family, description: `c = ${candidate.cost_ratio.toFixed(4)} ${family}`, givenRatio: null };
   }
-  if (candidate.kind === 'draft') return { family: 'given', description: `c = ${candidate.cost_ratio} given (eval.cost_ratio)`, givenRatio: candidate.cost_ratio };
+  if (candidate.kind === 'draft') return { family: 'given',
+    description: `c = ${candidate.cost_ratio} given (eval.cost_ratio)`, givenRatio: candidate.cost_ratio };
   const measured = report.candidates.find((c) => c.cost_measurement)?.cost_measurement;
   if (measured && candidate.verify_cost_by_k) {
     const family = measuredFamily(measured);

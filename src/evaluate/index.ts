@@ -288,7 +288,8 @@ async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps): 
   const draft = new DraftModel(model, checkpoint.draftVocabulary?.draftToTarget, checkpoint.draftVocabulary?.targetVocabSize, unkDraftId);
   let cost: CostMeasurement | null = null;
   try {
-    if (measuresCost(config)) cost = await measureDraftCost(checkpoint, config, (line) => deps.progress({ kind: 'log', level: 'info', message: `${name}: ${line}` }));
+    const log = (line: string): void => deps.progress({ kind: 'log', level: 'info', message: `${name}: ${line}` });
+    if (measuresCost(config)) cost = await measureDraftCost(checkpoint, config, log);
   } catch (error) {
     model.dispose();
     throw error;
@@ -298,7 +299,8 @@ async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps): 
 
 /** Whether c is measured in llama.cpp (`llama-cpp`, or `auto` with the target GGUF known) rather than given. */
 export function measuresCost(config: EvalConfig): boolean {
-  return config.cost.engine === 'llama-cpp' || (config.cost.engine === 'auto' && config.cost.target_model !== undefined);
+  const { engine, target_model: targetModel } = config.cost;
+  return engine === 'llama-cpp' || (engine === 'auto' && targetModel !== undefined);
 }
 
 /** Index the train split's completions into the suffix tree; returns the tokens indexed. */

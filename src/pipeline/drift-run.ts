@@ -32,11 +32,13 @@ export interface NothingDeployed {
  * that does not exist yet (the first night) is `nothing-deployed`, not an error; any other path that
  * is not a draft is.
  */
-export async function runDrift(config: FireoptConfig, request: { model: string; traces: string[]; out: string }, deps: StageDeps): Promise<DriftResult | NothingDeployed> {
+export async function runDrift(config: FireoptConfig, request: { model: string; traces: string[]; out: string },
+  deps: StageDeps): Promise<DriftResult | NothingDeployed> {
   if (request.traces.length === 0) throw new UsageError('drift: no fresh traces (--traces <files...>)');
   const { existsSync } = await import('node:fs');
   if (!existsSync(request.model)) {
-    return { outcome: 'nothing-deployed', model: request.model, retrain: true, reason: `nothing deployed yet: ${request.model} does not exist` };
+    return { outcome: 'nothing-deployed', model: request.model, retrain: true,
+      reason: `nothing deployed yet: ${request.model} does not exist` };
   }
   const model = existsSync(join(request.model, 'draft', 'manifest.json')) ? join(request.model, 'draft') : request.model;
   const promotionFile = existsSync(join(request.model, 'promotion.json')) ? join(request.model, 'promotion.json') : undefined;
@@ -49,5 +51,6 @@ export async function runDrift(config: FireoptConfig, request: { model: string; 
   await distillStage(config, dataset, targets, deps, ['heldout']);
   const { report, reportPath } = await evalStage(config, { model, data: targets, out: join(out, 'report'), baselines: [], split: 'heldout' }, deps);
   const measurement = measureDrift(report, reportPath, recorded, config.drift);
-  return { ...measurement, outcome: measurement.retrain ? 'retraining-due' : 'not-due', model, report: reportPath, rows: report.data.rows };
+  return { ...measurement, outcome: measurement.retrain ? 'retraining-due' : 'not-due', model, report: reportPath,
+    rows: report.data.rows };
 }

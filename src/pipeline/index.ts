@@ -42,7 +42,8 @@ export type FinishedOutcome = 'promoted' | 'not-promoted' | 'not-needed' | 'unch
 export type PipelineOutcome = FinishedOutcome | 'failed';
 
 /** Exit codes of a finished `fireopt run` (failures are 1, bad usage/config/input 2, as everywhere). */
-export const OUTCOME_EXIT_CODES = { promoted: 0, 'not-promoted': 3, 'not-needed': 4, unchanged: 5 } as const satisfies Record<FinishedOutcome, number>;
+export const OUTCOME_EXIT_CODES = { promoted: 0, 'not-promoted': 3, 'not-needed': 4,
+  unchanged: 5 } as const satisfies Record<FinishedOutcome, number>;
 
 export const RUN_RECORD_KIND = 'pipeline-run';
 export const RUN_RECORD_SCHEMA_VERSION = 2;
@@ -200,21 +201,25 @@ function failedResult(context: StageContext, config: FireoptConfig, error: unkno
     stages: completeStages(context.reports), deployed: context.deployed ?? null, drift: null, comparison: null,
     serve_instead: null, candidates: [], report: null, export: null,
     release: config.promotion.release ? resolve(config.promotion.release) : null, retention: null,
-    failure: { stage: context.current, code: fireoptError?.code ?? 'E_INTERNAL', message: describeError(error), hint: fireoptError?.hint ?? null },
+    failure: { stage: context.current, code: fireoptError?.code ?? 'E_INTERNAL', message: describeError(error),
+      hint: fireoptError?.hint ?? null },
   };
 }
 
 /** Every stage in order, those the run never reached marked `not-run`. */
 function completeStages(reports: StageReport[]): StageReport[] {
   const seen = new Set(reports.map((r) => r.stage));
-  const all = [...reports, ...STAGES.filter((s) => !seen.has(s)).map((stage) => ({ stage, status: 'not-run' as const, seconds: 0, summary: {} }))];
+  const all = [...reports, ...STAGES.filter((s) => !seen.has(s)).map((stage) => ({ stage, status: 'not-run' as const,
+    seconds: 0, summary: {} }))];
   return all.sort((a, b) => STAGES.indexOf(a.stage) - STAGES.indexOf(b.stage));
 }
 
 /** `run.json`: the result, plus what the unchanged-rerun check compares (run fingerprint, release after). */
-function writeRunRecord(runDir: string, result: PipelineResult, fingerprint: string | null, releaseSha: string | null): void {
+function writeRunRecord(runDir: string, result: PipelineResult, fingerprint: string | null,
+  releaseSha: string | null): void {
   const record: RunRecord = {
-    kind: RUN_RECORD_KIND, schema_version: RUN_RECORD_SCHEMA_VERSION, fireopt_version: FIREOPT_VERSION, finished_at: new Date().toISOString(),
+    kind: RUN_RECORD_KIND, schema_version: RUN_RECORD_SCHEMA_VERSION, fireopt_version: FIREOPT_VERSION,
+      finished_at: new Date().toISOString(),
     run_fingerprint: fingerprint, release_sha256: releaseSha, ...result,
   };
   writeFileAtomic(join(runDir, 'run.json'), JSON.stringify(record, null, 2) + '\n');
@@ -274,8 +279,10 @@ export function pipelineCostConfig(config: FireoptConfig): FireoptConfig {
   const { engine } = config.eval.cost;
   const targetModel = config.eval.cost.target_model ?? targetGguf(config);
   const measured = engine === 'llama-cpp' || (engine === 'auto' && targetModel !== undefined);
-  const cost = measured ? { ...config.eval.cost, engine: 'llama-cpp' as const, target_model: targetModel } : { ...config.eval.cost, engine: 'given' as const };
-  const search = { ...config.train.search, cost_ratio: config.train.search.cost_ratio ?? (measured ? undefined : config.eval.cost_ratio) };
+  const cost = measured ? { ...config.eval.cost, engine: 'llama-cpp' as const,
+    target_model: targetModel } : { ...config.eval.cost, engine: 'given' as const };
+  const search = { ...config.train.search,
+    cost_ratio: config.train.search.cost_ratio ?? (measured ? undefined : config.eval.cost_ratio) };
   return { ...config, eval: { ...config.eval, cost }, train: { ...config.train, search } };
 }
 
@@ -298,22 +305,25 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
   const tokenizerSha = config.distill.tokenizer !== 'auto' ? await hashOptional(config.distill.tokenizer) : null;
   const trainTargetSha = await hashOptional(config.train.target_model);
   const trainTokenizerSha = await hashOptional(config.train.tokenizer);
-  const exportTarget = config.export.target ?? (target?.engine === 'llama-cpp' ? target.model : config.train.target_model);
+  const exportTarget = config.export.target ?? targetGguf(config) ?? config.train.target_model;
   const exportTargetSha = await hashOptional(exportTarget);
 
   // Nothing changed since the last finished run (same traces, config and model files, and the release
   // still holds what that run left there): say so, with its own exit code, and touch nothing.
   const runFingerprint = hashJson({
     traces: traceHashes.map((t) => t.sha256), config: { ...givenConfig, run: { ...givenConfig.run, dir: undefined } },
-    files: [targetSha, tokenizerSha, trainTargetSha, trainTokenizerSha, exportTargetSha, await hashOptional(config.train.init_from)],
+    files: [targetSha, tokenizerSha, trainTargetSha, trainTokenizerSha, exportTargetSha,
+      await hashOptional(config.train.init_from)],
     fireopt_version: FIREOPT_VERSION,
   });
   const last = readRunRecord(runDir);
-  if (last && last.outcome !== 'failed' && last.run_fingerprint === runFingerprint && last.release_sha256 === releaseSha) {
+  const lastFinished = last !== undefined && last.outcome !== 'failed';
+  if (lastFinished && last.run_fingerprint === runFingerprint && last.release_sha256 === releaseSha) {
     const result: PipelineResult = {
       ...last, outcome: 'unchanged', exit_code: OUTCOME_EXIT_CODES.unchanged, retention: null,
       reason: `nothing changed since the run that finished at ${last.finished_at} (${last.outcome}: ${last.reason})`,
-      stages: last.stages.map((stage) => ({ ...stage, status: stage.status === 'not-run' ? 'not-run' : 'skipped', seconds: 0 })),
+      stages: last.stages.map((stage) => ({ ...stage, status: stage.status === 'not-run' ? 'not-run' : 'skipped',
+        seconds: 0 })),
     };
     progress({ kind: 'log', level: 'info', message: result.reason });
     writeRunRecord(runDir, result, runFingerprint, releaseSha);
@@ -326,7 +336,8 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
   context.deployed = deployedInfo;
   const deployedSha = deployedInfo.draft_sha256;
   const deployed = deployedSha !== null;
-  progress({ kind: 'log', level: 'info', message: deployed ? `deployed: ${release} (draft sha256 ${deployedSha.slice(0, 12)}…)` : 'deployed: nothing yet' });
+  progress({ kind: 'log', level: 'info',
+    message: deployed ? `deployed: ${release} (draft sha256 ${deployedSha.slice(0, 12)}…)` : 'deployed: nothing yet' });
 
   const ingest = await runStage(context, '1-ingest', { traces: traceHashes.map((t) => t.sha256), ingest: contentOf(config.ingest, 'inputs', 'out') }, stageData('1-ingest'),
     () => ingestStage(config, traceFiles, stageData('1-ingest'), deps), progress);
@@ -351,12 +362,15 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
   drift = (driftRecord.summary.drift as DriftMeasurement | undefined) ?? null;
   progress({ kind: 'log', level: 'info', message: `drift: ${String(driftRecord.summary.reason)}` });
 
-  const finish = async (outcome: FinishedOutcome, reason: string, extra: Partial<PipelineResult>): Promise<PipelineResult> => {
+  const finish = async (outcome: FinishedOutcome, reason: string,
+    extra: Partial<PipelineResult>): Promise<PipelineResult> => {
     context.current = null;
     const retention = config.retention.enabled ? applyRetention(runDir, traceFiles, config.retention, progress) : null;
     const result: PipelineResult = {
-      outcome, exit_code: OUTCOME_EXIT_CODES[outcome], reason, dir: runDir, stages: completeStages(context.reports), deployed: deployedInfo,
-      drift, comparison: null, serve_instead: null, candidates: [], report: null, export: null, release, retention, failure: null, ...extra,
+      outcome, exit_code: OUTCOME_EXIT_CODES[outcome], reason, dir: runDir, stages: completeStages(context.reports),
+        deployed: deployedInfo,
+      drift, comparison: null, serve_instead: null, candidates: [], report: null, export: null, release, retention,
+        failure: null, ...extra,
     };
     writeRunRecord(runDir, result, runFingerprint, await hashOptional(release ? join(release, 'draft') : undefined));
     return result;
@@ -372,7 +386,9 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
   const trainOut = stageData('4-train');
   const newDraft = join(trainOut, 'draft');
   const train = await runStage(context, '4-train',
-    { targets: distillSha, train: contentOf(trainSettings, 'targets', 'out', 'init_from'), init_from: initFrom ? (initFrom === deployedDraft ? deployedSha : await hashOptional(initFrom)) : null, target_model_sha256: trainTargetSha, tokenizer_sha256: trainTokenizerSha },
+    { targets: distillSha, train: contentOf(trainSettings, 'targets', 'out', 'init_from'),
+      init_from: initFrom ? (initFrom === deployedDraft ? deployedSha : await hashOptional(initFrom)) : null,
+      target_model_sha256: trainTargetSha, tokenizer_sha256: trainTokenizerSha },
     newDraft, async () => {
       // A half-finished earlier attempt is discarded: the stage starts over from its inputs.
       rmSync(trainOut, { recursive: true, force: true });
@@ -385,7 +401,8 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
 
   // 5: evaluate the new draft beside the deployed one and the baselines, on the same held-out data.
   // The model-free methods are always measured: the gate never promotes a draft slower than one of them.
-  const baselines = [...new Set([...(deployed ? [deployedDraft] : []), ...config.eval.baselines, ...MODEL_FREE_METHODS])];
+  const baselines = [...new Set([...(deployed ? [deployedDraft] : []), ...config.eval.baselines,
+    ...MODEL_FREE_METHODS])];
   const firstBaseline = config.promotion.first_must_beat;
   if (!deployed && firstBaseline !== 'none' && !baselines.includes(firstBaseline)) baselines.push(firstBaseline);
   const evalOut = stageData('5-eval');
@@ -398,7 +415,8 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
 
   // 6: export the new draft's serving artifacts.
   const exportOut = stageData('6-export');
-  await runStage(context, '6-export', { draft: newDraftSha, name: config.name, export: contentOf(config.export, 'model', 'out'), target_sha256: exportTargetSha }, exportOut, async () => {
+  await runStage(context, '6-export', { draft: newDraftSha, name: config.name, export: contentOf(config.export,
+    'model', 'out'), target_sha256: exportTargetSha }, exportOut, async () => {
     const outcome = await exportDraft(config, newDraft, exportOut, progress);
     return { files: outcome.files, notes: outcome.notes };
   }, progress);
@@ -406,13 +424,18 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
   // 7: the promotion gate.
   const promoteDir = join(runDir, '7-promote');
   const promote = await runStage(context, '7-promote',
-    { report: (readStageRecord(join(runDir, '5-eval')) as StageRecord).output_sha256, export: (readStageRecord(join(runDir, '6-export')) as StageRecord).output_sha256, deployed: deployedSha, release, margin: config.eval.margin, samples: config.eval.bootstrap_samples, seed: config.eval.seed, first_must_beat: firstBaseline, beat_model_free: config.promotion.beat_model_free },
+    { report: (readStageRecord(join(runDir, '5-eval')) as StageRecord).output_sha256,
+      export: (readStageRecord(join(runDir, '6-export')) as StageRecord).output_sha256, deployed: deployedSha, release,
+      margin: config.eval.margin, samples: config.eval.bootstrap_samples, seed: config.eval.seed,
+      first_must_beat: firstBaseline, beat_model_free: config.promotion.beat_model_free },
     null, async () => {
       const decision = gate(report, reportPath, deployed, firstBaseline, config);
       writeFileAtomic(join(promoteDir, 'decision.json'), JSON.stringify(decision, null, 2) + '\n');
-      const kept = { promote: false, comparison: decision.comparison, serve_instead: decision.serve_instead, promoted_sha256: null };
+      const kept = { promote: false, comparison: decision.comparison, serve_instead: decision.serve_instead,
+        promoted_sha256: null };
       if (!decision.promote) return { ...kept, reason: decision.reason };
-      if (!release) return { ...kept, reason: `${decision.reason}; but promotion.release is not set, so nothing was copied` };
+      if (!release) return { ...kept,
+        reason: `${decision.reason}; but promotion.release is not set, so nothing was copied` };
       const promotion: PromotionRecord = {
         kind: PROMOTION_KIND, schema_version: PROMOTION_SCHEMA_VERSION, fireopt_version: FIREOPT_VERSION, promoted_at: new Date().toISOString(), run_dir: runDir,
         draft_sha256: newDraftSha as string, previous_draft_sha256: deployedSha, acceptance: acceptanceOf(report.candidates[0], reportPath),
@@ -420,12 +443,14 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
       };
       publishRelease(release, newDraft, exportOut, evalOut, promotion);
       writeFileAtomic(join(promoteDir, 'promotion.json'), JSON.stringify(promotion, null, 2) + '\n');
-      return { promote: true, reason: decision.reason, comparison: decision.comparison, serve_instead: null, promoted_sha256: newDraftSha };
+      return { promote: true, reason: decision.reason, comparison: decision.comparison, serve_instead: null,
+        promoted_sha256: newDraftSha };
     }, progress);
 
   const summary = promote.summary as Pick<GateDecision, 'promote' | 'reason' | 'comparison' | 'serve_instead'>;
   return finish(summary.promote ? 'promoted' : 'not-promoted', summary.reason, {
-    comparison: summary.comparison, serve_instead: summary.serve_instead ?? null, candidates: candidateLines(report), report: reportPath, export: exportOut,
+    comparison: summary.comparison, serve_instead: summary.serve_instead ?? null, candidates: candidateLines(report),
+      report: reportPath, export: exportOut,
   });
 }
 
@@ -453,11 +478,13 @@ function gate(report: EvalReport, reportPath: string, deployed: boolean, firstMu
   const candidate = report.candidates[0];
   const speedup = (x: number): string => `${x.toFixed(2)}×`;
   const cost = `c = ${candidate.cost_ratio.toFixed(3)} ${candidate.cost_ratio_source}`;
-  const modelFree = config.promotion.beat_model_free ? report.candidates.filter((c) => c.kind !== 'draft').sort((a, b) => b.best_speedup - a.best_speedup)[0] : undefined;
-  // The best alternative to this draft: the fastest model-free method, or plain decoding (1×) when that is faster still.
+  const modelFree = config.promotion.beat_model_free ? report.candidates.filter((c) => c.kind !== 'draft').sort((a,
+    b) => b.best_speedup - a.best_speedup)[0] : undefined;
+  // The best alternative to this draft: the fastest model-free method, or plain decoding (1×) when
+  // that is faster still.
   if (modelFree && modelFree.best_speedup > candidate.best_speedup && modelFree.best_speedup >= 1) {
-    const reason = `the new draft's expected speed-up ${speedup(candidate.best_speedup)} is below ${modelFree.name}'s ` +
-      `${speedup(modelFree.best_speedup)} (${cost}): serve ${modelFree.name} instead`;
+    const reason = `the new draft's expected speed-up ${speedup(candidate.best_speedup)} is below ` +
+      `${modelFree.name}'s ${speedup(modelFree.best_speedup)} (${cost}): serve ${modelFree.name} instead`;
     return { promote: false, reason, comparison: null, serve_instead: modelFree.kind as ServeInstead };
   }
   if (candidate.best_speedup < 1) {
@@ -466,12 +493,15 @@ function gate(report: EvalReport, reportPath: string, deployed: boolean, firstMu
     return { promote: false, reason, comparison: null, serve_instead: 'no-speculation' };
   }
   const against = deployed ? report.candidates[1]?.name : firstMustBeat !== 'none' ? report.candidates.find((c) => c.kind === firstMustBeat)?.name : undefined;
-  if (!against) return { promote: true, reason: 'nothing deployed yet: the first draft is promoted', comparison: null, serve_instead: null };
+  if (!against) return { promote: true, reason: 'nothing deployed yet: the first draft is promoted', comparison: null,
+    serve_instead: null };
   // compare's own logic, on one report holding both candidates: the same data by construction.
   const comparison = compareReports(report, reportPath, report, reportPath, {
-    margin: config.eval.margin, samples: config.eval.bootstrap_samples, seed: config.eval.seed, candidateA: against, candidateB: candidate.name,
+    margin: config.eval.margin, samples: config.eval.bootstrap_samples, seed: config.eval.seed, candidateA: against,
+      candidateB: candidate.name,
   });
-  const reason = `${comparison.promote ? 'wins' : 'does not win'} against ${deployed ? 'the deployed draft' : against}: ${comparison.reason}`;
+  const opponent = deployed ? 'the deployed draft' : against;
+  const reason = `${comparison.promote ? 'wins' : 'does not win'} against ${opponent}: ${comparison.reason}`;
   return { promote: comparison.promote, reason, comparison, serve_instead: null };
 }
 

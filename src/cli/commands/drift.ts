@@ -21,8 +21,8 @@ export function register(program: Command, context: ContextGetter): void {
     .summary("the deployed draft's acceptance on fresh traces against the acceptance recorded when it was promoted")
     .description(
       'Ingests the fresh traces (all held out), distills them with the configured target, evaluates the deployed\n' +
-        'draft and says whether retraining is due (drift.threshold). Exit codes: 0 not due, 3 due, 0 nothing deployed\n' +
-        'yet (the release does not exist; outcome "nothing-deployed"), 1 failed, 2 bad usage/input.',
+        'draft and says whether retraining is due (drift.threshold). Exit codes: 0 not due, 3 due,\n' +
+        '0 nothing deployed yet (the release does not exist; outcome "nothing-deployed"), 1 failed, 2 bad usage/input.',
     )
     .option('-m, --model <dir>', 'the deployed draft checkpoint, or a release folder holding draft/ and promotion.json (default: promotion.release)')
     .option('-t, --traces <files...>', 'fresh trace files or globs (default: ingest.inputs)')

@@ -1,4 +1,4 @@
-/** `fireopt inspect <dir>`: print a traces dataset's, targets directory's or draft's manifest, schema, counts and first rows. */
+/** `fireopt inspect <dir>`: the manifest, schema, counts and first rows of a traces dataset, targets or a draft. */
 import type { Command } from 'commander';
 import type { ContextGetter } from '../commands.js';
 
@@ -21,11 +21,13 @@ export function register(program: Command, context: ContextGetter): void {
         return;
       }
       const m = report.manifest;
-      const out: string[] = [`${dataset}: ${m.kind} v${m.schema_version}, made by fireopt ${m.fireopt_version} at ${m.created_at}`];
+      const made = `made by fireopt ${m.fireopt_version} at ${m.created_at}`;
+      const out: string[] = [`${dataset}: ${m.kind} v${m.schema_version}, ${made}`];
       if (report.kind === 'draft') {
         const model = report.manifest.model;
         out.push(
-          `model: ${report.parameters} parameters; dim ${model.dim}, ${model.nLayers} layers, ${model.nHeads} heads (${model.nKvHeads} kv), vocabulary ${model.vocabSize}` +
+          `model: ${report.parameters} parameters; dim ${model.dim}, ${model.nLayers} layers, ` +
+            `${model.nHeads} heads (${model.nKvHeads} kv), vocabulary ${model.vocabSize}` +
             `${report.manifest.reduced_vocab ? ` (reduced from ${report.manifest.target_vocab_size})` : ''}`,
           `training: ${JSON.stringify(report.manifest.training)}`,
           'files:',
@@ -42,10 +44,15 @@ export function register(program: Command, context: ContextGetter): void {
       } else {
         const traces = report.manifest;
         out.push(
-          `rows: ${traces.rows.train} train, ${traces.rows.heldout} held-out; duplicates removed ${traces.duplicates_removed}; rejected ${traces.rejected.count}`,
+          `rows: ${traces.rows.train} train, ${traces.rows.heldout} held-out; ` +
+            `duplicates removed ${traces.duplicates_removed}; rejected ${traces.rejected.count}`,
           `by format: ${Object.entries(traces.rows_by_format).map(([f, n]) => `${f} ${n}`).join(', ')}`,
           'inputs:',
-          ...traces.inputs.map((i) => `  ${i.path} (${i.format ?? 'unknown'}, ${i.bytes} bytes, sha256 ${i.sha256.slice(0, 12)}…): ${i.records} records, ${i.samples} samples, ${i.rejected} rejected`),
+          ...traces.inputs.map(
+            (i) =>
+              `  ${i.path} (${i.format ?? 'unknown'}, ${i.bytes} bytes, sha256 ${i.sha256.slice(0, 12)}…): ` +
+              `${i.records} records, ${i.samples} samples, ${i.rejected} rejected`,
+          ),
         );
       }
       out.push('schema:', ...report.schema.map((f) => `  ${f.name}: ${f.type}${f.nullable ? ' (nullable)' : ''}`));

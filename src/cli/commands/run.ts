@@ -20,7 +20,8 @@ interface RunFlags {
 }
 
 /** The stable error code of each non-zero finished outcome (the handler only sets the exit code). */
-const OUTCOME_CODES = { 'not-promoted': 'E_NOT_PROMOTED', 'not-needed': 'E_NOT_NEEDED', unchanged: 'E_UNCHANGED' } as const;
+const OUTCOME_CODES = { 'not-promoted': 'E_NOT_PROMOTED', 'not-needed': 'E_NOT_NEEDED',
+  unchanged: 'E_UNCHANGED' } as const;
 
 export function register(program: Command, context: ContextGetter): void {
   program
