@@ -4,7 +4,7 @@
  *
  * ```yaml
  * run:
- *   dir: runs/acme            # run directory: 0-deployed/ 1-ingest/ 2-distill/ 3-drift/ 4-train/ 5-eval/ 6-export/ 7-promote/
+ *   dir: runs/acme            # run directory: deployed/ 1-ingest/ … 7-promote/, run.json
  * drift:
  *   threshold: 0.1            # retraining is due when acceptance falls by more than 10%
  * promotion:
