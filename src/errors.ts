@@ -2,9 +2,10 @@
  * Typed errors. Every error a user can cause carries a stable code, a message that names the
  * file / line / field at fault, an optional hint, and the exit code the CLI should use:
  *   0 success, 1 the run failed, 2 bad usage, config or input; 3 and 4 are outcomes a CI job
- *   branches on (`fireopt run`: not promoted / retraining not needed; `fireopt drift`: 3 = due).
+ *   branches on (`fireopt run`: not promoted / retraining not needed; `fireopt drift`: 3 = due);
+ *   5 (`fireopt run`): nothing changed since the last finished run.
  */
-export type ExitCode = 0 | 1 | 2 | 3 | 4;
+export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5;
 
 export class FireoptError extends Error {
   constructor(
@@ -53,6 +54,20 @@ export class RunError extends FireoptError {
 export class ExitStatus extends FireoptError {
   constructor(exitCode: ExitCode, code: string, message: string) {
     super(message, code, exitCode);
+  }
+}
+
+/**
+ * A failure that comes with a machine-readable summary (e.g. `fireopt run`: the stage that failed).
+ * The top-level handler prints `summary` on stdout under `--json`, then reports `cause` as usual.
+ */
+export class FailureWithSummary extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly summary: Record<string, unknown>,
+  ) {
+    super(describeError(cause));
+    this.name = 'FailureWithSummary';
   }
 }
 

@@ -5,7 +5,7 @@
 export type ProgressEvent =
   | { kind: 'start'; task: string; total?: number; unit: string }
   | { kind: 'advance'; task: string; done: number; total?: number; bytesDone?: number; fields?: Record<string, string | number> }
-  | { kind: 'end'; task: string; done: number }
+  | { kind: 'end'; task: string; done: number; fields?: Record<string, string | number> }
   | { kind: 'log'; level: 'info' | 'warn'; message: string };
 
 export type ProgressSink = (event: ProgressEvent) => void;

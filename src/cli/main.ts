@@ -4,7 +4,7 @@
  * One top-level handler maps errors to exit codes: 0 success, 1 run failed, 2 bad usage/config/input.
  */
 import { Command, CommanderError } from 'commander';
-import { ExitStatus, FireoptError } from '../errors.js';
+import { ExitStatus, FailureWithSummary, FireoptError, describeError } from '../errors.js';
 import { FIREOPT_VERSION } from '../version.js';
 import { processIO, type CliIO, type CommandContext, type GlobalOptions } from './context.js';
 import { createProgressRenderer } from './progress.js';
@@ -44,19 +44,41 @@ export function buildProgram(io: CliIO, onContext: (ctx: CommandContext) => void
 /** Run the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
   let verbose = argv.includes('--verbose') || argv.includes('-v');
+  let json = false;
   const program = buildProgram(io, (ctx) => {
     verbose = ctx.globals.verbose;
+    json = ctx.globals.json;
   });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {
-    return reportError(error, io, verbose);
+    return reportError(error, io, verbose, json);
   }
 }
 
-/** The one top-level error handler. */
-export function reportError(error: unknown, io: CliIO, verbose: boolean): number {
+/**
+ * The one top-level error handler. Under `--json` a failure also prints a JSON summary on stdout
+ * (`outcome: "failed"`, the error's code and message), so a CI job that parses stdout always can.
+ */
+export function reportError(error: unknown, io: CliIO, verbose: boolean, json = false): number {
+  if (error instanceof FailureWithSummary) {
+    const exitCode = reportError(error.cause, io, verbose);
+    if (json) io.stdout(JSON.stringify({ ...error.summary, exit_code: exitCode }, null, 2) + '\n');
+    return exitCode;
+  }
+  if (json && !(error instanceof ExitStatus) && !(error instanceof CommanderError && error.exitCode === 0)) {
+    const exitCode = reportError(error, io, verbose);
+    const fireoptError = error instanceof FireoptError ? error : undefined;
+    const summary = {
+      outcome: 'failed',
+      exit_code: exitCode,
+      error: { code: fireoptError?.code ?? (error instanceof CommanderError ? 'E_USAGE' : 'E_INTERNAL'),
+        message: describeError(error), hint: fireoptError?.hint ?? null },
+    };
+    io.stdout(JSON.stringify(summary, null, 2) + '\n');
+    return exitCode;
+  }
   if (error instanceof CommanderError) {
     if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
     return error.exitCode === 0 ? 0 : 2; // commander already printed the message

@@ -65,12 +65,15 @@ export function createProgressRenderer(options: RendererOptions = {}): ProgressS
       }
       return;
     }
-    // end
+    // end: the task's final counts (e.g. distill's ok / failed / skipped) follow the total
+    const counts = event.fields ? ` (${Object.entries(event.fields).map(([k, v]) => `${v} ${k}`).join(', ')})` : '';
     if (state.bar) {
       state.bar.update(event.done, { rate });
       state.bar.stop();
+      if (counts) process.stderr.write(`${event.task}: done, ${event.done} ${state.unit}${counts}\n`);
     } else {
-      process.stderr.write(`${event.task}: done, ${event.done} ${state.unit} in ${elapsedSec.toFixed(1)} s (${rate})\n`);
+      const took = `in ${elapsedSec.toFixed(1)} s (${rate})`;
+      process.stderr.write(`${event.task}: done, ${event.done} ${state.unit}${counts} ${took}\n`);
     }
     bars.delete(event.task);
   };

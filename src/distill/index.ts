@@ -170,13 +170,13 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
     flush();
     if (firstError !== undefined) throw firstError;
     if (deps.signal?.aborted) throw new RunError('distill interrupted; finished rows are journaled: run the same command again to continue', undefined, 'E_INTERRUPTED');
-    deps.progress({ kind: 'end', task: 'distill', done });
 
     // Account for every row, then write the outputs in input order.
     const all = journal.settled();
     const failures = [...all.values()].filter((s): s is Extract<Settlement, { status: 'failed' }> => s.status === 'failed');
     const skipped = [...all.values()].filter((s) => s.status === 'skipped').length;
     const ok = [...all.values()].filter((s) => s.status === 'ok').length;
+    deps.progress({ kind: 'end', task: 'distill', done, fields: { ok, failed: failures.length, skipped } });
     if (all.size !== total) throw new RunError(`internal accounting error: ${all.size} rows settled of ${total}`);
     const limit = distill.max_failures >= 1 ? distill.max_failures : distill.max_failures * total;
     if (failures.length > limit) {

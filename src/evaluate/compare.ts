@@ -6,12 +6,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
+import { costAssumption, sameCostAssumption } from './cost.js';
 import { SeededRandom } from '../model/random.js';
 import { REPORT_KIND, REPORT_SCHEMA_VERSION, reportSchema, type CandidateReport, type EvalReport } from './report-schema.js';
 
+export interface ComparedCandidate {
+  report: string;
+  candidate: string;
+  best_k: number;
+  tau: number;
+  speedup: number;
+  /** The cost assumption its speed-up rests on (the same for A and B, or compare refuses). */
+  cost: string;
+}
+
 export interface Comparison {
-  a: { report: string; candidate: string; best_k: number; tau: number; speedup: number };
-  b: { report: string; candidate: string; best_k: number; tau: number; speedup: number };
+  a: ComparedCandidate;
+  b: ComparedCandidate;
   conversations: number;
   delta_tau: { estimate: number; ci95: [number, number] };
   delta_speedup: { estimate: number; ci95: [number, number] };
@@ -63,6 +74,17 @@ export function compareReports(reportA: EvalReport, pathA: string, reportB: Eval
   }
   const a = pick(reportA, pathA, options.candidateA);
   const b = pick(reportB, pathB, options.candidateB);
+  // A speed-up is τ / (k·c + v_k): with c measured in one and assumed in the other, Δ measures the assumption.
+  const costA = costAssumption(reportA, a);
+  const costB = costAssumption(reportB, b);
+  if (!sameCostAssumption(costA, costB)) {
+    throw new InputError(
+      `${pathA} and ${pathB} rest on different cost assumptions: ` +
+        `${a.name} ${costA.description}; ${b.name} ${costB.description}`,
+      'HINT: evaluate both with the same eval.cost (engine, target model, threads) or the same eval.cost_ratio',
+      'E_COST_MISMATCH',
+    );
+  }
   const ka = a.best_k;
   const kb = b.best_k;
   const stepsB = new Map(b.conversations.map((c) => [c.id, c]));
@@ -102,10 +124,11 @@ export function compareReports(reportA: EvalReport, pathA: string, reportB: Eval
   const reason = promote
     ? `Δ speed-up ${deltaSpeedup.toFixed(3)} (95% CI ${speedupCi[0].toFixed(3)}…${speedupCi[1].toFixed(3)}) is above the margin ${options.margin}`
     : `the 95% CI of Δ speed-up (${speedupCi[0].toFixed(3)}…${speedupCi[1].toFixed(3)}) does not lie above the margin ${options.margin}`;
-  const summary = (report: string, c: CandidateReport, k: number) => ({ report, candidate: c.name, best_k: k, tau: c.by_k[k - 1].tau, speedup: c.by_k[k - 1].speedup });
+  const summary = (report: string, c: CandidateReport, k: number, cost: string): ComparedCandidate =>
+    ({ report, candidate: c.name, best_k: k, tau: c.by_k[k - 1].tau, speedup: c.by_k[k - 1].speedup, cost });
   return {
-    a: summary(pathA, a, ka),
-    b: summary(pathB, b, kb),
+    a: summary(pathA, a, ka, costA.description),
+    b: summary(pathB, b, kb, costB.description),
     conversations: paired.length,
     delta_tau: { estimate: deltaTau, ci95: interval(tauDraws) },
     delta_speedup: { estimate: deltaSpeedup, ci95: speedupCi },

@@ -8,7 +8,7 @@
  *   baselines: [prompt-lookup, suffix]
  *   cost_ratio: 0.05          # draft forward / target forward, given
  *   cost:                     # or measured: draft and target decode steps timed in llama.cpp
- *     engine: llama-cpp
+ *     engine: llama-cpp       # auto (default): measured when target_model is known, else cost_ratio
  *     target_model: target.gguf
  *     threads: 1
  * ```
@@ -38,9 +38,10 @@ export const evalSchema = z
     ),
     cost: z
       .strictObject({
-        engine: z.enum(['given', 'llama-cpp']).default('given').describe(
+        engine: z.enum(['auto', 'given', 'llama-cpp']).default('auto').describe(
           '`given`: c is `eval.cost_ratio`; `llama-cpp`: c measured per draft in llama.cpp (`--measure-cost '
-          + 'llama-cpp`).',
+          + 'llama-cpp`); `auto`: llama-cpp when the target GGUF is known (`target_model`; in `fireopt run`, the '
+          + 'target\'s or `train.target_model`), else given.',
         ),
         target_model: z.string().min(1).optional().describe(
           'The target GGUF the drafts are timed against (`--target-model`).',

@@ -22,7 +22,7 @@ import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { TokenType } from '../tokenizer/vocabulary.js';
 import { measureLlamaCppCost } from '../speculation/llama-cpp-cost.js';
 import type { EvalConfig } from './config.js';
-import type { CostMeasurement } from './report-schema.js';
+import type { CandidateReport, CostMeasurement, EvalReport } from './report-schema.js';
 
 /** The vocabulary a draft's GGUF carries: the target's, or the reduced one's own tokens. */
 export function draftGgufVocabulary(checkpoint: Pick<DraftCheckpoint, 'weights' | 'vocabulary' | 'draftVocabulary'>): Vocabulary {
@@ -117,4 +117,43 @@ export async function measureDraftCost(checkpoint: DraftCheckpoint, config: Eval
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The cost assumption behind a candidate's speed-ups: `family` must match for speed-ups to compare. */
+export interface CostAssumption {
+  /** `given`, or the engine, target and settings c was measured with. */
+  family: string;
+  /** One line for people, with c itself. */
+  description: string;
+  /** c when it was given (two given values must be equal too), else null. */
+  givenRatio: number | null;
+}
+
+function measuredFamily(m: CostMeasurement): string {
+  const settings = `${m.threads} thread(s), context ${m.context_size}, ${m.context_tokens} cached tokens`;
+  return `measured in ${m.engine} against ${m.target_model} (${settings})`;
+}
+
+/**
+ * The cost assumption of `candidate` in `report`. A model-free method costs no forward pass (c = 0);
+ * its verification cost is the report's first measured draft's, so it shares that draft's assumption.
+ */
+export function costAssumption(report: EvalReport, candidate: CandidateReport): CostAssumption {
+  if (candidate.cost_measurement) {
+    const family = measuredFamily(candidate.cost_measurement);
+    return { family, description: `c = ${candidate.cost_ratio.toFixed(4)} ${family}`, givenRatio: null };
+  }
+  if (candidate.kind === 'draft') return { family: 'given',
+    description: `c = ${candidate.cost_ratio} given (eval.cost_ratio)`, givenRatio: candidate.cost_ratio };
+  const measured = report.candidates.find((c) => c.cost_measurement)?.cost_measurement;
+  if (measured && candidate.verify_cost_by_k) {
+    const family = measuredFamily(measured);
+    return { family, description: `model-free (c = 0), verification ${family}`, givenRatio: null };
+  }
+  return { family: 'given', description: 'model-free (c = 0), verification cost 1', givenRatio: null };
+}
+
+/** Whether two candidates' speed-ups rest on the same cost assumption. */
+export function sameCostAssumption(a: CostAssumption, b: CostAssumption): boolean {
+  return a.family === b.family && (a.givenRatio === null || b.givenRatio === null || a.givenRatio === b.givenRatio);
 }

@@ -288,12 +288,19 @@ async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps): 
   const draft = new DraftModel(model, checkpoint.draftVocabulary?.draftToTarget, checkpoint.draftVocabulary?.targetVocabSize, unkDraftId);
   let cost: CostMeasurement | null = null;
   try {
-    if (config.cost.engine === 'llama-cpp') cost = await measureDraftCost(checkpoint, config, (line) => deps.progress({ kind: 'log', level: 'info', message: `${name}: ${line}` }));
+    const log = (line: string): void => deps.progress({ kind: 'log', level: 'info', message: `${name}: ${line}` });
+    if (measuresCost(config)) cost = await measureDraftCost(checkpoint, config, log);
   } catch (error) {
     model.dispose();
     throw error;
   }
   return { name: `draft:${basename(resolve(name))}`, kind: 'draft', path: resolve(name), draft, cost, dispose: () => model.dispose() };
+}
+
+/** Whether c is measured in llama.cpp (`llama-cpp`, or `auto` with the target GGUF known) rather than given. */
+export function measuresCost(config: EvalConfig): boolean {
+  const { engine, target_model: targetModel } = config.cost;
+  return engine === 'llama-cpp' || (engine === 'auto' && targetModel !== undefined);
 }
 
 /** Index the train split's completions into the suffix tree; returns the tokens indexed. */

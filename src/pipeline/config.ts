@@ -4,7 +4,7 @@
  *
  * ```yaml
  * run:
- *   dir: runs/acme            # run directory: 0-deployed/ 1-ingest/ 2-distill/ 3-drift/ 4-train/ 5-eval/ 6-export/ 7-promote/
+ *   dir: runs/acme            # run directory: deployed/ 1-ingest/ … 7-promote/, run.json
  * drift:
  *   threshold: 0.1            # retraining is due when acceptance falls by more than 10%
  * promotion:
@@ -57,6 +57,10 @@ export const promotionSchema = z
     first_must_beat: z.enum(['none', 'prompt-lookup', 'suffix']).default('none').describe(
       'With nothing deployed yet, promote the first draft only if it beats this model-free method too (`none`: '
       + 'promote it).',
+    ),
+    beat_model_free: z.boolean().default(true).describe(
+      'Never promote a draft whose expected speed-up is below prompt lookup\'s or suffix decoding\'s (both are always '
+      + 'measured beside it). Turn off only to exercise the loop with a toy draft.',
     ),
   })
   .prefault({});

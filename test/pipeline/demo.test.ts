@@ -23,13 +23,16 @@ describe('fireopt demo', () => {
     expect(first.stdout).toMatch(/expected speed-up/);
     expect(first.stdout).toContain(join(out, 'run', '5-eval', 'data', 'report.md'));
     expect(existsSync(join(out, 'run', '5-eval', 'data', 'report.md'))).toBe(true);
-    expect(existsSync(join(out, 'release', 'promotion.json'))).toBe(true);
+    // the gate holds the adapted draft against suffix decoding too: promoted only if it is faster
+    const promoted = existsSync(join(out, 'release', 'promotion.json'));
+    expect(first.stdout).toMatch(promoted ? /outcome: promoted/ : /outcome: not-promoted \(.*serve (suffix|prompt-lookup|without a draft)/);
 
     const again = await runCli(['--json', '--quiet', 'demo', '--out', out, '--time-budget', '20']);
     expect(again.code, again.stderr).toBe(0);
     const result = JSON.parse(again.stdout) as DemoResult;
     expect(result.pipeline.stages.every((s) => s.status === 'skipped')).toBe(true);
-    expect(result.rows.map((r) => r.name)).toEqual(['draft:draft', 'draft:demo-generic-draft', 'prompt-lookup']);
+    expect(result.pipeline.outcome).toBe('unchanged');
+    expect(result.rows.map((r) => r.name)).toEqual(['draft:draft', 'draft:demo-generic-draft', 'prompt-lookup', 'suffix']);
     // The point of the demo: the draft trained on this traffic beats the generic one on held-out data.
     const [adapted, generic] = result.rows;
     // Training runs on a time budget: on an overloaded machine it may make only a few steps; say so.

@@ -1,10 +1,11 @@
 /**
- * `fireopt compare <reportA> <reportB>`: promote B over A? For CI: exit 0 = promote, 1 = do not
- * promote, 2 = the reports cannot be compared (unreadable, another schema, different data).
+ * `fireopt compare <reportA> <reportB>`: promote B over A? For CI: exit 0 = promote, 3 = do not
+ * promote (as `fireopt run`), 2 = the reports cannot be compared (unreadable, another schema,
+ * different data, different cost assumptions), 1 = compare itself failed.
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { RunError } from '../../errors.js';
+import { ExitStatus } from '../../errors.js';
 import type { ContextGetter } from '../commands.js';
 
 interface CompareFlags {
@@ -18,7 +19,10 @@ export function register(program: Command, context: ContextGetter): void {
   program
     .command('compare')
     .summary('Δτ and Δ speed-up of report B over report A with a bootstrap CI; promote / do not promote')
-    .description('Exit codes: 0 promote B, 1 do not promote, 2 reports that cannot be compared.')
+    .description(
+      'Exit codes: 0 promote B, 3 do not promote, 2 reports that cannot be compared (other data, other cost\n' +
+        'assumptions: c measured in one and given in the other, or measured against another target), 1 failed.',
+    )
     .argument('<reportA>', 'report.json of the current draft (the baseline)')
     .argument('<reportB>', 'report.json of the candidate')
     .option('--margin <m>', 'promote only if the 95% CI of Δ speed-up lies above m (default 0)', Number)
@@ -41,6 +45,7 @@ export function register(program: Command, context: ContextGetter): void {
         const ci = (v: [number, number]): string => `[${v[0].toFixed(3)}, ${v[1].toFixed(3)}]`;
         ctx.io.stdout(
           [
+            `cost: ${comparison.a.cost}`,
             `A ${comparison.a.candidate}: τ ${comparison.a.tau.toFixed(3)}, speed-up ${comparison.a.speedup.toFixed(3)}× at k = ${comparison.a.best_k}`,
             `B ${comparison.b.candidate}: τ ${comparison.b.tau.toFixed(3)}, speed-up ${comparison.b.speedup.toFixed(3)}× at k = ${comparison.b.best_k}`,
             `Δτ ${comparison.delta_tau.estimate.toFixed(3)} 95% CI ${ci(comparison.delta_tau.ci95)}; Δ speed-up ${comparison.delta_speedup.estimate.toFixed(3)} 95% CI ${ci(comparison.delta_speedup.ci95)} (${comparison.conversations} conversations, ${comparison.bootstrap_samples} resamples)`,
@@ -48,6 +53,6 @@ export function register(program: Command, context: ContextGetter): void {
           ].join('\n') + '\n',
         );
       }
-      if (!comparison.promote) throw new RunError(`not promoted: ${comparison.reason}`, undefined, 'E_NOT_PROMOTED');
+      if (!comparison.promote) throw new ExitStatus(3, 'E_NOT_PROMOTED', comparison.reason);
     });
 }

@@ -1,6 +1,6 @@
 /** `fireopt demo`: the whole loop offline on the shipped demo target and traffic (the pipeline is imported lazily). */
 import type { Command } from 'commander';
-import { ExitStatus, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import type { ContextGetter } from '../commands.js';
 
 interface DemoFlags {
@@ -27,6 +27,7 @@ export function register(program: Command, context: ContextGetter): void {
       const result = await runDemo({ out: flags.out, timeBudgetS: flags.timeBudget }, { progress: ctx.progress });
       if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
       else ctx.io.stdout('\n' + demoTable(result) + '\n');
-      if (result.pipeline.exit_code !== 0) throw new ExitStatus(result.pipeline.exit_code === 3 ? 3 : 4, 'E_DEMO_OUTCOME', result.pipeline.reason);
+      // The demo shows the loop and its table; every finished outcome (a draft slower than suffix decoding
+      // is not promoted, a second run is `unchanged`) is a successful demo, said in the table's outcome line.
     });
 }

@@ -1,6 +1,7 @@
 /**
  * `fireopt drift --model <deployed draft> --traces <fresh traces>`: is retraining due? Exit codes:
- * 0 not due, 3 due (the acceptance fell by more than drift.threshold), 1 failed, 2 bad usage/input.
+ * 0 not due, 3 due (the acceptance fell by more than drift.threshold), 0 with outcome `nothing-deployed`
+ * when the release does not exist yet, 1 failed, 2 bad usage/input.
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
@@ -20,7 +21,8 @@ export function register(program: Command, context: ContextGetter): void {
     .summary("the deployed draft's acceptance on fresh traces against the acceptance recorded when it was promoted")
     .description(
       'Ingests the fresh traces (all held out), distills them with the configured target, evaluates the deployed\n' +
-        'draft and says whether retraining is due (drift.threshold). Exit codes: 0 not due, 3 due, 1 failed, 2 bad usage/input.',
+        'draft and says whether retraining is due (drift.threshold). Exit codes: 0 not due, 3 due,\n' +
+        '0 nothing deployed yet (the release does not exist; outcome "nothing-deployed"), 1 failed, 2 bad usage/input.',
     )
     .option('-m, --model <dir>', 'the deployed draft checkpoint, or a release folder holding draft/ and promotion.json (default: promotion.release)')
     .option('-t, --traces <files...>', 'fresh trace files or globs (default: ingest.inputs)')
@@ -44,6 +46,7 @@ export function register(program: Command, context: ContextGetter): void {
       const { runDrift } = await import('../../pipeline/index.js');
       const result = await runDrift(config, { model, traces: config.ingest.inputs, out }, { progress: ctx.progress, apiKey });
       if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
+      else if (result.outcome === 'nothing-deployed') ctx.io.stdout(`NOTHING DEPLOYED: ${result.reason}\n`);
       else {
         ctx.io.stdout(
           [
@@ -53,6 +56,6 @@ export function register(program: Command, context: ContextGetter): void {
           ].join('\n') + '\n',
         );
       }
-      if (result.retrain) throw new ExitStatus(3, 'E_DRIFT', result.reason);
+      if (result.outcome === 'retraining-due') throw new ExitStatus(3, 'E_DRIFT', result.reason);
     });
 }

@@ -1,7 +1,8 @@
 /**
  * `fireopt run --config pipeline.yaml`: ingest → distill → drift check → train → eval → export →
  * promotion gate over a run directory (the pipeline is imported lazily). For CI, the exit code:
- * 0 promoted, 3 not promoted, 4 retraining not needed, 1 failed, 2 bad usage / config / input.
+ * 0 promoted, 3 not promoted, 4 retraining not needed, 5 unchanged since the last run, 1 failed,
+ * 2 bad usage / config / input.
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
@@ -14,7 +15,13 @@ interface RunFlags {
   release?: string;
   force?: boolean;
   timeBudget?: number;
+  limit?: number;
+  maxTokens?: number;
 }
+
+/** The stable error code of each non-zero finished outcome (the handler only sets the exit code). */
+const OUTCOME_CODES = { 'not-promoted': 'E_NOT_PROMOTED', 'not-needed': 'E_NOT_NEEDED',
+  unchanged: 'E_UNCHANGED' } as const;
 
 export function register(program: Command, context: ContextGetter): void {
   program
@@ -23,13 +30,16 @@ export function register(program: Command, context: ContextGetter): void {
     .description(
       'Runs every stage over a run directory (run.dir), one numbered folder per stage; stages whose inputs and\n' +
         'config are unchanged are skipped, so a rerun after a failure resumes at the failed stage.\n' +
-        'Exit codes: 0 promoted, 3 not promoted, 4 retraining not needed (no drift), 1 failed, 2 bad usage/config/input.',
+        'Exit codes: 0 promoted, 3 not promoted, 4 retraining not needed (no drift), 5 unchanged (nothing new since\n' +
+        'the last run), 1 failed, 2 bad usage/config/input. With --json a failure prints a JSON summary too.',
     )
     .option('--dir <dir>', 'run directory (default: run.dir)')
     .option('--traces <files...>', 'fresh trace files or globs (default: ingest.inputs)')
     .option('--release <dir>', 'release location of the deployed draft (default: promotion.release)')
     .option('--force', 'retrain even when the deployed draft shows no drift')
     .option('--time-budget <seconds>', 'training time budget (train.time_budget_s)', Number)
+    .option('--limit <n>', 'distill at most n rows per split (distill.limit; quick trials)', Number)
+    .option('--max-tokens <n>', 'most tokens per distilled completion (distill.max_tokens)', Number)
     .action(async (flags: RunFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -41,6 +51,8 @@ export function register(program: Command, context: ContextGetter): void {
           'ingest.inputs': flags.traces,
           'promotion.release': flags.release,
           'train.time_budget_s': flags.timeBudget,
+          'distill.limit': flags.limit,
+          'distill.max_tokens': flags.maxTokens,
         },
       });
       let apiKey: string | undefined;
@@ -48,7 +60,7 @@ export function register(program: Command, context: ContextGetter): void {
         apiKey = process.env[config.target.api_key_env];
         if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${config.target.api_key_env} is not set`);
       }
-      const { runPipeline } = await import('../../pipeline/index.js');
+      const { runPipeline, OUTCOME_EXIT_CODES } = await import('../../pipeline/index.js');
       const abort = new AbortController();
       const onSignal = (): void => abort.abort(new Error('interrupted'));
       process.once('SIGINT', onSignal);
@@ -70,9 +82,12 @@ export function register(program: Command, context: ContextGetter): void {
         if (result.report) lines.push(`report: ${result.report}`);
         if (result.export) lines.push(`export: ${result.export}`);
         if (result.outcome === 'promoted' && result.release) lines.push(`released to ${result.release} (promotion.json)`);
+        if (result.serve_instead) lines.push(`serve instead: ${result.serve_instead}`);
         if (result.retention) lines.push(`retention: deleted ${result.retention.deleted.length} path(s)`);
         ctx.io.stdout(lines.join('\n') + '\n');
       }
-      if (result.exit_code !== 0) throw new ExitStatus(result.exit_code === 3 ? 3 : 4, result.outcome === 'not-promoted' ? 'E_NOT_PROMOTED' : 'E_NOT_NEEDED', result.reason);
+      if (result.outcome !== 'promoted' && result.outcome !== 'failed') {
+        throw new ExitStatus(OUTCOME_EXIT_CODES[result.outcome], OUTCOME_CODES[result.outcome], result.reason);
+      }
     });
 }
