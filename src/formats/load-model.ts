@@ -41,6 +41,10 @@ export function detectCheckpointKind(path: string): CheckpointKind {
   if (stat.isDirectory()) return 'hf';
   const head = readHead(path, 9);
   if (head.length >= 4 && head.readUInt32LE(0) === GGUF_MAGIC) return 'gguf';
+  if (/\.gguf$/i.test(path)) {
+    // Named like a GGUF: calling it a damaged llama2.c checkpoint would send the user the wrong way.
+    throw new InputError(`${path}: not a GGUF file (bad magic ${JSON.stringify(head.subarray(0, 4).toString('latin1'))}, expected "GGUF")`, 'check the path, or re-download or re-convert the model');
+  }
   if (path.endsWith('.safetensors')) return 'hf';
   // safetensors: a uint64 header length, then the JSON header's opening brace.
   if (head.length === 9 && head[8] === 0x7b && head.readBigUInt64LE(0) < 100_000_000n) return 'hf';

@@ -96,29 +96,19 @@ export function register(program: Command, context: ContextGetter): void {
       const synth = parsed.data;
       const { target } = config;
       if (!target) throw new ConfigError('synth needs a target: set the `target` section or --target-model <gguf>');
-      let apiKey: string | undefined;
-      if (target.engine === 'openai' && target.api_key_env) {
-        apiKey = process.env[target.api_key_env];
-        if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${target.api_key_env} is not set`);
-      }
       const out = resolve(synth.out);
       const promptsOut = flags.promptsOut ?? join(dirname(out), `${basename(out)}.synth.jsonl`);
-      const { resolveTargetTokenizer } = await import('../../distill/target-tokenizer.js');
-      const { createTargetEngine } = await import('../../targets/create.js');
+      const { openTarget, readTargetApiKey } = await import('../../targets/open.js');
       const { runSynth } = await import('../../synth/index.js');
       const { runIngest } = await import('../../ingest/index.js');
-      const { tokenizer } = await resolveTargetTokenizer(config.distill, target);
+      const opened = await openTarget(target, config.distill, { apiKey: readTargetApiKey(target, process.env), progress: ctx.progress });
+      const tokenizer = opened.tokenizer;
       const abort = new AbortController();
       const onSignal = (): void => abort.abort(new Error('interrupted'));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        const engine = await createTargetEngine(target, {
-          apiKey,
-          tokenizer,
-          log: (line) => ctx.progress({ kind: 'log', level: 'info', message: line }),
-          onRetry: (e) => ctx.progress({ kind: 'log', level: 'warn', message: `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}` }),
-        });
+        const engine = await opened.openEngine();
         let summary;
         try {
           summary = await runSynth({ synth, promptsOut }, { engine, tokenizer, progress: ctx.progress, signal: abort.signal });
