@@ -130,6 +130,8 @@ export const reportSchema = z.strictObject({
     rows_with_top_k: z.number().int().min(0),
     /** Completion tokens the suffix speculator was built from (train split). */
     suffix_train_tokens: z.number().int().min(0),
+    /** Identity of the tokenizer the targets were distilled with (null: targets older than the record). */
+    tokenizer: z.strictObject({ sha256: z.string(), vocab_size: z.number().int(), bos_id: z.number().int().nullable(), eos_id: z.number().int().nullable() }).nullable(),
   }),
   /** The candidate first, then the baselines, in the order given. */
   candidates: z.array(candidateSchema).min(1),

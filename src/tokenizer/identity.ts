@@ -50,14 +50,15 @@ export interface ExpectedTokenizer {
 }
 
 /**
- * Refuse `actual` (named by `actualLabel`) when its identity differs from the expected one: exit 2,
- * naming the first differing token id and both pieces when the expected tokenizer can be read.
+ * Refuse `actual` (named by `actualLabel`; a tokenizer, or only its recorded identity) when its identity
+ * differs from the expected one: exit 2, naming the first differing token id and both pieces when both
+ * tokenizers can be read.
  */
-export function checkSameTokenizer(expected: ExpectedTokenizer, actual: Tokenizer, actualLabel: string, hint: string): void {
-  const identity = tokenizerIdentity(actual);
+export function checkSameTokenizer(expected: ExpectedTokenizer, actual: Tokenizer | TokenizerIdentity, actualLabel: string, hint: string): void {
+  const identity = 'sha256' in actual ? actual : tokenizerIdentity(actual);
   if (sameIdentity(expected.identity, identity)) return;
   throw new InputError(
-    `${actualLabel} is another tokenizer than ${expected.label}: ${describeDifference(expected, actual, identity)}`,
+    `${actualLabel} differs from ${expected.label}: ${describeDifference(expected, actual, identity)}`,
     hint,
     'E_TOKENIZER_MISMATCH',
   );
@@ -67,9 +68,9 @@ function sameIdentity(a: TokenizerIdentity, b: TokenizerIdentity): boolean {
   return a.sha256 === b.sha256 && a.vocab_size === b.vocab_size && a.bos_id === b.bos_id && a.eos_id === b.eos_id;
 }
 
-function describeDifference(recorded: ExpectedTokenizer, actual: Tokenizer, identity: TokenizerIdentity): string {
-  const expectedTokenizer = recorded.load?.();
-  const difference = expectedTokenizer ? firstTokenDifference(expectedTokenizer, actual) : undefined;
+function describeDifference(recorded: ExpectedTokenizer, actual: Tokenizer | TokenizerIdentity, identity: TokenizerIdentity): string {
+  const expectedTokenizer = 'sha256' in actual ? undefined : recorded.load?.();
+  const difference = expectedTokenizer && !('sha256' in actual) ? firstTokenDifference(expectedTokenizer, actual) : undefined;
   if (difference) {
     return `first difference at token id ${difference.id}: ${JSON.stringify(difference.expected)} expected, ${JSON.stringify(difference.actual)} here`;
   }

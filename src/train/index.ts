@@ -21,6 +21,9 @@ import { TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION } from '../for
 import { presetConfig, type LlamaConfig, type LlamaWeights } from '../model/index.js';
 import type { DenseTensor } from '../model/weights.js';
 import type { ProgressSink } from '../progress.js';
+import { checkSameTokenizer } from '../tokenizer/identity.js';
+import { tokenizerFromVocabulary } from '../tokenizer/load.js';
+import { recordedTokenizer } from '../tokenizer/recorded.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import type { ModelSpec, TrainConfig } from './config.js';
@@ -67,7 +70,7 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   // Training reads tensors only asynchronously (loop, clipping, held-out evaluation, state and
   // checkpoints), so `auto` may choose WebGPU.
   const backend: BackendChoice = await initBackend(train.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
-  const targetsManifest = readManifest<{ target?: Record<string, unknown> }>(run.targets, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
+  const targetsManifest = readManifest<{ target?: Record<string, unknown>; tokenizer?: unknown }>(run.targets, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
   const trainFile = join(run.targets, 'train.arrow');
   const heldoutFile = join(run.targets, 'heldout.arrow');
   for (const file of [trainFile, heldoutFile]) {
@@ -82,11 +85,22 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   if (initMode === 'draft' && !train.init_from) throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
   const target = train.target_model ? loadModel(train.target_model, { tokenizer: train.tokenizer }) : undefined;
   const earlier = initMode === 'draft' ? readDraftCheckpoint(train.init_from as string) : undefined;
-  const targetIdentity = targetsManifest.target ?? {};
+  // The draft's checkpoint and the run's manifest say whom the draft is for, tokenizer included.
+  const targetIdentity: Record<string, unknown> = { ...(targetsManifest.target ?? {}), ...(targetsManifest.tokenizer !== undefined && { tokenizer: targetsManifest.tokenizer }) };
   const identityVocab = typeof targetIdentity.vocabSize === 'number' ? targetIdentity.vocabSize : undefined;
   const targetVocabSize = target?.weights.config.vocabSize ?? earlier?.draftVocabulary?.targetVocabSize ?? earlier?.weights.config.vocabSize ?? identityVocab ?? stats.maxId + 1;
   if (stats.maxId >= targetVocabSize) throw new InputError(`${trainFile}: token id ${stats.maxId} is outside the target vocabulary (${targetVocabSize})`);
   const vocabulary: Vocabulary | undefined = target?.vocabulary ?? earlier?.vocabulary ?? (train.tokenizer ? readTokenizerFile(train.tokenizer, targetVocabSize) : undefined);
+  const targetsTokenizer = recordedTokenizer(`the targets' tokenizer (${join(run.targets, 'manifest.json')}`, targetsManifest.tokenizer);
+  if (targetsTokenizer && vocabulary) {
+    const source = target?.vocabulary ? (target.vocabularySource ?? train.target_model) : earlier?.vocabulary ? `the draft ${train.init_from}` : train.tokenizer;
+    checkSameTokenizer(
+      targetsTokenizer,
+      tokenizerFromVocabulary(vocabulary),
+      `the tokenizer of ${source}`,
+      'HINT: train with the target model (and tokenizer) the targets were distilled with, or distill again with this one',
+    );
+  }
 
   // The draft vocabulary: an earlier draft's, the N most frequent target tokens, or all of them.
   const unkId = vocabulary?.unkId;

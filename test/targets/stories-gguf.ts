@@ -12,12 +12,20 @@ export interface StoriesGguf {
   remove(): void;
 }
 
-/** Write stories260K.gguf into a fresh temporary folder. */
-export function writeStoriesGguf(): StoriesGguf {
+/**
+ * Write stories260K.gguf into a fresh temporary folder. `swapPieces: [a, b]` exchanges the pieces of
+ * two ids (each id keeps its score): another real 512-token vocabulary, for tokenizer-identity tests
+ * (there is no second 512-token vocabulary in ../shared).
+ */
+export function writeStoriesGguf(options: { swapPieces?: [number, number] } = {}): StoriesGguf {
   const dir = mkdtempSync(join(tmpdir(), 'fireopt-targets-'));
   const weights = readLlama2cCheckpoint(stories260K());
   const vocabulary = readLlama2cTokenizer(tok512(), weights.config.vocabSize);
-  const path = join(dir, 'stories260K.gguf');
+  if (options.swapPieces) {
+    const [a, b] = options.swapPieces;
+    [vocabulary.tokens[a], vocabulary.tokens[b]] = [vocabulary.tokens[b], vocabulary.tokens[a]];
+  }
+  const path = join(dir, options.swapPieces ? 'stories260K-swapped.gguf' : 'stories260K.gguf');
   writeLlamaGguf(path, weights, vocabulary, { name: 'stories260K' });
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
