@@ -10,7 +10,7 @@
  *   leaderboard.json/.md  automatic selection only
  *   metrics.jsonl, curves.svg, state/, best.json     (select: off; per candidate under candidates/<name>/)
  */
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { ConfigError, InputError } from '../errors.js';
@@ -29,6 +29,8 @@ import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import type { ModelSpec, TrainConfig } from './config.js';
 import { initialWeights } from './init.js';
 import { trainCandidate, type CandidatePlan, type CandidateResult, type TrainInputs } from './loop.js';
+import { checkResumeSettings, type SettingChange } from './resume.js';
+import { readStateHeader } from './state.js';
 import { countTokens, fullVocab, reducedVocab, vocabFromMap, type DraftVocab } from './vocab.js';
 
 export { learningRate } from './optimizer.js';
@@ -67,6 +69,7 @@ export interface TrainSummary {
 /** Run the train stage. */
 export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSummary> {
   const { train } = run;
+  const pacingChanges = run.resume ? checkResumedSettings(run, deps) : [];
   // Training reads tensors only asynchronously (loop, clipping, held-out evaluation, state and
   // checkpoints), so `auto` may choose WebGPU.
   const backend: BackendChoice = await initBackend(train.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
@@ -210,10 +213,32 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       target: targetIdentity,
       vocab: summary.vocab,
       winner: leaderboardRow(winner),
+      // Pacing settings this session changed from the saved run's (the config above is this session's).
+      ...(run.resume && { resumed_with_changes: pacingChanges }),
       leaderboard: leaderboard.map(leaderboardRow),
     }),
   );
   return summary;
+}
+
+/**
+ * On --resume, compare this command's settings with those the saved states were written with:
+ * refuse run-changing differences, report pacing ones (returned for the manifest).
+ */
+function checkResumedSettings(run: TrainRun, deps: TrainDeps): SettingChange[] {
+  const candidatesDir = join(run.out, 'candidates');
+  const stateDirs = [join(run.out, 'state'), ...(existsSync(candidatesDir) ? readdirSync(candidatesDir).map((name) => join(candidatesDir, name, 'state')) : [])];
+  const saved = stateDirs.map(readStateHeader).find((header) => header !== undefined);
+  if (!saved) return [];
+  if (!saved.train) {
+    deps.progress({ kind: 'log', level: 'warn', message: `${run.out}: the saved state predates recorded settings; resuming without comparing them` });
+    return [];
+  }
+  const pacing = checkResumeSettings(saved.train, run.train, run.out);
+  for (const change of pacing) {
+    deps.progress({ kind: 'log', level: 'info', message: `resume: ${change.key} ${JSON.stringify(change.saved)} → ${JSON.stringify(change.now)}` });
+  }
+  return pacing;
 }
 
 function leaderboardRow(r: CandidateResult): Record<string, unknown> {
