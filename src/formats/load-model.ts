@@ -39,7 +39,7 @@ export function detectCheckpointKind(path: string): CheckpointKind {
   const stat = statSync(path, { throwIfNoEntry: false });
   if (!stat) throw new InputError(`${path}: no such checkpoint file or folder`);
   if (stat.isDirectory()) return 'hf';
-  const head = readHead(path, 9);
+  const head = readFileHead(path, 9);
   if (head.length >= 4 && head.readUInt32LE(0) === GGUF_MAGIC) return 'gguf';
   if (/\.gguf$/i.test(path)) {
     // Named like a GGUF: calling it a damaged llama2.c checkpoint would send the user the wrong way.
@@ -86,7 +86,7 @@ export function loadModel(path: string, options: LoadModelOptions = {}): LoadedM
  */
 export function readTokenizerFile(path: string, vocabSize: number): Vocabulary {
   if (!existsSync(path)) throw new InputError(`${path}: no such tokenizer file`);
-  const head = readHead(path, 4);
+  const head = readFileHead(path, 4);
   if (head.length === 4 && head.readUInt32LE(0) === GGUF_MAGIC) return vocabularyFromGguf(path);
   if (path.endsWith('.json') || path.endsWith('.model')) {
     throw new InputError(
@@ -97,7 +97,8 @@ export function readTokenizerFile(path: string, vocabSize: number): Vocabulary {
   return readLlama2cTokenizer(path, vocabSize);
 }
 
-function readHead(path: string, bytes: number): Buffer {
+/** The first `bytes` bytes of a file (fewer when it is shorter), to recognise its format by magic. */
+export function readFileHead(path: string, bytes: number): Buffer {
   const fd = openSync(path, 'r');
   try {
     const head = Buffer.alloc(bytes);

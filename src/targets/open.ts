@@ -4,8 +4,10 @@
  * tokenizer and chat template resolved and checked against the target's own, and an engine whose
  * retries and backend choice are reported through the progress sink.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { ConfigError, InputError } from '../errors.js';
+import { GGUF_MAGIC } from '../formats/gguf.js';
+import { readFileHead } from '../formats/load-model.js';
 import type { ProgressSink } from '../progress.js';
 import { checkSameTokenizer, tokenizerIdentity } from '../tokenizer/identity.js';
 import { loadTokenizer } from '../tokenizer/load.js';
@@ -38,11 +40,17 @@ export function readTargetApiKey(target: TargetConfig | undefined, env: Readonly
   return apiKey;
 }
 
-/** Refuse a target whose model file or folder is missing, before any work starts. */
+/** Refuse a target whose model file or folder is missing (or, for llama-cpp, is not a GGUF), before any work starts. */
 export function checkTargetFiles(target: TargetConfig | undefined): void {
   if (!target || target.engine === 'openai') return;
   if (!existsSync(target.model)) {
     throw new InputError(`target.model: ${target.model}: model not found`, 'check the path (--target-model or target.model in the config)', 'E_TARGET_MODEL_MISSING');
+  }
+  if (target.engine === 'llama-cpp' && statSync(target.model).isFile()) {
+    const head = readFileHead(target.model, 4);
+    if (head.length < 4 || head.readUInt32LE(0) !== GGUF_MAGIC) {
+      throw new InputError(`target.model: ${target.model}: not a GGUF file (bad magic ${JSON.stringify(head.toString('latin1'))}, expected "GGUF")`, 'the llama-cpp engine reads GGUF models; convert the model, or use engine: tfjs');
+    }
   }
 }
 
