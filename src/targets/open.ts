@@ -33,31 +33,54 @@ export interface OpenedTarget extends TargetTokenizer {
  * The API key of an `openai` target from `env` (the CLI passes `process.env`); undefined for other
  * engines or when no variable is named. A named variable that is unset is a config error.
  */
-export function readTargetApiKey(target: TargetConfig | undefined, env: Readonly<Record<string, string | undefined>>): string | undefined {
+export function readTargetApiKey(
+  target: TargetConfig | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): string | undefined {
   if (target?.engine !== 'openai' || !target.api_key_env) return undefined;
   const apiKey = env[target.api_key_env];
   if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${target.api_key_env} is not set`);
   return apiKey;
 }
 
-/** Refuse a target whose model file or folder is missing (or, for llama-cpp, is not a GGUF), before any work starts. */
+/** Refuse a target whose model is missing (or, for llama-cpp, is not a GGUF), before any work starts. */
 export function checkTargetFiles(target: TargetConfig | undefined): void {
   if (!target || target.engine === 'openai') return;
   if (!existsSync(target.model)) {
-    throw new InputError(`target.model: ${target.model}: model not found`, 'check the path (--target-model or target.model in the config)', 'E_TARGET_MODEL_MISSING');
+    throw new InputError(
+      `target.model: ${target.model}: model not found`,
+      'check the path (--target-model or target.model in the config)',
+      'E_TARGET_MODEL_MISSING',
+    );
   }
   if (target.engine === 'llama-cpp' && statSync(target.model).isFile()) {
     const head = readFileHead(target.model, 4);
     if (head.length < 4 || head.readUInt32LE(0) !== GGUF_MAGIC) {
-      throw new InputError(`target.model: ${target.model}: not a GGUF file (bad magic ${JSON.stringify(head.toString('latin1'))}, expected "GGUF")`, 'the llama-cpp engine reads GGUF models; convert the model, or use engine: tfjs');
+      throw new InputError(
+        `target.model: ${target.model}: not a GGUF file (bad magic ${JSON.stringify(head.toString('latin1'))}, ` +
+          'expected "GGUF")',
+        'the llama-cpp engine reads GGUF models; convert the model, or use engine: tfjs',
+      );
     }
   }
 }
 
 /** Resolve the target's tokenizer and template and prepare its engine, reporting through `deps.progress`. */
-export async function openTarget(target: TargetConfig, settings: TokenizerSettings, deps: OpenTargetDeps): Promise<OpenedTarget & { openEngine: () => Promise<TargetEngine> }>;
-export async function openTarget(target: TargetConfig | undefined, settings: TokenizerSettings, deps: OpenTargetDeps): Promise<OpenedTarget>;
-export async function openTarget(target: TargetConfig | undefined, settings: TokenizerSettings, deps: OpenTargetDeps): Promise<OpenedTarget> {
+export async function openTarget(
+  target: TargetConfig,
+  settings: TokenizerSettings,
+  deps: OpenTargetDeps,
+): Promise<OpenedTarget & { openEngine: () => Promise<TargetEngine> }>;
+export async function openTarget(
+  target: TargetConfig | undefined,
+  settings: TokenizerSettings,
+  deps: OpenTargetDeps,
+): Promise<OpenedTarget>;
+export async function openTarget(
+  target: TargetConfig | undefined,
+  settings: TokenizerSettings,
+  deps: OpenTargetDeps,
+): Promise<OpenedTarget> {
   checkTargetFiles(target);
   const resolved = await resolveTargetTokenizer(settings, target);
   if (settings.tokenizer !== 'auto') checkAgainstTargetTokenizer(target, resolved);
@@ -67,7 +90,10 @@ export async function openTarget(target: TargetConfig | undefined, settings: Tok
     createTargetEngine(target, {
       apiKey: deps.apiKey,
       tokenizer: resolved.tokenizer,
-      onRetry: (e) => deps.progress({ kind: 'log', level: 'warn', message: `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}` }),
+      onRetry: (e) => {
+        const message = `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}`;
+        deps.progress({ kind: 'log', level: 'warn', message });
+      },
       log: (line) => deps.progress({ kind: 'log', level: 'info', message: line }),
     });
   return { ...resolved, openEngine };
@@ -84,9 +110,13 @@ function checkAgainstTargetTokenizer(target: TargetConfig | undefined, resolved:
   if (!own || own.source === resolved.identity.source) return;
   const ownTokenizer = own.tokenizer;
   checkSameTokenizer(
-    { identity: tokenizerIdentity(ownTokenizer), label: `the target model's (${own.source})`, load: () => ownTokenizer },
+    {
+      identity: tokenizerIdentity(ownTokenizer),
+      label: `the target model's (${own.source})`,
+      load: () => ownTokenizer,
+    },
     resolved.tokenizer,
     `distill.tokenizer ${resolved.identity.source}`,
-    'distill.tokenizer (--tokenizer) must be the target model\'s own tokenizer; leave it at auto for llama-cpp and tfjs targets',
+    "distill.tokenizer (--tokenizer) must be the target model's own; leave it at auto for llama-cpp and tfjs targets",
   );
 }

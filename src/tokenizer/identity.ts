@@ -25,11 +25,19 @@ export function tokenizerIdentity(tokenizer: Tokenizer): TokenizerIdentity {
     const piece = Buffer.from(pieces[id], 'utf8');
     hash.update(`${piece.length}:${tokenizer.isSpecial(id) ? 's' : 'n'}:`).update(piece);
   }
-  return { sha256: hash.digest('hex'), vocab_size: pieces.length, bos_id: tokenizer.bosId ?? null, eos_id: tokenizer.eosId ?? null };
+  return {
+    sha256: hash.digest('hex'),
+    vocab_size: pieces.length,
+    bos_id: tokenizer.bosId ?? null,
+    eos_id: tokenizer.eosId ?? null,
+  };
 }
 
 /** The first id whose piece or special flag differs, with both pieces (undefined when the tables agree). */
-export function firstTokenDifference(expected: Tokenizer, actual: Tokenizer): { id: number; expected: string; actual: string } | undefined {
+export function firstTokenDifference(
+  expected: Tokenizer,
+  actual: Tokenizer,
+): { id: number; expected: string; actual: string } | undefined {
   const a = expected.pieces();
   const b = actual.pieces();
   for (let id = 0; id < Math.max(a.length, b.length); id++) {
@@ -54,7 +62,12 @@ export interface ExpectedTokenizer {
  * differs from the expected one: exit 2, naming the first differing token id and both pieces when both
  * tokenizers can be read.
  */
-export function checkSameTokenizer(expected: ExpectedTokenizer, actual: Tokenizer | TokenizerIdentity, actualLabel: string, hint: string): void {
+export function checkSameTokenizer(
+  expected: ExpectedTokenizer,
+  actual: Tokenizer | TokenizerIdentity,
+  actualLabel: string,
+  hint: string,
+): void {
   const identity = 'sha256' in actual ? actual : tokenizerIdentity(actual);
   if (sameIdentity(expected.identity, identity)) return;
   throw new InputError(
@@ -68,17 +81,27 @@ function sameIdentity(a: TokenizerIdentity, b: TokenizerIdentity): boolean {
   return a.sha256 === b.sha256 && a.vocab_size === b.vocab_size && a.bos_id === b.bos_id && a.eos_id === b.eos_id;
 }
 
-function describeDifference(recorded: ExpectedTokenizer, actual: Tokenizer | TokenizerIdentity, identity: TokenizerIdentity): string {
+function describeDifference(
+  recorded: ExpectedTokenizer,
+  actual: Tokenizer | TokenizerIdentity,
+  identity: TokenizerIdentity,
+): string {
   const expectedTokenizer = 'sha256' in actual ? undefined : recorded.load?.();
-  const difference = expectedTokenizer && !('sha256' in actual) ? firstTokenDifference(expectedTokenizer, actual) : undefined;
+  const bothReadable = expectedTokenizer && !('sha256' in actual);
+  const difference = bothReadable ? firstTokenDifference(expectedTokenizer, actual) : undefined;
   if (difference) {
-    return `first difference at token id ${difference.id}: ${JSON.stringify(difference.expected)} expected, ${JSON.stringify(difference.actual)} here`;
+    const [expectedPiece, actualPiece] = [JSON.stringify(difference.expected), JSON.stringify(difference.actual)];
+    return `first difference at token id ${difference.id}: ${expectedPiece} expected, ${actualPiece} here`;
   }
+  const was = recorded.identity;
   const parts: string[] = [];
-  if (recorded.identity.vocab_size !== identity.vocab_size) parts.push(`${recorded.identity.vocab_size} tokens there, ${identity.vocab_size} here`);
-  if (recorded.identity.bos_id !== identity.bos_id) parts.push(`BOS ${recorded.identity.bos_id} there, ${identity.bos_id} here`);
-  if (recorded.identity.eos_id !== identity.eos_id) parts.push(`EOS ${recorded.identity.eos_id} there, ${identity.eos_id} here`);
-  if (parts.length === 0) parts.push(`token tables differ (sha256 ${recorded.identity.sha256.slice(0, 12)}… there, ${identity.sha256.slice(0, 12)}… here)`);
+  if (was.vocab_size !== identity.vocab_size) parts.push(`${was.vocab_size} tokens there, ${identity.vocab_size} here`);
+  if (was.bos_id !== identity.bos_id) parts.push(`BOS ${was.bos_id} there, ${identity.bos_id} here`);
+  if (was.eos_id !== identity.eos_id) parts.push(`EOS ${was.eos_id} there, ${identity.eos_id} here`);
+  if (parts.length === 0) {
+    const [there, here] = [was.sha256.slice(0, 12), identity.sha256.slice(0, 12)];
+    parts.push(`token tables differ (sha256 ${there}… there, ${here}… here)`);
+  }
   return parts.join('; ');
 }
 
@@ -89,5 +112,10 @@ export function parseTokenizerIdentity(value: unknown): TokenizerIdentity | unde
   const identity = record.identity as Record<string, unknown> | undefined;
   if (!identity || typeof identity.sha256 !== 'string' || typeof identity.vocab_size !== 'number') return undefined;
   const id = (v: unknown): number | null => (typeof v === 'number' ? v : null);
-  return { sha256: identity.sha256, vocab_size: identity.vocab_size, bos_id: id(identity.bos_id), eos_id: id(identity.eos_id) };
+  return {
+    sha256: identity.sha256,
+    vocab_size: identity.vocab_size,
+    bos_id: id(identity.bos_id),
+    eos_id: id(identity.eos_id),
+  };
 }

@@ -1,4 +1,4 @@
-/** A tokenizer as a manifest records it (`tokenizer: { source, sha256, identity }`), for later stages to check against. */
+/** A tokenizer as a manifest records it (`tokenizer: { source, sha256, identity }`), for later stages to check. */
 import { existsSync } from 'node:fs';
 import { readTokenizerFile } from '../formats/load-model.js';
 import { parseTokenizerIdentity, type ExpectedTokenizer } from './identity.js';
@@ -20,7 +20,8 @@ export function recordedTokenizer(label: string, record: unknown): ExpectedToken
       if (!path || !existsSync(path)) return undefined;
       // Only to name the first differing token: a file that no longer reads leaves the hash comparison.
       try {
-        return path.endsWith('.json') ? loadTokenizer(path) : tokenizerFromVocabulary(readTokenizerFile(path, identity.vocab_size));
+        if (path.endsWith('.json')) return loadTokenizer(path);
+        return tokenizerFromVocabulary(readTokenizerFile(path, identity.vocab_size));
       } catch {
         return undefined;
       }

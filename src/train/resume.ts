@@ -14,7 +14,15 @@ import type { TrainConfig } from './config.js';
  * it runs (the automatic search's budget) and when it gives up. Every other key — including keys
  * added to the schema later — is run-changing.
  */
-export const PACING_KEYS: ReadonlySet<string> = new Set(['out', 'backend', 'time_budget_s', 'eval_every', 'checkpoint_every', 'patience', 'max_logit_elements']);
+export const PACING_KEYS: ReadonlySet<string> = new Set([
+  'out',
+  'backend',
+  'time_budget_s',
+  'eval_every',
+  'checkpoint_every',
+  'patience',
+  'max_logit_elements',
+]);
 
 /** A setting whose value differs between the saved run and this command, as a dotted `train.` path. */
 export interface SettingChange {
@@ -24,7 +32,10 @@ export interface SettingChange {
 }
 
 /** Every differing leaf setting of two resolved `train` sections, split into run-changing and pacing. */
-export function compareResumeSettings(saved: TrainConfig, now: TrainConfig): { refused: SettingChange[]; pacing: SettingChange[] } {
+export function compareResumeSettings(
+  saved: TrainConfig,
+  now: TrainConfig,
+): { refused: SettingChange[]; pacing: SettingChange[] } {
   const refused: SettingChange[] = [];
   const pacing: SettingChange[] = [];
   for (const change of differences(saved, now, 'train')) {
@@ -38,10 +49,14 @@ export function compareResumeSettings(saved: TrainConfig, now: TrainConfig): { r
 export function checkResumeSettings(saved: TrainConfig, now: TrainConfig, runDir: string): SettingChange[] {
   const { refused, pacing } = compareResumeSettings(saved, now);
   if (refused.length > 0) {
+    const lines = refused.map(
+      (c) => `  ${c.key}: ${JSON.stringify(c.saved)} when started, ${JSON.stringify(c.now)} now`,
+    );
+    const pacingKeys = [...PACING_KEYS].filter((key) => key !== 'out').join(', ');
     throw new UsageError(
-      `${runDir}: --resume with settings that change the run:\n${refused.map((c) => `  ${c.key}: ${JSON.stringify(c.saved)} when started, ${JSON.stringify(c.now)} now`).join('\n')}`,
-      'HINT: resume with the settings the run was started with, or start a new run in another --out (pacing settings — ' +
-        `${[...PACING_KEYS].filter((key) => key !== 'out').join(', ')} — may change)`,
+      `${runDir}: --resume with settings that change the run:\n${lines.join('\n')}`,
+      'HINT: resume with the settings the run was started with, or start a new run in another --out ' +
+        `(${pacingKeys} may change)`,
     );
   }
   return pacing;
