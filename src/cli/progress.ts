@@ -11,10 +11,20 @@ export interface RendererOptions {
   plainIntervalMs?: number;
 }
 
+interface BarState {
+  bar?: cliProgress.SingleBar;
+  startedMs: number;
+  lastPrintMs: number;
+  unit: string;
+  total?: number;
+  /** Units done before this session (a resumed run): not counted in rates. */
+  initial: number;
+}
+
 export function createProgressRenderer(options: RendererOptions = {}): ProgressSink & { stop(): void } {
   const tty = options.tty ?? Boolean(process.stderr.isTTY);
   const interval = options.plainIntervalMs ?? 5000;
-  const bars = new Map<string, { bar?: cliProgress.SingleBar; startedMs: number; lastPrintMs: number; unit: string; total?: number; initial: number }>();
+  const bars = new Map<string, BarState>();
 
   const sink = (event: ProgressEvent): void => {
     if (event.kind === 'log') {
@@ -24,7 +34,7 @@ export function createProgressRenderer(options: RendererOptions = {}): ProgressS
     if (options.quiet) return;
     const now = Date.now();
     if (event.kind === 'start') {
-      const state: { bar?: cliProgress.SingleBar; startedMs: number; lastPrintMs: number; unit: string; total?: number; initial: number } = {
+      const state: BarState = {
         initial: event.done ?? 0,
         startedMs: now,
         lastPrintMs: now,
@@ -74,7 +84,8 @@ export function createProgressRenderer(options: RendererOptions = {}): ProgressS
       state.bar.stop();
     } else {
       const resumed = state.initial > 0 ? ` (resumed at ${state.initial}; ${event.done} in all)` : '';
-      process.stderr.write(`${event.task}: done, ${sessionDone} ${state.unit} in ${elapsedSec.toFixed(1)} s (${rate})${resumed}\n`);
+      const took = `${elapsedSec.toFixed(1)} s`;
+      process.stderr.write(`${event.task}: done, ${sessionDone} ${state.unit} in ${took} (${rate})${resumed}\n`);
     }
     bars.delete(event.task);
   };

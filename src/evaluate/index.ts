@@ -158,8 +158,16 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
   if (!config.data) throw new UsageError('eval: no data given (--data <targets dir> or eval.data)');
   if (!config.out) throw new UsageError('eval: no output directory given (--out or eval.out)');
   const data = config.data;
-  const dataManifest = readManifest<{ tokenizer?: unknown }>(data, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
-  const dataTokenizer = recordedTokenizer(`the targets' tokenizer (${join(data, 'manifest.json')}`, dataManifest.tokenizer);
+  const dataManifest = readManifest<{ tokenizer?: unknown }>(
+    data,
+    TARGETS_KIND,
+    TARGETS_SCHEMA_VERSION,
+    TARGETS_RERUN_HINT,
+  );
+  const dataTokenizer = recordedTokenizer(
+    `the targets' tokenizer (${join(data, 'manifest.json')}`,
+    dataManifest.tokenizer,
+  );
   const splitPath = join(data, `${config.split}.arrow`);
   if (!existsSync(splitPath)) throw new InputError(`${splitPath}: no ${config.split} split in this targets directory`, `HINT: re-run \`${TARGETS_RERUN_HINT}\` with that split`);
 
@@ -269,7 +277,12 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
   }
 }
 
-async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps, dataTokenizer?: ExpectedTokenizer): Promise<Candidate> {
+async function openCandidate(
+  name: string,
+  config: EvalConfig,
+  deps: EvalDeps,
+  dataTokenizer?: ExpectedTokenizer,
+): Promise<Candidate> {
   if (name === 'prompt-lookup') {
     return { name, kind: name, proposer: new PromptLookupProposer({ maxNgram: config.prompt_lookup.max_ngram, minNgram: config.prompt_lookup.min_ngram }) };
   }
@@ -284,9 +297,12 @@ async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps, d
     throw new InputError(`${name}: no such draft checkpoint directory`, `--model and --baseline take a draft directory or one of: ${MODEL_FREE_METHODS.join(', ')}`);
   }
   const checkpoint = readDraftCheckpoint(name);
-  const draftTokenizer = checkpoint.vocabulary ? tokenizerFromVocabulary(checkpoint.vocabulary) : parseTokenizerIdentity(checkpoint.target.tokenizer);
+  const draftTokenizer = checkpoint.vocabulary
+    ? tokenizerFromVocabulary(checkpoint.vocabulary)
+    : parseTokenizerIdentity(checkpoint.target.tokenizer);
   if (dataTokenizer && draftTokenizer) {
-    checkSameTokenizer(dataTokenizer, draftTokenizer, `the tokenizer of the draft ${name}`, 'HINT: evaluate the draft on targets of its own target model, or retrain it on these');
+    const hint = 'HINT: evaluate the draft on targets of its own target model, or retrain it on these';
+    checkSameTokenizer(dataTokenizer, draftTokenizer, `the tokenizer of the draft ${name}`, hint);
   }
   const { initBackend } = await import('../backend/index.js');
   const { LlamaModel } = await import('../model/index.js');

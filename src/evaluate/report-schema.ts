@@ -131,7 +131,14 @@ export const reportSchema = z.strictObject({
     /** Completion tokens the suffix speculator was built from (train split). */
     suffix_train_tokens: z.number().int().min(0),
     /** Identity of the tokenizer the targets were distilled with (null: targets older than the record). */
-    tokenizer: z.strictObject({ sha256: z.string(), vocab_size: z.number().int(), bos_id: z.number().int().nullable(), eos_id: z.number().int().nullable() }).nullable(),
+    tokenizer: z
+      .strictObject({
+        sha256: z.string(),
+        vocab_size: z.number().int(),
+        bos_id: z.number().int().nullable(),
+        eos_id: z.number().int().nullable(),
+      })
+      .nullable(),
   }),
   /** The candidate first, then the baselines, in the order given. */
   candidates: z.array(candidateSchema).min(1),

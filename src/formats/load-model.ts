@@ -43,7 +43,8 @@ export function detectCheckpointKind(path: string): CheckpointKind {
   if (head.length >= 4 && head.readUInt32LE(0) === GGUF_MAGIC) return 'gguf';
   if (/\.gguf$/i.test(path)) {
     // Named like a GGUF: calling it a damaged llama2.c checkpoint would send the user the wrong way.
-    throw new InputError(`${path}: not a GGUF file (bad magic ${JSON.stringify(head.subarray(0, 4).toString('latin1'))}, expected "GGUF")`, 'check the path, or re-download or re-convert the model');
+    const magic = JSON.stringify(head.subarray(0, 4).toString('latin1'));
+    throw new InputError(`${path}: not a GGUF file (bad magic ${magic}, expected "GGUF")`, 'check the path, or re-convert the model');
   }
   if (path.endsWith('.safetensors')) return 'hf';
   // safetensors: a uint64 header length, then the JSON header's opening brace.

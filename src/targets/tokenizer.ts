@@ -37,7 +37,10 @@ export interface TargetTokenizer {
 }
 
 /** The target's tokenizer: `settings.tokenizer`, or the one the target's model file carries. */
-export async function resolveTargetTokenizer(settings: TokenizerSettings, target: TargetConfig | undefined): Promise<TargetTokenizer> {
+export async function resolveTargetTokenizer(
+  settings: TokenizerSettings,
+  target: TargetConfig | undefined,
+): Promise<TargetTokenizer> {
   let source = settings.tokenizer;
   let tokenizer: Tokenizer | undefined;
   if (source === 'auto') {

@@ -89,14 +89,22 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const target = train.target_model ? loadModel(train.target_model, { tokenizer: train.tokenizer }) : undefined;
   const earlier = initMode === 'draft' ? readDraftCheckpoint(train.init_from as string) : undefined;
   // The draft's checkpoint and the run's manifest say whom the draft is for, tokenizer included.
-  const targetIdentity: Record<string, unknown> = { ...(targetsManifest.target ?? {}), ...(targetsManifest.tokenizer !== undefined && { tokenizer: targetsManifest.tokenizer }) };
+  const targetIdentity: Record<string, unknown> = {
+    ...(targetsManifest.target ?? {}),
+    ...(targetsManifest.tokenizer !== undefined && { tokenizer: targetsManifest.tokenizer }),
+  };
   const identityVocab = typeof targetIdentity.vocabSize === 'number' ? targetIdentity.vocabSize : undefined;
   const targetVocabSize = target?.weights.config.vocabSize ?? earlier?.draftVocabulary?.targetVocabSize ?? earlier?.weights.config.vocabSize ?? identityVocab ?? stats.maxId + 1;
   if (stats.maxId >= targetVocabSize) throw new InputError(`${trainFile}: token id ${stats.maxId} is outside the target vocabulary (${targetVocabSize})`);
   const vocabulary: Vocabulary | undefined = target?.vocabulary ?? earlier?.vocabulary ?? (train.tokenizer ? readTokenizerFile(train.tokenizer, targetVocabSize) : undefined);
-  const targetsTokenizer = recordedTokenizer(`the targets' tokenizer (${join(run.targets, 'manifest.json')}`, targetsManifest.tokenizer);
+  const targetsTokenizer = recordedTokenizer(
+    `the targets' tokenizer (${join(run.targets, 'manifest.json')}`,
+    targetsManifest.tokenizer,
+  );
   if (targetsTokenizer && vocabulary) {
-    const source = target?.vocabulary ? (target.vocabularySource ?? train.target_model) : earlier?.vocabulary ? `the draft ${train.init_from}` : train.tokenizer;
+    let source = train.tokenizer;
+    if (target?.vocabulary) source = target.vocabularySource ?? train.target_model;
+    else if (earlier?.vocabulary) source = `the draft ${train.init_from}`;
     checkSameTokenizer(
       targetsTokenizer,
       tokenizerFromVocabulary(vocabulary),
@@ -227,16 +235,19 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
  */
 function checkResumedSettings(run: TrainRun, deps: TrainDeps): SettingChange[] {
   const candidatesDir = join(run.out, 'candidates');
-  const stateDirs = [join(run.out, 'state'), ...(existsSync(candidatesDir) ? readdirSync(candidatesDir).map((name) => join(candidatesDir, name, 'state')) : [])];
+  const candidates = existsSync(candidatesDir) ? readdirSync(candidatesDir) : [];
+  const stateDirs = [join(run.out, 'state'), ...candidates.map((name) => join(candidatesDir, name, 'state'))];
   const saved = stateDirs.map(readStateHeader).find((header) => header !== undefined);
   if (!saved) return [];
   if (!saved.train) {
-    deps.progress({ kind: 'log', level: 'warn', message: `${run.out}: the saved state predates recorded settings; resuming without comparing them` });
+    const message = `${run.out}: the saved state predates recorded settings; resuming without comparing them`;
+    deps.progress({ kind: 'log', level: 'warn', message });
     return [];
   }
   const pacing = checkResumeSettings(saved.train, run.train, run.out);
   for (const change of pacing) {
-    deps.progress({ kind: 'log', level: 'info', message: `resume: ${change.key} ${JSON.stringify(change.saved)} → ${JSON.stringify(change.now)}` });
+    const message = `resume: ${change.key} ${JSON.stringify(change.saved)} → ${JSON.stringify(change.now)}`;
+    deps.progress({ kind: 'log', level: 'info', message });
   }
   return pacing;
 }

@@ -141,7 +141,14 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
     const tensors = new Map<string, tf.Tensor>(params);
     for (const [name, m] of optimizer.state.m) tensors.set(`m.${name}`, m);
     for (const [name, v] of optimizer.state.v) tensors.set(`v.${name}`, v);
-    const header = { train, model: plan.model, draftToTarget: Array.from(vocab.draftToTarget), targetVocabSize: vocab.targetVocabSize, unkDraftId: vocab.unkDraftId, counters: { ...counters, elapsedMs: elapsedMs() } };
+    const header = {
+      train, // compared by the next --resume (resume.ts)
+      model: plan.model,
+      draftToTarget: Array.from(vocab.draftToTarget),
+      targetVocabSize: vocab.targetVocabSize,
+      unkDraftId: vocab.unkDraftId,
+      counters: { ...counters, elapsedMs: elapsedMs() },
+    };
     await saveState(stateDir, header, tensors);
   };
   const evaluate = async (): Promise<HeldoutResult> => {

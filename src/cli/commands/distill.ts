@@ -56,7 +56,8 @@ export function register(program: Command, context: ContextGetter): void {
       }
       const { openTarget, readTargetApiKey } = await import('../../targets/open.js');
       const { runDistill } = await import('../../distill/index.js');
-      const opened = await openTarget(target, distill, { apiKey: readTargetApiKey(target, process.env), progress: ctx.progress });
+      const apiKey = readTargetApiKey(target, process.env);
+      const opened = await openTarget(target, distill, { apiKey, progress: ctx.progress });
       const abort = new AbortController();
       const onSignal = (): void => abort.abort(new Error('interrupted'));
       process.once('SIGINT', onSignal);

@@ -40,7 +40,7 @@ export function register(program: Command, context: ContextGetter): void {
         'near-duplicate, against the seeds too). Writes the prompts as <prompts-out> (prompts JSONL) and ingests\n' +
         'them into <out> (train.arrow, heldout.arrow, manifest.json), ready for `fireopt distill`.',
     )
-    .option('--seed-prompts <file>', 'seed prompts: text (one per line), JSONL/JSON, or an ingested dataset (synth.seed_prompts)')
+    .option('--seed-prompts <file>', 'seed prompts: text lines, JSONL/JSON, or an ingested dataset (synth.seed_prompts)')
     .option('--n <count>', 'new prompts to write (synth.n)', parseNumber)
     .option('-o, --out <dir>', 'output dataset directory, replaced atomically (synth.out)')
     .option('--prompts-out <file>', 'where the prompts JSONL goes (default <out>.synth.jsonl beside the dataset)')
@@ -96,7 +96,8 @@ export function register(program: Command, context: ContextGetter): void {
       const { openTarget, readTargetApiKey } = await import('../../targets/open.js');
       const { runSynth } = await import('../../synth/index.js');
       const { runIngest } = await import('../../ingest/index.js');
-      const opened = await openTarget(target, config.distill, { apiKey: readTargetApiKey(target, process.env), progress: ctx.progress });
+      const apiKey = readTargetApiKey(target, process.env);
+      const opened = await openTarget(target, config.distill, { apiKey, progress: ctx.progress });
       const tokenizer = opened.tokenizer;
       const abort = new AbortController();
       const onSignal = (): void => abort.abort(new Error('interrupted'));

@@ -118,13 +118,16 @@ export class HttpClient {
       this.closing.signal.removeEventListener('abort', onClose);
     }
     if (status < 200 || status >= 300) {
-      // Error bodies are quoted in messages, logs, the distill journal and reports: scrubbed first.
-      const quoted = `HTTP ${status} ${serverMessage(this.scrub(text))}`; // scrubbed before shortening, which could cut a key
+      // Error bodies are quoted in messages, logs, the distill journal and reports: scrubbed first,
+      // before serverMessage shortens them (a cut could leave part of a key).
+      const quoted = `HTTP ${status} ${serverMessage(this.scrub(text))}`;
       if (status === 401 || status === 403) {
-        throw new AbortError(new RunError(`${url}: ${quoted}`, 'check the API key in the variable named by target.api_key_env', 'E_TARGET_AUTH'));
+        const hint = 'check the API key in the variable named by target.api_key_env';
+        throw new AbortError(new RunError(`${url}: ${quoted}`, hint, 'E_TARGET_AUTH'));
       }
       if (RETRY_STATUSES.has(status) || status >= 500) throw new TransientError(quoted, retryAfterMs(retryAfter));
-      throw new AbortError(new RunError(`${url}: ${quoted}`, 'the server rejected the request; check target.model and the sampling settings', 'E_TARGET_REJECTED'));
+      const hint = 'the server rejected the request; check target.model and the sampling settings';
+      throw new AbortError(new RunError(`${url}: ${quoted}`, hint, 'E_TARGET_REJECTED'));
     }
     let json: unknown;
     try {
@@ -166,7 +169,8 @@ const REDACTED = '[redacted]';
 export function scrubCredentials(text: string, apiKey: string | undefined): string {
   let scrubbed = text;
   if (apiKey) {
-    for (const form of new Set([apiKey, encodeURIComponent(apiKey), JSON.stringify(apiKey).slice(1, -1)])) scrubbed = scrubbed.split(form).join(REDACTED);
+    const forms = new Set([apiKey, encodeURIComponent(apiKey), JSON.stringify(apiKey).slice(1, -1)]);
+    for (const form of forms) scrubbed = scrubbed.split(form).join(REDACTED);
   }
   return scrubbed
     .replace(/(["']?authorization["']?\s*[:=]\s*["']?)[^"'\r\n,}]*/gi, `$1${REDACTED}`)
