@@ -3,7 +3,8 @@
  * plain periodic lines otherwise, nothing on stdout with --json).
  */
 export type ProgressEvent =
-  | { kind: 'start'; task: string; total?: number; unit: string }
+  /** `done`: units already done before this session (a resumed run); rates count only this session's. */
+  | { kind: 'start'; task: string; total?: number; unit: string; done?: number }
   | { kind: 'advance'; task: string; done: number; total?: number; bytesDone?: number; fields?: Record<string, string | number> }
   | { kind: 'end'; task: string; done: number; fields?: Record<string, string | number> }
   | { kind: 'log'; level: 'info' | 'warn'; message: string };

@@ -11,10 +11,20 @@ export interface RendererOptions {
   plainIntervalMs?: number;
 }
 
+interface BarState {
+  bar?: cliProgress.SingleBar;
+  startedMs: number;
+  lastPrintMs: number;
+  unit: string;
+  total?: number;
+  /** Units done before this session (a resumed run): not counted in rates. */
+  initial: number;
+}
+
 export function createProgressRenderer(options: RendererOptions = {}): ProgressSink & { stop(): void } {
   const tty = options.tty ?? Boolean(process.stderr.isTTY);
   const interval = options.plainIntervalMs ?? 5000;
-  const bars = new Map<string, { bar?: cliProgress.SingleBar; startedMs: number; lastPrintMs: number; unit: string; total?: number }>();
+  const bars = new Map<string, BarState>();
 
   const sink = (event: ProgressEvent): void => {
     if (event.kind === 'log') {
@@ -24,7 +34,8 @@ export function createProgressRenderer(options: RendererOptions = {}): ProgressS
     if (options.quiet) return;
     const now = Date.now();
     if (event.kind === 'start') {
-      const state: { bar?: cliProgress.SingleBar; startedMs: number; lastPrintMs: number; unit: string; total?: number } = {
+      const state: BarState = {
+        initial: event.done ?? 0,
         startedMs: now,
         lastPrintMs: now,
         unit: event.unit,
@@ -40,7 +51,7 @@ export function createProgressRenderer(options: RendererOptions = {}): ProgressS
           },
           cliProgress.Presets.shades_classic,
         );
-        state.bar.start(event.total ?? 0, 0, { rate: '' });
+        state.bar.start(event.total ?? 0, state.initial, { rate: '' });
       }
       bars.set(event.task, state);
       return;
@@ -48,7 +59,9 @@ export function createProgressRenderer(options: RendererOptions = {}): ProgressS
     const state = bars.get(event.task);
     if (!state) return;
     const elapsedSec = Math.max((now - state.startedMs) / 1000, 1e-3);
-    const rate = rateText(event.kind === 'advance' ? event.bytesDone : undefined, event.done, state.unit, elapsedSec);
+    // This session's units over this session's time: a resumed run's earlier steps took no time here.
+    const sessionDone = event.done - state.initial;
+    const rate = rateText(event.kind === 'advance' ? event.bytesDone : undefined, sessionDone, state.unit, elapsedSec);
     const fields = event.kind === 'advance' && event.fields
       ? ' ' + Object.entries(event.fields).map(([k, v]) => `${k}=${v}`).join(' ')
       : '';
@@ -72,8 +85,10 @@ export function createProgressRenderer(options: RendererOptions = {}): ProgressS
       state.bar.stop();
       if (counts) process.stderr.write(`${event.task}: done, ${event.done} ${state.unit}${counts}\n`);
     } else {
-      const took = `in ${elapsedSec.toFixed(1)} s (${rate})`;
-      process.stderr.write(`${event.task}: done, ${event.done} ${state.unit}${counts} ${took}\n`);
+      const resumed = state.initial > 0 ? ` (resumed at ${state.initial}; ${event.done} in all)` : '';
+      const took = `${elapsedSec.toFixed(1)} s`;
+      process.stderr.write(`${event.task}: done, ${sessionDone} ${state.unit}${counts} in ${took} (${rate})${resumed}
+`);
     }
     bars.delete(event.task);
   };

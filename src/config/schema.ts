@@ -9,6 +9,7 @@ import { evalSchema } from '../evaluate/config.js';
 import { targetSchema } from '../targets/config.js';
 import { trainSchema } from '../train/config.js';
 import { pipelineSections } from '../pipeline/config.js';
+import { synthSectionSchema } from '../synth/config.js';
 
 export const INGEST_FORMATS = [
   'auto',
@@ -64,6 +65,8 @@ export const configSchema = z
       'The target model that distill runs (absent: distill can only run in `traces` mode).',
     ),
     distill: distillSchema,
+    /** `fireopt synth`: the target writes new prompts in the style of seed prompts. */
+    synth: synthSectionSchema,
     eval: evalSchema,
     train: trainSchema,
     export: (await import('../export/config.js')).exportSchema,

@@ -19,6 +19,7 @@ import { TARGETS_KIND, TARGETS_SCHEMA_VERSION, targetsRecordBatch, targetsSchema
 import { TRACES_KIND, TRACES_RERUN_HINT, TRACES_SCHEMA_VERSION, readTraceRows, type TraceRow, type TraceSplit } from '../formats/traces-schema.js';
 import type { ProgressSink } from '../progress.js';
 import type { PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity } from '../targets/engine.js';
+import type { TokenizerIdentity } from '../tokenizer/identity.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import { sha256File } from '../util/hash.js';
@@ -43,7 +44,7 @@ export interface DistillDeps {
   /** Opens the target engine; not called in `traces` mode. */
   openEngine?: () => Promise<TargetEngine>;
   /** Identity of the target for `traces` mode, where no engine runs. */
-  tokenizerIdentity: { source: string; sha256?: string };
+  tokenizerIdentity: { source: string; sha256?: string; identity: TokenizerIdentity };
   progress: ProgressSink;
   /** Aborts the run between rows (Ctrl-C): finished rows stay journaled. */
   signal?: AbortSignal;

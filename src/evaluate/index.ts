@@ -13,6 +13,9 @@ import { basename, join, resolve } from 'node:path';
 import { InputError, UsageError } from '../errors.js';
 import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
 import { readManifest } from '../formats/manifest.js';
+import { checkSameTokenizer, parseTokenizerIdentity, type ExpectedTokenizer } from '../tokenizer/identity.js';
+import { tokenizerFromVocabulary } from '../tokenizer/load.js';
+import { recordedTokenizer } from '../tokenizer/recorded.js';
 import { readTargetRows, TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION, type TargetRow } from '../formats/targets-schema.js';
 import type { ProgressSink } from '../progress.js';
 import {
@@ -155,7 +158,16 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
   if (!config.data) throw new UsageError('eval: no data given (--data <targets dir> or eval.data)');
   if (!config.out) throw new UsageError('eval: no output directory given (--out or eval.out)');
   const data = config.data;
-  readManifest(data, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
+  const dataManifest = readManifest<{ tokenizer?: unknown }>(
+    data,
+    TARGETS_KIND,
+    TARGETS_SCHEMA_VERSION,
+    TARGETS_RERUN_HINT,
+  );
+  const dataTokenizer = recordedTokenizer(
+    `the targets' tokenizer (${join(data, 'manifest.json')}`,
+    dataManifest.tokenizer,
+  );
   const splitPath = join(data, `${config.split}.arrow`);
   if (!existsSync(splitPath)) throw new InputError(`${splitPath}: no ${config.split} split in this targets directory`, `HINT: re-run \`${TARGETS_RERUN_HINT}\` with that split`);
 
@@ -164,7 +176,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
   try {
     // One at a time: the first draft initialises the tfjs backend that every model lives on.
     for (const name of names) {
-      const candidate = await openCandidate(name, config, deps);
+      const candidate = await openCandidate(name, config, deps, dataTokenizer);
       // Two drafts in folders of the same name keep distinct report names.
       const taken = new Set(candidates.map((c) => c.name));
       for (let n = 2; taken.has(candidate.name); n++) candidate.name = `${candidate.name.replace(/#\d+$/, '')}#${n}`;
@@ -243,6 +255,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
         sha256: await sha256File(splitPath),
         rows_with_top_k: rowsWithTopK,
         suffix_train_tokens: suffixTrainTokens,
+        tokenizer: dataTokenizer?.identity ?? null,
       },
       candidates: candidateReports,
       winner: winner.name,
@@ -264,7 +277,12 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
   }
 }
 
-async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps): Promise<Candidate> {
+async function openCandidate(
+  name: string,
+  config: EvalConfig,
+  deps: EvalDeps,
+  dataTokenizer?: ExpectedTokenizer,
+): Promise<Candidate> {
   if (name === 'prompt-lookup') {
     return { name, kind: name, proposer: new PromptLookupProposer({ maxNgram: config.prompt_lookup.max_ngram, minNgram: config.prompt_lookup.min_ngram }) };
   }
@@ -279,6 +297,13 @@ async function openCandidate(name: string, config: EvalConfig, deps: EvalDeps): 
     throw new InputError(`${name}: no such draft checkpoint directory`, `--model and --baseline take a draft directory or one of: ${MODEL_FREE_METHODS.join(', ')}`);
   }
   const checkpoint = readDraftCheckpoint(name);
+  const draftTokenizer = checkpoint.vocabulary
+    ? tokenizerFromVocabulary(checkpoint.vocabulary)
+    : parseTokenizerIdentity(checkpoint.target.tokenizer);
+  if (dataTokenizer && draftTokenizer) {
+    const hint = 'HINT: evaluate the draft on targets of its own target model, or retrain it on these';
+    checkSameTokenizer(dataTokenizer, draftTokenizer, `the tokenizer of the draft ${name}`, hint);
+  }
   const { initBackend } = await import('../backend/index.js');
   const { LlamaModel } = await import('../model/index.js');
   await initBackend(config.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));

@@ -155,6 +155,15 @@ export const reportSchema = z.strictObject({
       suffix_train_tokens: z.number().int().min(0).describe(
         'Completion tokens the suffix speculator was built from (train split).',
       ),
+      tokenizer: z
+        .strictObject({
+          sha256: z.string().describe('sha256 of the token table (pieces and special flags).'),
+          vocab_size: z.number().int().describe('Tokens in the vocabulary.'),
+          bos_id: z.number().int().nullable().describe('Beginning-of-sequence id.'),
+          eos_id: z.number().int().nullable().describe('End-of-sequence id.'),
+        })
+        .nullable()
+        .describe('Identity of the tokenizer the targets were distilled with (null: targets older than the record).'),
     })
     .describe('The data every candidate was measured on.'),
   candidates: z.array(candidateSchema).min(1).describe('The candidate first, then the baselines, in the order given.'),

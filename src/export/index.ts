@@ -155,6 +155,8 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
       staged.path,
       makeManifest(EXPORT_KIND, EXPORT_SCHEMA_VERSION, {
         draft: { path: modelDir, model: checkpoint.weights.config, reduced_vocab: Boolean(checkpoint.draftVocabulary), unk_draft_id: unkDraftId, weights_sha256: await sha256File(join(modelDir, 'model.safetensors')) },
+        // The tokenizer the draft was trained with, as its checkpoint records it (null: drafts older than the record).
+        tokenizer: checkpoint.target.tokenizer ?? null,
         target: target ? targetSummary(target) : null,
         formats,
         dtype: config.dtype,

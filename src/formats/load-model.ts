@@ -39,8 +39,13 @@ export function detectCheckpointKind(path: string): CheckpointKind {
   const stat = statSync(path, { throwIfNoEntry: false });
   if (!stat) throw new InputError(`${path}: no such checkpoint file or folder`);
   if (stat.isDirectory()) return 'hf';
-  const head = readHead(path, 9);
+  const head = readFileHead(path, 9);
   if (head.length >= 4 && head.readUInt32LE(0) === GGUF_MAGIC) return 'gguf';
+  if (/\.gguf$/i.test(path)) {
+    // Named like a GGUF: calling it a damaged llama2.c checkpoint would send the user the wrong way.
+    const magic = JSON.stringify(head.subarray(0, 4).toString('latin1'));
+    throw new InputError(`${path}: not a GGUF file (bad magic ${magic}, expected "GGUF")`, 'check the path, or re-convert the model');
+  }
   if (path.endsWith('.safetensors')) return 'hf';
   // safetensors: a uint64 header length, then the JSON header's opening brace.
   if (head.length === 9 && head[8] === 0x7b && head.readBigUInt64LE(0) < 100_000_000n) return 'hf';
@@ -82,7 +87,7 @@ export function loadModel(path: string, options: LoadModelOptions = {}): LoadedM
  */
 export function readTokenizerFile(path: string, vocabSize: number): Vocabulary {
   if (!existsSync(path)) throw new InputError(`${path}: no such tokenizer file`);
-  const head = readHead(path, 4);
+  const head = readFileHead(path, 4);
   if (head.length === 4 && head.readUInt32LE(0) === GGUF_MAGIC) return vocabularyFromGguf(path);
   if (path.endsWith('.json') || path.endsWith('.model')) {
     throw new InputError(
@@ -93,7 +98,8 @@ export function readTokenizerFile(path: string, vocabSize: number): Vocabulary {
   return readLlama2cTokenizer(path, vocabSize);
 }
 
-function readHead(path: string, bytes: number): Buffer {
+/** The first `bytes` bytes of a file (fewer when it is shorter), to recognise its format by magic. */
+export function readFileHead(path: string, bytes: number): Buffer {
   const fd = openSync(path, 'r');
   try {
     const head = Buffer.alloc(bytes);

@@ -28,18 +28,17 @@ export async function distillStage(config: FireoptConfig, dataset: string, out: 
   if (!target && distill.mode !== 'traces') {
     throw new ConfigError('distill needs a target: set the `target` section (or distill.mode: traces with distill.tokenizer)');
   }
-  const { resolveTargetTokenizer } = await import('../distill/target-tokenizer.js');
+  const { openTarget } = await import('../targets/open.js');
   const { runDistill } = await import('../distill/index.js');
-  const { createTargetEngine } = await import('../targets/create.js');
-  const targetTokenizer = await resolveTargetTokenizer(distill, target);
+  const opened = await openTarget(target, distill, { apiKey: deps.apiKey, progress: deps.progress });
   const settings = { ...distill, dataset, out, ...(splits && { splits }) };
   const summary = await runDistill(
     { dataset, out, distill: settings, resolvedConfig: config },
     {
-      tokenizer: targetTokenizer.tokenizer,
-      chatTemplate: targetTokenizer.chatTemplate,
-      tokenizerIdentity: targetTokenizer.identity,
-      openEngine: target ? () => createTargetEngine(target, { apiKey: deps.apiKey, tokenizer: targetTokenizer.tokenizer }) : undefined,
+      tokenizer: opened.tokenizer,
+      chatTemplate: opened.chatTemplate,
+      tokenizerIdentity: opened.identity,
+      openEngine: opened.openEngine,
       progress: deps.progress,
       signal: deps.signal,
     },

@@ -1,16 +1,25 @@
 /**
  * Settings of `fireopt synth`: how the target writes new prompts in the style of a few seeds
- * (self-instruct, Wang et al. 2023). Validated once by the command from its flags.
+ * (self-instruct, Wang et al. 2023). The config's `synth` section (so `-c file.yaml` sets them);
+ * the command's flags override it.
+ *
+ * ```yaml
+ * synth:
+ *   seed_prompts: seeds.txt
+ *   n: 500
+ *   out: out/synthetic
+ *   temperature: 0.9
+ * ```
  */
 import { z } from 'zod';
 
-export const synthSchema = z.strictObject({
+const synthSettings = {
   /** Seed prompts: a text file (one per line), JSONL / JSON (strings or {prompt | instruction | question | text | messages}), or an ingested dataset directory. */
-  seed_prompts: z.string().min(1),
+  seed_prompts: z.string().min(1).optional(),
   /** New prompts to write. */
-  n: z.number().int().positive(),
+  n: z.number().int().positive().optional(),
   /** Output dataset directory (an ingest dataset). */
-  out: z.string().min(1),
+  out: z.string().min(1).optional(),
   /** Example prompts listed in each few-shot prompt (seeds, and after the first rounds two earlier synthetic ones). */
   examples_per_request: z.number().int().min(1).max(32).default(6),
   /** Completions drawn per few-shot prompt. */
@@ -30,6 +39,17 @@ export const synthSchema = z.strictObject({
   near_duplicate_threshold: z.number().gt(0).max(1).default(0.7),
   /** Give up after this many completions (0 = 20 × n) and write what was accepted. */
   max_completions: z.number().int().min(0).default(0),
+};
+
+/** The config's `synth` section: what to write may also come from the flags (--seed-prompts, --n, --out). */
+export const synthSectionSchema = z.strictObject(synthSettings).prefault({});
+
+/** The settings of one synth run: the section with the seeds, the count and the output all given. */
+export const synthSchema = z.strictObject({
+  ...synthSettings,
+  seed_prompts: z.string().min(1),
+  n: z.number().int().positive(),
+  out: z.string().min(1),
 });
 
 export type SynthConfig = z.infer<typeof synthSchema>;

@@ -10,7 +10,7 @@
  *   leaderboard.json/.md  automatic selection only
  *   metrics.jsonl, curves.svg, state/, best.json     (select: off; per candidate under candidates/<name>/)
  */
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { ConfigError, InputError } from '../errors.js';
@@ -21,11 +21,16 @@ import { TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION } from '../for
 import { presetConfig, type LlamaConfig, type LlamaWeights } from '../model/index.js';
 import type { DenseTensor } from '../model/weights.js';
 import type { ProgressSink } from '../progress.js';
+import { checkSameTokenizer } from '../tokenizer/identity.js';
+import { tokenizerFromVocabulary } from '../tokenizer/load.js';
+import { recordedTokenizer } from '../tokenizer/recorded.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import type { ModelSpec, TrainConfig } from './config.js';
 import { initialWeights } from './init.js';
 import { trainCandidate, type CandidatePlan, type CandidateResult, type TrainInputs } from './loop.js';
+import { checkResumeSettings, type SettingChange } from './resume.js';
+import { readStateHeader } from './state.js';
 import { countTokens, fullVocab, reducedVocab, vocabFromMap, type DraftVocab } from './vocab.js';
 
 export { learningRate } from './optimizer.js';
@@ -64,10 +69,11 @@ export interface TrainSummary {
 /** Run the train stage. */
 export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSummary> {
   const { train } = run;
+  const pacingChanges = run.resume ? checkResumedSettings(run, deps) : [];
   // Training reads tensors only asynchronously (loop, clipping, held-out evaluation, state and
   // checkpoints), so `auto` may choose WebGPU.
   const backend: BackendChoice = await initBackend(train.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
-  const targetsManifest = readManifest<{ target?: Record<string, unknown> }>(run.targets, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
+  const targetsManifest = readManifest<{ target?: Record<string, unknown>; tokenizer?: unknown }>(run.targets, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
   const trainFile = join(run.targets, 'train.arrow');
   const heldoutFile = join(run.targets, 'heldout.arrow');
   for (const file of [trainFile, heldoutFile]) {
@@ -82,11 +88,30 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   if (initMode === 'draft' && !train.init_from) throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
   const target = train.target_model ? loadModel(train.target_model, { tokenizer: train.tokenizer }) : undefined;
   const earlier = initMode === 'draft' ? readDraftCheckpoint(train.init_from as string) : undefined;
-  const targetIdentity = targetsManifest.target ?? {};
+  // The draft's checkpoint and the run's manifest say whom the draft is for, tokenizer included.
+  const targetIdentity: Record<string, unknown> = {
+    ...(targetsManifest.target ?? {}),
+    ...(targetsManifest.tokenizer !== undefined && { tokenizer: targetsManifest.tokenizer }),
+  };
   const identityVocab = typeof targetIdentity.vocabSize === 'number' ? targetIdentity.vocabSize : undefined;
   const targetVocabSize = target?.weights.config.vocabSize ?? earlier?.draftVocabulary?.targetVocabSize ?? earlier?.weights.config.vocabSize ?? identityVocab ?? stats.maxId + 1;
   if (stats.maxId >= targetVocabSize) throw new InputError(`${trainFile}: token id ${stats.maxId} is outside the target vocabulary (${targetVocabSize})`);
   const vocabulary: Vocabulary | undefined = target?.vocabulary ?? earlier?.vocabulary ?? (train.tokenizer ? readTokenizerFile(train.tokenizer, targetVocabSize) : undefined);
+  const targetsTokenizer = recordedTokenizer(
+    `the targets' tokenizer (${join(run.targets, 'manifest.json')}`,
+    targetsManifest.tokenizer,
+  );
+  if (targetsTokenizer && vocabulary) {
+    let source = train.tokenizer;
+    if (target?.vocabulary) source = target.vocabularySource ?? train.target_model;
+    else if (earlier?.vocabulary) source = `the draft ${train.init_from}`;
+    checkSameTokenizer(
+      targetsTokenizer,
+      tokenizerFromVocabulary(vocabulary),
+      `the tokenizer of ${source}`,
+      'HINT: train with the target model (and tokenizer) the targets were distilled with, or distill again with this one',
+    );
+  }
 
   // The draft vocabulary: an earlier draft's, the N most frequent target tokens, or all of them.
   const unkId = vocabulary?.unkId;
@@ -196,10 +221,35 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       target: targetIdentity,
       vocab: summary.vocab,
       winner: leaderboardRow(winner),
+      // Pacing settings this session changed from the saved run's (the config above is this session's).
+      ...(run.resume && { resumed_with_changes: pacingChanges }),
       leaderboard: leaderboard.map(leaderboardRow),
     }),
   );
   return summary;
+}
+
+/**
+ * On --resume, compare this command's settings with those the saved states were written with:
+ * refuse run-changing differences, report pacing ones (returned for the manifest).
+ */
+function checkResumedSettings(run: TrainRun, deps: TrainDeps): SettingChange[] {
+  const candidatesDir = join(run.out, 'candidates');
+  const candidates = existsSync(candidatesDir) ? readdirSync(candidatesDir) : [];
+  const stateDirs = [join(run.out, 'state'), ...candidates.map((name) => join(candidatesDir, name, 'state'))];
+  const saved = stateDirs.map(readStateHeader).find((header) => header !== undefined);
+  if (!saved) return [];
+  if (!saved.train) {
+    const message = `${run.out}: the saved state predates recorded settings; resuming without comparing them`;
+    deps.progress({ kind: 'log', level: 'warn', message });
+    return [];
+  }
+  const pacing = checkResumeSettings(saved.train, run.train, run.out);
+  for (const change of pacing) {
+    const message = `resume: ${change.key} ${JSON.stringify(change.saved)} → ${JSON.stringify(change.now)}`;
+    deps.progress({ kind: 'log', level: 'info', message });
+  }
+  return pacing;
 }
 
 function leaderboardRow(r: CandidateResult): Record<string, unknown> {

@@ -141,7 +141,14 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
     const tensors = new Map<string, tf.Tensor>(params);
     for (const [name, m] of optimizer.state.m) tensors.set(`m.${name}`, m);
     for (const [name, v] of optimizer.state.v) tensors.set(`v.${name}`, v);
-    const header = { model: plan.model, draftToTarget: Array.from(vocab.draftToTarget), targetVocabSize: vocab.targetVocabSize, unkDraftId: vocab.unkDraftId, counters: { ...counters, elapsedMs: elapsedMs() } };
+    const header = {
+      train, // compared by the next --resume (resume.ts)
+      model: plan.model,
+      draftToTarget: Array.from(vocab.draftToTarget),
+      targetVocabSize: vocab.targetVocabSize,
+      unkDraftId: vocab.unkDraftId,
+      counters: { ...counters, elapsedMs: elapsedMs() },
+    };
     await saveState(stateDir, header, tensors);
   };
   const evaluate = async (): Promise<HeldoutResult> => {
@@ -178,7 +185,7 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
       untrained = readBest(plan.dir, 'untrained.json');
     }
 
-    deps.progress({ kind: 'start', task, total: counters.totalSteps, unit: 'steps' });
+    deps.progress({ kind: 'start', task, total: counters.totalSteps, unit: 'steps', done: counters.step });
     const batches = trainingBatches(stream, counters.position);
     try {
       let lastHitRate = counters.bestHitRate;

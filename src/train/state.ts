@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import type { LlamaConfig } from '../model/index.js';
 import { StagedDir } from '../util/atomic.js';
+import type { TrainConfig } from './config.js';
 import type { DataPosition } from './data.js';
 
 export const STATE_VERSION = 1;
@@ -35,6 +36,8 @@ export interface TrainCounters {
 
 export interface SavedState {
   version: number;
+  /** The resolved `train` section the run was started (or last resumed) with; absent in states of older versions. */
+  train?: TrainConfig;
   model: LlamaConfig;
   draftToTarget: number[];
   targetVocabSize: number;
@@ -76,6 +79,13 @@ export async function saveState(dir: string, header: Omit<SavedState, 'tensors' 
     staged.abort();
     throw error;
   }
+}
+
+/** The header of the state in `dir` (no tensors), or undefined when there is none. */
+export function readStateHeader(dir: string): SavedState | undefined {
+  const statePath = join(dir, 'state.json');
+  if (!existsSync(statePath)) return undefined;
+  return JSON.parse(readFileSync(statePath, 'utf8')) as SavedState;
 }
 
 /** Read a state folder: the header and the float32 values of each saved tensor by name. */

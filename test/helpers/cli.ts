@@ -1,5 +1,5 @@
 /** Run the CLI in-process (fast) or as a spawned process (real exit codes). */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { repoRoot } from './shared.js';
@@ -45,5 +45,25 @@ export function runScript(script: string, args: string[], options: { env?: NodeJ
         resolvePromise({ code, stdout, stderr });
       },
     );
+  });
+}
+
+/**
+ * Spawned without blocking this process: for tests whose own servers (a fault proxy, `fireopt
+ * serve`) must keep answering while the CLI runs.
+ */
+export function runBinAsync(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], {
+      cwd: options.cwd ?? repoRoot,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (text: string) => void (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => void (stderr += text));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
   });
 }

@@ -8,7 +8,11 @@ import { createHash } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export type Fault = '429' | '500' | '503' | 'hang' | 'drop' | 'drop-mid-body' | 'malformed-json' | 'wrong-shape';
+/**
+ * `echo-headers-400` / `echo-headers-500`: the server quotes the request's headers (Authorization
+ * included) in its error body, as JSON / as plain header lines — as some gateways and debug servers do.
+ */
+export type Fault = '429' | '500' | '503' | 'hang' | 'drop' | 'drop-mid-body' | 'malformed-json' | 'wrong-shape' | 'echo-headers-400' | 'echo-headers-500';
 
 export interface FaultProxyOptions {
   /** `http://127.0.0.1:port` of the real server. */
@@ -52,6 +56,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       case '500':
       case '503':
         return reply(res, Number(fault), '{"error":{"message":"injected server error"}}');
+      case 'echo-headers-400':
+        return reply(res, 400, JSON.stringify({ error: { message: `invalid request; headers received: ${JSON.stringify(req.headers)}` } }));
+      case 'echo-headers-500': {
+        const lines = [];
+        for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+        return reply(res, 500, `upstream error while handling\n${lines.join('\n')}`);
+      }
       case 'hang':
         return; // never answer; the client's timeout must fire (closeAllConnections ends it)
       case 'drop':

@@ -13,17 +13,24 @@ export interface StoriesGguf {
 }
 
 /**
+/**
  * Write stories260K.gguf into a fresh temporary folder. `endsWithBos`: stories260K ends each story
  * with BOS, not EOS (llama2.c's training data only starts stories with BOS, and llama2.c's run.c stops
  * there), so this GGUF names BOS its EOS too, as GPT-2's `<|endoftext|>` is both: llama.cpp then
  * stops where the model does — a real model whose greedy output ends before max_tokens.
+ * `swapPieces: [a, b]` exchanges the pieces of two ids (each id keeps its score): another real
+ * 512-token vocabulary, for tokenizer-identity tests (there is no second 512-token vocabulary in ../shared).
  */
-export function writeStoriesGguf(options: { endsWithBos?: boolean } = {}): StoriesGguf {
+export function writeStoriesGguf(options: { endsWithBos?: boolean; swapPieces?: [number, number] } = {}): StoriesGguf {
   const dir = mkdtempSync(join(tmpdir(), 'fireopt-targets-'));
   const weights = readLlama2cCheckpoint(stories260K());
   const tokenizer = readLlama2cTokenizer(tok512(), weights.config.vocabSize);
+  if (options.swapPieces) {
+    const [a, b] = options.swapPieces;
+    [tokenizer.tokens[a], tokenizer.tokens[b]] = [tokenizer.tokens[b], tokenizer.tokens[a]];
+  }
   const vocabulary = options.endsWithBos ? { ...tokenizer, eosId: BOS } : tokenizer;
-  const path = join(dir, 'stories260K.gguf');
+  const path = join(dir, options.swapPieces ? 'stories260K-swapped.gguf' : 'stories260K.gguf');
   writeLlamaGguf(path, weights, vocabulary, { name: 'stories260K' });
   return { path, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -54,16 +54,10 @@ export function register(program: Command, context: ContextGetter): void {
       if (!target && distill.mode !== 'traces') {
         throw new ConfigError('distill needs a target: set the `target` section or --target-model <gguf> (or use --mode traces)');
       }
-      let apiKey: string | undefined;
-      if (target?.engine === 'openai' && target.api_key_env) {
-        apiKey = process.env[target.api_key_env];
-        if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${target.api_key_env} is not set`);
-      }
-      const { resolveTargetTokenizer } = await import('../../distill/target-tokenizer.js');
+      const { openTarget, readTargetApiKey } = await import('../../targets/open.js');
       const { runDistill } = await import('../../distill/index.js');
-      const { createTargetEngine } = await import('../../targets/create.js');
-      const targetTokenizer = await resolveTargetTokenizer(distill, target);
-      ctx.progress({ kind: 'log', level: 'info', message: `chat template: ${targetTokenizer.templateSource}` });
+      const apiKey = readTargetApiKey(target, process.env);
+      const opened = await openTarget(target, distill, { apiKey, progress: ctx.progress });
       const abort = new AbortController();
       const onSignal = (): void => abort.abort(new Error('interrupted'));
       process.once('SIGINT', onSignal);
@@ -72,18 +66,10 @@ export function register(program: Command, context: ContextGetter): void {
         const summary = await runDistill(
           { dataset: distill.dataset, out: distill.out, distill, resolvedConfig: config },
           {
-            tokenizer: targetTokenizer.tokenizer,
-            chatTemplate: targetTokenizer.chatTemplate,
-            tokenizerIdentity: targetTokenizer.identity,
-            openEngine: target
-              ? () =>
-                  createTargetEngine(target, {
-                    apiKey,
-                    tokenizer: targetTokenizer.tokenizer,
-                    onRetry: (e) => ctx.progress({ kind: 'log', level: 'warn', message: `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}` }),
-                    log: (line) => ctx.progress({ kind: 'log', level: 'info', message: line }),
-                  })
-              : undefined,
+            tokenizer: opened.tokenizer,
+            chatTemplate: opened.chatTemplate,
+            tokenizerIdentity: opened.identity,
+            openEngine: opened.openEngine,
             progress: ctx.progress,
             signal: abort.signal,
           },

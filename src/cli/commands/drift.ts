@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { ConfigError, ExitStatus, UsageError } from '../../errors.js';
+import { ExitStatus, UsageError } from '../../errors.js';
 import type { ContextGetter } from '../commands.js';
 
 interface DriftFlags {
@@ -37,11 +37,8 @@ export function register(program: Command, context: ContextGetter): void {
       });
       const model = flags.model ?? config.promotion.release;
       if (!model) throw new UsageError('drift: no deployed draft (--model or promotion.release)');
-      let apiKey: string | undefined;
-      if (config.target?.engine === 'openai' && config.target.api_key_env) {
-        apiKey = process.env[config.target.api_key_env];
-        if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${config.target.api_key_env} is not set`);
-      }
+      const { readTargetApiKey } = await import('../../targets/open.js');
+      const apiKey = readTargetApiKey(config.target, process.env);
       const out = flags.out ?? (config.run.dir ? `${config.run.dir}/drift` : 'fireopt-drift');
       const { runDrift } = await import('../../pipeline/index.js');
       const result = await runDrift(config, { model, traces: config.ingest.inputs, out }, { progress: ctx.progress, apiKey });

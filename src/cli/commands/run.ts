@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { ConfigError, ExitStatus } from '../../errors.js';
+import { ExitStatus } from '../../errors.js';
 import type { ContextGetter } from '../commands.js';
 
 interface RunFlags {
@@ -55,11 +55,9 @@ export function register(program: Command, context: ContextGetter): void {
           'distill.max_tokens': flags.maxTokens,
         },
       });
-      let apiKey: string | undefined;
-      if (config.target?.engine === 'openai' && config.target.api_key_env) {
-        apiKey = process.env[config.target.api_key_env];
-        if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${config.target.api_key_env} is not set`);
-      }
+      const { checkTargetFiles, readTargetApiKey } = await import('../../targets/open.js');
+      const apiKey = readTargetApiKey(config.target, process.env);
+      checkTargetFiles(config.target); // before ingest runs, not after it
       const { runPipeline, OUTCOME_EXIT_CODES } = await import('../../pipeline/index.js');
       const abort = new AbortController();
       const onSignal = (): void => abort.abort(new Error('interrupted'));

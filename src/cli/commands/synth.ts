@@ -6,7 +6,8 @@
 import { dirname, basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, UsageError } from '../../errors.js';
+import type { SynthConfig } from '../../synth/config.js';
 import type { ContextGetter } from '../commands.js';
 
 interface SynthFlags {
@@ -39,9 +40,9 @@ export function register(program: Command, context: ContextGetter): void {
         'near-duplicate, against the seeds too). Writes the prompts as <prompts-out> (prompts JSONL) and ingests\n' +
         'them into <out> (train.arrow, heldout.arrow, manifest.json), ready for `fireopt distill`.',
     )
-    .requiredOption('--seed-prompts <file>', 'seed prompts: text (one per line), JSONL/JSON, or an ingested dataset')
-    .requiredOption('--n <count>', 'new prompts to write', parseNumber)
-    .requiredOption('-o, --out <dir>', 'output dataset directory (replaced atomically)')
+    .option('--seed-prompts <file>', 'seed prompts: text lines, JSONL/JSON, or an ingested dataset (synth.seed_prompts)')
+    .option('--n <count>', 'new prompts to write (synth.n)', parseNumber)
+    .option('-o, --out <dir>', 'output dataset directory, replaced atomically (synth.out)')
     .option('--prompts-out <file>', 'where the prompts JSONL goes (default <out>.synth.jsonl beside the dataset)')
     .option('--target-model <gguf>', 'shortcut for target.engine=llama-cpp, target.model=<gguf>')
     .option('--tokenizer <file>', 'the target tokenizer (GGUF or tokenizer.json); default: from the target')
@@ -67,58 +68,43 @@ export function register(program: Command, context: ContextGetter): void {
           'ingest.heldout': flags.heldout,
           'target.engine': flags.targetModel ? 'llama-cpp' : undefined,
           'target.model': flags.targetModel,
+          'synth.seed_prompts': flags.seedPrompts,
+          'synth.n': flags.n,
+          'synth.out': flags.out,
+          'synth.examples_per_request': flags.examples,
+          'synth.samples_per_request': flags.samples,
+          'synth.concurrency': flags.concurrency,
+          'synth.max_tokens': flags.maxTokens,
+          'synth.temperature': flags.temperature,
+          'synth.top_p': flags.topP,
+          'synth.seed': flags.seed,
+          'synth.min_chars': flags.minChars,
+          'synth.max_chars': flags.maxChars,
+          'synth.near_duplicate_threshold': flags.similarity,
+          'synth.max_completions': flags.maxCompletions,
         },
       });
-      const { synthSchema } = await import('../../synth/config.js');
-      const parsed = synthSchema.safeParse(
-        Object.fromEntries(
-          Object.entries({
-            seed_prompts: flags.seedPrompts,
-            n: flags.n,
-            out: flags.out,
-            examples_per_request: flags.examples,
-            samples_per_request: flags.samples,
-            concurrency: flags.concurrency,
-            max_tokens: flags.maxTokens,
-            temperature: flags.temperature,
-            top_p: flags.topP,
-            seed: flags.seed,
-            min_chars: flags.minChars,
-            max_chars: flags.maxChars,
-            near_duplicate_threshold: flags.similarity,
-            max_completions: flags.maxCompletions,
-          }).filter(([, value]) => value !== undefined),
-        ),
-      );
-      if (!parsed.success) {
-        throw new ConfigError('synth: invalid options', parsed.error.issues.map((issue) => `${issue.path.join('.') || '(options)'}: ${issue.message}`));
-      }
-      const synth = parsed.data;
+      const { seed_prompts: seedPrompts, n, out: synthOut } = config.synth;
+      if (!seedPrompts) throw new UsageError('synth: no seed prompts given (--seed-prompts or synth.seed_prompts)');
+      if (n === undefined) throw new UsageError('synth: no count given (--n or synth.n)');
+      if (!synthOut) throw new UsageError('synth: no output directory given (--out or synth.out)');
+      const synth: SynthConfig = { ...config.synth, seed_prompts: seedPrompts, n, out: synthOut };
       const { target } = config;
       if (!target) throw new ConfigError('synth needs a target: set the `target` section or --target-model <gguf>');
-      let apiKey: string | undefined;
-      if (target.engine === 'openai' && target.api_key_env) {
-        apiKey = process.env[target.api_key_env];
-        if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${target.api_key_env} is not set`);
-      }
       const out = resolve(synth.out);
       const promptsOut = flags.promptsOut ?? join(dirname(out), `${basename(out)}.synth.jsonl`);
-      const { resolveTargetTokenizer } = await import('../../distill/target-tokenizer.js');
-      const { createTargetEngine } = await import('../../targets/create.js');
+      const { openTarget, readTargetApiKey } = await import('../../targets/open.js');
       const { runSynth } = await import('../../synth/index.js');
       const { runIngest } = await import('../../ingest/index.js');
-      const { tokenizer } = await resolveTargetTokenizer(config.distill, target);
+      const apiKey = readTargetApiKey(target, process.env);
+      const opened = await openTarget(target, config.distill, { apiKey, progress: ctx.progress });
+      const tokenizer = opened.tokenizer;
       const abort = new AbortController();
       const onSignal = (): void => abort.abort(new Error('interrupted'));
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        const engine = await createTargetEngine(target, {
-          apiKey,
-          tokenizer,
-          log: (line) => ctx.progress({ kind: 'log', level: 'info', message: line }),
-          onRetry: (e) => ctx.progress({ kind: 'log', level: 'warn', message: `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}` }),
-        });
+        const engine = await opened.openEngine();
         let summary;
         try {
           summary = await runSynth({ synth, promptsOut }, { engine, tokenizer, progress: ctx.progress, signal: abort.signal });

@@ -117,12 +117,17 @@ export class HttpClient {
       clearTimeout(timer);
       this.closing.signal.removeEventListener('abort', onClose);
     }
-    if (status === 401 || status === 403) {
-      throw new AbortError(new RunError(`${url}: HTTP ${status} ${serverMessage(text)}`, 'check the API key in the variable named by target.api_key_env', 'E_TARGET_AUTH'));
-    }
-    if (RETRY_STATUSES.has(status) || status >= 500) throw new TransientError(`HTTP ${status} ${serverMessage(text)}`, retryAfterMs(retryAfter));
     if (status < 200 || status >= 300) {
-      throw new AbortError(new RunError(`${url}: HTTP ${status} ${serverMessage(text)}`, 'the server rejected the request; check target.model and the sampling settings', 'E_TARGET_REJECTED'));
+      // Error bodies are quoted in messages, logs, the distill journal and reports: scrubbed first,
+      // before serverMessage shortens them (a cut could leave part of a key).
+      const quoted = `HTTP ${status} ${serverMessage(this.scrub(text))}`;
+      if (status === 401 || status === 403) {
+        const hint = 'check the API key in the variable named by target.api_key_env';
+        throw new AbortError(new RunError(`${url}: ${quoted}`, hint, 'E_TARGET_AUTH'));
+      }
+      if (RETRY_STATUSES.has(status) || status >= 500) throw new TransientError(quoted, retryAfterMs(retryAfter));
+      const hint = 'the server rejected the request; check target.model and the sampling settings';
+      throw new AbortError(new RunError(`${url}: ${quoted}`, hint, 'E_TARGET_REJECTED'));
     }
     let json: unknown;
     try {
@@ -133,9 +138,17 @@ export class HttpClient {
     try {
       return validate(json);
     } catch (error) {
-      if (error instanceof FatalResponseError) throw new AbortError(error.cause);
-      throw new TransientError(`malformed response: ${describeError(error)}`);
+      if (error instanceof FatalResponseError) {
+        error.cause.message = this.scrub(error.cause.message);
+        throw new AbortError(error.cause);
+      }
+      throw new TransientError(`malformed response: ${this.scrub(describeError(error))}`);
     }
+  }
+
+  /** `text` (from the server) without the API key or any Authorization/Bearer credential it echoed. */
+  private scrub(text: string): string {
+    return scrubCredentials(text, this.options.apiKey);
   }
 }
 
@@ -144,6 +157,24 @@ export class FatalResponseError extends Error {
   constructor(override readonly cause: Error) {
     super(cause.message);
   }
+}
+
+const REDACTED = '[redacted]';
+
+/**
+ * Remove credentials from text a server sent back: the key itself (also URL- and JSON-escaped),
+ * any `Bearer <token>`, and the value of any `Authorization` header or field, in whatever form a
+ * server echoes request headers (JSON, HTTP header lines, Python dict reprs).
+ */
+export function scrubCredentials(text: string, apiKey: string | undefined): string {
+  let scrubbed = text;
+  if (apiKey) {
+    const forms = new Set([apiKey, encodeURIComponent(apiKey), JSON.stringify(apiKey).slice(1, -1)]);
+    for (const form of forms) scrubbed = scrubbed.split(form).join(REDACTED);
+  }
+  return scrubbed
+    .replace(/(["']?authorization["']?\s*[:=]\s*["']?)[^"'\r\n,}]*/gi, `$1${REDACTED}`)
+    .replace(/\b(bearer|basic)\s+(?!\[redacted\])[A-Za-z0-9\-._~+/=]+/gi, `$1 ${REDACTED}`);
 }
 
 function serverMessage(text: string): string {

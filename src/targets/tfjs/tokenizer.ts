@@ -1,8 +1,8 @@
 /** The tokenizer of a `tfjs` target, found without loading its weights (for distill and synth). */
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { InputError } from '../../errors.js';
-import { detectCheckpointKind, loadModel, readTokenizerFile } from '../../formats/load-model.js';
+import { detectCheckpointKind, loadModel, readFileHead, readTokenizerFile } from '../../formats/load-model.js';
 import { HF_FILES } from '../../formats/safetensors.js';
 import { loadTokenizer, tokenizerFromVocabulary } from '../../tokenizer/load.js';
 import type { Tokenizer } from '../../tokenizer/tokenizer.js';
@@ -35,23 +35,13 @@ export function tfjsTargetTokenizer(config: Pick<TfjsTargetConfig, 'model' | 'to
 /** GGUF and tokenizer.json files describe themselves; a llama2.c tokenizer.bin needs the checkpoint's vocabulary size. */
 function openTokenizer(path: string, model: string): Tokenizer {
   if (!existsSync(path)) throw new InputError(`${path}: tokenizer file not found`);
-  const head = readHead(path, 64);
+  const head = readFileHead(path, 64);
   if (head.subarray(0, 4).toString('latin1') === 'GGUF' || head.toString('utf8').trimStart().startsWith('{')) return loadTokenizer(path);
   return tokenizerFromVocabulary(readTokenizerFile(path, checkpointVocabSize(model)), { path });
 }
 
 /** vocab_size from a llama2.c header (its sign only says whether the head is tied); other kinds load the checkpoint. */
 function checkpointVocabSize(model: string): number {
-  if (detectCheckpointKind(model) === 'llama2c') return Math.abs(readHead(model, 28).readInt32LE(20));
+  if (detectCheckpointKind(model) === 'llama2c') return Math.abs(readFileHead(model, 28).readInt32LE(20));
   return loadModel(model).weights.config.vocabSize;
-}
-
-function readHead(path: string, bytes: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const head = Buffer.alloc(bytes);
-    return head.subarray(0, readSync(fd, head, 0, bytes, 0));
-  } finally {
-    closeSync(fd);
-  }
 }

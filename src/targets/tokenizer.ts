@@ -3,25 +3,45 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError, InputError } from '../errors.js';
 import { readGguf } from '../formats/gguf.js';
-import type { TargetConfig } from '../targets/config.js';
-import { tfjsTargetTokenizer } from '../targets/tfjs/tokenizer.js';
+import { tokenizerIdentity, type TokenizerIdentity } from '../tokenizer/identity.js';
 import { loadTokenizer } from '../tokenizer/load.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { sha256File } from '../util/hash.js';
-import type { DistillConfig } from './config.js';
+import type { TargetConfig } from './config.js';
+import { tfjsTargetTokenizer } from './tfjs/tokenizer.js';
+
+/** The settings that choose the tokenizer and template (`distill.tokenizer`, `distill.chat_template`). */
+export interface TokenizerSettings {
+  /** A tokenizer file, or `auto`: the target's own. */
+  tokenizer: string;
+  /** A template file, `auto` (the tokenizer's own) or `none`. */
+  chat_template: string;
+}
+
+/** What manifests record about the tokenizer: its file and the identity of its token table. */
+export interface TokenizerRecord {
+  source: string;
+  /** sha256 of the file. */
+  sha256: string;
+  identity: TokenizerIdentity;
+}
 
 export interface TargetTokenizer {
   tokenizer: Tokenizer;
-  /** Where it came from, recorded in the manifest. */
-  identity: { source: string; sha256: string };
+  /** Where it came from and what it is, recorded in the manifest. */
+  identity: TokenizerRecord;
   /** Undefined: plain text rendering. */
   chatTemplate?: string;
   /** Where the template came from, for the log. */
   templateSource: string;
 }
 
-export async function resolveTargetTokenizer(distill: DistillConfig, target: TargetConfig | undefined): Promise<TargetTokenizer> {
-  let source = distill.tokenizer;
+/** The target's tokenizer: `settings.tokenizer`, or the one the target's model file carries. */
+export async function resolveTargetTokenizer(
+  settings: TokenizerSettings,
+  target: TargetConfig | undefined,
+): Promise<TargetTokenizer> {
+  let source = settings.tokenizer;
   let tokenizer: Tokenizer | undefined;
   if (source === 'auto') {
     if (target?.engine === 'llama-cpp') source = target.model;
@@ -30,8 +50,8 @@ export async function resolveTargetTokenizer(distill: DistillConfig, target: Tar
   }
   if (!existsSync(source)) throw new InputError(`${source}: tokenizer file not found`);
   tokenizer ??= loadTokenizer(source);
-  const identity = { source, sha256: await sha256File(source) };
-  const { chatTemplate, templateSource } = resolveChatTemplate(distill.chat_template, source);
+  const identity = { source, sha256: await sha256File(source), identity: tokenizerIdentity(tokenizer) };
+  const { chatTemplate, templateSource } = resolveChatTemplate(settings.chat_template, source);
   return { tokenizer, identity, chatTemplate, templateSource };
 }
 
