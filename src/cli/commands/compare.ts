@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { RunError } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 
 interface CompareFlags {
   margin?: number;

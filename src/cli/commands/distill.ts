@@ -2,7 +2,7 @@
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 import { DISTILL_MODES } from '../../distill/config.js';
 
 interface DistillFlags {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 
 interface EvalFlags {
   model?: string;

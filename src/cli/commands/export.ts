@@ -1,7 +1,7 @@
 /** `fireopt export --model <draft> --format hf|gguf|all --out <dir>`: serving artifacts (the stage is imported lazily). */
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 
 interface ExportFlags {
   model?: string;

@@ -1,6 +1,6 @@
 /** `fireopt inspect <dataset>`: print a dataset's manifest, schema and first rows. */
 import type { Command } from 'commander';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 
 interface InspectFlags {
   rows: number;

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, ExitStatus } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 
 interface RunFlags {
   dir?: string;

@@ -7,7 +7,7 @@ import { dirname, basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 
 interface SynthFlags {
   seedPrompts?: string;
