@@ -12,6 +12,7 @@
 import { z } from 'zod';
 
 export const DISTILL_MODES = ['regenerate', 'score', 'traces'] as const;
+export const TRUNCATE_PROMPT = ['error', 'left'] as const;
 
 export const distillSchema = z
   .strictObject({
@@ -50,8 +51,14 @@ export const distillSchema = z
      * GGUF, tokenizer.json or llama2.c tokenizer path for the `openai` engine and `traces` mode.
      */
     tokenizer: z.string().min(1).default('auto'),
-    /** Prompts longer than this many tokens fail (with the reason) instead of being cut. */
+    /** The most prompt tokens a row sends to the target (see truncate_prompt for longer ones). */
     max_prompt_tokens: z.number().int().positive().default(4096),
+    /**
+     * A prompt longer than max_prompt_tokens: `error` fails the row (with the reason); `left` keeps
+     * its last max_prompt_tokens tokens, as serving engines truncate (vLLM's truncate_prompt_tokens,
+     * HF's truncation_side left), and counts the row in the summary and manifest.
+     */
+    truncate_prompt: z.enum(TRUNCATE_PROMPT).default('error'),
     /** Which splits of the dataset to distill. */
     splits: z.array(z.enum(['train', 'heldout'])).min(1).default(['train', 'heldout']),
     /** Process at most this many rows per split (0 = all): for quick trials. */
