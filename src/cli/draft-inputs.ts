@@ -6,7 +6,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { DRAFT_KIND, DRAFT_RERUN_HINT, DRAFT_SCHEMA_VERSION, type DraftManifestBody } from '../formats/draft-checkpoint.js';
+import {
+  DRAFT_KIND,
+  DRAFT_RERUN_HINT,
+  DRAFT_SCHEMA_VERSION,
+  type DraftManifestBody,
+} from '../formats/draft-checkpoint.js';
 import { readManifest } from '../formats/manifest.js';
 
 export interface RecordedDraftInputs {

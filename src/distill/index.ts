@@ -18,7 +18,13 @@ import { makeManifest, readManifest, writeManifest } from '../formats/manifest.j
 import { TARGETS_KIND, TARGETS_SCHEMA_VERSION, targetsRecordBatch, targetsSchema, type TargetRow } from '../formats/targets-schema.js';
 import { TRACES_KIND, TRACES_RERUN_HINT, TRACES_SCHEMA_VERSION, readTraceRows, type TraceRow, type TraceSplit } from '../formats/traces-schema.js';
 import type { ProgressSink } from '../progress.js';
-import type { PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../targets/engine.js';
+import type {
+  PositionLogprobs,
+  SamplingOptions,
+  TargetEngine,
+  TargetIdentity,
+  TargetPrompt,
+} from '../targets/engine.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import { sha256File } from '../util/hash.js';
@@ -75,6 +81,8 @@ interface WorkItem {
 }
 
 const SPLITS: TraceSplit[] = ['train', 'heldout'];
+
+type OkSettlement = Extract<Settlement, { status: 'ok' }>;
 
 /** Run distill; resolves to the summary once `out` is in place. */
 export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<DistillSummary> {
@@ -134,7 +142,8 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       const { row } = item;
       let settlement: Settlement;
       try {
-        const { rows: produced, truncatedTokens } = await distillRow(item, renderer, engine, distill, sampling, samplingJson);
+        const distilled = await distillRow(item, renderer, engine, distill, sampling, samplingJson);
+        const { rows: produced, truncatedTokens } = distilled;
         if (produced.length === 0) {
           settlement = { key: item.key, status: 'skipped', id: row.id, reason: 'traces mode: the row has no completion to tokenize' };
         } else {
@@ -143,7 +152,8 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
             pendingKeys.push(item.key);
             completionTokens += targetRow.completion_token_ids.length;
           }
-          settlement = { key: item.key, status: 'ok', rows: produced.length, ...(truncatedTokens ? { truncatedTokens } : {}) };
+          settlement = { key: item.key, status: 'ok', rows: produced.length };
+          if (truncatedTokens) settlement.truncatedTokens = truncatedTokens;
         }
       } catch (error) {
         if (error instanceof RunError && error.code === 'E_ENGINE_FATAL') throw error;
@@ -186,7 +196,7 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
     const all = journal.settled();
     const failures = [...all.values()].filter((s): s is Extract<Settlement, { status: 'failed' }> => s.status === 'failed');
     const skipped = [...all.values()].filter((s) => s.status === 'skipped').length;
-    const okSettlements = [...all.values()].filter((s): s is Extract<Settlement, { status: 'ok' }> => s.status === 'ok');
+    const okSettlements = [...all.values()].filter((s): s is OkSettlement => s.status === 'ok');
     const ok = okSettlements.length;
     const truncatedRows = okSettlements.filter((s) => (s.truncatedTokens ?? 0) > 0);
     const truncatedTokens = truncatedRows.reduce((sum, s) => sum + (s.truncatedTokens ?? 0), 0);
@@ -218,7 +228,15 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       const failuresOut = failures.map((f) => ({ id: f.id, reason: f.reason }));
       const summary: DistillSummary = {
         out: staged.finalPath,
-        counts: { input: total, ok, failed: failures.length, skipped, resumed, truncated: truncatedRows.length, rows: rowsPerSplit },
+        counts: {
+          input: total,
+          ok,
+          failed: failures.length,
+          skipped,
+          resumed,
+          truncated: truncatedRows.length,
+          rows: rowsPerSplit,
+        },
         tokens: { prompt: promptTokens, completion: completionTotal, truncated: truncatedTokens },
         failures: failuresOut,
         target: identity,

@@ -14,7 +14,15 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { FireoptError, InputError, describeError } from '../errors.js';
-import { EXCERPT_BYTES, FAILED_RECORD, HEAD_RECORD, decodeRecord, recordAt, type LineBlock, type RawRecord } from './blocks.js';
+import {
+  EXCERPT_BYTES,
+  FAILED_RECORD,
+  HEAD_RECORD,
+  decodeRecord,
+  recordAt,
+  type LineBlock,
+  type RawRecord,
+} from './blocks.js';
 
 // Re-exported so that ingest's driver reads every piece of its input side from one module.
 export { FAILED_RECORD, HEAD_RECORD, recordAt, type LineBlock, type RawRecord };

@@ -146,7 +146,10 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
 
   // --- Candidates ------------------------------------------------------------------------------
   // Recorded in each draft's manifest (absolute), so that eval and export default to them.
-  const recordedInputs = { targets: resolve(run.targets), target_model: train.target_model ? resolve(train.target_model) : undefined };
+  const recordedInputs = {
+    targets: resolve(run.targets),
+    target_model: train.target_model ? resolve(train.target_model) : undefined,
+  };
   const plans: CandidatePlan[] = [];
   if (train.select === 'off') {
     const config = modelConfig(train.model);

@@ -33,8 +33,10 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--top-logprobs <n>', 'alternatives kept per position (0 = none)', Number)
     .option('--limit <n>', 'at most n rows per split (quick trials)', Number)
     .addOption(
-      new Option('--truncate-prompt <side>', 'a prompt over distill.max_prompt_tokens: error (default) or keep the last tokens')
-        .choices(TRUNCATE_PROMPT),
+      new Option(
+        '--truncate-prompt <side>',
+        'a prompt over distill.max_prompt_tokens: error (default), or left: keep its last tokens',
+      ).choices(TRUNCATE_PROMPT),
     )
     .action(async (dataset: string | undefined, flags: DistillFlags) => {
       const ctx = context();
@@ -104,9 +106,7 @@ export function register(program: Command, context: ContextGetter): void {
             `wrote ${summary.out}: ${c.rows.train} train + ${c.rows.heldout} held-out target rows`,
             `  ${c.input} input rows: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${c.resumed ? ` (${c.resumed} from an earlier run)` : ''}`,
             `  tokens: ${summary.tokens.prompt} prompt, ${summary.tokens.completion} completion`,
-            ...(c.truncated
-              ? [`  ${c.truncated} prompts cut to their last ${config.distill.max_prompt_tokens} tokens (${summary.tokens.truncated} tokens dropped)`]
-              : []),
+            ...(c.truncated ? [truncationLine(c.truncated, config.distill.max_prompt_tokens, summary.tokens.truncated)] : []),
             ...summary.failures.slice(0, 5).map((f) => `  failed ${f.id}: ${f.reason}`),
           ].join('\n') + '\n',
         );
@@ -115,4 +115,9 @@ export function register(program: Command, context: ContextGetter): void {
         process.off('SIGTERM', onSignal);
       }
     });
+}
+
+/** The summary line of truncate_prompt `left`. */
+function truncationLine(rows: number, maxPromptTokens: number, droppedTokens: number): string {
+  return `  ${rows} prompts cut to their last ${maxPromptTokens} tokens (${droppedTokens} tokens dropped)`;
 }

@@ -32,7 +32,7 @@ export function register(program: Command, context: ContextGetter): void {
         '--model and --baseline take a draft checkpoint directory, `prompt-lookup` or `suffix`.',
     )
     .option('-m, --model <draft>', 'the candidate: draft checkpoint directory, prompt-lookup or suffix')
-    .option('-d, --data <targets>', 'targets directory written by fireopt distill (default: the one the draft was trained on)')
+    .option('-d, --data <targets>', 'targets directory written by distill (default: the draft was trained on)')
     .option('-b, --baseline <draft|method>', 'another draft or model-free method to measure (repeatable)', collect, [])
     .option('--cost-ratio <c>', 'draft forward cost / target forward cost, given (default 0.05)', Number)
     .option('--measure-cost <engine>', 'measure c instead: llama-cpp times draft and target decode steps (needs --target-model), or given')
@@ -62,7 +62,9 @@ export function register(program: Command, context: ContextGetter): void {
           'eval.out': flags.out,
         },
       });
-      if (!config.eval.data && config.eval.model) config.eval.data = defaultData(config.eval.model, config.eval.split, ctx);
+      if (!config.eval.data && config.eval.model) {
+        config.eval.data = defaultData(config.eval.model, config.eval.split, ctx);
+      }
       const { runEval } = await import('../../evaluate/index.js');
       const { report, out } = await runEval({ eval: config.eval, resolvedConfig: config }, { progress: ctx.progress });
       if (ctx.globals.json) {
@@ -97,7 +99,9 @@ function defaultData(model: string, split: string, ctx: CommandContext): string 
   ctx.progress({
     kind: 'log',
     level: 'info',
-    message: `eval: no --data given: evaluating on the ${split} split of ${recorded.targets} (the targets ${model} was trained on)`,
+    message:
+      `eval: no --data given: evaluating on the ${split} split of ${recorded.targets} ` +
+      `(the targets ${model} was trained on)`,
   });
   return recorded.targets;
 }

@@ -29,7 +29,10 @@ export function register(program: Command, context: ContextGetter): void {
     .addOption(new Option('--format <format>', 'what to write (default all)').choices(['hf', 'gguf', 'all']))
     .option('-o, --out <dir>', 'output folder (replaced atomically)')
     .addOption(new Option('--dtype <dtype>', 'weight precision (default f32)').choices(['f32', 'f16']))
-    .option('--target <path>', 'the target: Hugging Face folder, GGUF, or llama2.c checkpoint (default: the one the draft was trained for, if it still exists)')
+    .option(
+      '--target <path>',
+      'the target: Hugging Face folder, GGUF, or llama2.c checkpoint (default: the one the draft was trained for)',
+    )
     .option('--serving-context <n>', 'context length the target is served with', Number)
     .option('--name <name>', 'name of the export (GGUF file name and general.name)')
     .action(async (flags: ExportFlags) => {
