@@ -10,6 +10,7 @@ import { haveShared, STORIES260K, stories260K, TOK512, tok512 } from '../helpers
 import { makeStoriesTargets, type StoriesTargets } from '../train/stories-targets.js';
 
 const SHAREGPT = 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json';
+const readJson = <T>(path: string): T => JSON.parse(readFileSync(path, 'utf8')) as T;
 
 describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('defaults from the draft manifest', () => {
   let data: StoriesTargets;
@@ -21,7 +22,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('defaults from the d
     const trained = await runCli([
       '--json', '--quiet', '--set', 'train.select=off', '--set', 'train.backend=wasm',
       '--set', 'train.model={preset: draft-nano, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1}',
-      '--set', 'train.seq_len=32', '--set', 'train.batch_size=4', '--set', 'train.max_steps=2', '--set', 'train.eval_every=2',
+      '--set', 'train.seq_len=32', '--set', 'train.batch_size=4',
+      '--set', 'train.max_steps=2', '--set', 'train.eval_every=2',
       '--set', `train.tokenizer=${tok512()}`, 'train', data.targets, '--out', out, '--target-model', stories260K(),
     ]);
     expect(trained.code, trained.stderr).toBe(0);
@@ -31,13 +33,14 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('defaults from the d
   afterAll(() => data?.remove());
 
   it('eval without --data evaluates the held-out split of the recorded targets, and says so', () => {
-    const implicit = runBin(['eval', '--model', draft, '--cost-ratio', '0.1', '--out', join(data.work, 'eval-implicit')]);
+    const implicitOut = join(data.work, 'eval-implicit');
+    const implicit = runBin(['eval', '--model', draft, '--cost-ratio', '0.1', '--out', implicitOut]);
     expect(implicit.code, implicit.stderr).toBe(0);
     expect(implicit.stderr).toContain(`no --data given: evaluating on the heldout split of ${data.targets}`);
     const explicit = runBin(['--quiet', 'eval', '--model', draft, '--data', data.targets, '--cost-ratio', '0.1',
       '--out', join(data.work, 'eval-explicit')]);
     expect(explicit.code, explicit.stderr).toBe(0);
-    const report = (dir: string) => JSON.parse(readFileSync(join(data.work, dir, 'report.json'), 'utf8')) as { data: object };
+    const report = (dir: string) => readJson<{ data: object }>(join(data.work, dir, 'report.json'));
     expect(report('eval-implicit').data).toEqual(report('eval-explicit').data);
     expect(report('eval-implicit').data).toMatchObject({ split: 'heldout' });
   });
@@ -48,7 +51,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('defaults from the d
     try {
       const run = runBin(['eval', '--model', draft, '--out', join(data.work, 'eval-gone')]);
       expect(run.code).toBe(2);
-      expect(run.stderr).toContain(`the targets ${draft} was trained on (${data.targets}, recorded in ${join(draft, 'manifest.json')})`);
+      const recordedIn = join(draft, 'manifest.json');
+      expect(run.stderr).toContain(`the targets ${draft} was trained on (${data.targets}, recorded in ${recordedIn})`);
       expect(run.stderr).toMatch(/pass --data <targets dir>/);
       expect(run.stderr).not.toMatch(/\n\s+at /); // no stack trace
       expect(existsSync(join(data.work, 'eval-gone'))).toBe(false);
@@ -61,7 +65,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('defaults from the d
     const run = runBin(['export', '--model', draft, '--format', 'gguf', '--out', join(data.work, 'export')]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).toContain(`export: no --target given: using ${stories260K()}`);
-    const manifest = JSON.parse(readFileSync(join(data.work, 'export', 'manifest.json'), 'utf8')) as { target: unknown };
+    const manifest = readJson<{ target: unknown }>(join(data.work, 'export', 'manifest.json'));
     expect(manifest.target).not.toBeNull();
 
     // A copy of the draft whose recorded target has gone: exported without target checks, with a warning.
@@ -71,10 +75,11 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('defaults from the d
     const body = JSON.parse(readFileSync(manifestPath, 'utf8')) as { training: Record<string, unknown> };
     body.training.target_model = join(data.work, 'deleted-target.bin');
     writeFileSync(manifestPath, JSON.stringify(body));
-    const without = runBin(['export', '--model', orphan, '--format', 'gguf', '--out', join(data.work, 'export-orphan')]);
+    const orphanOut = join(data.work, 'export-orphan');
+    const without = runBin(['export', '--model', orphan, '--format', 'gguf', '--out', orphanOut]);
     expect(without.code, without.stderr).toBe(0);
     expect(without.stderr).toContain('deleted-target.bin) is no longer there: exporting without target checks');
-    const orphanManifest = JSON.parse(readFileSync(join(data.work, 'export-orphan', 'manifest.json'), 'utf8')) as { target: unknown };
+    const orphanManifest = readJson<{ target: unknown }>(join(orphanOut, 'manifest.json'));
     expect(orphanManifest.target).toBeNull();
   });
 });

@@ -34,7 +34,8 @@ describe('progress on the context stderr', () => {
 
   it('throttles advance lines, always writes start, end and warnings, and --quiet keeps only warnings', () => {
     const written: string[] = [];
-    const sink = createProgressRenderer({ write: (text) => void written.push(text), json: true, plainIntervalMs: 60_000 });
+    const write = (text: string): void => void written.push(text);
+    const sink = createProgressRenderer({ write, json: true, plainIntervalMs: 60_000 });
     sink({ kind: 'start', task: 'train', total: 10, unit: 'steps' });
     sink({ kind: 'advance', task: 'train', done: 5, fields: { loss: 2.5 } }); // within the interval: not written
     sink({ kind: 'log', level: 'warn', message: 'held-out split is empty' });
@@ -58,6 +59,7 @@ describe('progress on the context stderr', () => {
     const eager = createProgressRenderer({ write: (text) => void every.push(text), json: true, plainIntervalMs: 0 });
     eager({ kind: 'start', task: 'distill', unit: 'rows' });
     eager({ kind: 'advance', task: 'distill', done: 3, total: 9, fields: { tokens: 120 } });
-    expect(JSON.parse(every[1])).toMatchObject({ event: 'advance', done: 3, total: 9, unit: 'rows', fields: { tokens: 120 } });
+    const advance = { event: 'advance', done: 3, total: 9, unit: 'rows', fields: { tokens: 120 } };
+    expect(JSON.parse(every[1])).toMatchObject(advance);
   });
 });

@@ -27,14 +27,16 @@ describe.skipIf(!haveShared(PHI3_VOCAB))('distill --truncate-prompt', () => {
   let work: string;
   let dataset: string;
   const distill = (out: string, ...extra: string[]) =>
-    runBin(['--json', '--quiet', 'distill', dataset, '--out', join(work, out), '--mode', 'traces', '--tokenizer', sharedPath(PHI3_VOCAB),
+    runBin(['--json', '--quiet', 'distill', dataset, '--out', join(work, out), '--mode', 'traces',
+      '--tokenizer', sharedPath(PHI3_VOCAB),
       // Plain text: phi-3's template fails on the example's tool-call turns (null content).
       '--set', 'distill.chat_template=none', ...extra]);
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'fireopt-truncate-'));
     dataset = join(work, 'dataset');
-    const ingested = await runCli(['--quiet', 'ingest', join(repoRoot, 'datasets/example-traces.jsonl'), '--out', dataset]);
+    const traces = join(repoRoot, 'datasets/example-traces.jsonl');
+    const ingested = await runCli(['--quiet', 'ingest', traces, '--out', dataset]);
     expect(ingested.code, ingested.stderr).toBe(0);
   });
   afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -42,7 +44,8 @@ describe.skipIf(!haveShared(PHI3_VOCAB))('distill --truncate-prompt', () => {
   it('error (default): a prompt over max_prompt_tokens fails its row with the reason, and the run exits 1', () => {
     const run = distill('strict', '--set', `distill.max_prompt_tokens=${MAX_PROMPT}`);
     expect(run.code).toBe(1);
-    expect(run.stderr).toMatch(new RegExp(`prompt is \\d+ tokens, more than distill.max_prompt_tokens \\(${MAX_PROMPT}\\)`));
+    const reason = `prompt is \\d+ tokens, more than distill.max_prompt_tokens \\(${MAX_PROMPT}\\)`;
+    expect(run.stderr).toMatch(new RegExp(reason));
   });
 
   it('left: keeps the last max_prompt_tokens tokens of each long prompt and counts them', async () => {
@@ -60,7 +63,8 @@ describe.skipIf(!haveShared(PHI3_VOCAB))('distill --truncate-prompt', () => {
       const prompt = Array.from(row.prompt_token_ids);
       const kept = Array.from((cutRows.get(id) as TargetRow).prompt_token_ids);
       expect(kept).toEqual(prompt.slice(Math.max(0, prompt.length - MAX_PROMPT)));
-      expect(Array.from((cutRows.get(id) as TargetRow).completion_token_ids)).toEqual(Array.from(row.completion_token_ids));
+      const completion = Array.from((cutRows.get(id) as TargetRow).completion_token_ids);
+      expect(completion).toEqual(Array.from(row.completion_token_ids));
       if (prompt.length > MAX_PROMPT) {
         truncatedRows++;
         droppedTokens += prompt.length - MAX_PROMPT;
