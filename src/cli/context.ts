@@ -20,6 +20,9 @@ export interface CommandContext {
   progress: ProgressSink;
 }
 
+/** How a command reaches its context: it exists only once commander has parsed the global flags. */
+export type ContextGetter = () => CommandContext;
+
 export const processIO: CliIO = {
   stdout: (text) => void process.stdout.write(text),
   stderr: (text) => void process.stderr.write(text),

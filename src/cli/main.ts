@@ -30,7 +30,12 @@ export function buildProgram(io: CliIO, onContext: (ctx: CommandContext) => void
     .exitOverride();
   program.hook('preAction', (_program, actionCommand) => {
     const globals = actionCommand.optsWithGlobals() as GlobalOptions;
-    const progress = createProgressRenderer({ quiet: globals.quiet });
+    const progress = createProgressRenderer({
+      write: io.stderr,
+      quiet: globals.quiet,
+      json: globals.json,
+      tty: io === processIO && Boolean(process.stderr.isTTY),
+    });
     context = { io, globals: { ...globals, set: globals.set ?? [] }, progress };
     onContext(context);
   });

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { distillSchema } from '../distill/config.js';
 import { evalSchema } from '../evaluate/config.js';
+import { exportSchema } from '../export/config.js';
 import { targetSchema } from '../targets/config.js';
 import { trainSchema } from '../train/config.js';
 import { pipelineSections } from '../pipeline/config.js';
@@ -69,7 +70,7 @@ export const configSchema = z
     synth: synthSectionSchema,
     eval: evalSchema,
     train: trainSchema,
-    export: (await import('../export/config.js')).exportSchema,
+    export: exportSchema,
     ...pipelineSections,
   })
   .prefault({});

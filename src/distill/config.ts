@@ -12,6 +12,7 @@
 import { z } from 'zod';
 
 export const DISTILL_MODES = ['regenerate', 'score', 'traces'] as const;
+export const TRUNCATE_PROMPT = ['error', 'left'] as const;
 
 export const distillSchema = z
   .strictObject({
@@ -51,6 +52,11 @@ export const distillSchema = z
     ),
     max_prompt_tokens: z.number().int().positive().default(4096).describe(
       'Prompts longer than this many tokens fail (with the reason) instead of being cut.',
+    ),
+    truncate_prompt: z.enum(TRUNCATE_PROMPT).default('error').describe(
+      'A prompt longer than max_prompt_tokens: `error` fails the row (with the reason); `left` keeps its last '
+      + 'max_prompt_tokens tokens, as serving engines truncate (vLLM\'s truncate_prompt_tokens, HF\'s truncation_side '
+      + 'left), and counts the row in the summary and manifest (`--truncate-prompt`).',
     ),
     splits: z.array(z.enum(['train', 'heldout'])).min(1).default(['train', 'heldout']).describe(
       'Which splits of the dataset to distill.',

@@ -18,7 +18,13 @@ import { makeManifest, readManifest, writeManifest } from '../formats/manifest.j
 import { TARGETS_KIND, TARGETS_SCHEMA_VERSION, targetsRecordBatch, targetsSchema, type TargetRow } from '../formats/targets-schema.js';
 import { TRACES_KIND, TRACES_RERUN_HINT, TRACES_SCHEMA_VERSION, readTraceRows, type TraceRow, type TraceSplit } from '../formats/traces-schema.js';
 import type { ProgressSink } from '../progress.js';
-import type { PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity } from '../targets/engine.js';
+import type {
+  PositionLogprobs,
+  SamplingOptions,
+  TargetEngine,
+  TargetIdentity,
+  TargetPrompt,
+} from '../targets/engine.js';
 import type { TokenizerIdentity } from '../tokenizer/identity.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
@@ -52,8 +58,18 @@ export interface DistillDeps {
 
 export interface DistillSummary {
   out: string;
-  counts: { input: number; ok: number; failed: number; skipped: number; resumed: number; rows: Record<TraceSplit, number> };
-  tokens: { prompt: number; completion: number };
+  counts: {
+    input: number;
+    ok: number;
+    failed: number;
+    skipped: number;
+    resumed: number;
+    /** Rows whose prompt was cut to max_prompt_tokens (truncate_prompt `left`). */
+    truncated: number;
+    rows: Record<TraceSplit, number>;
+  };
+  /** `truncated`: prompt tokens cut from those rows (not sent to the target, not in the targets). */
+  tokens: { prompt: number; completion: number; truncated: number };
   failures: Array<{ id: string; reason: string }>;
   target: TargetIdentity | { engine: 'none'; tokenizer: string };
 }
@@ -66,6 +82,8 @@ interface WorkItem {
 }
 
 const SPLITS: TraceSplit[] = ['train', 'heldout'];
+
+type OkSettlement = Extract<Settlement, { status: 'ok' }>;
 
 /** Run distill; resolves to the summary once `out` is in place. */
 export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<DistillSummary> {
@@ -125,7 +143,8 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       const { row } = item;
       let settlement: Settlement;
       try {
-        const produced = await distillRow(item, renderer, engine, distill, sampling, samplingJson);
+        const distilled = await distillRow(item, renderer, engine, distill, sampling, samplingJson);
+        const { rows: produced, truncatedTokens } = distilled;
         if (produced.length === 0) {
           settlement = { key: item.key, status: 'skipped', id: row.id, reason: 'traces mode: the row has no completion to tokenize' };
         } else {
@@ -135,6 +154,7 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
             completionTokens += targetRow.completion_token_ids.length;
           }
           settlement = { key: item.key, status: 'ok', rows: produced.length };
+          if (truncatedTokens) settlement.truncatedTokens = truncatedTokens;
         }
       } catch (error) {
         if (error instanceof RunError && error.code === 'E_ENGINE_FATAL') throw error;
@@ -176,7 +196,10 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
     const all = journal.settled();
     const failures = [...all.values()].filter((s): s is Extract<Settlement, { status: 'failed' }> => s.status === 'failed');
     const skipped = [...all.values()].filter((s) => s.status === 'skipped').length;
-    const ok = [...all.values()].filter((s) => s.status === 'ok').length;
+    const okSettlements = [...all.values()].filter((s): s is OkSettlement => s.status === 'ok');
+    const ok = okSettlements.length;
+    const truncatedRows = okSettlements.filter((s) => (s.truncatedTokens ?? 0) > 0);
+    const truncatedTokens = truncatedRows.reduce((sum, s) => sum + (s.truncatedTokens ?? 0), 0);
     deps.progress({ kind: 'end', task: 'distill', done, fields: { ok, failed: failures.length, skipped } });
     if (all.size !== total) throw new RunError(`internal accounting error: ${all.size} rows settled of ${total}`);
     const limit = distill.max_failures >= 1 ? distill.max_failures : distill.max_failures * total;
@@ -206,8 +229,16 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       const failuresOut = failures.map((f) => ({ id: f.id, reason: f.reason }));
       const summary: DistillSummary = {
         out: staged.finalPath,
-        counts: { input: total, ok, failed: failures.length, skipped, resumed, rows: rowsPerSplit },
-        tokens: { prompt: promptTokens, completion: completionTotal },
+        counts: {
+          input: total,
+          ok,
+          failed: failures.length,
+          skipped,
+          resumed,
+          truncated: truncatedRows.length,
+          rows: rowsPerSplit,
+        },
+        tokens: { prompt: promptTokens, completion: completionTotal, truncated: truncatedTokens },
         failures: failuresOut,
         target: identity,
       };
@@ -260,7 +291,10 @@ async function* workItems(
   }
 }
 
-/** Produce the target rows of one input row (n of them when sampling n completions). */
+/**
+ * Produce the target rows of one input row (n of them when sampling n completions), and how many
+ * prompt tokens truncate_prompt `left` cut from it.
+ */
 async function distillRow(
   item: WorkItem,
   renderer: PromptRenderer,
@@ -268,7 +302,7 @@ async function distillRow(
   distill: DistillConfig,
   sampling: SamplingOptions,
   samplingJson: string,
-): Promise<TargetRow[]> {
+): Promise<{ rows: TargetRow[]; truncatedTokens: number }> {
   const { row } = item;
   const hasCompletion = row.completion !== null || row.completion_tool_calls !== null;
   const base = {
@@ -281,21 +315,21 @@ async function distillRow(
     metadata: row.metadata,
   };
   if (distill.mode === 'traces' || (distill.mode === 'score' && hasCompletion)) {
-    if (!hasCompletion) return [];
+    if (!hasCompletion) return { rows: [], truncatedTokens: 0 };
     const example = renderer.renderExample(row);
-    checkPromptLength(example.promptTokenIds.length, distill);
+    const promptIds = fitPrompt(example.promptTokenIds, distill);
     let logprobs: PositionLogprobs[] | undefined;
     if (distill.mode === 'score') {
       if (!engine) throw new InputError('score mode needs a target engine');
-      const prompt = renderer.renderPrompt(row);
-      logprobs = await engine.score({ ...prompt, tokenIds: example.promptTokenIds }, example.completionTokenIds, { topLogprobs: distill.top_logprobs });
+      const prompt = truncatedPrompt(renderer.renderPrompt(row), promptIds);
+      logprobs = await engine.score(prompt, example.completionTokenIds, { topLogprobs: distill.top_logprobs });
     }
-    return [
+    const rows: TargetRow[] = [
       {
         ...base,
         sample_index: 0,
         mode: distill.mode,
-        prompt_token_ids: Int32Array.from(example.promptTokenIds),
+        prompt_token_ids: Int32Array.from(promptIds),
         completion_token_ids: Int32Array.from(example.completionTokenIds),
         loss_mask: example.lossMask,
         ...logprobColumns(logprobs, example.completionTokenIds.length, distill.top_logprobs),
@@ -303,12 +337,13 @@ async function distillRow(
         sampling: samplingJson,
       },
     ];
+    return { rows, truncatedTokens: example.promptTokenIds.length - promptIds.length };
   }
   if (!engine) throw new InputError('regenerate mode needs a target engine');
-  const prompt = renderer.renderPrompt(row);
-  checkPromptLength(prompt.tokenIds.length, distill);
+  const rendered = renderer.renderPrompt(row);
+  const prompt = truncatedPrompt(rendered, fitPrompt(rendered.tokenIds, distill));
   const completions = await engine.generate(prompt, sampling);
-  return completions.map((completion, sampleIndex) => ({
+  const rows = completions.map((completion, sampleIndex): TargetRow => ({
     ...base,
     sample_index: sampleIndex,
     mode: 'regenerate',
@@ -319,12 +354,30 @@ async function distillRow(
     finish_reason: completion.finishReason,
     sampling: samplingJson,
   }));
+  return { rows, truncatedTokens: rendered.tokenIds.length - prompt.tokenIds.length };
 }
 
-function checkPromptLength(length: number, distill: DistillConfig): void {
-  if (length > distill.max_prompt_tokens) {
-    throw new InputError(`prompt is ${length} tokens, more than distill.max_prompt_tokens (${distill.max_prompt_tokens})`);
-  }
+/**
+ * The prompt ids a row sends to the target: all of them when they fit max_prompt_tokens; else, with
+ * truncate_prompt `left`, the last max_prompt_tokens of them (the end of a conversation is what the
+ * next turn depends on), and with `error` an InputError that fails the row.
+ */
+function fitPrompt(ids: readonly number[], distill: DistillConfig): readonly number[] {
+  if (ids.length <= distill.max_prompt_tokens) return ids;
+  if (distill.truncate_prompt === 'left') return ids.slice(ids.length - distill.max_prompt_tokens);
+  throw new InputError(
+    `prompt is ${ids.length} tokens, more than distill.max_prompt_tokens (${distill.max_prompt_tokens})`,
+    'raise distill.max_prompt_tokens, or keep the last tokens with --truncate-prompt left',
+  );
+}
+
+/**
+ * A rendered prompt cut to `tokenIds`. Its text and messages describe the whole prompt, so a cut
+ * prompt goes to the target as token ids only (an OpenAI-compatible target needs
+ * `prompt_format: token_ids` for it).
+ */
+function truncatedPrompt<Prompt extends TargetPrompt>(prompt: Prompt, tokenIds: readonly number[]): TargetPrompt {
+  return tokenIds.length === prompt.tokenIds.length ? prompt : { tokenIds };
 }
 
 /** Flatten per-position log-probabilities into the fixed [length × k] columns. */

@@ -12,7 +12,7 @@ import { Rejection, detectFormat, parseRecord, promptFromText, type BatchLookup,
 import { emptyRedactionCounts, type RedactionCounts } from './redact.js';
 import type { RejectedRecord } from './rejects.js';
 import { DIGEST_BYTES, SampleEncoder, redactConversation, type SampleSink } from './samples.js';
-import type { RawRecord } from './sources.js';
+import { FAILED_RECORD, HEAD_RECORD, decodeRange, type LineRecords, type RawRecord } from './blocks.js';
 
 /** How one file's records are read: fixed per file once its format is known. */
 export interface FileSettings {
@@ -43,19 +43,8 @@ export interface ProcessedBlock {
 
 export const DEDUP_KEY_BYTES = 8;
 
-/** In a `LineBlock`'s `starts`: the record is the block's `head`, or one of its `failures`. */
-export const HEAD_RECORD = -1;
-export const FAILED_RECORD = -2;
-
-/** The records of a `LineBlock` (sources.ts), as the main thread splits them or a worker receives them. */
-export interface LineRecords {
-  chunk: Buffer;
-  head: Buffer | undefined;
-  lines: Int32Array;
-  starts: Int32Array;
-  ends: Int32Array;
-  failures: RawRecord[];
-}
+// Re-exported for the parse pool, which speaks the block protocol to the workers.
+export { FAILED_RECORD, HEAD_RECORD };
 
 export class RecordProcessor implements SampleSink {
   readonly train = new TracesBatchBuilder();
@@ -195,19 +184,4 @@ export class RecordProcessor implements SampleSink {
     if (settings.format === 'openai-batch-input') throw new Rejection('wrong-shape', 'batch input line among traces');
     return parseRecord(settings.format, value, this.lookup);
   }
-}
-
-const EXCERPT_BYTES = 160;
-
-/** A record's bytes as text, or an invalid-utf8 failure. */
-export function decodeRecord(bytes: Buffer, line: number): RawRecord {
-  return decodeRange(bytes, 0, bytes.length, line, false);
-}
-
-/** The record `bytes[start, end)` as text (`knownUtf8`: already checked), or an invalid-utf8 failure. */
-function decodeRange(bytes: Buffer, start: number, end: number, line: number, knownUtf8: boolean): RawRecord {
-  if (!knownUtf8 && !isUtf8(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end))) {
-    return { ok: false, line, code: 'invalid-utf8', reason: 'invalid UTF-8', excerpt: bytes.subarray(start, Math.min(end, start + EXCERPT_BYTES)).toString('latin1') };
-  }
-  return { ok: true, line, text: bytes.toString('utf8', start, end) };
 }

@@ -14,9 +14,18 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { glob, isDynamicPattern } from 'tinyglobby';
 import { FireoptError, InputError, describeError } from '../errors.js';
-import { FAILED_RECORD, HEAD_RECORD, decodeRecord } from './process.js';
+import {
+  EXCERPT_BYTES,
+  FAILED_RECORD,
+  HEAD_RECORD,
+  decodeRecord,
+  recordAt,
+  type LineBlock,
+  type RawRecord,
+} from './blocks.js';
 
-export { FAILED_RECORD, HEAD_RECORD };
+// Re-exported so that ingest's driver reads every piece of its input side from one module.
+export { FAILED_RECORD, HEAD_RECORD, recordAt, type LineBlock, type RawRecord };
 
 export const STDIN_NAME = '-';
 
@@ -197,39 +206,8 @@ class PlainFileReader {
   }
 }
 
-/** One record of an input, or the reason it could not be read as text. */
-export type RawRecord =
-  | { ok: true; line: number; text: string }
-  | { ok: false; line: number; code: 'invalid-utf8' | 'oversized-line'; reason: string; excerpt: string };
-
 /** How an input is laid out: JSON Lines (also plain text, one prompt per line) or one JSON array. */
 export type Container = 'lines' | 'json-array';
-
-/**
- * The records of one chunk of JSON Lines, not yet decoded, as arrays rather than an object per
- * record (at ~600k records per GB, per-record objects were most of the main thread's garbage).
- * Record i has line number `lines[i]` and is `chunk[starts[i], ends[i])`; or, where `starts[i]`
- * is `HEAD_RECORD`, `head` (the record that began in earlier chunks and ends in this one, always
- * the first); or, where it is `FAILED_RECORD`, the next of `failures` (a line that is too long).
- * The arrays are the splitter's: valid until the next chunk is split.
- */
-export interface LineBlock {
-  chunk: Buffer;
-  count: number;
-  lines: Int32Array;
-  starts: Int32Array;
-  ends: Int32Array;
-  head: Buffer | undefined;
-  failures: RawRecord[];
-}
-
-/** Record `i` of a block as a decoded record (`failure` is the index into `failures` of a failed one). */
-export function recordAt(block: LineBlock, i: number, failure: number): RawRecord {
-  const start = block.starts[i];
-  if (start >= 0) return decodeRecord(block.chunk.subarray(start, block.ends[i]), block.lines[i]);
-  if (start === HEAD_RECORD) return decodeRecord((block.head as Buffer).subarray(0, block.ends[i]), block.lines[i]);
-  return block.failures[failure];
-}
 
 /**
  * Split decompressed chunks into records, yielded in arrays (one per chunk) to keep per-record
@@ -290,7 +268,6 @@ function firstNonBlank(chunk: Buffer): number {
   return -1;
 }
 
-const EXCERPT_BYTES = 160;
 
 /** Splits on `\n` (dropping a trailing `\r` and a leading BOM); blank lines are skipped. */
 class LineSplitter {

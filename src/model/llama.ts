@@ -43,6 +43,16 @@ export interface LayerCache {
   values: tf.Tensor3D; // [KV, t, D]
 }
 
+/** What a block's attention needs besides its input: shapes, RoPE rows, the mask and the layer's cache. */
+interface AttentionInputs {
+  batch: number; // B
+  time: number; // T, the new positions
+  cos: tf.Tensor3D; // [T, 1, D]
+  sin: tf.Tensor3D; // [T, 1, D]
+  mask: tf.Tensor2D | null; // [R·T, Tk] additive, or null when every query may see every key
+  cache: LayerCache | null; // earlier positions of a single sequence (batch 1 only)
+}
+
 const MASKED = -1e9; // exp(MASKED - max) is exactly 0 in float32
 
 // ---------------------------------------------------------------------------------------------
@@ -200,30 +210,46 @@ export class LlamaModel {
     this.assertAlive();
     const [B, T] = tokenIds.shape;
     const { nHeads: H, nKvHeads: KV, normEps, vocabSize: V } = this.config;
-    const D = this.headDim;
-    const R = H / KV;
     return tf.tidy(() => {
       let x = tf.gather(this.params.tokenEmbedding, tf.reshape(tokenIds, [B * T])) as tf.Tensor2D; // [B·T, C]
       const [cos, sin] = this.rope(0, T); // [T, 1, D]
-      const mask = causalMask(T, 0, R); // [R·T, T]
-      for (const p of this.params.layers) {
-        // Attention sub-layer.
-        const h = rmsNorm(x, p.attnNorm, normEps) as tf.Tensor2D; // [B·T, C]
-        const q = applyRope(tf.reshape(tf.matMul(h, p.wq), [B, T, H, D]), cos, sin, this.rotateHalf); // [B, T, H, D]
-        const k = applyRope(tf.reshape(tf.matMul(h, p.wk), [B, T, KV, D]), cos, sin, this.rotateHalf); // [B, T, KV, D]
-        const v = tf.reshape(tf.matMul(h, p.wv), [B, T, KV, D]); // [B, T, KV, D]
-        const qGrouped = tf.mul(tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, R * T, D]), 1 / Math.sqrt(D)); // [B·KV, R·T, D]
-        const keysT = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * KV, D, T]); // [B·KV, D, T]
-        const values = tf.reshape(tf.transpose(v, [0, 2, 1, 3]), [B * KV, T, D]); // [B·KV, T, D]
-        const heads = groupedAttention(qGrouped as tf.Tensor3D, keysT as tf.Tensor3D, values as tf.Tensor3D, mask); // [B·KV, R·T, D]
-        const merged = tf.reshape(tf.transpose(tf.reshape(heads, [B, H, T, D]), [0, 2, 1, 3]), [B * T, H * D]); // [B·T, H·D]
-        x = tf.add(x, tf.matMul(merged as tf.Tensor2D, p.wo)); // [B·T, C]
-        // MLP sub-layer.
-        x = tf.add(x, swiglu(rmsNorm(x, p.ffnNorm, normEps) as tf.Tensor2D, p));
-      }
+      const mask = causalMask(T, 0, H / KV); // [R·T, T]
+      for (const p of this.params.layers) x = this.block(x, p, { batch: B, time: T, cos, sin, mask, cache: null }).x;
       const final = rmsNorm(x, this.params.finalNorm, normEps) as tf.Tensor2D; // [B·T, C]
       return tf.reshape(this.head(final), [B, T, V]) as tf.Tensor3D;
     });
+  }
+
+  /**
+   * One transformer block, as nanoGPT's `Block`: x + attention(RMSNorm(x)), then x + MLP(RMSNorm(x)).
+   * Training (`forward`, no cache) and decoding (`step`, batch 1 with this layer's cache) both run it.
+   * x: [B·T, C] → x: [B·T, C], and this layer's keys and values, the cached positions first
+   * (keysT [B·KV, D, Tk], values [B·KV, Tk, D], Tk = cached + T).
+   */
+  private block(x: tf.Tensor2D, p: LayerParams, attention: AttentionInputs): { x: tf.Tensor2D; cache: LayerCache } {
+    const { nHeads: H, nKvHeads: KV, normEps } = this.config;
+    const { batch: B, time: T, cos, sin, mask, cache } = attention;
+    const D = this.headDim;
+    const R = H / KV;
+    // Attention sub-layer.
+    const h = rmsNorm(x, p.attnNorm, normEps) as tf.Tensor2D; // [B·T, C]
+    const rope = (t: tf.Tensor): tf.Tensor => applyRope(t, cos, sin, this.rotateHalf);
+    const q = rope(tf.reshape(tf.matMul(h, p.wq), [B, T, H, D])); // [B, T, H, D]
+    const k = rope(tf.reshape(tf.matMul(h, p.wk), [B, T, KV, D])); // [B, T, KV, D]
+    const v = tf.reshape(tf.matMul(h, p.wv), [B, T, KV, D]); // [B, T, KV, D]
+    // The R query heads of each key/value head stacked along time: [B·KV, R·T, D], scaled by 1/√D.
+    const qGrouped = tf.mul(tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, R * T, D]), 1 / Math.sqrt(D));
+    const newKeysT = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * KV, D, T]) as tf.Tensor3D; // [B·KV, D, T]
+    const newValues = tf.reshape(tf.transpose(v, [0, 2, 1, 3]), [B * KV, T, D]) as tf.Tensor3D; // [B·KV, T, D]
+    const keysT = cache ? tf.concat([cache.keysT, newKeysT], 2) : newKeysT; // [B·KV, D, Tk]
+    const values = cache ? tf.concat([cache.values, newValues], 1) : newValues; // [B·KV, Tk, D]
+    const heads = groupedAttention(qGrouped as tf.Tensor3D, keysT, values, mask); // [B·KV, R·T, D]
+    // The heads side by side again: [B·T, H·D].
+    const merged = tf.reshape(tf.transpose(tf.reshape(heads, [B, H, T, D]), [0, 2, 1, 3]), [B * T, H * D]);
+    let out = tf.add(x, tf.matMul(merged as tf.Tensor2D, p.wo)) as tf.Tensor2D; // [B·T, C]
+    // MLP sub-layer.
+    out = tf.add(out, swiglu(rmsNorm(out, p.ffnNorm, normEps) as tf.Tensor2D, p));
+    return { x: out, cache: { keysT, values } };
   }
 
   /** Output head: [N, C] → logits [N, V]. `headT` ([C, V]) may be passed to avoid re-transposing a tied embedding. */
@@ -243,41 +269,35 @@ export class LlamaModel {
    * start..start+n−1 attend to the cache (positions 0..start−1) and causally to each other.
    * Returns logits [n, V] and the extended caches (the inputs are not disposed).
    */
-  step(tokens: number[], start: number, caches: Array<LayerCache | null>, headT?: tf.Tensor2D): { logits: tf.Tensor2D; caches: LayerCache[] } {
+  step(
+    tokens: number[],
+    start: number,
+    caches: Array<LayerCache | null>,
+    headT?: tf.Tensor2D,
+  ): { logits: tf.Tensor2D; caches: LayerCache[] } {
     this.assertAlive();
     const n = tokens.length;
     const { nHeads: H, nKvHeads: KV, normEps } = this.config;
-    const D = this.headDim;
-    const R = H / KV;
     const L = this.params.layers.length;
     // tidy keeps what it returns: [logits, keysT × L, values × L].
     const kept = tf.tidy(() => {
       let x = tf.gather(this.params.tokenEmbedding, tf.tensor1d(tokens, 'int32')) as tf.Tensor2D; // [n, C]
       const [cos, sin] = this.rope(start, n); // [n, 1, D]
-      const mask = n > 1 ? causalMask(n, start, R) : null; // [R·n, start+n]; one new token sees everything
+      const mask = n > 1 ? causalMask(n, start, H / KV) : null; // [R·n, start+n]; one new token sees everything
       const newCaches: LayerCache[] = [];
       this.params.layers.forEach((p, l) => {
-        const h = rmsNorm(x, p.attnNorm, normEps) as tf.Tensor2D; // [n, C]
-        const q = applyRope(tf.reshape(tf.matMul(h, p.wq), [n, H, D]), cos, sin, this.rotateHalf); // [n, H, D]
-        const k = applyRope(tf.reshape(tf.matMul(h, p.wk), [n, KV, D]), cos, sin, this.rotateHalf); // [n, KV, D]
-        const v = tf.reshape(tf.matMul(h, p.wv), [n, KV, D]); // [n, KV, D]
-        const qGrouped = tf.mul(tf.reshape(tf.transpose(q, [1, 0, 2]), [KV, R * n, D]), 1 / Math.sqrt(D)); // [KV, R·n, D]
-        const newKeysT = tf.transpose(k, [1, 2, 0]) as tf.Tensor3D; // [KV, D, n]
-        const newValues = tf.transpose(v, [1, 0, 2]) as tf.Tensor3D; // [KV, n, D]
-        const cache = caches[l];
-        const keysT = cache ? tf.concat([cache.keysT, newKeysT], 2) : newKeysT; // [KV, D, start+n]
-        const values = cache ? tf.concat([cache.values, newValues], 1) : newValues; // [KV, start+n, D]
-        newCaches.push({ keysT, values });
-        const heads = groupedAttention(qGrouped as tf.Tensor3D, keysT, values, mask); // [KV, R·n, D]
-        const merged = tf.reshape(tf.transpose(tf.reshape(heads, [H, n, D]), [1, 0, 2]), [n, H * D]); // [n, H·D]
-        x = tf.add(x, tf.matMul(merged as tf.Tensor2D, p.wo));
-        x = tf.add(x, swiglu(rmsNorm(x, p.ffnNorm, normEps) as tf.Tensor2D, p));
+        const out = this.block(x, p, { batch: 1, time: n, cos, sin, mask, cache: caches[l] });
+        x = out.x;
+        newCaches.push(out.cache);
       });
       const final = rmsNorm(x, this.params.finalNorm, normEps) as tf.Tensor2D; // [n, C]
       return [this.head(final, headT), ...newCaches.map((c) => c.keysT), ...newCaches.map((c) => c.values)];
     });
     const logits = kept[0] as tf.Tensor2D;
-    const newCaches = Array.from({ length: L }, (_, l) => ({ keysT: kept[1 + l] as tf.Tensor3D, values: kept[1 + L + l] as tf.Tensor3D }));
+    const newCaches = Array.from({ length: L }, (_, l) => ({
+      keysT: kept[1 + l] as tf.Tensor3D,
+      values: kept[1 + L + l] as tf.Tensor3D,
+    }));
     return { logits, caches: newCaches };
   }
 

@@ -11,7 +11,7 @@
  *   metrics.jsonl, curves.svg, state/, best.json     (select: off; per candidate under candidates/<name>/)
  */
 import { cpSync, existsSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { ConfigError, InputError } from '../errors.js';
 import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
@@ -170,10 +170,15 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const startWeights = (config: LlamaConfig): LlamaWeights => (earlier ? earlier.weights : initialWeights(config, train.seed, vocab, targetEmbedding));
 
   // --- Candidates ------------------------------------------------------------------------------
+  // Recorded in each draft's manifest (absolute), so that eval and export default to them.
+  const recordedInputs = {
+    targets: resolve(run.targets),
+    target_model: train.target_model ? resolve(train.target_model) : undefined,
+  };
   const plans: CandidatePlan[] = [];
   if (train.select === 'off') {
     const config = modelConfig(train.model);
-    plans.push({ name: 'draft', dir: run.out, model: config, lr: train.lr, initialWeights: () => startWeights(config), facts: { preset: train.model.preset, init: initMode } });
+    plans.push({ name: 'draft', dir: run.out, model: config, lr: train.lr, initialWeights: () => startWeights(config), facts: { preset: train.model.preset, init: initMode, ...recordedInputs } });
   } else {
     const specs = earlier ? [train.search.models[0]] : train.search.models;
     const count = specs.length * train.search.learning_rates.length;
@@ -181,7 +186,7 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       const config = modelConfig(spec);
       for (const lr of train.search.learning_rates) {
         const name = `${earlier ? 'earlier' : spec.preset}-d${config.dim}-L${config.nLayers}-lr${lr}`;
-        plans.push({ name, dir: join(run.out, 'candidates', name), model: config, lr, budgetMs: (train.time_budget_s * 1000) / count, initialWeights: () => startWeights(config), facts: { preset: spec.preset, init: initMode } });
+        plans.push({ name, dir: join(run.out, 'candidates', name), model: config, lr, budgetMs: (train.time_budget_s * 1000) / count, initialWeights: () => startWeights(config), facts: { preset: spec.preset, init: initMode, ...recordedInputs } });
       }
     }
   }

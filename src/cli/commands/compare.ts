@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { ExitStatus } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import { ExitStatus, RunError } from '../../errors.js';
+import type { ContextGetter } from '../context.js';
 
 interface CompareFlags {
   margin?: number;

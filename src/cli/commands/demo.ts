@@ -1,7 +1,7 @@
 /** `fireopt demo`: the whole loop offline on the shipped demo target and traffic (the pipeline is imported lazily). */
 import type { Command } from 'commander';
-import { UsageError } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import { ExitStatus, UsageError } from '../../errors.js';
+import type { ContextGetter } from '../context.js';
 
 interface DemoFlags {
   out: string;

@@ -2,8 +2,8 @@
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
-import { DISTILL_MODES } from '../../distill/config.js';
+import type { ContextGetter } from '../context.js';
+import { DISTILL_MODES, TRUNCATE_PROMPT } from '../../distill/config.js';
 
 interface DistillFlags {
   out?: string;
@@ -13,6 +13,7 @@ interface DistillFlags {
   maxTokens?: number;
   limit?: number;
   topLogprobs?: number;
+  truncatePrompt?: string;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -31,6 +32,12 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--max-tokens <n>', 'most tokens per completion', Number)
     .option('--top-logprobs <n>', 'alternatives kept per position (0 = none)', Number)
     .option('--limit <n>', 'at most n rows per split (quick trials)', Number)
+    .addOption(
+      new Option(
+        '--truncate-prompt <side>',
+        'a prompt over distill.max_prompt_tokens: error (default), or left: keep its last tokens',
+      ).choices(TRUNCATE_PROMPT),
+    )
     .action(async (dataset: string | undefined, flags: DistillFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -44,6 +51,7 @@ export function register(program: Command, context: ContextGetter): void {
           'distill.max_tokens': flags.maxTokens,
           'distill.top_logprobs': flags.topLogprobs,
           'distill.limit': flags.limit,
+          'distill.truncate_prompt': flags.truncatePrompt,
           'target.engine': flags.targetModel ? 'llama-cpp' : undefined,
           'target.model': flags.targetModel,
         },
@@ -84,6 +92,7 @@ export function register(program: Command, context: ContextGetter): void {
             `wrote ${summary.out}: ${c.rows.train} train + ${c.rows.heldout} held-out target rows`,
             `  ${c.input} input rows: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${c.resumed ? ` (${c.resumed} from an earlier run)` : ''}`,
             `  tokens: ${summary.tokens.prompt} prompt, ${summary.tokens.completion} completion`,
+            ...(c.truncated ? [truncationLine(c.truncated, config.distill.max_prompt_tokens, summary.tokens.truncated)] : []),
             ...summary.failures.slice(0, 5).map((f) => `  failed ${f.id}: ${f.reason}`),
           ].join('\n') + '\n',
         );
@@ -92,4 +101,9 @@ export function register(program: Command, context: ContextGetter): void {
         process.off('SIGTERM', onSignal);
       }
     });
+}
+
+/** The summary line of truncate_prompt `left`. */
+function truncationLine(rows: number, maxPromptTokens: number, droppedTokens: number): string {
+  return `  ${rows} prompts cut to their last ${maxPromptTokens} tokens (${droppedTokens} tokens dropped)`;
 }

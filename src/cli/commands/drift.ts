@@ -5,8 +5,8 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { ExitStatus, UsageError } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import { ConfigError, ExitStatus, UsageError } from '../../errors.js';
+import type { ContextGetter } from '../context.js';
 
 interface DriftFlags {
   model?: string;

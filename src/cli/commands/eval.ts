@@ -1,8 +1,11 @@
 /** `fireopt eval --model <draft> --data <targets> --out <dir>`: simulate speculative decoding (the stage is imported lazily). */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { UsageError } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import { InputError, UsageError } from '../../errors.js';
+import type { CommandContext, ContextGetter } from '../context.js';
+import { recordedDraftInputs } from '../draft-inputs.js';
 
 interface EvalFlags {
   model?: string;
@@ -29,7 +32,7 @@ export function register(program: Command, context: ContextGetter): void {
         '--model and --baseline take a draft checkpoint directory, `prompt-lookup` or `suffix`.',
     )
     .option('-m, --model <draft>', 'the candidate: draft checkpoint directory, prompt-lookup or suffix')
-    .option('-d, --data <targets>', 'targets directory written by fireopt distill')
+    .option('-d, --data <targets>', 'targets directory written by distill (default: the draft was trained on)')
     .option('-b, --baseline <draft|method>', 'another draft or model-free method to measure (repeatable)', collect, [])
     .option('--cost-ratio <c>', 'draft forward cost / target forward cost, given (default 0.05)', Number)
     .option('--measure-cost <engine>', 'measure c instead: llama-cpp times draft and target decode steps (needs --target-model), or given')
@@ -59,6 +62,9 @@ export function register(program: Command, context: ContextGetter): void {
           'eval.out': flags.out,
         },
       });
+      if (!config.eval.data && config.eval.model) {
+        config.eval.data = defaultData(config.eval.model, config.eval.split, ctx);
+      }
       const { runEval } = await import('../../evaluate/index.js');
       const { report, out } = await runEval({ eval: config.eval, resolvedConfig: config }, { progress: ctx.progress });
       if (ctx.globals.json) {
@@ -74,4 +80,28 @@ export function register(program: Command, context: ContextGetter): void {
       if (report.winner !== report.candidates[0].name) lines.push(`  a baseline wins: ${report.winner}`);
       ctx.io.stdout(lines.join('\n') + '\n');
     });
+}
+
+/**
+ * Without --data (or eval.data): the targets the draft was trained on, from its manifest, saying so
+ * on stderr. Undefined when the model records none, so the stage reports the missing data as before.
+ */
+function defaultData(model: string, split: string, ctx: CommandContext): string | undefined {
+  const recorded = recordedDraftInputs(model);
+  if (!recorded?.targets) return undefined;
+  if (!existsSync(join(recorded.targets, 'manifest.json'))) {
+    throw new InputError(
+      `eval: no --data given, and the targets ${model} was trained on (${recorded.targets}, recorded in ` +
+        `${recorded.manifestPath}) are no longer there`,
+      'pass --data <targets dir> (written by fireopt distill)',
+    );
+  }
+  ctx.progress({
+    kind: 'log',
+    level: 'info',
+    message:
+      `eval: no --data given: evaluating on the ${split} split of ${recorded.targets} ` +
+      `(the targets ${model} was trained on)`,
+  });
+  return recorded.targets;
 }

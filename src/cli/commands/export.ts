@@ -1,7 +1,9 @@
 /** `fireopt export --model <draft> --format hf|gguf|all --out <dir>`: serving artifacts (the stage is imported lazily). */
+import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import type { ContextGetter } from '../commands.js';
+import type { CommandContext, ContextGetter } from '../context.js';
+import { recordedDraftInputs } from '../draft-inputs.js';
 
 interface ExportFlags {
   model?: string;
@@ -27,7 +29,10 @@ export function register(program: Command, context: ContextGetter): void {
     .addOption(new Option('--format <format>', 'what to write (default all)').choices(['hf', 'gguf', 'all']))
     .option('-o, --out <dir>', 'output folder (replaced atomically)')
     .addOption(new Option('--dtype <dtype>', 'weight precision (default f32)').choices(['f32', 'f16']))
-    .option('--target <path>', 'the target: Hugging Face folder, GGUF, or llama2.c checkpoint')
+    .option(
+      '--target <path>',
+      'the target: Hugging Face folder, GGUF, or llama2.c checkpoint (default: the one the draft was trained for)',
+    )
     .option('--serving-context <n>', 'context length the target is served with', Number)
     .option('--name <name>', 'name of the export (GGUF file name and general.name)')
     .action(async (flags: ExportFlags) => {
@@ -45,6 +50,7 @@ export function register(program: Command, context: ContextGetter): void {
           'export.name': flags.name,
         },
       });
+      if (!config.export.target && config.export.model) config.export.target = defaultTarget(config.export.model, ctx);
       const { runExport } = await import('../../export/index.js');
       const result = await runExport({ export: config.export, resolvedConfig: config }, { progress: ctx.progress });
       if (ctx.globals.json) {
@@ -56,4 +62,29 @@ export function register(program: Command, context: ContextGetter): void {
       for (const { title, command } of result.servingCommands) lines.push('', `# ${title}`, command);
       ctx.io.stdout(lines.join('\n') + '\n');
     });
+}
+
+/**
+ * Without --target (or export.target): the target model the draft was trained for, from its
+ * manifest, when that file still exists (saying so on stderr); otherwise none, as before, with a note.
+ */
+function defaultTarget(model: string, ctx: CommandContext): string | undefined {
+  const recorded = recordedDraftInputs(model);
+  if (!recorded?.targetModel) return undefined;
+  if (!existsSync(recorded.targetModel)) {
+    ctx.progress({
+      kind: 'log',
+      level: 'warn',
+      message:
+        `export: no --target given, and the target ${model} was trained for (${recorded.targetModel}) is no longer ` +
+        'there: exporting without target checks (pass --target to check vocabulary, special tokens and context)',
+    });
+    return undefined;
+  }
+  ctx.progress({
+    kind: 'log',
+    level: 'info',
+    message: `export: no --target given: using ${recorded.targetModel} (the target ${model} was trained for)`,
+  });
+  return recorded.targetModel;
 }

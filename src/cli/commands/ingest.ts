@@ -1,7 +1,7 @@
 /** `fireopt ingest <files...> --out <dir>`: traces → a traces dataset (the stage is imported lazily). */
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 import { INGEST_FORMATS } from '../../config/schema.js';
 import { RunError } from '../../errors.js';
 

@@ -1,6 +1,6 @@
 /** `fireopt inspect <dir>`: the manifest, schema, counts and first rows of a traces dataset, targets or a draft. */
 import type { Command } from 'commander';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 
 interface InspectFlags {
   rows: number;

@@ -6,8 +6,8 @@
  */
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
-import { ExitStatus } from '../../errors.js';
-import type { ContextGetter } from '../commands.js';
+import { ConfigError, ExitStatus } from '../../errors.js';
+import type { ContextGetter } from '../context.js';
 
 interface RunFlags {
   dir?: string;

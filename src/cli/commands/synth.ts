@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import type { SynthConfig } from '../../synth/config.js';
-import type { ContextGetter } from '../commands.js';
+import type { ContextGetter } from '../context.js';
 
 interface SynthFlags {
   seedPrompts?: string;
