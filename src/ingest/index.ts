@@ -8,7 +8,7 @@
  */
 import { renameSync, statSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FireoptConfig, IngestConfig } from '../config/schema.js';
 import { InputError, RunError, UsageError } from '../errors.js';
