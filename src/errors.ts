@@ -2,9 +2,10 @@
  * Typed errors. Every error a user can cause carries a stable code, a message that names the
  * file / line / field at fault, an optional hint, and the exit code the CLI should use:
  *   0 success, 1 the run failed, 2 bad usage, config or input; 3 and 4 are outcomes a CI job
- *   branches on (`fireopt run`: not promoted / retraining not needed; `fireopt drift`: 3 = due).
+ *   branches on (`fireopt run`: not promoted / retraining not needed; `fireopt drift`: 3 = due);
+ *   130 / 143 interrupted by SIGINT / SIGTERM (the shells' 128 + signal number).
  */
-export type ExitCode = 0 | 1 | 2 | 3 | 4;
+export type ExitCode = 0 | 1 | 2 | 3 | 4 | 130 | 143;
 
 export class FireoptError extends Error {
   constructor(
@@ -43,6 +44,27 @@ export class InputError extends FireoptError {
 export class RunError extends FireoptError {
   constructor(message: string, hint?: string, code = 'E_RUN') {
     super(message, code, 1, hint);
+  }
+}
+
+/** An output path that must not be written (an input, the current folder, someone else's files): before any work. */
+export class OutputRefusedError extends FireoptError {
+  constructor(message: string, hint?: string) {
+    super(message, 'E_OUTPUT_REFUSED', 2, hint);
+  }
+}
+
+/** Another fireopt process is writing the same output right now. */
+export class OutputLockedError extends FireoptError {
+  constructor(message: string, hint?: string) {
+    super(message, 'E_OUTPUT_LOCKED', 2, hint);
+  }
+}
+
+/** Ctrl-C or SIGTERM: the message says what was kept and how to go on. */
+export class InterruptedError extends FireoptError {
+  constructor(readonly signal: 'SIGINT' | 'SIGTERM', message: string) {
+    super(message, 'E_INTERRUPTED', signal === 'SIGINT' ? 130 : 143);
   }
 }
 

@@ -4,6 +4,8 @@ import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import type { ContextGetter } from '../commands.js';
 import { DISTILL_MODES } from '../../distill/config.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface DistillFlags {
   out?: string;
@@ -13,6 +15,7 @@ interface DistillFlags {
   maxTokens?: number;
   limit?: number;
   topLogprobs?: number;
+  force?: boolean;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -31,6 +34,7 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--max-tokens <n>', 'most tokens per completion', Number)
     .option('--top-logprobs <n>', 'alternatives kept per position (0 = none)', Number)
     .option('--limit <n>', 'at most n rows per split (quick trials)', Number)
+    .addOption(forceOption())
     .action(async (dataset: string | undefined, flags: DistillFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -54,6 +58,12 @@ export function register(program: Command, context: ContextGetter): void {
       if (!target && distill.mode !== 'traces') {
         throw new ConfigError('distill needs a target: set the `target` section or --target-model <gguf> (or use --mode traces)');
       }
+      claimOutputs({
+        command: 'distill',
+        outputs: [{ path: distill.out, kind: 'targets', option: flags.out ? '--out' : 'distill.out' }],
+        inputs: [distill.dataset, target?.engine === 'openai' ? undefined : target?.model, distill.tokenizer],
+        force: flags.force,
+      });
       let apiKey: string | undefined;
       if (target?.engine === 'openai' && target.api_key_env) {
         apiKey = process.env[target.api_key_env];
@@ -64,13 +74,11 @@ export function register(program: Command, context: ContextGetter): void {
       const { createTargetEngine } = await import('../../targets/create.js');
       const targetTokenizer = await resolveTargetTokenizer(distill, target);
       ctx.progress({ kind: 'log', level: 'info', message: `chat template: ${targetTokenizer.templateSource}` });
-      const abort = new AbortController();
-      const onSignal = (): void => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
+      const [input, out] = [distill.dataset, distill.out];
+      const kept = 'finished rows are journaled: run the same command again to resume';
+      await interruptible(ctx.io, { command: 'distill', kept, stageWatchesSignal: true }, async (signal) => {
         const summary = await runDistill(
-          { dataset: distill.dataset, out: distill.out, distill, resolvedConfig: config },
+          { dataset: input, out, distill, resolvedConfig: config },
           {
             tokenizer: targetTokenizer.tokenizer,
             chatTemplate: targetTokenizer.chatTemplate,
@@ -85,7 +93,7 @@ export function register(program: Command, context: ContextGetter): void {
                   })
               : undefined,
             progress: ctx.progress,
-            signal: abort.signal,
+            signal,
           },
         );
         if (ctx.globals.json) {
@@ -101,9 +109,6 @@ export function register(program: Command, context: ContextGetter): void {
             ...summary.failures.slice(0, 5).map((f) => `  failed ${f.id}: ${f.reason}`),
           ].join('\n') + '\n',
         );
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      });
     });
 }

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import type { ContextGetter } from '../commands.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface EvalFlags {
   model?: string;
@@ -15,6 +17,7 @@ interface EvalFlags {
   out?: string;
   split?: string;
   limit?: number;
+  force?: boolean;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -38,6 +41,7 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--split <split>', 'heldout (default) or train')
     .option('--limit <n>', 'at most n rows', Number)
     .option('-o, --out <dir>', 'output directory (replaced atomically)')
+    .addOption(forceOption())
     .action(async (flags: EvalFlags) => {
       const ctx = context();
       if (flags.measureCost === 'llama-cpp' && flags.costRatio !== undefined) {
@@ -59,8 +63,16 @@ export function register(program: Command, context: ContextGetter): void {
           'eval.out': flags.out,
         },
       });
+      const settings = config.eval;
+      claimOutputs({
+        command: 'eval',
+        outputs: [{ path: settings.out, kind: 'eval-report', option: flags.out ? '--out' : 'eval.out' }],
+        inputs: [settings.model, settings.data, ...settings.baselines, settings.cost.target_model],
+        force: flags.force,
+      });
       const { runEval } = await import('../../evaluate/index.js');
-      const { report, out } = await runEval({ eval: config.eval, resolvedConfig: config }, { progress: ctx.progress });
+      const plan = { command: 'eval', kept: 'no report written (an earlier report at the output path is untouched)', stageWatchesSignal: false };
+      const { report, out } = await interruptible(ctx.io, plan, () => runEval({ eval: settings, resolvedConfig: config }, { progress: ctx.progress }));
       if (ctx.globals.json) {
         ctx.io.stdout(JSON.stringify({ out, winner: report.winner, candidates: report.candidates.map((c) => ({ name: c.name, greedy_hit_rate: c.greedy_hit_rate, best_k: c.best_k, tau: c.by_k[c.best_k - 1].tau, best_speedup: c.best_speedup, cost_ratio: c.cost_ratio, cost_ratio_source: c.cost_ratio_source })) }, null, 2) + '\n');
         return;

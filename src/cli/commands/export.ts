@@ -2,6 +2,8 @@
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import type { ContextGetter } from '../commands.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface ExportFlags {
   model?: string;
@@ -11,6 +13,7 @@ interface ExportFlags {
   target?: string;
   servingContext?: number;
   name?: string;
+  force?: boolean;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -30,6 +33,7 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--target <path>', 'the target: Hugging Face folder, GGUF, or llama2.c checkpoint')
     .option('--serving-context <n>', 'context length the target is served with', Number)
     .option('--name <name>', 'name of the export (GGUF file name and general.name)')
+    .addOption(forceOption())
     .action(async (flags: ExportFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -45,8 +49,15 @@ export function register(program: Command, context: ContextGetter): void {
           'export.name': flags.name,
         },
       });
+      claimOutputs({
+        command: 'export',
+        outputs: [{ path: config.export.out, kind: 'export', option: flags.out ? '--out' : 'export.out' }],
+        inputs: [config.export.model, config.export.target],
+        force: flags.force,
+      });
       const { runExport } = await import('../../export/index.js');
-      const result = await runExport({ export: config.export, resolvedConfig: config }, { progress: ctx.progress });
+      const plan = { command: 'export', kept: 'nothing written (an earlier export at the output path is untouched)', stageWatchesSignal: false };
+      const result = await interruptible(ctx.io, plan, () => runExport({ export: config.export, resolvedConfig: config }, { progress: ctx.progress }));
       if (ctx.globals.json) {
         ctx.io.stdout(JSON.stringify({ out: result.out, hf: result.hfDir ?? null, gguf: result.gguf ?? null, engines: result.plan.engines, vocabulary: result.vocabulary, context_length: result.plan.contextLength, warnings: result.plan.warnings, serving: result.servingCommands }, null, 2) + '\n');
         return;

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, ExitStatus } from '../../errors.js';
 import type { ContextGetter } from '../commands.js';
+import { claimPipelineOutputs, interruptible } from '../safety.js';
 
 interface RunFlags {
   dir?: string;
@@ -48,18 +49,12 @@ export function register(program: Command, context: ContextGetter): void {
         apiKey = process.env[config.target.api_key_env];
         if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${config.target.api_key_env} is not set`);
       }
+      claimPipelineOutputs('run', config, { dir: flags.dir ? '--dir' : 'run.dir', release: flags.release ? '--release' : 'promotion.release' });
       const { runPipeline } = await import('../../pipeline/index.js');
-      const abort = new AbortController();
-      const onSignal = (): void => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let result;
-      try {
-        result = await runPipeline(config, { progress: ctx.progress, signal: abort.signal, apiKey });
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      const kept = 'finished stages are kept in the run directory: run the same command again to resume at the interrupted stage';
+      const result = await interruptible(ctx.io, { command: 'run', kept, stageWatchesSignal: true }, (signal) =>
+        runPipeline(config, { progress: ctx.progress, signal, apiKey }),
+      );
       if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
       else {
         const lines = [`${result.outcome.toUpperCase()}: ${result.reason}`, `run directory ${result.dir}`];
