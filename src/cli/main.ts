@@ -10,6 +10,7 @@ import { FIREOPT_VERSION } from '../version.js';
 import { processIO, type CliIO, type CommandContext, type GlobalOptions } from './context.js';
 import { createProgressRenderer } from './progress.js';
 import { registerCommands } from './commands.js';
+import { handleInterrupts } from './safety.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -48,12 +49,14 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
   const program = buildProgram(io, (ctx) => {
     verbose = ctx.globals.verbose;
   });
+  const stopHandlingInterrupts = handleInterrupts(io);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {
     return reportError(error, io, verbose);
   } finally {
+    stopHandlingInterrupts();
     releaseOutputs(); // the output locks a command took (in-process callers run more than one command)
   }
 }

@@ -3,7 +3,7 @@
  * lets an output replace something that is not an earlier output of the command (see
  * util/output.ts for the checks), and Ctrl-C / SIGTERM handling.
  *
- * Interrupts: the stage's AbortSignal fires, the stage stops at its next check and removes its
+ * Interrupts (one handler for the life of a command, installed by the top-level handler): the stage's AbortSignal fires, the stage stops at its next check and removes its
  * staging, and the command exits 130 (SIGINT) or 143 (SIGTERM) with one line saying what was kept
  * and how to go on. A stage that does not watch the signal, or a second Ctrl-C, ends the process at
  * once; the exit hooks of util/atomic.ts and util/output.ts still remove staging and locks.
@@ -54,32 +54,67 @@ export interface InterruptPlan {
 
 type Interrupt = 'SIGINT' | 'SIGTERM';
 
-/** Run `body` with Ctrl-C / SIGTERM turned into a clean stop (exit 130 / 143) that says what was kept. */
-export async function interruptible<T>(io: CliIO, plan: InterruptPlan, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  let received: Interrupt | undefined;
-  const interrupted = (signal: Interrupt): InterruptedError =>
-    new InterruptedError(signal, `${plan.command} interrupted (${signal}): ${plan.kept}`);
+/** A stage that watches the signal but is stuck in I/O still ends this long after the first signal. */
+const STOP_GRACE_MS = 10_000;
+
+/** The running command's plan while its stage runs; before and after, a signal ends the process at once. */
+let active: { plan: InterruptPlan; controller: AbortController; received?: Interrupt; io: CliIO } | undefined;
+
+function interruptedError(plan: InterruptPlan | undefined, signal: Interrupt): InterruptedError {
+  if (!plan) return new InterruptedError(signal, `interrupted (${signal}) before any output was written`);
+  return new InterruptedError(signal, `${plan.command} interrupted (${signal}): ${plan.kept}`);
+}
+
+/** Print the one line and end the process; the exit hooks remove staging and release output locks. */
+function exitNow(io: CliIO, error: InterruptedError): never {
+  io.stderr(`fireopt: ${error.message}\n`);
+  process.exit(error.exitCode);
+}
+
+/**
+ * Handle Ctrl-C / SIGTERM for the whole life of a command (the top-level handler installs it, so
+ * a signal while the config loads or the stage is imported ends cleanly too). Returns the uninstaller.
+ */
+export function handleInterrupts(io: CliIO): () => void {
   const onSignal = (name: NodeJS.Signals): void => {
     const signal: Interrupt = name === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
-    if (received || !plan.stageWatchesSignal) {
-      const error = interrupted(received ?? signal);
-      io.stderr(`fireopt: ${error.message}\n`);
-      process.exit(error.exitCode);
+    if (!active || active.received || !active.plan.stageWatchesSignal) {
+      exitNow(active?.io ?? io, interruptedError(active?.plan, active?.received ?? signal));
     }
-    received = signal;
-    controller.abort(interrupted(signal));
+    active.received = signal;
+    const stopping = active;
+    setTimeout(() => exitNow(stopping.io, interruptedError(stopping.plan, signal)), STOP_GRACE_MS).unref();
+    active.controller.abort(interruptedError(active.plan, signal));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  try {
-    return await body(controller.signal);
-  } catch (error) {
-    // Whatever the stage threw while stopping (an abort reason, a closed stream), the user pressed Ctrl-C.
-    if (received) throw interrupted(received);
-    throw error;
-  } finally {
+  return () => {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    active = undefined;
+  };
+}
+
+/** Run a command's stage so that Ctrl-C / SIGTERM stop it cleanly (exit 130 / 143) with a line saying what was kept. */
+export async function interruptible<T>(io: CliIO, plan: InterruptPlan, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const run = { plan, controller: new AbortController(), io, received: undefined as Interrupt | undefined };
+  active = run;
+  try {
+    return await body(run.controller.signal);
+  } catch (error) {
+    // Whatever the stage threw while stopping (an abort reason, a closed stream), the user pressed Ctrl-C.
+    if (run.received) throw interruptedError(plan, run.received);
+    throw error;
+  } finally {
+    if (active === run) active = undefined;
   }
+}
+
+/** For `serve`, where Ctrl-C / SIGTERM is the normal way to stop: resolves on the first one (a second ends the process). */
+export function untilStopSignal(io: CliIO): Promise<void> {
+  const run = { plan: { command: 'serve', kept: 'the server stopped', stageWatchesSignal: true }, controller: new AbortController(), io };
+  active = run;
+  return new Promise((resolve) => {
+    run.controller.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
 }
