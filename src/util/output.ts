@@ -74,9 +74,10 @@ const KINDS: Record<OutputKind, KindSpec> = {
   'train-run': {
     what: 'a train run folder (manifest.json kind train-run, or a saved training state)',
     shape: 'folder',
-    // A run killed before its manifest still has its state (single draft) or candidates/ (selection).
+    // A run killed before its manifest still has untrained.json (written first), its state or candidates/.
     isEarlier: (dir) =>
-      manifestKind('train-run')(dir) || existsSync(join(dir, 'state', 'state.json')) || existsSync(join(dir, 'candidates')),
+      manifestKind('train-run')(dir) ||
+      ['untrained.json', join('state', 'state.json'), 'candidates'].some((name) => existsSync(join(dir, name))),
   },
   'eval-report': {
     what: 'an eval report folder (report.json kind eval-report)',
