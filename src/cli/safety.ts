@@ -3,9 +3,10 @@
  * lets an output replace something that is not an earlier output of the command (see
  * util/output.ts for the checks), and Ctrl-C / SIGTERM handling.
  *
- * Interrupts (one handler for the life of a command, installed by the top-level handler): the stage's AbortSignal fires, the stage stops at its next check and removes its
- * staging, and the command exits 130 (SIGINT) or 143 (SIGTERM) with one line saying what was kept
- * and how to go on. A stage that does not watch the signal, or a second Ctrl-C, ends the process at
+ * Interrupts (one handler for the life of a command, installed by the top-level handler): the
+ * stage's AbortSignal fires, the stage stops at its next check and removes its staging, and the
+ * command exits 130 (SIGINT) or 143 (SIGTERM) with one line saying what was kept and how to go
+ * on. A stage that does not watch the signal, or a second Ctrl-C, ends the process at
  * once; the exit hooks of util/atomic.ts and util/output.ts still remove staging and locks.
  */
 import { Option } from 'commander';
@@ -16,14 +17,19 @@ import type { CliIO } from './context.js';
 
 /** The `--force` option every command that writes an output takes. */
 export function forceOption(): Option {
-  return new Option('--force', 'replace what is at the output path even if it is not an earlier output of this command');
+  const help = 'replace what is at the output path even if it is not an earlier output of this command';
+  return new Option('--force', help);
 }
 
 /**
  * Claim a pipeline's outputs (`fireopt run`, `fireopt demo`): the run directory and the release
  * folder, never one of the files the config reads. No --force here: `run --force` means "retrain".
  */
-export function claimPipelineOutputs(command: string, config: FireoptConfig, options: { dir: string; release: string }): void {
+export function claimPipelineOutputs(
+  command: string,
+  config: FireoptConfig,
+  options: { dir: string; release: string },
+): void {
   const { target } = config;
   claimOutputs({
     command,
@@ -46,7 +52,7 @@ export function claimPipelineOutputs(command: string, config: FireoptConfig, opt
 export interface InterruptPlan {
   /** The command's name, for the message. */
   command: string;
-  /** What stays after an interrupt and how to go on: "finished rows are journaled: run the same command again to resume". */
+  /** What stays after an interrupt and how to go on: "finished rows are journaled: run the same command again". */
   kept: string;
   /** The stage watches the signal and stops at its next check; otherwise the process ends at once. */
   stageWatchesSignal: boolean;
@@ -96,7 +102,11 @@ export function handleInterrupts(io: CliIO): () => void {
 }
 
 /** Run a command's stage so that Ctrl-C / SIGTERM stop it cleanly (exit 130 / 143) with a line saying what was kept. */
-export async function interruptible<T>(io: CliIO, plan: InterruptPlan, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function interruptible<T>(
+  io: CliIO,
+  plan: InterruptPlan,
+  body: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   const run = { plan, controller: new AbortController(), io, received: undefined as Interrupt | undefined };
   active = run;
   try {
@@ -110,9 +120,10 @@ export async function interruptible<T>(io: CliIO, plan: InterruptPlan, body: (si
   }
 }
 
-/** For `serve`, where Ctrl-C / SIGTERM is the normal way to stop: resolves on the first one (a second ends the process). */
+/** For `serve`, where Ctrl-C / SIGTERM is the normal way to stop: resolves on the first one (a second ends it). */
 export function untilStopSignal(io: CliIO): Promise<void> {
-  const run = { plan: { command: 'serve', kept: 'the server stopped', stageWatchesSignal: true }, controller: new AbortController(), io };
+  const plan = { command: 'serve', kept: 'the server stopped', stageWatchesSignal: true };
+  const run = { plan, controller: new AbortController(), io };
   active = run;
   return new Promise((resolve) => {
     run.controller.signal.addEventListener('abort', () => resolve(), { once: true });

@@ -24,7 +24,8 @@ export interface ArrowFileSpec<Row> {
 }
 
 function damaged(path: string, why: string, rerunHint: string): InputError {
-  return new InputError(`${path}: damaged Arrow file: ${why}`, `HINT: re-run \`${rerunHint}\` to write it again`, 'E_ARROW');
+  const hint = `HINT: re-run \`${rerunHint}\` to write it again`;
+  return new InputError(`${path}: damaged Arrow file: ${why}`, hint, 'E_ARROW');
 }
 
 /**
@@ -37,20 +38,24 @@ export function checkArrowFile(path: string, rerunHint: string): void {
     fd = openSync(path, 'r');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new InputError(`${path}: ${code === 'ENOENT' ? 'missing' : `cannot be read (${code})`}`, `HINT: re-run \`${rerunHint}\``);
+    const why = code === 'ENOENT' ? 'missing' : `cannot be read (${code})`;
+    throw new InputError(`${path}: ${why}`, `HINT: re-run \`${rerunHint}\``);
   }
   try {
     const size = fstatSync(fd).size;
     const head = Buffer.alloc(FILE_MAGIC.length);
     readSync(fd, head, 0, head.length, 0);
-    if (head.subarray(0, STREAM_CONTINUATION.length).equals(STREAM_CONTINUATION)) return; // stream format: checked as it is read
+    // The stream format has no footer: it is checked as it is read.
+    if (head.subarray(0, STREAM_CONTINUATION.length).equals(STREAM_CONTINUATION)) return;
     if (!head.equals(FILE_MAGIC)) {
-      throw damaged(path, size === 0 ? 'the file is empty' : 'it does not start with the Arrow magic bytes (not an Arrow file)', rerunHint);
+      const why = size === 0 ? 'the file is empty' : 'it does not start with the Arrow magic bytes (not an Arrow file)';
+      throw damaged(path, why, rerunHint);
     }
     const tail = Buffer.alloc(FILE_MAGIC.length);
     readSync(fd, tail, 0, tail.length, Math.max(0, size - tail.length));
     if (size < 2 * FILE_MAGIC.length + 4 || !tail.equals(FILE_MAGIC)) {
-      throw damaged(path, `the file ends after ${size} bytes without the Arrow footer (truncated: a copy or a write cut short)`, rerunHint);
+      const why = `the file ends after ${size} bytes without the Arrow footer (truncated: a copy or a write cut short)`;
+      throw damaged(path, why, rerunHint);
     }
   } finally {
     closeSync(fd);
@@ -74,7 +79,8 @@ export async function* readArrowRows<Row>(path: string, spec: ArrowFileSpec<Row>
     }
     const names = reader.schema.fields.map((f) => f.name).join(',');
     if (names !== spec.schema.fields.map((f) => f.name).join(',')) {
-      throw new InputError(`${path}: not ${spec.what} (columns ${names})`, `HINT: re-run \`${spec.rerunHint}\``, 'E_SCHEMA_VERSION');
+      const hint = `HINT: re-run \`${spec.rerunHint}\``;
+      throw new InputError(`${path}: not ${spec.what} (columns ${names})`, hint, 'E_SCHEMA_VERSION');
     }
     let batches = 0;
     const iterator = reader[Symbol.asyncIterator]();

@@ -70,7 +70,11 @@ function isPipelineRun(dir: string): boolean {
 
 const KINDS: Record<OutputKind, KindSpec> = {
   traces: { what: 'a traces dataset (manifest.json kind traces)', shape: 'folder', isEarlier: manifestKind('traces') },
-  targets: { what: 'a targets folder (manifest.json kind targets)', shape: 'folder', isEarlier: manifestKind('targets') },
+  targets: {
+    what: 'a targets folder (manifest.json kind targets)',
+    shape: 'folder',
+    isEarlier: manifestKind('targets'),
+  },
   'train-run': {
     what: 'a train run folder (manifest.json kind train-run, or a saved training state)',
     shape: 'folder',
@@ -85,7 +89,11 @@ const KINDS: Record<OutputKind, KindSpec> = {
     isEarlier: (dir) => jsonKind(join(dir, 'report.json')) === 'eval-report',
   },
   export: { what: 'an export folder (manifest.json kind export)', shape: 'folder', isEarlier: manifestKind('export') },
-  'pipeline-run': { what: 'a fireopt run directory (run.json or stage records)', shape: 'folder', isEarlier: isPipelineRun },
+  'pipeline-run': {
+    what: 'a fireopt run directory (run.json or stage records)',
+    shape: 'folder',
+    isEarlier: isPipelineRun,
+  },
   release: {
     what: 'a release folder (promotion.json kind promotion)',
     shape: 'folder',
@@ -108,8 +116,11 @@ const KINDS: Record<OutputKind, KindSpec> = {
     isEarlier: (path, claim) => {
       if (!claim.writtenFor) return false;
       try {
-        const manifest = JSON.parse(readFileSync(join(claim.writtenFor, 'manifest.json'), 'utf8')) as { inputs?: Array<{ path?: string }> };
-        return manifest.inputs?.some((input) => input.path !== undefined && resolve(input.path) === resolve(path)) ?? false;
+        const manifestText = readFileSync(join(claim.writtenFor, 'manifest.json'), 'utf8');
+        const manifest = JSON.parse(manifestText) as { inputs?: Array<{ path?: string }> };
+        const isThisFile = (input: { path?: string }): boolean =>
+          input.path !== undefined && resolve(input.path) === resolve(path);
+        return manifest.inputs?.some(isThisFile) ?? false;
       } catch {
         return false;
       }
@@ -169,31 +180,43 @@ function fileAbove(path: string): string | undefined {
 }
 
 /** Why `claim` may not be written, or undefined when it may. */
-function refusal(claim: OutputClaim & { path: string }, request: OutputRequest): { why: string; forceable: boolean } | undefined {
+interface Refusal {
+  why: string;
+  /** --force may override it (never for inputs, the current folder and its parents). */
+  forceable: boolean;
+}
+
+function refusal(claim: OutputClaim & { path: string }, request: OutputRequest): Refusal | undefined {
   const path = resolve(claim.path);
   const cwd = process.cwd();
   if (path === parse(path).root) return { why: 'is the root of the file system', forceable: false };
   if (isSameOrAncestor(path, cwd)) {
-    return { why: path === cwd ? 'is the current directory' : 'is a folder above the current directory', forceable: false };
+    const why = path === cwd ? 'is the current directory' : 'is a folder above the current directory';
+    return { why, forceable: false };
   }
   for (const input of request.inputs) {
     if (!input || input === '-') continue;
     const inputPath = resolve(literalPrefix(input));
     if (!existsSync(inputPath)) continue; // nothing there to lose (or a method name such as prompt-lookup)
     if (path === inputPath) return { why: `is an input of this ${request.command}`, forceable: false };
-    if (isSameOrAncestor(path, inputPath)) return { why: `holds ${input}, an input of this ${request.command}`, forceable: false };
+    if (isSameOrAncestor(path, inputPath)) {
+      return { why: `holds ${input}, an input of this ${request.command}`, forceable: false };
+    }
   }
   const spec = KINDS[claim.kind];
   const blocker = fileAbove(path);
   if (blocker) return { why: `cannot be created: ${blocker} is a file`, forceable: false };
   if (!existsSync(path)) return undefined;
   const stats = statSync(path);
-  if (spec.shape === 'folder' && !stats.isDirectory()) return { why: `is a file, and ${request.command} writes a folder there`, forceable: true };
-  if (spec.shape === 'file' && stats.isDirectory()) return { why: `is a folder, and ${request.command} writes a file there`, forceable: true };
+  if ((spec.shape === 'folder') !== stats.isDirectory()) {
+    const [found, wanted] = stats.isDirectory() ? ['folder', 'file'] : ['file', 'folder'];
+    return { why: `is a ${found}, and ${request.command} writes a ${wanted} there`, forceable: true };
+  }
   if (spec.shape === 'folder' && readdirSync(path).length === 0) return undefined;
   if (spec.shape === 'file' && stats.size === 0) return undefined;
   if (spec.isEarlier(path, claim)) return undefined;
-  return { why: `${stats.isDirectory() ? 'is a non-empty folder' : 'exists'} and is not ${spec.what}`, forceable: true };
+  const found = stats.isDirectory() ? 'is a non-empty folder' : 'exists';
+  return { why: `${found} and is not ${spec.what}`, forceable: true };
 }
 
 /** Locks this process holds: released on exit, however it exits. */
@@ -256,7 +279,8 @@ function breakStaleLock(lockPath: string, stale: LockOwner): void {
 function acquireLock(output: string, command: string): void {
   const lockPath = lockPathOf(output);
   mkdirSync(dirname(lockPath), { recursive: true });
-  const owner: LockOwner = { pid: process.pid, command, token: randomBytes(8).toString('hex'), started_at: new Date().toISOString() };
+  const token = randomBytes(8).toString('hex');
+  const owner: LockOwner = { pid: process.pid, command, token, started_at: new Date().toISOString() };
   for (let attempt = 0; attempt < 3; attempt++) {
     if (tryCreateLock(lockPath, owner)) {
       if (!exitHookInstalled) {
@@ -271,10 +295,13 @@ function acquireLock(output: string, command: string): void {
       breakStaleLock(lockPath, holder);
       continue;
     }
-    const who = holder ? `fireopt ${holder.command} (pid ${holder.pid}, since ${holder.started_at})` : 'another fireopt process';
+    const who = holder
+      ? `fireopt ${holder.command} (pid ${holder.pid}, since ${holder.started_at})`
+      : 'another fireopt process';
     throw new OutputLockedError(
       `${output}: ${who} is writing this output right now`,
-      `HINT: wait for it to finish, or choose another output; the lock is ${lockPath} (removed when that process exits)`,
+      `HINT: wait for it to finish, or choose another output; the lock is ${lockPath} ` +
+        '(removed when that process exits)',
     );
   }
   throw new OutputLockedError(`${output}: could not take the lock ${lockPath}: other processes keep taking it`);
