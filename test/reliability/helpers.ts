@@ -18,16 +18,26 @@ export function scratch(prefix: string): { dir: string; at(...parts: string[]): 
 export function snapshot(dir: string): Record<string, string> {
   const files: Record<string, string> = {};
   const walk = (path: string, rel: string): void => {
-    if (statSync(path).isDirectory()) for (const name of readdirSync(path)) walk(join(path, name), rel ? `${rel}/${name}` : name);
-    else files[rel] = readFileSync(path).toString('base64');
+    if (!statSync(path).isDirectory()) files[rel] = readFileSync(path).toString('base64');
+    else for (const name of readdirSync(path)) walk(join(path, name), rel ? `${rel}/${name}` : name);
   };
   walk(dir, '');
   return files;
 }
 
+/** A spawned CLI process, its stderr so far and its exit code. */
+export interface SpawnedCli {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
 /** A spawned bin/fireopt whose stderr is collected and whose exit code resolves `exited`. */
-export function spawnCli(args: string[], cwd = repoRoot): { child: ChildProcess; stderr: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], { cwd, stdio: ['pipe', 'ignore', 'pipe'] });
+export function spawnCli(args: string[], cwd = repoRoot): SpawnedCli {
+  const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], {
+    cwd,
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
   child.stdin?.on('error', () => {}); // EPIPE once the child has exited: expected in these tests
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => void (stderr += d.toString()));

@@ -13,12 +13,14 @@ const bigTraces = tmp.at('big.jsonl');
 
 beforeAll(() => {
   // ~12 MB of distinct conversations: long enough to interrupt midway on a loaded machine.
-  const records = readFileSync(exampleTraces, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const lines0 = readFileSync(exampleTraces, 'utf8').split('\n').filter(Boolean);
+  const records = lines0.map((line) => JSON.parse(line) as Record<string, unknown>);
   const lines: string[] = [];
   let bytes = 0;
   for (let copy = 0; bytes < 12e6; copy++) {
     for (const record of records) {
-      const line = JSON.stringify({ ...record, id: `${String(record.id ?? 'c')}-${copy}` }).replace('"content":"', `"content":"v${copy} `);
+      const renamed = JSON.stringify({ ...record, id: `${String(record.id ?? 'c')}-${copy}` });
+      const line = renamed.replace('"content":"', `"content":"v${copy} `); // distinct samples: dedup keeps them
       lines.push(line);
       bytes += line.length + 1;
     }
@@ -41,7 +43,8 @@ describe.each([
     expect(await waitFor(() => leftovers(name).some((n) => n.includes('.tmp-')))).toBe(true);
     run.child.kill(signal);
     expect(await run.exited).toBe(exitCode);
-    expect(run.stderr()).toBe(`fireopt: ingest interrupted (${signal}): no dataset written (an earlier dataset at the output path is untouched)\n`);
+    const kept = 'no dataset written (an earlier dataset at the output path is untouched)';
+    expect(run.stderr()).toBe(`fireopt: ingest interrupted (${signal}): ${kept}\n`);
     expect(leftovers(name)).toEqual([]);
     expect(snapshot(out)).toEqual(before);
   });
@@ -52,13 +55,17 @@ describe('distill, SIGTERM midway', () => {
     const dataset = tmp.at('distill-ds');
     const out = tmp.at('distill-targets');
     expect(runBin(['ingest', exampleTraces, '--out', dataset, '--quiet']).code).toBe(0);
-    const args = ['distill', dataset, '--out', out, '--target-model', demoTarget, '--max-tokens', '16', '--limit', '5', '--set', 'distill.chunk_rows=1', '--quiet'];
+    const args = ['distill', dataset, '--out', out, '--target-model', demoTarget, '--max-tokens', '16', '--limit', '5'];
+    args.push('--set', 'distill.chunk_rows=1', '--quiet'); // a journal chunk per row: something to keep early
     const journal = tmp.at('.distill-targets.distill-journal');
     const run = spawnCli(args);
-    expect(await waitFor(() => existsSync(journal) && readdirSync(journal).some((n) => /^chunk-\d+\.json$/.test(n)), 60_000)).toBe(true);
+    const chunk = /^chunk-\d+\.json$/;
+    const journaled = (): boolean => existsSync(journal) && readdirSync(journal).some((n) => chunk.test(n));
+    expect(await waitFor(journaled, 60_000)).toBe(true);
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(143);
-    expect(run.stderr()).toContain('fireopt: distill interrupted (SIGTERM): finished rows are journaled: run the same command again to resume\n');
+    const kept = 'finished rows are journaled: run the same command again to resume';
+    expect(run.stderr()).toContain(`fireopt: distill interrupted (SIGTERM): ${kept}\n`);
     expect(run.stderr()).not.toMatch(/\n\s+at /);
     expect(existsSync(out)).toBe(false);
     expect(existsSync(tmp.at('.distill-targets.lock'))).toBe(false);

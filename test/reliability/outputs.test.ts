@@ -120,7 +120,8 @@ describe('--out refuses what the command did not write (exit 2, nothing touched)
     const before = [snapshot(dir), snapshot(release)];
     const runDir = runBin(['run', '--dir', dir, '--traces', exampleTraces]);
     expect(runDir.code).toBe(2);
-    expect(runDir.stderr).toContain(`run --dir ${dir}: refusing to write there: it is a non-empty folder and is not a fireopt run directory`);
+    expect(runDir.stderr).toContain(`run --dir ${dir}: refusing to write there: it is a non-empty folder`);
+    expect(runDir.stderr).toContain('is not a fireopt run directory');
     const releaseRun = runBin(['run', '--dir', tmp.at('fresh-run'), '--release', release, '--traces', exampleTraces]);
     expect(releaseRun.code).toBe(2);
     expect(releaseRun.stderr).toContain('is not a release folder');
@@ -130,7 +131,7 @@ describe('--out refuses what the command did not write (exit 2, nothing touched)
 });
 
 describe('two commands writing the same output at once', () => {
-  it('the second fails with exit 2 naming the first; the lock goes when the first ends; a stale lock is taken over', async () => {
+  it('the second fails (exit 2) naming the first; the lock goes with it; a stale lock is taken over', async () => {
     const out = tmp.at('locked-ds');
     const lock = tmp.at('.locked-ds.lock');
     const first = spawnCli(['ingest', '-', '--out', out, '--quiet']); // waits on stdin, holding the lock
@@ -145,7 +146,8 @@ describe('two commands writing the same output at once', () => {
 
     // A lock left by a process that is gone (kill -9) does not block the next run.
     const gone = spawnSync(process.execPath, ['-e', '0']).pid;
-    writeFileSync(lock, JSON.stringify({ pid: gone, command: 'ingest', token: 'dead', started_at: '2026-01-01T00:00:00Z' }));
+    const stale = { pid: gone, command: 'ingest', token: 'dead', started_at: '2026-01-01T00:00:00Z' };
+    writeFileSync(lock, JSON.stringify(stale));
     const third = runBin(['ingest', exampleTraces, '--out', out, '--quiet']);
     expect(third.code, third.stderr).toBe(0);
     expect(existsSync(lock)).toBe(false);
