@@ -30,10 +30,12 @@ export function writeManifest(dir: string, manifest: ManifestHeader): void {
 export function readManifest<Body extends object>(dir: string, kind: string, schemaVersion: number, rerunHint: string): Manifest<Body> {
   const path = join(dir, 'manifest.json');
   if (!existsSync(dir)) {
-    throw new InputError(`${dir}: no such folder (expected a fireopt ${kind})`, `HINT: check the path, or run \`${rerunHint}\``, 'E_NOT_FOUND');
+    const hint = `HINT: check the path, or run \`${rerunHint}\``;
+    throw new InputError(`${dir}: no such folder (expected a fireopt ${kind})`, hint, 'E_NOT_FOUND');
   }
   if (!statSync(dir).isDirectory()) {
-    throw new InputError(`${dir}: a file, not a fireopt ${kind} folder`, `HINT: give the folder \`${rerunHint}\` wrote`, 'E_MANIFEST');
+    const hint = `HINT: give the folder \`${rerunHint}\` wrote`;
+    throw new InputError(`${dir}: a file, not a fireopt ${kind} folder`, hint, 'E_MANIFEST');
   }
   if (!existsSync(path)) {
     throw new InputError(`${dir}: not a fireopt ${kind} (no manifest.json)`, `HINT: re-run \`${rerunHint}\``, 'E_MANIFEST');

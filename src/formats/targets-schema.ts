@@ -64,7 +64,8 @@ export function targetsRecordBatch(rows: readonly TargetRow[]): RecordBatch {
 
 /** Read rows from a targets Arrow file one record batch at a time (a damaged file: an error naming it). */
 export function readTargetRows(path: string): AsyncGenerator<TargetRow> {
-  return readArrowRows(path, { what: 'a targets file', schema: targetsSchema, rerunHint: TARGETS_RERUN_HINT, rowAt: targetRowAt });
+  const spec = { what: 'a targets file', schema: targetsSchema, rerunHint: TARGETS_RERUN_HINT, rowAt: targetRowAt };
+  return readArrowRows(path, spec);
 }
 
 export function targetRowAt(batch: RecordBatch, i: number): TargetRow {

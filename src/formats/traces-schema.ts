@@ -160,7 +160,8 @@ function utf8Data(column: Utf8Buffers): Data<Utf8> {
 
 /** Read rows from a traces Arrow file, one record batch at a time (a damaged file: an error naming it). */
 export function readTraceRows(path: string): AsyncGenerator<TraceRow> {
-  return readArrowRows(path, { what: 'a traces file', schema: tracesSchema, rerunHint: TRACES_RERUN_HINT, rowAt: traceRowAt });
+  const spec = { what: 'a traces file', schema: tracesSchema, rerunHint: TRACES_RERUN_HINT, rowAt: traceRowAt };
+  return readArrowRows(path, spec);
 }
 
 /** Row `i` of a traces record batch as a plain object. */

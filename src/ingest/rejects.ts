@@ -70,7 +70,9 @@ export class RejectLog {
 /** One line per offender, for error messages and the CLI summary (control characters escaped). */
 export function describeOffenders(offenders: readonly Offender[]): string[] {
   return offenders.map(
-    (o) => `${printable(o.file)}: ${o.count} × ${o.code} (e.g. line ${o.example_lines.join(', ')}: ${printable(o.example_reason)})`,
+    (o) =>
+      `${printable(o.file)}: ${o.count} × ${o.code} ` +
+      `(e.g. line ${o.example_lines.join(', ')}: ${printable(o.example_reason)})`,
   );
 }
 

@@ -49,7 +49,12 @@ export function register(program: Command, context: ContextGetter): void {
       claimOutputs({
         command: 'drift',
         outputs: [{ path: out, kind: 'drift-work', option: '--out' }],
-        inputs: [model, ...config.ingest.inputs, target?.engine === 'openai' ? undefined : target?.model, config.distill.tokenizer],
+        inputs: [
+          model,
+          ...config.ingest.inputs,
+          target?.engine === 'openai' ? undefined : target?.model,
+          config.distill.tokenizer,
+        ],
         force: flags.force,
       });
       const { runDrift } = await import('../../pipeline/index.js');

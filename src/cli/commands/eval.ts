@@ -71,8 +71,10 @@ export function register(program: Command, context: ContextGetter): void {
         force: flags.force,
       });
       const { runEval } = await import('../../evaluate/index.js');
-      const plan = { command: 'eval', kept: 'no report written (an earlier report at the output path is untouched)', stageWatchesSignal: false };
-      const { report, out } = await interruptible(ctx.io, plan, () => runEval({ eval: settings, resolvedConfig: config }, { progress: ctx.progress }));
+      const kept = 'no report written (an earlier report at the output path is untouched)';
+      const { report, out } = await interruptible(ctx.io, { command: 'eval', kept, stageWatchesSignal: false }, () =>
+        runEval({ eval: settings, resolvedConfig: config }, { progress: ctx.progress }),
+      );
       if (ctx.globals.json) {
         ctx.io.stdout(JSON.stringify({ out, winner: report.winner, candidates: report.candidates.map((c) => ({ name: c.name, greedy_hit_rate: c.greedy_hit_rate, best_k: c.best_k, tau: c.by_k[c.best_k - 1].tau, best_speedup: c.best_speedup, cost_ratio: c.cost_ratio, cost_ratio_source: c.cost_ratio_source })) }, null, 2) + '\n');
         return;

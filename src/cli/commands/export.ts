@@ -56,8 +56,10 @@ export function register(program: Command, context: ContextGetter): void {
         force: flags.force,
       });
       const { runExport } = await import('../../export/index.js');
-      const plan = { command: 'export', kept: 'nothing written (an earlier export at the output path is untouched)', stageWatchesSignal: false };
-      const result = await interruptible(ctx.io, plan, () => runExport({ export: config.export, resolvedConfig: config }, { progress: ctx.progress }));
+      const kept = 'nothing written (an earlier export at the output path is untouched)';
+      const result = await interruptible(ctx.io, { command: 'export', kept, stageWatchesSignal: false }, () =>
+        runExport({ export: config.export, resolvedConfig: config }, { progress: ctx.progress }),
+      );
       if (ctx.globals.json) {
         ctx.io.stdout(JSON.stringify({ out: result.out, hf: result.hfDir ?? null, gguf: result.gguf ?? null, engines: result.plan.engines, vocabulary: result.vocabulary, context_length: result.plan.contextLength, warnings: result.plan.warnings, serving: result.servingCommands }, null, 2) + '\n');
         return;

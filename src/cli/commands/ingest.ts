@@ -65,7 +65,9 @@ export function register(program: Command, context: ContextGetter): void {
       const kept = 'no dataset written (an earlier dataset at the output path is untouched)';
       const summary = await interruptible(ctx.io, { command: 'ingest', kept, stageWatchesSignal: true }, (signal) => {
         // Reading stdin waits for data: end it so the stage sees the interrupt.
-        if ([...ingest.inputs, ...ingest.batch_inputs].includes('-')) signal.addEventListener('abort', () => process.stdin.destroy());
+        if ([...ingest.inputs, ...ingest.batch_inputs].includes('-')) {
+          signal.addEventListener('abort', () => process.stdin.destroy());
+        }
         return runIngest(config, { progress: ctx.progress, stdin: process.stdin, signal });
       });
       if (ctx.globals.json) {

@@ -49,9 +49,10 @@ export function register(program: Command, context: ContextGetter): void {
         apiKey = process.env[config.target.api_key_env];
         if (!apiKey) throw new ConfigError(`target.api_key_env: the environment variable ${config.target.api_key_env} is not set`);
       }
-      claimPipelineOutputs('run', config, { dir: flags.dir ? '--dir' : 'run.dir', release: flags.release ? '--release' : 'promotion.release' });
+      const options = { dir: flags.dir ? '--dir' : 'run.dir', release: flags.release ? '--release' : 'promotion.release' };
+      claimPipelineOutputs('run', config, options);
       const { runPipeline } = await import('../../pipeline/index.js');
-      const kept = 'finished stages are kept in the run directory: run the same command again to resume at the interrupted stage';
+      const kept = 'finished stages are kept in the run directory: run the same command again to resume there';
       const result = await interruptible(ctx.io, { command: 'run', kept, stageWatchesSignal: true }, (signal) =>
         runPipeline(config, { progress: ctx.progress, signal, apiKey }),
       );
