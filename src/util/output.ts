@@ -171,15 +171,6 @@ function literalPrefix(pattern: string): string {
   return cut.endsWith('/') || cut.endsWith(sep) ? cut : dirname(cut);
 }
 
-/** The first existing path from `path` upwards that is a file, if any (a file where a folder goes). */
-function fileAbove(path: string): string | undefined {
-  for (let dir = dirname(path); dir !== dirname(dir); dir = dirname(dir)) {
-    if (existsSync(dir)) return statSync(dir).isDirectory() ? undefined : dir;
-  }
-  return undefined;
-}
-
-/** Why `claim` may not be written, or undefined when it may. */
 interface Refusal {
   why: string;
   /** --force may override it (never for inputs, the current folder and its parents). */
@@ -204,8 +195,6 @@ function refusal(claim: OutputClaim & { path: string }, request: OutputRequest):
     }
   }
   const spec = KINDS[claim.kind];
-  const blocker = fileAbove(path);
-  if (blocker) return { why: `cannot be created: ${blocker} is a file`, forceable: false };
   if (!existsSync(path)) return undefined;
   const stats = statSync(path);
   if ((spec.shape === 'folder') !== stats.isDirectory()) {
@@ -278,7 +267,13 @@ function breakStaleLock(lockPath: string, stale: LockOwner): void {
 
 function acquireLock(output: string, command: string): void {
   const lockPath = lockPathOf(output);
-  mkdirSync(dirname(lockPath), { recursive: true });
+  try {
+    mkdirSync(dirname(lockPath), { recursive: true });
+  } catch {
+    // A file where a parent folder goes: no process can write this output, and the stage's own
+    // write reports why (a path under a file destroys nothing, so it is not refused here).
+    return;
+  }
   const token = randomBytes(8).toString('hex');
   const owner: LockOwner = { pid: process.pid, command, token, started_at: new Date().toISOString() };
   for (let attempt = 0; attempt < 3; attempt++) {
