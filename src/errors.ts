@@ -4,8 +4,9 @@
  *   0 success, 1 the run failed, 2 bad usage, config or input; 3 and 4 are outcomes a CI job
  *   branches on (`fireopt run`: not promoted / retraining not needed; `fireopt drift`: 3 = due);
  *   5 (`fireopt run`): nothing changed since the last finished run.
+ *   130 / 143 interrupted by SIGINT / SIGTERM (the shells' 128 + signal number).
  */
-export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5;
+export type ExitCode = 0 | 1 | 2 | 3 | 4 | 5 | 130 | 143;
 
 export class FireoptError extends Error {
   constructor(
@@ -44,6 +45,27 @@ export class InputError extends FireoptError {
 export class RunError extends FireoptError {
   constructor(message: string, hint?: string, code = 'E_RUN') {
     super(message, code, 1, hint);
+  }
+}
+
+/** An output path that must not be written (an input, the current folder, someone else's files): before any work. */
+export class OutputRefusedError extends FireoptError {
+  constructor(message: string, hint?: string) {
+    super(message, 'E_OUTPUT_REFUSED', 2, hint);
+  }
+}
+
+/** Another fireopt process is writing the same output right now. */
+export class OutputLockedError extends FireoptError {
+  constructor(message: string, hint?: string) {
+    super(message, 'E_OUTPUT_LOCKED', 2, hint);
+  }
+}
+
+/** Ctrl-C or SIGTERM: the message says what was kept and how to go on. */
+export class InterruptedError extends FireoptError {
+  constructor(readonly signal: 'SIGINT' | 'SIGTERM', message: string) {
+    super(message, 'E_INTERRUPTED', signal === 'SIGINT' ? 130 : 143);
   }
 }
 

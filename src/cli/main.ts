@@ -4,11 +4,13 @@
  * One top-level handler maps errors to exit codes: 0 success, 1 run failed, 2 bad usage/config/input.
  */
 import { Command, CommanderError } from 'commander';
-import { ExitStatus, FailureWithSummary, FireoptError, describeError } from '../errors.js';
+import { ExitStatus, FailureWithSummary, FireoptError, InterruptedError, describeError } from '../errors.js';
+import { releaseOutputs } from '../util/output.js';
 import { FIREOPT_VERSION } from '../version.js';
 import { processIO, type CliIO, type CommandContext, type GlobalOptions } from './context.js';
 import { createProgressRenderer } from './progress.js';
 import { registerCommands } from './commands.js';
+import { handleInterrupts } from './safety.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -54,11 +56,15 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
     verbose = ctx.globals.verbose;
     json = ctx.globals.json;
   });
+  const stopHandlingInterrupts = handleInterrupts(io);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {
     return reportError(error, io, verbose, json);
+  } finally {
+    stopHandlingInterrupts();
+    releaseOutputs(); // the output locks a command took (in-process callers run more than one command)
   }
 }
 
@@ -89,6 +95,10 @@ export function reportError(error: unknown, io: CliIO, verbose: boolean, json = 
     return error.exitCode === 0 ? 0 : 2; // commander already printed the message
   }
   if (error instanceof ExitStatus) return error.exitCode; // the command already printed its outcome
+  if (error instanceof InterruptedError) {
+    io.stderr(`fireopt: ${error.message}\n`); // one line: what was kept and how to go on
+    return error.exitCode;
+  }
   if (error instanceof FireoptError) {
     io.stderr(`fireopt: error: ${error.message}\n`);
     if (error.hint) io.stderr(`${error.hint}\n`);

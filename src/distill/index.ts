@@ -16,6 +16,7 @@ import { RecordBatchFileWriter } from 'apache-arrow';
 import { InputError, RunError, describeError } from '../errors.js';
 import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
 import { TARGETS_KIND, TARGETS_SCHEMA_VERSION, targetsRecordBatch, targetsSchema, type TargetRow } from '../formats/targets-schema.js';
+import { checkArrowFile } from '../formats/arrow-read.js';
 import { TRACES_KIND, TRACES_RERUN_HINT, TRACES_SCHEMA_VERSION, readTraceRows, type TraceRow, type TraceSplit } from '../formats/traces-schema.js';
 import type { ProgressSink } from '../progress.js';
 import type {
@@ -90,9 +91,8 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
   const { distill } = run;
   const tracesManifest = readManifest<{ rows: Record<TraceSplit, number> }>(run.dataset, TRACES_KIND, TRACES_SCHEMA_VERSION, TRACES_RERUN_HINT);
   const splitFiles = SPLITS.filter((split) => distill.splits.includes(split)).map((split) => ({ split, path: join(run.dataset, `${split}.arrow`) }));
-  for (const { path } of splitFiles) {
-    if (!existsSync(path)) throw new InputError(`${path}: missing`, `HINT: re-run \`${TRACES_RERUN_HINT}\``);
-  }
+  // A missing or damaged input is reported before the engine starts or a resume journal is made.
+  for (const { path } of splitFiles) checkArrowFile(path, TRACES_RERUN_HINT);
   const inputHashes = await Promise.all(splitFiles.map(async ({ split, path }) => ({ split, path, sha256: await sha256File(path) })));
   const renderer = new PromptRenderer(deps.tokenizer, deps.chatTemplate);
 

@@ -6,7 +6,7 @@
  * float32 for epsilons). The llama-architecture mapping lives in gguf-llama.ts.
  */
 import { InputError } from '../errors.js';
-import { writeAtomically } from './atomic-file.js';
+import { writeAtomically } from '../util/atomic.js';
 import { GGUF_MAGIC, GgmlType, GgufValueType } from './gguf.js';
 import { encodeHalves, littleEndianBytes } from './half.js';
 

@@ -3,7 +3,7 @@
  * schema version, the fireopt version, the resolved config that made it, and the inputs. A reader
  * that finds another kind or version fails with a hint naming the command to re-run.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { FIREOPT_VERSION } from '../version.js';
@@ -29,6 +29,14 @@ export function writeManifest(dir: string, manifest: ManifestHeader): void {
 /** Read `dir/manifest.json`, checking its kind and schema version. */
 export function readManifest<Body extends object>(dir: string, kind: string, schemaVersion: number, rerunHint: string): Manifest<Body> {
   const path = join(dir, 'manifest.json');
+  if (!existsSync(dir)) {
+    const hint = `HINT: check the path, or run \`${rerunHint}\``;
+    throw new InputError(`${dir}: no such folder (expected a fireopt ${kind})`, hint, 'E_NOT_FOUND');
+  }
+  if (!statSync(dir).isDirectory()) {
+    const hint = `HINT: give the folder \`${rerunHint}\` wrote`;
+    throw new InputError(`${dir}: a file, not a fireopt ${kind} folder`, hint, 'E_MANIFEST');
+  }
   if (!existsSync(path)) {
     throw new InputError(`${dir}: not a fireopt ${kind} (no manifest.json)`, `HINT: re-run \`${rerunHint}\``, 'E_MANIFEST');
   }

@@ -18,7 +18,7 @@ import { InputError } from '../errors.js';
 import type { LlamaConfig } from '../model/config.js';
 import type { DenseTensor, LlamaWeights } from '../model/weights.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
-import { writeAtomically } from './atomic-file.js';
+import { writeAtomically } from '../util/atomic.js';
 import { decodeFloat32, decodeHalves, encodeHalves, littleEndianBytes } from './half.js';
 import { writeVocabOnlyGguf } from './gguf-llama.js';
 import { vocabularyFromGguf } from './gguf-vocabulary.js';

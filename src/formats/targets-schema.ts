@@ -4,9 +4,8 @@
  * gives them, the target's top-k log-probabilities at every completion position.
  * Declared once as a value; the Arrow schema and the row type are derived from it.
  */
-import { open } from 'node:fs/promises';
-import { Field, Float32, Int32, List, RecordBatch, RecordBatchReader, Schema, Struct, Uint8, Utf8, makeBuilder, makeData, type DataType } from 'apache-arrow';
-import { InputError } from '../errors.js';
+import { Field, Float32, Int32, List, RecordBatch, Schema, Struct, Uint8, Utf8, makeBuilder, makeData, type DataType } from 'apache-arrow';
+import { readArrowRows } from './arrow-read.js';
 
 export const TARGETS_KIND = 'targets';
 export const TARGETS_SCHEMA_VERSION = 2;
@@ -63,22 +62,10 @@ export function targetsRecordBatch(rows: readonly TargetRow[]): RecordBatch {
   return new RecordBatch(targetsSchema, makeData({ type: targetsStruct, length: rows.length, nullCount: 0, children }));
 }
 
-/** Read rows from a targets Arrow file one record batch at a time. */
-export async function* readTargetRows(path: string): AsyncGenerator<TargetRow> {
-  const handle = await open(path, 'r');
-  try {
-    const reader = await RecordBatchReader.from(handle);
-    await reader.open();
-    const names = reader.schema.fields.map((f) => f.name).join(',');
-    if (names !== targetsSchema.fields.map((f) => f.name).join(',')) {
-      throw new InputError(`${path}: not a targets file (columns ${names})`, `HINT: re-run \`${TARGETS_RERUN_HINT}\``, 'E_SCHEMA_VERSION');
-    }
-    for await (const batch of reader) {
-      for (let i = 0; i < batch.numRows; i++) yield targetRowAt(batch, i);
-    }
-  } finally {
-    await handle.close();
-  }
+/** Read rows from a targets Arrow file one record batch at a time (a damaged file: an error naming it). */
+export function readTargetRows(path: string): AsyncGenerator<TargetRow> {
+  const spec = { what: 'a targets file', schema: targetsSchema, rerunHint: TARGETS_RERUN_HINT, rowAt: targetRowAt };
+  return readArrowRows(path, spec);
 }
 
 export function targetRowAt(batch: RecordBatch, i: number): TargetRow {

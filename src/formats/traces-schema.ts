@@ -7,13 +7,12 @@
  * structured data that pyarrow, polars and arrow-js read as a list of records; tool calls and tool
  * schemas are arbitrary JSON, so they are stored as JSON text.
  */
-import { open } from 'node:fs/promises';
+import { readArrowRows } from './arrow-read.js';
 import {
   Field,
   Int32,
   List,
   RecordBatch,
-  RecordBatchReader,
   Schema,
   Struct,
   TimestampMillisecond,
@@ -24,7 +23,6 @@ import {
   type Data,
   type Vector,
 } from 'apache-arrow';
-import { InputError } from '../errors.js';
 
 export const TRACES_KIND = 'traces';
 export const TRACES_SCHEMA_VERSION = 1;
@@ -160,22 +158,10 @@ function utf8Data(column: Utf8Buffers): Data<Utf8> {
   });
 }
 
-/** Read rows from a traces Arrow file, one record batch at a time (memory stays flat). */
-export async function* readTraceRows(path: string): AsyncGenerator<TraceRow> {
-  const handle = await open(path, 'r');
-  try {
-    const reader = await RecordBatchReader.from(handle);
-    await reader.open();
-    const names = reader.schema.fields.map((f) => f.name).join(',');
-    if (names !== tracesSchema.fields.map((f) => f.name).join(',')) {
-      throw new InputError(`${path}: not a traces file (columns ${names})`, `HINT: re-run \`${TRACES_RERUN_HINT}\``, 'E_SCHEMA_VERSION');
-    }
-    for await (const batch of reader) {
-      for (let i = 0; i < batch.numRows; i++) yield traceRowAt(batch, i);
-    }
-  } finally {
-    await handle.close();
-  }
+/** Read rows from a traces Arrow file, one record batch at a time (a damaged file: an error naming it). */
+export function readTraceRows(path: string): AsyncGenerator<TraceRow> {
+  const spec = { what: 'a traces file', schema: tracesSchema, rerunHint: TRACES_RERUN_HINT, rowAt: traceRowAt };
+  return readArrowRows(path, spec);
 }
 
 /** Row `i` of a traces record batch as a plain object. */

@@ -6,9 +6,9 @@
  * conversations, optionally redacted, expanded into one sample per assistant turn, deduplicated,
  * assigned a split by a hash of their conversation id, and written as Arrow record batches.
  */
-import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { renameSync, statSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { FireoptConfig, IngestConfig } from '../config/schema.js';
 import { InputError, RunError, UsageError } from '../errors.js';
@@ -172,7 +172,6 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     throw new UsageError('ingest: `-` (stdin) can be given only once');
   }
 
-  removeStaleStaging(outDir);
   const staged = new StagedDir(outDir);
   try {
     const inputs: IngestInput[] = [];
@@ -492,25 +491,4 @@ async function peekFormat(file: string, maxLineBytes: number): Promise<DetectedF
     }
   }
   return undefined;
-}
-
-/** Remove staging folders for this output left by runs that were killed (their process is gone). */
-function removeStaleStaging(outDir: string): void {
-  const parent = dirname(outDir);
-  if (!existsSync(parent)) return;
-  const prefix = `.${basename(outDir)}.tmp-`;
-  for (const name of readdirSync(parent)) {
-    if (!name.startsWith(prefix)) continue;
-    const pid = Number(name.slice(prefix.length).split('-')[0]);
-    if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) rmSync(join(parent, name), { recursive: true, force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

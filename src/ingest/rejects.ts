@@ -67,9 +67,20 @@ export class RejectLog {
   }
 }
 
-/** One line per offender, for error messages and the CLI summary. */
+/** One line per offender, for error messages and the CLI summary (control characters escaped). */
 export function describeOffenders(offenders: readonly Offender[]): string[] {
   return offenders.map(
-    (o) => `${o.file}: ${o.count} × ${o.code} (e.g. line ${o.example_lines.join(', ')}: ${o.example_reason})`,
+    (o) =>
+      `${printable(o.file)}: ${o.count} × ${o.code} ` +
+      `(e.g. line ${o.example_lines.join(', ')}: ${printable(o.example_reason)})`,
   );
+}
+
+/**
+ * Text from a rejected line (JSON.parse quotes the bad input in its message) with control characters
+ * escaped as \u00XX: raw bytes from a binary file given by mistake would otherwise reach the terminal,
+ * where escape sequences can move the cursor, retitle the window or hide the rest of the message.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

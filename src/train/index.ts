@@ -16,6 +16,7 @@ import { initBackend, type BackendChoice } from '../backend/index.js';
 import { ConfigError, InputError } from '../errors.js';
 import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
 import { loadModel, readTokenizerFile } from '../formats/load-model.js';
+import { checkArrowFile } from '../formats/arrow-read.js';
 import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
 import { TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION } from '../formats/targets-schema.js';
 import { presetConfig, type LlamaConfig, type LlamaWeights } from '../model/index.js';
@@ -76,9 +77,7 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const targetsManifest = readManifest<{ target?: Record<string, unknown>; tokenizer?: unknown }>(run.targets, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
   const trainFile = join(run.targets, 'train.arrow');
   const heldoutFile = join(run.targets, 'heldout.arrow');
-  for (const file of [trainFile, heldoutFile]) {
-    if (!existsSync(file)) throw new InputError(`${file}: missing`, `HINT: re-run \`${TARGETS_RERUN_HINT}\` with both splits`);
-  }
+  for (const file of [trainFile, heldoutFile]) checkArrowFile(file, TARGETS_RERUN_HINT);
   const stats = await countTokens(trainFile);
   if (stats.rows === 0) throw new InputError(`${trainFile}: no training rows`);
 

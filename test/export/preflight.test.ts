@@ -137,6 +137,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, vocabPath('llama-spm')))('fireo
     const out = join(work, 'ok');
     mkdirSync(out);
     writeFileSync(join(out, 'stale.txt'), 'from an earlier export');
+    // An earlier export says so in its manifest; export refuses to replace a folder that does not.
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify({ kind: 'export', schema_version: 1 }));
     const result = await runCli(['--json', '--quiet', 'export', '--model', draft.checkpoint, '--out', out, '--target', stories260K(), '--name', '../../escape/me', '--set', 'export.reference_prompts=0']);
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout) as { gguf: string; hf: string; serving: Array<{ engine: string; command: string }> };

@@ -209,7 +209,7 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
     expect(staging()).toEqual([]);
   });
 
-  it('Ctrl-C (SIGINT) while reading stdin: exit code 1, staging removed, earlier dataset kept', async () => {
+  it('Ctrl-C (SIGINT) while reading stdin: exit code 130, staging removed, earlier dataset kept', async () => {
     const out = at('interrupted-ds');
     await runIngest(ingestConfig([writeJsonl(at('small2.jsonl'), chatFromAlpaca(outputs.slice(0, 5)))], out));
     const manifestBefore = readFileSync(join(out, 'manifest.json'), 'utf8');
@@ -223,8 +223,8 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
     for (let i = 0; i < 200 && staging().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     expect(staging()).toHaveLength(1);
     child.kill('SIGINT');
-    expect(await exited).toBe(1);
-    expect(stderr).toContain('ingest: interrupted; no dataset written');
+    expect(await exited).toBe(130);
+    expect(stderr).toContain('ingest interrupted (SIGINT): no dataset written');
     expect(stderr).not.toMatch(/\n\s+at /);
     expect(staging()).toEqual([]);
     expect(readFileSync(join(out, 'manifest.json'), 'utf8')).toBe(manifestBefore);

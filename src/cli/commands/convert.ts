@@ -5,6 +5,10 @@
 import { Option, type Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
+import { claimOutputs } from '../../util/output.js';
+// No interrupt handler: conversion is synchronous, so a handler would only run after it ends; Node's
+// default ends the process at once, and the next write to the same path removes the temp file.
+import { forceOption } from '../safety.js';
 
 interface ConvertOptions {
   to: 'gguf' | 'hf';
@@ -12,6 +16,7 @@ interface ConvertOptions {
   dtype: 'f32' | 'f16' | 'bf16';
   tokenizer?: string;
   name?: string;
+  force?: boolean;
 }
 
 const SAFETENSORS_DTYPE = { f32: 'F32', f16: 'F16', bf16: 'BF16' } as const;
@@ -26,8 +31,15 @@ export function register(program: Command, context: ContextGetter): void {
     .addOption(new Option('--dtype <dtype>', 'weight precision (16-bit GGUFs keep norm weights in f32)').choices(['f32', 'f16', 'bf16']).default('f32'))
     .option('--tokenizer <file>', 'tokenizer to embed: llama2.c tokenizer.bin or a GGUF with the same vocabulary')
     .option('--name <name>', 'model name stored in the GGUF (general.name)')
+    .addOption(forceOption())
     .action(async (checkpoint: string, options: ConvertOptions) => {
       const { io, globals } = context();
+      claimOutputs({
+        command: 'convert',
+        outputs: [{ path: options.out, kind: options.to === 'gguf' ? 'gguf-file' : 'hf-folder', option: '--out' }],
+        inputs: [checkpoint, options.tokenizer],
+        force: options.force,
+      });
       const { loadModel } = await import('../../formats/load-model.js');
       const model = loadModel(checkpoint, { tokenizer: options.tokenizer });
       if (options.to === 'gguf') {

@@ -2,6 +2,9 @@
 import type { Command } from 'commander';
 import { ExitStatus, UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
+import { join } from 'node:path';
+import { claimOutputs } from '../../util/output.js';
+import { interruptible } from '../safety.js';
 
 interface DemoFlags {
   out: string;
@@ -23,8 +26,19 @@ export function register(program: Command, context: ContextGetter): void {
       const ctx = context();
       if (ctx.globals.config || ctx.globals.set.length) throw new UsageError('demo: takes no config; use `fireopt run --config ...` for your own data');
       if (!(flags.timeBudget > 0)) throw new UsageError('demo: --time-budget must be a positive number of seconds');
+      claimOutputs({
+        command: 'demo',
+        outputs: [
+          { path: join(flags.out, 'run'), kind: 'pipeline-run', option: '--out' },
+          { path: join(flags.out, 'release'), kind: 'release', option: '--out' },
+        ],
+        inputs: [],
+      });
       const { runDemo, demoTable } = await import('../../pipeline/demo.js');
-      const result = await runDemo({ out: flags.out, timeBudgetS: flags.timeBudget }, { progress: ctx.progress });
+      const kept = `finished stages are kept in ${join(flags.out, 'run')}: run the same command again to continue`;
+      const result = await interruptible(ctx.io, { command: 'demo', kept, stageWatchesSignal: false }, () =>
+        runDemo({ out: flags.out, timeBudgetS: flags.timeBudget }, { progress: ctx.progress }),
+      );
       if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
       else ctx.io.stdout('\n' + demoTable(result) + '\n');
       // The demo shows the loop and its table; every finished outcome (a draft slower than suffix decoding

@@ -4,6 +4,8 @@ import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
 import { DISTILL_MODES, TRUNCATE_PROMPT } from '../../distill/config.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface DistillFlags {
   out?: string;
@@ -14,6 +16,7 @@ interface DistillFlags {
   limit?: number;
   topLogprobs?: number;
   truncatePrompt?: string;
+  force?: boolean;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -38,6 +41,7 @@ export function register(program: Command, context: ContextGetter): void {
         'a prompt over distill.max_prompt_tokens: error (default), or left: keep its last tokens',
       ).choices(TRUNCATE_PROMPT),
     )
+    .addOption(forceOption())
     .action(async (dataset: string | undefined, flags: DistillFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -62,24 +66,28 @@ export function register(program: Command, context: ContextGetter): void {
       if (!target && distill.mode !== 'traces') {
         throw new ConfigError('distill needs a target: set the `target` section or --target-model <gguf> (or use --mode traces)');
       }
+      claimOutputs({
+        command: 'distill',
+        outputs: [{ path: distill.out, kind: 'targets', option: flags.out ? '--out' : 'distill.out' }],
+        inputs: [distill.dataset, target?.engine === 'openai' ? undefined : target?.model, distill.tokenizer],
+        force: flags.force,
+      });
       const { openTarget, readTargetApiKey } = await import('../../targets/open.js');
       const { runDistill } = await import('../../distill/index.js');
       const apiKey = readTargetApiKey(target, process.env);
       const opened = await openTarget(target, distill, { apiKey, progress: ctx.progress });
-      const abort = new AbortController();
-      const onSignal = (): void => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
+      const [input, out] = [distill.dataset, distill.out];
+      const kept = 'finished rows are journaled: run the same command again to resume';
+      await interruptible(ctx.io, { command: 'distill', kept, stageWatchesSignal: true }, async (signal) => {
         const summary = await runDistill(
-          { dataset: distill.dataset, out: distill.out, distill, resolvedConfig: config },
+          { dataset: input, out, distill, resolvedConfig: config },
           {
             tokenizer: opened.tokenizer,
             chatTemplate: opened.chatTemplate,
             tokenizerIdentity: opened.identity,
             openEngine: opened.openEngine,
             progress: ctx.progress,
-            signal: abort.signal,
+            signal,
           },
         );
         if (ctx.globals.json) {
@@ -96,10 +104,7 @@ export function register(program: Command, context: ContextGetter): void {
             ...summary.failures.slice(0, 5).map((f) => `  failed ${f.id}: ${f.reason}`),
           ].join('\n') + '\n',
         );
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      });
     });
 }
 

@@ -7,12 +7,15 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, ExitStatus, UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface DriftFlags {
   model?: string;
   traces?: string[];
   out?: string;
   threshold?: number;
+  force?: boolean;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -28,6 +31,7 @@ export function register(program: Command, context: ContextGetter): void {
     .option('-t, --traces <files...>', 'fresh trace files or globs (default: ingest.inputs)')
     .option('-o, --out <dir>', 'work folder for the dataset, targets and report (default: <run.dir>/drift, else fireopt-drift)')
     .option('--threshold <fraction>', 'relative drop that makes retraining due (drift.threshold)', Number)
+    .addOption(forceOption())
     .action(async (flags: DriftFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -40,8 +44,23 @@ export function register(program: Command, context: ContextGetter): void {
       const { readTargetApiKey } = await import('../../targets/open.js');
       const apiKey = readTargetApiKey(config.target, process.env);
       const out = flags.out ?? (config.run.dir ? `${config.run.dir}/drift` : 'fireopt-drift');
+      const target = config.target;
+      claimOutputs({
+        command: 'drift',
+        outputs: [{ path: out, kind: 'drift-work', option: '--out' }],
+        inputs: [
+          model,
+          ...config.ingest.inputs,
+          target?.engine === 'openai' ? undefined : target?.model,
+          config.distill.tokenizer,
+        ],
+        force: flags.force,
+      });
       const { runDrift } = await import('../../pipeline/index.js');
-      const result = await runDrift(config, { model, traces: config.ingest.inputs, out }, { progress: ctx.progress, apiKey });
+      const plan = { command: 'drift', kept: 'nothing to keep: run the same command again', stageWatchesSignal: false };
+      const result = await interruptible(ctx.io, plan, () =>
+        runDrift(config, { model, traces: config.ingest.inputs, out }, { progress: ctx.progress, apiKey }),
+      );
       if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
       else if (result.outcome === 'nothing-deployed') ctx.io.stdout(`NOTHING DEPLOYED: ${result.reason}\n`);
       else {

@@ -6,6 +6,8 @@ import { loadConfig } from '../../config/load.js';
 import { InputError, UsageError } from '../../errors.js';
 import type { CommandContext, ContextGetter } from '../context.js';
 import { recordedDraftInputs } from '../draft-inputs.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface EvalFlags {
   model?: string;
@@ -18,6 +20,7 @@ interface EvalFlags {
   out?: string;
   split?: string;
   limit?: number;
+  force?: boolean;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
@@ -41,6 +44,7 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--split <split>', 'heldout (default) or train')
     .option('--limit <n>', 'at most n rows', Number)
     .option('-o, --out <dir>', 'output directory (replaced atomically)')
+    .addOption(forceOption())
     .action(async (flags: EvalFlags) => {
       const ctx = context();
       if (flags.measureCost === 'llama-cpp' && flags.costRatio !== undefined) {
@@ -65,8 +69,18 @@ export function register(program: Command, context: ContextGetter): void {
       if (!config.eval.data && config.eval.model) {
         config.eval.data = defaultData(config.eval.model, config.eval.split, ctx);
       }
+      const settings = config.eval;
+      claimOutputs({
+        command: 'eval',
+        outputs: [{ path: settings.out, kind: 'eval-report', option: flags.out ? '--out' : 'eval.out' }],
+        inputs: [settings.model, settings.data, ...settings.baselines, settings.cost.target_model],
+        force: flags.force,
+      });
       const { runEval } = await import('../../evaluate/index.js');
-      const { report, out } = await runEval({ eval: config.eval, resolvedConfig: config }, { progress: ctx.progress });
+      const kept = 'no report written (an earlier report at the output path is untouched)';
+      const { report, out } = await interruptible(ctx.io, { command: 'eval', kept, stageWatchesSignal: false }, () =>
+        runEval({ eval: settings, resolvedConfig: config }, { progress: ctx.progress }),
+      );
       if (ctx.globals.json) {
         ctx.io.stdout(JSON.stringify({ out, winner: report.winner, candidates: report.candidates.map((c) => ({ name: c.name, greedy_hit_rate: c.greedy_hit_rate, best_k: c.best_k, tau: c.by_k[c.best_k - 1].tau, best_speedup: c.best_speedup, cost_ratio: c.cost_ratio, cost_ratio_source: c.cost_ratio_source })) }, null, 2) + '\n');
         return;

@@ -4,6 +4,8 @@ import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import type { CommandContext, ContextGetter } from '../context.js';
 import { recordedDraftInputs } from '../draft-inputs.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface ExportFlags {
   model?: string;
@@ -13,6 +15,7 @@ interface ExportFlags {
   target?: string;
   servingContext?: number;
   name?: string;
+  force?: boolean;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -35,6 +38,7 @@ export function register(program: Command, context: ContextGetter): void {
     )
     .option('--serving-context <n>', 'context length the target is served with', Number)
     .option('--name <name>', 'name of the export (GGUF file name and general.name)')
+    .addOption(forceOption())
     .action(async (flags: ExportFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -51,8 +55,17 @@ export function register(program: Command, context: ContextGetter): void {
         },
       });
       if (!config.export.target && config.export.model) config.export.target = defaultTarget(config.export.model, ctx);
+      claimOutputs({
+        command: 'export',
+        outputs: [{ path: config.export.out, kind: 'export', option: flags.out ? '--out' : 'export.out' }],
+        inputs: [config.export.model, config.export.target],
+        force: flags.force,
+      });
       const { runExport } = await import('../../export/index.js');
-      const result = await runExport({ export: config.export, resolvedConfig: config }, { progress: ctx.progress });
+      const kept = 'nothing written (an earlier export at the output path is untouched)';
+      const result = await interruptible(ctx.io, { command: 'export', kept, stageWatchesSignal: false }, () =>
+        runExport({ export: config.export, resolvedConfig: config }, { progress: ctx.progress }),
+      );
       if (ctx.globals.json) {
         ctx.io.stdout(JSON.stringify({ out: result.out, hf: result.hfDir ?? null, gguf: result.gguf ?? null, engines: result.plan.engines, vocabulary: result.vocabulary, context_length: result.plan.contextLength, warnings: result.plan.warnings, serving: result.servingCommands }, null, 2) + '\n');
         return;

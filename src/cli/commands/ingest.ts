@@ -3,7 +3,8 @@ import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import type { ContextGetter } from '../context.js';
 import { INGEST_FORMATS } from '../../config/schema.js';
-import { RunError } from '../../errors.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface IngestFlags {
   out?: string;
@@ -14,6 +15,7 @@ interface IngestFlags {
   maxRejected?: number;
   maxLineBytes?: number;
   batchInput?: string[];
+  force?: boolean;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -33,6 +35,7 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--max-rejected <n>', 'fail (exit 1) above this many rejected lines: a count, or a fraction < 1 (default 0.05)', parseNumber)
     .option('--max-line-bytes <n>', 'reject longer lines (default 16 MiB)', parseNumber)
     .option('--batch-input <file...>', 'OpenAI Batch API input files to join with batch output files by custom_id')
+    .addOption(forceOption())
     .action(async (files: string[], flags: IngestFlags, command: Command) => {
       const ctx = context();
       const config = loadConfig({
@@ -51,23 +54,22 @@ export function register(program: Command, context: ContextGetter): void {
           'ingest.batch_inputs': flags.batchInput,
         },
       });
+      const { ingest } = config;
+      claimOutputs({
+        command: 'ingest',
+        outputs: [{ path: ingest.out, kind: 'traces', option: flags.out ? '--out' : 'ingest.out' }],
+        inputs: [...ingest.inputs, ...ingest.batch_inputs],
+        force: flags.force,
+      });
       const { runIngest } = await import('../../ingest/index.js');
-      const abort = new AbortController();
-      // Ctrl-C / SIGTERM: stop reading (stdin included), discard the staged output, exit 1.
-      const onSignal = (): void => {
-        const reason = new RunError('ingest: interrupted; no dataset written (an earlier one at the output path is intact)', undefined, 'E_INTERRUPTED');
-        abort.abort(reason);
-        process.stdin.destroy(reason);
-      };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let summary;
-      try {
-        summary = await runIngest(config, { progress: ctx.progress, stdin: process.stdin, signal: abort.signal });
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      const kept = 'no dataset written (an earlier dataset at the output path is untouched)';
+      const summary = await interruptible(ctx.io, { command: 'ingest', kept, stageWatchesSignal: true }, (signal) => {
+        // Reading stdin waits for data: end it so the stage sees the interrupt.
+        if ([...ingest.inputs, ...ingest.batch_inputs].includes('-')) {
+          signal.addEventListener('abort', () => process.stdin.destroy());
+        }
+        return runIngest(config, { progress: ctx.progress, stdin: process.stdin, signal });
+      });
       if (ctx.globals.json) {
         ctx.io.stdout(JSON.stringify(summary, null, 2) + '\n');
         return;

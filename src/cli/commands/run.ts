@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, ExitStatus } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
+import { claimPipelineOutputs, interruptible } from '../safety.js';
 
 interface RunFlags {
   dir?: string;
@@ -58,18 +59,13 @@ export function register(program: Command, context: ContextGetter): void {
       const { checkTargetFiles, readTargetApiKey } = await import('../../targets/open.js');
       const apiKey = readTargetApiKey(config.target, process.env);
       checkTargetFiles(config.target); // before ingest runs, not after it
+      const options = { dir: flags.dir ? '--dir' : 'run.dir', release: flags.release ? '--release' : 'promotion.release' };
+      claimPipelineOutputs('run', config, options);
       const { runPipeline, OUTCOME_EXIT_CODES } = await import('../../pipeline/index.js');
-      const abort = new AbortController();
-      const onSignal = (): void => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let result;
-      try {
-        result = await runPipeline(config, { progress: ctx.progress, signal: abort.signal, apiKey });
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      const kept = 'finished stages are kept in the run directory: run the same command again to resume there';
+      const result = await interruptible(ctx.io, { command: 'run', kept, stageWatchesSignal: true }, (signal) =>
+        runPipeline(config, { progress: ctx.progress, signal, apiKey }),
+      );
       if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
       else {
         const lines = [`${result.outcome.toUpperCase()}: ${result.reason}`, `run directory ${result.dir}`];

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
+import { untilStopSignal } from '../safety.js';
 
 interface ServeFlags {
   model: string;
@@ -50,10 +51,7 @@ export function register(program: Command, context: ContextGetter): void {
       const summary = { url: `${serving.url}/v1`, model: options.modelName ?? serving.engine.identity.model.replace(/\.gguf$/i, ''), chatTemplate: serving.chatTemplate };
       if (globals.json) io.stdout(`${JSON.stringify(summary)}\n`);
       else io.stderr(`fireopt serve: ${summary.model} on ${summary.url} (chat template: ${summary.chatTemplate}); Ctrl-C stops\n`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await untilStopSignal(io);
       await serving.close();
     });
 }

@@ -9,6 +9,8 @@ import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import type { SynthConfig } from '../../synth/config.js';
 import type { ContextGetter } from '../context.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface SynthFlags {
   seedPrompts?: string;
@@ -29,6 +31,7 @@ interface SynthFlags {
   similarity?: number;
   maxCompletions?: number;
   heldout?: number;
+  force?: boolean;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -58,6 +61,7 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--similarity <j>', 'near-duplicate threshold: character 4-gram Jaccard (default 0.7)', parseNumber)
     .option('--max-completions <n>', 'give up after this many completions (default 20 × n)', parseNumber)
     .option('--heldout <fraction>', 'fraction of prompts in the held-out split (default ingest.heldout)', parseNumber)
+    .addOption(forceOption())
     .action(async (flags: SynthFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -93,27 +97,33 @@ export function register(program: Command, context: ContextGetter): void {
       if (!target) throw new ConfigError('synth needs a target: set the `target` section or --target-model <gguf>');
       const out = resolve(synth.out);
       const promptsOut = flags.promptsOut ?? join(dirname(out), `${basename(out)}.synth.jsonl`);
+      claimOutputs({
+        command: 'synth',
+        outputs: [
+          { path: out, kind: 'traces', option: '--out' },
+          { path: promptsOut, kind: 'prompts-file', option: '--prompts-out', writtenFor: out },
+        ],
+        inputs: [synth.seed_prompts, target.engine === 'openai' ? undefined : target.model, config.distill.tokenizer],
+        force: flags.force,
+      });
       const { openTarget, readTargetApiKey } = await import('../../targets/open.js');
       const { runSynth } = await import('../../synth/index.js');
       const { runIngest } = await import('../../ingest/index.js');
       const apiKey = readTargetApiKey(target, process.env);
       const opened = await openTarget(target, config.distill, { apiKey, progress: ctx.progress });
       const tokenizer = opened.tokenizer;
-      const abort = new AbortController();
-      const onSignal = (): void => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
+      const kept = 'no dataset written (earlier outputs at the output paths are untouched)';
+      await interruptible(ctx.io, { command: 'synth', kept, stageWatchesSignal: true }, async (signal) => {
         const engine = await opened.openEngine();
         let summary;
         try {
-          summary = await runSynth({ synth, promptsOut }, { engine, tokenizer, progress: ctx.progress, signal: abort.signal });
+          summary = await runSynth({ synth, promptsOut }, { engine, tokenizer, progress: ctx.progress, signal });
         } finally {
           await engine.close();
         }
         const ingested = await runIngest(
           { ...config, ingest: { ...config.ingest, inputs: [promptsOut], out, format: 'prompts' } },
-          { progress: ctx.progress, signal: abort.signal },
+          { progress: ctx.progress, signal },
         );
         const { prompts, ...counts } = summary;
         if (ctx.globals.json) {
@@ -129,10 +139,7 @@ export function register(program: Command, context: ContextGetter): void {
             ...prompts.slice(0, 3).map((p) => `  e.g. ${JSON.stringify(p.text.length > 100 ? `${p.text.slice(0, 100)}…` : p.text)}`),
           ].join('\n') + '\n',
         );
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      });
     });
 }
 

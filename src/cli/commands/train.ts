@@ -4,6 +4,8 @@ import { loadConfig } from '../../config/load.js';
 import { UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
 import { BACKEND_CHOICES } from '../../train/config.js';
+import { claimOutputs } from '../../util/output.js';
+import { forceOption, interruptible } from '../safety.js';
 
 interface TrainFlags {
   targets?: string;
@@ -13,6 +15,7 @@ interface TrainFlags {
   timeBudget?: number;
   maxSteps?: number;
   targetModel?: string;
+  force?: boolean;
 }
 
 export function register(program: Command, context: ContextGetter): void {
@@ -31,6 +34,7 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--time-budget <seconds>', 'time budget of the automatic selection', Number)
     .option('--max-steps <n>', 'optimiser steps (upper bound)', Number)
     .option('--target-model <path>', 'the target model (embedding init, tokenizer for the checkpoint)')
+    .addOption(forceOption())
     .action(async (targets: string | undefined, flags: TrainFlags) => {
       const ctx = context();
       const config = loadConfig({
@@ -48,15 +52,19 @@ export function register(program: Command, context: ContextGetter): void {
       const { train } = config;
       if (!train.targets) throw new UsageError('train: no targets directory given (argument or train.targets)');
       if (!train.out) throw new UsageError('train: no run folder given (--out or train.out)');
+      claimOutputs({
+        command: 'train',
+        outputs: [{ path: train.out, kind: 'train-run', option: flags.out ? '--out' : 'train.out' }],
+        inputs: [train.targets, train.target_model, train.init_from, train.tokenizer],
+        force: flags.force,
+      });
       const { runTrain } = await import('../../train/index.js');
-      const abort = new AbortController();
-      const onSignal = (): void => abort.abort(new Error('interrupted'));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      try {
+      const [targetsDir, out] = [train.targets, train.out];
+      const kept = `the state of the last checkpoint is kept in ${out}: run the same command with --resume to continue`;
+      await interruptible(ctx.io, { command: 'train', kept, stageWatchesSignal: true }, async (signal) => {
         const summary = await runTrain(
-          { targets: train.targets, out: train.out, train, resolvedConfig: config, resume: flags.resume },
-          { progress: ctx.progress, signal: abort.signal },
+          { targets: targetsDir, out, train, resolvedConfig: config, resume: flags.resume },
+          { progress: ctx.progress, signal },
         );
         if (ctx.globals.json) {
           ctx.io.stdout(JSON.stringify(summary, null, 2) + '\n');
@@ -71,9 +79,6 @@ export function register(program: Command, context: ContextGetter): void {
             ...(summary.leaderboard.length > 1 ? [`  leaderboard: ${summary.out}/leaderboard.md`] : []),
           ].join('\n') + '\n',
         );
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      });
     });
 }
