@@ -35,6 +35,7 @@ import { generate } from '../dist/model/index.js';
 import { targetSchema } from '../dist/targets/config.js';
 import { createTargetEngine } from '../dist/targets/create.js';
 import { loadTokenizer } from '../dist/tokenizer/load.js';
+import { tokenizerIdentity } from '../dist/tokenizer/identity.js';
 import { benchArgs } from './args.mjs';
 
 const args = benchArgs();
@@ -67,7 +68,7 @@ try {
     const started = performance.now();
     const summary = await runDistill(
       { dataset, out, distill, resolvedConfig: { distill } },
-      { tokenizer, tokenizerIdentity: { source: gguf }, openEngine: async () => engine, progress: () => {} },
+      { tokenizer, tokenizerIdentity: { source: gguf, identity: tokenizerIdentity(tokenizer) }, openEngine: async () => engine, progress: () => {} },
     );
     const seconds = (performance.now() - started) / 1000;
     if (summary.counts.ok !== promptCount) throw new Error(`distill: ${summary.counts.ok} of ${promptCount} rows ok`);
