@@ -1,6 +1,6 @@
 /** The acceptance math on hand-checkable cases, and the model-free speculators on real Taskmaster-4 dialogues. */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import {
   PromptLookupProposer,
   SuffixTreeProposer,
@@ -85,20 +85,24 @@ interface Dialogue {
 }
 
 describe('model-free speculators on Taskmaster-4 coffee-ordering dialogues', () => {
-  const tokenizer = loadTokenizer(sharedPath('models/vocab/ggml-vocab-llama-spm.gguf'));
-  const dialogues = JSON.parse(readFileSync(sharedPath('data/taskmaster4_coffee/data_00.json'), 'utf8')) as Dialogue[];
-  // Each agent turn is a completion; the earlier turns, one per line, are its prompt.
-  const samplesOf = (slice: Dialogue[]) =>
-    slice.flatMap((dialogue) =>
-      dialogue.utterances.flatMap((utterance, i) => {
-        if (utterance.speaker !== 'assistant' || i === 0) return [];
-        const context = dialogue.utterances.slice(0, i).map((u) => `${u.speaker}: ${u.text}`).join('\n') + '\nassistant:';
-        return [{ prompt: tokenizer.encode(context, { addBos: true }), completion: tokenizer.encode(` ${utterance.text}`) }];
-      }),
-    );
-  // Split by dialogue, as ingest does: no held-out turn's conversation is in the training set.
-  const train = samplesOf(dialogues.slice(0, 300));
-  const heldout = samplesOf(dialogues.slice(300, 420));
+  let train: Array<{ prompt: number[]; completion: number[] }> = [];
+  let heldout: typeof train = [];
+  beforeAll(async () => {
+    const tokenizer = await loadTokenizer(sharedPath('models/vocab/ggml-vocab-llama-spm.gguf'));
+    const dialogues = JSON.parse(readFileSync(sharedPath('data/taskmaster4_coffee/data_00.json'), 'utf8')) as Dialogue[];
+    // Each agent turn is a completion; the earlier turns, one per line, are its prompt.
+    const samplesOf = (slice: Dialogue[]) =>
+      slice.flatMap((dialogue) =>
+        dialogue.utterances.flatMap((utterance, i) => {
+          if (utterance.speaker !== 'assistant' || i === 0) return [];
+          const context = dialogue.utterances.slice(0, i).map((u) => `${u.speaker}: ${u.text}`).join('\n') + '\nassistant:';
+          return [{ prompt: tokenizer.encode(context, { addBos: true }), completion: tokenizer.encode(` ${utterance.text}`) }];
+        }),
+      );
+    // Split by dialogue, as ingest does: no held-out turn's conversation is in the training set.
+    train = samplesOf(dialogues.slice(0, 300));
+    heldout = samplesOf(dialogues.slice(300, 420));
+  });
 
   function tau(proposerMatches: Awaited<ReturnType<typeof matchesWithProposer>>[], k: number): number {
     const counts = emptyCounts(k);

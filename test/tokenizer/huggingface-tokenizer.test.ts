@@ -109,7 +109,7 @@ describe.each(layouts)('Hugging Face tokenizer.json ($name layout) agrees with l
     directory = mkdtempSync(join(tmpdir(), 'fireopt-hf-'));
     writeFileSync(join(directory, 'tokenizer.json'), JSON.stringify(layout.build(vocabularyFromGguf(ggufPath()))));
     writeFileSync(join(directory, 'tokenizer_config.json'), JSON.stringify(layout.config));
-    tokenizer = loadTokenizer(join(directory, 'tokenizer.json'));
+    tokenizer = await loadTokenizer(join(directory, 'tokenizer.json'));
     model = await loadReferenceVocab(ggufPath());
   });
   afterAll(async () => {
