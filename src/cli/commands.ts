@@ -20,6 +20,7 @@ const registrations: Array<(program: Command, context: ContextGetter) => void> =
   (await import('./commands/train.js')).register,
   (await import('./commands/synth.js')).register,
   (await import('./commands/export.js')).register,
+  (await import('./commands/tokenize.js')).register,
   (await import('./commands/run.js')).register, (await import('./commands/drift.js')).register, (await import('./commands/demo.js')).register,
 ];
 

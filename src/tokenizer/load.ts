@@ -61,6 +61,6 @@ function sniffSource(path: string): TokenizerSource {
   if (head.toString('utf8').trimStart().startsWith('{')) return { kind: 'huggingface', path };
   throw new InputError(
     `${path}: not a GGUF file or a tokenizer.json`,
-    "for a llama2.c tokenizer.bin pass { kind: 'llama2c', path, vocabSize } with the checkpoint's vocab_size",
+    "a llama2.c tokenizer.bin also needs the checkpoint's vocab_size (fireopt tokenize --vocab-size N; in code { kind: 'llama2c', path, vocabSize })",
   );
 }
