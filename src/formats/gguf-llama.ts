@@ -160,7 +160,10 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   return config;
 }
 
-/** Read a llama-architecture GGUF (F32, F16, BF16 or block-quantized tensors, dequantized) into LlamaWeights and its embedded tokenizer. */
+/**
+ * Read a llama-architecture GGUF (F32, F16, BF16 or block-quantized tensors, dequantized) into
+ * LlamaWeights and its embedded tokenizer.
+ */
 export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary: Vocabulary } {
   const file = readGguf(path);
   const config = llamaConfigFromGguf(file);

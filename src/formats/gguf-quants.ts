@@ -38,7 +38,9 @@ export function quantizedByteLength(type: number, elements: number): number {
 export function dequantize(type: number, bytes: Uint8Array, where: string): Float32Array {
   const block = QUANT_BLOCKS[type];
   if (!block) throw new InputError(`${where}: ggml type ${type} is not a quantized type fireopt reads`);
-  if (bytes.length % block.bytes !== 0) throw new InputError(`${where}: ${bytes.length} bytes is not a whole number of ${block.name} blocks`);
+  if (bytes.length % block.bytes !== 0) {
+    throw new InputError(`${where}: ${bytes.length} bytes is not a whole number of ${block.name} blocks`);
+  }
   const blocks = bytes.length / block.bytes;
   const out = new Float32Array(blocks * block.values);
   const dequantizeBlock = BLOCK_DECODERS[block.name];
@@ -196,7 +198,10 @@ const BLOCK_DECODERS: Record<string, BlockDecoder> = {
 
 /** Q3_K's sixteen 6-bit scales, unpacked from 12 bytes (ggml's kmask1/kmask2 shuffle), as unsigned 0–63. */
 function q3kScales(src: Uint8Array, at: number): Int32Array {
-  const word = (i: number): number => (src[at + i * 4] | (src[at + i * 4 + 1] << 8) | (src[at + i * 4 + 2] << 16) | (src[at + i * 4 + 3] << 24)) >>> 0;
+  const word = (i: number): number => {
+    const p = at + i * 4;
+    return (src[p] | (src[p + 1] << 8) | (src[p + 2] << 16) | (src[p + 3] << 24)) >>> 0;
+  };
   const kmask1 = 0x03030303;
   const kmask2 = 0x0f0f0f0f;
   const a0 = word(0);

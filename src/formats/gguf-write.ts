@@ -58,7 +58,12 @@ export function writeGguf(path: string, metadata: readonly GgufMetadataEntry[], 
     const size = tensor.shape.reduce((a, b) => a * b, 1);
     if ('encoded' in tensor) {
       const needed = quantizedByteLength(tensor.ggmlType, size);
-      if (tensor.encoded.length !== needed) throw new InputError(`${path}: tensor '${tensor.name}' has ${tensor.encoded.length} bytes, shape [${tensor.shape}] of ggml type ${tensor.ggmlType} needs ${needed}`);
+      if (tensor.encoded.length !== needed) {
+        throw new InputError(
+          `${path}: tensor '${tensor.name}' has ${tensor.encoded.length} bytes,`
+            + ` shape [${tensor.shape}] of ggml type ${tensor.ggmlType} needs ${needed}`,
+        );
+      }
     } else if (size !== tensor.data.length) {
       throw new InputError(`${path}: tensor '${tensor.name}' has ${tensor.data.length} values, shape [${tensor.shape}] needs ${size}`);
     }

@@ -174,7 +174,9 @@ export function readGguf(path: string): GgufFile {
       const elements = info.dims.reduce((a, b) => a * b, 1);
       const elementBytes = info.type === GgmlType.F32 ? 4 : info.type === GgmlType.F16 || info.type === GgmlType.BF16 ? 2 : NaN;
       const fileOffset = dataOffset + Number(relOffset);
-      const byteLength = isQuantizedType(info.type) ? quantizedByteLength(info.type, elements) : elements * elementBytes;
+      const byteLength = isQuantizedType(info.type)
+        ? quantizedByteLength(info.type, elements)
+        : elements * elementBytes;
       if (Number.isFinite(byteLength) && fileOffset + byteLength > cursor.size) {
         throw new InputError(`${path}: truncated GGUF: tensor '${info.name}' ends at byte ${fileOffset + byteLength}, the file has ${cursor.size}`);
       }
@@ -242,10 +244,13 @@ function typedArrayFor(type: number, length: number): GgufTypedArray | undefined
 export function assertReadableTensor(path: string, info: GgufTensorInfo): void {
   const plain = info.type === GgmlType.F32 || info.type === GgmlType.F16 || info.type === GgmlType.BF16;
   if (!plain && !isQuantizedType(info.type)) {
-    const typeText = isKnownGgmlType(info.type) ? `type ${ggmlTypeName(info.type)}` : `unknown tensor type ${info.type} (corrupt file?)`;
+    const typeText = isKnownGgmlType(info.type)
+      ? `type ${ggmlTypeName(info.type)}`
+      : `unknown tensor type ${info.type} (corrupt file?)`;
     throw new InputError(
       `${path}: tensor '${info.name}' has ${typeText}, which fireopt does not read`,
-      `fireopt reads F32, F16, BF16, ${Object.values(QUANT_BLOCKS).map((b) => b.name).join(', ')}: requantize the model to one of them (llama-quantize)`,
+      `fireopt reads F32, F16, BF16, ${Object.values(QUANT_BLOCKS).map((b) => b.name).join(', ')}:`
+        + ' requantize the model to one of them (llama-quantize)',
     );
   }
   if (!Number.isFinite(info.byteLength)) {

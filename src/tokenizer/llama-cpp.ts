@@ -66,9 +66,11 @@ export async function openLlamaCppTokenizer(
     model = await llama.loadModel({ modelPath: ggufPath, vocabOnly: true });
   } catch (error) {
     const reasons = loadLog.filter((line) => !/missing tensor|failed to load model/.test(line)).slice(-3);
+    const because = reasons.length ? `: ${reasons.join('; ')}` : '';
     throw new InputError(
-      `${options.path ?? ggufPath}: llama.cpp cannot load this tokenizer (${describeError(error)}${reasons.length ? `: ${reasons.join('; ')}` : ''})`,
-      'llama.cpp (node-llama-cpp 3.21.1) must support the vocabulary type and pre-tokenizer (tokenizer.ggml.model / .pre)',
+      `${options.path ?? ggufPath}: llama.cpp cannot load this tokenizer (${describeError(error)}${because})`,
+      'llama.cpp (node-llama-cpp 3.21.1) must support the vocabulary type and pre-tokenizer'
+        + ' (tokenizer.ggml.model / .pre)',
     );
   } finally {
     loadLog = [];
@@ -94,7 +96,8 @@ export async function llamaCppTokenizerFromVocabulary(
       normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true,
     };
     writeVocabOnlyGguf(ggufPath, placeholderModel, vocabulary, { name: options.modelName });
-    return await openLlamaCppTokenizer(ggufPath, vocabulary, { path: options.path ?? '<vocabulary>', modelName: options.modelName });
+    const path = options.path ?? '<vocabulary>';
+    return await openLlamaCppTokenizer(ggufPath, vocabulary, { path, modelName: options.modelName });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -129,7 +132,8 @@ export class LlamaCppTokenizer implements Tokenizer {
     this.tokens.forEach((token, id) => this.idOfPiece.set(token, id));
     this.attributeCache = new Int32Array(tokenCount).fill(ATTR_NOT_LOADED);
     // llama.cpp's defaults when the GGUF names no special ids: SentencePiece <s>=1, </s>=2.
-    const inVocab = (id: number | undefined): number | undefined => (id !== undefined && id >= 0 && id < tokenCount ? id : undefined);
+    const inVocab = (id: number | undefined): number | undefined =>
+      (id !== undefined && id >= 0 && id < tokenCount ? id : undefined);
     this.bosId = inVocab(vocabulary.bosId ?? (isSentencePiece ? 1 : undefined));
     this.eosId = inVocab(vocabulary.eosId ?? (isSentencePiece ? 2 : undefined));
     this.addBos = vocabulary.addBos;
@@ -165,7 +169,8 @@ export class LlamaCppTokenizer implements Tokenizer {
       // node-llama-cpp always passes remove_special = false, so BOS stays in and its text is cut off below.
       keptBos = true;
     }
-    if (options.removeSpecial && this.addEos && list.length > (keptBos ? 1 : 0) && list[list.length - 1] === this.eosId) list.pop();
+    const endsWithEos = list.length > (keptBos ? 1 : 0) && list[list.length - 1] === this.eosId;
+    if (options.removeSpecial && this.addEos && endsWithEos) list.pop();
     if (list.length === 0) return '';
     const renderSpecial = options.renderSpecial ?? false;
     const text = this.model.detokenize(list as Token[], renderSpecial);
@@ -198,7 +203,9 @@ export class LlamaCppTokenizer implements Tokenizer {
     const attr = this.attributes(id);
     const text = this.tokens[id];
     if (attr & (ATTR_UNKNOWN | ATTR_CONTROL | ATTR_USER_DEFINED)) return utf8Bytes(text);
-    if (attr & ATTR_NORMAL) return this.kind === 'sentencepiece' ? utf8Bytes(text.replaceAll('\u2581', ' ')) : byteLevelDecode(text);
+    if (attr & ATTR_NORMAL) {
+      return this.kind === 'sentencepiece' ? utf8Bytes(text.replaceAll('\u2581', ' ')) : byteLevelDecode(text);
+    }
     if (attr & ATTR_BYTE) return Uint8Array.of(Number.parseInt(text.slice(3, 5), 16) || 0);
     return new Uint8Array(0);
   }

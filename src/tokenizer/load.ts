@@ -29,17 +29,22 @@ export async function loadTokenizer(source: TokenizerSource | string): Promise<T
       const file = readGguf(resolved.path);
       const vocabulary = vocabularyFromGgufMetadata(file.metadata, resolved.path);
       const name = file.metadata.get('general.name');
-      return openLlamaCppTokenizer(resolved.path, vocabulary, { path: resolved.path, modelName: typeof name === 'string' ? name : undefined });
+      const modelName = typeof name === 'string' ? name : undefined;
+      return openLlamaCppTokenizer(resolved.path, vocabulary, { path: resolved.path, modelName });
     }
     case 'huggingface':
       return readHuggingFaceTokenizer(resolved.path);
     case 'llama2c':
-      return llamaCppTokenizerFromVocabulary(readLlama2cTokenizer(resolved.path, resolved.vocabSize), { path: resolved.path });
+      const vocabulary = readLlama2cTokenizer(resolved.path, resolved.vocabSize);
+      return llamaCppTokenizerFromVocabulary(vocabulary, { path: resolved.path });
   }
 }
 
 /** A tokenizer over an in-memory vocabulary (what GGUF and llama2.c files hold). */
-export async function tokenizerFromVocabulary(vocabulary: Vocabulary, options: { path?: string; modelName?: string } = {}): Promise<Tokenizer> {
+export async function tokenizerFromVocabulary(
+  vocabulary: Vocabulary,
+  options: { path?: string; modelName?: string } = {},
+): Promise<Tokenizer> {
   return llamaCppTokenizerFromVocabulary(vocabulary, options);
 }
 
@@ -61,6 +66,7 @@ function sniffSource(path: string): TokenizerSource {
   if (head.toString('utf8').trimStart().startsWith('{')) return { kind: 'huggingface', path };
   throw new InputError(
     `${path}: not a GGUF file or a tokenizer.json`,
-    "a llama2.c tokenizer.bin also needs the checkpoint's vocab_size (fireopt tokenize --vocab-size N; in code { kind: 'llama2c', path, vocabSize })",
+    "a llama2.c tokenizer.bin also needs the checkpoint's vocab_size"
+      + " (fireopt tokenize --vocab-size N; in code { kind: 'llama2c', path, vocabSize })",
   );
 }

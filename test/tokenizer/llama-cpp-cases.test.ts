@@ -12,7 +12,9 @@ const VOCAB_DIR = 'models/vocab';
 const CASE_SEPARATOR = '\n__ggml_vocab_test__\n';
 
 const caseFiles = haveShared(VOCAB_DIR)
-  ? readdirSync(sharedPath(VOCAB_DIR)).filter((name) => name.endsWith('.gguf.inp')).map((name) => name.slice(0, -'.inp'.length))
+  ? readdirSync(sharedPath(VOCAB_DIR))
+    .filter((name) => name.endsWith('.gguf.inp'))
+    .map((name) => name.slice(0, -'.inp'.length))
   : [];
 
 /** The test strings and their expected ids, in test-tokenizer-0's format. */
@@ -41,7 +43,10 @@ describe.skipIf(caseFiles.length === 0)("llama.cpp's tokenizer test cases", () =
     const cases = readCases(gguf);
     expect(cases.length).toBeGreaterThan(40);
     const wrong = cases
-      .map(({ text, ids }) => ({ text, expected: ids.join(' '), actual: tokenizer.encode(text, { addBos: false, addEos: false }).join(' ') }))
+      .map(({ text, ids }) => {
+        const actual = tokenizer.encode(text, { addBos: false, addEos: false }).join(' ');
+        return { text, expected: ids.join(' '), actual };
+      })
       .filter(({ expected, actual }) => expected !== actual);
     expect(wrong).toEqual([]);
   }, 60_000);

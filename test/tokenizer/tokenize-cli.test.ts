@@ -15,7 +15,9 @@ describe.skipIf(!haveShared(LLAMA_SPM, GPT2, TOK512))('fireopt tokenize', () => 
     expect(result.code).toBe(0);
     // Llama-2's well-known ids: <s>=1, ▁Hello=15043, ▁world=3186; "<s>" as text is ▁< s >.
     expect(result.stdout).toBe(
-      ["     1 -> '<s>'", " 15043 -> ' Hello'", "  3186 -> ' world'", "   529 -> ' <'", " 29879 -> 's'", " 29958 -> '>'", ''].join('\n'),
+      [
+        "     1 -> '<s>'", " 15043 -> ' Hello'", "  3186 -> ' world'", "   529 -> ' <'", " 29879 -> 's'", " 29958 -> '>'", '',
+      ].join('\n'),
     );
   });
 
@@ -40,11 +42,12 @@ describe.skipIf(!haveShared(LLAMA_SPM, GPT2, TOK512))('fireopt tokenize', () => 
   });
 
   it('reads a llama2.c tokenizer.bin given its vocabulary size', () => {
-    const result = runBin(['tokenize', '--json', '--tokenizer', sharedPath(TOK512), '--vocab-size', '512', 'Once upon a time']);
+    const llama2c = ['--tokenizer', sharedPath(TOK512), '--vocab-size', '512'];
+    const result = runBin(['tokenize', '--json', ...llama2c, 'Once upon a time']);
     expect(result.code).toBe(0);
     const { ids } = JSON.parse(result.stdout) as { ids: number[] };
     expect(ids[0]).toBe(1);
-    const back = runBin(['tokenize', '--decode', '--tokenizer', sharedPath(TOK512), '--vocab-size', '512', ids.join(',')]);
+    const back = runBin(['tokenize', '--decode', ...llama2c, ids.join(',')]);
     expect(back.stdout).toBe(' Once upon a time\n');
   });
 

@@ -28,23 +28,25 @@ export function register(program: Command, context: ContextGetter): void {
     .argument('[text]', 'the text, or - to read standard input; with --decode, ids separated by spaces or commas')
     .requiredOption('--tokenizer <file>', 'a GGUF (model or vocab-only), a tokenizer.json, or a llama2.c tokenizer.bin')
     .option('--vocab-size <n>', "a llama2.c tokenizer.bin's token count (the checkpoint's vocab_size)", parseCount)
-    .option('--special', 'read special-token text (<|im_start|>, <s>) as those tokens; with --decode, print their text', false)
+    .option('--special', 'read special-token text (<|im_start|>, <s>) as those tokens; with --decode, print it', false)
     .option('--decode', 'TEXT is token ids: print their text', false)
     .action(async (text: string | undefined, flags: TokenizeFlags) => {
       const { io, globals } = context();
-      if (text === undefined) throw new UsageError('tokenize: give the TEXT to tokenize, or - to read it from standard input');
+      if (text === undefined) {
+        throw new UsageError('tokenize: give the TEXT to tokenize, or - to read it from standard input');
+      }
       const input = text === '-' ? readFileSync(0, 'utf8') : text;
       const { loadTokenizer } = await import('../../tokenizer/load.js');
-      const tokenizer = await loadTokenizer(
-        flags.vocabSize === undefined ? flags.tokenizer : { kind: 'llama2c', path: flags.tokenizer, vocabSize: flags.vocabSize },
-      );
+      const { tokenizer: path, vocabSize } = flags;
+      const tokenizer = await loadTokenizer(vocabSize === undefined ? path : { kind: 'llama2c', path, vocabSize });
       if (flags.decode) {
         const decoded = tokenizer.decode(parseIds(input), { renderSpecial: flags.special });
         io.stdout(globals.json ? `${JSON.stringify({ text: decoded })}\n` : `${decoded}\n`);
         return;
       }
       const ids = tokenizer.encode(input, { parseSpecial: flags.special });
-      io.stdout(globals.json ? `${JSON.stringify({ ids })}\n` : ids.map((id) => `${pieceLine(tokenizer, id)}\n`).join(''));
+      const lines = ids.map((id) => `${pieceLine(tokenizer, id)}\n`).join('');
+      io.stdout(globals.json ? `${JSON.stringify({ ids })}\n` : lines);
     });
 }
 
@@ -55,7 +57,9 @@ function pieceLine(tokenizer: Tokenizer, id: number): string {
 
 function parseCount(value: string): number {
   const count = Number(value);
-  if (!Number.isInteger(count) || count <= 0) throw new UsageError(`--vocab-size: '${value}' is not a positive integer`);
+  if (!Number.isInteger(count) || count <= 0) {
+    throw new UsageError(`--vocab-size: '${value}' is not a positive integer`);
+  }
   return count;
 }
 
