@@ -1,5 +1,5 @@
 /** Run the CLI in-process (fast) or as a spawned process (real exit codes). */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { repoRoot } from './shared.js';
@@ -28,4 +28,27 @@ export function runBin(args: string[], options: { input?: string | Buffer; env?:
     maxBuffer: 64 * 1024 * 1024,
   });
   return { code: result.status ?? 1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * Spawned without blocking the test worker: for commands that take seconds (a vitest worker blocked in
+ * spawnSync for over 10 s misses its RPC heartbeat and the run reports an error).
+ */
+export function runBinAsync(
+  args: string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...options.env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => void (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
+  });
 }
