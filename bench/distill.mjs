@@ -53,7 +53,7 @@ try {
   const vocabulary = readLlama2cTokenizer(join(shared, 'models/stories260K/tok512.bin'), weights.config.vocabSize);
   const gguf = join(work, 'stories260K.gguf');
   writeLlamaGguf(gguf, weights, vocabulary, { name: 'stories260K' });
-  const tokenizer = loadTokenizer(gguf);
+  const tokenizer = await loadTokenizer(gguf);
   const sharegpt = JSON.parse(readFileSync(join(shared, 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8'));
   const prompts = sharegpt.slice(0, promptCount).map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
   writeFileSync(join(work, 'prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');

@@ -20,7 +20,7 @@ const { values } = parseArgs({
 if (values.smoke) Object.assign(values, { rows: '2', preset: 'draft-nano' });
 const shared = process.env.FIREOPT_SHARED ?? resolve(import.meta.dirname, '../../shared');
 const backend = await initBackend('auto');
-const tokenizer = loadTokenizer(`${shared}/models/vocab/ggml-vocab-llama-spm.gguf`);
+const tokenizer = await loadTokenizer(`${shared}/models/vocab/ggml-vocab-llama-spm.gguf`);
 const outputs = JSON.parse(readFileSync(`${shared}/data/alpaca_eval_outputs/${'Meta-Llama-3-8B-Instruct.json'}`, 'utf8'));
 const rows = outputs.slice(0, Number(values.rows)).map((o) => ({
   promptIds: tokenizer.encode(o.instruction, { addBos: true }).slice(0, 128),

@@ -17,11 +17,12 @@ import { register as inspect } from './commands/inspect.js';
 import { register as run } from './commands/run.js';
 import { register as serve } from './commands/serve.js';
 import { register as synth } from './commands/synth.js';
+import { register as tokenize } from './commands/tokenize.js';
 import { register as train } from './commands/train.js';
 
 // In the order `fireopt --help` lists them.
 const registrations: Array<(program: Command, context: ContextGetter) => void> = [
-  ingest, inspect, convert, distill, serve, evaluate, compare, train, synth, exportCommand, run, drift, demo,
+  ingest, inspect, convert, distill, serve, evaluate, compare, train, synth, exportCommand, tokenize, run, drift, demo,
 ];
 
 /** Register every command on the program. */

@@ -298,11 +298,11 @@ async function openCandidate(
   }
   const checkpoint = readDraftCheckpoint(name);
   const draftTokenizer = checkpoint.vocabulary
-    ? tokenizerFromVocabulary(checkpoint.vocabulary)
+    ? await tokenizerFromVocabulary(checkpoint.vocabulary)
     : parseTokenizerIdentity(checkpoint.target.tokenizer);
   if (dataTokenizer && draftTokenizer) {
     const hint = 'HINT: evaluate the draft on targets of its own target model, or retrain it on these';
-    checkSameTokenizer(dataTokenizer, draftTokenizer, `the tokenizer of the draft ${name}`, hint);
+    await checkSameTokenizer(dataTokenizer, draftTokenizer, `the tokenizer of the draft ${name}`, hint);
   }
   const { initBackend } = await import('../backend/index.js');
   const { LlamaModel } = await import('../model/index.js');

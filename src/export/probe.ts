@@ -28,7 +28,7 @@ export async function lowestLogitRows(weights: LlamaWeights, options: ProbeOptio
   const rowOf = new Map<number, number>();
   options.draftVocabulary?.draftToTarget.forEach((id, row) => rowOf.set(id, row));
   const toDraft = (ids: number[]) => (options.draftVocabulary ? ids.map((id) => rowOf.get(id) ?? options.unkDraftId) : ids.map((id) => (id < rows ? id : options.unkDraftId)));
-  const tokenizer = options.vocabulary ? tokenizerFromVocabulary(options.vocabulary) : undefined;
+  const tokenizer = options.vocabulary ? await tokenizerFromVocabulary(options.vocabulary) : undefined;
   const bos = options.vocabulary?.bosId;
   const prompts = [
     ...(bos !== undefined ? [[bos]] : []),

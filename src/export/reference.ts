@@ -40,7 +40,7 @@ export interface ReferenceOptions {
 export async function writeReferenceLogits(hfDir: string, refDir: string, options: ReferenceOptions): Promise<string[]> {
   const { weights } = readHfLlama(hfDir);
   const { vocabSize, maxSeqLen } = weights.config;
-  const tokenizer = options.vocabulary ? tokenizerFromVocabulary(options.vocabulary) : undefined;
+  const tokenizer = options.vocabulary ? await tokenizerFromVocabulary(options.vocabulary) : undefined;
   const maxTokens = Math.min(MAX_PROMPT_TOKENS, maxSeqLen);
   const prompts = REFERENCE_TEXTS.slice(0, options.prompts).map((text, index) => {
     // Without a tokenizer: a fixed spread of ids, still a fair check of the forward pass.

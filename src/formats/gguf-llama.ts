@@ -12,7 +12,7 @@ import { InputError } from '../errors.js';
 import { configProblems, headDim, type LlamaConfig } from '../model/config.js';
 import type { LlamaWeights } from '../model/weights.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
-import { GgmlType, ggmlTypeName, isKnownGgmlType, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.js';
+import { assertReadableTensor, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.js';
 import { vocabularyFromGgufMetadata } from './gguf-vocabulary.js';
 import { GGUF_DEFAULT_ALIGNMENT, writeGguf, type GgufMetadataEntry, type GgufTensorToWrite } from './gguf-write.js';
 import { assembleWeights, ggufTensorName, sameShape, shapeText, shortestFloat32, tensorsByKey } from './llama-tensors.js';
@@ -160,7 +160,10 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   return config;
 }
 
-/** Read a llama-architecture GGUF (F32, F16 or BF16 tensors) into LlamaWeights and its embedded tokenizer. */
+/**
+ * Read a llama-architecture GGUF (F32, F16, BF16 or block-quantized tensors, dequantized) into
+ * LlamaWeights and its embedded tokenizer.
+ */
 export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary: Vocabulary } {
   const file = readGguf(path);
   const config = llamaConfigFromGguf(file);
@@ -176,13 +179,7 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
   if (file.tensors.length === 0) throw new InputError(`${path}: vocab-only GGUF (no tensors): it holds a tokenizer but no model weights`);
   // Check every tensor's type before reading any data, so a quantized model fails at once.
   for (const info of file.tensors) {
-    if (info.type !== GgmlType.F32 && info.type !== GgmlType.F16 && info.type !== GgmlType.BF16) {
-      const typeText = isKnownGgmlType(info.type) ? `quantized or integer type ${ggmlTypeName(info.type)}` : `unknown tensor type ${info.type} (corrupt file?)`;
-      throw new InputError(
-        `${path}: tensor '${info.name}' has ${typeText}; fireopt reads F32, F16 and BF16 GGUF models`,
-        'HINT: convert the model to F16 or F32 first (llama.cpp: convert_hf_to_gguf.py --outtype f16)',
-      );
-    }
+    assertReadableTensor(path, info);
   }
   const used = new Set<string>();
   const weights = assembleWeights(config, path, (key, shape) => {

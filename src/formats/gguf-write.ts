@@ -8,6 +8,7 @@
 import { InputError } from '../errors.js';
 import { writeAtomically } from '../util/atomic.js';
 import { GGUF_MAGIC, GgmlType, GgufValueType } from './gguf.js';
+import { quantizedByteLength } from './gguf-quants.js';
 import { encodeHalves, littleEndianBytes } from './half.js';
 
 export const GGUF_WRITE_VERSION = 3;
@@ -24,12 +25,28 @@ export type GgufMetadataEntry =
 /** Tensor data types fireopt writes. */
 export type GgufWriteType = 'F32' | 'F16' | 'BF16';
 
-export interface GgufTensorToWrite {
+export type GgufTensorToWrite = GgufFloatTensor | GgufEncodedTensor;
+
+interface GgufFloatTensor {
   name: string;
   /** PyTorch order, outermost first (e.g. [out, in]); written reversed, as GGUF wants. */
   shape: number[];
   type: GgufWriteType;
   data: Float32Array;
+}
+
+/** A tensor already encoded in a ggml block-quantized type (gguf-quants.ts), written byte for byte. */
+interface GgufEncodedTensor {
+  name: string;
+  shape: number[];
+  ggmlType: number;
+  encoded: Uint8Array;
+}
+
+/** The tensor's data as it goes into the file. */
+function tensorBytes(tensor: GgufTensorToWrite): Uint8Array {
+  if ('encoded' in tensor) return tensor.encoded;
+  return tensor.type === 'F32' ? littleEndianBytes(tensor.data) : encodeHalves(tensor.data, tensor.type);
 }
 
 /** Write a GGUF v3 file atomically. */
@@ -39,7 +56,17 @@ export function writeGguf(path: string, metadata: readonly GgufMetadataEntry[], 
     if (names.has(tensor.name)) throw new InputError(`${path}: duplicate GGUF tensor name '${tensor.name}'`);
     names.add(tensor.name);
     const size = tensor.shape.reduce((a, b) => a * b, 1);
-    if (size !== tensor.data.length) throw new InputError(`${path}: tensor '${tensor.name}' has ${tensor.data.length} values, shape [${tensor.shape}] needs ${size}`);
+    if ('encoded' in tensor) {
+      const needed = quantizedByteLength(tensor.ggmlType, size);
+      if (tensor.encoded.length !== needed) {
+        throw new InputError(
+          `${path}: tensor '${tensor.name}' has ${tensor.encoded.length} bytes,`
+            + ` shape [${tensor.shape}] of ggml type ${tensor.ggmlType} needs ${needed}`,
+        );
+      }
+    } else if (size !== tensor.data.length) {
+      throw new InputError(`${path}: tensor '${tensor.name}' has ${tensor.data.length} values, shape [${tensor.shape}] needs ${size}`);
+    }
     if (tensor.shape.length < 1 || tensor.shape.length > 4) throw new InputError(`${path}: tensor '${tensor.name}' has rank ${tensor.shape.length}; GGUF allows 1 to 4`);
   }
   const keys = new Set<string>();
@@ -64,16 +91,16 @@ export function writeGguf(path: string, metadata: readonly GgufMetadataEntry[], 
     header.string(tensor.name);
     header.u32(tensor.shape.length);
     for (const dim of [...tensor.shape].reverse()) header.u64(dim);
-    header.u32(GgmlType[tensor.type]);
+    header.u32('encoded' in tensor ? tensor.ggmlType : GgmlType[tensor.type]);
     header.u64(relativeOffset);
-    relativeOffset = alignUp(relativeOffset + tensor.data.length * (tensor.type === 'F32' ? 4 : 2), alignment);
+    relativeOffset = alignUp(relativeOffset + tensorBytes(tensor).length, alignment);
   }
 
   writeAtomically(path, (out) => {
     out.write(header.bytes());
     out.pad(alignment);
     for (const tensor of tensors) {
-      out.write(tensor.type === 'F32' ? littleEndianBytes(tensor.data) : encodeHalves(tensor.data, tensor.type));
+      out.write(tensorBytes(tensor));
       out.pad(alignment);
     }
   });

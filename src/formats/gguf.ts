@@ -8,6 +8,7 @@
 import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { decodeFloat32, decodeHalves } from './half.js';
+import { dequantize, isQuantizedType, QUANT_BLOCKS, quantizedByteLength } from './gguf-quants.js';
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as little-endian uint32
 
@@ -34,7 +35,7 @@ const GGML_TYPE_NAMES: Record<number, string> = {
   0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K',
   12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S',
   20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64',
-  29: 'IQ1_M', 30: 'BF16',
+  29: 'IQ1_M', 30: 'BF16', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
 };
 /** A tensor type llama.cpp defines (whether or not fireopt reads it). */
 export function isKnownGgmlType(type: number): boolean {
@@ -173,7 +174,9 @@ export function readGguf(path: string): GgufFile {
       const elements = info.dims.reduce((a, b) => a * b, 1);
       const elementBytes = info.type === GgmlType.F32 ? 4 : info.type === GgmlType.F16 || info.type === GgmlType.BF16 ? 2 : NaN;
       const fileOffset = dataOffset + Number(relOffset);
-      const byteLength = elements * elementBytes;
+      const byteLength = isQuantizedType(info.type)
+        ? quantizedByteLength(info.type, elements)
+        : elements * elementBytes;
       if (Number.isFinite(byteLength) && fileOffset + byteLength > cursor.size) {
         throw new InputError(`${path}: truncated GGUF: tensor '${info.name}' ends at byte ${fileOffset + byteLength}, the file has ${cursor.size}`);
       }
@@ -237,11 +240,27 @@ function typedArrayFor(type: number, length: number): GgufTypedArray | undefined
   }
 }
 
-/** Read one tensor's data as float32 (F32, F16 and BF16 tensors). */
-export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Float32Array {
-  if (info.type !== GgmlType.F32 && info.type !== GgmlType.F16 && info.type !== GgmlType.BF16) {
-    throw new InputError(`${file.path}: tensor '${info.name}' has type ${ggmlTypeName(info.type)}; fireopt reads F32, F16 and BF16 (dequantize the model first)`);
+/** Throw a named error unless readGgufTensor can read this tensor (IQ*, TQ*, integer types are refused by name). */
+export function assertReadableTensor(path: string, info: GgufTensorInfo): void {
+  const plain = info.type === GgmlType.F32 || info.type === GgmlType.F16 || info.type === GgmlType.BF16;
+  if (!plain && !isQuantizedType(info.type)) {
+    const typeText = isKnownGgmlType(info.type)
+      ? `type ${ggmlTypeName(info.type)}`
+      : `unknown tensor type ${info.type} (corrupt file?)`;
+    throw new InputError(
+      `${path}: tensor '${info.name}' has ${typeText}, which fireopt does not read`,
+      `fireopt reads F32, F16, BF16, ${Object.values(QUANT_BLOCKS).map((b) => b.name).join(', ')}:`
+        + ' requantize the model to one of them (llama-quantize)',
+    );
   }
+  if (!Number.isFinite(info.byteLength)) {
+    throw new InputError(`${path}: tensor '${info.name}' (${ggmlTypeName(info.type)}) is not a whole number of blocks`);
+  }
+}
+
+/** Read one tensor's data as float32: F32, F16, BF16, and the quantized types of gguf-quants.ts, dequantized. */
+export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Float32Array {
+  assertReadableTensor(file.path, info);
   const fd = openSync(file.path, 'r');
   try {
     const bytes = Buffer.alloc(info.byteLength);
@@ -252,6 +271,7 @@ export function readGgufTensor(file: GgufFile, info: GgufTensorInfo): Float32Arr
       done += read;
     }
     if (info.type === GgmlType.F32) return decodeFloat32(bytes);
+    if (isQuantizedType(info.type)) return dequantize(info.type, bytes, `${file.path}: tensor '${info.name}'`);
     return decodeHalves(bytes, info.type === GgmlType.F16 ? 'F16' : 'BF16');
   } finally {
     closeSync(fd);

@@ -21,7 +21,7 @@ export async function serveModel(options: ServeModelOptions): Promise<ServingMod
   const vocabulary = vocabularyFromGguf(options.model);
   const engine = await LlamaCppEngine.open(options);
   try {
-    const tokenizer = tokenizerFromVocabulary(vocabulary, { path: options.model });
+    const tokenizer = await tokenizerFromVocabulary(vocabulary, { path: options.model });
     const tokenBytes = (id: number) => tokenizer.tokenBytes(id);
     const text = (id: number | undefined) => (id === undefined ? '' : tokenizer.tokenPiece(id));
     const chat = chatRenderer(vocabulary.chatTemplate, { bosText: text(vocabulary.bosId), eosText: text(vocabulary.eosId) });

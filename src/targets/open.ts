@@ -83,7 +83,7 @@ export async function openTarget(
 ): Promise<OpenedTarget> {
   checkTargetFiles(target);
   const resolved = await resolveTargetTokenizer(settings, target);
-  if (settings.tokenizer !== 'auto') checkAgainstTargetTokenizer(target, resolved);
+  if (settings.tokenizer !== 'auto') await checkAgainstTargetTokenizer(target, resolved);
   deps.progress({ kind: 'log', level: 'info', message: `chat template: ${resolved.templateSource}` });
   if (!target) return resolved;
   const openEngine = (): Promise<TargetEngine> =>
@@ -103,17 +103,17 @@ export async function openTarget(
  * A tokenizer given explicitly must be the one the target model itself tokenizes with: a table of
  * another model gives the targets wrong prompt ids. (An `openai` target does not say which it uses.)
  */
-function checkAgainstTargetTokenizer(target: TargetConfig | undefined, resolved: TargetTokenizer): void {
+async function checkAgainstTargetTokenizer(target: TargetConfig | undefined, resolved: TargetTokenizer): Promise<void> {
   let own: { tokenizer: Tokenizer; source: string } | undefined;
-  if (target?.engine === 'llama-cpp') own = { tokenizer: loadTokenizer(target.model), source: target.model };
-  else if (target?.engine === 'tfjs') own = tfjsTargetTokenizer(target);
+  if (target?.engine === 'llama-cpp') own = { tokenizer: await loadTokenizer(target.model), source: target.model };
+  else if (target?.engine === 'tfjs') own = await tfjsTargetTokenizer(target);
   if (!own || own.source === resolved.identity.source) return;
   const ownTokenizer = own.tokenizer;
-  checkSameTokenizer(
+  await checkSameTokenizer(
     {
       identity: tokenizerIdentity(ownTokenizer),
       label: `the target model's (${own.source})`,
-      load: () => ownTokenizer,
+      load: async () => ownTokenizer,
     },
     resolved.tokenizer,
     `distill.tokenizer ${resolved.identity.source}`,

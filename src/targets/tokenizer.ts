@@ -45,11 +45,11 @@ export async function resolveTargetTokenizer(
   let tokenizer: Tokenizer | undefined;
   if (source === 'auto') {
     if (target?.engine === 'llama-cpp') source = target.model;
-    else if (target?.engine === 'tfjs') ({ tokenizer, source } = tfjsTargetTokenizer(target));
+    else if (target?.engine === 'tfjs') ({ tokenizer, source } = await tfjsTargetTokenizer(target));
     else throw new ConfigError('distill.tokenizer: set it to the target\'s tokenizer (a GGUF or tokenizer.json) — only the llama-cpp and tfjs engines can supply it', []);
   }
   if (!existsSync(source)) throw new InputError(`${source}: tokenizer file not found`);
-  tokenizer ??= loadTokenizer(source);
+  tokenizer ??= await loadTokenizer(source);
   const identity = { source, sha256: await sha256File(source), identity: tokenizerIdentity(tokenizer) };
   const { chatTemplate, templateSource } = resolveChatTemplate(settings.chat_template, source);
   return { tokenizer, identity, chatTemplate, templateSource };

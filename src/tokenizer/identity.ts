@@ -54,7 +54,7 @@ export interface ExpectedTokenizer {
   /** Names it in messages: "the targets' tokenizer (out/targets/manifest.json: stories.gguf)". */
   label: string;
   /** Opens it, when its file still exists: lets the message name the first differing token. */
-  load?: () => Tokenizer | undefined;
+  load?: () => Promise<Tokenizer | undefined>;
 }
 
 /**
@@ -62,16 +62,16 @@ export interface ExpectedTokenizer {
  * differs from the expected one: exit 2, naming the first differing token id and both pieces when both
  * tokenizers can be read.
  */
-export function checkSameTokenizer(
+export async function checkSameTokenizer(
   expected: ExpectedTokenizer,
   actual: Tokenizer | TokenizerIdentity,
   actualLabel: string,
   hint: string,
-): void {
+): Promise<void> {
   const identity = 'sha256' in actual ? actual : tokenizerIdentity(actual);
   if (sameIdentity(expected.identity, identity)) return;
   throw new InputError(
-    `${actualLabel} differs from ${expected.label}: ${describeDifference(expected, actual, identity)}`,
+    `${actualLabel} differs from ${expected.label}: ${await describeDifference(expected, actual, identity)}`,
     hint,
     'E_TOKENIZER_MISMATCH',
   );
@@ -81,12 +81,12 @@ function sameIdentity(a: TokenizerIdentity, b: TokenizerIdentity): boolean {
   return a.sha256 === b.sha256 && a.vocab_size === b.vocab_size && a.bos_id === b.bos_id && a.eos_id === b.eos_id;
 }
 
-function describeDifference(
+async function describeDifference(
   recorded: ExpectedTokenizer,
   actual: Tokenizer | TokenizerIdentity,
   identity: TokenizerIdentity,
-): string {
-  const expectedTokenizer = 'sha256' in actual ? undefined : recorded.load?.();
+): Promise<string> {
+  const expectedTokenizer = 'sha256' in actual ? undefined : await recorded.load?.();
   const bothReadable = expectedTokenizer && !('sha256' in actual);
   const difference = bothReadable ? firstTokenDifference(expectedTokenizer, actual) : undefined;
   if (difference) {

@@ -5,7 +5,7 @@ import { readGguf } from '../formats/gguf.js';
 import { vocabularyFromGgufMetadata } from '../formats/gguf-vocabulary.js';
 import { readLlama2cTokenizer } from '../formats/llama2c-tokenizer.js';
 import { readHuggingFaceTokenizer } from './huggingface.js';
-import { LlamaCppTokenizer } from './llama-cpp.js';
+import { llamaCppTokenizerFromVocabulary, openLlamaCppTokenizer } from './llama-cpp.js';
 import type { Tokenizer } from './tokenizer.js';
 import type { Vocabulary } from './vocabulary.js';
 
@@ -20,26 +20,32 @@ export type TokenizerSource =
 /**
  * Load a tokenizer. A bare path is recognised by content: GGUF magic, or a JSON object
  * (tokenizer.json); a llama2.c tokenizer needs `{ kind: 'llama2c', path, vocabSize }`.
+ * GGUF and llama2.c vocabularies are tokenized by llama.cpp, tokenizer.json by @huggingface/tokenizers.
  */
-export function loadTokenizer(source: TokenizerSource | string): Tokenizer {
+export async function loadTokenizer(source: TokenizerSource | string): Promise<Tokenizer> {
   const resolved = typeof source === 'string' ? sniffSource(source) : source;
   switch (resolved.kind) {
     case 'gguf': {
       const file = readGguf(resolved.path);
       const vocabulary = vocabularyFromGgufMetadata(file.metadata, resolved.path);
       const name = file.metadata.get('general.name');
-      return new LlamaCppTokenizer(vocabulary, { path: resolved.path, modelName: typeof name === 'string' ? name : undefined });
+      const modelName = typeof name === 'string' ? name : undefined;
+      return openLlamaCppTokenizer(resolved.path, vocabulary, { path: resolved.path, modelName });
     }
     case 'huggingface':
       return readHuggingFaceTokenizer(resolved.path);
     case 'llama2c':
-      return new LlamaCppTokenizer(readLlama2cTokenizer(resolved.path, resolved.vocabSize), { path: resolved.path });
+      const vocabulary = readLlama2cTokenizer(resolved.path, resolved.vocabSize);
+      return llamaCppTokenizerFromVocabulary(vocabulary, { path: resolved.path });
   }
 }
 
 /** A tokenizer over an in-memory vocabulary (what GGUF and llama2.c files hold). */
-export function tokenizerFromVocabulary(vocabulary: Vocabulary, options: { path?: string; modelName?: string } = {}): Tokenizer {
-  return new LlamaCppTokenizer(vocabulary, options);
+export async function tokenizerFromVocabulary(
+  vocabulary: Vocabulary,
+  options: { path?: string; modelName?: string } = {},
+): Promise<Tokenizer> {
+  return llamaCppTokenizerFromVocabulary(vocabulary, options);
 }
 
 function sniffSource(path: string): TokenizerSource {
@@ -60,6 +66,7 @@ function sniffSource(path: string): TokenizerSource {
   if (head.toString('utf8').trimStart().startsWith('{')) return { kind: 'huggingface', path };
   throw new InputError(
     `${path}: not a GGUF file or a tokenizer.json`,
-    "for a llama2.c tokenizer.bin pass { kind: 'llama2c', path, vocabSize } with the checkpoint's vocab_size",
+    "a llama2.c tokenizer.bin also needs the checkpoint's vocab_size"
+      + " (fireopt tokenize --vocab-size N; in code { kind: 'llama2c', path, vocabSize })",
   );
 }

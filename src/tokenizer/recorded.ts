@@ -16,12 +16,12 @@ export function recordedTokenizer(label: string, record: unknown): ExpectedToken
   return {
     identity,
     label: `${label}${path ? `: ${path}` : ''})`,
-    load: () => {
+    load: async () => {
       if (!path || !existsSync(path)) return undefined;
       // Only to name the first differing token: a file that no longer reads leaves the hash comparison.
       try {
-        if (path.endsWith('.json')) return loadTokenizer(path);
-        return tokenizerFromVocabulary(readTokenizerFile(path, identity.vocab_size));
+        if (path.endsWith('.json')) return await loadTokenizer(path);
+        return await tokenizerFromVocabulary(readTokenizerFile(path, identity.vocab_size));
       } catch {
         return undefined;
       }

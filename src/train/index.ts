@@ -104,9 +104,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     let source = train.tokenizer;
     if (target?.vocabulary) source = target.vocabularySource ?? train.target_model;
     else if (earlier?.vocabulary) source = `the draft ${train.init_from}`;
-    checkSameTokenizer(
+    await checkSameTokenizer(
       targetsTokenizer,
-      tokenizerFromVocabulary(vocabulary),
+      await tokenizerFromVocabulary(vocabulary),
       `the tokenizer of ${source}`,
       'HINT: train with the target model (and tokenizer) the targets were distilled with, or distill again with this one',
     );

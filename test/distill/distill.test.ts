@@ -52,7 +52,7 @@ async function ingest(name: string, lines: string[], extra: string[] = []): Prom
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-distill-'));
   gguf = writeStoriesGguf();
-  tokenizer = loadTokenizer(gguf.path);
+  tokenizer = await loadTokenizer(gguf.path);
   // Real user prompts, shortened to a story-sized opening (the target is a tiny story model).
   const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
   const prompts = sharegpt.slice(0, PROMPTS).map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
@@ -216,7 +216,7 @@ describe.skipIf(!haveInputs || !haveShared(PHI3_VOCAB, TASKMASTER_00))('fireopt 
     const rows = await readAll(out);
     expect(rows).toHaveLength(assistantTurns);
 
-    const phiTokenizer = loadTokenizer(phi3);
+    const phiTokenizer = await loadTokenizer(phi3);
     const template = new Template(readGguf(phi3).metadata.get('tokenizer.chat_template') as string);
     const endId = phiTokenizer.pieceToId('<|end|>');
     expect(endId).toBeDefined();

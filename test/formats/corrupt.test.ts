@@ -95,11 +95,13 @@ describe.skipIf(!haveStories)('GGUF inputs', () => {
     expectInputError(() => readGguf(path), path, /corrupt GGUF: tensor count is 1099511627776/);
   });
 
-  it('quantized and unknown tensor types', () => {
-    const quantized = Buffer.from(good);
-    quantized.writeUInt32LE(2, ggufTypeOffset(quantized, 'blk.0.attn_q.weight', 2));
-    const quantizedPath = broken(quantized);
-    expectInputError(() => readLlamaGguf(quantizedPath), quantizedPath, /tensor 'blk\.0\.attn_q\.weight' has quantized or integer type Q4_0; fireopt reads F32, F16 and BF16/);
+  it('quantized types fireopt does not read (IQ*, TQ*) and unknown tensor types, by name', () => {
+    for (const [type, name] of [[16, 'IQ2_XXS'], [35, 'TQ2_0']] as const) {
+      const quantized = Buffer.from(good);
+      quantized.writeUInt32LE(type, ggufTypeOffset(quantized, 'blk.0.attn_q.weight', 2));
+      const quantizedPath = broken(quantized);
+      expectInputError(() => readLlamaGguf(quantizedPath), quantizedPath, new RegExp(`tensor 'blk\\.0\\.attn_q\\.weight' has type ${name}, which fireopt does not read`));
+    }
     const unknown = Buffer.from(good);
     unknown.writeUInt32LE(99, ggufTypeOffset(unknown, 'blk.2.ffn_up.weight', 2));
     const unknownPath = broken(unknown);

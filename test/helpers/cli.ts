@@ -49,21 +49,25 @@ export function runScript(script: string, args: string[], options: { env?: NodeJ
 }
 
 /**
- * Spawned without blocking this process: for tests whose own servers (a fault proxy, `fireopt
- * serve`) must keep answering while the CLI runs.
+ * Spawned without blocking the test worker: for commands that take seconds (a vitest worker blocked in
+ * spawnSync for over 10 s misses its RPC heartbeat), and for tests whose own servers (a fault proxy,
+ * `fireopt serve`) must keep answering while the CLI runs.
  */
-export function runBinAsync(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
+export function runBinAsync(
+  args: string[],
+  options: { input?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], {
       cwd: options.cwd ?? repoRoot,
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (text: string) => void (stdout += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => void (stderr += text));
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => void (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => void (stderr += chunk));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.on('close', (code) => resolvePromise({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(options.input ?? '');
   });
 }

@@ -64,7 +64,7 @@ function realPrompts(): string[] {
 
 describe.skipIf(!haveShared(STORIES260K, TOK512, GSM8K_TEST, TASKMASTER_01))('tfjs model vs llama.cpp on the same weights', () => {
   it('gives the same next-token distribution (max |Δp| < 1e-4) at every position of 20 real prompts', async () => {
-    const tokenizer = loadTokenizer(join(work, 'stories.gguf'));
+    const tokenizer = await loadTokenizer(join(work, 'stories.gguf'));
     const sequence = context.getSequence();
     let worst = 0;
     let positions = 0;

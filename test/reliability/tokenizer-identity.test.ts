@@ -43,20 +43,20 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('tokenizer identity', () => {
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
-  it('hashes the token table: the two vocabularies differ, the same one read twice agrees', () => {
-    const a = tokenizerIdentity(loadTokenizer(target.path));
-    const b = tokenizerIdentity(loadTokenizer(other.path));
-    expect(a).toEqual(tokenizerIdentity(loadTokenizer(target.path)));
+  it('hashes the token table: the two vocabularies differ, the same one read twice agrees', async () => {
+    const a = tokenizerIdentity(await loadTokenizer(target.path));
+    const b = tokenizerIdentity(await loadTokenizer(other.path));
+    expect(a).toEqual(tokenizerIdentity(await loadTokenizer(target.path)));
     expect(a.vocab_size).toBe(512);
     expect(b.vocab_size).toBe(512);
     expect(a.sha256).not.toBe(b.sha256);
     expect([a.bos_id, a.eos_id]).toEqual([1, 2]);
   });
 
-  it('records the identity in the targets manifest', () => {
+  it('records the identity in the targets manifest', async () => {
     const manifest = JSON.parse(readFileSync(join(targets, 'manifest.json'), 'utf8'));
     expect(manifest.tokenizer.source).toBe(target.path);
-    expect(manifest.tokenizer.identity).toEqual(tokenizerIdentity(loadTokenizer(target.path)));
+    expect(manifest.tokenizer.identity).toEqual(tokenizerIdentity(await loadTokenizer(target.path)));
   });
 
   it('distill --tokenizer <another vocabulary> is refused before any work, naming token 259 and both pieces', () => {
@@ -87,7 +87,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('tokenizer identity', () => {
       '--set', 'train.batch_size=2', '--set', 'train.eval_every=2', '--backend', 'cpu',
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const identity = tokenizerIdentity(loadTokenizer(target.path));
+    const identity = tokenizerIdentity(await loadTokenizer(target.path));
     const runManifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
     expect(runManifest.target.tokenizer.identity).toEqual(identity);
     const draftManifest = JSON.parse(readFileSync(join(out, 'draft', 'manifest.json'), 'utf8'));

@@ -90,8 +90,8 @@ const TASKMASTER_00 = 'data/taskmaster4_coffee/data_00.json';
 describe.skipIf(!haveShared(LLAMA_SPM_VOCAB, TASKMASTER_00))('model-free speculators on Taskmaster-4 coffee-ordering dialogues', () => {
   let train: Array<{ prompt: number[]; completion: number[] }> = [];
   let heldout: typeof train = [];
-  beforeAll(() => {
-    const tokenizer = loadTokenizer(sharedPath(LLAMA_SPM_VOCAB));
+  beforeAll(async () => {
+    const tokenizer = await loadTokenizer(sharedPath(LLAMA_SPM_VOCAB));
     const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_00), 'utf8')) as Dialogue[];
     // Each agent turn is a completion; the earlier turns, one per line, are its prompt.
     const samplesOf = (slice: Dialogue[]) =>

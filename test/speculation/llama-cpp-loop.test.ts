@@ -32,7 +32,7 @@ let greedy: Array<{ tokens: number[]; wallMs: number }>;
 
 beforeAll(async () => {
   fixture = writeNoisyDraft({ noise: 0.05, keepLayers: 4 });
-  const tokenizer = loadTokenizer(fixture.targetGguf);
+  const tokenizer = await loadTokenizer(fixture.targetGguf);
   const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
   prompts = sharegpt.slice(0, 12).map((c) => tokenizer.encode(c.conversations[0].value.split(/\s+/).slice(0, 6).join(' '), { addBos: true }));
   speculator = await LlamaCppSpeculator.open({ targetModel: fixture.targetGguf, draftModel: fixture.gguf });

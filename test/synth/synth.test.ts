@@ -133,13 +133,13 @@ describe.skipIf(!haveInputs)('fireopt synth (llama-cpp stories260K target)', () 
     const engine = await LlamaCppEngine.open({ model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512 });
     try {
       const synth = synthSchema.parse({ seed_prompts: seedsFile, n: 6, out: join(work, 'unused'), temperature: 0, samples_per_request: 3, max_tokens: 48, concurrency: 2 });
-      const summary = await runSynth({ synth, promptsOut: join(work, 'greedy.jsonl') }, { engine, tokenizer: loadTokenizer(gguf.path), progress: () => {} });
+      const summary = await runSynth({ synth, promptsOut: join(work, 'greedy.jsonl') }, { engine, tokenizer: await loadTokenizer(gguf.path), progress: () => {} });
       expect(summary.rejected['exact-duplicate']).toBeGreaterThanOrEqual(summary.requests * 2);
       expect(new Set(summary.prompts.map((p) => normaliseText(p.text))).size).toBe(summary.prompts.length);
       const lines = readFileSync(join(work, 'greedy.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { prompt: string });
       expect(lines.map((l) => l.prompt)).toEqual(summary.prompts.map((p) => p.text));
       // Deterministic: the same settings give the same prompts.
-      const again = await runSynth({ synth, promptsOut: join(work, 'greedy-again.jsonl') }, { engine, tokenizer: loadTokenizer(gguf.path), progress: () => {} });
+      const again = await runSynth({ synth, promptsOut: join(work, 'greedy-again.jsonl') }, { engine, tokenizer: await loadTokenizer(gguf.path), progress: () => {} });
       expect(again.prompts).toEqual(summary.prompts);
     } finally {
       await engine.close();

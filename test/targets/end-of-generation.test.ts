@@ -13,7 +13,7 @@ import { samplingOptions, type Completion } from '../../src/targets/engine.js';
 import { LlamaCppEngine } from '../../src/targets/llama-cpp/engine.js';
 import { OpenAiEngine } from '../../src/targets/openai/engine.js';
 import { TfjsEngine } from '../../src/targets/tfjs/engine.js';
-import { endOfGenerationIds } from '../../src/tokenizer/llama-cpp.js';
+import { endOfGenerationIds } from '../../src/tokenizer/end-of-generation.js';
 import { haveShared, sharedPath, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { loadReferenceVocab } from '../tokenizer/llama-cpp-reference.js';
 import { BOS, writeStoriesGguf, type StoriesGguf } from './stories-gguf.js';

@@ -124,7 +124,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt
   });
 
   it('maps token text to ids with the target tokenizer when the server returns no ids, and checks the text', async () => {
-    const tokenizer = loadTokenizer(gguf.path);
+    const tokenizer = await loadTokenizer(gguf.path);
     const engine = openAiEngine(serving.url, { token_ids: 'tokenizer' }, { tokenizer });
     const sampling = samplingOptions({ maxTokens: 30, topLogprobs: 2 });
     for (const tokenIds of prompts().slice(0, 4)) {

@@ -24,7 +24,7 @@ let tokenizer: Tokenizer;
 
 beforeAll(async () => {
   gguf = writeStoriesGguf();
-  tokenizer = loadTokenizer(gguf.path);
+  tokenizer = await loadTokenizer(gguf.path);
   llamaCpp = await LlamaCppEngine.open({ model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32' });
   tfjs = await TfjsEngine.open({ model: gguf.path, backend: 'wasm' });
 });
@@ -188,7 +188,7 @@ describe.skipIf(!haveInputs)('tfjs target from the config', () => {
     expect(binRun[0].logprobs).toHaveLength(40);
     // Its tokenizer, found without loading the weights, is the GGUF's.
     if (config.engine !== 'tfjs') throw new Error('unreachable');
-    const { tokenizer: fromBin, source } = tfjsTargetTokenizer(config);
+    const { tokenizer: fromBin, source } = await tfjsTargetTokenizer(config);
     expect(source).toBe(tok512());
     expect(fromBin.encode(realPrompts()[12])).toEqual(prompt.tokenIds);
   });

@@ -8,18 +8,18 @@ import { writeGguf, type GgufMetadataEntry } from '../../src/formats/gguf-write.
 import { loadTokenizer, tokenizerFromVocabulary, TokenType } from '../../src/tokenizer/index.js';
 import { haveShared, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 
-/** The error `run` throws (fails the test when it throws nothing). */
-function thrown(run: () => unknown): unknown {
+/** The error `run` throws or rejects with (fails the test when there is none). */
+async function thrown(run: () => unknown): Promise<unknown> {
   try {
-    run();
+    await run();
   } catch (error) {
     return error;
   }
   throw new Error('expected an error, none was thrown');
 }
 
-function expectInputError(run: () => unknown, ...fragments: string[]): void {
-  const error = thrown(run);
+async function expectInputError(run: () => unknown, ...fragments: string[]): Promise<void> {
+  const error = await thrown(run);
   expect(error).toBeInstanceOf(InputError);
   for (const fragment of fragments) expect((error as InputError).message).toContain(fragment);
 }
@@ -45,65 +45,70 @@ describe('tokenizer input errors', () => {
     if (directory) rmSync(directory, { recursive: true, force: true });
   });
 
-  it('names a missing file', () => {
-    expectInputError(() => loadTokenizer(file('missing.gguf')), 'missing.gguf', 'ENOENT');
-    expectInputError(() => loadTokenizer({ kind: 'gguf', path: file('missing.gguf') }), 'missing.gguf');
-    expectInputError(() => loadTokenizer({ kind: 'huggingface', path: file('tokenizer.json') }), 'tokenizer.json', 'ENOENT');
+  it('names a missing file', async () => {
+    await expectInputError(() => loadTokenizer(file('missing.gguf')), 'missing.gguf', 'ENOENT');
+    await expectInputError(() => loadTokenizer({ kind: 'gguf', path: file('missing.gguf') }), 'missing.gguf');
+    await expectInputError(() => loadTokenizer({ kind: 'huggingface', path: file('tokenizer.json') }), 'tokenizer.json', 'ENOENT');
   });
 
-  it.skipIf(!haveShared(STORIES260K))('rejects a file that is neither GGUF nor tokenizer.json, pointing llama2.c users at vocabSize', () => {
-    const error = thrown(() => loadTokenizer(stories260K()));
+  it.skipIf(!haveShared(STORIES260K))('rejects a file that is neither GGUF nor tokenizer.json, pointing llama2.c users at vocabSize', async () => {
+    const error = await thrown(() => loadTokenizer(stories260K()));
     expect(error).toBeInstanceOf(InputError);
     expect((error as InputError).message).toContain('not a GGUF file or a tokenizer.json');
     expect((error as InputError).hint).toContain('vocabSize');
   });
 
-  it('rejects a GGUF whose tokenizer model fireopt does not implement', () => {
+  it('rejects a GGUF whose tokenizer model fireopt does not implement', async () => {
     writeGguf(file('bert.gguf'), tokenizerMetadata('bert'), []);
-    expectInputError(() => loadTokenizer(file('bert.gguf')), 'bert.gguf', "unsupported GGUF tokenizer model 'bert'");
+    await expectInputError(() => loadTokenizer(file('bert.gguf')), 'bert.gguf', "unsupported GGUF tokenizer model 'bert'");
   });
 
-  it('rejects a BPE GGUF with an unknown pre-tokenizer', () => {
-    writeGguf(file('qwen.gguf'), tokenizerMetadata('gpt2', 'qwen2'), []);
+  it('rejects a BPE GGUF whose pre-tokenizer llama.cpp does not know, naming it', async () => {
     writeGguf(file('proto.gguf'), tokenizerMetadata('gpt2', 'constructor'), []);
-    expectInputError(() => loadTokenizer(file('proto.gguf')), "pre-tokenizer 'constructor' is not supported");
-    expectInputError(() => loadTokenizer(file('qwen.gguf')), 'qwen.gguf', "pre-tokenizer 'qwen2' is not supported");
+    await expectInputError(() => loadTokenizer(file('proto.gguf')), 'proto.gguf', 'llama.cpp cannot load this tokenizer', "'constructor'");
   });
 
-  it('loads a tiny BPE GGUF with a supported pre-tokenizer', () => {
+  it('loads pre-tokenizers the hand-written port refused (qwen2, deepseek-coder)', async () => {
+    for (const pre of ['qwen2', 'deepseek-coder']) {
+      writeGguf(file(`${pre}.gguf`), tokenizerMetadata('gpt2', pre), []);
+      const tokenizer = await loadTokenizer(file(`${pre}.gguf`));
+      expect(tokenizer.encode('ab')).toEqual([2]);
+    }
+  });
+
+  it('loads a tiny BPE GGUF with a supported pre-tokenizer', async () => {
     writeGguf(file('tiny.gguf'), tokenizerMetadata('gpt2', 'gpt-2'), []);
-    const tokenizer = loadTokenizer(file('tiny.gguf'));
+    const tokenizer = await loadTokenizer(file('tiny.gguf'));
     expect(tokenizer.encode('ab')).toEqual([2]);
     expect(tokenizer.encode('aba')).toEqual([2, 0]);
   });
 
-  it('rejects a GGUF model file without an embedded tokenizer', () => {
+  it('rejects a GGUF model file without an embedded tokenizer', async () => {
     writeGguf(file('no-vocab.gguf'), [{ key: 'general.architecture', type: 'string', value: 'llama' }], []);
-    expectInputError(() => loadTokenizer(file('no-vocab.gguf')), 'no-vocab.gguf', 'no embedded tokenizer');
+    await expectInputError(() => loadTokenizer(file('no-vocab.gguf')), 'no-vocab.gguf', 'no embedded tokenizer');
   });
 
-  it('rejects broken tokenizer.json files', () => {
+  it('rejects broken tokenizer.json files', async () => {
     writeFileSync(file('broken.json'), '{ "model": ');
-    expectInputError(() => loadTokenizer(file('broken.json')), 'broken.json', 'not valid JSON');
+    await expectInputError(() => loadTokenizer(file('broken.json')), 'broken.json', 'not valid JSON');
     writeFileSync(file('not-tokenizer.json'), '{ "hello": 1 }');
-    expectInputError(() => loadTokenizer(file('not-tokenizer.json')), 'not-tokenizer.json', 'not a Hugging Face tokenizer.json');
+    await expectInputError(() => loadTokenizer(file('not-tokenizer.json')), 'not-tokenizer.json', 'not a Hugging Face tokenizer.json');
   });
 
-  it.skipIf(!haveShared(TOK512))('rejects a llama2.c tokenizer read with the wrong vocabulary size', () => {
-    expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 500 }), 'tok512.bin', 'trailing bytes');
-    expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 600 }), 'tok512.bin', 'truncated');
+  it.skipIf(!haveShared(TOK512))('rejects a llama2.c tokenizer read with the wrong vocabulary size', async () => {
+    await expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 500 }), 'tok512.bin', 'trailing bytes');
+    await expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 600 }), 'tok512.bin', 'truncated');
   });
 
-  it('rejects vocabularies missing what their algorithm needs', () => {
+  it('rejects vocabularies missing what their algorithm needs', async () => {
     const tokens = ['<unk>', '<s>', '</s>'];
     const tokenTypes = Int32Array.from([TokenType.Unknown, TokenType.Control, TokenType.Control]);
-    expectInputError(() => tokenizerFromVocabulary({ model: 'llama', tokens, tokenTypes, addBos: true, addEos: false }, { path: 'spm.gguf' }), 'spm.gguf', 'one score per token');
-    expectInputError(() => tokenizerFromVocabulary({ model: 'gpt2', tokens, tokenTypes, addBos: false, addEos: false, pre: 'gpt-2' }, { path: 'bpe.gguf' }), 'bpe.gguf', 'merges');
+    await expectInputError(() => tokenizerFromVocabulary({ model: 'gpt2', tokens, tokenTypes, addBos: false, addEos: false, pre: 'gpt-2' }, { path: 'bpe.gguf' }), 'bpe.gguf', 'merges');
   });
 
-  it.skipIf(!haveShared(LLAMA_SPM_VOCAB))('rejects token ids outside the vocabulary', () => {
-    const tokenizer = loadTokenizer(sharedPath(LLAMA_SPM_VOCAB));
-    expectInputError(() => tokenizer.decode([5, 32000]), 'token id 32000', '32000-token vocabulary');
-    expectInputError(() => tokenizer.tokenPiece(-1), 'token id -1');
+  it.skipIf(!haveShared(LLAMA_SPM_VOCAB))('rejects token ids outside the vocabulary', async () => {
+    const tokenizer = await loadTokenizer(sharedPath(LLAMA_SPM_VOCAB));
+    await expectInputError(() => tokenizer.decode([5, 32000]), 'token id 32000', '32000-token vocabulary');
+    await expectInputError(() => tokenizer.tokenPiece(-1), 'token id -1');
   });
 });

@@ -32,7 +32,7 @@ describe.skipIf(!haveVocabularies).each(vocabularies)('$name GGUF tokenizer agre
   beforeAll(async () => {
     corpus = tokenizerCorpus();
     model = await loadReferenceVocab(path());
-    tokenizer = loadTokenizer(path());
+    tokenizer = await loadTokenizer(path());
   });
   afterAll(async () => {
     await model?.dispose();
@@ -113,7 +113,7 @@ describe.skipIf(!haveVocabularies)('llama3 (llama-bpe) pre-tokenizer agrees with
     const path = join(directory, 'gpt2-llama-bpe.gguf');
     writeGguf(path, metadata, []);
     model = await loadReferenceVocab(path);
-    tokenizer = loadTokenizer(path);
+    tokenizer = await loadTokenizer(path);
   });
   afterAll(async () => {
     await model?.dispose();
@@ -127,8 +127,8 @@ describe.skipIf(!haveVocabularies)('llama3 (llama-bpe) pre-tokenizer agrees with
     expect(mismatchReport('decode', result.decodeMismatches, result.checked)).toBe('');
   });
 
-  it('splits differently from gpt-2 (the test exercises the llama3 path)', () => {
-    const gpt2 = loadTokenizer(sharedPath('models/vocab/ggml-vocab-gpt-2.gguf'));
+  it('splits differently from gpt-2 (the test exercises the llama3 path)', async () => {
+    const gpt2 = await loadTokenizer(sharedPath('models/vocab/ggml-vocab-gpt-2.gguf'));
     const differing = corpus.filter(({ text }) => gpt2.encode(text).join() !== tokenizer.encode(text).join());
     expect(differing.length).toBeGreaterThan(100);
   });

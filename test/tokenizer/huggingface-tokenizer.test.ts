@@ -112,7 +112,7 @@ describe.skipIf(!haveVocabularies).each(layouts)('Hugging Face tokenizer.json ($
     directory = mkdtempSync(join(tmpdir(), 'fireopt-hf-'));
     writeFileSync(join(directory, 'tokenizer.json'), JSON.stringify(layout.build(vocabularyFromGguf(ggufPath()))));
     writeFileSync(join(directory, 'tokenizer_config.json'), JSON.stringify(layout.config));
-    tokenizer = loadTokenizer(join(directory, 'tokenizer.json'));
+    tokenizer = await loadTokenizer(join(directory, 'tokenizer.json'));
     model = await loadReferenceVocab(ggufPath());
   });
   afterAll(async () => {

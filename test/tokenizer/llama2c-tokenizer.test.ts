@@ -30,7 +30,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...CORPUS_FILES))('stories260K 
     const ggufPath = join(directory, 'tok512-vocab.gguf');
     writeVocabOnlyGguf(ggufPath, config, readLlama2cTokenizer(tok512(), config.vocabSize), { name: 'stories260K' });
     model = await loadReferenceVocab(ggufPath);
-    tokenizer = loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: config.vocabSize });
+    tokenizer = await loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: config.vocabSize });
   });
   afterAll(async () => {
     await model?.dispose();

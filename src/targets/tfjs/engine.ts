@@ -21,7 +21,7 @@ import { InputError, RunError } from '../../errors.js';
 import { loadModel } from '../../formats/load-model.js';
 import { HF_FILES } from '../../formats/safetensors.js';
 import { DecodeSession, LlamaModel, SeededRandom, sampleToken } from '../../model/index.js';
-import { endOfGenerationIds } from '../../tokenizer/llama-cpp.js';
+import { endOfGenerationIds } from '../../tokenizer/end-of-generation.js';
 import type { Vocabulary } from '../../tokenizer/vocabulary.js';
 import { sha256File } from '../../util/hash.js';
 import { checkedPromptIds, checkedTokenIds, checkSampling, checkScoreFits, sampleCompletions, type LocalLimits } from '../engine.js';

@@ -19,21 +19,21 @@ export interface TfjsTargetTokenizer {
  * Hugging Face folder's tokenizer.gguf or tokenizer.json, or the tokenizer.bin beside a llama2.c
  * checkpoint.
  */
-export function tfjsTargetTokenizer(config: Pick<TfjsTargetConfig, 'model' | 'tokenizer'>): TfjsTargetTokenizer {
+export async function tfjsTargetTokenizer(config: Pick<TfjsTargetConfig, 'model' | 'tokenizer'>): Promise<TfjsTargetTokenizer> {
   const kind = detectCheckpointKind(config.model);
-  if (config.tokenizer) return { tokenizer: openTokenizer(config.tokenizer, config.model), source: config.tokenizer };
-  if (kind === 'gguf') return { tokenizer: loadTokenizer(config.model), source: config.model };
+  if (config.tokenizer) return { tokenizer: await openTokenizer(config.tokenizer, config.model), source: config.tokenizer };
+  if (kind === 'gguf') return { tokenizer: await loadTokenizer(config.model), source: config.model };
   const dir = kind === 'hf' && !config.model.endsWith('.safetensors') ? config.model : dirname(config.model);
   const candidates = kind === 'hf' ? [HF_FILES.vocabulary, 'tokenizer.json'] : ['tokenizer.bin'];
   for (const name of candidates) {
     const path = join(dir, name);
-    if (existsSync(path)) return { tokenizer: openTokenizer(path, config.model), source: path };
+    if (existsSync(path)) return { tokenizer: await openTokenizer(path, config.model), source: path };
   }
   throw new InputError(`${config.model}: no tokenizer found beside the checkpoint (looked for ${candidates.join(', ')})`, 'set target.tokenizer (or distill.tokenizer)');
 }
 
 /** GGUF and tokenizer.json files describe themselves; a llama2.c tokenizer.bin needs the checkpoint's vocabulary size. */
-function openTokenizer(path: string, model: string): Tokenizer {
+async function openTokenizer(path: string, model: string): Promise<Tokenizer> {
   if (!existsSync(path)) throw new InputError(`${path}: tokenizer file not found`);
   const head = readFileHead(path, 64);
   if (head.subarray(0, 4).toString('latin1') === 'GGUF' || head.toString('utf8').trimStart().startsWith('{')) return loadTokenizer(path);
