@@ -21,6 +21,8 @@ export interface DemoOptions {
   out: string;
   /** Training time budget, seconds. */
   timeBudgetS: number;
+  /** Training steps per candidate at most (default 5000). */
+  maxSteps?: number;
   /** Overrides applied to the demo config (already parsed `--set` pairs are applied by the caller). */
   overrides?: (config: Record<string, unknown>) => void;
 }
@@ -44,7 +46,7 @@ export interface DemoResult {
 }
 
 /** The demo's config, as a YAML-shaped object (absolute paths into the package). */
-export function demoConfigInput(out: string, timeBudgetS: number): Record<string, unknown> {
+export function demoConfigInput(out: string, timeBudgetS: number, maxSteps = 5000): Record<string, unknown> {
   const data = (file: string): string => join(packageRoot, 'datasets', file);
   for (const file of ['demo-target.gguf', 'demo-traces.jsonl', 'demo-generic-draft/manifest.json']) {
     if (!existsSync(data(file))) throw new InputError(`${data(file)}: missing demo file`, 'HINT: run `node scripts/demo-target.mjs` (target, generic draft) and `node scripts/demo-traces.mjs` (traces)');
@@ -65,7 +67,7 @@ export function demoConfigInput(out: string, timeBudgetS: number): Record<string
       eval_every: 50,
       checkpoint_every: 50,
       patience: 0,
-      max_steps: 5000,
+      max_steps: maxSteps,
     },
     // A stated c: the demo target is as small as its drafts, so timing it in llama.cpp would measure
     // per-call overhead, not the model (a real target is hundreds of times larger than its draft).
@@ -78,7 +80,7 @@ export function demoConfigInput(out: string, timeBudgetS: number): Record<string
 /** Run the demo loop and gather the table rows. */
 export async function runDemo(options: DemoOptions, deps: StageDeps): Promise<DemoResult> {
   const out = resolve(options.out);
-  const input = demoConfigInput(out, options.timeBudgetS);
+  const input = demoConfigInput(out, options.timeBudgetS, options.maxSteps);
   options.overrides?.(input);
   const config: FireoptConfig = configSchema.parse(input);
   const pipeline = await runPipeline(config, deps);

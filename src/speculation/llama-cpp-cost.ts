@@ -16,6 +16,7 @@
  * rounds' own ratios (paired within a round, so load that changes between rounds cancels).
  */
 import type { Llama, LlamaContextSequence, LlamaModel, LlamaContext, Token } from 'node-llama-cpp';
+import { startLlama } from '../util/llama-runtime.js';
 
 export interface LlamaCppCostOptions {
   targetModel: string;
@@ -80,8 +81,7 @@ export async function measureLlamaCppCost(options: LlamaCppCostOptions): Promise
   if (contextTokens < 1 || contextTokens + Math.max(steps, kMax + 1) > contextSize) {
     throw new Error(`cost measurement: ${contextTokens} context tokens + ${Math.max(steps, kMax + 1)} timed tokens do not fit a ${contextSize}-token context`);
   }
-  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-  const llama: Llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const llama: Llama = await startLlama();
   const loaded: Loaded[] = [];
   try {
     for (const modelPath of [options.draftModel, options.targetModel]) {

@@ -13,6 +13,7 @@
  * budget (`maxTokens`); τ = tokens / steps.
  */
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
+import { startLlama } from '../util/llama-runtime.js';
 
 export interface LlamaCppSpeculatorOptions {
   targetModel: string;
@@ -58,8 +59,7 @@ export class LlamaCppSpeculator {
   ) {}
 
   static async open(options: LlamaCppSpeculatorOptions): Promise<LlamaCppSpeculator> {
-    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+    const llama = await startLlama();
     const load = async (modelPath: string): Promise<Loaded> => {
       const model = await llama.loadModel({ modelPath });
       const context = await model.createContext({

@@ -17,6 +17,7 @@ import { writeVocabOnlyGguf } from '../formats/gguf-llama.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer, TokenizerKind } from './tokenizer.js';
 import { CHAR_TO_BYTE, utf8Bytes } from './unicode.js';
 import type { Vocabulary } from './vocabulary.js';
+import { startLlama } from '../util/llama-runtime.js';
 
 export interface LlamaCppTokenizerOptions {
   /** File the vocabulary came from, for error messages. */
@@ -33,25 +34,7 @@ const ATTR_USER_DEFINED = 1 << 4;
 const ATTR_BYTE = 1 << 5;
 const ATTR_NOT_LOADED = -1;
 
-// Messages llama.cpp logged during the current load: node-llama-cpp's own error only says that loading failed.
-let loadLog: string[] = [];
 let llamaRuntime: Promise<Llama> | undefined;
-
-async function llamaForTokenizers(): Promise<Llama> {
-  llamaRuntime ??= (async () => {
-    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    return getLlama({
-      gpu: false,
-      build: 'never',
-      logLevel: LlamaLogLevel.warn,
-      // Vocab-only files have no tensors: llama.cpp logs that as an error and loads the vocabulary anyway.
-      logger: (_level, message) => {
-        loadLog.push(message.trim());
-      },
-    });
-  })();
-  return llamaRuntime;
-}
 
 /** Load a GGUF's vocabulary into llama.cpp (no weights). `vocabulary` is what fireopt read from the same file. */
 export async function openLlamaCppTokenizer(
@@ -59,21 +42,21 @@ export async function openLlamaCppTokenizer(
   vocabulary: Vocabulary,
   options: LlamaCppTokenizerOptions = {},
 ): Promise<LlamaCppTokenizer> {
-  const llama = await llamaForTokenizers();
-  loadLog = [];
+  llamaRuntime ??= startLlama();
+  const llama = await llamaRuntime;
   let model: LlamaModel;
   try {
     model = await llama.loadModel({ modelPath: ggufPath, vocabOnly: true });
   } catch (error) {
-    const reasons = loadLog.filter((line) => !/missing tensor|failed to load model/.test(line)).slice(-3);
-    const because = reasons.length ? `: ${reasons.join('; ')}` : '';
+    // llama.cpp's own reason is in its log, which is off (see util/llama-runtime.ts): name what it read.
+    const noMerges = vocabulary.model === 'gpt2' && !vocabulary.merges?.length ? ', no BPE merges' : '';
+    const pre = vocabulary.pre ? `, pre-tokenizer '${vocabulary.pre}'` : '';
+    const because = `: tokenizer model '${vocabulary.model}'${pre}${noMerges}`;
     throw new InputError(
       `${options.path ?? ggufPath}: llama.cpp cannot load this tokenizer (${describeError(error)}${because})`,
       'llama.cpp (node-llama-cpp 3.21.1) must support the vocabulary type and pre-tokenizer'
         + ' (tokenizer.ggml.model / .pre)',
     );
-  } finally {
-    loadLog = [];
   }
   return new LlamaCppTokenizer(model, vocabulary, options.path ?? ggufPath);
 }

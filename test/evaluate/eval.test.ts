@@ -134,15 +134,16 @@ describe.skipIf(!haveInputs)('fireopt compare', () => {
     expect(comparison.delta_speedup.ci95[0]).toBeLessThanOrEqual(comparison.delta_speedup.estimate);
     expect(comparison.delta_tau.estimate).toBeGreaterThan(0);
 
-    // The reverse, and the same draft against itself, are not promoted: exit 1 from the spawned CLI.
+    // The reverse, and the same draft against itself, are not promoted: exit 3 (as run and drift), not 1 (a crash).
     const reverse = spawnSync(process.execPath, [join(__dirname, '../../bin/fireopt'), 'compare', goodReport, poorReport], { encoding: 'utf8' });
-    expect(reverse.status).toBe(1);
+    expect(reverse.status).toBe(3);
     expect(reverse.stdout).toContain('DO NOT PROMOTE');
+    expect(reverse.stderr).not.toMatch(/error:/);
     const same = await runCli(['compare', goodReport, goodReport]);
-    expect(same.code).toBe(1);
+    expect(same.code).toBe(3);
     // A margin larger than the gain blocks the promotion.
     const margin = await runCli(['compare', poorReport, goodReport, '--margin', String(comparison.delta_speedup.estimate + 1)]);
-    expect(margin.code).toBe(1);
+    expect(margin.code).toBe(3);
 
     const changed = JSON.parse(readFileSync(goodReport, 'utf8')) as EvalReport;
     changed.data.sha256 = '0'.repeat(64);

@@ -15,7 +15,9 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 describe('fireopt demo', () => {
   it('runs the loop on the bundled target and traffic and prints the comparison table', async () => {
     const out = join(work, 'demo');
-    const first = await runCli(['--quiet', 'demo', '--out', out, '--time-budget', '20']);
+    // A step budget, not a time budget: the same training on a loaded machine as on an idle one.
+    const budget = ['--time-budget', '3600', '--max-steps', '150'];
+    const first = await runCli(['--quiet', 'demo', '--out', out, ...budget]);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toMatch(/adapted draft/);
     expect(first.stdout).toMatch(/generic draft/);
@@ -27,7 +29,7 @@ describe('fireopt demo', () => {
     const promoted = existsSync(join(out, 'release', 'promotion.json'));
     expect(first.stdout).toMatch(promoted ? /outcome: promoted/ : /outcome: not-promoted \(.*serve (suffix|prompt-lookup|without a draft)/);
 
-    const again = await runCli(['--json', '--quiet', 'demo', '--out', out, '--time-budget', '20']);
+    const again = await runCli(['--json', '--quiet', 'demo', '--out', out, ...budget]);
     expect(again.code, again.stderr).toBe(0);
     const result = JSON.parse(again.stdout) as DemoResult;
     expect(result.pipeline.stages.every((s) => s.status === 'skipped')).toBe(true);
@@ -35,12 +37,9 @@ describe('fireopt demo', () => {
     expect(result.rows.map((r) => r.name)).toEqual(['draft:draft', 'draft:demo-generic-draft', 'prompt-lookup', 'suffix']);
     // The point of the demo: the draft trained on this traffic beats the generic one on held-out data.
     const [adapted, generic] = result.rows;
-    // Training runs on a time budget: on an overloaded machine it may make only a few steps; say so.
-    const steps = Number(result.pipeline.stages.find((s) => s.stage === '4-train')?.summary?.steps ?? 0);
-    expect(steps, `the demo trained ${steps} steps in its 20 s budget: the machine is too loaded for this comparison`).toBeGreaterThan(50);
     console.log(`demo: adapted hit rate ${adapted.hit_rate}, τ ${adapted.acceptance_length}; generic ${generic.hit_rate}, τ ${generic.acceptance_length}`);
     expect(adapted.hit_rate as number).toBeGreaterThan(generic.hit_rate as number);
     expect(adapted.acceptance_length).toBeGreaterThan(generic.acceptance_length);
     expect(adapted.speedup).toBeGreaterThan(generic.speedup);
-  }, 300_000); // two demo runs with a 20 s training budget each (the second skips every stage)
+  }, 600_000); // two demo runs of 150 training steps per candidate (the second skips every stage)
 });

@@ -49,7 +49,11 @@ describe.skipIf(!haveShared('models/stories260K/stories260K.bin', 'data/alpaca_e
     expect(result.outcome).toMatch(/^(promoted|not-promoted)$/);
     const manifest = JSON.parse(readFileSync(join(work, 'run', '2-distill', 'data', 'manifest.json'), 'utf8')) as { counts: { rows: { train: number; heldout: number } } };
     expect(manifest.counts.rows).toEqual({ train: 3, heldout: 3 });
-    expect(run.stderr).toMatch(/distill: done, 6 rows \(6 ok, 0 failed, 0 skipped\)/);
+    // with --json, progress is JSON lines on stderr: distill's end line carries its counts
+    const distillEnd = run.stderr.split('\n').filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((line) => line.event === 'end' && line.task === 'distill');
+    expect(distillEnd, run.stderr).toMatchObject({ done: 6, ok: 6, failed: 0, skipped: 0 });
   });
 
   it('inspect reads the targets directory: schema, counts and first rows', async () => {

@@ -19,6 +19,7 @@ import { InputError, RunError, describeError } from '../../errors.js';
 import { sha256File } from '../../util/hash.js';
 import { checkedPromptIds, checkedTokenIds, checkSampling, checkScoreFits, sampleCompletions, type LocalLimits } from '../engine.js';
 import type { Completion, PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../engine.js';
+import { startLlama } from '../../util/llama-runtime.js';
 
 export interface LlamaCppEngineOptions {
   /** GGUF model path. */
@@ -60,9 +61,7 @@ export class LlamaCppEngine implements TargetEngine {
   static async open(options: LlamaCppEngineOptions): Promise<LlamaCppEngine> {
     if (!existsSync(options.model)) throw new InputError(`${options.model}: model file not found`, 'target.model must name a GGUF file');
     const modelSha256 = await sha256File(options.model);
-    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    // build: 'never' — fireopt uses the prebuilt binaries and never compiles llama.cpp at run time.
-    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+    const llama = await startLlama();
     let model: LlamaModel;
     try {
       model = await llama.loadModel({ modelPath: options.model });
