@@ -2,7 +2,8 @@
  * Typed errors. Every error a user can cause carries a stable code, a message that names the
  * file / line / field at fault, an optional hint, and the exit code the CLI should use:
  *   0 success, 1 the run failed, 2 bad usage, config or input; 3 and 4 are outcomes a CI job
- *   branches on (`fireopt run`: not promoted / retraining not needed; `fireopt drift`: 3 = due);
+ *   branches on (`fireopt run` and `fireopt compare`: 3 = not promoted; `run`: 4 = retraining not needed;
+ *   `fireopt drift`: 3 = due);
  *   5 (`fireopt run`): nothing changed since the last finished run.
  *   130 / 143 interrupted by SIGINT / SIGTERM (the shells' 128 + signal number).
  */

@@ -148,8 +148,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     expect(mixed.stderr).toContain(givenReport);
     expect(mixed.stderr).toContain(measuredReport);
     expect(mixed.stderr).toMatch(/different cost assumptions: .*given.*measured in llama-cpp/);
-    // and "do not promote" is exit 3, as for run and drift, not an error
-    const same = await runCli(['--quiet', 'compare', measuredReport, measuredReport, '--candidate-a', 'draft:deployed-draft', '--candidate-b', 'draft:draft']);
+    // and "do not promote" is exit 3, as for run and drift, not an error (a draft against itself: Δ = 0, never promoted)
+    const same = await runCli(['--quiet', 'compare', measuredReport, measuredReport, '--candidate-a', 'draft:draft', '--candidate-b', 'draft:draft']);
     expect(same.code, same.stderr).toBe(3);
     expect(same.stdout).toMatch(/DO NOT PROMOTE/);
     expect(same.stderr).not.toMatch(/error/);
