@@ -48,7 +48,11 @@ function models() {
   for (const vocabSize of [8192, 32000]) {
     const config = presetConfig('draft-small', vocabSize, 512);
     // std 0.2 makes a peaked, non-repetitive distribution; speed does not depend on the values.
-    list.push({ name: `draft-small V${vocabSize}`, weights: randomWeights(config, { seed: 1, std: 0.2 }), vocabulary: cutVocabulary(llamaVocab, vocabSize) });
+    list.push({
+      name: `draft-small V${vocabSize}`,
+      weights: randomWeights(config, { seed: 1, std: 0.2 }),
+      vocabulary: cutVocabulary(llamaVocab, vocabSize),
+    });
   }
   return list;
 }
@@ -88,7 +92,14 @@ async function decodeLlamaCpp(llama, path) {
   // F32 KV cache and no flash attention, like the tfjs model: with llama.cpp's defaults (F16 cache,
   // flash attention) draft-small V32000's greedy path left tfjs's at step 98, where tfjs and an
   // independent run.c port agree on a top-2 logit margin of 0.018.
-  const context = await model.createContext({ contextSize: 512, threads: 1, sequences: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+  const context = await model.createContext({
+    contextSize: 512,
+    threads: 1,
+    sequences: 1,
+    flashAttention: false,
+    experimentalKvCacheKeyType: 'F32',
+    experimentalKvCacheValueType: 'F32',
+  });
   try {
     const run = async () => {
       const sequence = context.getSequence();
@@ -115,7 +126,9 @@ async function decodeLlamaCpp(llama, path) {
 }
 
 await initBackend(backend, (line) => console.log(line));
-console.log(`machine: ${cpus()[0].model}, ${cpus().length} cores; node ${process.version}; ${newTokens} new tokens after BOS, greedy`);
+console.log(
+  `machine: ${cpus()[0].model}, ${cpus().length} cores; node ${process.version}; ${newTokens} new tokens after BOS, greedy`,
+);
 let llama;
 if (!skipLlamaCpp) {
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
@@ -134,8 +147,20 @@ try {
     }
     const firstDifference = theirs ? theirs.tokens.findIndex((t, i) => t !== ours.tokens[i]) : -1;
     const sameTokens = theirs ? firstDifference === -1 : undefined;
-    const row = { model: name, tfjsTokensPerSec: ours.tokensPerSec, llamaCppTokensPerSec: theirs?.tokensPerSec, ratio: theirs ? ours.tokensPerSec / theirs.tokensPerSec : undefined, sameGreedyTokens: sameTokens };
-    if (theirs && firstDifference >= 0) Object.assign(row, { firstDifferentStep: firstDifference, tfjsTop2LogitMarginThere: ours.margins[firstDifference], tfjsTokens: ours.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2), llamaCppTokens: theirs.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2) });
+    const row = {
+      model: name,
+      tfjsTokensPerSec: ours.tokensPerSec,
+      llamaCppTokensPerSec: theirs?.tokensPerSec,
+      ratio: theirs ? ours.tokensPerSec / theirs.tokensPerSec : undefined,
+      sameGreedyTokens: sameTokens,
+    };
+    if (theirs && firstDifference >= 0)
+      Object.assign(row, {
+        firstDifferentStep: firstDifference,
+        tfjsTop2LogitMarginThere: ours.margins[firstDifference],
+        tfjsTokens: ours.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2),
+        llamaCppTokens: theirs.tokens.slice(Math.max(0, firstDifference - 3), firstDifference + 2),
+      });
     rows.push(row);
     console.log(JSON.stringify(row));
   }
@@ -143,10 +168,19 @@ try {
   rmSync(directory, { recursive: true, force: true });
 }
 
-console.log(`\n| model | tfjs ${backend} tokens/s | llama.cpp tokens/s (1 thread) | tfjs / llama.cpp | same greedy tokens |`);
+console.log(
+  `\n| model | tfjs ${backend} tokens/s | llama.cpp tokens/s (1 thread) | tfjs / llama.cpp | same greedy tokens |`,
+);
 console.log('|---|---|---|---|---|');
 for (const r of rows) {
   const fmt = (v) => (v === undefined ? 'n/a' : v.toFixed(0));
-  const same = r.sameGreedyTokens === undefined ? 'n/a' : r.sameGreedyTokens ? 'yes' : `no: from step ${r.firstDifferentStep} (tfjs top-2 margin ${r.tfjsTop2LogitMarginThere.toExponential(1)})`;
-  console.log(`| ${r.model} | ${fmt(r.tfjsTokensPerSec)} | ${fmt(r.llamaCppTokensPerSec)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${same} |`);
+  const same =
+    r.sameGreedyTokens === undefined
+      ? 'n/a'
+      : r.sameGreedyTokens
+        ? 'yes'
+        : `no: from step ${r.firstDifferentStep} (tfjs top-2 margin ${r.tfjsTop2LogitMarginThere.toExponential(1)})`;
+  console.log(
+    `| ${r.model} | ${fmt(r.tfjsTokensPerSec)} | ${fmt(r.llamaCppTokensPerSec)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${same} |`,
+  );
 }

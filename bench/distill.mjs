@@ -54,8 +54,12 @@ try {
   const gguf = join(work, 'stories260K.gguf');
   writeLlamaGguf(gguf, weights, vocabulary, { name: 'stories260K' });
   const tokenizer = await loadTokenizer(gguf);
-  const sharegpt = JSON.parse(readFileSync(join(shared, 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8'));
-  const prompts = sharegpt.slice(0, promptCount).map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
+  const sharegpt = JSON.parse(
+    readFileSync(join(shared, 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8'),
+  );
+  const prompts = sharegpt
+    .slice(0, promptCount)
+    .map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
   writeFileSync(join(work, 'prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
   const dataset = join(work, 'dataset');
   await runIngest(configSchema.parse({ ingest: { inputs: [join(work, 'prompts.jsonl')], out: dataset, heldout: 0 } }));
@@ -63,12 +67,22 @@ try {
   let outCount = 0;
   /** One distill run over the dataset with an open engine; returns tokens/s and the rows. */
   async function distillRun(engine, topLogprobs, concurrency = 4) {
-    const distill = distillSchema.parse({ max_tokens: maxTokens, top_logprobs: topLogprobs, concurrency, chat_template: 'none' });
+    const distill = distillSchema.parse({
+      max_tokens: maxTokens,
+      top_logprobs: topLogprobs,
+      concurrency,
+      chat_template: 'none',
+    });
     const out = join(work, `targets-${outCount++}`);
     const started = performance.now();
     const summary = await runDistill(
       { dataset, out, distill, resolvedConfig: { distill } },
-      { tokenizer, tokenizerIdentity: { source: gguf, identity: tokenizerIdentity(tokenizer) }, openEngine: async () => engine, progress: () => {} },
+      {
+        tokenizer,
+        tokenizerIdentity: { source: gguf, identity: tokenizerIdentity(tokenizer) },
+        openEngine: async () => engine,
+        progress: () => {},
+      },
     );
     const seconds = (performance.now() - started) / 1000;
     if (summary.counts.ok !== promptCount) throw new Error(`distill: ${summary.counts.ok} of ${promptCount} rows ok`);
@@ -79,11 +93,14 @@ try {
   }
 
   const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-  const sameTokens = (rows, completions) => rows.every((row, i) => row.completion_token_ids.join(',') === completions[i].join(','));
+  const sameTokens = (rows, completions) =>
+    rows.every((row, i) => row.completion_token_ids.join(',') === completions[i].join(','));
   const results = [];
 
   // --- llama-cpp ---------------------------------------------------------------------------
-  const llamaCppConfig = /** @type {import('../dist/targets/config.js').LlamaCppTargetConfig} */ (targetSchema.parse({ engine: 'llama-cpp', model: gguf, threads: 1, sequences: 1 }));
+  const llamaCppConfig = /** @type {import('../dist/targets/config.js').LlamaCppTargetConfig} */ (
+    targetSchema.parse({ engine: 'llama-cpp', model: gguf, threads: 1, sequences: 1 })
+  );
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
   const rawModel = await llama.loadModel({ modelPath: gguf });
@@ -105,7 +122,11 @@ try {
     for (const ids of promptIds) {
       await rawSequence.clearHistory();
       const completion = [];
-      for await (const step of rawSequence.evaluateWithMetadata(ids, { probabilities: withProbabilities }, { temperature: 0 })) {
+      for await (const step of rawSequence.evaluateWithMetadata(
+        ids,
+        { probabilities: withProbabilities },
+        { temperature: 0 },
+      )) {
         completion.push(step.token);
         if (rawModel.isEogToken(step.token) || completion.length >= maxTokens) break;
       }
@@ -127,7 +148,14 @@ try {
       raw.push(rawRun.tokensPerSec);
       distilled.push(distillResult.tokensPerSec);
     }
-    results.push({ engine: 'llama-cpp', topLogprobs, raw: median(raw), distill: median(distilled), same, rawName: `node-llama-cpp evaluateWithMetadata${topLogprobs ? ' + probabilities' : ''}` });
+    results.push({
+      engine: 'llama-cpp',
+      topLogprobs,
+      raw: median(raw),
+      distill: median(distilled),
+      same,
+      rawName: `node-llama-cpp evaluateWithMetadata${topLogprobs ? ' + probabilities' : ''}`,
+    });
   }
   await rawContext.dispose();
   await rawModel.dispose();
@@ -147,7 +175,10 @@ try {
       const model = /** @type {import('../dist/targets/tfjs/engine.js').TfjsEngine} */ (engine).model;
       const started = performance.now();
       const completions = [];
-      for (const ids of promptIds) completions.push((await generate(model, ids, { maxNewTokens: maxTokens, temperature: 0, stopIds: [eos] })).tokens);
+      for (const ids of promptIds)
+        completions.push(
+          (await generate(model, ids, { maxNewTokens: maxTokens, temperature: 0, stopIds: [eos] })).tokens,
+        );
       const rawTokensPerSec = completions.reduce((n, c) => n + c.length, 0) / ((performance.now() - started) / 1000);
       const plain = await distillRun(engine, 0);
       const withLogprobs = await distillRun(await createTargetEngine(tfjsConfig), 8);
@@ -158,30 +189,63 @@ try {
       distilled[8].push(withLogprobs.tokensPerSec);
     }
     for (const topLogprobs of [0, 8]) {
-      results.push({ engine: 'tfjs (wasm, 1 thread)', topLogprobs, raw: median(raw), distill: median(distilled[topLogprobs]), same, rawName: 'model core generate() (no log-probs)' });
+      results.push({
+        engine: 'tfjs (wasm, 1 thread)',
+        topLogprobs,
+        raw: median(raw),
+        distill: median(distilled[topLogprobs]),
+        same,
+        rawName: 'model core generate() (no log-probs)',
+      });
     }
   }
 
-  console.log(`\nstories260K, ${promptCount} ShareGPT prompts, ${maxTokens} new tokens each, greedy, median of ${reps}`);
-  console.log('| engine | top_logprobs | raw engine tokens/s | distill tokens/s | distill / raw | overhead | same tokens | raw loop |');
+  console.log(
+    `\nstories260K, ${promptCount} ShareGPT prompts, ${maxTokens} new tokens each, greedy, median of ${reps}`,
+  );
+  console.log(
+    '| engine | top_logprobs | raw engine tokens/s | distill tokens/s | distill / raw | overhead | same tokens | raw loop |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|---|---|');
   for (const r of results) {
     const ratio = r.distill / r.raw;
-    console.log(`| ${r.engine} | ${r.topLogprobs} | ${r.raw.toFixed(0)} | ${r.distill.toFixed(0)} | ${ratio.toFixed(3)} | ${((1 / ratio - 1) * 100).toFixed(1)} % | ${r.same ? 'yes' : 'NO'} | ${r.rawName} |`);
+    console.log(
+      `| ${r.engine} | ${r.topLogprobs} | ${r.raw.toFixed(0)} | ${r.distill.toFixed(0)} | ${ratio.toFixed(3)} | ${((1 / ratio - 1) * 100).toFixed(1)} % | ${r.same ? 'yes' : 'NO'} | ${r.rawName} |`,
+    );
   }
 
   // --- openai engine against fireopt serve ---------------------------------------------------
   if (!args.has('skip-openai')) {
-    const server = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), '--json', 'serve', '--model', gguf, '--port', '0', '--sequences', '8', '--threads', '1', '--context-size', '4096'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const server = spawn(
+      process.execPath,
+      [
+        join(repoRoot, 'bin/fireopt'),
+        '--json',
+        'serve',
+        '--model',
+        gguf,
+        '--port',
+        '0',
+        '--sequences',
+        '8',
+        '--threads',
+        '1',
+        '--context-size',
+        '4096',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     try {
       const line = await new Promise((resolveLine, reject) => {
         createInterface({ input: server.stdout }).once('line', resolveLine);
         server.once('exit', (code) => reject(new Error(`fireopt serve exited with ${code}`)));
       });
       const { url, model } = JSON.parse(line);
-      console.log(`\nopenai engine → fireopt serve (${url}, --sequences 8 --threads 1), top_logprobs 8, median of ${reps}`);
+      console.log(
+        `\nopenai engine → fireopt serve (${url}, --sequences 8 --threads 1), top_logprobs 8, median of ${reps}`,
+      );
       console.log('| concurrency | tokens/s | × concurrency 1 |');
       console.log('|---:|---:|---:|');
       let base;
@@ -201,7 +265,9 @@ try {
     }
   }
   const cpuModel = cpus()[0]?.model ?? 'unknown';
-  console.log(`\nmachine: nproc ${cpus().length}, ${cpuModel}, Node ${process.version}; load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`);
+  console.log(
+    `\nmachine: nproc ${cpus().length}, ${cpuModel}, Node ${process.version}; load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -42,7 +42,9 @@ try {
   const summary = await runIngest(config, workerArg === 'default' ? {} : { workers: Number(workerArg) });
   sample();
   const cpu = process.cpuUsage();
-  console.log(`wall ${((performance.now() - started) / 1000).toFixed(2)} s, CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, parse workers ${summary.parse_workers}`);
+  console.log(
+    `wall ${((performance.now() - started) / 1000).toFixed(2)} s, CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, parse workers ${summary.parse_workers}`,
+  );
   const groups = new Map();
   for (const [tid, { name, cpuSeconds }] of threads) {
     const group = String(tid) === String(process.pid) ? 'main' : name;

@@ -52,10 +52,20 @@ async function measureInChild(mode, file, baseline, candidate) {
       }
       carry = Buffer.from(buffer.subarray(start));
     }
-    return { seconds: (performance.now() - started) / 1000, cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, lines };
+    return {
+      seconds: (performance.now() - started) / 1000,
+      cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+      lines,
+    };
   }
   if (mode.startsWith('ingest')) {
-    const dist = mode === 'ingest-baseline' ? join(resolve(baseline), 'dist') : candidate ? join(resolve(candidate), 'dist') : join(repoRoot, 'dist');
+    const dist =
+      mode === 'ingest-baseline'
+        ? join(resolve(baseline), 'dist')
+        : candidate
+          ? join(resolve(candidate), 'dist')
+          : join(repoRoot, 'dist');
     const { runIngest } = await import(pathToFileURL(join(dist, 'ingest/index.js')).href);
     const { loadConfig } = await import(pathToFileURL(join(dist, 'config/load.js')).href);
     const out = `${file}.${mode}.dataset`;
@@ -70,7 +80,16 @@ async function measureInChild(mode, file, baseline, candidate) {
     // The default's choice, as runIngest reports it (older builds do not: recomputed as they chose,
     // CPUs minus the 1-minute load average, at most 2).
     const chosen = workers ?? summary.parse_workers ?? Math.max(0, Math.min(2, Math.floor(cpus().length - load)));
-    return { seconds, workers: chosen, cpuSeconds: (cpu.user + cpu.system) / 1e6, peakRssMb: process.resourceUsage().maxRSS / 1024, rows: summary.rows.total, duplicates: summary.duplicates_removed, rejected: summary.rejected.count, outMb: outBytes / 1e6 };
+    return {
+      seconds,
+      workers: chosen,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+      rows: summary.rows.total,
+      duplicates: summary.duplicates_removed,
+      rejected: summary.rejected.count,
+      outMb: outBytes / 1e6,
+    };
   }
   throw new Error(`unknown mode ${mode}`);
 }
@@ -79,15 +98,49 @@ async function measureInChild(mode, file, baseline, candidate) {
 function templates() {
   const lines = [];
   const alpacaDir = join(sharedData, 'alpaca_eval_outputs');
-  for (const name of ['Meta-Llama-3-8B-Instruct', 'Mistral-7B-Instruct-v0.2', 'gpt-3.5-turbo-1106', 'gpt-4-turbo-2024-04-09']) {
+  for (const name of [
+    'Meta-Llama-3-8B-Instruct',
+    'Mistral-7B-Instruct-v0.2',
+    'gpt-3.5-turbo-1106',
+    'gpt-4-turbo-2024-04-09',
+  ]) {
     for (const r of JSON.parse(readFileSync(join(alpacaDir, `${name}.json`), 'utf8'))) {
-      lines.push(JSON.stringify({ id: 'conv-{N}', model: r.generator, messages: [{ role: 'system', content: 'Session {N}. You are a helpful assistant.' }, { role: 'user', content: r.instruction }, { role: 'assistant', content: r.output }] }));
-      lines.push(JSON.stringify({ conversation_id: 'c-{N}', model: r.generator, created_at: '2025-03-01T10:00:00Z', messages: [{ role: 'user', content: `[{N}] ${r.instruction}` }, { role: 'assistant', content: r.output }], metadata: { user: 'u-{N}' } }));
+      lines.push(
+        JSON.stringify({
+          id: 'conv-{N}',
+          model: r.generator,
+          messages: [
+            { role: 'system', content: 'Session {N}. You are a helpful assistant.' },
+            { role: 'user', content: r.instruction },
+            { role: 'assistant', content: r.output },
+          ],
+        }),
+      );
+      lines.push(
+        JSON.stringify({
+          conversation_id: 'c-{N}',
+          model: r.generator,
+          created_at: '2025-03-01T10:00:00Z',
+          messages: [
+            { role: 'user', content: `[{N}] ${r.instruction}` },
+            { role: 'assistant', content: r.output },
+          ],
+          metadata: { user: 'u-{N}' },
+        }),
+      );
     }
   }
   for (const part of ['00', '01', '02']) {
     for (const d of JSON.parse(readFileSync(join(sharedData, 'taskmaster4_coffee', `data_${part}.json`), 'utf8'))) {
-      lines.push(JSON.stringify({ conversation_id: `${d.conversation_id}-{N}`, messages: [{ role: 'system', content: 'Store {N}: you take coffee orders.' }, ...d.utterances.map((u) => ({ role: u.speaker, content: u.text }))] }));
+      lines.push(
+        JSON.stringify({
+          conversation_id: `${d.conversation_id}-{N}`,
+          messages: [
+            { role: 'system', content: 'Store {N}: you take coffee orders.' },
+            ...d.utterances.map((u) => ({ role: u.speaker, content: u.text })),
+          ],
+        }),
+      );
     }
   }
   return lines;
@@ -108,18 +161,26 @@ async function buildFile(path, targetBytes) {
 }
 
 function run(mode, file, baseline, candidate) {
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--measure', mode, file, baseline ?? '', candidate ?? ''], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const child = spawnSync(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '--measure', mode, file, baseline ?? '', candidate ?? ''],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
   if (child.status !== 0) throw new Error(`${mode} failed: ${child.stderr}`);
   return JSON.parse(child.stdout.trim().split('\n').pop() ?? '');
 }
 
-const option = (args, name, fallback) => (args.includes(name) && args[args.indexOf(name) + 1] ? args[args.indexOf(name) + 1] : fallback);
+const option = (args, name, fallback) =>
+  args.includes(name) && args[args.indexOf(name) + 1] ? args[args.indexOf(name) + 1] : fallback;
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
-const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ');
 
 async function main() {
   const args = process.argv.slice(2);
@@ -131,10 +192,20 @@ async function main() {
   const runs = Number(option(args, '--runs', '3'));
   const baseline = option(args, '--baseline', undefined);
   const candidate = option(args, '--build', undefined); // a dir with dist/ (default: this checkout's dist/)
-  const modes = ['cat', 'json-parse', ...(baseline ? ['ingest-baseline'] : []), 'ingest-1t', 'ingest-1w', 'ingest-2w', 'ingest'];
+  const modes = [
+    'cat',
+    'json-parse',
+    ...(baseline ? ['ingest-baseline'] : []),
+    'ingest-1t',
+    'ingest-1w',
+    'ingest-2w',
+    'ingest',
+  ];
   mkdirSync(dataDir, { recursive: true });
   const cpuModel = cpus()[0]?.model ?? 'unknown';
-  console.log(`machine: ${cpus().length} CPUs (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), ${cpuModel}, node ${process.version}; medians of ${runs} runs`);
+  console.log(
+    `machine: ${cpus().length} CPUs (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), ${cpuModel}, node ${process.version}; medians of ${runs} runs`,
+  );
   console.log('| input | step | seconds (median) | MB/s | % of json-parse | CPU s | peak RSS MB | notes |');
   console.log('|---|---|---:|---:|---:|---:|---:|---|');
   for (const sizeMb of sizesMb) {
@@ -154,11 +225,15 @@ async function main() {
       const notes = mode.startsWith('ingest')
         ? `${last.rows} rows, ${last.duplicates} duplicates, ${last.rejected} rejected, ${last.outMb.toFixed(0)} MB Arrow out` +
           (mode === 'ingest' ? `; workers used: ${all.map((x) => x.workers).join(', ')}` : '')
-        : mode === 'json-parse' ? `${last.lines} lines` : '';
+        : mode === 'json-parse'
+          ? `${last.lines} lines`
+          : '';
       const cpuSeconds = all[0].cpuSeconds === undefined ? '–' : median(all.map((x) => x.cpuSeconds)).toFixed(2);
       const rss = all[0].peakRssMb === null ? '–' : Math.max(...all.map((x) => x.peakRssMb)).toFixed(0);
       const runsText = all.map((x) => x.seconds.toFixed(2)).join(', ');
-      console.log(`| ${mb.toFixed(0)} MB | ${mode} | ${seconds.toFixed(2)} (${runsText}) | ${(mb / seconds).toFixed(1)} | ${((parseSeconds / seconds) * 100).toFixed(0)} % | ${cpuSeconds} | ${rss} | ${notes} |`);
+      console.log(
+        `| ${mb.toFixed(0)} MB | ${mode} | ${seconds.toFixed(2)} (${runsText}) | ${(mb / seconds).toFixed(1)} | ${((parseSeconds / seconds) * 100).toFixed(0)} % | ${cpuSeconds} | ${rss} | ${notes} |`,
+      );
     }
     console.log(`load average (1, 5, 15 min): ${loadBefore} before, ${load()} after the ${mb.toFixed(0)} MB steps`);
   }

@@ -33,7 +33,9 @@ const T = Number(args.get('seq') ?? 256);
 const preset = args.get('preset') ?? 'draft-small';
 const threadCounts = (args.get('threads') ?? '1').split(',').map(Number);
 const nativeBuilt = nativeKernels().kernels !== undefined;
-const nativeSettings = (args.get('native') ?? (nativeBuilt ? 'off,1,2' : 'off')).split(',').map((x) => (x === 'off' ? 0 : Number(x)));
+const nativeSettings = (args.get('native') ?? (nativeBuilt ? 'off,1,2' : 'off'))
+  .split(',')
+  .map((x) => (x === 'off' ? 0 : Number(x)));
 
 /** Forward-pass FLOPs of one [B, T] batch (matrix products). */
 function forwardFlops(config, B, T) {
@@ -63,7 +65,9 @@ print(rate(1024, 10))
 `;
   const run = (env) => {
     try {
-      return Number(execFileSync('python3', ['-c', script], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim());
+      return Number(
+        execFileSync('python3', ['-c', script], { env: { ...process.env, ...env }, encoding: 'utf8' }).trim(),
+      );
     } catch {
       return undefined;
     }
@@ -95,7 +99,10 @@ function trainStep(model, optimizer, data, B) {
 const floor = nativeFloor();
 console.log(`machine: ${cpus()[0].model}, ${cpus().length} cores; node ${process.version}`);
 if (floor.defaultThreads === undefined) console.log('native floor: python3 numpy not available');
-else console.log(`native sgemm 1024³ (numpy/OpenBLAS): ${floor.defaultThreads.toFixed(0)} GFLOP/s ${cpus().length} threads, ${floor.oneThread?.toFixed(0)} 1 thread, ${floor.skylakeX?.toFixed(0)} with OPENBLAS_CORETYPE=SkylakeX`);
+else
+  console.log(
+    `native sgemm 1024³ (numpy/OpenBLAS): ${floor.defaultThreads.toFixed(0)} GFLOP/s ${cpus().length} threads, ${floor.oneThread?.toFixed(0)} 1 thread, ${floor.skylakeX?.toFixed(0)} with OPENBLAS_CORETYPE=SkylakeX`,
+  );
 const bestFloor = Math.max(floor.defaultThreads ?? 0, floor.skylakeX ?? 0);
 
 /** The backend's own 1024³ matrix product rate: the ceiling a training step can approach. */
@@ -119,7 +126,9 @@ function backendSgemm() {
 
 const rows = [];
 const runs = backends.flatMap((backend) =>
-  (backend === 'wasm' ? threadCounts : [1]).flatMap((threads) => nativeSettings.map((native) => ({ backend, threads, native }))),
+  (backend === 'wasm' ? threadCounts : [1]).flatMap((threads) =>
+    nativeSettings.map((native) => ({ backend, threads, native })),
+  ),
 );
 for (const { backend, threads, native } of runs) {
   setNativeEnabled(native > 0);
@@ -156,7 +165,20 @@ for (const { backend, threads, native } of runs) {
     const seconds = median(times);
     const tokensPerSec = (B * T) / seconds;
     const gflops = (3 * forwardFlops(config, B, T)) / seconds / 1e9;
-    const row = { backend: label, preset, vocabSize, B, T, stepMs: seconds * 1000, tokensPerSec, gflops, backendSgemm: sgemm, ofFloor: bestFloor ? gflops / bestFloor : undefined, loss, leak: tf.memory().numTensors - tensorsAfterWarmup };
+    const row = {
+      backend: label,
+      preset,
+      vocabSize,
+      B,
+      T,
+      stepMs: seconds * 1000,
+      tokensPerSec,
+      gflops,
+      backendSgemm: sgemm,
+      ofFloor: bestFloor ? gflops / bestFloor : undefined,
+      loss,
+      leak: tf.memory().numTensors - tensorsAfterWarmup,
+    };
     rows.push(row);
     console.log(JSON.stringify(row));
     optimizer.dispose();
@@ -164,8 +186,12 @@ for (const { backend, threads, native } of runs) {
   }
 }
 
-console.log('\n| backend | model | vocab | batch × seq | step ms | tokens/s | model GFLOP/s | backend sgemm GFLOP/s | % of native floor |');
+console.log(
+  '\n| backend | model | vocab | batch × seq | step ms | tokens/s | model GFLOP/s | backend sgemm GFLOP/s | % of native floor |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.backend} | ${r.preset} | ${r.vocabSize} | ${r.B} × ${r.T} | ${r.stepMs.toFixed(0)} | ${r.tokensPerSec.toFixed(0)} | ${r.gflops.toFixed(1)} | ${r.backendSgemm.toFixed(1)} | ${r.ofFloor === undefined ? 'n/a' : (100 * r.ofFloor).toFixed(1) + '%'} |`);
+  console.log(
+    `| ${r.backend} | ${r.preset} | ${r.vocabSize} | ${r.B} × ${r.T} | ${r.stepMs.toFixed(0)} | ${r.tokensPerSec.toFixed(0)} | ${r.gflops.toFixed(1)} | ${r.backendSgemm.toFixed(1)} | ${r.ofFloor === undefined ? 'n/a' : (100 * r.ofFloor).toFixed(1) + '%'} |`,
+  );
 }

@@ -24,14 +24,20 @@ const top = Number(args.get('top') ?? 12);
 await initBackend('wasm', console.log);
 for (const setting of (args.get('native') ?? 'off,on').split(',')) {
   setNativeEnabled(setting === 'on');
-  const model = LlamaModel.fromWeights(randomWeights(presetConfig('draft-small', V, T), { seed: 1 }), { trainable: true });
+  const model = LlamaModel.fromWeights(randomWeights(presetConfig('draft-small', V, T), { seed: 1 }), {
+    trainable: true,
+  });
   const params = model.namedVariables();
   const optimizer = new AdamW(params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 });
   const random = new SeededRandom(7);
   const inputs = Int32Array.from({ length: B * T }, () => random.nextUint32() % V);
   const targets = Int32Array.from({ length: B * T }, () => random.nextUint32() % V);
   const step = async () => {
-    const { value, grads } = tf.variableGrads(() => crossEntropyLoss(model.forward(tf.tensor2d(inputs, [B, T], 'int32')), tf.tensor2d(targets, [B, T], 'int32')), [...params.values()]);
+    const { value, grads } = tf.variableGrads(
+      () =>
+        crossEntropyLoss(model.forward(tf.tensor2d(inputs, [B, T], 'int32')), tf.tensor2d(targets, [B, T], 'int32')),
+      [...params.values()],
+    );
     optimizer.apply(new Map([...params].map(([name, v]) => [name, grads[v.name]])), 1e-3);
     await value.data();
     tf.dispose([value, ...Object.values(grads)]);
@@ -49,9 +55,12 @@ for (const setting of (args.get('native') ?? 'off,on').split(',')) {
     entry.count++;
     byName.set(k.name, entry);
   }
-  console.log(`\nnative ${setting}: vocab ${V}, batch ${B} × ${T}: step ${stepMs.toFixed(0)} ms, ${profile.kernels.length} kernels`);
+  console.log(
+    `\nnative ${setting}: vocab ${V}, batch ${B} × ${T}: step ${stepMs.toFixed(0)} ms, ${profile.kernels.length} kernels`,
+  );
   console.log('| kernel | calls | ms |\n|---|---:|---:|');
-  for (const [name, { ms, count }] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) console.log(`| ${name} | ${count} | ${ms.toFixed(1)} |`);
+  for (const [name, { ms, count }] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, top))
+    console.log(`| ${name} | ${count} | ${ms.toFixed(1)} |`);
   optimizer.dispose();
   model.dispose();
 }

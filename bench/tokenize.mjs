@@ -39,7 +39,12 @@ function documents() {
     docs.push(text);
     bytes += Buffer.byteLength(text);
   };
-  const alpaca = ['Meta-Llama-3-8B-Instruct', 'Mistral-7B-Instruct-v0.2', 'gpt-3.5-turbo-1106', 'gpt-4-turbo-2024-04-09'];
+  const alpaca = [
+    'Meta-Llama-3-8B-Instruct',
+    'Mistral-7B-Instruct-v0.2',
+    'gpt-3.5-turbo-1106',
+    'gpt-4-turbo-2024-04-09',
+  ];
   for (const name of alpaca) {
     for (const row of JSON.parse(readFileSync(join(shared, `data/alpaca_eval_outputs/${name}.json`), 'utf8'))) {
       add(row.instruction);
@@ -54,20 +59,39 @@ function documents() {
       add(row.answer ?? row.solution ?? row.output);
     }
   }
-  for (const paragraph of readFileSync(join(shared, 'data/tinyshakespeare/input.txt'), 'utf8').split('\n\n')) add(paragraph);
+  for (const paragraph of readFileSync(join(shared, 'data/tinyshakespeare/input.txt'), 'utf8').split('\n\n'))
+    add(paragraph);
   return { docs, bytes };
 }
 
 /** Compile the replaced TypeScript port from git into a temporary folder and import it. */
 async function importPort(work) {
   const dir = join(work, 'port');
-  execFileSync('sh', ['-c', `git -C "${repoRoot}" archive ${portCommit} src | tar -x -C "${work}" && mv "${work}/src" "${dir}"`]);
+  execFileSync('sh', [
+    '-c',
+    `git -C "${repoRoot}" archive ${portCommit} src | tar -x -C "${work}" && mv "${work}/src" "${dir}"`,
+  ]);
   symlinkSync(join(repoRoot, 'node_modules'), join(work, 'node_modules'));
   // NodeNext emits ES modules only for sources under a "type": "module" package.
   writeFileSync(join(work, 'package.json'), '{"type":"module"}');
   const entries = ['tokenizer/llama-cpp.ts', 'formats/gguf-vocabulary.ts'].map((f) => join(dir, f));
-  execFileSync(process.execPath, [join(repoRoot, 'node_modules/typescript/bin/tsc'), '--outDir', join(work, 'port-dist'), '--rootDir', dir,
-    '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--skipLibCheck', '--types', 'node', ...entries]);
+  execFileSync(process.execPath, [
+    join(repoRoot, 'node_modules/typescript/bin/tsc'),
+    '--outDir',
+    join(work, 'port-dist'),
+    '--rootDir',
+    dir,
+    '--module',
+    'NodeNext',
+    '--moduleResolution',
+    'NodeNext',
+    '--target',
+    'ES2022',
+    '--skipLibCheck',
+    '--types',
+    'node',
+    ...entries,
+  ]);
   const { LlamaCppTokenizer } = await import(pathToFileURL(join(work, 'port-dist/tokenizer/llama-cpp.js')).href);
   return (vocabulary) => new LlamaCppTokenizer(vocabulary);
 }
@@ -78,9 +102,35 @@ function gpt2TokenizerJson(vocabulary) {
   const vocab = Object.fromEntries(vocabulary.tokens.map((token, id) => [token, id]));
   const endOfText = vocabulary.tokens.indexOf('<|endoftext|>');
   return {
-    version: '1.0', truncation: null, padding: null, normalizer: null, pre_tokenizer: byteLevel, post_processor: byteLevel, decoder: byteLevel,
-    added_tokens: [{ id: endOfText, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges: vocabulary.merges },
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    normalizer: null,
+    pre_tokenizer: byteLevel,
+    post_processor: byteLevel,
+    decoder: byteLevel,
+    added_tokens: [
+      {
+        id: endOfText,
+        content: '<|endoftext|>',
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      },
+    ],
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: vocabulary.merges,
+    },
   };
 }
 
@@ -102,25 +152,38 @@ const loadBefore = loadavg()[0];
 try {
   const { docs, bytes } = documents();
   const makePort = await importPort(work);
-  console.log(`${docs.length} documents, ${(bytes / 1e6).toFixed(1)} MB; ${cpus().length} CPUs, load ${loadBefore.toFixed(1)}; best of ${reps}`);
+  console.log(
+    `${docs.length} documents, ${(bytes / 1e6).toFixed(1)} MB; ${cpus().length} CPUs, load ${loadBefore.toFixed(1)}; best of ${reps}`,
+  );
   console.log('| vocabulary | tokenizer | tokens | tokens/s | vs llama.cpp | ids equal to llama.cpp |');
   console.log('|---|---|---:|---:|---:|---|');
   for (const file of ['ggml-vocab-gpt-2.gguf', 'ggml-vocab-llama-spm.gguf']) {
     const path = join(shared, 'models/vocab', file);
     const vocabulary = vocabularyFromGguf(path);
     const options = { addBos: false, addEos: false };
-    const sides = [['llama.cpp (fireopt)', await loadTokenizer(path)], ['TypeScript port', makePort(vocabulary)]];
-    const results = sides.map(([name, tokenizer]) => ({ name, ...measure((text) => tokenizer.encode(text, options), docs) }));
+    const sides = [
+      ['llama.cpp (fireopt)', await loadTokenizer(path)],
+      ['TypeScript port', makePort(vocabulary)],
+    ];
+    const results = sides.map(([name, tokenizer]) => ({
+      name,
+      ...measure((text) => tokenizer.encode(text, options), docs),
+    }));
     if (vocabulary.model === 'gpt2') {
       const library = new HfLibraryTokenizer(gpt2TokenizerJson(vocabulary), {});
-      results.push({ name: '@huggingface/tokenizers', ...measure((text) => library.encode(text, { add_special_tokens: false }).ids, docs) });
+      results.push({
+        name: '@huggingface/tokenizers',
+        ...measure((text) => library.encode(text, { add_special_tokens: false }).ids, docs),
+      });
     }
     const reference = results[0];
     for (const result of results) {
       const equal = result.ids.filter((ids, i) => ids.join() === reference.ids[i].join()).length;
       const tokens = result.ids.reduce((n, list) => n + list.length, 0);
-      console.log(`| ${file.replace(/^ggml-vocab-|\.gguf$/g, '')} | ${result.name} | ${tokens} | ${Math.round(result.tokensPerSec)} `
-        + `| ${(result.tokensPerSec / reference.tokensPerSec).toFixed(2)}× | ${equal} of ${docs.length} |`);
+      console.log(
+        `| ${file.replace(/^ggml-vocab-|\.gguf$/g, '')} | ${result.name} | ${tokens} | ${Math.round(result.tokensPerSec)} ` +
+          `| ${(result.tokensPerSec / reference.tokensPerSec).toFixed(2)}× | ${equal} of ${docs.length} |`,
+      );
     }
   }
   console.log(`load average ${loadBefore.toFixed(1)} → ${loadavg()[0].toFixed(1)}`);

@@ -11,7 +11,8 @@ if (!work) throw new Error('usage: node bench/train-alpaca-ngram.mjs <workdir of
 
 async function sequences(path) {
   const rows = [];
-  for await (const row of readTargetRows(path)) rows.push({ prompt: Array.from(row.prompt_token_ids), completion: Array.from(row.completion_token_ids) });
+  for await (const row of readTargetRows(path))
+    rows.push({ prompt: Array.from(row.prompt_token_ids), completion: Array.from(row.completion_token_ids) });
   return rows;
 }
 const bump = (map, key, next) => {
@@ -22,7 +23,8 @@ const bump = (map, key, next) => {
 const mostFrequent = (counts) => {
   let best = -1;
   let bestCount = -1;
-  for (const [id, count] of counts) if (count > bestCount || (count === bestCount && id < best)) [best, bestCount] = [id, count];
+  for (const [id, count] of counts)
+    if (count > bestCount || (count === bestCount && id < best)) [best, bestCount] = [id, count];
   return best;
 };
 
@@ -57,6 +59,12 @@ for (const name of ['llama3', 'gpt4', 'generic']) {
       if (fromTrigram === ids[t]) hits.trigram++;
     }
   }
-  results.push({ trained_on: name, positions, unigram: hits.unigram / positions, bigram: hits.bigram / positions, trigram_backoff: hits.trigram / positions });
+  results.push({
+    trained_on: name,
+    positions,
+    unigram: hits.unigram / positions,
+    bigram: hits.bigram / positions,
+    trigram_backoff: hits.trigram / positions,
+  });
 }
 console.log(JSON.stringify(results, null, 2));

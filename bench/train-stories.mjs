@@ -13,49 +13,107 @@ const repo = resolve(import.meta.dirname, '..');
 const shared = process.env.FIREOPT_SHARED ?? resolve(repo, '../shared');
 const work = process.argv[2] ?? join(tmpdir(), `fireopt-bench-train-${process.pid}`);
 mkdirSync(work, { recursive: true });
-const fireopt = (...args) => execFileSync(process.execPath, [join(repo, 'bin/fireopt'), ...args], { cwd: work, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+const fireopt = (...args) =>
+  execFileSync(process.execPath, [join(repo, 'bin/fireopt'), ...args], {
+    cwd: work,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
 
 const modelPath = join(shared, 'models/stories260K/stories260K.bin');
 const tokenizerPath = join(shared, 'models/stories260K/tok512.bin');
 const weights = writeStoriesWorkload(shared, work);
 const promptCount = readFileSync(join(work, 'prompts.jsonl'), 'utf8').trim().split('\n').length;
-const count = (w) => w.tokenEmbedding.data.length + w.finalNorm.data.length + (w.output?.data.length ?? 0) + w.layers.reduce((s, l) => s + Object.values(l).reduce((t, x) => t + x.data.length, 0), 0);
+const count = (w) =>
+  w.tokenEmbedding.data.length +
+  w.finalNorm.data.length +
+  (w.output?.data.length ?? 0) +
+  w.layers.reduce((s, l) => s + Object.values(l).reduce((t, x) => t + x.data.length, 0), 0);
 const targetParameters = count(weights);
 
 let t0 = Date.now();
 fireopt('--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1');
-fireopt('--quiet', 'distill', 'dataset', '--out', 'targets', '--target-model', 'stories260K.gguf', '--max-tokens', '128', '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32');
+fireopt(
+  '--quiet',
+  'distill',
+  'dataset',
+  '--out',
+  'targets',
+  '--target-model',
+  'stories260K.gguf',
+  '--max-tokens',
+  '128',
+  '--top-logprobs',
+  '4',
+  '--set',
+  'target.kv_cache_type=f32',
+);
 const distillSeconds = (Date.now() - t0) / 1000;
 
 const draftShape = process.env.DRAFT_SHAPE ?? '{preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}';
 t0 = Date.now();
-const summary = JSON.parse(fireopt(
-  '--json', '--quiet', 'train', 'targets', '--out', 'run', '--target-model', modelPath,
-  '--set', `train.tokenizer=${tokenizerPath}`, '--set', 'train.select=off', '--set', 'train.backend=wasm',
-  '--set', `train.model=${draftShape}`, '--set', `train.draft_vocab_size=${process.env.DRAFT_VOCAB ?? 0}`,
-  '--set', 'train.seq_len=128', '--set', 'train.batch_size=16', '--set', `train.lr=${process.env.LR ?? 0.005}`,
-  '--set', `train.max_steps=${process.env.STEPS ?? 1500}`, '--set', 'train.warmup_steps=50', '--set', 'train.eval_every=250', '--set', 'train.patience=0',
-));
+const summary = JSON.parse(
+  fireopt(
+    '--json',
+    '--quiet',
+    'train',
+    'targets',
+    '--out',
+    'run',
+    '--target-model',
+    modelPath,
+    '--set',
+    `train.tokenizer=${tokenizerPath}`,
+    '--set',
+    'train.select=off',
+    '--set',
+    'train.backend=wasm',
+    '--set',
+    `train.model=${draftShape}`,
+    '--set',
+    `train.draft_vocab_size=${process.env.DRAFT_VOCAB ?? 0}`,
+    '--set',
+    'train.seq_len=128',
+    '--set',
+    'train.batch_size=16',
+    '--set',
+    `train.lr=${process.env.LR ?? 0.005}`,
+    '--set',
+    `train.max_steps=${process.env.STEPS ?? 1500}`,
+    '--set',
+    'train.warmup_steps=50',
+    '--set',
+    'train.eval_every=250',
+    '--set',
+    'train.patience=0',
+  ),
+);
 const trainSeconds = (Date.now() - t0) / 1000;
 const w = summary.winner;
 const manifest = JSON.parse(readFileSync(join(work, 'targets/manifest.json'), 'utf8'));
-console.log(JSON.stringify({
-  prompts: promptCount,
-  target_rows: manifest.counts.rows,
-  completion_tokens: manifest.tokens.completion,
-  distill_s: distillSeconds,
-  target_parameters: targetParameters,
-  draft_parameters: w.parameters,
-  parameter_fraction: w.parameters / targetParameters,
-  draft: w.model,
-  vocab: summary.vocab,
-  steps: w.steps,
-  train_s: trainSeconds,
-  tokens_per_s: Math.round(w.tokensPerSec),
-  untrained_hit_rate: w.untrained.hitRate,
-  heldout_hit_rate: w.best.hitRate,
-  heldout_tokens: w.best.tokens,
-  acceptance_length_k4: w.best.acceptanceLength,
-  expected_speedup_k4: w.best.expectedSpeedup,
-  best_step: w.best.step,
-}, null, 2));
+console.log(
+  JSON.stringify(
+    {
+      prompts: promptCount,
+      target_rows: manifest.counts.rows,
+      completion_tokens: manifest.tokens.completion,
+      distill_s: distillSeconds,
+      target_parameters: targetParameters,
+      draft_parameters: w.parameters,
+      parameter_fraction: w.parameters / targetParameters,
+      draft: w.model,
+      vocab: summary.vocab,
+      steps: w.steps,
+      train_s: trainSeconds,
+      tokens_per_s: Math.round(w.tokensPerSec),
+      untrained_hit_rate: w.untrained.hitRate,
+      heldout_hit_rate: w.best.hitRate,
+      heldout_tokens: w.best.tokens,
+      acceptance_length_k4: w.best.acceptanceLength,
+      expected_speedup_k4: w.best.expectedSpeedup,
+      best_step: w.best.step,
+    },
+    null,
+    2,
+  ),
+);

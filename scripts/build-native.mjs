@@ -40,7 +40,12 @@ function headerDirs() {
 
 function main() {
   if (process.env.FIREOPT_NATIVE === '0') return say('skipped (FIREOPT_NATIVE=0)');
-  if (!process.argv.includes('--force') && existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs && stampMatches()) {
+  if (
+    !process.argv.includes('--force') &&
+    existsSync(output) &&
+    statSync(output).mtimeMs >= statSync(source).mtimeMs &&
+    stampMatches()
+  ) {
     return say(`up to date (${output})`);
   }
   const [includeDir] = headerDirs();
@@ -48,15 +53,36 @@ function main() {
   const compiler = process.env.CXX ?? 'c++';
   mkdirSync(dirname(output), { recursive: true });
   const partial = `${output}.tmp-${process.pid}`;
-  const flags = ['-O3', '-march=native', '-std=c++17', '-fPIC', '-shared', '-pthread', '-fno-math-errno', '-DNAPI_VERSION=8'];
+  const flags = [
+    '-O3',
+    '-march=native',
+    '-std=c++17',
+    '-fPIC',
+    '-shared',
+    '-pthread',
+    '-fno-math-errno',
+    '-DNAPI_VERSION=8',
+  ];
   try {
-    execFileSync(compiler, [...flags, `-I${includeDir}`, source, '-o', partial], { stdio: ['ignore', 'ignore', 'pipe'] });
-    writeFileSync(`${stamp}.tmp-${process.pid}`, JSON.stringify({ cpu: cpuSignature(), node: process.versions.modules }) + '\n');
+    execFileSync(compiler, [...flags, `-I${includeDir}`, source, '-o', partial], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    writeFileSync(
+      `${stamp}.tmp-${process.pid}`,
+      JSON.stringify({ cpu: cpuSignature(), node: process.versions.modules }) + '\n',
+    );
     renameSync(`${stamp}.tmp-${process.pid}`, stamp);
     renameSync(partial, output);
   } catch (error) {
     rmSync(partial, { force: true });
-    const detail = error.code === 'ENOENT' ? `no C++ compiler (${compiler})` : String(error.stderr ?? error.message).trim().split('\n').slice(0, 5).join(' | ');
+    const detail =
+      error.code === 'ENOENT'
+        ? `no C++ compiler (${compiler})`
+        : String(error.stderr ?? error.message)
+            .trim()
+            .split('\n')
+            .slice(0, 5)
+            .join(' | ');
     return fail(detail);
   }
   say(`built ${output} (${compiler}, -march=native)`);

@@ -27,9 +27,13 @@ const GITHUB_RAW = 'https://raw.githubusercontent.com';
  * @returns {ManifestEntry[]}
  */
 export function readManifest(path = manifestPath) {
-  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line && !line.startsWith('#'));
+  const lines = readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((line) => line && !line.startsWith('#'));
   const [header, ...rows] = lines.map((line) => line.split('\t'));
-  return rows.map((cells) => /** @type {ManifestEntry} */ (Object.fromEntries(header.map((name, i) => [name, cells[i]]))));
+  return rows.map(
+    (cells) => /** @type {ManifestEntry} */ (Object.fromEntries(header.map((name, i) => [name, cells[i]]))),
+  );
 }
 
 /**
@@ -51,7 +55,9 @@ async function fetchEntry(entry, outDir, baseUrl) {
   if (existsSync(target)) {
     const found = sha256(readFileSync(target));
     if (found === entry.sha256) return 'present';
-    throw new Error(`${target}: exists with sha256 ${found}, expected ${entry.sha256} (not overwritten: move it away and re-run)`);
+    throw new Error(
+      `${target}: exists with sha256 ${found}, expected ${entry.sha256} (not overwritten: move it away and re-run)`,
+    );
   }
   const url = sourceUrl(baseUrl, entry);
   const bytes = await pRetry(
@@ -92,7 +98,9 @@ async function main() {
     },
   });
   if (values.help) {
-    console.log('usage: node scripts/fetch-test-data.mjs [--out DIR] [--base-url URL] [PATH...]   (PATH: a path of scripts/test-data.tsv)');
+    console.log(
+      'usage: node scripts/fetch-test-data.mjs [--out DIR] [--base-url URL] [PATH...]   (PATH: a path of scripts/test-data.tsv)',
+    );
     return 0;
   }
   const outDir = resolve(values.out ?? process.env.FIREOPT_SHARED ?? join(repoRoot, '../shared'));
@@ -115,7 +123,9 @@ async function main() {
     return 1;
   }
   const isDefault = outDir === resolve(repoRoot, '../shared');
-  console.log(`${entries.length} files verified in ${outDir}${isDefault ? '' : `; run the tests with FIREOPT_SHARED=${outDir} npm test`}`);
+  console.log(
+    `${entries.length} files verified in ${outDir}${isDefault ? '' : `; run the tests with FIREOPT_SHARED=${outDir} npm test`}`,
+  );
   return 0;
 }
 

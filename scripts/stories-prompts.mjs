@@ -15,9 +15,18 @@ export function writeStoriesWorkload(shared, work) {
   const tokenizer = readLlama2cTokenizer(join(shared, 'models/stories260K/tok512.bin'), weights.config.vocabSize);
   writeLlamaGguf(join(work, 'stories260K.gguf'), weights, tokenizer, { name: 'stories260K' });
   const opening = (text, words) => text.split(/\s+/).filter(Boolean).slice(0, words).join(' ');
-  const sharegpt = JSON.parse(readFileSync(join(shared, 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8')).map((c) => c.conversations[0].value);
-  const specBench = readFileSync(join(shared, 'data/spec_bench/question.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).turns[0]);
-  const gsm8k = readFileSync(join(shared, 'data/gsm8k/train.jsonl'), 'utf8').trim().split('\n').slice(0, 400).map((l) => JSON.parse(l).question);
+  const sharegpt = JSON.parse(
+    readFileSync(join(shared, 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8'),
+  ).map((c) => c.conversations[0].value);
+  const specBench = readFileSync(join(shared, 'data/spec_bench/question.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).turns[0]);
+  const gsm8k = readFileSync(join(shared, 'data/gsm8k/train.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(0, 400)
+    .map((l) => JSON.parse(l).question);
   const prompts = [...sharegpt, ...specBench, ...gsm8k].map((t) => opening(t, 6)).filter((t) => t.length > 0);
   writeFileSync(join(work, 'prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
   return weights;

@@ -30,7 +30,11 @@ export class UsageError extends FireoptError {
 
 /** A config file (or --set override) that does not match the schema. */
 export class ConfigError extends FireoptError {
-  constructor(message: string, readonly problems: string[] = [], hint?: string) {
+  constructor(
+    message: string,
+    readonly problems: string[] = [],
+    hint?: string,
+  ) {
     super(problems.length ? `${message}\n${problems.map((p) => `  - ${p}`).join('\n')}` : message, 'E_CONFIG', 2, hint);
   }
 }
@@ -65,7 +69,10 @@ export class OutputLockedError extends FireoptError {
 
 /** Ctrl-C or SIGTERM: the message says what was kept and how to go on. */
 export class InterruptedError extends FireoptError {
-  constructor(readonly signal: 'SIGINT' | 'SIGTERM', message: string) {
+  constructor(
+    readonly signal: 'SIGINT' | 'SIGTERM',
+    message: string,
+  ) {
     super(message, 'E_INTERRUPTED', signal === 'SIGINT' ? 130 : 143);
   }
 }

@@ -5,7 +5,14 @@
 export type ProgressEvent =
   /** `done`: units already done before this session (a resumed run); rates count only this session's. */
   | { kind: 'start'; task: string; total?: number; unit: string; done?: number }
-  | { kind: 'advance'; task: string; done: number; total?: number; bytesDone?: number; fields?: Record<string, string | number> }
+  | {
+      kind: 'advance';
+      task: string;
+      done: number;
+      total?: number;
+      bytesDone?: number;
+      fields?: Record<string, string | number>;
+    }
   | { kind: 'end'; task: string; done: number; fields?: Record<string, string | number> }
   | { kind: 'log'; level: 'info' | 'warn'; message: string };
 

@@ -29,12 +29,22 @@ function forbidImports(packages: string[]): string {
 
 function spawnWithHook(args: string[], packages: string[]) {
   const started = performance.now();
-  const result = spawnSync(process.execPath, ['--import', forbidImports(packages), ...args], { cwd: repoRoot, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, ['--import', forbidImports(packages), ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr, ms: performance.now() - started };
 }
 
 describe('fireopt --help', () => {
-  const heavy = ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', 'apache-arrow', 'node-llama-cpp'];
+  const heavy = [
+    '@tensorflow/tfjs-core',
+    '@tensorflow/tfjs-backend-cpu',
+    '@tensorflow/tfjs-backend-wasm',
+    '@tensorflow/tfjs-node',
+    'apache-arrow',
+    'node-llama-cpp',
+  ];
 
   it('the import guard works: it fails a process that imports TensorFlow.js', () => {
     const run = spawnWithHook(['-e', "await import('@tensorflow/tfjs-core')", '--input-type=module'], heavy);
@@ -42,18 +52,22 @@ describe('fireopt --help', () => {
     expect(run.stderr).toContain('forbidden import: @tensorflow/tfjs-core');
   });
 
-  it.each([[['--help']], [['ingest', '--help']], [['inspect', '--help']]])('%j is fast and loads neither TensorFlow.js nor Arrow', (args) => {
-    const run = spawnWithHook([join(repoRoot, 'bin/fireopt'), ...args], heavy);
-    expect(run.stderr).toBe('');
-    expect(run.code).toBe(0);
-    expect(run.stdout).toContain('Usage: fireopt');
-    expect(run.ms).toBeLessThan(5000); // typically ~200 ms; generous for a loaded 2-core CI machine
-  });
+  it.each([[['--help']], [['ingest', '--help']], [['inspect', '--help']]])(
+    '%j is fast and loads neither TensorFlow.js nor Arrow',
+    (args) => {
+      const run = spawnWithHook([join(repoRoot, 'bin/fireopt'), ...args], heavy);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain('Usage: fireopt');
+      expect(run.ms).toBeLessThan(5000); // typically ~200 ms; generous for a loaded 2-core CI machine
+    },
+  );
 
   it('lists the commands and their options', async () => {
     expect((await runCli(['--help'])).stdout).toMatch(/ingest[\s\S]*inspect/);
     const help = await runCli(['ingest', '--help']);
-    for (const flag of ['--out', '--format', '--heldout', '--no-dedup', '--redact', '--max-rejected', '--batch-input']) expect(help.stdout).toContain(flag);
+    for (const flag of ['--out', '--format', '--heldout', '--no-dedup', '--redact', '--max-rejected', '--batch-input'])
+      expect(help.stdout).toContain(flag);
   });
 });
 
@@ -107,7 +121,12 @@ describe('config', () => {
     const run = await runCli(['-c', file, 'ingest', example, '--out', join(tmp, 'y')]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(`${file}: invalid config (4 problems)`);
-    for (const path of ['ingest.heldout', 'ingest.dedup', 'ingest: Unrecognized key: "colour"', '(top level): Unrecognized key: "extra"']) {
+    for (const path of [
+      'ingest.heldout',
+      'ingest.dedup',
+      'ingest: Unrecognized key: "colour"',
+      '(top level): Unrecognized key: "extra"',
+    ]) {
       expect(run.stderr).toContain(path);
     }
     expect(run.stderr).not.toMatch(STACK_FRAME);
@@ -122,12 +141,35 @@ describe('config', () => {
     const file = join(tmp, 'base.yaml');
     writeFileSync(file, 'name: from-file\ningest:\n  heldout: 0.2\n  redact: true\n');
     const out = join(tmp, 'set-ds');
-    const run = await runCli(['-c', file, '--set', 'ingest.heldout=0.5', '--set', 'ingest.split_salt=other', '--quiet', 'ingest', example, '--out', out, '--heldout', '0.3']);
+    const run = await runCli([
+      '-c',
+      file,
+      '--set',
+      'ingest.heldout=0.5',
+      '--set',
+      'ingest.split_salt=other',
+      '--quiet',
+      'ingest',
+      example,
+      '--out',
+      out,
+      '--heldout',
+      '0.3',
+    ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { config: { name: string; ingest: Record<string, unknown> } };
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as {
+      config: { name: string; ingest: Record<string, unknown> };
+    };
     expect(manifest.config.name).toBe('from-file');
-    expect(manifest.config.ingest).toMatchObject({ heldout: 0.5, split_salt: 'other', redact: true, dedup: true, out, inputs: [example] });
+    expect(manifest.config.ingest).toMatchObject({
+      heldout: 0.5,
+      split_salt: 'other',
+      redact: true,
+      dedup: true,
+      out,
+      inputs: [example],
+    });
     expect(() => loadConfig({ sets: ['ingest.heldout'] })).toThrow(/expected key\.path=value/);
   });
 
@@ -144,7 +186,9 @@ describe('config', () => {
       }
       expect({ file, error: error instanceof ConfigError ? error.message : error }).toEqual({ file, error: undefined });
     }
-    expect(loadConfig({ file: join(repoRoot, 'configs/ingest.yaml') }).ingest.inputs).toEqual(['datasets/example-traces.jsonl']);
+    expect(loadConfig({ file: join(repoRoot, 'configs/ingest.yaml') }).ingest.inputs).toEqual([
+      'datasets/example-traces.jsonl',
+    ]);
   });
 });
 
@@ -155,9 +199,15 @@ describe('fireopt inspect', () => {
     const text = await runCli(['inspect', out, '--rows', '2']);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/traces v1, made by fireopt/);
-    expect(text.stdout).toContain('messages: List<Struct<{role:Utf8, content:Utf8, name:Utf8, tool_calls:Utf8, tool_call_id:Utf8}>>');
+    expect(text.stdout).toContain(
+      'messages: List<Struct<{role:Utf8, content:Utf8, name:Utf8, tool_calls:Utf8, tool_call_id:Utf8}>>',
+    );
     const json = await runCli(['--json', 'inspect', out, '--rows', '2']);
-    const report = JSON.parse(json.stdout) as { manifest: { rows: { train: number } }; rows: { train: Array<{ messages: unknown[]; split: string }> }; schema: unknown[] };
+    const report = JSON.parse(json.stdout) as {
+      manifest: { rows: { train: number } };
+      rows: { train: Array<{ messages: unknown[]; split: string }> };
+      schema: unknown[];
+    };
     expect(report.manifest.rows.train).toBeGreaterThan(0);
     expect(report.rows.train).toHaveLength(2);
     expect(report.rows.train.every((r) => r.split === 'train' && r.messages.length > 0)).toBe(true);

@@ -14,10 +14,28 @@ const repo = resolve(import.meta.dirname, '../..');
 const shared = process.env.FIREOPT_SHARED ?? resolve(repo, '../shared');
 const work = resolve(process.argv[2] ?? 'targets-work');
 mkdirSync(work, { recursive: true });
-const fireopt = (...args) => execFileSync(process.execPath, [join(repo, 'bin/fireopt'), ...args], { cwd: work, stdio: ['ignore', 'inherit', 'inherit'] });
+const fireopt = (...args) =>
+  execFileSync(process.execPath, [join(repo, 'bin/fireopt'), ...args], {
+    cwd: work,
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
 
 writeStoriesWorkload(shared, work);
 
 fireopt('--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1');
-fireopt('--quiet', 'distill', 'dataset', '--out', 'targets', '--target-model', 'stories260K.gguf', '--max-tokens', '128', '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32');
+fireopt(
+  '--quiet',
+  'distill',
+  'dataset',
+  '--out',
+  'targets',
+  '--target-model',
+  'stories260K.gguf',
+  '--max-tokens',
+  '128',
+  '--top-logprobs',
+  '4',
+  '--set',
+  'target.kv_cache_type=f32',
+);
 console.log(join(work, 'targets'));

@@ -18,7 +18,11 @@ export async function resolve(specifier: string, context: ResolveContext, nextRe
     const inTfjsCore = context.parentURL?.includes('/@tensorflow/tfjs-core/dist/') ?? false;
     const relativeWithoutExtension = /^\.\.?\//.test(specifier) && !/\.[cm]?js$/.test(specifier);
     const code = (error as { code?: string }).code;
-    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_UNSUPPORTED_DIR_IMPORT') && inTfjsCore && relativeWithoutExtension) {
+    if (
+      (code === 'ERR_MODULE_NOT_FOUND' || code === 'ERR_UNSUPPORTED_DIR_IMPORT') &&
+      inTfjsCore &&
+      relativeWithoutExtension
+    ) {
       try {
         return await nextResolve(`${specifier}.js`, context);
       } catch {

@@ -65,12 +65,22 @@ export function currentBackend(): BackendChoice | undefined {
  * Make `requested` the active tfjs backend and log the choice once (a repeated call with the same
  * request returns the earlier choice silently).
  */
-export async function initBackend(requested: BackendRequest, log: (line: string) => void = () => {}, options: BackendOptions = {}): Promise<BackendChoice> {
+export async function initBackend(
+  requested: BackendRequest,
+  log: (line: string) => void = () => {},
+  options: BackendOptions = {},
+): Promise<BackendChoice> {
   if (!backendRequests.includes(requested)) {
     throw new UsageError(`unknown backend '${requested}'`, `use one of: ${backendRequests.join(', ')}`);
   }
   const wantedThreads = Math.max(1, Math.min(8, Math.floor(options.wasmThreads ?? 1)));
-  if (current && current.requested === requested && tf.getBackend() === current.name && (current.name !== 'wasm' || current.threads === wantedThreads)) return current;
+  if (
+    current &&
+    current.requested === requested &&
+    tf.getBackend() === current.name &&
+    (current.name !== 'wasm' || current.threads === wantedThreads)
+  )
+    return current;
   // PROD silences tfjs's console banners ("looks like you are running TensorFlow.js in Node.js");
   // the choice is logged here instead. It changes no numerics.
   tf.env().set('PROD', true);
@@ -97,7 +107,9 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
   if (!choice && (requested === 'auto' || requested === 'wasm')) {
     try {
       const load = options.importPackage ?? importPackage;
-      const wasmPackage = (await load('@tensorflow/tfjs-backend-wasm')) as typeof import('@tensorflow/tfjs-backend-wasm');
+      const wasmPackage = (await load(
+        '@tensorflow/tfjs-backend-wasm',
+      )) as typeof import('@tensorflow/tfjs-backend-wasm');
       let threads = 1;
       let threadNote = '';
       if (wantedThreads > 1) {
@@ -121,7 +133,12 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
   }
   if (!choice) {
     await activate('cpu');
-    choice = { requested, name: 'cpu', packageName: '@tensorflow/tfjs-backend-cpu', description: `cpu (pure JavaScript, slow; ${nativeKernels().description})` };
+    choice = {
+      requested,
+      name: 'cpu',
+      packageName: '@tensorflow/tfjs-backend-cpu',
+      description: `cpu (pure JavaScript, slow; ${nativeKernels().description})`,
+    };
   }
   current = choice;
   const why = requested === 'auto' && skipped.length ? ` (not available: ${skipped.join('; ')})` : '';
@@ -130,13 +147,23 @@ export async function initBackend(requested: BackendRequest, log: (line: string)
 }
 
 function webGpuChoice(requested: BackendRequest, adapter: WebGpuAdapterInfo): BackendChoice {
-  return { requested, name: 'webgpu', packageName: '@tensorflow/tfjs-backend-webgpu', description: `webgpu (Dawn, ${describeAdapter(adapter)})`, adapter };
+  return {
+    requested,
+    name: 'webgpu',
+    packageName: '@tensorflow/tfjs-backend-webgpu',
+    description: `webgpu (Dawn, ${describeAdapter(adapter)})`,
+    adapter,
+  };
 }
 
 let cachedProbe: Promise<WebGpuProbe> | undefined;
 
 /** `auto`'s WebGPU step: used whenever an adapter is found (fireopt reads tensors only asynchronously). */
-async function tryWebGpu(requested: BackendRequest, skipped: string[], options: BackendOptions): Promise<BackendChoice | undefined> {
+async function tryWebGpu(
+  requested: BackendRequest,
+  skipped: string[],
+  options: BackendOptions,
+): Promise<BackendChoice | undefined> {
   const probe = options.webgpuProbe ? await options.webgpuProbe() : await (cachedProbe ??= probeWebGpu());
   if (!probe.found) {
     skipped.push(`webgpu: ${probe.reason}`);
@@ -164,7 +191,11 @@ function nvidiaGpuVisible(): boolean {
   }
 }
 
-async function tryNative(requested: BackendRequest, skipped: string[], options: BackendOptions): Promise<BackendChoice | undefined> {
+async function tryNative(
+  requested: BackendRequest,
+  skipped: string[],
+  options: BackendOptions,
+): Promise<BackendChoice | undefined> {
   const gpuVisible = options.gpuVisible ?? nvidiaGpuVisible;
   const load = options.importPackage ?? importPackage;
   const candidates = [
@@ -191,6 +222,7 @@ function shortReason(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   const message = describeError(error);
   // Node says ERR_MODULE_NOT_FOUND; bundlers and test runners word it their own way.
-  if (code === 'ERR_MODULE_NOT_FOUND' || /cannot find (package|module)|could not resolve/i.test(message)) return 'not installed';
+  if (code === 'ERR_MODULE_NOT_FOUND' || /cannot find (package|module)|could not resolve/i.test(message))
+    return 'not installed';
   return message.split('\n')[0];
 }

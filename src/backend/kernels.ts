@@ -62,7 +62,13 @@ function size(shape: number[]): number {
 // ---------------------------------------------------------------------------------------------
 // UnsortedSegmentSum: out[segmentIds[i], ...] += x[i, ...], one pass, in index order.
 
-function segmentSumInto(out: Float32Array | Int32Array, x: ArrayLike<number>, segmentIds: ArrayLike<number>, inner: number, numSegments: number): void {
+function segmentSumInto(
+  out: Float32Array | Int32Array,
+  x: ArrayLike<number>,
+  segmentIds: ArrayLike<number>,
+  inner: number,
+  numSegments: number,
+): void {
   out.fill(0);
   for (let i = 0; i < segmentIds.length; i++) {
     const segment = segmentIds[i];
@@ -73,7 +79,13 @@ function segmentSumInto(out: Float32Array | Int32Array, x: ArrayLike<number>, se
   }
 }
 
-function segmentSumShape(args: KernelArgs): { x: TensorInfo; ids: TensorInfo; numSegments: number; inner: number; outShape: number[] } {
+function segmentSumShape(args: KernelArgs): {
+  x: TensorInfo;
+  ids: TensorInfo;
+  numSegments: number;
+  inner: number;
+  outShape: number[];
+} {
   const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
   const numSegments = (args.attrs as { numSegments: number }).numSegments;
   const trailing = x.shape.slice(segmentIds.shape.length);
@@ -105,7 +117,13 @@ function cpuBatchMatMul(args: KernelArgs): TensorInfo {
   const native = nativeKernels().kernels;
   const aValues = backend.data.get(a.dataId).values;
   const bValues = backend.data.get(b.dataId).values;
-  if (!native || !dims || !(aValues instanceof Float32Array) || !(bValues instanceof Float32Array) || !nativeWorthIt(dims.batch, dims.M, dims.N, dims.K)) {
+  if (
+    !native ||
+    !dims ||
+    !(aValues instanceof Float32Array) ||
+    !(bValues instanceof Float32Array) ||
+    !nativeWorthIt(dims.batch, dims.M, dims.N, dims.K)
+  ) {
     return (stockKernel(tf.BatchMatMul, 'cpu').kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(args);
   }
   const { batch, batchA, batchB, M, N, K } = dims;
@@ -175,8 +193,20 @@ function wasmBatchMatMul(args: KernelArgs): TensorInfo {
     const out = backend.makeOutput([batch, M, N], 'float32');
     // Views are taken after makeOutput: an allocation may grow (and move) the wasm heap.
     const heap = backend.wasm.HEAPU8.buffer as ArrayBuffer;
-    const view = (t: TensorInfo, length: number) => new Float32Array(heap, backend.dataIdMap.get(t.dataId).memoryOffset, length);
-    native.gemm(view(a, batchA * M * K), view(b, batchB * K * N), view(out, batch * M * N), batchA, batchB, M, N, K, transposeA, transposeB);
+    const view = (t: TensorInfo, length: number) =>
+      new Float32Array(heap, backend.dataIdMap.get(t.dataId).memoryOffset, length);
+    native.gemm(
+      view(a, batchA * M * K),
+      view(b, batchB * K * N),
+      view(out, batch * M * N),
+      batchA,
+      batchB,
+      M,
+      N,
+      K,
+      transposeA,
+      transposeB,
+    );
     return { dataId: out.dataId, shape: outShape, dtype: 'float32' };
   }
 
@@ -197,7 +227,17 @@ function wasmBatchMatMul(args: KernelArgs): TensorInfo {
 
   let matMul = wasmMatMulFns.get(backend.wasm);
   if (!matMul) {
-    matMul = backend.wasm.cwrap(tf.BatchMatMul, null, ['number', 'array', 'number', 'number', 'array', 'number', 'number', 'number', 'number']);
+    matMul = backend.wasm.cwrap(tf.BatchMatMul, null, [
+      'number',
+      'array',
+      'number',
+      'number',
+      'array',
+      'number',
+      'number',
+      'number',
+      'number',
+    ]);
     wasmMatMulFns.set(backend.wasm, matMul);
   }
   const aOffset = backend.dataIdMap.get(a3.dataId).memoryOffset;
@@ -253,7 +293,8 @@ interface RefCountedBackend {
 
 function wasmIdentity(args: KernelArgs): TensorInfo {
   const { x } = args.inputs as { x: TensorInfo };
-  if (x.dtype === 'string') return (stockKernel(tf.Identity, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(args);
+  if (x.dtype === 'string')
+    return (stockKernel(tf.Identity, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(args);
   (args.backend as RefCountedBackend).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
@@ -261,7 +302,8 @@ function wasmIdentity(args: KernelArgs): TensorInfo {
 function wasmCast(args: KernelArgs): TensorInfo {
   const { x } = args.inputs as { x: TensorInfo };
   const { dtype } = args.attrs as { dtype: tf.DataType };
-  if (dtype !== x.dtype || x.dtype === 'string') return (stockKernel(tf.Cast, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(args);
+  if (dtype !== x.dtype || x.dtype === 'string')
+    return (stockKernel(tf.Cast, 'wasm').kernelFunc as unknown as (args: KernelArgs) => TensorInfo)(args);
   (args.backend as RefCountedBackend).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
@@ -278,7 +320,11 @@ export const SOFT_XENT_GRAD = 'FireoptSoftXentGrad';
 /** Whether the active backend has the fused loss kernels (the native addon is loaded and the backend is wasm or cpu). */
 export function fusedSoftXentAvailable(): boolean {
   const name = tf.getBackend();
-  return nativeKernels().kernels !== undefined && (name === 'wasm' || name === 'cpu') && tf.getKernel(SOFT_XENT, name) !== undefined;
+  return (
+    nativeKernels().kernels !== undefined &&
+    (name === 'wasm' || name === 'cpu') &&
+    tf.getKernel(SOFT_XENT, name) !== undefined
+  );
 }
 
 interface SoftXentArrays {
@@ -318,7 +364,12 @@ function softXentKernels(backendName: 'wasm' | 'cpu'): void {
       output: (shape: number[]) => {
         const info = wasm.makeOutput(shape, 'float32');
         // Taken after makeOutput (an allocation may move the heap); callers allocate every output before taking any input view.
-        return { get values() { return new Float32Array(heap(), wasm.dataIdMap.get(info.dataId).memoryOffset, size(shape)); }, info: () => info };
+        return {
+          get values() {
+            return new Float32Array(heap(), wasm.dataIdMap.get(info.dataId).memoryOffset, size(shape));
+          },
+          info: () => info,
+        };
       },
     };
   };
@@ -328,7 +379,15 @@ function softXentKernels(backendName: 'wasm' | 'cpu'): void {
       throw new Error(`${SOFT_XENT}: expected float32 logits and coefs, int32 rowPtr and cols`);
     }
     const { N, V, S } = softXentShapes(inputs);
-    return { logits: views.f32(logits), rowPtr: views.i32(rowPtr), cols: views.i32(cols), coefs: views.f32(coefs), N, V, S };
+    return {
+      logits: views.f32(logits),
+      rowPtr: views.i32(rowPtr),
+      cols: views.i32(cols),
+      coefs: views.f32(coefs),
+      N,
+      V,
+      S,
+    };
   };
   replaceKernel(SOFT_XENT, backendName, (args) => {
     const native = nativeKernels().kernels;
@@ -349,7 +408,18 @@ function softXentKernels(backendName: 'wasm' | 'cpu'): void {
     const grad = views.output([N, V]);
     const a = arrays(views, args.inputs);
     const { lse, setWeights } = args.inputs as Record<string, TensorInfo>;
-    native.softXentBackward(a.logits, a.N, a.V, a.rowPtr, a.cols, a.coefs, a.S, views.f32(lse), views.f32(setWeights), grad.values);
+    native.softXentBackward(
+      a.logits,
+      a.N,
+      a.V,
+      a.rowPtr,
+      a.cols,
+      a.coefs,
+      a.S,
+      views.f32(lse),
+      views.f32(setWeights),
+      grad.values,
+    );
     return grad.info();
   });
 }
@@ -363,7 +433,11 @@ export const ADAMW = 'FireoptAdamW';
 /** Whether the active backend has the fused AdamW kernel (the native addon is loaded and the backend is wasm or cpu). */
 export function fusedAdamWAvailable(): boolean {
   const name = tf.getBackend();
-  return nativeKernels().kernels !== undefined && (name === 'wasm' || name === 'cpu') && tf.getKernel(ADAMW, name) !== undefined;
+  return (
+    nativeKernels().kernels !== undefined &&
+    (name === 'wasm' || name === 'cpu') &&
+    tf.getKernel(ADAMW, name) !== undefined
+  );
 }
 
 function adamWKernel(backendName: 'wasm' | 'cpu'): void {
@@ -373,7 +447,8 @@ function adamWKernel(backendName: 'wasm' | 'cpu'): void {
     const { param, m, v, grad } = args.inputs as Record<string, TensorInfo>;
     const constants = Float32Array.from((args.attrs as { constants: number[] }).constants);
     for (const t of [param, m, v, grad]) {
-      if (t.dtype !== 'float32' || size(t.shape) !== size(param.shape)) throw new Error(`${ADAMW}: expected four float32 tensors of one shape`);
+      if (t.dtype !== 'float32' || size(t.shape) !== size(param.shape))
+        throw new Error(`${ADAMW}: expected four float32 tensors of one shape`);
     }
     const n = size(param.shape);
     if (backendName === 'cpu') {
@@ -400,7 +475,16 @@ function adamWKernel(backendName: 'wasm' | 'cpu'): void {
  * Idempotent per module.
  */
 export function guardWasmAllocations(backend: object): void {
-  const wasm = (backend as { wasm: { _malloc: (bytes: number) => number; _free: (pointer: number) => void; HEAPU8: Uint8Array; fireoptGuarded?: boolean } }).wasm;
+  const wasm = (
+    backend as {
+      wasm: {
+        _malloc: (bytes: number) => number;
+        _free: (pointer: number) => void;
+        HEAPU8: Uint8Array;
+        fireoptGuarded?: boolean;
+      };
+    }
+  ).wasm;
   if (wasm.fireoptGuarded) return;
   // emscripten's `_malloc` starts as a stub that replaces itself with the raw export on its first
   // call (which would drop a wrapper installed before then): call it once first.

@@ -15,13 +15,54 @@ import { fileURLToPath } from 'node:url';
 
 export interface NativeKernels {
   /** C[i] = op(A[i]) · op(B[i]), i < max(batchA, batchB); an operand with batch 1 is broadcast. */
-  gemm(a: Float32Array, b: Float32Array, c: Float32Array, batchA: number, batchB: number, M: number, N: number, K: number, transposeA: boolean, transposeB: boolean): void;
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batchA: number,
+    batchB: number,
+    M: number,
+    N: number,
+    K: number,
+    transposeA: boolean,
+    transposeB: boolean,
+  ): void;
   /** lse[n] = log Σ_v exp(logits[n, v]); partial[n, s] = Σ_j coefs[j, s] · (lse[n] − logits[n, cols[j]]) over row n's entries. */
-  softXentForward(logits: Float32Array, N: number, V: number, rowPtr: Int32Array, cols: Int32Array, coefs: Float32Array, S: number, lse: Float32Array, partial: Float32Array): void;
+  softXentForward(
+    logits: Float32Array,
+    N: number,
+    V: number,
+    rowPtr: Int32Array,
+    cols: Int32Array,
+    coefs: Float32Array,
+    S: number,
+    lse: Float32Array,
+    partial: Float32Array,
+  ): void;
   /** grad[n, v] = (Σ_s setWeights[s] · Σ_j coefs[j, s]) · softmax[n, v] − Σ_s setWeights[s] · c_s[n, v]. */
-  softXentBackward(logits: Float32Array, N: number, V: number, rowPtr: Int32Array, cols: Int32Array, coefs: Float32Array, S: number, lse: Float32Array, setWeights: Float32Array, grad: Float32Array): void;
+  softXentBackward(
+    logits: Float32Array,
+    N: number,
+    V: number,
+    rowPtr: Int32Array,
+    cols: Int32Array,
+    coefs: Float32Array,
+    S: number,
+    lse: Float32Array,
+    setWeights: Float32Array,
+    grad: Float32Array,
+  ): void;
   /** One AdamW step; constants = [lr, β1, 1 − β1, β2, 1 − β2, ε, 1 − lr·decay, decay ? 1 : 0, c1, c2]. */
-  adamW(param: Float32Array, m: Float32Array, v: Float32Array, grad: Float32Array, paramOut: Float32Array, mOut: Float32Array, vOut: Float32Array, constants: Float32Array): void;
+  adamW(
+    param: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    grad: Float32Array,
+    paramOut: Float32Array,
+    mOut: Float32Array,
+    vOut: Float32Array,
+    constants: Float32Array,
+  ): void;
   setThreads(threads: number): void;
   info(): { isa: string; threads: number; mr: number; nr: number };
 }
@@ -33,7 +74,12 @@ export interface NativeStatus {
 }
 
 /** Where the build script puts the addon (the package root's native/build/). */
-export const nativeAddonPath = join(resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'native', 'build', 'fireopt_native.node');
+export const nativeAddonPath = join(
+  resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'),
+  'native',
+  'build',
+  'fireopt_native.node',
+);
 
 let status: NativeStatus | undefined;
 let disabled = false;
@@ -56,10 +102,14 @@ export function nativeKernels(): NativeStatus {
   try {
     const kernels = createRequire(import.meta.url)(nativeAddonPath) as NativeKernels;
     const requested = Number(process.env.FIREOPT_NATIVE_THREADS);
-    const threads = Number.isInteger(requested) && requested >= 1 ? Math.min(requested, 64) : Math.min(availableParallelism(), 8);
+    const threads =
+      Number.isInteger(requested) && requested >= 1 ? Math.min(requested, 64) : Math.min(availableParallelism(), 8);
     kernels.setThreads(threads);
     const info = kernels.info();
-    return (status = { kernels, description: `native sgemm ${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}` });
+    return (status = {
+      kernels,
+      description: `native sgemm ${info.isa}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`,
+    });
   } catch (error) {
     return (status = { description: `native sgemm failed to load (${(error as Error).message.split('\n')[0]})` });
   }
@@ -94,7 +144,9 @@ function loadHashing(): NativeHashing | null {
   if (nativeBuildProblem(nativeAddonPath)) return null;
   try {
     const addon = createRequire(import.meta.url)(nativeAddonPath) as Partial<NativeHashing>;
-    return typeof addon.sampleDigests === 'function' && typeof addon.sha256Prefix32 === 'function' ? (addon as NativeHashing) : null;
+    return typeof addon.sampleDigests === 'function' && typeof addon.sha256Prefix32 === 'function'
+      ? (addon as NativeHashing)
+      : null;
   } catch {
     // An addon that fails to load here also fails in nativeKernels, which reports why; ingest's
     // fallback (crypto.hash) gives identical digests, so there is nothing to report to it.

@@ -56,7 +56,10 @@ function keepHeapViewFresh(module: ThreadedModule): void {
 export async function registerThreadedWasm(threads: number, wasmPackage: WasmPackage): Promise<void> {
   const factoryPath = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
   const factory = require(factoryPath) as ModuleFactory;
-  const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as { wasmWorkerContents: string };
+  const { wasmWorkerContents } =
+    require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as {
+      wasmWorkerContents: string;
+    };
   const directory = mkdtempSync(join(os.tmpdir(), 'fireopt-wasm-threads-'));
   const workerPath = join(directory, 'worker.cjs');
   const mainPath = join(directory, 'main.js');

@@ -130,7 +130,8 @@ export interface ProbeOptions {
 export async function probeWebGpu(options: ProbeOptions = {}): Promise<WebGpuProbe> {
   const missing = WEBGPU_PACKAGES.filter((name) => !resolveOptional(name));
   if (missing.length) return { found: false, reason: `${missing.join(' and ')} not installed` };
-  if (!options.skipLoaderCheck && !findVulkanLoader()) return { found: false, reason: 'no Vulkan loader (libvulkan.so.1) on this machine' };
+  if (!options.skipLoaderCheck && !findVulkanLoader())
+    return { found: false, reason: 'no Vulkan loader (libvulkan.so.1) on this machine' };
   const dawnPath = resolveOptional('webgpu') as string;
   return new Promise((resolve) => {
     execFile(
@@ -142,7 +143,11 @@ export async function probeWebGpu(options: ProbeOptions = {}): Promise<WebGpuPro
         try {
           resolve(JSON.parse(line) as WebGpuProbe);
         } catch {
-          const why = error ? (error.killed ? `timed out after ${options.timeoutMs ?? 30_000} ms` : describeError(error).split('\n')[0]) : `unexpected output '${line}'`;
+          const why = error
+            ? error.killed
+              ? `timed out after ${options.timeoutMs ?? 30_000} ms`
+              : describeError(error).split('\n')[0]
+            : `unexpected output '${line}'`;
           resolve({ found: false, reason: `adapter probe failed: ${why}` });
         }
       },
@@ -196,7 +201,8 @@ let activated: WebGpuAdapterInfo | undefined;
  */
 export async function activateWebGpu(): Promise<WebGpuAdapterInfo> {
   if (activated && tf.findBackend('webgpu')) {
-    if (!(await tf.setBackend('webgpu'))) throw new RunError("tf.setBackend('webgpu') failed", undefined, 'E_NO_WEBGPU');
+    if (!(await tf.setBackend('webgpu')))
+      throw new RunError("tf.setBackend('webgpu') failed", undefined, 'E_NO_WEBGPU');
     return activated;
   }
   const missing = WEBGPU_PACKAGES.filter((name) => !resolveOptional(name));
@@ -208,7 +214,12 @@ export async function activateWebGpu(): Promise<WebGpuAdapterInfo> {
   }
   const noAdapterHint =
     'WebGPU needs a GPU with a Vulkan driver on Linux (the Vulkan loader libvulkan.so.1 and the vendor ICD, e.g. VK_DRIVER_FILES=/usr/share/vulkan/icd.d/nvidia_icd.json); or use --backend wasm';
-  if (!findVulkanLoader()) throw new RunError("backend 'webgpu': no Vulkan loader (libvulkan.so.1) on this machine", noAdapterHint, 'E_NO_WEBGPU');
+  if (!findVulkanLoader())
+    throw new RunError(
+      "backend 'webgpu': no Vulkan loader (libvulkan.so.1) on this machine",
+      noAdapterHint,
+      'E_NO_WEBGPU',
+    );
   // Variable specifiers keep TypeScript from requiring the optional packages at build time.
   const dawnSpecifier: string = 'webgpu';
   const dawn = (await import(dawnSpecifier)) as DawnModule;
@@ -217,18 +228,33 @@ export async function activateWebGpu(): Promise<WebGpuAdapterInfo> {
   if (!adapter) throw new RunError("backend 'webgpu': Dawn found no adapter", noAdapterHint, 'E_NO_WEBGPU');
   const backendSpecifier: string = '@tensorflow/tfjs-backend-webgpu';
   await import(backendSpecifier);
-  if (!tf.findBackendFactory('webgpu')) throw new RunError('tfjs-backend-webgpu did not register (navigator.gpu was not visible when it loaded)', undefined, 'E_NO_WEBGPU');
+  if (!tf.findBackendFactory('webgpu'))
+    throw new RunError(
+      'tfjs-backend-webgpu did not register (navigator.gpu was not visible when it loaded)',
+      undefined,
+      'E_NO_WEBGPU',
+    );
   let ok = false;
   try {
     ok = await tf.setBackend('webgpu');
   } catch (error) {
     throw new RunError(`backend 'webgpu' failed to start: ${describeError(error)}`, noAdapterHint, 'E_NO_WEBGPU');
   }
-  if (!ok) throw new RunError("backend 'webgpu' failed to start (tfjs could not create a device on the adapter)", noAdapterHint, 'E_NO_WEBGPU');
+  if (!ok)
+    throw new RunError(
+      "backend 'webgpu' failed to start (tfjs could not create a device on the adapter)",
+      noAdapterHint,
+      'E_NO_WEBGPU',
+    );
   await tf.ready();
   guardSyncReads(tf.backend());
   // GPUAdapterInfo's fields are prototype getters: read them one by one (a spread copies nothing).
   const info = adapter.info ?? {};
-  activated = { vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '', description: info.description ?? '' };
+  activated = {
+    vendor: info.vendor ?? '',
+    architecture: info.architecture ?? '',
+    device: info.device ?? '',
+    description: info.description ?? '',
+  };
   return activated;
 }

@@ -22,7 +22,20 @@ import { register as train } from './commands/train.js';
 
 // In the order `fireopt --help` lists them.
 const registrations: Array<(program: Command, context: ContextGetter) => void> = [
-  ingest, inspect, convert, distill, serve, evaluate, compare, train, synth, exportCommand, tokenize, run, drift, demo,
+  ingest,
+  inspect,
+  convert,
+  distill,
+  serve,
+  evaluate,
+  compare,
+  train,
+  synth,
+  exportCommand,
+  tokenize,
+  run,
+  drift,
+  demo,
 ];
 
 /** Register every command on the program. */

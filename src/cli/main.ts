@@ -84,14 +84,22 @@ export function reportError(error: unknown, io: CliIO, verbose: boolean, json = 
     const summary = {
       outcome: 'failed',
       exit_code: exitCode,
-      error: { code: fireoptError?.code ?? (error instanceof CommanderError ? 'E_USAGE' : 'E_INTERNAL'),
-        message: describeError(error), hint: fireoptError?.hint ?? null },
+      error: {
+        code: fireoptError?.code ?? (error instanceof CommanderError ? 'E_USAGE' : 'E_INTERNAL'),
+        message: describeError(error),
+        hint: fireoptError?.hint ?? null,
+      },
     };
     io.stdout(JSON.stringify(summary, null, 2) + '\n');
     return exitCode;
   }
   if (error instanceof CommanderError) {
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return 0;
+    if (
+      error.code === 'commander.helpDisplayed' ||
+      error.code === 'commander.version' ||
+      error.code === 'commander.help'
+    )
+      return 0;
     return error.exitCode === 0 ? 0 : 2; // commander already printed the message
   }
   if (error instanceof ExitStatus) return error.exitCode; // the command already printed its outcome
@@ -111,4 +119,3 @@ export function reportError(error: unknown, io: CliIO, verbose: boolean, json = 
   else io.stderr('(run with --verbose for the stack trace; this is a bug in fireopt, please report it)\n');
   return 1;
 }
-

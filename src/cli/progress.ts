@@ -95,7 +95,12 @@ export function createProgressRenderer(options: RendererOptions): ProgressSink &
         state.bar?.setTotal(event.total);
       }
       const rate = rateText(event.bytesDone, sessionDone, state.unit, elapsedSec);
-      const fields = event.fields ? ' ' + Object.entries(event.fields).map(([k, v]) => `${k}=${v}`).join(' ') : '';
+      const fields = event.fields
+        ? ' ' +
+          Object.entries(event.fields)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')
+        : '';
       if (state.bar) {
         state.bar.update(event.done, { rate: rate + fields });
       } else if (now - state.lastPrintMs >= interval) {
@@ -112,7 +117,11 @@ export function createProgressRenderer(options: RendererOptions): ProgressSink &
     }
     // end: the task's final counts (e.g. distill's ok / failed / skipped) follow the total
     const rate = rateText(undefined, sessionDone, state.unit, elapsedSec);
-    const counts = event.fields ? ` (${Object.entries(event.fields).map(([k, v]) => `${v} ${k}`).join(', ')})` : '';
+    const counts = event.fields
+      ? ` (${Object.entries(event.fields)
+          .map(([k, v]) => `${v} ${k}`)
+          .join(', ')})`
+      : '';
     if (state.bar) {
       state.bar.update(event.done, { rate });
       state.bar.stop();

@@ -50,7 +50,10 @@ export function loadWithSchema<S extends z.ZodType>(schema: S, sources: ConfigSo
       const path = issue.path.length ? issue.path.join('.') : '(top level)';
       return `${path}: ${issue.message}`;
     });
-    throw new ConfigError(`${where}: invalid config (${problems.length} problem${problems.length > 1 ? 's' : ''})`, problems);
+    throw new ConfigError(
+      `${where}: invalid config (${problems.length} problem${problems.length > 1 ? 's' : ''})`,
+      problems,
+    );
   }
   return result.data;
 }
@@ -60,14 +63,18 @@ function readYamlFile(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ConfigError(`${file}: cannot read config file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new ConfigError(
+      `${file}: cannot read config file (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
   try {
     return parseYaml(text, { prettyErrors: true });
   } catch (error) {
     if (error instanceof YAMLParseError) {
       const line = error.linePos?.[0];
-      throw new ConfigError(`${file}${line ? `:${line.line}:${line.col}` : ''}: YAML syntax error: ${error.message.split('\n')[0]}`);
+      throw new ConfigError(
+        `${file}${line ? `:${line.line}:${line.col}` : ''}: YAML syntax error: ${error.message.split('\n')[0]}`,
+      );
     }
     throw error;
   }

@@ -15,9 +15,22 @@ import { pipeline } from 'node:stream/promises';
 import { RecordBatchFileWriter } from 'apache-arrow';
 import { InputError, RunError, describeError } from '../errors.js';
 import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
-import { TARGETS_KIND, TARGETS_SCHEMA_VERSION, targetsRecordBatch, targetsSchema, type TargetRow } from '../formats/targets-schema.js';
+import {
+  TARGETS_KIND,
+  TARGETS_SCHEMA_VERSION,
+  targetsRecordBatch,
+  targetsSchema,
+  type TargetRow,
+} from '../formats/targets-schema.js';
 import { checkArrowFile } from '../formats/arrow-read.js';
-import { TRACES_KIND, TRACES_RERUN_HINT, TRACES_SCHEMA_VERSION, readTraceRows, type TraceRow, type TraceSplit } from '../formats/traces-schema.js';
+import {
+  TRACES_KIND,
+  TRACES_RERUN_HINT,
+  TRACES_SCHEMA_VERSION,
+  readTraceRows,
+  type TraceRow,
+  type TraceSplit,
+} from '../formats/traces-schema.js';
 import type { ProgressSink } from '../progress.js';
 import type {
   PositionLogprobs,
@@ -89,20 +102,40 @@ type OkSettlement = Extract<Settlement, { status: 'ok' }>;
 /** Run distill; resolves to the summary once `out` is in place. */
 export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<DistillSummary> {
   const { distill } = run;
-  const tracesManifest = readManifest<{ rows: Record<TraceSplit, number> }>(run.dataset, TRACES_KIND, TRACES_SCHEMA_VERSION, TRACES_RERUN_HINT);
-  const splitFiles = SPLITS.filter((split) => distill.splits.includes(split)).map((split) => ({ split, path: join(run.dataset, `${split}.arrow`) }));
+  const tracesManifest = readManifest<{ rows: Record<TraceSplit, number> }>(
+    run.dataset,
+    TRACES_KIND,
+    TRACES_SCHEMA_VERSION,
+    TRACES_RERUN_HINT,
+  );
+  const splitFiles = SPLITS.filter((split) => distill.splits.includes(split)).map((split) => ({
+    split,
+    path: join(run.dataset, `${split}.arrow`),
+  }));
   // A missing or damaged input is reported before the engine starts or a resume journal is made.
   for (const { path } of splitFiles) checkArrowFile(path, TRACES_RERUN_HINT);
-  const inputHashes = await Promise.all(splitFiles.map(async ({ split, path }) => ({ split, path, sha256: await sha256File(path) })));
+  const inputHashes = await Promise.all(
+    splitFiles.map(async ({ split, path }) => ({ split, path, sha256: await sha256File(path) })),
+  );
   const renderer = new PromptRenderer(deps.tokenizer, deps.chatTemplate);
 
   const engine = distill.mode === 'traces' ? undefined : await openEngine(deps);
   try {
-    const identity: DistillSummary['target'] = engine?.identity ?? { engine: 'none', tokenizer: deps.tokenizerIdentity.source };
+    const identity: DistillSummary['target'] = engine?.identity ?? {
+      engine: 'none',
+      tokenizer: deps.tokenizerIdentity.source,
+    };
     // What decides the rows' content; settings that only pace or judge the run may change between resumes.
     const { concurrency: _c, chunk_rows: _r, max_failures: _f, dataset: _d, out: _o, ...contentSettings } = distill;
-    const fingerprint = JSON.stringify({ inputs: inputHashes.map((h) => h.sha256), distill: contentSettings, identity, template: deps.chatTemplate ?? null });
-    const journal = new DistillJournal(run.out, fingerprint, (reason) => deps.progress({ kind: 'log', level: 'warn', message: reason }));
+    const fingerprint = JSON.stringify({
+      inputs: inputHashes.map((h) => h.sha256),
+      distill: contentSettings,
+      identity,
+      template: deps.chatTemplate ?? null,
+    });
+    const journal = new DistillJournal(run.out, fingerprint, (reason) =>
+      deps.progress({ kind: 'log', level: 'warn', message: reason }),
+    );
     const settled = journal.settled();
     const sampling: SamplingOptions = {
       maxTokens: distill.max_tokens,
@@ -114,7 +147,13 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       n: distill.n,
       topLogprobs: distill.top_logprobs,
     };
-    const samplingJson = JSON.stringify({ temperature: sampling.temperature, top_p: sampling.topP, top_k: sampling.topK, seed: sampling.seed, max_tokens: sampling.maxTokens });
+    const samplingJson = JSON.stringify({
+      temperature: sampling.temperature,
+      top_p: sampling.topP,
+      top_k: sampling.topK,
+      seed: sampling.seed,
+      max_tokens: sampling.maxTokens,
+    });
 
     // The work to do, from the dataset's manifest (no extra pass over the Arrow files).
     const total = splitFiles.reduce((sum, { split }) => {
@@ -123,7 +162,8 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
     }, 0);
     const resumed = settled.size;
     deps.progress({ kind: 'start', task: 'distill', total, unit: 'rows' });
-    if (resumed) deps.progress({ kind: 'log', level: 'info', message: `resuming: ${resumed} of ${total} rows already done` });
+    if (resumed)
+      deps.progress({ kind: 'log', level: 'info', message: `resuming: ${resumed} of ${total} rows already done` });
 
     let pendingRows: TargetRow[] = [];
     let pendingKeys: string[] = [];
@@ -146,7 +186,12 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
         const distilled = await distillRow(item, renderer, engine, distill, sampling, samplingJson);
         const { rows: produced, truncatedTokens } = distilled;
         if (produced.length === 0) {
-          settlement = { key: item.key, status: 'skipped', id: row.id, reason: 'traces mode: the row has no completion to tokenize' };
+          settlement = {
+            key: item.key,
+            status: 'skipped',
+            id: row.id,
+            reason: 'traces mode: the row has no completion to tokenize',
+          };
         } else {
           for (const targetRow of produced) {
             pendingRows.push(targetRow);
@@ -158,7 +203,12 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
         }
       } catch (error) {
         if (error instanceof RunError && error.code === 'E_ENGINE_FATAL') throw error;
-        settlement = { key: item.key, status: 'failed', id: row.id, reason: `${row.source_file}:${row.source_line}: ${describeError(error)}` };
+        settlement = {
+          key: item.key,
+          status: 'failed',
+          id: row.id,
+          reason: `${row.source_file}:${row.source_line}: ${describeError(error)}`,
+        };
       }
       pendingSettlements.push(settlement);
       done++;
@@ -190,11 +240,18 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
     await Promise.all(Array.from({ length: distill.concurrency }, worker));
     flush();
     if (firstError !== undefined) throw firstError;
-    if (deps.signal?.aborted) throw new RunError('distill interrupted; finished rows are journaled: run the same command again to continue', undefined, 'E_INTERRUPTED');
+    if (deps.signal?.aborted)
+      throw new RunError(
+        'distill interrupted; finished rows are journaled: run the same command again to continue',
+        undefined,
+        'E_INTERRUPTED',
+      );
 
     // Account for every row, then write the outputs in input order.
     const all = journal.settled();
-    const failures = [...all.values()].filter((s): s is Extract<Settlement, { status: 'failed' }> => s.status === 'failed');
+    const failures = [...all.values()].filter(
+      (s): s is Extract<Settlement, { status: 'failed' }> => s.status === 'failed',
+    );
     const skipped = [...all.values()].filter((s) => s.status === 'skipped').length;
     const okSettlements = [...all.values()].filter((s): s is OkSettlement => s.status === 'ok');
     const ok = okSettlements.length;
@@ -204,7 +261,10 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
     if (all.size !== total) throw new RunError(`internal accounting error: ${all.size} rows settled of ${total}`);
     const limit = distill.max_failures >= 1 ? distill.max_failures : distill.max_failures * total;
     if (failures.length > limit) {
-      const worst = failures.slice(0, 5).map((f) => `  ${f.id}: ${f.reason}`).join('\n');
+      const worst = failures
+        .slice(0, 5)
+        .map((f) => `  ${f.id}: ${f.reason}`)
+        .join('\n');
       throw new RunError(
         `${failures.length} of ${total} rows failed (limit ${distill.max_failures}):\n${worst}`,
         'finished rows are journaled: fix the cause and run the same command again, or raise distill.max_failures',
@@ -249,7 +309,8 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
           inputs: inputHashes.map(({ split, path, sha256 }) => ({ split, path, sha256 })),
           target: identity,
           tokenizer: deps.tokenizerIdentity,
-          chat_template_sha256: deps.chatTemplate === undefined ? null : createHash('sha256').update(deps.chatTemplate).digest('hex'),
+          chat_template_sha256:
+            deps.chatTemplate === undefined ? null : createHash('sha256').update(deps.chatTemplate).digest('hex'),
           counts: summary.counts,
           tokens: summary.tokens,
         }),
@@ -270,7 +331,8 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
 }
 
 async function openEngine(deps: DistillDeps): Promise<TargetEngine> {
-  if (!deps.openEngine) throw new InputError('distill needs a target engine: set the `target` config section (or use distill.mode=traces)');
+  if (!deps.openEngine)
+    throw new InputError('distill needs a target engine: set the `target` config section (or use distill.mode=traces)');
   return deps.openEngine();
 }
 
@@ -343,17 +405,19 @@ async function distillRow(
   const rendered = renderer.renderPrompt(row);
   const prompt = truncatedPrompt(rendered, fitPrompt(rendered.tokenIds, distill));
   const completions = await engine.generate(prompt, sampling);
-  const rows = completions.map((completion, sampleIndex): TargetRow => ({
-    ...base,
-    sample_index: sampleIndex,
-    mode: 'regenerate',
-    prompt_token_ids: Int32Array.from(prompt.tokenIds),
-    completion_token_ids: Int32Array.from(completion.tokenIds),
-    loss_mask: new Uint8Array(completion.tokenIds.length).fill(1),
-    ...logprobColumns(completion.logprobs, completion.tokenIds.length, distill.top_logprobs),
-    finish_reason: completion.finishReason,
-    sampling: samplingJson,
-  }));
+  const rows = completions.map(
+    (completion, sampleIndex): TargetRow => ({
+      ...base,
+      sample_index: sampleIndex,
+      mode: 'regenerate',
+      prompt_token_ids: Int32Array.from(prompt.tokenIds),
+      completion_token_ids: Int32Array.from(completion.tokenIds),
+      loss_mask: new Uint8Array(completion.tokenIds.length).fill(1),
+      ...logprobColumns(completion.logprobs, completion.tokenIds.length, distill.top_logprobs),
+      finish_reason: completion.finishReason,
+      sampling: samplingJson,
+    }),
+  );
   return { rows, truncatedTokens: rendered.tokenIds.length - prompt.tokenIds.length };
 }
 
@@ -387,7 +451,8 @@ function logprobColumns(
   k: number,
 ): Pick<TargetRow, 'token_logprobs' | 'top_k' | 'top_ids' | 'top_logprobs'> {
   if (!logprobs || k === 0) return { token_logprobs: null, top_k: 0, top_ids: null, top_logprobs: null };
-  if (logprobs.length !== length) throw new RunError(`engine returned ${logprobs.length} log-probability positions for ${length} tokens`);
+  if (logprobs.length !== length)
+    throw new RunError(`engine returned ${logprobs.length} log-probability positions for ${length} tokens`);
   const tokenLogprobs = new Float32Array(length);
   const topIds = new Int32Array(length * k).fill(-1);
   const topLogprobs = new Float32Array(length * k).fill(-Infinity);

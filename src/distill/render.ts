@@ -44,7 +44,10 @@ export class PromptRenderer {
       try {
         this.template = new Template(chatTemplate);
       } catch (error) {
-        throw new InputError(`the chat template does not parse: ${describeError(error)}`, 'set distill.chat_template to a valid Jinja file, or `none`');
+        throw new InputError(
+          `the chat template does not parse: ${describeError(error)}`,
+          'set distill.chat_template to a valid Jinja file, or `none`',
+        );
       }
     }
   }
@@ -76,7 +79,8 @@ export class PromptRenderer {
     let trailingEos = false;
     if (this.template) {
       const assistant: TemplateMessage = { role: 'assistant', content: row.completion ?? '' };
-      if (row.completion_tool_calls !== null) assistant.tool_calls = parseJson(row.completion_tool_calls, row, 'completion_tool_calls');
+      if (row.completion_tool_calls !== null)
+        assistant.tool_calls = parseJson(row.completion_tool_calls, row, 'completion_tool_calls');
       fullIds = this.encode(this.renderText([...context, assistant], row, false));
     } else {
       fullIds = this.encode(promptText + (row.completion ?? ''));
@@ -88,7 +92,11 @@ export class PromptRenderer {
     const completionTokenIds = fullIds.slice(split);
     if (trailingEos) completionTokenIds.push(this.tokenizer.eosId as number);
     if (completionTokenIds.length === 0) throw new InputError(`row ${row.id}: the completion renders to no tokens`);
-    return { promptTokenIds: fullIds.slice(0, split), completionTokenIds, lossMask: new Uint8Array(completionTokenIds.length).fill(1) };
+    return {
+      promptTokenIds: fullIds.slice(0, split),
+      completionTokenIds,
+      lossMask: new Uint8Array(completionTokenIds.length).fill(1),
+    };
   }
 
   private renderText(messages: TemplateMessage[], row: TraceRow, addGenerationPrompt: boolean): string {
@@ -105,7 +113,9 @@ export class PromptRenderer {
         eos_token: eos,
       });
     } catch (error) {
-      throw new InputError(`row ${row.id} (${row.source_file}:${row.source_line}): the chat template failed: ${describeError(error)}`);
+      throw new InputError(
+        `row ${row.id} (${row.source_file}:${row.source_line}): the chat template failed: ${describeError(error)}`,
+      );
     }
   }
 
@@ -115,7 +125,9 @@ export class PromptRenderer {
    * plain text gets the vocabulary's own BOS.
    */
   private encode(text: string): number[] {
-    return this.template ? this.tokenizer.encode(text, { addBos: false, parseSpecial: true }) : this.tokenizer.encode(text);
+    return this.template
+      ? this.tokenizer.encode(text, { addBos: false, parseSpecial: true })
+      : this.tokenizer.encode(text);
   }
 }
 
@@ -137,6 +149,8 @@ function parseJson(text: string, row: TraceRow, field: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (error) {
-    throw new InputError(`row ${row.id} (${row.source_file}:${row.source_line}): field ${field} is not valid JSON (${describeError(error)})`);
+    throw new InputError(
+      `row ${row.id} (${row.source_file}:${row.source_line}): field ${field} is not valid JSON (${describeError(error)})`,
+    );
   }
 }

@@ -8,7 +8,13 @@ import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { costAssumption, sameCostAssumption } from './cost.js';
 import { SeededRandom } from '../model/random.js';
-import { REPORT_KIND, REPORT_SCHEMA_VERSION, reportSchema, type CandidateReport, type EvalReport } from './report-schema.js';
+import {
+  REPORT_KIND,
+  REPORT_SCHEMA_VERSION,
+  reportSchema,
+  type CandidateReport,
+  type EvalReport,
+} from './report-schema.js';
 
 export interface ComparedCandidate {
   report: string;
@@ -39,22 +45,37 @@ export function readReport(path: string): EvalReport {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (error) {
-    throw new InputError(`${path}: not a readable JSON report (${(error as Error).message})`, 'HINT: run `fireopt eval ... --out <dir>` and pass <dir>/report.json');
+    throw new InputError(
+      `${path}: not a readable JSON report (${(error as Error).message})`,
+      'HINT: run `fireopt eval ... --out <dir>` and pass <dir>/report.json',
+    );
   }
   const header = raw as { kind?: unknown; schema_version?: unknown };
   if (header?.kind !== REPORT_KIND) throw new InputError(`${path}: not an eval report (kind ${String(header?.kind)})`);
   if (header.schema_version !== REPORT_SCHEMA_VERSION) {
-    throw new InputError(`${path}: eval report schema version ${String(header.schema_version)}, this fireopt reads ${REPORT_SCHEMA_VERSION}`, 'HINT: re-run `fireopt eval`');
+    throw new InputError(
+      `${path}: eval report schema version ${String(header.schema_version)}, this fireopt reads ${REPORT_SCHEMA_VERSION}`,
+      'HINT: re-run `fireopt eval`',
+    );
   }
   const parsed = reportSchema.safeParse(raw);
-  if (!parsed.success) throw new InputError(`${path}: invalid eval report: ${parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new InputError(
+      `${path}: invalid eval report: ${parsed.error.issues
+        .slice(0, 5)
+        .map((i) => `${i.path.join('.')}: ${i.message}`)
+        .join('; ')}`,
+    );
   return parsed.data;
 }
 
 function pick(report: EvalReport, path: string, name?: string): CandidateReport {
   if (!name) return report.candidates[0];
   const found = report.candidates.find((c) => c.name === name);
-  if (!found) throw new InputError(`${path}: no candidate named ${name} (has ${report.candidates.map((c) => c.name).join(', ')})`);
+  if (!found)
+    throw new InputError(
+      `${path}: no candidate named ${name} (has ${report.candidates.map((c) => c.name).join(', ')})`,
+    );
   return found;
 }
 
@@ -68,9 +89,18 @@ export interface CompareOptions {
 }
 
 /** Compare report B against report A (the current one). */
-export function compareReports(reportA: EvalReport, pathA: string, reportB: EvalReport, pathB: string, options: CompareOptions): Comparison {
+export function compareReports(
+  reportA: EvalReport,
+  pathA: string,
+  reportB: EvalReport,
+  pathB: string,
+  options: CompareOptions,
+): Comparison {
   if (reportA.data.sha256 !== reportB.data.sha256) {
-    throw new InputError(`${pathA} and ${pathB} were measured on different data (sha256 ${reportA.data.sha256.slice(0, 12)}… vs ${reportB.data.sha256.slice(0, 12)}…)`, 'HINT: evaluate both with the same --data and split');
+    throw new InputError(
+      `${pathA} and ${pathB} were measured on different data (sha256 ${reportA.data.sha256.slice(0, 12)}… vs ${reportB.data.sha256.slice(0, 12)}…)`,
+      'HINT: evaluate both with the same --data and split',
+    );
   }
   const a = pick(reportA, pathA, options.candidateA);
   const b = pick(reportB, pathB, options.candidateB);
@@ -88,7 +118,13 @@ export function compareReports(reportA: EvalReport, pathA: string, reportB: Eval
   const ka = a.best_k;
   const kb = b.best_k;
   const stepsB = new Map(b.conversations.map((c) => [c.id, c]));
-  const paired = a.conversations.filter((c) => stepsB.has(c.id)).map((c) => ({ tokens: c.tokens, stepsA: c.steps[ka - 1], stepsB: (stepsB.get(c.id) as { steps: number[] }).steps[kb - 1] }));
+  const paired = a.conversations
+    .filter((c) => stepsB.has(c.id))
+    .map((c) => ({
+      tokens: c.tokens,
+      stepsA: c.steps[ka - 1],
+      stepsB: (stepsB.get(c.id) as { steps: number[] }).steps[kb - 1],
+    }));
   if (!paired.length) throw new InputError(`${pathA} and ${pathB} share no conversations`);
   const measure = (indices: ArrayLike<number>): [number, number] => {
     let tokens = 0;
@@ -124,8 +160,14 @@ export function compareReports(reportA: EvalReport, pathA: string, reportB: Eval
   const reason = promote
     ? `Δ speed-up ${deltaSpeedup.toFixed(3)} (95% CI ${speedupCi[0].toFixed(3)}…${speedupCi[1].toFixed(3)}) is above the margin ${options.margin}`
     : `the 95% CI of Δ speed-up (${speedupCi[0].toFixed(3)}…${speedupCi[1].toFixed(3)}) does not lie above the margin ${options.margin}`;
-  const summary = (report: string, c: CandidateReport, k: number, cost: string): ComparedCandidate =>
-    ({ report, candidate: c.name, best_k: k, tau: c.by_k[k - 1].tau, speedup: c.by_k[k - 1].speedup, cost });
+  const summary = (report: string, c: CandidateReport, k: number, cost: string): ComparedCandidate => ({
+    report,
+    candidate: c.name,
+    best_k: k,
+    tau: c.by_k[k - 1].tau,
+    speedup: c.by_k[k - 1].speedup,
+    cost,
+  });
   return {
     a: summary(pathA, a, ka, costA.description),
     b: summary(pathB, b, kb, costB.description),

@@ -25,7 +25,9 @@ import type { EvalConfig } from './config.js';
 import type { CandidateReport, CostMeasurement, EvalReport } from './report-schema.js';
 
 /** The vocabulary a draft's GGUF carries: the target's, or the reduced one's own tokens. */
-export function draftGgufVocabulary(checkpoint: Pick<DraftCheckpoint, 'weights' | 'vocabulary' | 'draftVocabulary'>): Vocabulary {
+export function draftGgufVocabulary(
+  checkpoint: Pick<DraftCheckpoint, 'weights' | 'vocabulary' | 'draftVocabulary'>,
+): Vocabulary {
   const rows = checkpoint.weights.config.vocabSize;
   const target = checkpoint.vocabulary;
   const reduced = checkpoint.draftVocabulary;
@@ -34,9 +36,17 @@ export function draftGgufVocabulary(checkpoint: Pick<DraftCheckpoint, 'weights' 
     return {
       model: 'llama',
       // llama2.c's layout: <unk>, <s>, </s>, the 256 byte tokens, then ordinary pieces.
-      tokens: Array.from({ length: rows }, (_, i) => (i < 3 ? ['<unk>', '<s>', '</s>'][i] : i < 259 ? `<0x${(i - 3).toString(16).toUpperCase().padStart(2, '0')}>` : `<fireopt_${i}>`)),
+      tokens: Array.from({ length: rows }, (_, i) =>
+        i < 3
+          ? ['<unk>', '<s>', '</s>'][i]
+          : i < 259
+            ? `<0x${(i - 3).toString(16).toUpperCase().padStart(2, '0')}>`
+            : `<fireopt_${i}>`,
+      ),
       scores: new Float32Array(rows),
-      tokenTypes: Int32Array.from({ length: rows }, (_, i) => (i === 0 ? TokenType.Unknown : i < 3 ? TokenType.Control : i < 259 ? TokenType.Byte : TokenType.Normal)),
+      tokenTypes: Int32Array.from({ length: rows }, (_, i) =>
+        i === 0 ? TokenType.Unknown : i < 3 ? TokenType.Control : i < 259 ? TokenType.Byte : TokenType.Normal,
+      ),
       unkId: rows > 0 ? 0 : undefined,
       bosId: rows > 1 ? 1 : undefined,
       eosId: rows > 2 ? 2 : undefined,
@@ -66,17 +76,27 @@ export function draftGgufVocabulary(checkpoint: Pick<DraftCheckpoint, 'weights' 
 }
 
 /** Write the draft as an F32 GGUF, time it against the target in llama.cpp, and describe the result. */
-export async function measureDraftCost(checkpoint: DraftCheckpoint, config: EvalConfig, log: (line: string) => void): Promise<CostMeasurement> {
+export async function measureDraftCost(
+  checkpoint: DraftCheckpoint,
+  config: EvalConfig,
+  log: (line: string) => void,
+): Promise<CostMeasurement> {
   const cost = config.cost;
   if (!cost.target_model) {
-    throw new InputError('eval: measuring the cost in llama.cpp needs the target GGUF', 'HINT: pass --target-model <target.gguf> (eval.cost.target_model)');
+    throw new InputError(
+      'eval: measuring the cost in llama.cpp needs the target GGUF',
+      'HINT: pass --target-model <target.gguf> (eval.cost.target_model)',
+    );
   }
   const targetModel = resolve(cost.target_model);
   if (!existsSync(targetModel)) throw new InputError(`${targetModel}: no such target GGUF (eval.cost.target_model)`);
   const dir = mkdtempSync(join(tmpdir(), 'fireopt-cost-'));
   try {
     const draftGguf = join(dir, 'draft.gguf');
-    writeLlamaGguf(draftGguf, checkpoint.weights, draftGgufVocabulary(checkpoint), { dtype: 'f32', name: 'fireopt-draft-cost' });
+    writeLlamaGguf(draftGguf, checkpoint.weights, draftGgufVocabulary(checkpoint), {
+      dtype: 'f32',
+      name: 'fireopt-draft-cost',
+    });
     const loadBefore = loadavg();
     const measured = await measureLlamaCppCost({
       targetModel,
@@ -105,7 +125,10 @@ export async function measureDraftCost(checkpoint: DraftCheckpoint, config: Eval
       target_verify_ms_by_k: measured.targetVerifyMsByK,
       verify_cost_by_k: measured.verifyRatioByK,
       cost_ratio: measured.costRatio,
-      load_average: { before: [loadBefore[0], loadBefore[1], loadBefore[2]], after: [loadAfter[0], loadAfter[1], loadAfter[2]] },
+      load_average: {
+        before: [loadBefore[0], loadBefore[1], loadBefore[2]],
+        after: [loadAfter[0], loadAfter[1], loadAfter[2]],
+      },
       cpus: cpus().length,
       cpu_model: cpus()[0]?.model.trim() ?? 'unknown',
     };
@@ -143,8 +166,12 @@ export function costAssumption(report: EvalReport, candidate: CandidateReport): 
     const family = measuredFamily(candidate.cost_measurement);
     return { family, description: `c = ${candidate.cost_ratio.toFixed(4)} ${family}`, givenRatio: null };
   }
-  if (candidate.kind === 'draft') return { family: 'given',
-    description: `c = ${candidate.cost_ratio} given (eval.cost_ratio)`, givenRatio: candidate.cost_ratio };
+  if (candidate.kind === 'draft')
+    return {
+      family: 'given',
+      description: `c = ${candidate.cost_ratio} given (eval.cost_ratio)`,
+      givenRatio: candidate.cost_ratio,
+    };
   const measured = report.candidates.find((c) => c.cost_measurement)?.cost_measurement;
   if (measured && candidate.verify_cost_by_k) {
     const family = measuredFamily(measured);

@@ -16,7 +16,13 @@ import { readManifest } from '../formats/manifest.js';
 import { checkSameTokenizer, parseTokenizerIdentity, type ExpectedTokenizer } from '../tokenizer/identity.js';
 import { tokenizerFromVocabulary } from '../tokenizer/load.js';
 import { recordedTokenizer } from '../tokenizer/recorded.js';
-import { readTargetRows, TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION, type TargetRow } from '../formats/targets-schema.js';
+import {
+  readTargetRows,
+  TARGETS_KIND,
+  TARGETS_RERUN_HINT,
+  TARGETS_SCHEMA_VERSION,
+  type TargetRow,
+} from '../formats/targets-schema.js';
 import type { ProgressSink } from '../progress.js';
 import {
   MAX_DRAFT_TOKENS,
@@ -47,7 +53,15 @@ import { MODEL_FREE_METHODS, type EvalConfig } from './config.js';
 import { renderMarkdown } from './markdown.js';
 import { renderPlots } from './plots.js';
 import { measureDraftCost } from './cost.js';
-import { REPORT_KIND, REPORT_SCHEMA_VERSION, reportSchema, type CandidateReport, type CostMeasurement, type EvalReport, type SliceReport } from './report-schema.js';
+import {
+  REPORT_KIND,
+  REPORT_SCHEMA_VERSION,
+  reportSchema,
+  type CandidateReport,
+  type CostMeasurement,
+  type EvalReport,
+  type SliceReport,
+} from './report-schema.js';
 
 export { reportSchema, type EvalReport, type CandidateReport } from './report-schema.js';
 export { compareReports, type Comparison } from './compare.js';
@@ -99,14 +113,23 @@ class Tally {
       addCounts(total, counts);
       return counts.steps;
     });
-    const conversation = this.conversations.get(row.conversation_id) ?? { rows: 0, tokens: 0, steps: new Array<number>(MAX_DRAFT_TOKENS).fill(0) };
+    const conversation = this.conversations.get(row.conversation_id) ?? {
+      rows: 0,
+      tokens: 0,
+      steps: new Array<number>(MAX_DRAFT_TOKENS).fill(0),
+    };
     conversation.rows++;
     conversation.tokens += n;
     steps.forEach((s, i) => (conversation.steps[i] += s));
     this.conversations.set(row.conversation_id, conversation);
     for (const [dimension, value] of sliceKeys(row)) {
       const key = `${dimension}\u0000${value}`;
-      const slice = this.slices.get(key) ?? { rows: 0, tokens: 0, hits: 0, steps: new Array<number>(MAX_DRAFT_TOKENS).fill(0) };
+      const slice = this.slices.get(key) ?? {
+        rows: 0,
+        tokens: 0,
+        hits: 0,
+        steps: new Array<number>(MAX_DRAFT_TOKENS).fill(0),
+      };
       slice.rows++;
       slice.tokens += n;
       slice.hits += hits;
@@ -142,11 +165,13 @@ export function metadataTags(metadataJson: string): string[] {
   if (metadata === null || typeof metadata !== 'object') return [];
   const record = metadata as Record<string, unknown>;
   const tags: string[] = [];
-  const scalar = (value: unknown): value is string | number | boolean => ['string', 'number', 'boolean'].includes(typeof value);
+  const scalar = (value: unknown): value is string | number | boolean =>
+    ['string', 'number', 'boolean'].includes(typeof value);
   if (scalar(record.dataset)) tags.push(`dataset=${record.dataset}`);
   const own = record.source_metadata;
   if (own !== null && typeof own === 'object') {
-    for (const [key, value] of Object.entries(own as Record<string, unknown>)) if (scalar(value) && key !== 'conversation_id') tags.push(`${key}=${value}`);
+    for (const [key, value] of Object.entries(own as Record<string, unknown>))
+      if (scalar(value) && key !== 'conversation_id') tags.push(`${key}=${value}`);
   }
   return tags.slice(0, 16);
 }
@@ -154,7 +179,8 @@ export function metadataTags(metadataJson: string): string[] {
 /** Run the evaluation and write `<out>/report.json`, `report.md` and the plots (atomically). */
 export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalResult> {
   const config = input.eval;
-  if (!config.model) throw new UsageError('eval: no model given (--model <draft dir | prompt-lookup | suffix> or eval.model)');
+  if (!config.model)
+    throw new UsageError('eval: no model given (--model <draft dir | prompt-lookup | suffix> or eval.model)');
   if (!config.data) throw new UsageError('eval: no data given (--data <targets dir> or eval.data)');
   if (!config.out) throw new UsageError('eval: no output directory given (--out or eval.out)');
   const data = config.data;
@@ -169,7 +195,11 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     dataManifest.tokenizer,
   );
   const splitPath = join(data, `${config.split}.arrow`);
-  if (!existsSync(splitPath)) throw new InputError(`${splitPath}: no ${config.split} split in this targets directory`, `HINT: re-run \`${TARGETS_RERUN_HINT}\` with that split`);
+  if (!existsSync(splitPath))
+    throw new InputError(
+      `${splitPath}: no ${config.split} split in this targets directory`,
+      `HINT: re-run \`${TARGETS_RERUN_HINT}\` with that split`,
+    );
 
   const names = [config.model, ...config.baselines.filter((name) => name !== config.model)];
   const candidates: Candidate[] = [];
@@ -184,7 +214,8 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     }
     let suffixTrainTokens = 0;
     const suffix = candidates.find((c) => c.kind === 'suffix');
-    if (suffix && suffix.kind === 'suffix') suffixTrainTokens = await buildSuffixTree(suffix.proposer as SuffixTreeProposer, data, config, deps);
+    if (suffix && suffix.kind === 'suffix')
+      suffixTrainTokens = await buildSuffixTree(suffix.proposer as SuffixTreeProposer, data, config, deps);
 
     const tallies = candidates.map(() => new Tally());
     let rows = 0;
@@ -199,7 +230,13 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
         if (candidate.kind === 'draft') {
           const scored = await teacherForcedDraft(
             candidate.draft,
-            chunk.map((row) => ({ promptIds: row.prompt_token_ids, completionIds: row.completion_token_ids, topK: row.top_k, topIds: row.top_ids, topLogprobs: row.top_logprobs })),
+            chunk.map((row) => ({
+              promptIds: row.prompt_token_ids,
+              completionIds: row.completion_token_ids,
+              topK: row.top_k,
+              topIds: row.top_ids,
+              topLogprobs: row.top_logprobs,
+            })),
             { tokensPerBatch: config.tokens_per_batch },
           );
           chunk.forEach((row, i) => {
@@ -212,7 +249,15 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
             }
           });
         } else {
-          for (const row of chunk) tally.add(row, await matchesWithProposer(candidate.proposer, Array.from(row.prompt_token_ids), Array.from(row.completion_token_ids)));
+          for (const row of chunk)
+            tally.add(
+              row,
+              await matchesWithProposer(
+                candidate.proposer,
+                Array.from(row.prompt_token_ids),
+                Array.from(row.completion_token_ids),
+              ),
+            );
         }
         tally.seconds += (performance.now() - started) / 1000;
       }
@@ -220,7 +265,11 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     let chunk: TargetRow[] = [];
     for await (const row of readTargetRows(splitPath)) {
       if (config.limit && rows >= config.limit) break;
-      if (row.prompt_token_ids.length === 0) throw new InputError(`${splitPath}: row ${row.id} has an empty prompt`, `HINT: re-run \`${TARGETS_RERUN_HINT}\``);
+      if (row.prompt_token_ids.length === 0)
+        throw new InputError(
+          `${splitPath}: row ${row.id} has an empty prompt`,
+          `HINT: re-run \`${TARGETS_RERUN_HINT}\``,
+        );
       rows++;
       tokens += row.completion_token_ids.length;
       if (row.top_k > 0 && row.top_ids) rowsWithTopK++;
@@ -236,9 +285,13 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     deps.progress({ kind: 'end', task: 'eval', done: rows });
 
     // The target verifies k + 1 tokens whoever proposed them: model-free methods use the first measurement's v_k.
-    const firstMeasured = candidates.find((c): c is Extract<Candidate, { kind: 'draft' }> => c.kind === 'draft' && c.cost !== null);
+    const firstMeasured = candidates.find(
+      (c): c is Extract<Candidate, { kind: 'draft' }> => c.kind === 'draft' && c.cost !== null,
+    );
     const sharedVerifyCost = firstMeasured?.cost?.verify_cost_by_k ?? null;
-    const candidateReports = candidates.map((candidate, c) => candidateReport(candidate, tallies[c], config, sharedVerifyCost));
+    const candidateReports = candidates.map((candidate, c) =>
+      candidateReport(candidate, tallies[c], config, sharedVerifyCost),
+    );
     const winner = candidateReports.reduce((best, r) => (r.best_speedup > best.best_speedup + 1e-12 ? r : best));
     const report: EvalReport = reportSchema.parse({
       kind: REPORT_KIND,
@@ -284,17 +337,31 @@ async function openCandidate(
   dataTokenizer?: ExpectedTokenizer,
 ): Promise<Candidate> {
   if (name === 'prompt-lookup') {
-    return { name, kind: name, proposer: new PromptLookupProposer({ maxNgram: config.prompt_lookup.max_ngram, minNgram: config.prompt_lookup.min_ngram }) };
+    return {
+      name,
+      kind: name,
+      proposer: new PromptLookupProposer({
+        maxNgram: config.prompt_lookup.max_ngram,
+        minNgram: config.prompt_lookup.min_ngram,
+      }),
+    };
   }
   if (name === 'suffix') {
     return {
       name,
       kind: name,
-      proposer: new SuffixTreeProposer({ maxPattern: config.suffix.max_pattern, maxDepth: config.suffix.max_depth, minTokenProbability: config.suffix.min_token_probability }),
+      proposer: new SuffixTreeProposer({
+        maxPattern: config.suffix.max_pattern,
+        maxDepth: config.suffix.max_depth,
+        minTokenProbability: config.suffix.min_token_probability,
+      }),
     };
   }
   if (!existsSync(name)) {
-    throw new InputError(`${name}: no such draft checkpoint directory`, `--model and --baseline take a draft directory or one of: ${MODEL_FREE_METHODS.join(', ')}`);
+    throw new InputError(
+      `${name}: no such draft checkpoint directory`,
+      `--model and --baseline take a draft directory or one of: ${MODEL_FREE_METHODS.join(', ')}`,
+    );
   }
   const checkpoint = readDraftCheckpoint(name);
   const draftTokenizer = checkpoint.vocabulary
@@ -309,8 +376,16 @@ async function openCandidate(
   await initBackend(config.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
   const model = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
   // Input ids outside a reduced vocabulary are fed as the row the draft was trained with for them.
-  const unkDraftId = checkpoint.draftVocabulary && typeof checkpoint.training.unk_draft_id === 'number' ? checkpoint.training.unk_draft_id : undefined;
-  const draft = new DraftModel(model, checkpoint.draftVocabulary?.draftToTarget, checkpoint.draftVocabulary?.targetVocabSize, unkDraftId);
+  const unkDraftId =
+    checkpoint.draftVocabulary && typeof checkpoint.training.unk_draft_id === 'number'
+      ? checkpoint.training.unk_draft_id
+      : undefined;
+  const draft = new DraftModel(
+    model,
+    checkpoint.draftVocabulary?.draftToTarget,
+    checkpoint.draftVocabulary?.targetVocabSize,
+    unkDraftId,
+  );
   let cost: CostMeasurement | null = null;
   try {
     const log = (line: string): void => deps.progress({ kind: 'log', level: 'info', message: `${name}: ${line}` });
@@ -319,7 +394,14 @@ async function openCandidate(
     model.dispose();
     throw error;
   }
-  return { name: `draft:${basename(resolve(name))}`, kind: 'draft', path: resolve(name), draft, cost, dispose: () => model.dispose() };
+  return {
+    name: `draft:${basename(resolve(name))}`,
+    kind: 'draft',
+    path: resolve(name),
+    draft,
+    cost,
+    dispose: () => model.dispose(),
+  };
 }
 
 /** Whether c is measured in llama.cpp (`llama-cpp`, or `auto` with the target GGUF known) rather than given. */
@@ -329,18 +411,37 @@ export function measuresCost(config: EvalConfig): boolean {
 }
 
 /** Index the train split's completions into the suffix tree; returns the tokens indexed. */
-async function buildSuffixTree(tree: SuffixTreeProposer, data: string, config: EvalConfig, deps: EvalDeps): Promise<number> {
+async function buildSuffixTree(
+  tree: SuffixTreeProposer,
+  data: string,
+  config: EvalConfig,
+  deps: EvalDeps,
+): Promise<number> {
   const trainPath = join(data, 'train.arrow');
   if (!existsSync(trainPath)) {
-    deps.progress({ kind: 'log', level: 'warn', message: `${trainPath} is missing: the suffix speculator starts empty (only the request's own context)` });
+    deps.progress({
+      kind: 'log',
+      level: 'warn',
+      message: `${trainPath} is missing: the suffix speculator starts empty (only the request's own context)`,
+    });
     return 0;
   }
-  if (config.split === 'train') deps.progress({ kind: 'log', level: 'warn', message: 'evaluating on the train split: the suffix speculator has seen these completions' });
+  if (config.split === 'train')
+    deps.progress({
+      kind: 'log',
+      level: 'warn',
+      message: 'evaluating on the train split: the suffix speculator has seen these completions',
+    });
   for await (const row of readTargetRows(trainPath)) tree.add(row.completion_token_ids);
   return tree.size.tokens;
 }
 
-function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig, sharedVerifyCost: number[] | null): CandidateReport {
+function candidateReport(
+  candidate: Candidate,
+  tally: Tally,
+  config: EvalConfig,
+  sharedVerifyCost: number[] | null,
+): CandidateReport {
   const measured = candidate.kind === 'draft' ? candidate.cost : null;
   const costRatio = candidate.kind === 'draft' ? (measured?.cost_ratio ?? config.cost_ratio) : 0;
   const verifyCostByK = candidate.kind === 'draft' ? (measured?.verify_cost_by_k ?? null) : sharedVerifyCost;
@@ -372,9 +473,20 @@ function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig,
       const tau = slice.steps.map((steps) => (steps > 0 ? slice.tokens / steps : 1));
       const sliceSpeedups = tau.map((t, i) => speedupFromTau(t, i + 1, costRatio, verifyCost(i + 1)));
       const sliceBest = bestK(sliceSpeedups);
-      return { dimension, value, rows: slice.rows, tokens: slice.tokens, hit_rate: slice.tokens ? slice.hits / slice.tokens : null, tau, best_k: sliceBest, best_speedup: sliceSpeedups[sliceBest - 1] };
+      return {
+        dimension,
+        value,
+        rows: slice.rows,
+        tokens: slice.tokens,
+        hit_rate: slice.tokens ? slice.hits / slice.tokens : null,
+        tau,
+        best_k: sliceBest,
+        best_speedup: sliceSpeedups[sliceBest - 1],
+      };
     })
-    .sort((a, b) => a.dimension.localeCompare(b.dimension) || a.value.localeCompare(b.value, undefined, { numeric: true }));
+    .sort(
+      (a, b) => a.dimension.localeCompare(b.dimension) || a.value.localeCompare(b.value, undefined, { numeric: true }),
+    );
   const sampling = tally.sampling;
   return {
     name: candidate.name,
@@ -390,10 +502,23 @@ function candidateReport(candidate: Candidate, tally: Tally, config: EvalConfig,
     best_speedup: speedups[k - 1],
     position_acceptance: positions,
     sampling_acceptance: sampling.positions
-      ? { positions: sampling.positions, lower: sampling.lower / sampling.positions, upper: sampling.upper / sampling.positions, unknown_target_mass: sampling.unknown / sampling.positions }
+      ? {
+          positions: sampling.positions,
+          lower: sampling.lower / sampling.positions,
+          upper: sampling.upper / sampling.positions,
+          unknown_target_mass: sampling.unknown / sampling.positions,
+        }
       : null,
     slices,
-    conversations: [...tally.conversations.entries()].map(([id, c]) => ({ id, rows: c.rows, tokens: c.tokens, steps: c.steps })),
-    throughput: { seconds: tally.seconds, tokens_per_min: tally.seconds > 0 ? (tally.positions / tally.seconds) * 60 : 0 },
+    conversations: [...tally.conversations.entries()].map(([id, c]) => ({
+      id,
+      rows: c.rows,
+      tokens: c.tokens,
+      steps: c.steps,
+    })),
+    throughput: {
+      seconds: tally.seconds,
+      tokens_per_min: tally.seconds > 0 ? (tally.positions / tally.seconds) * 60 : 0,
+    },
   };
 }

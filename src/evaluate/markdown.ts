@@ -5,7 +5,11 @@ const fixed = (value: number | null, digits = 3): string => (value === null ? '�
 const percent = (value: number | null): string => (value === null ? '–' : `${(100 * value).toFixed(1)}%`);
 
 function table(header: string[], rows: string[][]): string {
-  return [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${header.join(' | ')} |`,
+    `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 export function renderMarkdown(report: EvalReport): string {
@@ -25,16 +29,41 @@ export function renderMarkdown(report: EvalReport): string {
       '',
     );
   } else if (baselines.length) {
-    lines.push(`${candidate.name} beats every baseline: ${fixed(candidate.best_speedup, 2)}× expected speed-up at k = ${candidate.best_k}.`, '');
+    lines.push(
+      `${candidate.name} beats every baseline: ${fixed(candidate.best_speedup, 2)}× expected speed-up at k = ${candidate.best_k}.`,
+      '',
+    );
   }
   lines.push('## Summary', '');
   lines.push(
     table(
-      ['method', 'cost ratio c', 'greedy hit rate', 'best k', 'τ at best k', 'acceptance at best k', 'expected speed-up', 'sampling acceptance Σmin(p,q)', 'tokens/min'],
+      [
+        'method',
+        'cost ratio c',
+        'greedy hit rate',
+        'best k',
+        'τ at best k',
+        'acceptance at best k',
+        'expected speed-up',
+        'sampling acceptance Σmin(p,q)',
+        'tokens/min',
+      ],
       report.candidates.map((c) => {
         const best = c.by_k[c.best_k - 1];
-        const sampling = c.sampling_acceptance ? `${fixed(c.sampling_acceptance.lower)}–${fixed(c.sampling_acceptance.upper)}` : '–';
-        return [c.name, fixed(c.cost_ratio, 3), percent(c.greedy_hit_rate), String(c.best_k), fixed(best.tau), percent(best.acceptance_rate), `${fixed(c.best_speedup, 2)}×`, sampling, Math.round(c.throughput.tokens_per_min).toLocaleString('en-US')];
+        const sampling = c.sampling_acceptance
+          ? `${fixed(c.sampling_acceptance.lower)}–${fixed(c.sampling_acceptance.upper)}`
+          : '–';
+        return [
+          c.name,
+          fixed(c.cost_ratio, 3),
+          percent(c.greedy_hit_rate),
+          String(c.best_k),
+          fixed(best.tau),
+          percent(best.acceptance_rate),
+          `${fixed(c.best_speedup, 2)}×`,
+          sampling,
+          Math.round(c.throughput.tokens_per_min).toLocaleString('en-US'),
+        ];
       }),
     ),
     '',
@@ -52,9 +81,13 @@ export function renderMarkdown(report: EvalReport): string {
   for (const c of report.candidates) {
     const m = c.cost_measurement;
     if (c.cost_ratio_source === 'model-free') {
-      lines.push(`- ${c.name}: c = 0 (model-free)${c.verify_cost_by_k ? '; verification costs v_k as measured for the first draft' : ''}.`);
+      lines.push(
+        `- ${c.name}: c = 0 (model-free)${c.verify_cost_by_k ? '; verification costs v_k as measured for the first draft' : ''}.`,
+      );
     } else if (!m) {
-      lines.push(`- ${c.name}: c = ${fixed(c.cost_ratio, 3)}, given (not measured); verification of k + 1 tokens assumed to cost one target step.`);
+      lines.push(
+        `- ${c.name}: c = ${fixed(c.cost_ratio, 3)}, given (not measured); verification of k + 1 tokens assumed to cost one target step.`,
+      );
     } else {
       const load = m.load_average.before.map((v) => v.toFixed(2)).join(' / ');
       lines.push(
@@ -67,11 +100,20 @@ export function renderMarkdown(report: EvalReport): string {
   lines.push('');
   const measuredCandidates = report.candidates.filter((c) => c.cost_measurement !== null);
   if (measuredCandidates.length) {
-    lines.push('Target verification of k drafts (k + 1 tokens in one batch), ms and v_k = verification / target step:', '');
+    lines.push(
+      'Target verification of k drafts (k + 1 tokens in one batch), ms and v_k = verification / target step:',
+      '',
+    );
     lines.push(
       table(
         ['k', ...measuredCandidates.flatMap((c) => [`verify ms ${c.name}`, `v_k ${c.name}`])],
-        candidate.by_k.map((_, i) => [String(i + 1), ...measuredCandidates.flatMap((c) => [fixed(c.cost_measurement!.target_verify_ms_by_k[i] ?? null, 3), fixed(c.cost_measurement!.verify_cost_by_k[i] ?? null, 2)])]),
+        candidate.by_k.map((_, i) => [
+          String(i + 1),
+          ...measuredCandidates.flatMap((c) => [
+            fixed(c.cost_measurement!.target_verify_ms_by_k[i] ?? null, 3),
+            fixed(c.cost_measurement!.verify_cost_by_k[i] ?? null, 2),
+          ]),
+        ]),
       ),
       '',
     );
@@ -80,7 +122,10 @@ export function renderMarkdown(report: EvalReport): string {
   lines.push(
     table(
       ['k', ...report.candidates.flatMap((c) => [`τ ${c.name}`, `S ${c.name}`])],
-      candidate.by_k.map((_, i) => [String(i + 1), ...report.candidates.flatMap((c) => [fixed(c.by_k[i].tau), fixed(c.by_k[i].speedup, 2)])]),
+      candidate.by_k.map((_, i) => [
+        String(i + 1),
+        ...report.candidates.flatMap((c) => [fixed(c.by_k[i].tau), fixed(c.by_k[i].speedup, 2)]),
+      ]),
     ),
     '',
   );
@@ -88,7 +133,13 @@ export function renderMarkdown(report: EvalReport): string {
   lines.push(
     table(
       ['k', ...report.candidates.flatMap((c) => [`closed form ${c.name}`, `per position ${c.name}`])],
-      candidate.by_k.map((_, i) => [String(i + 1), ...report.candidates.flatMap((c) => [fixed(c.by_k[i].speedup_closed_form, 2), fixed(c.by_k[i].speedup_per_position, 2)])]),
+      candidate.by_k.map((_, i) => [
+        String(i + 1),
+        ...report.candidates.flatMap((c) => [
+          fixed(c.by_k[i].speedup_closed_form, 2),
+          fixed(c.by_k[i].speedup_per_position, 2),
+        ]),
+      ]),
     ),
     '',
   );
@@ -96,7 +147,13 @@ export function renderMarkdown(report: EvalReport): string {
   lines.push(
     table(
       ['position', ...report.candidates.flatMap((c) => [`conditional ${c.name}`, `unconditional ${c.name}`])],
-      candidate.position_acceptance.map((_, i) => [String(i + 1), ...report.candidates.flatMap((c) => [percent(c.position_acceptance[i].conditional), percent(c.position_acceptance[i].unconditional)])]),
+      candidate.position_acceptance.map((_, i) => [
+        String(i + 1),
+        ...report.candidates.flatMap((c) => [
+          percent(c.position_acceptance[i].conditional),
+          percent(c.position_acceptance[i].unconditional),
+        ]),
+      ]),
     ),
     '',
   );
@@ -107,7 +164,12 @@ export function renderMarkdown(report: EvalReport): string {
     lines.push(`### by ${dimension.replace('_', ' ')}`, '');
     lines.push(
       table(
-        [dimension, 'rows', 'tokens', ...report.candidates.flatMap((c) => [`hit rate ${c.name}`, `best S ${c.name} (k)`])],
+        [
+          dimension,
+          'rows',
+          'tokens',
+          ...report.candidates.flatMap((c) => [`hit rate ${c.name}`, `best S ${c.name} (k)`]),
+        ],
         values.map((value) => {
           const first = candidate.slices.find((s) => s.dimension === dimension && s.value === value);
           return [
@@ -116,7 +178,9 @@ export function renderMarkdown(report: EvalReport): string {
             String(first?.tokens ?? 0),
             ...report.candidates.flatMap((c) => {
               const slice = c.slices.find((s) => s.dimension === dimension && s.value === value);
-              return slice ? [percent(slice.hit_rate), `${fixed(slice.best_speedup, 2)}× (${slice.best_k})`] : ['–', '–'];
+              return slice
+                ? [percent(slice.hit_rate), `${fixed(slice.best_speedup, 2)}× (${slice.best_k})`]
+                : ['–', '–'];
             }),
           ];
         }),

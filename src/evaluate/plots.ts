@@ -71,10 +71,7 @@ function frame(axes: Axes, body: string[], legend: Series[]): string {
       const stroke = COLORS[(series.colour ?? i) % COLORS.length];
       const dash = dashes(series);
       const sample = { x1: lx, x2: lx + 22, y1: ly, y2: ly, stroke, 'stroke-width': 3, 'stroke-dasharray': dash };
-      return (
-        element('line', sample) +
-        text(shorten(series.name, 28), { x: lx + 28, y: ly + 4 })
-      );
+      return element('line', sample) + text(shorten(series.name, 28), { x: lx + 28, y: ly + 4 });
     }),
   ]);
 }
@@ -128,13 +125,15 @@ export function barChart(
     series.forEach((s, i) => {
       const v = s.values[g];
       if (v === null) return;
-      body.push(element('rect', {
-        x: (left + i * barWidth).toFixed(1),
-        y: y(v).toFixed(1),
-        width: (barWidth * 0.92).toFixed(1),
-        height: (y(0) - y(v)).toFixed(1),
-        fill: COLORS[i % COLORS.length],
-      }));
+      body.push(
+        element('rect', {
+          x: (left + i * barWidth).toFixed(1),
+          y: y(v).toFixed(1),
+          width: (barWidth * 0.92).toFixed(1),
+          height: (y(0) - y(v)).toFixed(1),
+          fill: COLORS[i % COLORS.length],
+        }),
+      );
     });
   });
   return frame({ title, xLabel, yLabel, yMin, yMax }, body, series);

@@ -14,9 +14,11 @@ const loadAverage = z.tuple([z.number().min(0), z.number().min(0), z.number().mi
 export const costMeasurementSchema = z.strictObject({
   engine: z.literal('llama-cpp').describe('The engine that timed it.'),
   target_model: z.string().describe('The target GGUF timed against.'),
-  draft_vocab_size: z.number().int().min(1).describe(
-    'Output rows of the draft as timed (its own, reduced vocabulary where it has one).',
-  ),
+  draft_vocab_size: z
+    .number()
+    .int()
+    .min(1)
+    .describe('Output rows of the draft as timed (its own, reduced vocabulary where it has one).'),
   weights: z.literal('f32').describe('Precision of the temporary draft GGUF.'),
   threads: z.number().int().min(1).describe('Threads of both llama.cpp contexts.'),
   context_size: z.number().int().min(1).describe('Context size of both contexts.'),
@@ -26,12 +28,12 @@ export const costMeasurementSchema = z.strictObject({
   warmup_runs: z.number().int().min(0).describe('Untimed runs first.'),
   draft_step_ms: z.number().min(0).describe('Median ms of one batch-1 greedy decode step of the draft.'),
   target_step_ms: z.number().min(0).describe('Median ms of one batch-1 greedy decode step of the target.'),
-  target_verify_ms_by_k: z.array(z.number().min(0)).describe(
-    'Median ms of one target pass verifying k drafts (k + 1 tokens), k = 1..k_max.',
-  ),
-  verify_cost_by_k: z.array(z.number().min(0)).describe(
-    'v_k = verification / target step (median of per-run ratios): a step costs k·c + v_k.',
-  ),
+  target_verify_ms_by_k: z
+    .array(z.number().min(0))
+    .describe('Median ms of one target pass verifying k drafts (k + 1 tokens), k = 1..k_max.'),
+  verify_cost_by_k: z
+    .array(z.number().min(0))
+    .describe('v_k = verification / target step (median of per-run ratios): a step costs k·c + v_k.'),
   cost_ratio: z.number().min(0).describe('c = draft step / target step (median of per-run ratios).'),
   load_average: z
     .strictObject({
@@ -40,7 +42,7 @@ export const costMeasurementSchema = z.strictObject({
     })
     .describe('os.loadavg() (1, 5, 15 min) before and after timing.'),
   cpus: z.number().int().min(1).describe('CPUs of the machine.'),
-  cpu_model: z.string().describe('The CPU\'s model name.'),
+  cpu_model: z.string().describe("The CPU's model name."),
 });
 
 const ratio = z.number().min(0).max(1).nullable();
@@ -49,26 +51,32 @@ export const byKSchema = z.strictObject({
   k: z.number().int().min(1).describe('Draft tokens per step.'),
   tau: z.number().min(1).describe('Mean acceptance length: tokens / target steps.'),
   acceptance_rate: ratio.describe('Accepted / drafted tokens.'),
-  speedup: z.number().min(0).describe(
-    'τ / (k·c + v_k); v_k = 1 unless the cost was measured (then the target\'s k + 1-token verification / one '
-    + 'decode step).',
-  ),
-  speedup_closed_form: z.number().min(0).nullable().describe(
-    '(1 − α^(k+1)) / ((1 − α)(k·c + v_k)) with α = this k\'s acceptance rate.',
-  ),
-  speedup_per_position: z.number().min(0).describe(
-    '(1 + Σ_{i≤k} Π_{j≤i} β_j) / (k·c + v_k) with the conditional rates β of the k_max run.',
-  ),
+  speedup: z
+    .number()
+    .min(0)
+    .describe(
+      "τ / (k·c + v_k); v_k = 1 unless the cost was measured (then the target's k + 1-token verification / one " +
+        'decode step).',
+    ),
+  speedup_closed_form: z
+    .number()
+    .min(0)
+    .nullable()
+    .describe("(1 − α^(k+1)) / ((1 − α)(k·c + v_k)) with α = this k's acceptance rate."),
+  speedup_per_position: z
+    .number()
+    .min(0)
+    .describe('(1 + Σ_{i≤k} Π_{j≤i} β_j) / (k·c + v_k) with the conditional rates β of the k_max run.'),
   steps: z.number().int().min(0).describe('Target steps (verification passes) of the simulation.'),
   drafted: z.number().int().min(0).describe('Draft tokens proposed.'),
   accepted: z.number().int().min(0).describe('Draft tokens accepted.'),
 });
 
 export const sliceSchema = z.strictObject({
-  dimension: z.enum(['source_file', 'turn_index', 'finish_reason', 'tag']).describe(
-    'What the slice groups by (`tag`: one `key=value` of the trace\'s metadata; turn indexes 5+ together).',
-  ),
-  value: z.string().describe('The group\'s value.'),
+  dimension: z
+    .enum(['source_file', 'turn_index', 'finish_reason', 'tag'])
+    .describe("What the slice groups by (`tag`: one `key=value` of the trace's metadata; turn indexes 5+ together)."),
+  value: z.string().describe("The group's value."),
   rows: z.number().int().min(0).describe('Rows in the slice.'),
   tokens: z.number().int().min(0).describe('Completion tokens in the slice.'),
   hit_rate: ratio.describe('Greedy hit rate on the slice.'),
@@ -96,17 +104,20 @@ export const candidateSchema = z.strictObject({
   kind: z.enum(['draft', 'prompt-lookup', 'suffix']).describe('A draft model or a model-free method.'),
   path: z.string().nullable().describe('The draft checkpoint directory (drafts only).'),
   cost_ratio: z.number().min(0).describe('c: one draft forward pass / one target forward pass.'),
-  cost_ratio_source: z.enum(['given', 'measured', 'model-free']).describe(
-    '`given` (config / --cost-ratio), `measured` (cost_measurement) or `model-free` (0: no forward pass).',
-  ),
-  cost_measurement: costMeasurementSchema.nullable().describe(
-    'How c was measured (drafts with eval.cost.engine llama-cpp), else null.',
-  ),
-  verify_cost_by_k: z.array(z.number().min(0)).nullable().describe(
-    'v_k for k = 1..k_max used in the speed-up: the target\'s measured verification cost (for a model-free method, '
-    + 'that of the first measured draft: the target pays it whoever proposes); null when nothing was measured (v_k = '
-    + '1).',
-  ),
+  cost_ratio_source: z
+    .enum(['given', 'measured', 'model-free'])
+    .describe('`given` (config / --cost-ratio), `measured` (cost_measurement) or `model-free` (0: no forward pass).'),
+  cost_measurement: costMeasurementSchema
+    .nullable()
+    .describe('How c was measured (drafts with eval.cost.engine llama-cpp), else null.'),
+  verify_cost_by_k: z
+    .array(z.number().min(0))
+    .nullable()
+    .describe(
+      "v_k for k = 1..k_max used in the speed-up: the target's measured verification cost (for a model-free method, " +
+        'that of the first measured draft: the target pays it whoever proposes); null when nothing was measured (v_k = ' +
+        '1).',
+    ),
   greedy_hit_rate: ratio.describe('Teacher-forced top-1 agreement (first proposed token = target token).'),
   by_k: z.array(byKSchema).describe('The simulated greedy speculative decoding, one entry per k = 1..k_max.'),
   best_k: z.number().int().min(1).describe('The k with the largest speed-up (the smallest on ties).'),
@@ -114,19 +125,21 @@ export const candidateSchema = z.strictObject({
   position_acceptance: z.array(positionAcceptanceSchema).describe('Per draft position at k = k_max.'),
   sampling_acceptance: z
     .strictObject({
-      positions: z.number().int().min(0).describe('Positions with the target\'s top-k.'),
+      positions: z.number().int().min(0).describe("Positions with the target's top-k."),
       lower: z.number().min(0).max(1).describe('Σ min(p, q) over the top-k ids: the lower bound.'),
       upper: z.number().min(0).max(1).describe('The lower bound plus the mass the truncation leaves unknown.'),
-      unknown_target_mass: z.number().min(0).max(1).describe(
-        'Mean target probability outside the stored top-k (what the bound leaves open).',
-      ),
+      unknown_target_mass: z
+        .number()
+        .min(0)
+        .max(1)
+        .describe('Mean target probability outside the stored top-k (what the bound leaves open).'),
     })
     .nullable()
-    .describe('Σ min(p, q) per position, averaged, where the target\'s top-k exists (drafts only).'),
+    .describe("Σ min(p, q) per position, averaged, where the target's top-k exists (drafts only)."),
   slices: z.array(sliceSchema).describe('Results by source file, turn index, finish reason and metadata tag.'),
-  conversations: z.array(conversationStepsSchema).describe(
-    'Per conversation, for bootstrap intervals in `fireopt compare`.',
-  ),
+  conversations: z
+    .array(conversationStepsSchema)
+    .describe('Per conversation, for bootstrap intervals in `fireopt compare`.'),
   throughput: z
     .strictObject({
       seconds: z.number().min(0).describe('Seconds spent on this candidate.'),
@@ -137,9 +150,9 @@ export const candidateSchema = z.strictObject({
 
 export const reportSchema = z.strictObject({
   kind: z.literal(REPORT_KIND).describe('Always `eval-report`.'),
-  schema_version: z.literal(REPORT_SCHEMA_VERSION).describe(
-    'Reports of another version are refused with a hint to re-run `fireopt eval`.',
-  ),
+  schema_version: z
+    .literal(REPORT_SCHEMA_VERSION)
+    .describe('Reports of another version are refused with a hint to re-run `fireopt eval`.'),
   fireopt_version: z.string().describe('The fireopt that wrote the report.'),
   created_at: z.string().describe('When the report was written (ISO 8601).'),
   k_max: z.number().int().min(1).describe('The largest k simulated (8).'),
@@ -152,9 +165,11 @@ export const reportSchema = z.strictObject({
       tokens: z.number().int().min(0).describe('Completion tokens evaluated.'),
       sha256: z.string().describe('sha256 of the evaluated Arrow file: compare refuses reports on different data.'),
       rows_with_top_k: z.number().int().min(0).describe('Rows with top-k target log-probabilities.'),
-      suffix_train_tokens: z.number().int().min(0).describe(
-        'Completion tokens the suffix speculator was built from (train split).',
-      ),
+      suffix_train_tokens: z
+        .number()
+        .int()
+        .min(0)
+        .describe('Completion tokens the suffix speculator was built from (train split).'),
       tokenizer: z
         .strictObject({
           sha256: z.string().describe('sha256 of the token table (pieces and special flags).'),

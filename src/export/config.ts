@@ -23,36 +23,67 @@ export const exportSchema = z
   .strictObject({
     model: z.string().min(1).optional().describe('The draft checkpoint directory (`--model`).'),
     out: z.string().min(1).optional().describe('Output directory, replaced atomically (`--out`).'),
-    format: z.enum(EXPORT_FORMATS).default('all').describe(
-      '`hf`: a Hugging Face folder (vLLM, SGLang, transformers); `gguf`: one GGUF file (llama.cpp); `all`: both '
-      + '(`--format`).',
-    ),
-    dtype: z.enum(EXPORT_DTYPES).default('f32').describe(
-      'Weight precision of both formats (GGUF keeps norm weights in f32, as llama.cpp\'s converter does; `--dtype`).',
-    ),
-    target: z.string().min(1).optional().describe(
-      'The target the draft will serve beside (`--target`): a Hugging Face folder, a GGUF (a vocab-only one works), '
-      + 'or a llama2.c checkpoint. Its vocab_size, special tokens, context and tokenizer are checked and copied; '
-      + 'without it only the draft\'s own facts are used.',
-    ),
-    serving_context: z.number().int().positive().optional().describe(
-      'Context length the target is served with (default: the target\'s, else the draft\'s; `--serving-context`).',
-    ),
-    extend_context: z.boolean().default(false).describe(
-      'Write a context longer than the draft was trained for (RoPE extrapolates; acceptance may drop past it).',
-    ),
-    engines: z.array(z.enum(SERVING_ENGINES)).min(1).default([...SERVING_ENGINES]).describe(
-      'Engines to check and print commands for (those whose format is exported).',
-    ),
-    name: z.string().min(1).optional().describe(
-      'File and model name of the export (default: the draft folder\'s name); sanitised to a file name (`--name`).',
-    ),
-    reference_prompts: z.number().int().min(0).max(8).default(4).describe(
-      'Prompts whose logits fireopt writes beside the HF export for scripts/gpu/check-hf-export.sh (0 = none).',
-    ),
-    backend: z.enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu']).default('auto').describe(
-      'tfjs backend for the reference logits and the row probe.',
-    ),
+    format: z
+      .enum(EXPORT_FORMATS)
+      .default('all')
+      .describe(
+        '`hf`: a Hugging Face folder (vLLM, SGLang, transformers); `gguf`: one GGUF file (llama.cpp); `all`: both ' +
+          '(`--format`).',
+      ),
+    dtype: z
+      .enum(EXPORT_DTYPES)
+      .default('f32')
+      .describe(
+        "Weight precision of both formats (GGUF keeps norm weights in f32, as llama.cpp's converter does; `--dtype`).",
+      ),
+    target: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'The target the draft will serve beside (`--target`): a Hugging Face folder, a GGUF (a vocab-only one works), ' +
+          'or a llama2.c checkpoint. Its vocab_size, special tokens, context and tokenizer are checked and copied; ' +
+          "without it only the draft's own facts are used.",
+      ),
+    serving_context: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        "Context length the target is served with (default: the target's, else the draft's; `--serving-context`).",
+      ),
+    extend_context: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Write a context longer than the draft was trained for (RoPE extrapolates; acceptance may drop past it).',
+      ),
+    engines: z
+      .array(z.enum(SERVING_ENGINES))
+      .min(1)
+      .default([...SERVING_ENGINES])
+      .describe('Engines to check and print commands for (those whose format is exported).'),
+    name: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "File and model name of the export (default: the draft folder's name); sanitised to a file name (`--name`).",
+      ),
+    reference_prompts: z
+      .number()
+      .int()
+      .min(0)
+      .max(8)
+      .default(4)
+      .describe(
+        'Prompts whose logits fireopt writes beside the HF export for scripts/gpu/check-hf-export.sh (0 = none).',
+      ),
+    backend: z
+      .enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'])
+      .default('auto')
+      .describe('tfjs backend for the reference logits and the row probe.'),
   })
   .prefault({});
 

@@ -44,14 +44,17 @@ export function expandVocabulary(draft: LlamaWeights, expansion: VocabularyExpan
   const rows = config.vocabSize;
   const { vocabSize, unkDraftId } = expansion;
   const draftToTarget = expansion.draftToTarget ?? Int32Array.from({ length: rows }, (_, i) => i);
-  if (draftToTarget.length !== rows) throw new Error(`draft vocabulary map has ${draftToTarget.length} entries for ${rows} rows`);
-  if (!Number.isInteger(unkDraftId) || unkDraftId < 0 || unkDraftId >= rows) throw new Error(`unk_draft_id ${unkDraftId} is not a draft row (< ${rows})`);
+  if (draftToTarget.length !== rows)
+    throw new Error(`draft vocabulary map has ${draftToTarget.length} entries for ${rows} rows`);
+  if (!Number.isInteger(unkDraftId) || unkDraftId < 0 || unkDraftId >= rows)
+    throw new Error(`unk_draft_id ${unkDraftId} is not a draft row (< ${rows})`);
   const identity = vocabSize === rows && draftToTarget.every((targetId, row) => targetId === row);
   if (identity) return { weights: draft, outsideIds: 0 };
 
   const rowOfTarget = new Int32Array(vocabSize).fill(-1);
   draftToTarget.forEach((targetId, row) => {
-    if (targetId < 0 || targetId >= vocabSize) throw new Error(`draft row ${row} maps to target id ${targetId}, outside the ${vocabSize}-id vocabulary`);
+    if (targetId < 0 || targetId >= vocabSize)
+      throw new Error(`draft row ${row} maps to target id ${targetId}, outside the ${vocabSize}-id vocabulary`);
     if (rowOfTarget[targetId] < 0) rowOfTarget[targetId] = row;
   });
 
@@ -64,7 +67,8 @@ export function expandVocabulary(draft: LlamaWeights, expansion: VocabularyExpan
   const meanRow = new Float64Array(dim);
   for (let k = 0; k < sources.length; k++) {
     const row = sources[k];
-    if (!Number.isInteger(row) || row < 0 || row >= rows) throw new Error(`outside source row ${row} is not a draft row (< ${rows})`);
+    if (!Number.isInteger(row) || row < 0 || row >= rows)
+      throw new Error(`outside source row ${row} is not a draft row (< ${rows})`);
     for (let i = 0; i < dim; i++) meanRow[i] += output[row * dim + i];
   }
   const meanOutput = Float32Array.from(meanRow, (sum) => sum / sources.length);

@@ -36,7 +36,14 @@ import { describeTarget, type TargetDescription } from './target.js';
 
 export { exportSchema, type ExportConfig, SERVING_ENGINES, type ServingEngine } from './config.js';
 export { expandVocabulary, type ExpandedWeights, type VocabularyExpansion } from './expand.js';
-export { preflight, assertCompatible, llamaCppProblems, type DraftFacts, type ExportPlan, type PreflightProblem } from './preflight.js';
+export {
+  preflight,
+  assertCompatible,
+  llamaCppProblems,
+  type DraftFacts,
+  type ExportPlan,
+  type PreflightProblem,
+} from './preflight.js';
 export { describeTarget, type TargetDescription } from './target.js';
 export { servingCommands, type ServingCommand } from './serving.js';
 export { safeFileName, pathInside } from './paths.js';
@@ -73,12 +80,15 @@ export interface ExportResult {
 /** Export a draft checkpoint for serving engines (see the file comment for the layout). */
 export async function runExport(input: ExportInput, deps: ExportDeps): Promise<ExportResult> {
   const config = input.export;
-  if (!config.model) throw new UsageError('export needs a draft checkpoint', 'HINT: fireopt export --model <draft dir> --out <dir>');
+  if (!config.model)
+    throw new UsageError('export needs a draft checkpoint', 'HINT: fireopt export --model <draft dir> --out <dir>');
   if (!config.out) throw new UsageError('export needs an output folder', 'HINT: --out <dir>');
   const modelDir = resolve(config.model);
   const out = resolve(config.out);
-  if (isInside(out, modelDir)) throw new UsageError(`--out ${out} would replace the draft checkpoint ${modelDir} it exports`);
-  if (config.target && isInside(out, resolve(config.target))) throw new UsageError(`--out ${out} would replace the target ${resolve(config.target)}`);
+  if (isInside(out, modelDir))
+    throw new UsageError(`--out ${out} would replace the draft checkpoint ${modelDir} it exports`);
+  if (config.target && isInside(out, resolve(config.target)))
+    throw new UsageError(`--out ${out} would replace the target ${resolve(config.target)}`);
   const log = (message: string, level: 'info' | 'warn' = 'info') => deps.progress({ kind: 'log', level, message });
 
   const checkpoint = readDraftCheckpoint(modelDir);
@@ -90,19 +100,41 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
     vocabulary: checkpoint.vocabulary,
   };
   const formats = config.format === 'all' ? (['hf', 'gguf'] as const) : ([config.format] as const);
-  const { plan, problems } = preflight(draftFacts, target, { formats, engines: config.engines, servingContext: config.serving_context, extendContext: config.extend_context });
+  const { plan, problems } = preflight(draftFacts, target, {
+    formats,
+    engines: config.engines,
+    servingContext: config.serving_context,
+    extendContext: config.extend_context,
+  });
   assertCompatible(problems);
   for (const warning of plan.warnings) log(warning, 'warn');
 
   const name = safeFileName(config.name ?? basename(modelDir));
   const unkDraftId = unknownInputRow(checkpoint);
-  const needsExpansion = Boolean(checkpoint.draftVocabulary) || plan.hfVocabSize > draftFacts.targetVocabSize || (plan.ggufVocabulary?.tokens.length ?? 0) > draftFacts.targetVocabSize;
+  const needsExpansion =
+    Boolean(checkpoint.draftVocabulary) ||
+    plan.hfVocabSize > draftFacts.targetVocabSize ||
+    (plan.ggufVocabulary?.tokens.length ?? 0) > draftFacts.targetVocabSize;
   const outsideSourceRows = needsExpansion
-    ? await lowestLogitRows(checkpoint.weights, { vocabulary: checkpoint.vocabulary, draftVocabulary: checkpoint.draftVocabulary, unkDraftId, backend: config.backend, log })
+    ? await lowestLogitRows(checkpoint.weights, {
+        vocabulary: checkpoint.vocabulary,
+        draftVocabulary: checkpoint.draftVocabulary,
+        unkDraftId,
+        backend: config.backend,
+        log,
+      })
     : undefined;
   const expand = (vocabSize: number) =>
-    expandVocabulary(checkpoint.weights, { draftToTarget: checkpoint.draftVocabulary?.draftToTarget, unkDraftId, vocabSize, outsideSourceRows });
-  const withContext = (weights: LlamaWeights): LlamaWeights => ({ ...weights, config: { ...weights.config, maxSeqLen: plan.contextLength } });
+    expandVocabulary(checkpoint.weights, {
+      draftToTarget: checkpoint.draftVocabulary?.draftToTarget,
+      unkDraftId,
+      vocabSize,
+      outsideSourceRows,
+    });
+  const withContext = (weights: LlamaWeights): LlamaWeights => ({
+    ...weights,
+    config: { ...weights.config, maxSeqLen: plan.contextLength },
+  });
 
   const result: ExportResult = {
     out,
@@ -117,7 +149,11 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
       const expanded = expand(plan.hfVocabSize);
       const hfDir = pathInside(staged.path, 'hf');
       mkdirSync(hfDir);
-      writeHfExport(hfDir, withContext(expanded.weights), { dtype: config.dtype, target, vocabulary: plan.ggufVocabulary ?? target?.vocabulary ?? checkpoint.vocabulary });
+      writeHfExport(hfDir, withContext(expanded.weights), {
+        dtype: config.dtype,
+        target,
+        vocabulary: plan.ggufVocabulary ?? target?.vocabulary ?? checkpoint.vocabulary,
+      });
       files.push('hf/config.json', 'hf/model.safetensors', 'hf/generation_config.json');
       for (const file of target?.kind === 'hf' ? target.tokenizerFiles : []) {
         copyFileSync(file, pathInside(hfDir, basename(file)));
@@ -134,19 +170,32 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
       }
       result.hfDir = join(out, 'hf');
       result.vocabulary.hf = { rows: plan.hfVocabSize, outsideIds: expanded.outsideIds };
-      log(`wrote the Hugging Face export: ${plan.hfVocabSize} rows (${expanded.outsideIds} never-winning), ${config.dtype}`);
+      log(
+        `wrote the Hugging Face export: ${plan.hfVocabSize} rows (${expanded.outsideIds} never-winning), ${config.dtype}`,
+      );
     }
     if (formats.includes('gguf')) {
       const vocabulary = plan.ggufVocabulary as Vocabulary; // the preflight guarantees one for GGUF
       const expanded = expand(vocabulary.tokens.length);
       const ggufName = `${name}.gguf`;
-      writeLlamaGguf(pathInside(staged.path, ggufName), withContext(expanded.weights), vocabulary, { dtype: config.dtype, name: config.name ?? name });
+      writeLlamaGguf(pathInside(staged.path, ggufName), withContext(expanded.weights), vocabulary, {
+        dtype: config.dtype,
+        name: config.name ?? name,
+      });
       files.push(ggufName);
       result.gguf = join(out, ggufName);
       result.vocabulary.gguf = { rows: vocabulary.tokens.length, outsideIds: expanded.outsideIds };
-      log(`wrote the GGUF export ${ggufName}: ${vocabulary.tokens.length} rows (${expanded.outsideIds} never-winning), ${config.dtype}`);
+      log(
+        `wrote the GGUF export ${ggufName}: ${vocabulary.tokens.length} rows (${expanded.outsideIds} never-winning), ${config.dtype}`,
+      );
     }
-    result.servingCommands = servingCommands({ engines: plan.engines, hfDir: result.hfDir, gguf: result.gguf, target, servingContext: plan.servingContext });
+    result.servingCommands = servingCommands({
+      engines: plan.engines,
+      hfDir: result.hfDir,
+      gguf: result.gguf,
+      target,
+      servingContext: plan.servingContext,
+    });
     writeFileSync(pathInside(staged.path, 'SERVING.md'), servingMarkdown(result.servingCommands, plan.warnings));
     files.push('SERVING.md');
     const fileHashes: Record<string, string> = {};
@@ -154,16 +203,32 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
     writeManifest(
       staged.path,
       makeManifest(EXPORT_KIND, EXPORT_SCHEMA_VERSION, {
-        draft: { path: modelDir, model: checkpoint.weights.config, reduced_vocab: Boolean(checkpoint.draftVocabulary), unk_draft_id: unkDraftId, weights_sha256: await sha256File(join(modelDir, 'model.safetensors')) },
+        draft: {
+          path: modelDir,
+          model: checkpoint.weights.config,
+          reduced_vocab: Boolean(checkpoint.draftVocabulary),
+          unk_draft_id: unkDraftId,
+          weights_sha256: await sha256File(join(modelDir, 'model.safetensors')),
+        },
         // The tokenizer the draft was trained with, as its checkpoint records it (null: drafts older than the record).
         tokenizer: checkpoint.target.tokenizer ?? null,
         target: target ? targetSummary(target) : null,
         formats,
         dtype: config.dtype,
-        plan: { engines: plan.engines, hf_vocab_size: plan.hfVocabSize, gguf_vocab_size: plan.ggufVocabulary?.tokens.length ?? null, context_length: plan.contextLength, serving_context: plan.servingContext, warnings: plan.warnings },
+        plan: {
+          engines: plan.engines,
+          hf_vocab_size: plan.hfVocabSize,
+          gguf_vocab_size: plan.ggufVocabulary?.tokens.length ?? null,
+          context_length: plan.contextLength,
+          serving_context: plan.servingContext,
+          warnings: plan.warnings,
+        },
         vocabulary: result.vocabulary,
         never_winning_rows: outsideSourceRows
-          ? { rule: 'output row of every id outside the draft vocabulary = mean of these draft output rows (lowest mean logit on the draft\'s own text); its logit is their mean, below the maximum', draft_rows: Array.from(outsideSourceRows) }
+          ? {
+              rule: "output row of every id outside the draft vocabulary = mean of these draft output rows (lowest mean logit on the draft's own text); its logit is their mean, below the maximum",
+              draft_rows: Array.from(outsideSourceRows),
+            }
           : null,
         files: fileHashes,
         serving: result.servingCommands,
@@ -208,10 +273,25 @@ function writeHfExport(dir: string, weights: LlamaWeights, options: HfExportOpti
     ...(eos !== undefined ? { eos_token_id: eos } : {}),
   };
   writeFileSync(join(dir, 'config.json'), JSON.stringify(configJson, null, 2) + '\n');
-  writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ _from_model_config: true, ...(bos !== undefined ? { bos_token_id: bos } : {}), ...(eos !== undefined ? { eos_token_id: eos } : {}) }, null, 2) + '\n');
+  writeFileSync(
+    join(dir, 'generation_config.json'),
+    JSON.stringify(
+      {
+        _from_model_config: true,
+        ...(bos !== undefined ? { bos_token_id: bos } : {}),
+        ...(eos !== undefined ? { eos_token_id: eos } : {}),
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   const hasHfTokenizer = options.target?.kind === 'hf' && options.target.tokenizerFiles.length > 0;
   if (!hasHfTokenizer && options.vocabulary) {
-    writeVocabOnlyGguf(join(dir, 'tokenizer.gguf'), { ...weights.config, vocabSize: options.vocabulary.tokens.length }, options.vocabulary);
+    writeVocabOnlyGguf(
+      join(dir, 'tokenizer.gguf'),
+      { ...weights.config, vocabSize: options.vocabulary.tokens.length },
+      options.vocabulary,
+    );
   }
 }
 

@@ -23,7 +23,12 @@ export const LLAMA_CPP_MAX_VOCAB_DIFFERENCE = 128;
 export const LLAMA_CPP_CHECK_START_TOKEN_ID = 5;
 
 /** Which export format each engine loads. */
-export const ENGINE_FORMAT: Record<ServingEngine, 'hf' | 'gguf'> = { vllm: 'hf', sglang: 'hf', transformers: 'hf', 'llama-cpp': 'gguf' };
+export const ENGINE_FORMAT: Record<ServingEngine, 'hf' | 'gguf'> = {
+  vllm: 'hf',
+  sglang: 'hf',
+  transformers: 'hf',
+  'llama-cpp': 'gguf',
+};
 
 export interface DraftFacts {
   path: string;
@@ -44,7 +49,13 @@ export interface PreflightOptions {
 
 export interface PreflightProblem {
   engines: ServingEngine[];
-  code: 'E_EXPORT_VOCAB_SIZE' | 'E_EXPORT_VOCAB_TYPE' | 'E_EXPORT_SPECIAL_TOKENS' | 'E_EXPORT_TOKEN_TEXT' | 'E_EXPORT_TOKENIZER' | 'E_EXPORT_CONTEXT';
+  code:
+    | 'E_EXPORT_VOCAB_SIZE'
+    | 'E_EXPORT_VOCAB_TYPE'
+    | 'E_EXPORT_SPECIAL_TOKENS'
+    | 'E_EXPORT_TOKEN_TEXT'
+    | 'E_EXPORT_TOKENIZER'
+    | 'E_EXPORT_CONTEXT';
   message: string;
 }
 
@@ -63,7 +74,11 @@ export interface ExportPlan {
 }
 
 /** Check the draft against the target for every selected engine; problems are collected, never thrown. */
-export function preflight(draft: DraftFacts, target: TargetDescription | undefined, options: PreflightOptions): { plan: ExportPlan; problems: PreflightProblem[] } {
+export function preflight(
+  draft: DraftFacts,
+  target: TargetDescription | undefined,
+  options: PreflightOptions,
+): { plan: ExportPlan; problems: PreflightProblem[] } {
   const engines = options.engines.filter((engine) => options.formats.includes(ENGINE_FORMAT[engine]));
   const hfEngines = engines.filter((engine) => ENGINE_FORMAT[engine] === 'hf');
   const ggufEngines = engines.filter((engine) => ENGINE_FORMAT[engine] === 'gguf');
@@ -90,13 +105,19 @@ export function preflight(draft: DraftFacts, target: TargetDescription | undefin
           message: `the target's tokenizer has ${targetTokens} tokens but the draft knows ${draft.targetVocabSize} ids: it was trained for another tokenizer`,
         });
       } else {
-        warnings.push(`vocab_size padded from ${draft.targetVocabSize} to the target's ${hfVocabSize} with output rows that never win (ids ${draft.targetVocabSize}–${hfVocabSize - 1} are padding)`);
+        warnings.push(
+          `vocab_size padded from ${draft.targetVocabSize} to the target's ${hfVocabSize} with output rows that never win (ids ${draft.targetVocabSize}–${hfVocabSize - 1} are padding)`,
+        );
       }
     }
     if (target?.vocabulary && draft.vocabulary) {
       const mismatch = firstTokenMismatch(draft.vocabulary, target.vocabulary, 0);
       if (mismatch !== undefined) {
-        problems.push({ engines: hfEngines, code: 'E_EXPORT_TOKENIZER', message: `the draft's tokenizer differs from the target's (${target.vocabularySource}) at id ${mismatch.id}: ${mismatch.text}` });
+        problems.push({
+          engines: hfEngines,
+          code: 'E_EXPORT_TOKENIZER',
+          message: `the draft's tokenizer differs from the target's (${target.vocabularySource}) at id ${mismatch.id}: ${mismatch.text}`,
+        });
       }
     }
   }
@@ -106,16 +127,26 @@ export function preflight(draft: DraftFacts, target: TargetDescription | undefin
   if (ggufEngines.length) {
     ggufVocabulary = target?.vocabulary ?? draft.vocabulary;
     if (!ggufVocabulary) {
-      problems.push({ engines: ggufEngines, code: 'E_EXPORT_TOKENIZER', message: `a GGUF embeds its tokenizer, and neither the draft (no tokenizer.gguf) nor the target gives one` });
+      problems.push({
+        engines: ggufEngines,
+        code: 'E_EXPORT_TOKENIZER',
+        message: `a GGUF embeds its tokenizer, and neither the draft (no tokenizer.gguf) nor the target gives one`,
+      });
     } else if (ggufVocabulary.tokens.length < draft.targetVocabSize) {
       problems.push({
         engines: ggufEngines,
         code: 'E_EXPORT_VOCAB_SIZE',
-        message: `the draft predicts ${draft.targetVocabSize} ids but the target's tokenizer (${target?.vocabularySource ?? 'the draft\'s'}) has ${ggufVocabulary.tokens.length} tokens`,
+        message: `the draft predicts ${draft.targetVocabSize} ids but the target's tokenizer (${target?.vocabularySource ?? "the draft's"}) has ${ggufVocabulary.tokens.length} tokens`,
       });
     }
-    if (target?.vocabulary && draft.vocabulary) problems.push(...llamaCppProblems(draft.vocabulary, target.vocabulary, target.vocabularySource ?? target.path, ggufEngines));
-    else if (!target?.vocabulary) warnings.push(`llama.cpp's vocabulary check was not run: the target gives no tokenizer (pass the target GGUF as --target)`);
+    if (target?.vocabulary && draft.vocabulary)
+      problems.push(
+        ...llamaCppProblems(draft.vocabulary, target.vocabulary, target.vocabularySource ?? target.path, ggufEngines),
+      );
+    else if (!target?.vocabulary)
+      warnings.push(
+        `llama.cpp's vocabulary check was not run: the target gives no tokenizer (pass the target GGUF as --target)`,
+      );
   }
 
   // Context.
@@ -123,7 +154,9 @@ export function preflight(draft: DraftFacts, target: TargetDescription | undefin
   const servingContext = options.servingContext ?? target?.contextLength ?? trained;
   if (engines.length && trained < servingContext) {
     if (options.extendContext) {
-      warnings.push(`context extended from the draft's trained ${trained} positions to ${servingContext}; acceptance past position ${trained} is untested`);
+      warnings.push(
+        `context extended from the draft's trained ${trained} positions to ${servingContext}; acceptance past position ${trained} is untested`,
+      );
     } else {
       problems.push({
         engines,
@@ -136,24 +169,44 @@ export function preflight(draft: DraftFacts, target: TargetDescription | undefin
   // RoPE and norm: the export writes the draft's own values (its weights were trained with them);
   // engines compute each model's positions from its own config, so a difference is only reported.
   if (target?.ropeTheta !== undefined && target.ropeTheta !== draft.config.ropeTheta) {
-    warnings.push(`rope_theta: the draft uses ${draft.config.ropeTheta}, the target ${target.ropeTheta}; the export keeps the draft's (its weights were trained with it)`);
+    warnings.push(
+      `rope_theta: the draft uses ${draft.config.ropeTheta}, the target ${target.ropeTheta}; the export keeps the draft's (its weights were trained with it)`,
+    );
   }
   if (target && target.ropeScaling !== null && target.ropeScaling !== undefined) {
-    warnings.push(`rope_scaling: the target has ${JSON.stringify(target.ropeScaling)}, the draft none; the export writes null (what the draft computes)`);
+    warnings.push(
+      `rope_scaling: the target has ${JSON.stringify(target.ropeScaling)}, the draft none; the export writes null (what the draft computes)`,
+    );
   }
 
   return {
-    plan: { engines, hfVocabSize: Math.max(hfVocabSize, draft.targetVocabSize), ggufVocabulary, contextLength: Math.max(trained, servingContext), servingContext, warnings },
+    plan: {
+      engines,
+      hfVocabSize: Math.max(hfVocabSize, draft.targetVocabSize),
+      ggufVocabulary,
+      contextLength: Math.max(trained, servingContext),
+      servingContext,
+      warnings,
+    },
     problems,
   };
 }
 
 /** The checks of llama.cpp's common_speculative_are_compatible (common/speculative.cpp). */
-export function llamaCppProblems(draft: Vocabulary, target: Vocabulary, targetSource: string, engines: ServingEngine[] = ['llama-cpp']): PreflightProblem[] {
+export function llamaCppProblems(
+  draft: Vocabulary,
+  target: Vocabulary,
+  targetSource: string,
+  engines: ServingEngine[] = ['llama-cpp'],
+): PreflightProblem[] {
   const problems: PreflightProblem[] = [];
-  const problem = (code: PreflightProblem['code'], message: string) => problems.push({ engines, code, message: `llama.cpp: ${message}` });
+  const problem = (code: PreflightProblem['code'], message: string) =>
+    problems.push({ engines, code, message: `llama.cpp: ${message}` });
   if (draft.model !== target.model) {
-    problem('E_EXPORT_VOCAB_TYPE', `the draft's vocabulary type is ${vocabType(draft)}, the target's (${targetSource}) ${vocabType(target)}`);
+    problem(
+      'E_EXPORT_VOCAB_TYPE',
+      `the draft's vocabulary type is ${vocabType(draft)}, the target's (${targetSource}) ${vocabType(target)}`,
+    );
     return problems;
   }
   const specials: Array<[string, unknown, unknown]> = [
@@ -163,14 +216,25 @@ export function llamaCppProblems(draft: Vocabulary, target: Vocabulary, targetSo
     ['eos_token_id', draft.eosId, target.eosId],
   ];
   for (const [name, mine, theirs] of specials) {
-    if (mine !== theirs) problem('E_EXPORT_SPECIAL_TOKENS', `${name} is ${String(mine)} for the draft, ${String(theirs)} for the target (${targetSource})`);
+    if (mine !== theirs)
+      problem(
+        'E_EXPORT_SPECIAL_TOKENS',
+        `${name} is ${String(mine)} for the draft, ${String(theirs)} for the target (${targetSource})`,
+      );
   }
   const difference = Math.abs(draft.tokens.length - target.tokens.length);
   if (difference > LLAMA_CPP_MAX_VOCAB_DIFFERENCE) {
-    problem('E_EXPORT_VOCAB_SIZE', `the draft's vocabulary has ${draft.tokens.length} tokens, the target's (${targetSource}) ${target.tokens.length}: more than ${LLAMA_CPP_MAX_VOCAB_DIFFERENCE} apart`);
+    problem(
+      'E_EXPORT_VOCAB_SIZE',
+      `the draft's vocabulary has ${draft.tokens.length} tokens, the target's (${targetSource}) ${target.tokens.length}: more than ${LLAMA_CPP_MAX_VOCAB_DIFFERENCE} apart`,
+    );
   }
   const mismatch = firstTokenMismatch(draft, target, LLAMA_CPP_CHECK_START_TOKEN_ID);
-  if (mismatch !== undefined) problem('E_EXPORT_TOKEN_TEXT', `token ${mismatch.id} differs: ${mismatch.text} (llama.cpp compares token text from id ${LLAMA_CPP_CHECK_START_TOKEN_ID} on)`);
+  if (mismatch !== undefined)
+    problem(
+      'E_EXPORT_TOKEN_TEXT',
+      `token ${mismatch.id} differs: ${mismatch.text} (llama.cpp compares token text from id ${LLAMA_CPP_CHECK_START_TOKEN_ID} on)`,
+    );
   return problems;
 }
 
@@ -178,10 +242,18 @@ function vocabType(vocabulary: Vocabulary): string {
   return vocabulary.model === 'llama' ? 'SPM (llama)' : 'BPE (gpt2)';
 }
 
-function firstTokenMismatch(draft: Vocabulary, target: Vocabulary, from: number): { id: number; text: string } | undefined {
+function firstTokenMismatch(
+  draft: Vocabulary,
+  target: Vocabulary,
+  from: number,
+): { id: number; text: string } | undefined {
   const end = Math.min(draft.tokens.length, target.tokens.length);
   for (let id = from; id < end; id++) {
-    if (draft.tokens[id] !== target.tokens[id]) return { id, text: `${JSON.stringify(draft.tokens[id])} in the draft, ${JSON.stringify(target.tokens[id])} in the target` };
+    if (draft.tokens[id] !== target.tokens[id])
+      return {
+        id,
+        text: `${JSON.stringify(draft.tokens[id])} in the draft, ${JSON.stringify(target.tokens[id])} in the target`,
+      };
   }
   return undefined;
 }

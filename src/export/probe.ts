@@ -27,7 +27,10 @@ export async function lowestLogitRows(weights: LlamaWeights, options: ProbeOptio
   const count = Math.min(options.count ?? 16, rows);
   const rowOf = new Map<number, number>();
   options.draftVocabulary?.draftToTarget.forEach((id, row) => rowOf.set(id, row));
-  const toDraft = (ids: number[]) => (options.draftVocabulary ? ids.map((id) => rowOf.get(id) ?? options.unkDraftId) : ids.map((id) => (id < rows ? id : options.unkDraftId)));
+  const toDraft = (ids: number[]) =>
+    options.draftVocabulary
+      ? ids.map((id) => rowOf.get(id) ?? options.unkDraftId)
+      : ids.map((id) => (id < rows ? id : options.unkDraftId));
   const tokenizer = options.vocabulary ? await tokenizerFromVocabulary(options.vocabulary) : undefined;
   const bos = options.vocabulary?.bosId;
   const prompts = [
@@ -44,17 +47,24 @@ export async function lowestLogitRows(weights: LlamaWeights, options: ProbeOptio
   let positions = 0;
   try {
     for (const prompt of prompts) {
-      const continuation = (await generate(model, prompt, { maxNewTokens: Math.max(1, Math.min(32, weights.config.maxSeqLen - prompt.length)) })).tokens;
+      const continuation = (
+        await generate(model, prompt, {
+          maxNewTokens: Math.max(1, Math.min(32, weights.config.maxSeqLen - prompt.length)),
+        })
+      ).tokens;
       const sequence = [...prompt, ...continuation].slice(0, weights.config.maxSeqLen);
       const logits = tf.tidy(() => model.forward(tf.tensor2d(sequence, [1, sequence.length], 'int32'))); // [1, T, rows]
       const values = await logits.data<'float32'>().finally(() => logits.dispose());
-      for (let t = 0; t < sequence.length; t++) for (let row = 0; row < rows; row++) meanLogit[row] += values[t * rows + row];
+      for (let t = 0; t < sequence.length; t++)
+        for (let row = 0; row < rows; row++) meanLogit[row] += values[t * rows + row];
       positions += sequence.length;
     }
   } finally {
     model.dispose();
   }
   const order = Array.from({ length: rows }, (_, i) => i).sort((a, b) => meanLogit[a] - meanLogit[b] || a - b);
-  options.log(`never-winning rows: the mean of the ${count} draft rows with the lowest mean logit over ${positions} positions of the draft's own text`);
+  options.log(
+    `never-winning rows: the mean of the ${count} draft rows with the lowest mean logit over ${positions} positions of the draft's own text`,
+  );
   return Int32Array.from(order.slice(0, count));
 }

@@ -37,16 +37,24 @@ export interface ReferenceOptions {
 }
 
 /** Write reference.json and logits.f32 into `refDir`; returns the file names. */
-export async function writeReferenceLogits(hfDir: string, refDir: string, options: ReferenceOptions): Promise<string[]> {
+export async function writeReferenceLogits(
+  hfDir: string,
+  refDir: string,
+  options: ReferenceOptions,
+): Promise<string[]> {
   const { weights } = readHfLlama(hfDir);
   const { vocabSize, maxSeqLen } = weights.config;
   const tokenizer = options.vocabulary ? await tokenizerFromVocabulary(options.vocabulary) : undefined;
   const maxTokens = Math.min(MAX_PROMPT_TOKENS, maxSeqLen);
-  const prompts = REFERENCE_TEXTS.slice(0, options.prompts).map((text, index) => {
-    // Without a tokenizer: a fixed spread of ids, still a fair check of the forward pass.
-    const ids = tokenizer ? tokenizer.encode(text) : Array.from({ length: 12 }, (_, i) => (index * 7919 + i * 104729) % vocabSize);
-    return { text: tokenizer ? text : null, token_ids: ids.slice(0, maxTokens).filter((id) => id < vocabSize) };
-  }).filter((prompt) => prompt.token_ids.length > 0);
+  const prompts = REFERENCE_TEXTS.slice(0, options.prompts)
+    .map((text, index) => {
+      // Without a tokenizer: a fixed spread of ids, still a fair check of the forward pass.
+      const ids = tokenizer
+        ? tokenizer.encode(text)
+        : Array.from({ length: 12 }, (_, i) => (index * 7919 + i * 104729) % vocabSize);
+      return { text: tokenizer ? text : null, token_ids: ids.slice(0, maxTokens).filter((id) => id < vocabSize) };
+    })
+    .filter((prompt) => prompt.token_ids.length > 0);
 
   const { initBackend } = await import('../backend/index.js');
   await initBackend(options.backend, options.log);
@@ -55,9 +63,13 @@ export async function writeReferenceLogits(hfDir: string, refDir: string, option
   const model = LlamaModel.fromWeights(weights, { trainable: false });
   let blocks: Float32Array[];
   try {
-    const logits = tf.tidy(() => prompts.map((prompt) => model.forward(tf.tensor2d(prompt.token_ids, [1, prompt.token_ids.length], 'int32')))); // [1, T, V] each
+    const logits = tf.tidy(() =>
+      prompts.map((prompt) => model.forward(tf.tensor2d(prompt.token_ids, [1, prompt.token_ids.length], 'int32'))),
+    ); // [1, T, V] each
     // All prompts' logits in one asynchronous read (the only kind the webgpu backend has under Node).
-    blocks = await Promise.all(logits.map((t) => t.data<'float32'>())).finally(() => logits.forEach((t) => t.dispose()));
+    blocks = await Promise.all(logits.map((t) => t.data<'float32'>())).finally(() =>
+      logits.forEach((t) => t.dispose()),
+    );
   } finally {
     model.dispose();
   }
@@ -75,7 +87,14 @@ export async function writeReferenceLogits(hfDir: string, refDir: string, option
   }
   mkdirSync(refDir, { recursive: true });
   writeFileSync(join(refDir, 'logits.f32'), littleEndianBytes(all));
-  const reference = { format: 'fireopt-reference-logits', version: 1, vocab_size: vocabSize, rows, dtype: 'float32', prompts: described };
+  const reference = {
+    format: 'fireopt-reference-logits',
+    version: 1,
+    vocab_size: vocabSize,
+    rows,
+    dtype: 'float32',
+    prompts: described,
+  };
   writeFileSync(join(refDir, 'reference.json'), JSON.stringify(reference, null, 2) + '\n');
   return ['reference.json', 'logits.f32'];
 }

@@ -38,7 +38,11 @@ export function servingCommands(input: ServingInput): ServingCommand[] {
   for (const engine of input.engines) {
     if (engine === 'vllm' && input.hfDir) {
       const speculative = JSON.stringify({ method: 'draft_model', model: input.hfDir, num_speculative_tokens: k });
-      commands.push({ engine, title: 'vLLM', command: `vllm serve ${shellQuote(hfTarget)} --max-model-len ${context} --speculative-config ${shellQuote(speculative)}` });
+      commands.push({
+        engine,
+        title: 'vLLM',
+        command: `vllm serve ${shellQuote(hfTarget)} --max-model-len ${context} --speculative-config ${shellQuote(speculative)}`,
+      });
     } else if (engine === 'sglang' && input.hfDir) {
       commands.push({
         engine,

@@ -54,12 +54,18 @@ export interface TargetDescription {
 
 /** Read what the export needs about a target path; errors name the file. */
 export function describeTarget(path: string): TargetDescription {
-  if (!existsSync(path)) throw new InputError(`${path}: no such target model file or folder`, 'HINT: --target takes a Hugging Face folder, a GGUF file or a llama2.c checkpoint');
+  if (!existsSync(path))
+    throw new InputError(
+      `${path}: no such target model file or folder`,
+      'HINT: --target takes a Hugging Face folder, a GGUF file or a llama2.c checkpoint',
+    );
   if (statSync(path).isDirectory()) return describeHfTarget(path);
   const kind = detectCheckpointKind(path);
   if (kind === 'gguf') return describeGgufTarget(path);
   if (kind === 'hf') {
-    throw new InputError(`${path}: pass the Hugging Face folder (with config.json) as --target, not the safetensors file`);
+    throw new InputError(
+      `${path}: pass the Hugging Face folder (with config.json) as --target, not the safetensors file`,
+    );
   }
   const weights = readLlama2cCheckpoint(path);
   const beside = join(path, '..', 'tokenizer.bin');
@@ -73,33 +79,44 @@ export function describeTarget(path: string): TargetDescription {
     rmsNormEps: weights.config.normEps,
     tokenizerFiles: [],
     architecture: 'llama',
-    ...(existsSync(beside) ? { vocabulary: readLlama2cTokenizer(beside, weights.config.vocabSize), vocabularySource: beside } : {}),
+    ...(existsSync(beside)
+      ? { vocabulary: readLlama2cTokenizer(beside, weights.config.vocabSize), vocabularySource: beside }
+      : {}),
   };
 }
 
 function describeHfTarget(dir: string): TargetDescription {
   const configPath = join(dir, 'config.json');
-  if (!existsSync(configPath)) throw new InputError(`${dir}: no config.json in this folder; --target takes a Hugging Face model folder, a GGUF or a llama2.c checkpoint`);
+  if (!existsSync(configPath))
+    throw new InputError(
+      `${dir}: no config.json in this folder; --target takes a Hugging Face model folder, a GGUF or a llama2.c checkpoint`,
+    );
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(configPath, 'utf8'));
   } catch (error) {
     throw new InputError(`${configPath}: not valid JSON (${describeError(error)})`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`${configPath}: not a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new InputError(`${configPath}: not a JSON object`);
   const config = json as Record<string, unknown>;
   // Multimodal and some newer configs keep the language model's numbers under text_config.
-  const text = typeof config.text_config === 'object' && config.text_config !== null ? { ...config, ...(config.text_config as Record<string, unknown>) } : config;
+  const text =
+    typeof config.text_config === 'object' && config.text_config !== null
+      ? { ...config, ...(config.text_config as Record<string, unknown>) }
+      : config;
   const positive = (key: string): number | undefined => {
     const value = text[key];
     if (value === undefined || value === null) return undefined;
-    if (typeof value !== 'number' || !(value > 0)) throw new InputError(`${configPath}: '${key}' is ${JSON.stringify(value)}; expected a positive number`);
+    if (typeof value !== 'number' || !(value > 0))
+      throw new InputError(`${configPath}: '${key}' is ${JSON.stringify(value)}; expected a positive number`);
     return value;
   };
   const tokenId = (key: string): TokenId | undefined => {
     const value = text[key];
     if (typeof value === 'number' && Number.isInteger(value)) return value;
-    if (Array.isArray(value) && value.every((v): v is number => typeof v === 'number' && Number.isInteger(v))) return value;
+    if (Array.isArray(value) && value.every((v): v is number => typeof v === 'number' && Number.isInteger(v)))
+      return value;
     return undefined;
   };
   const vocabularyPath = join(dir, 'tokenizer.gguf');

@@ -67,14 +67,25 @@ export function writeDraftCheckpoint(dir: string, checkpoint: DraftCheckpoint, r
     writeHfLlama(staged.path, checkpoint.weights, { dtype: 'F32' });
     if (checkpoint.vocabulary) {
       // The tokenizer is the target's: its size is the target vocabulary's, not the draft's rows.
-      const targetConfig = { ...checkpoint.weights.config, vocabSize: reduced?.targetVocabSize ?? checkpoint.weights.config.vocabSize };
+      const targetConfig = {
+        ...checkpoint.weights.config,
+        vocabSize: reduced?.targetVocabSize ?? checkpoint.weights.config.vocabSize,
+      };
       writeVocabOnlyGguf(join(staged.path, 'tokenizer.gguf'), targetConfig, checkpoint.vocabulary);
     }
     if (reduced) {
       if (reduced.draftToTarget.length !== checkpoint.weights.config.vocabSize) {
-        throw new Error(`draft vocabulary map has ${reduced.draftToTarget.length} entries for ${checkpoint.weights.config.vocabSize} rows`);
+        throw new Error(
+          `draft vocabulary map has ${reduced.draftToTarget.length} entries for ${checkpoint.weights.config.vocabSize} rows`,
+        );
       }
-      writeFileAtomic(join(staged.path, 'draft_vocab.json'), JSON.stringify({ target_vocab_size: reduced.targetVocabSize, draft_to_target: Array.from(reduced.draftToTarget) }));
+      writeFileAtomic(
+        join(staged.path, 'draft_vocab.json'),
+        JSON.stringify({
+          target_vocab_size: reduced.targetVocabSize,
+          draft_to_target: Array.from(reduced.draftToTarget),
+        }),
+      );
     }
     const body: DraftManifestBody = {
       model: checkpoint.weights.config,
@@ -99,17 +110,28 @@ export function readDraftCheckpoint(dir: string): DraftCheckpoint & { manifest: 
   let draftVocabulary: DraftVocabulary | undefined;
   const mapPath = join(dir, 'draft_vocab.json');
   if (manifest.reduced_vocab) {
-    if (!existsSync(mapPath)) throw new InputError(`${dir}: the manifest says the vocabulary is reduced but draft_vocab.json is missing`);
-    const parsed = JSON.parse(readFileSync(mapPath, 'utf8')) as { target_vocab_size?: unknown; draft_to_target?: unknown };
+    if (!existsSync(mapPath))
+      throw new InputError(`${dir}: the manifest says the vocabulary is reduced but draft_vocab.json is missing`);
+    const parsed = JSON.parse(readFileSync(mapPath, 'utf8')) as {
+      target_vocab_size?: unknown;
+      draft_to_target?: unknown;
+    };
     if (typeof parsed.target_vocab_size !== 'number' || !Array.isArray(parsed.draft_to_target)) {
       throw new InputError(`${mapPath}: expected {target_vocab_size: number, draft_to_target: number[]}`);
     }
     const draftToTarget = Int32Array.from(parsed.draft_to_target as number[]);
     if (draftToTarget.length !== weights.config.vocabSize) {
-      throw new InputError(`${mapPath}: ${draftToTarget.length} entries, the model has ${weights.config.vocabSize} vocabulary rows`);
+      throw new InputError(
+        `${mapPath}: ${draftToTarget.length} entries, the model has ${weights.config.vocabSize} vocabulary rows`,
+      );
     }
-    const bad = draftToTarget.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= (parsed.target_vocab_size as number));
-    if (bad >= 0) throw new InputError(`${mapPath}: draft_to_target[${bad}] = ${draftToTarget[bad]} is not a target id (< ${parsed.target_vocab_size})`);
+    const bad = draftToTarget.findIndex(
+      (id) => !Number.isInteger(id) || id < 0 || id >= (parsed.target_vocab_size as number),
+    );
+    if (bad >= 0)
+      throw new InputError(
+        `${mapPath}: draft_to_target[${bad}] = ${draftToTarget[bad]} is not a target id (< ${parsed.target_vocab_size})`,
+      );
     draftVocabulary = { draftToTarget, targetVocabSize: parsed.target_vocab_size };
   }
   return { weights, vocabulary, draftVocabulary, target: manifest.target, training: manifest.training, manifest };

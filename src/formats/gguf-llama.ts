@@ -12,10 +12,24 @@ import { InputError } from '../errors.js';
 import { configProblems, headDim, type LlamaConfig } from '../model/config.js';
 import type { LlamaWeights } from '../model/weights.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
-import { assertReadableTensor, readGguf, readGgufTensor, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf.js';
+import {
+  assertReadableTensor,
+  readGguf,
+  readGgufTensor,
+  type GgufFile,
+  type GgufTensorInfo,
+  type GgufValue,
+} from './gguf.js';
 import { vocabularyFromGgufMetadata } from './gguf-vocabulary.js';
 import { GGUF_DEFAULT_ALIGNMENT, writeGguf, type GgufMetadataEntry, type GgufTensorToWrite } from './gguf-write.js';
-import { assembleWeights, ggufTensorName, sameShape, shapeText, shortestFloat32, tensorsByKey } from './llama-tensors.js';
+import {
+  assembleWeights,
+  ggufTensorName,
+  sameShape,
+  shapeText,
+  shortestFloat32,
+  tensorsByKey,
+} from './llama-tensors.js';
 
 /**
  * Tensor precision of a written model file: `f16` / `bf16` store matrices in 16 bits and keep the
@@ -33,7 +47,12 @@ export interface LlamaGgufWriteOptions {
 const FILE_TYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 32 };
 
 /** Write a llama-architecture GGUF v3 file (atomically) that llama.cpp loads as is. */
-export function writeLlamaGguf(path: string, weights: LlamaWeights, vocabulary: Vocabulary, options: LlamaGgufWriteOptions = {}): void {
+export function writeLlamaGguf(
+  path: string,
+  weights: LlamaWeights,
+  vocabulary: Vocabulary,
+  options: LlamaGgufWriteOptions = {},
+): void {
   const dtype = options.dtype ?? 'f32';
   const tensors: GgufTensorToWrite[] = [];
   for (const [key, tensor] of tensorsByKey(weights)) {
@@ -44,12 +63,21 @@ export function writeLlamaGguf(path: string, weights: LlamaWeights, vocabulary: 
 }
 
 /** Write a vocab-only GGUF (metadata and tokenizer, no tensors), like llama.cpp's ggml-vocab-*.gguf files. */
-export function writeVocabOnlyGguf(path: string, config: LlamaConfig, vocabulary: Vocabulary, options: LlamaGgufWriteOptions = {}): void {
+export function writeVocabOnlyGguf(
+  path: string,
+  config: LlamaConfig,
+  vocabulary: Vocabulary,
+  options: LlamaGgufWriteOptions = {},
+): void {
   writeGguf(path, llamaGgufMetadata(config, vocabulary, options), []);
 }
 
 /** All metadata of a llama-architecture GGUF: general.*, llama.* and tokenizer.*. */
-export function llamaGgufMetadata(config: LlamaConfig, vocabulary: Vocabulary, options: LlamaGgufWriteOptions = {}): GgufMetadataEntry[] {
+export function llamaGgufMetadata(
+  config: LlamaConfig,
+  vocabulary: Vocabulary,
+  options: LlamaGgufWriteOptions = {},
+): GgufMetadataEntry[] {
   const problems = configProblems(config);
   if (problems.length) throw new InputError(`cannot write GGUF: invalid model config: ${problems.join('; ')}`);
   if (vocabulary.tokens.length !== config.vocabSize) {
@@ -81,8 +109,10 @@ export function llamaGgufMetadata(config: LlamaConfig, vocabulary: Vocabulary, o
 /** The `tokenizer.*` metadata for a vocabulary (the inverse of vocabularyFromGgufMetadata). */
 export function vocabularyMetadata(vocabulary: Vocabulary): GgufMetadataEntry[] {
   const n = vocabulary.tokens.length;
-  if (vocabulary.tokenTypes.length !== n) throw new InputError(`cannot write GGUF tokenizer: ${vocabulary.tokenTypes.length} token types for ${n} tokens`);
-  if (vocabulary.scores && vocabulary.scores.length !== n) throw new InputError(`cannot write GGUF tokenizer: ${vocabulary.scores.length} scores for ${n} tokens`);
+  if (vocabulary.tokenTypes.length !== n)
+    throw new InputError(`cannot write GGUF tokenizer: ${vocabulary.tokenTypes.length} token types for ${n} tokens`);
+  if (vocabulary.scores && vocabulary.scores.length !== n)
+    throw new InputError(`cannot write GGUF tokenizer: ${vocabulary.scores.length} scores for ${n} tokens`);
   const entries: GgufMetadataEntry[] = [{ key: 'tokenizer.ggml.model', type: 'string', value: vocabulary.model }];
   // llama.cpp warns and guesses when a BPE vocabulary has no `pre`; SentencePiece uses "default".
   const pre = vocabulary.pre ?? (vocabulary.model === 'llama' ? 'default' : undefined);
@@ -99,13 +129,16 @@ export function vocabularyMetadata(vocabulary: Vocabulary): GgufMetadataEntry[] 
   ];
   for (const [key, id] of ids) {
     if (id === undefined) continue;
-    if (!Number.isInteger(id) || id < 0 || id >= n) throw new InputError(`cannot write GGUF tokenizer: ${key} ${id} is outside the ${n}-token vocabulary`);
+    if (!Number.isInteger(id) || id < 0 || id >= n)
+      throw new InputError(`cannot write GGUF tokenizer: ${key} ${id} is outside the ${n}-token vocabulary`);
     entries.push({ key, type: 'uint32', value: id });
   }
   entries.push({ key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: vocabulary.addBos });
   entries.push({ key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: vocabulary.addEos });
-  if (vocabulary.addSpacePrefix !== undefined) entries.push({ key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: vocabulary.addSpacePrefix });
-  if (vocabulary.chatTemplate !== undefined) entries.push({ key: 'tokenizer.chat_template', type: 'string', value: vocabulary.chatTemplate });
+  if (vocabulary.addSpacePrefix !== undefined)
+    entries.push({ key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: vocabulary.addSpacePrefix });
+  if (vocabulary.chatTemplate !== undefined)
+    entries.push({ key: 'tokenizer.chat_template', type: 'string', value: vocabulary.chatTemplate });
   return entries;
 }
 
@@ -121,7 +154,9 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
     if (value === undefined && fallback !== undefined) return fallback;
     if (value === undefined) throw new InputError(`${path}: GGUF metadata 'llama.${key}' is missing`);
     if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-      throw new InputError(`${path}: GGUF metadata 'llama.${key}' is ${describeValue(value)}; expected a positive integer (per-layer values are not supported)`);
+      throw new InputError(
+        `${path}: GGUF metadata 'llama.${key}' is ${describeValue(value)}; expected a positive integer (per-layer values are not supported)`,
+      );
     }
     return value;
   };
@@ -129,13 +164,18 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
     const value = metadata.get(`llama.${key}`);
     if (value === undefined && fallback !== undefined) return fallback;
     if (value === undefined) throw new InputError(`${path}: GGUF metadata 'llama.${key}' is missing`);
-    if (typeof value !== 'number' || !(value > 0)) throw new InputError(`${path}: GGUF metadata 'llama.${key}' is ${describeValue(value)}; expected a positive number`);
+    if (typeof value !== 'number' || !(value > 0))
+      throw new InputError(
+        `${path}: GGUF metadata 'llama.${key}' is ${describeValue(value)}; expected a positive number`,
+      );
     return shortestFloat32(value);
   };
   const experts = metadata.get('llama.expert_count');
-  if (typeof experts === 'number' && experts > 0) throw new InputError(`${path}: mixture-of-experts GGUF (llama.expert_count ${experts}) is not supported`);
+  if (typeof experts === 'number' && experts > 0)
+    throw new InputError(`${path}: mixture-of-experts GGUF (llama.expert_count ${experts}) is not supported`);
   const ropeScaling = metadata.get('llama.rope.scaling.type');
-  if (ropeScaling !== undefined && ropeScaling !== 'none') throw new InputError(`${path}: RoPE scaling '${String(ropeScaling)}' is not supported`);
+  if (ropeScaling !== undefined && ropeScaling !== 'none')
+    throw new InputError(`${path}: RoPE scaling '${String(ropeScaling)}' is not supported`);
 
   const embedding = file.tensors.find((t) => t.name === 'token_embd.weight');
   const nHeads = integer('attention.head_count');
@@ -155,7 +195,9 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   if (problems.length) throw new InputError(`${path}: inconsistent llama hyper-parameters: ${problems.join('; ')}`);
   const ropeDims = metadata.get('llama.rope.dimension_count');
   if (ropeDims !== undefined && ropeDims !== headDim(config)) {
-    throw new InputError(`${path}: llama.rope.dimension_count is ${describeValue(ropeDims)} but the head size is ${headDim(config)}; partial rotary embeddings are not supported`);
+    throw new InputError(
+      `${path}: llama.rope.dimension_count is ${describeValue(ropeDims)} but the head size is ${headDim(config)}; partial rotary embeddings are not supported`,
+    );
   }
   return config;
 }
@@ -169,14 +211,17 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
   const config = llamaConfigFromGguf(file);
   const vocabulary = vocabularyFromGgufMetadata(file.metadata, path);
   if (vocabulary.tokens.length !== config.vocabSize) {
-    throw new InputError(`${path}: the embedded tokenizer has ${vocabulary.tokens.length} tokens but the model's vocabulary size is ${config.vocabSize}`);
+    throw new InputError(
+      `${path}: the embedded tokenizer has ${vocabulary.tokens.length} tokens but the model's vocabulary size is ${config.vocabSize}`,
+    );
   }
   const byName = new Map<string, GgufTensorInfo>();
   for (const info of file.tensors) {
     if (byName.has(info.name)) throw new InputError(`${path}: corrupt GGUF: tensor '${info.name}' appears twice`);
     byName.set(info.name, info);
   }
-  if (file.tensors.length === 0) throw new InputError(`${path}: vocab-only GGUF (no tensors): it holds a tokenizer but no model weights`);
+  if (file.tensors.length === 0)
+    throw new InputError(`${path}: vocab-only GGUF (no tensors): it holds a tokenizer but no model weights`);
   // Check every tensor's type before reading any data, so a quantized model fails at once.
   for (const info of file.tensors) {
     assertReadableTensor(path, info);
@@ -189,13 +234,17 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
     used.add(name);
     const fileShape = [...info.dims].reverse();
     if (!sameShape(fileShape, shape)) {
-      throw new InputError(`${path}: tensor '${name}' has shape ${shapeText(fileShape)}, the metadata needs ${shapeText(shape)}`);
+      throw new InputError(
+        `${path}: tensor '${name}' has shape ${shapeText(fileShape)}, the metadata needs ${shapeText(shape)}`,
+      );
     }
     return readGgufTensor(file, info);
   });
   const unexpected = file.tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (unexpected.length) {
-    throw new InputError(`${path}: unexpected tensors for a plain llama model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`);
+    throw new InputError(
+      `${path}: unexpected tensors for a plain llama model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
+    );
   }
   return { weights, vocabulary };
 }

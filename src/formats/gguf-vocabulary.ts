@@ -15,9 +15,12 @@ const TOKENIZER_MODELS: readonly TokenizerModel[] = ['llama', 'gpt2'];
 /** Build a Vocabulary from GGUF metadata; `path` names the file in errors. */
 export function vocabularyFromGgufMetadata(metadata: Map<string, GgufValue>, path: string): Vocabulary {
   const model = metadata.get('tokenizer.ggml.model');
-  if (model === undefined) throw new InputError(`${path}: GGUF has no embedded tokenizer (no 'tokenizer.ggml.model' metadata)`);
+  if (model === undefined)
+    throw new InputError(`${path}: GGUF has no embedded tokenizer (no 'tokenizer.ggml.model' metadata)`);
   if (typeof model !== 'string' || !(TOKENIZER_MODELS as readonly string[]).includes(model)) {
-    throw new InputError(`${path}: unsupported GGUF tokenizer model '${String(model)}' (fireopt reads 'llama' SentencePiece and 'gpt2' BPE)`);
+    throw new InputError(
+      `${path}: unsupported GGUF tokenizer model '${String(model)}' (fireopt reads 'llama' SentencePiece and 'gpt2' BPE)`,
+    );
   }
   const tokenizerModel = model as TokenizerModel;
 
@@ -51,7 +54,8 @@ export function vocabularyFromGgufMetadata(metadata: Map<string, GgufValue>, pat
     }
     merges = mergesValue;
   }
-  if (tokenizerModel === 'gpt2' && !merges) throw new InputError(`${path}: GGUF 'gpt2' tokenizer has no 'tokenizer.ggml.merges'`);
+  if (tokenizerModel === 'gpt2' && !merges)
+    throw new InputError(`${path}: GGUF 'gpt2' tokenizer has no 'tokenizer.ggml.merges'`);
 
   const tokenId = (key: string): number | undefined => {
     const value = metadata.get(`tokenizer.ggml.${key}`);
@@ -61,13 +65,17 @@ export function vocabularyFromGgufMetadata(metadata: Map<string, GgufValue>, pat
     }
     // llama.cpp writes -1 (as uint32 0xFFFFFFFF) for "no such token".
     if (value < 0 || value === 0xffffffff) return undefined;
-    if (value >= vocabSize) throw new InputError(`${path}: GGUF metadata 'tokenizer.ggml.${key}' is ${value}, past the ${vocabSize}-token vocabulary`);
+    if (value >= vocabSize)
+      throw new InputError(
+        `${path}: GGUF metadata 'tokenizer.ggml.${key}' is ${value}, past the ${vocabSize}-token vocabulary`,
+      );
     return value;
   };
   const flag = (key: string): boolean | undefined => {
     const value = metadata.get(`tokenizer.ggml.${key}`);
     if (value === undefined) return undefined;
-    if (typeof value !== 'boolean') throw new InputError(`${path}: GGUF metadata 'tokenizer.ggml.${key}' is not a boolean`);
+    if (typeof value !== 'boolean')
+      throw new InputError(`${path}: GGUF metadata 'tokenizer.ggml.${key}' is not a boolean`);
     return value;
   };
   const optionalString = (key: string): string | undefined => {
@@ -92,7 +100,12 @@ export function vocabularyFromGgufMetadata(metadata: Map<string, GgufValue>, pat
   if (pre !== undefined) vocabulary.pre = pre;
   const chatTemplate = optionalString('tokenizer.chat_template');
   if (chatTemplate !== undefined) vocabulary.chatTemplate = chatTemplate;
-  const ids = { bosId: 'bos_token_id', eosId: 'eos_token_id', unkId: 'unknown_token_id', padId: 'padding_token_id' } as const;
+  const ids = {
+    bosId: 'bos_token_id',
+    eosId: 'eos_token_id',
+    unkId: 'unknown_token_id',
+    padId: 'padding_token_id',
+  } as const;
   for (const [field, key] of Object.entries(ids) as Array<[keyof typeof ids, string]>) {
     const id = tokenId(key);
     if (id !== undefined) vocabulary[field] = id;
@@ -118,7 +131,9 @@ function numericArray<T extends Float32Array | Int32Array>(
   else if (Array.isArray(value)) items = value;
   else throw new InputError(`${path}: GGUF metadata '${key}' is not an array`);
   if (items.length !== length) {
-    throw new InputError(`${path}: GGUF metadata '${key}' has ${items.length} entries, the vocabulary has ${length} tokens`);
+    throw new InputError(
+      `${path}: GGUF metadata '${key}' has ${items.length} entries, the vocabulary has ${length} tokens`,
+    );
   }
   const out = make(length);
   for (let i = 0; i < length; i++) {

@@ -50,7 +50,11 @@ function tensorBytes(tensor: GgufTensorToWrite): Uint8Array {
 }
 
 /** Write a GGUF v3 file atomically. */
-export function writeGguf(path: string, metadata: readonly GgufMetadataEntry[], tensors: readonly GgufTensorToWrite[]): void {
+export function writeGguf(
+  path: string,
+  metadata: readonly GgufMetadataEntry[],
+  tensors: readonly GgufTensorToWrite[],
+): void {
   const names = new Set<string>();
   for (const tensor of tensors) {
     if (names.has(tensor.name)) throw new InputError(`${path}: duplicate GGUF tensor name '${tensor.name}'`);
@@ -60,14 +64,17 @@ export function writeGguf(path: string, metadata: readonly GgufMetadataEntry[], 
       const needed = quantizedByteLength(tensor.ggmlType, size);
       if (tensor.encoded.length !== needed) {
         throw new InputError(
-          `${path}: tensor '${tensor.name}' has ${tensor.encoded.length} bytes,`
-            + ` shape [${tensor.shape}] of ggml type ${tensor.ggmlType} needs ${needed}`,
+          `${path}: tensor '${tensor.name}' has ${tensor.encoded.length} bytes,` +
+            ` shape [${tensor.shape}] of ggml type ${tensor.ggmlType} needs ${needed}`,
         );
       }
     } else if (size !== tensor.data.length) {
-      throw new InputError(`${path}: tensor '${tensor.name}' has ${tensor.data.length} values, shape [${tensor.shape}] needs ${size}`);
+      throw new InputError(
+        `${path}: tensor '${tensor.name}' has ${tensor.data.length} values, shape [${tensor.shape}] needs ${size}`,
+      );
     }
-    if (tensor.shape.length < 1 || tensor.shape.length > 4) throw new InputError(`${path}: tensor '${tensor.name}' has rank ${tensor.shape.length}; GGUF allows 1 to 4`);
+    if (tensor.shape.length < 1 || tensor.shape.length > 4)
+      throw new InputError(`${path}: tensor '${tensor.name}' has rank ${tensor.shape.length}; GGUF allows 1 to 4`);
   }
   const keys = new Set<string>();
   for (const entry of metadata) {
@@ -75,7 +82,8 @@ export function writeGguf(path: string, metadata: readonly GgufMetadataEntry[], 
     keys.add(entry.key);
   }
   const alignmentEntry = metadata.find((entry) => entry.key === 'general.alignment');
-  const alignment = alignmentEntry && typeof alignmentEntry.value === 'number' ? alignmentEntry.value : GGUF_DEFAULT_ALIGNMENT;
+  const alignment =
+    alignmentEntry && typeof alignmentEntry.value === 'number' ? alignmentEntry.value : GGUF_DEFAULT_ALIGNMENT;
 
   const header = new ByteBuilder();
   header.u32(GGUF_MAGIC);
@@ -160,7 +168,8 @@ function writeMetadataValue(out: ByteBuilder, entry: GgufMetadataEntry): void {
 }
 
 function checkInteger(key: string, value: number, min: number, max: number): void {
-  if (!Number.isInteger(value) || value < min || value > max) throw new RangeError(`GGUF metadata '${key}': ${value} is not an integer in [${min}, ${max}]`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new RangeError(`GGUF metadata '${key}': ${value} is not an integer in [${min}, ${max}]`);
 }
 
 export function alignUp(offset: number, alignment: number): number {
@@ -184,11 +193,26 @@ class ByteBuilder {
   }
 
   // reserve() may replace this.buffer, so it runs before this.buffer is read.
-  u8(value: number): void { const at = this.reserve(1); this.buffer.writeUInt8(value, at); }
-  u32(value: number): void { const at = this.reserve(4); this.buffer.writeUInt32LE(value, at); }
-  i32(value: number): void { const at = this.reserve(4); this.buffer.writeInt32LE(value, at); }
-  f32(value: number): void { const at = this.reserve(4); this.buffer.writeFloatLE(value, at); }
-  u64(value: number): void { const at = this.reserve(8); this.buffer.writeBigUInt64LE(BigInt(value), at); }
+  u8(value: number): void {
+    const at = this.reserve(1);
+    this.buffer.writeUInt8(value, at);
+  }
+  u32(value: number): void {
+    const at = this.reserve(4);
+    this.buffer.writeUInt32LE(value, at);
+  }
+  i32(value: number): void {
+    const at = this.reserve(4);
+    this.buffer.writeInt32LE(value, at);
+  }
+  f32(value: number): void {
+    const at = this.reserve(4);
+    this.buffer.writeFloatLE(value, at);
+  }
+  u64(value: number): void {
+    const at = this.reserve(8);
+    this.buffer.writeBigUInt64LE(BigInt(value), at);
+  }
 
   string(value: string): void {
     const bytes = Buffer.from(value, 'utf8');

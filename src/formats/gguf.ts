@@ -32,10 +32,38 @@ export const GgufValueType = {
 /** ggml tensor types fireopt reads and writes (others are reported by name). */
 export const GgmlType = { F32: 0, F16: 1, BF16: 30 } as const;
 const GGML_TYPE_NAMES: Record<number, string> = {
-  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K',
-  12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S',
-  20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64',
-  29: 'IQ1_M', 30: 'BF16', 34: 'TQ1_0', 35: 'TQ2_0', 39: 'MXFP4',
+  0: 'F32',
+  1: 'F16',
+  2: 'Q4_0',
+  3: 'Q4_1',
+  6: 'Q5_0',
+  7: 'Q5_1',
+  8: 'Q8_0',
+  9: 'Q8_1',
+  10: 'Q2_K',
+  11: 'Q3_K',
+  12: 'Q4_K',
+  13: 'Q5_K',
+  14: 'Q6_K',
+  15: 'Q8_K',
+  16: 'IQ2_XXS',
+  17: 'IQ2_XS',
+  18: 'IQ3_XXS',
+  19: 'IQ1_S',
+  20: 'IQ4_NL',
+  21: 'IQ3_S',
+  22: 'IQ2_S',
+  23: 'IQ4_XS',
+  24: 'I8',
+  25: 'I16',
+  26: 'I32',
+  27: 'I64',
+  28: 'F64',
+  29: 'IQ1_M',
+  30: 'BF16',
+  34: 'TQ1_0',
+  35: 'TQ2_0',
+  39: 'MXFP4',
 };
 /** A tensor type llama.cpp defines (whether or not fireopt reads it). */
 export function isKnownGgmlType(type: number): boolean {
@@ -47,7 +75,15 @@ export function ggmlTypeName(type: number): string {
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[] | GgufTypedArray;
 /** Large numeric arrays (token scores, token types) stay typed. */
-export type GgufTypedArray = Float32Array | Int32Array | Uint32Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Float64Array;
+export type GgufTypedArray =
+  | Float32Array
+  | Int32Array
+  | Uint32Array
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Float64Array;
 
 export interface GgufTensorInfo {
   name: string;
@@ -78,13 +114,18 @@ class FileCursor {
   offset = 0;
   readonly size: number;
 
-  constructor(private readonly fd: number, readonly path: string) {
+  constructor(
+    private readonly fd: number,
+    readonly path: string,
+  ) {
     this.size = fstatSync(fd).size;
   }
 
   private ensure(bytes: number, what: string): void {
     if (this.offset + bytes > this.size) {
-      throw new InputError(`${this.path}: truncated GGUF: ${what} at byte ${this.offset} needs ${bytes} bytes, the file has ${this.size}`);
+      throw new InputError(
+        `${this.path}: truncated GGUF: ${what} at byte ${this.offset} needs ${bytes} bytes, the file has ${this.size}`,
+      );
     }
     const rel = this.offset - this.bufferStart;
     if (rel >= 0 && rel + bytes <= this.buffer.length) return;
@@ -101,16 +142,46 @@ class FileCursor {
     return rel;
   }
 
-  u8(what: string): number { const rel = this.at(1, what); return this.buffer.readUInt8(rel); }
-  i8(what: string): number { const rel = this.at(1, what); return this.buffer.readInt8(rel); }
-  u16(what: string): number { const rel = this.at(2, what); return this.buffer.readUInt16LE(rel); }
-  i16(what: string): number { const rel = this.at(2, what); return this.buffer.readInt16LE(rel); }
-  u32(what: string): number { const rel = this.at(4, what); return this.buffer.readUInt32LE(rel); }
-  i32(what: string): number { const rel = this.at(4, what); return this.buffer.readInt32LE(rel); }
-  f32(what: string): number { const rel = this.at(4, what); return this.buffer.readFloatLE(rel); }
-  f64(what: string): number { const rel = this.at(8, what); return this.buffer.readDoubleLE(rel); }
-  u64(what: string): bigint { const rel = this.at(8, what); return this.buffer.readBigUInt64LE(rel); }
-  i64(what: string): bigint { const rel = this.at(8, what); return this.buffer.readBigInt64LE(rel); }
+  u8(what: string): number {
+    const rel = this.at(1, what);
+    return this.buffer.readUInt8(rel);
+  }
+  i8(what: string): number {
+    const rel = this.at(1, what);
+    return this.buffer.readInt8(rel);
+  }
+  u16(what: string): number {
+    const rel = this.at(2, what);
+    return this.buffer.readUInt16LE(rel);
+  }
+  i16(what: string): number {
+    const rel = this.at(2, what);
+    return this.buffer.readInt16LE(rel);
+  }
+  u32(what: string): number {
+    const rel = this.at(4, what);
+    return this.buffer.readUInt32LE(rel);
+  }
+  i32(what: string): number {
+    const rel = this.at(4, what);
+    return this.buffer.readInt32LE(rel);
+  }
+  f32(what: string): number {
+    const rel = this.at(4, what);
+    return this.buffer.readFloatLE(rel);
+  }
+  f64(what: string): number {
+    const rel = this.at(8, what);
+    return this.buffer.readDoubleLE(rel);
+  }
+  u64(what: string): bigint {
+    const rel = this.at(8, what);
+    return this.buffer.readBigUInt64LE(rel);
+  }
+  i64(what: string): bigint {
+    const rel = this.at(8, what);
+    return this.buffer.readBigInt64LE(rel);
+  }
 
   /** A uint64 count that must fit comfortably in a JS number. */
   count(what: string, max: number): number {
@@ -143,7 +214,9 @@ export function readGguf(path: string): GgufFile {
     const cursor = new FileCursor(fd, path);
     const magic = cursor.u32('magic');
     if (magic !== GGUF_MAGIC) {
-      throw new InputError(`${path}: not a GGUF file (magic 0x${magic.toString(16).padStart(8, '0')}, expected "GGUF")`);
+      throw new InputError(
+        `${path}: not a GGUF file (magic 0x${magic.toString(16).padStart(8, '0')}, expected "GGUF")`,
+      );
     }
     const version = cursor.u32('version');
     if (version !== 2 && version !== 3) {
@@ -172,13 +245,16 @@ export function readGguf(path: string): GgufFile {
     const dataOffset = Math.ceil(cursor.offset / alignment) * alignment;
     const tensors: GgufTensorInfo[] = infos.map(({ relOffset, ...info }) => {
       const elements = info.dims.reduce((a, b) => a * b, 1);
-      const elementBytes = info.type === GgmlType.F32 ? 4 : info.type === GgmlType.F16 || info.type === GgmlType.BF16 ? 2 : NaN;
+      const elementBytes =
+        info.type === GgmlType.F32 ? 4 : info.type === GgmlType.F16 || info.type === GgmlType.BF16 ? 2 : NaN;
       const fileOffset = dataOffset + Number(relOffset);
       const byteLength = isQuantizedType(info.type)
         ? quantizedByteLength(info.type, elements)
         : elements * elementBytes;
       if (Number.isFinite(byteLength) && fileOffset + byteLength > cursor.size) {
-        throw new InputError(`${path}: truncated GGUF: tensor '${info.name}' ends at byte ${fileOffset + byteLength}, the file has ${cursor.size}`);
+        throw new InputError(
+          `${path}: truncated GGUF: tensor '${info.name}' ends at byte ${fileOffset + byteLength}, the file has ${cursor.size}`,
+        );
       }
       return { ...info, fileOffset, byteLength };
     });
@@ -190,23 +266,35 @@ export function readGguf(path: string): GgufFile {
 
 function readValue(cursor: FileCursor, type: number, key: string): GgufValue {
   switch (type) {
-    case GgufValueType.UINT8: return cursor.u8(key);
-    case GgufValueType.INT8: return cursor.i8(key);
-    case GgufValueType.UINT16: return cursor.u16(key);
-    case GgufValueType.INT16: return cursor.i16(key);
-    case GgufValueType.UINT32: return cursor.u32(key);
-    case GgufValueType.INT32: return cursor.i32(key);
-    case GgufValueType.FLOAT32: return cursor.f32(key);
-    case GgufValueType.FLOAT64: return cursor.f64(key);
-    case GgufValueType.BOOL: return cursor.u8(key) !== 0;
-    case GgufValueType.STRING: return cursor.string(key);
+    case GgufValueType.UINT8:
+      return cursor.u8(key);
+    case GgufValueType.INT8:
+      return cursor.i8(key);
+    case GgufValueType.UINT16:
+      return cursor.u16(key);
+    case GgufValueType.INT16:
+      return cursor.i16(key);
+    case GgufValueType.UINT32:
+      return cursor.u32(key);
+    case GgufValueType.INT32:
+      return cursor.i32(key);
+    case GgufValueType.FLOAT32:
+      return cursor.f32(key);
+    case GgufValueType.FLOAT64:
+      return cursor.f64(key);
+    case GgufValueType.BOOL:
+      return cursor.u8(key) !== 0;
+    case GgufValueType.STRING:
+      return cursor.string(key);
     case GgufValueType.UINT64: {
       const value = cursor.u64(key);
       return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
     }
     case GgufValueType.INT64: {
       const value = cursor.i64(key);
-      return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(value) : value;
+      return value <= BigInt(Number.MAX_SAFE_INTEGER) && value >= BigInt(Number.MIN_SAFE_INTEGER)
+        ? Number(value)
+        : value;
     }
     case GgufValueType.ARRAY: {
       const itemType = cursor.u32(`${key} item type`);
@@ -228,15 +316,24 @@ function readValue(cursor: FileCursor, type: number, key: string): GgufValue {
 
 function typedArrayFor(type: number, length: number): GgufTypedArray | undefined {
   switch (type) {
-    case GgufValueType.UINT8: return new Uint8Array(length);
-    case GgufValueType.INT8: return new Int8Array(length);
-    case GgufValueType.UINT16: return new Uint16Array(length);
-    case GgufValueType.INT16: return new Int16Array(length);
-    case GgufValueType.UINT32: return new Uint32Array(length);
-    case GgufValueType.INT32: return new Int32Array(length);
-    case GgufValueType.FLOAT32: return new Float32Array(length);
-    case GgufValueType.FLOAT64: return new Float64Array(length);
-    default: return undefined;
+    case GgufValueType.UINT8:
+      return new Uint8Array(length);
+    case GgufValueType.INT8:
+      return new Int8Array(length);
+    case GgufValueType.UINT16:
+      return new Uint16Array(length);
+    case GgufValueType.INT16:
+      return new Int16Array(length);
+    case GgufValueType.UINT32:
+      return new Uint32Array(length);
+    case GgufValueType.INT32:
+      return new Int32Array(length);
+    case GgufValueType.FLOAT32:
+      return new Float32Array(length);
+    case GgufValueType.FLOAT64:
+      return new Float64Array(length);
+    default:
+      return undefined;
   }
 }
 
@@ -249,8 +346,9 @@ export function assertReadableTensor(path: string, info: GgufTensorInfo): void {
       : `unknown tensor type ${info.type} (corrupt file?)`;
     throw new InputError(
       `${path}: tensor '${info.name}' has ${typeText}, which fireopt does not read`,
-      `fireopt reads F32, F16, BF16, ${Object.values(QUANT_BLOCKS).map((b) => b.name).join(', ')}:`
-        + ' requantize the model to one of them (llama-quantize)',
+      `fireopt reads F32, F16, BF16, ${Object.values(QUANT_BLOCKS)
+        .map((b) => b.name)
+        .join(', ')}:` + ' requantize the model to one of them (llama-quantize)',
     );
   }
   if (!Number.isFinite(info.byteLength)) {

@@ -46,7 +46,13 @@ function halfToFloatTable(): Float32Array {
     const exponent = (h >> 10) & 0x1f;
     const mantissa = h & 0x3ff;
     halfTable[h] =
-      exponent === 0 ? sign * mantissa * 2 ** -24 : exponent === 31 ? (mantissa ? NaN : sign * Infinity) : sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+      exponent === 0
+        ? sign * mantissa * 2 ** -24
+        : exponent === 31
+          ? mantissa
+            ? NaN
+            : sign * Infinity
+          : sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
   }
   return halfTable;
 }

@@ -31,8 +31,14 @@ const hfLlamaConfigSchema = z.looseObject({
   rope_scaling: z.unknown().optional(),
   attention_bias: z.boolean().optional(),
   mlp_bias: z.boolean().optional(),
-  bos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullable().optional(),
-  eos_token_id: z.union([z.number().int(), z.array(z.number().int())]).nullable().optional(),
+  bos_token_id: z
+    .union([z.number().int(), z.array(z.number().int())])
+    .nullable()
+    .optional(),
+  eos_token_id: z
+    .union([z.number().int(), z.array(z.number().int())])
+    .nullable()
+    .optional(),
   torch_dtype: z.string().nullable().optional(),
 });
 
@@ -43,17 +49,23 @@ export function parseHfConfig(json: unknown, path: string): LlamaConfig {
   const parsed = hfLlamaConfigSchema.safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    throw new InputError(`${path}: not a usable Hugging Face Llama config:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    throw new InputError(
+      `${path}: not a usable Hugging Face Llama config:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
   }
   const hf = parsed.data;
   const problems: string[] = [];
-  if (hf.model_type !== undefined && hf.model_type !== 'llama') problems.push(`model_type is '${hf.model_type}'; fireopt reads 'llama' models`);
-  if (hf.hidden_act !== undefined && hf.hidden_act !== 'silu') problems.push(`hidden_act '${hf.hidden_act}' is not supported (Llama uses 'silu')`);
+  if (hf.model_type !== undefined && hf.model_type !== 'llama')
+    problems.push(`model_type is '${hf.model_type}'; fireopt reads 'llama' models`);
+  if (hf.hidden_act !== undefined && hf.hidden_act !== 'silu')
+    problems.push(`hidden_act '${hf.hidden_act}' is not supported (Llama uses 'silu')`);
   if (hf.rope_scaling !== undefined && hf.rope_scaling !== null) problems.push('rope_scaling is not supported');
   if (hf.attention_bias) problems.push('attention_bias is not supported');
   if (hf.mlp_bias) problems.push('mlp_bias is not supported');
   if (hf.head_dim != null && hf.head_dim * hf.num_attention_heads !== hf.hidden_size) {
-    problems.push(`head_dim ${hf.head_dim} × num_attention_heads ${hf.num_attention_heads} is not hidden_size ${hf.hidden_size}`);
+    problems.push(
+      `head_dim ${hf.head_dim} × num_attention_heads ${hf.num_attention_heads} is not hidden_size ${hf.hidden_size}`,
+    );
   }
   const config: LlamaConfig = {
     dim: hf.hidden_size,
@@ -68,7 +80,10 @@ export function parseHfConfig(json: unknown, path: string): LlamaConfig {
     tiedEmbeddings: hf.tie_word_embeddings ?? false,
   };
   problems.push(...configProblems(config));
-  if (problems.length) throw new InputError(`${path}: unsupported Hugging Face Llama config:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  if (problems.length)
+    throw new InputError(
+      `${path}: unsupported Hugging Face Llama config:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
   return config;
 }
 
@@ -84,7 +99,9 @@ export function readHfConfig(path: string): LlamaConfig {
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new InputError(`${path}: config is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new InputError(
+      `${path}: config is not valid JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   return parseHfConfig(json, path);
 }

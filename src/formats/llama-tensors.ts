@@ -78,13 +78,18 @@ export function tensorsByKey(weights: LlamaWeights): Map<string, DenseTensor> {
  * The loader returns the values or undefined when the file lacks the tensor; shapes are the
  * loader's to check (it knows the file's own shape), sizes are checked here.
  */
-export function assembleWeights(config: LlamaConfig, path: string, load: (key: string, shape: number[]) => Float32Array | undefined): LlamaWeights {
+export function assembleWeights(
+  config: LlamaConfig,
+  path: string,
+  load: (key: string, shape: number[]) => Float32Array | undefined,
+): LlamaWeights {
   const tensors = new Map<string, DenseTensor>();
   for (const [key, shape] of expectedShapes(config)) {
     const data = load(key, shape);
     if (!data) throw new InputError(`${path}: missing tensor for ${key} (expected shape [${shape}])`);
     const size = shape.reduce((a, b) => a * b, 1);
-    if (data.length !== size) throw new InputError(`${path}: tensor for ${key} has ${data.length} values, shape [${shape}] needs ${size}`);
+    if (data.length !== size)
+      throw new InputError(`${path}: tensor for ${key} has ${data.length} values, shape [${shape}] needs ${size}`);
     tensors.set(key, dense(shape, data));
   }
   const get = (key: string): DenseTensor => tensors.get(key) as DenseTensor;

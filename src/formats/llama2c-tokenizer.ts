@@ -33,13 +33,17 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, path
   let offset = 4;
   for (let id = 0; id < vocabSize; id++) {
     if (offset + 8 > bytes.byteLength) {
-      throw new InputError(`${path}: truncated llama2.c tokenizer: token ${id} of ${vocabSize} starts past the end of the file`);
+      throw new InputError(
+        `${path}: truncated llama2.c tokenizer: token ${id} of ${vocabSize} starts past the end of the file`,
+      );
     }
     scores[id] = view.getFloat32(offset, true);
     const length = view.getInt32(offset + 4, true);
     offset += 8;
     if (length < 0 || length > maxTokenLength || offset + length > bytes.byteLength) {
-      throw new InputError(`${path}: corrupt llama2.c tokenizer: token ${id} has length ${length} (max ${maxTokenLength}, ${bytes.byteLength - offset} bytes left)`);
+      throw new InputError(
+        `${path}: corrupt llama2.c tokenizer: token ${id} has length ${length} (max ${maxTokenLength}, ${bytes.byteLength - offset} bytes left)`,
+      );
     }
     let text: string;
     try {
@@ -52,10 +56,24 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, path
     const isControl = id === 1 || id === 2;
     // llama2.c wrote BOS/EOS as "\n<s>\n" / "\n</s>\n"; GGUF and SentencePiece call them <s> / </s>.
     tokens.push(isControl ? text.trim() : isByte || id === 0 ? text : text.replaceAll(' ', '\u2581'));
-    tokenTypes[id] = id === 0 ? TokenType.Unknown : isControl ? TokenType.Control : isByte ? TokenType.Byte : TokenType.Normal;
+    tokenTypes[id] =
+      id === 0 ? TokenType.Unknown : isControl ? TokenType.Control : isByte ? TokenType.Byte : TokenType.Normal;
   }
   if (offset !== bytes.byteLength) {
-    throw new InputError(`${path}: llama2.c tokenizer has ${bytes.byteLength - offset} trailing bytes after ${vocabSize} tokens (does the vocab size match the checkpoint?)`);
+    throw new InputError(
+      `${path}: llama2.c tokenizer has ${bytes.byteLength - offset} trailing bytes after ${vocabSize} tokens (does the vocab size match the checkpoint?)`,
+    );
   }
-  return { model: 'llama', tokens, scores, tokenTypes, unkId: 0, bosId: 1, eosId: 2, addBos: true, addEos: false, addSpacePrefix: true };
+  return {
+    model: 'llama',
+    tokens,
+    scores,
+    tokenTypes,
+    unkId: 0,
+    bosId: 1,
+    eosId: 2,
+    addBos: true,
+    addEos: false,
+    addSpacePrefix: true,
+  };
 }

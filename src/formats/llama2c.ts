@@ -27,13 +27,18 @@ export function readLlama2cCheckpoint(path: string): LlamaWeights {
 
 export function parseLlama2cCheckpoint(bytes: Uint8Array, path = '<buffer>'): LlamaWeights {
   if (bytes.byteLength < HEADER_BYTES) {
-    throw new InputError(`${path}: truncated llama2.c checkpoint: ${bytes.byteLength} bytes, the header alone is ${HEADER_BYTES}`);
+    throw new InputError(
+      `${path}: truncated llama2.c checkpoint: ${bytes.byteLength} bytes, the header alone is ${HEADER_BYTES}`,
+    );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const header = Array.from({ length: 7 }, (_, i) => view.getInt32(i * 4, true));
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, signedVocab, seqLen] = header;
   if (header[0] === 0x616b3432 || header[0] === 0x616b3433) {
-    throw new InputError(`${path}: this is a llama2.c v1/v2 ("ak42") checkpoint; only the v0 format is supported`, 'HINT: export with llama2.c `export.py --version 0`');
+    throw new InputError(
+      `${path}: this is a llama2.c v1/v2 ("ak42") checkpoint; only the v0 format is supported`,
+      'HINT: export with llama2.c `export.py --version 0`',
+    );
   }
   const config: LlamaConfig = {
     dim,
@@ -49,14 +54,24 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, path = '<buffer>'): Ll
   };
   const problems = configProblems(config);
   if (problems.length || dim > 1 << 16 || nLayers > 1024 || config.vocabSize > 1 << 22 || seqLen > 1 << 22) {
-    throw new InputError(`${path}: not a llama2.c v0 checkpoint (implausible header [${header.join(', ')}]${problems.length ? `: ${problems.join('; ')}` : ''})`);
+    throw new InputError(
+      `${path}: not a llama2.c v0 checkpoint (implausible header [${header.join(', ')}]${problems.length ? `: ${problems.join('; ')}` : ''})`,
+    );
   }
   const hd = dim / nHeads;
   const kvDim = nKvHeads * hd;
   const V = config.vocabSize;
   const L = nLayers;
   const floatsBeforeCls =
-    V * dim + L * dim + L * dim * dim + 2 * L * kvDim * dim + L * dim * dim + L * dim + 3 * L * hiddenDim * dim + dim + seqLen * hd;
+    V * dim +
+    L * dim +
+    L * dim * dim +
+    2 * L * kvDim * dim +
+    L * dim * dim +
+    L * dim +
+    3 * L * hiddenDim * dim +
+    dim +
+    seqLen * hd;
   const expectedFloats = floatsBeforeCls + (config.tiedEmbeddings ? 0 : V * dim);
   const payloadBytes = bytes.byteLength - HEADER_BYTES;
   if (payloadBytes !== expectedFloats * 4) {

@@ -44,7 +44,10 @@ export function detectCheckpointKind(path: string): CheckpointKind {
   if (/\.gguf$/i.test(path)) {
     // Named like a GGUF: calling it a damaged llama2.c checkpoint would send the user the wrong way.
     const magic = JSON.stringify(head.subarray(0, 4).toString('latin1'));
-    throw new InputError(`${path}: not a GGUF file (bad magic ${magic}, expected "GGUF")`, 'check the path, or re-convert the model');
+    throw new InputError(
+      `${path}: not a GGUF file (bad magic ${magic}, expected "GGUF")`,
+      'check the path, or re-convert the model',
+    );
   }
   if (path.endsWith('.safetensors')) return 'hf';
   // safetensors: a uint64 header length, then the JSON header's opening brace.
@@ -76,7 +79,9 @@ export function loadModel(path: string, options: LoadModelOptions = {}): LoadedM
     vocabularySource = options.tokenizer;
   }
   if (vocabulary && vocabulary.tokens.length !== weights.config.vocabSize) {
-    throw new InputError(`${vocabularySource}: the tokenizer has ${vocabulary.tokens.length} tokens but the checkpoint ${path} has a vocabulary of ${weights.config.vocabSize}`);
+    throw new InputError(
+      `${vocabularySource}: the tokenizer has ${vocabulary.tokens.length} tokens but the checkpoint ${path} has a vocabulary of ${weights.config.vocabSize}`,
+    );
   }
   return { kind, weights, vocabulary, vocabularySource };
 }

@@ -19,7 +19,13 @@ export interface ManifestHeader {
 export type Manifest<Body extends object> = ManifestHeader & Body;
 
 export function makeManifest<Body extends object>(kind: string, schemaVersion: number, body: Body): Manifest<Body> {
-  return { kind, schema_version: schemaVersion, fireopt_version: FIREOPT_VERSION, created_at: new Date().toISOString(), ...body };
+  return {
+    kind,
+    schema_version: schemaVersion,
+    fireopt_version: FIREOPT_VERSION,
+    created_at: new Date().toISOString(),
+    ...body,
+  };
 }
 
 export function writeManifest(dir: string, manifest: ManifestHeader): void {
@@ -27,7 +33,12 @@ export function writeManifest(dir: string, manifest: ManifestHeader): void {
 }
 
 /** Read `dir/manifest.json`, checking its kind and schema version. */
-export function readManifest<Body extends object>(dir: string, kind: string, schemaVersion: number, rerunHint: string): Manifest<Body> {
+export function readManifest<Body extends object>(
+  dir: string,
+  kind: string,
+  schemaVersion: number,
+  rerunHint: string,
+): Manifest<Body> {
   const path = join(dir, 'manifest.json');
   if (!existsSync(dir)) {
     const hint = `HINT: check the path, or run \`${rerunHint}\``;
@@ -38,13 +49,21 @@ export function readManifest<Body extends object>(dir: string, kind: string, sch
     throw new InputError(`${dir}: a file, not a fireopt ${kind} folder`, hint, 'E_MANIFEST');
   }
   if (!existsSync(path)) {
-    throw new InputError(`${dir}: not a fireopt ${kind} (no manifest.json)`, `HINT: re-run \`${rerunHint}\``, 'E_MANIFEST');
+    throw new InputError(
+      `${dir}: not a fireopt ${kind} (no manifest.json)`,
+      `HINT: re-run \`${rerunHint}\``,
+      'E_MANIFEST',
+    );
   }
   let manifest: ManifestHeader;
   try {
     manifest = JSON.parse(readFileSync(path, 'utf8')) as ManifestHeader;
   } catch (error) {
-    throw new InputError(`${path}: unreadable manifest (${(error as Error).message})`, `HINT: re-run \`${rerunHint}\``, 'E_MANIFEST');
+    throw new InputError(
+      `${path}: unreadable manifest (${(error as Error).message})`,
+      `HINT: re-run \`${rerunHint}\``,
+      'E_MANIFEST',
+    );
   }
   if (manifest.kind !== kind) {
     throw new InputError(`${path}: expected a ${kind}, found a ${String(manifest.kind)}`, undefined, 'E_MANIFEST');

@@ -27,7 +27,21 @@ import { assembleWeights, hfTensorName, sameShape, shapeText, tensorsByKey } fro
 
 /** Bytes per element of every dtype in the safetensors spec (fireopt reads and writes the float ones). */
 const DTYPE_BYTES: Record<string, number> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2, I32: 4, U32: 4, F32: 4, F64: 8, I64: 8, U64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  F64: 8,
+  I64: 8,
+  U64: 8,
 };
 
 /** Dtypes fireopt reads into float32 and writes from it. */
@@ -61,19 +75,27 @@ export function readSafetensorsHeader(path: string): SafetensorsFile {
   try {
     fd = openSync(path, 'r');
   } catch (error) {
-    throw new InputError(`${path}: cannot open safetensors file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new InputError(
+      `${path}: cannot open safetensors file (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
   try {
     const size = fstatSync(fd).size;
-    if (size < 8) throw new InputError(`${path}: truncated safetensors file: ${size} bytes, the header length alone is 8`);
+    if (size < 8)
+      throw new InputError(`${path}: truncated safetensors file: ${size} bytes, the header length alone is 8`);
     const lengthBytes = Buffer.alloc(8);
     readFully(fd, lengthBytes, 0, path);
     const headerLength = lengthBytes.readBigUInt64LE(0);
     if (headerLength > BigInt(MAX_HEADER_BYTES)) {
-      throw new InputError(`${path}: not a safetensors file (header length ${headerLength} is over the ${MAX_HEADER_BYTES}-byte limit)`);
+      throw new InputError(
+        `${path}: not a safetensors file (header length ${headerLength} is over the ${MAX_HEADER_BYTES}-byte limit)`,
+      );
     }
     const n = Number(headerLength);
-    if (8 + n > size) throw new InputError(`${path}: truncated safetensors file: the ${n}-byte header runs past the end of the ${size}-byte file`);
+    if (8 + n > size)
+      throw new InputError(
+        `${path}: truncated safetensors file: the ${n}-byte header runs past the end of the ${size}-byte file`,
+      );
     const headerBytes = Buffer.alloc(n);
     readFully(fd, headerBytes, 8, path);
     return parseHeader(headerBytes, path, 8 + n, size);
@@ -89,12 +111,15 @@ function parseHeader(headerBytes: Buffer, path: string, dataOffset: number, file
   } catch {
     throw new InputError(`${path}: corrupt safetensors header: not valid UTF-8`);
   }
-  if (!text.startsWith('{')) throw new InputError(`${path}: not a safetensors file (the header does not start with '{')`);
+  if (!text.startsWith('{'))
+    throw new InputError(`${path}: not a safetensors file (the header does not start with '{')`);
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new InputError(`${path}: corrupt safetensors header: invalid JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new InputError(
+      `${path}: corrupt safetensors header: invalid JSON (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   if (!isRecord(json)) throw new InputError(`${path}: corrupt safetensors header: not a JSON object`);
   const metadata: Record<string, string> = {};
@@ -114,8 +139,13 @@ function parseHeader(headerBytes: Buffer, path: string, dataOffset: number, file
     if (typeof dtype !== 'string') throw bad('has no dtype');
     const elementBytes = DTYPE_BYTES[dtype];
     if (elementBytes === undefined) throw new InputError(`${path}: tensor '${name}' has unknown dtype '${dtype}'`);
-    if (!Array.isArray(shape) || !shape.every((d): d is number => Number.isSafeInteger(d) && d >= 0)) throw bad('has an invalid shape');
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o): o is number => Number.isSafeInteger(o) && o >= 0)) {
+    if (!Array.isArray(shape) || !shape.every((d): d is number => Number.isSafeInteger(d) && d >= 0))
+      throw bad('has an invalid shape');
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((o): o is number => Number.isSafeInteger(o) && o >= 0)
+    ) {
       throw bad('has invalid data_offsets');
     }
     const [begin, end] = offsets;
@@ -125,7 +155,9 @@ function parseHeader(headerBytes: Buffer, path: string, dataOffset: number, file
       throw bad(`spans ${end - begin} bytes, but ${dtype} ${shapeText(shape)} needs ${elements * elementBytes}`);
     }
     if (end > dataBytes) {
-      throw new InputError(`${path}: truncated safetensors file: tensor '${name}' ends at data byte ${end}, the data section has ${dataBytes}`);
+      throw new InputError(
+        `${path}: truncated safetensors file: tensor '${name}' ends at data byte ${end}, the data section has ${dataBytes}`,
+      );
     }
     tensors.push({ name, dtype, shape, fileOffset: dataOffset + begin, byteLength: end - begin });
   }
@@ -134,12 +166,16 @@ function parseHeader(headerBytes: Buffer, path: string, dataOffset: number, file
   let expected = dataOffset;
   for (const info of sorted) {
     if (info.fileOffset !== expected) {
-      throw new InputError(`${path}: corrupt safetensors header: tensor '${info.name}' starts at data byte ${info.fileOffset - dataOffset}, expected ${expected - dataOffset} (gap or overlap)`);
+      throw new InputError(
+        `${path}: corrupt safetensors header: tensor '${info.name}' starts at data byte ${info.fileOffset - dataOffset}, expected ${expected - dataOffset} (gap or overlap)`,
+      );
     }
     expected += info.byteLength;
   }
   if (expected !== fileSize) {
-    throw new InputError(`${path}: safetensors file has ${fileSize - expected} bytes after the last tensor (corrupt or not a safetensors file)`);
+    throw new InputError(
+      `${path}: safetensors file has ${fileSize - expected} bytes after the last tensor (corrupt or not a safetensors file)`,
+    );
   }
   return { path, metadata, tensors, dataOffset };
 }
@@ -147,7 +183,9 @@ function parseHeader(headerBytes: Buffer, path: string, dataOffset: number, file
 /** Read one tensor's data as float32 (F32, F16 and BF16). */
 export function readSafetensorsTensor(file: SafetensorsFile, info: SafetensorsTensorInfo): Float32Array {
   if (!FLOAT_DTYPES.includes(info.dtype)) {
-    throw new InputError(`${file.path}: tensor '${info.name}' has dtype ${info.dtype}; fireopt reads F32, F16 and BF16`);
+    throw new InputError(
+      `${file.path}: tensor '${info.name}' has dtype ${info.dtype}; fireopt reads F32, F16 and BF16`,
+    );
   }
   const bytes = Buffer.alloc(info.byteLength);
   const fd = openSync(file.path, 'r');
@@ -163,7 +201,8 @@ export function readSafetensorsTensor(file: SafetensorsFile, info: SafetensorsTe
 export function readSafetensors(path: string): { metadata: Record<string, string>; tensors: Map<string, DenseTensor> } {
   const file = readSafetensorsHeader(path);
   const tensors = new Map<string, DenseTensor>();
-  for (const info of file.tensors) tensors.set(info.name, { shape: info.shape, data: readSafetensorsTensor(file, info) });
+  for (const info of file.tensors)
+    tensors.set(info.name, { shape: info.shape, data: readSafetensorsTensor(file, info) });
   return { metadata: file.metadata, tensors };
 }
 
@@ -175,14 +214,22 @@ export interface SafetensorsTensorToWrite {
 }
 
 /** Write a safetensors file atomically; tensors are stored in the order given. */
-export function writeSafetensors(path: string, tensors: readonly SafetensorsTensorToWrite[], metadata: Record<string, string> = {}): void {
+export function writeSafetensors(
+  path: string,
+  tensors: readonly SafetensorsTensorToWrite[],
+  metadata: Record<string, string> = {},
+): void {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
   for (const tensor of tensors) {
-    if (tensor.name === '__metadata__' || tensor.name in header) throw new InputError(`${path}: duplicate or reserved tensor name '${tensor.name}'`);
+    if (tensor.name === '__metadata__' || tensor.name in header)
+      throw new InputError(`${path}: duplicate or reserved tensor name '${tensor.name}'`);
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
-    if (elements !== tensor.data.length) throw new InputError(`${path}: tensor '${tensor.name}' has ${tensor.data.length} values, shape ${shapeText(tensor.shape)} needs ${elements}`);
+    if (elements !== tensor.data.length)
+      throw new InputError(
+        `${path}: tensor '${tensor.name}' has ${tensor.data.length} values, shape ${shapeText(tensor.shape)} needs ${elements}`,
+      );
     const byteLength = elements * DTYPE_BYTES[tensor.dtype];
     header[tensor.name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + byteLength] };
     offset += byteLength;
@@ -194,7 +241,8 @@ export function writeSafetensors(path: string, tensors: readonly SafetensorsTens
   json.copy(headerBytes, 8);
   writeAtomically(path, (out) => {
     out.write(headerBytes);
-    for (const tensor of tensors) out.write(tensor.dtype === 'F32' ? littleEndianBytes(tensor.data) : encodeHalves(tensor.data, tensor.dtype));
+    for (const tensor of tensors)
+      out.write(tensor.dtype === 'F32' ? littleEndianBytes(tensor.data) : encodeHalves(tensor.data, tensor.dtype));
   });
 }
 
@@ -271,7 +319,11 @@ export function writeHfLlama(dir: string, weights: LlamaWeights, options: HfWrit
   }
   writeSafetensors(join(dir, HF_FILES.weights), tensors, { format: 'pt' });
   const torchDtype = dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16';
-  writeHfConfig(join(dir, HF_FILES.config), config, { torchDtype, bosTokenId: options.vocabulary?.bosId, eosTokenId: options.vocabulary?.eosId });
+  writeHfConfig(join(dir, HF_FILES.config), config, {
+    torchDtype,
+    bosTokenId: options.vocabulary?.bosId,
+    eosTokenId: options.vocabulary?.eosId,
+  });
   if (options.vocabulary) writeVocabOnlyGguf(join(dir, HF_FILES.vocabulary), config, options.vocabulary);
 }
 
@@ -297,13 +349,18 @@ function hfWeightFiles(dir: string): Map<string, SafetensorsFile> {
     return files;
   }
   if (!existsSync(indexPath)) {
-    throw new InputError(`${dir}: no ${HF_FILES.weights} or ${HF_FILES.index} in this folder`, 'HINT: fireopt reads Hugging Face checkpoints saved as safetensors (not pytorch_model.bin)');
+    throw new InputError(
+      `${dir}: no ${HF_FILES.weights} or ${HF_FILES.index} in this folder`,
+      'HINT: fireopt reads Hugging Face checkpoints saved as safetensors (not pytorch_model.bin)',
+    );
   }
   let index: unknown;
   try {
     index = JSON.parse(readFileSync(indexPath, 'utf8'));
   } catch (error) {
-    throw new InputError(`${indexPath}: cannot read the shard index (${error instanceof Error ? error.message : String(error)})`);
+    throw new InputError(
+      `${indexPath}: cannot read the shard index (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
   const weightMap = isRecord(index) ? index.weight_map : undefined;
   if (!isRecord(weightMap) || !Object.values(weightMap).every((v) => typeof v === 'string')) {
@@ -323,7 +380,11 @@ function hfWeightFiles(dir: string): Map<string, SafetensorsFile> {
 export function readHfLlama(path: string): { weights: LlamaWeights; vocabulary?: Vocabulary; vocabularyPath?: string } {
   const dir = statSync(path, { throwIfNoEntry: false })?.isDirectory() ? path : dirname(path);
   const configPath = join(dir, HF_FILES.config);
-  if (!existsSync(configPath)) throw new InputError(`${path}: no ${HF_FILES.config} beside the safetensors weights`, 'HINT: a Hugging Face checkpoint folder holds config.json and model.safetensors');
+  if (!existsSync(configPath))
+    throw new InputError(
+      `${path}: no ${HF_FILES.config} beside the safetensors weights`,
+      'HINT: a Hugging Face checkpoint folder holds config.json and model.safetensors',
+    );
   const config = readHfConfig(configPath);
   const files = dir === path ? hfWeightFiles(dir) : new Map([[path, readSafetensorsHeader(path)]]);
   const located = new Map<string, { file: SafetensorsFile; info: SafetensorsTensorInfo }>();
@@ -335,7 +396,9 @@ export function readHfLlama(path: string): { weights: LlamaWeights; vocabulary?:
     if (!found) throw new InputError(`${dir}: missing tensor '${name}' (expected shape ${shapeText(shape)})`);
     used.add(name);
     if (!sameShape(found.info.shape, shape)) {
-      throw new InputError(`${found.file.path}: tensor '${name}' has shape ${shapeText(found.info.shape)}, ${HF_FILES.config} needs ${shapeText(shape)}`);
+      throw new InputError(
+        `${found.file.path}: tensor '${name}' has shape ${shapeText(found.info.shape)}, ${HF_FILES.config} needs ${shapeText(shape)}`,
+      );
     }
     return fromHfLayout(key, readSafetensorsTensor(found.file, found.info), config);
   });
@@ -344,10 +407,14 @@ export function readHfLlama(path: string): { weights: LlamaWeights; vocabulary?:
   const ignorable = (name: string) => name === 'lm_head.weight' || name.endsWith('.rotary_emb.inv_freq');
   const unexpected = [...located.keys()].filter((name) => !used.has(name) && !ignorable(name));
   if (unexpected.length) {
-    throw new InputError(`${dir}: unexpected tensors for a plain Llama model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`);
+    throw new InputError(
+      `${dir}: unexpected tensors for a plain Llama model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
+    );
   }
   const vocabularyPath = join(dir, HF_FILES.vocabulary);
-  return existsSync(vocabularyPath) ? { weights, vocabulary: vocabularyFromGguf(vocabularyPath), vocabularyPath } : { weights };
+  return existsSync(vocabularyPath)
+    ? { weights, vocabulary: vocabularyFromGguf(vocabularyPath), vocabularyPath }
+    : { weights };
 }
 
 function readFully(fd: number, into: Buffer, position: number, path: string): void {

@@ -43,8 +43,16 @@ export type RowOf<C extends Columns> = {
   -readonly [K in keyof C]: C[K] extends ColumnSpec<infer V, infer N> ? (N extends true ? V | null : V) : never;
 };
 
-const utf8 = <N extends boolean>(nullable: N, doc: string): ColumnSpec<string, N> => ({ type: new Utf8(), nullable, doc });
-const int32 = <N extends boolean>(nullable: N, doc: string): ColumnSpec<number, N> => ({ type: new Int32(), nullable, doc });
+const utf8 = <N extends boolean>(nullable: N, doc: string): ColumnSpec<string, N> => ({
+  type: new Utf8(),
+  nullable,
+  doc,
+});
+const int32 = <N extends boolean>(nullable: N, doc: string): ColumnSpec<number, N> => ({
+  type: new Int32(),
+  nullable,
+  doc,
+});
 const timestampMs = <N extends boolean>(nullable: N, doc: string): ColumnSpec<number, N> => ({
   type: new TimestampMillisecond(),
   nullable,
@@ -52,7 +60,11 @@ const timestampMs = <N extends boolean>(nullable: N, doc: string): ColumnSpec<nu
 });
 const fieldsOf = (columns: Columns): Field[] =>
   Object.entries(columns).map(([name, spec]) => new Field(name, spec.type, spec.nullable));
-const listOfStruct = <C extends Columns, N extends boolean>(columns: C, nullable: N, doc: string): ColumnSpec<RowOf<C>[], N> => ({
+const listOfStruct = <C extends Columns, N extends boolean>(
+  columns: C,
+  nullable: N,
+  doc: string,
+): ColumnSpec<RowOf<C>[], N> => ({
   type: new List(new Field('item', new Struct(fieldsOf(columns)), false)),
   nullable,
   doc,
@@ -71,15 +83,25 @@ export const messageColumns = {
 export const tracesColumns = {
   id: utf8(false, 'content hash of (tools, context, completion): 32 hex digits, equal for duplicates'),
   conversation_id: utf8(false, 'the source conversation id, or `c-<hash of its opening messages>` when it has none'),
-  turn_index: int32(false, '0-based index of this assistant turn among the conversation\'s assistant turns'),
-  messages: listOfStruct(messageColumns, false, 'the context: every message before this turn (system, user, tool, earlier assistant)'),
-  completion: utf8(true, 'this assistant turn\'s text (empty if it only calls tools); null for a prompt without completion'),
-  completion_tool_calls: utf8(true, 'this turn\'s tool calls as JSON text, or null'),
+  turn_index: int32(false, "0-based index of this assistant turn among the conversation's assistant turns"),
+  messages: listOfStruct(
+    messageColumns,
+    false,
+    'the context: every message before this turn (system, user, tool, earlier assistant)',
+  ),
+  completion: utf8(
+    true,
+    "this assistant turn's text (empty if it only calls tools); null for a prompt without completion",
+  ),
+  completion_tool_calls: utf8(true, "this turn's tool calls as JSON text, or null"),
   tools: utf8(true, 'tool (function) schemas offered to the model, as JSON text, or null'),
   model: utf8(true, 'the model that wrote the completion, when the trace says'),
   created_at: timestampMs(true, 'when the completion was made, when the trace says'),
   source_file: utf8(false, 'input file path as given (`-` for stdin)'),
-  source_line: int32(false, '1-based line of the record in its file (for a JSON array: the line where the element starts)'),
+  source_line: int32(
+    false,
+    '1-based line of the record in its file (for a JSON array: the line where the element starts)',
+  ),
   split: utf8(false, '`train` or `heldout`'),
   metadata: utf8(false, 'JSON object: `format` and source extras (usage, finish_reason, custom_id, ...)'),
 } as const;
@@ -134,7 +156,13 @@ export function tracesRecordBatch(rows: EncodedTraceRows): RecordBatch {
         nullCount: 0,
         children: messageStruct.children.map((child) => utf8Data(rows.messages[child.name as MessageColumn])),
       });
-      return makeData({ type: messagesType, length: rows.length, nullCount: 0, valueOffsets: rows.messageOffsets, child: struct });
+      return makeData({
+        type: messagesType,
+        length: rows.length,
+        nullCount: 0,
+        valueOffsets: rows.messageOffsets,
+        child: struct,
+      });
     }
     if (DataType.isUtf8(field.type)) return utf8Data(rows.text[name as TracesTextColumn]);
     // The few numeric columns go through arrow-js builders: they are a small share of the work.

@@ -17,7 +17,11 @@ export class BatchInputIndex {
   }
 
   /** Index one batch input file; throws InputError naming the line of a malformed or duplicate entry. */
-  async addFile(file: string, stdin: Readable | undefined, maxLineBytes: number): Promise<{ bytes: number; sha256: string }> {
+  async addFile(
+    file: string,
+    stdin: Readable | undefined,
+    maxLineBytes: number,
+  ): Promise<{ bytes: number; sha256: string }> {
     const source = openSource(file, stdin, () => {});
     for await (const records of splitRecords(source.chunks, maxLineBytes, () => {})) {
       for (const record of records) {
@@ -32,7 +36,9 @@ export class BatchInputIndex {
           throw new InputError(`${file}:${record.line}: not a batch input line (expected {"custom_id", "body"})`);
         }
         if (this.bodies.has(value.custom_id)) {
-          throw new InputError(`${file}:${record.line}: duplicate custom_id ${JSON.stringify(value.custom_id)} in batch inputs`);
+          throw new InputError(
+            `${file}:${record.line}: duplicate custom_id ${JSON.stringify(value.custom_id)} in batch inputs`,
+          );
         }
         this.bodies.set(value.custom_id, JSON.stringify(value.body));
       }

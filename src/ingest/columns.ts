@@ -8,8 +8,24 @@ import type { EncodedTraceRows, MessageColumn, TracesTextColumn, Utf8Buffers } f
 
 // The schema's text columns and message fields, in schema order; the checks below make the
 // compiler reject a list that misses a column of the schema.
-const TEXT_COLUMNS = ['id', 'conversation_id', 'completion', 'completion_tool_calls', 'tools', 'model', 'source_file', 'split', 'metadata'] as const satisfies readonly TracesTextColumn[];
-const MESSAGE_COLUMNS = ['role', 'content', 'name', 'tool_calls', 'tool_call_id'] as const satisfies readonly MessageColumn[];
+const TEXT_COLUMNS = [
+  'id',
+  'conversation_id',
+  'completion',
+  'completion_tool_calls',
+  'tools',
+  'model',
+  'source_file',
+  'split',
+  'metadata',
+] as const satisfies readonly TracesTextColumn[];
+const MESSAGE_COLUMNS = [
+  'role',
+  'content',
+  'name',
+  'tool_calls',
+  'tool_call_id',
+] as const satisfies readonly MessageColumn[];
 type Covers<All, Listed> = [Exclude<All, Listed>] extends [never] ? true : never;
 const textColumnsComplete: Covers<TracesTextColumn, (typeof TEXT_COLUMNS)[number]> = true;
 const messageColumnsComplete: Covers<MessageColumn, (typeof MESSAGE_COLUMNS)[number]> = true;
@@ -30,7 +46,11 @@ export interface PackedRows {
  * buffers or a new ArrayBuffer per block, keeps both threads' allocation and so their garbage
  * collection low (new ArrayBuffers count as external memory, which triggers full GCs).
  */
-export function packEncoded(rowSets: readonly EncodedTraceRows[], byteArrays: readonly Uint8Array[], spares: ArrayBuffer[]): PackedRows {
+export function packEncoded(
+  rowSets: readonly EncodedTraceRows[],
+  byteArrays: readonly Uint8Array[],
+  spares: ArrayBuffer[],
+): PackedRows {
   let total = 0;
   const measure = (view: ArrayBufferView): void => {
     total = align8(total) + view.byteLength;
@@ -56,7 +76,11 @@ export function packEncoded(rowSets: readonly EncodedTraceRows[], byteArrays: re
   function copy(view: Int32Array | Float64Array | Uint8Array): Int32Array | Float64Array | Uint8Array {
     at = align8(at);
     const copied =
-      view instanceof Int32Array ? new Int32Array(memory, at, view.length) : view instanceof Float64Array ? new Float64Array(memory, at, view.length) : new Uint8Array(memory, at, view.length);
+      view instanceof Int32Array
+        ? new Int32Array(memory, at, view.length)
+        : view instanceof Float64Array
+          ? new Float64Array(memory, at, view.length)
+          : new Uint8Array(memory, at, view.length);
     copied.set(view);
     at += view.byteLength;
     return copied;
@@ -379,10 +403,12 @@ export class TracesBatchBuilder {
 
   private check(): void {
     for (const name of TEXT_COLUMNS) {
-      if (this.text[name].length !== this.length) throw new Error(`TracesBatchBuilder: column ${name} has ${this.text[name].length} values, ${this.length} rows`);
+      if (this.text[name].length !== this.length)
+        throw new Error(`TracesBatchBuilder: column ${name} has ${this.text[name].length} values, ${this.length} rows`);
     }
     for (const name of MESSAGE_COLUMNS) {
-      if (this.message[name].length !== this.message.role.length) throw new Error(`TracesBatchBuilder: message column ${name} is ragged`);
+      if (this.message[name].length !== this.message.role.length)
+        throw new Error(`TracesBatchBuilder: message column ${name} is ragged`);
     }
   }
 }
@@ -392,4 +418,3 @@ function mapColumns<K extends string, V>(names: readonly K[], make: (name: K) =>
   for (const name of names) out[name] = make(name);
   return out;
 }
-

@@ -23,7 +23,17 @@ import { DEDUP_KEY_BYTES, RecordProcessor, type ProcessedBlock } from './process
 import { detectFormat, type DetectedFormat, type RecordFormat } from './records.js';
 import { REDACTION_KINDS, emptyRedactionCounts, type RedactionCounts } from './redact.js';
 import { describeOffenders, RejectLog, type Offender } from './rejects.js';
-import { ChunkPool, FAILED_RECORD, STDIN_NAME, openSource, recordAt, resolveInputs, splitRecordBlocks, splitRecords, type Container } from './sources.js';
+import {
+  ChunkPool,
+  FAILED_RECORD,
+  STDIN_NAME,
+  openSource,
+  recordAt,
+  resolveInputs,
+  splitRecordBlocks,
+  splitRecords,
+  type Container,
+} from './sources.js';
 import { TracesFileWriter } from './writer.js';
 
 export { readTraceRows } from '../formats/traces-schema.js';
@@ -150,7 +160,8 @@ const PROGRESS_INTERVAL_MS = 250;
 export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): Promise<IngestSummary> {
   const settings = config.ingest;
   const progress = deps.progress ?? silentProgress;
-  if (settings.inputs.length === 0) throw new UsageError('ingest: no input files', 'HINT: fireopt ingest <files...> --out <dir>');
+  if (settings.inputs.length === 0)
+    throw new UsageError('ingest: no input files', 'HINT: fireopt ingest <files...> --out <dir>');
   if (!settings.out) throw new UsageError('ingest: no output directory', 'HINT: pass --out <dir> (or set ingest.out)');
   const outDir = resolve(settings.out);
   const startedMs = Date.now();
@@ -161,13 +172,18 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
   if (settings.format === 'auto' || settings.format === 'openai-batch') {
     // Batch input files given among the inputs are recognised by their first record and joined, not ingested.
     for (const file of [...traceFiles]) {
-      if (file !== STDIN_NAME && !batchInputFiles.includes(file) && (await peekFormat(file, settings.max_line_bytes)) === 'openai-batch-input') {
+      if (
+        file !== STDIN_NAME &&
+        !batchInputFiles.includes(file) &&
+        (await peekFormat(file, settings.max_line_bytes)) === 'openai-batch-input'
+      ) {
         batchInputFiles.push(file);
         traceFiles.splice(traceFiles.indexOf(file), 1);
       }
     }
   }
-  if (traceFiles.length === 0) throw new UsageError('ingest: only batch input files were given', 'HINT: add the batch output files too');
+  if (traceFiles.length === 0)
+    throw new UsageError('ingest: only batch input files were given', 'HINT: add the batch output files too');
   if (traceFiles.filter((f) => f === STDIN_NAME).length + batchInputFiles.filter((f) => f === STDIN_NAME).length > 1) {
     throw new UsageError('ingest: `-` (stdin) can be given only once');
   }
@@ -178,7 +194,17 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     const batchIndex = new BatchInputIndex();
     for (const file of batchInputFiles) {
       const stats = await batchIndex.addFile(file, deps.stdin, settings.max_line_bytes);
-      inputs.push({ path: file, ...stats, gzip: false, role: 'batch-input', container: 'lines', format: 'openai-batch-input', records: 0, samples: 0, rejected: 0 });
+      inputs.push({
+        path: file,
+        ...stats,
+        gzip: false,
+        role: 'batch-input',
+        container: 'lines',
+        format: 'openai-batch-input',
+        records: 0,
+        samples: 0,
+        rejected: 0,
+      });
     }
 
     const totalBytes = traceFiles.reduce((sum, f) => sum + (f === STDIN_NAME ? 0 : statSync(f).size), 0);
@@ -204,7 +230,10 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     const worst = run.rejects.worstOffenders();
     const rejected = { count: run.rejects.count, fraction, limit, by_reason: run.rejects.countsByCode(), worst };
     if (run.records === 0) {
-      throw new InputError(`ingest: no records in ${traceFiles.join(', ')}`, 'HINT: the inputs are empty or hold only blank lines');
+      throw new InputError(
+        `ingest: no records in ${traceFiles.join(', ')}`,
+        'HINT: the inputs are empty or hold only blank lines',
+      );
     }
     const over = limit >= 1 ? run.rejects.count > limit : fraction > limit;
     if (over) {
@@ -212,7 +241,9 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
       renameSync(join(staged.path, 'rejected.jsonl'), kept);
       throw new RunError(
         `ingest: ${run.rejects.count} of ${run.records} records rejected (${(fraction * 100).toFixed(1)}%), above --max-rejected ${limit}; no dataset written\n` +
-          describeOffenders(worst.slice(0, 5)).map((line) => `  ${line}`).join('\n'),
+          describeOffenders(worst.slice(0, 5))
+            .map((line) => `  ${line}`)
+            .join('\n'),
         `HINT: every rejected line is listed in ${kept}`,
         'E_TOO_MANY_REJECTED',
       );
@@ -222,7 +253,11 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     }
 
     const summaryBody = {
-      rows: { train: run.train.rowCount, heldout: run.heldout.rowCount, total: run.train.rowCount + run.heldout.rowCount },
+      rows: {
+        train: run.train.rowCount,
+        heldout: run.heldout.rowCount,
+        total: run.train.rowCount + run.heldout.rowCount,
+      },
       rows_by_format: run.rowsByFormat,
       records: run.records,
       samples_before_dedup: run.samplesBeforeDedup,
@@ -232,17 +267,31 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
       inputs,
       input_bytes: inputs.reduce((sum, input) => sum + input.bytes, 0),
     };
-    const manifest = makeManifest<Omit<IngestManifest, keyof typeof summaryBody> & typeof summaryBody>(TRACES_KIND, TRACES_SCHEMA_VERSION, {
-      config,
-      split: { method: 'sha256(salt, 0x00, conversation_id): first 4 bytes / 2^32 < heldout', heldout: settings.heldout, salt: settings.split_salt },
-      files: { train: 'train.arrow', heldout: 'heldout.arrow', rejected: 'rejected.jsonl' },
-      schema: describeTracesSchema(),
-      ...summaryBody,
-    });
+    const manifest = makeManifest<Omit<IngestManifest, keyof typeof summaryBody> & typeof summaryBody>(
+      TRACES_KIND,
+      TRACES_SCHEMA_VERSION,
+      {
+        config,
+        split: {
+          method: 'sha256(salt, 0x00, conversation_id): first 4 bytes / 2^32 < heldout',
+          heldout: settings.heldout,
+          salt: settings.split_salt,
+        },
+        files: { train: 'train.arrow', heldout: 'heldout.arrow', rejected: 'rejected.jsonl' },
+        schema: describeTracesSchema(),
+        ...summaryBody,
+      },
+    );
     writeManifest(staged.path, manifest);
     staged.commit();
     const elapsedSec = (Date.now() - startedMs) / 1000;
-    return { out: outDir, ...summaryBody, elapsed_s: elapsedSec, mb_per_s: run.bytesRead / 1e6 / Math.max(elapsedSec, 1e-3), parse_workers: workers };
+    return {
+      out: outDir,
+      ...summaryBody,
+      elapsed_s: elapsedSec,
+      mb_per_s: run.bytesRead / 1e6 / Math.max(elapsedSec, 1e-3),
+      parse_workers: workers,
+    };
   } catch (error) {
     staged.abort();
     throw error;
@@ -312,7 +361,14 @@ class IngestRun {
     const settings = this.settings;
     const lookup = (customId: string) => this.batchIndex.lookup(customId);
     const processor = new RecordProcessor(
-      { file, format: input.format, text: false, redact: settings.redact, salt: settings.split_salt, heldout: settings.heldout },
+      {
+        file,
+        format: input.format,
+        text: false,
+        redact: settings.redact,
+        salt: settings.split_salt,
+        heldout: settings.heldout,
+      },
       lookup,
     );
     const textPrompts = isTextFile(file);

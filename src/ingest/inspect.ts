@@ -5,8 +5,12 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DRAFT_KIND, DRAFT_RERUN_HINT, DRAFT_SCHEMA_VERSION,
-  type DraftManifestBody } from '../formats/draft-checkpoint.js';
+import {
+  DRAFT_KIND,
+  DRAFT_RERUN_HINT,
+  DRAFT_SCHEMA_VERSION,
+  type DraftManifestBody,
+} from '../formats/draft-checkpoint.js';
 import { readManifest, type Manifest } from '../formats/manifest.js';
 import { readSafetensorsHeader } from '../formats/safetensors.js';
 import {
@@ -68,8 +72,10 @@ export type OutputInspectReport =
 /** The manifest, the schema and the first `rowCount` rows of each split. */
 export async function inspectTraces(dir: string, rowCount: number): Promise<InspectReport> {
   const manifest = readManifest<IngestManifest>(dir, TRACES_KIND, TRACES_SCHEMA_VERSION, TRACES_RERUN_HINT);
-  const rows = { train: await firstRows(readTraceRows(join(dir, manifest.files.train)), rowCount),
-    heldout: await firstRows(readTraceRows(join(dir, manifest.files.heldout)), rowCount) };
+  const rows = {
+    train: await firstRows(readTraceRows(join(dir, manifest.files.train)), rowCount),
+    heldout: await firstRows(readTraceRows(join(dir, manifest.files.heldout)), rowCount),
+  };
   return { manifest, schema: describeTracesSchema(), rows };
 }
 
@@ -95,10 +101,18 @@ async function inspectTargets(dir: string, rowCount: number): Promise<TargetsIns
     const path = join(dir, `${name}.arrow`);
     return existsSync(path) ? (await firstRows(readTargetRows(path), rowCount)).map(showTargetRow) : [];
   };
-  const schema = Object.entries(targetsColumns).map(([name, spec]) => ({ name, type: String(spec.type),
-    nullable: spec.nullable, doc: spec.doc }));
-  return { kind: TARGETS_KIND, manifest, schema, rows: { train: await split('train'),
-    heldout: await split('heldout') } };
+  const schema = Object.entries(targetsColumns).map(([name, spec]) => ({
+    name,
+    type: String(spec.type),
+    nullable: spec.nullable,
+    doc: spec.doc,
+  }));
+  return {
+    kind: TARGETS_KIND,
+    manifest,
+    schema,
+    rows: { train: await split('train'), heldout: await split('heldout') },
+  };
 }
 
 const SHOWN_IDS = 16;
@@ -121,7 +135,9 @@ function inspectDraft(dir: string): DraftInspectReport {
   const header = existsSync(weights) ? readSafetensorsHeader(weights).tensors : [];
   const tensors = header.map(({ name, dtype, shape }) => ({ name, dtype, shape }));
   const parameters = tensors.reduce((sum, t) => sum + t.shape.reduce((a, b) => a * b, 1), 0);
-  const files = readdirSync(dir).sort().map((name) => ({ name, bytes: statSync(join(dir, name)).size }));
+  const files = readdirSync(dir)
+    .sort()
+    .map((name) => ({ name, bytes: statSync(join(dir, name)).size }));
   return { kind: DRAFT_KIND, manifest, parameters, tensors, files };
 }
 

@@ -28,7 +28,9 @@ export interface BlockRequest {
 }
 
 /** A processed block (packed into `block.memory`), and the request's chunk memory, given back to be read into again. */
-export type BlockResponse = { ok: true; block: ProcessedBlock; chunk: ArrayBuffer } | { ok: false; message: string; stack: string };
+export type BlockResponse =
+  | { ok: true; block: ProcessedBlock; chunk: ArrayBuffer }
+  | { ok: false; message: string; stack: string };
 
 /** What a worker sends once, when it has loaded its code and waits for blocks. */
 export interface WorkerReady {
@@ -90,7 +92,8 @@ export class ParsePool {
       });
       worker.on('error', (error) => this.fail(error));
       worker.on('exit', (code) => {
-        if (queue.length) this.fail(new Error(`parse worker exited (code ${code}) with ${queue.length} blocks pending`));
+        if (queue.length)
+          this.fail(new Error(`parse worker exited (code ${code}) with ${queue.length} blocks pending`));
       });
       this.workers.push(worker);
       this.pending.push(queue);
@@ -145,7 +148,13 @@ export class ParsePool {
  * memory itself goes to the worker, which gives it back; otherwise (zlib and stdin reuse theirs)
  * the chunk is copied into pooled memory first.
  */
-export function packBlock(settings: FileSettings, block: LineBlock, from: number, handOver: boolean, chunks: ChunkPool): BlockRequest {
+export function packBlock(
+  settings: FileSettings,
+  block: LineBlock,
+  from: number,
+  handOver: boolean,
+  chunks: ChunkPool,
+): BlockRequest {
   let chunk: Uint8Array = block.chunk;
   if (!handOver || chunk.byteOffset !== 0) {
     chunk = chunks.bytes(block.chunk.length);

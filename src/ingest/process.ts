@@ -8,7 +8,15 @@ import { InputError } from '../errors.js';
 import { isUtf8 } from 'node:buffer';
 import type { EncodedTraceRows } from '../formats/traces-schema.js';
 import { ROW_CAPACITY, TracesBatchBuilder, packEncoded } from './columns.js';
-import { Rejection, detectFormat, parseRecord, promptFromText, type BatchLookup, type Conversation, type DetectedFormat } from './records.js';
+import {
+  Rejection,
+  detectFormat,
+  parseRecord,
+  promptFromText,
+  type BatchLookup,
+  type Conversation,
+  type DetectedFormat,
+} from './records.js';
 import { emptyRedactionCounts, type RedactionCounts } from './redact.js';
 import type { RejectedRecord } from './rejects.js';
 import { DIGEST_BYTES, SampleEncoder, redactConversation, type SampleSink } from './samples.js';
@@ -71,10 +79,20 @@ export class RecordProcessor implements SampleSink {
     try {
       const conversation = this.parse(record);
       if (this.settings.redact) redactConversation(conversation, this.redactions);
-      this.encoder.encode(conversation, { file: this.settings.file, line: record.line, salt: this.settings.salt, heldout: this.settings.heldout }, this);
+      this.encoder.encode(
+        conversation,
+        { file: this.settings.file, line: record.line, salt: this.settings.salt, heldout: this.settings.heldout },
+        this,
+      );
     } catch (error) {
       if (!(error instanceof Rejection)) throw error;
-      this.rejects.push({ file: this.settings.file, line: record.line, code: error.code, reason: error.message, excerpt: record.ok ? record.text : '' });
+      this.rejects.push({
+        file: this.settings.file,
+        line: record.line,
+        code: error.code,
+        reason: error.message,
+        excerpt: record.ok ? record.text : '',
+      });
     }
   }
 
@@ -111,7 +129,8 @@ export class RecordProcessor implements SampleSink {
     if (this.hashed < this.samples) {
       const digests = this.encoder.finish(this);
       for (let i = 0; this.hashed < this.samples; i++, this.hashed++) {
-        for (let k = 0; k < DEDUP_KEY_BYTES; k++) this.sampleKeys[this.hashed * DEDUP_KEY_BYTES + k] = digests[i * DIGEST_BYTES + k];
+        for (let k = 0; k < DEDUP_KEY_BYTES; k++)
+          this.sampleKeys[this.hashed * DEDUP_KEY_BYTES + k] = digests[i * DIGEST_BYTES + k];
       }
     }
     return {
@@ -145,7 +164,14 @@ export class RecordProcessor implements SampleSink {
     const block = this.view();
     const packed = packEncoded([block.train, block.heldout], [block.sampleKeys, block.sampleHeldout], spares);
     this.reset();
-    return { ...block, train: packed.rows[0], heldout: packed.rows[1], sampleKeys: packed.bytes[0], sampleHeldout: packed.bytes[1], memory: packed.memory };
+    return {
+      ...block,
+      train: packed.rows[0],
+      heldout: packed.rows[1],
+      sampleKeys: packed.bytes[0],
+      sampleHeldout: packed.bytes[1],
+      memory: packed.memory,
+    };
   }
 
   /** SampleSink: record the sample's split (its dedup key is known once the block is hashed, in `view`). */
@@ -174,10 +200,16 @@ export class RecordProcessor implements SampleSink {
     if (settings.format === null) {
       const detected = detectFormat(value);
       if (detected === undefined) {
-        throw new Rejection('unknown-shape', 'record matches no input format (expected messages, request/response, custom_id/response, conversations, prompt/completion, instruction/output or prompt)');
+        throw new Rejection(
+          'unknown-shape',
+          'record matches no input format (expected messages, request/response, custom_id/response, conversations, prompt/completion, instruction/output or prompt)',
+        );
       }
       if (detected === 'openai-batch-input') {
-        throw new InputError(`${this.inputPath}: a Batch API input file cannot be read from here`, 'HINT: pass it with --batch-input <file>');
+        throw new InputError(
+          `${this.inputPath}: a Batch API input file cannot be read from here`,
+          'HINT: pass it with --batch-input <file>',
+        );
       }
       settings.format = detected;
     }

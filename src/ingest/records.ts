@@ -24,7 +24,10 @@ export type RejectCode =
 
 /** Why a record was rejected; `code` is stable, `message` names the field at fault. */
 export class Rejection extends Error {
-  constructor(readonly code: RejectCode, message: string) {
+  constructor(
+    readonly code: RejectCode,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -70,7 +73,8 @@ export function detectFormat(value: unknown): DetectedFormat | undefined {
   if ('request' in value && 'response' in value) return 'openai-log';
   if ('messages' in value) return 'openai-chat';
   if ('conversations' in value) return 'sharegpt';
-  if (('prompt' in value && 'completion' in value) || ('instruction' in value && 'output' in value)) return 'prompt-completion';
+  if (('prompt' in value && 'completion' in value) || ('instruction' in value && 'output' in value))
+    return 'prompt-completion';
   if ('prompt' in value) return 'prompts';
   return undefined;
 }
@@ -130,13 +134,16 @@ function parseLog(value: unknown): Conversation {
 function parseBatchOutput(value: unknown, lookup: BatchLookup): Conversation {
   const record = expectObject(value, 'openai-batch', 'custom_id');
   const customId = requireString(record.custom_id, 'custom_id');
-  if (isObject(record.error)) throw new Rejection('batch-error', `batch request failed: ${JSON.stringify(record.error).slice(0, 200)}`);
+  if (isObject(record.error))
+    throw new Rejection('batch-error', `batch request failed: ${JSON.stringify(record.error).slice(0, 200)}`);
   const response = expectObject(record.response, 'openai-batch', 'body', 'response');
   const status = response.status_code;
-  if (typeof status === 'number' && status !== 200) throw new Rejection('batch-error', `batch response status_code ${status}`);
+  if (typeof status === 'number' && status !== 200)
+    throw new Rejection('batch-error', `batch response status_code ${status}`);
   const body = expectObject(response.body, 'openai-batch', 'choices', 'response.body');
   const request = lookup(customId);
-  if (!request) throw new Rejection('batch-unmatched', `no batch input line with custom_id ${JSON.stringify(customId)}`);
+  if (!request)
+    throw new Rejection('batch-unmatched', `no batch input line with custom_id ${JSON.stringify(customId)}`);
   return fromRequestResponse(request, body, 'batch input body', 'response.body', {
     format: 'openai-batch',
     conversationId: explicitId(request, false),
@@ -159,7 +166,8 @@ function fromRequestResponse(
   const choice = choices[0];
   if (!isObject(choice)) throw new Rejection('wrong-shape', `${responsePath}.choices[0]: not an object`);
   const reply = parseMessage(choice.message, `${responsePath}.choices[0].message`);
-  if (reply.role !== 'assistant') throw new Rejection('bad-role', `${responsePath}.choices[0].message.role: expected assistant, got ${reply.role}`);
+  if (reply.role !== 'assistant')
+    throw new Rejection('bad-role', `${responsePath}.choices[0].message.role: expected assistant, got ${reply.role}`);
   const metadata: Record<string, unknown> = { format: how.format, ...how.extras };
   if (choice.finish_reason !== undefined) metadata.finish_reason = choice.finish_reason;
   if (response.usage !== undefined) metadata.usage = response.usage;
@@ -190,7 +198,8 @@ const SHAREGPT_ROLES: Record<string, Role> = {
 function parseShareGpt(value: unknown): Conversation {
   const record = expectObject(value, 'sharegpt', 'conversations');
   const turns = record.conversations;
-  if (!Array.isArray(turns) || turns.length === 0) throw new Rejection('missing-field', 'conversations: missing or empty');
+  if (!Array.isArray(turns) || turns.length === 0)
+    throw new Rejection('missing-field', 'conversations: missing or empty');
   const messages = turns.map((turn, i) => {
     const path = `conversations[${i}]`;
     if (!isObject(turn)) throw new Rejection('wrong-shape', `${path}: not an object`);
@@ -240,10 +249,14 @@ function parsePrompt(value: unknown): Conversation {
   if (prompt.trim() === '') throw new Rejection('empty-field', 'prompt: empty');
   const completion = record.completion ?? record.output;
   if (typeof completion === 'string' && completion.trim() !== '') {
-    throw new Rejection('wrong-shape', 'record has a completion, but this file was read as prompts only (use --format prompt-completion)');
+    throw new Rejection(
+      'wrong-shape',
+      'record has a completion, but this file was read as prompts only (use --format prompt-completion)',
+    );
   }
   const messages = [message('user', prompt)];
-  if (typeof record.system === 'string' && record.system.trim() !== '') messages.unshift(message('system', record.system));
+  if (typeof record.system === 'string' && record.system.trim() !== '')
+    messages.unshift(message('system', record.system));
   return {
     ...conversation(explicitId(record), messages, { format: 'prompts', ...pickMetadata(record) }),
     tools: parseTools(record.tools, 'tools'),
@@ -255,7 +268,11 @@ function parsePrompt(value: unknown): Conversation {
 const ROLES = new Set<Role>(['system', 'user', 'assistant', 'tool']);
 
 function parseMessages(value: unknown, path: string): ChatMessage[] {
-  if (!Array.isArray(value)) throw new Rejection(value === undefined ? 'missing-field' : 'wrong-shape', `${path}: ${value === undefined ? 'missing' : 'not an array'}`);
+  if (!Array.isArray(value))
+    throw new Rejection(
+      value === undefined ? 'missing-field' : 'wrong-shape',
+      `${path}: ${value === undefined ? 'missing' : 'not an array'}`,
+    );
   if (value.length === 0) throw new Rejection('empty-field', `${path}: empty`);
   return value.map((m, i) => parseMessage(m, path, i));
 }
@@ -265,21 +282,34 @@ function parseMessages(value: unknown, path: string): ChatMessage[] {
  * built for a rejection: building it for every message was a few small strings per message.
  */
 function parseMessage(value: unknown, path: string, index = -1): ChatMessage {
-  if (!isObject(value)) throw new Rejection(value === undefined ? 'missing-field' : 'wrong-shape', `${messagePath(path, index)}: ${value === undefined ? 'missing' : 'not an object'}`);
-  const roleText = typeof value.role === 'string' ? value.role : requireString(value.role, `${messagePath(path, index)}.role`);
+  if (!isObject(value))
+    throw new Rejection(
+      value === undefined ? 'missing-field' : 'wrong-shape',
+      `${messagePath(path, index)}: ${value === undefined ? 'missing' : 'not an object'}`,
+    );
+  const roleText =
+    typeof value.role === 'string' ? value.role : requireString(value.role, `${messagePath(path, index)}.role`);
   // `developer` is OpenAI's newer name for the system role; `function` its older name for tool results.
   const role = (roleText === 'developer' ? 'system' : roleText === 'function' ? 'tool' : roleText) as Role;
-  if (!ROLES.has(role)) throw new Rejection('bad-role', `${messagePath(path, index)}.role: unknown role ${JSON.stringify(roleText)}`);
-  const content = typeof value.content === 'string' ? value.content : parseContent(value.content, `${messagePath(path, index)}.content`);
+  if (!ROLES.has(role))
+    throw new Rejection('bad-role', `${messagePath(path, index)}.role: unknown role ${JSON.stringify(roleText)}`);
+  const content =
+    typeof value.content === 'string'
+      ? value.content
+      : parseContent(value.content, `${messagePath(path, index)}.content`);
   let toolCalls: string | null = null;
   if (value.tool_calls !== undefined && value.tool_calls !== null) {
-    if (!Array.isArray(value.tool_calls)) throw new Rejection('wrong-shape', `${messagePath(path, index)}.tool_calls: not an array`);
+    if (!Array.isArray(value.tool_calls))
+      throw new Rejection('wrong-shape', `${messagePath(path, index)}.tool_calls: not an array`);
     if (value.tool_calls.length > 0) toolCalls = JSON.stringify(value.tool_calls);
   } else if (isObject(value.function_call)) {
     toolCalls = JSON.stringify([{ type: 'function', function: value.function_call }]);
   }
   if ((content === null || !NOT_BLANK.test(content)) && toolCalls === null) {
-    throw new Rejection(content === null && value.content === undefined ? 'missing-field' : 'empty-field', `${messagePath(path, index)}.content: ${content === null ? 'missing' : 'empty'}`);
+    throw new Rejection(
+      content === null && value.content === undefined ? 'missing-field' : 'empty-field',
+      `${messagePath(path, index)}.content: ${content === null ? 'missing' : 'empty'}`,
+    );
   }
   return {
     role,
@@ -302,7 +332,10 @@ function parseContent(value: unknown, path: string): string | null {
     const texts = value.map((part, i) => {
       if (!isObject(part)) throw new Rejection('wrong-shape', `${path}[${i}]: not an object`);
       if (part.type !== 'text' || typeof part.text !== 'string') {
-        throw new Rejection('unsupported-content', `${path}[${i}]: unsupported content part type ${JSON.stringify(part.type)} (text only)`);
+        throw new Rejection(
+          'unsupported-content',
+          `${path}[${i}]: unsupported content part type ${JSON.stringify(part.type)} (text only)`,
+        );
       }
       return part.text;
     });
@@ -323,13 +356,21 @@ function message(role: Role, content: string): ChatMessage {
   return { role, content, name: null, tool_calls: null, tool_call_id: null };
 }
 
-function conversation(conversationId: string | null, messages: ChatMessage[], metadata: Record<string, unknown>): Conversation {
+function conversation(
+  conversationId: string | null,
+  messages: ChatMessage[],
+  metadata: Record<string, unknown>,
+): Conversation {
   return { conversationId, messages, tools: null, model: null, createdAtMs: null, expand: 'turns', metadata };
 }
 
 function expectObject(value: unknown, format: string, key: string, path?: string): JsonObject {
   if (!isObject(value)) {
-    if (path) throw new Rejection(value === undefined ? 'missing-field' : 'wrong-shape', `${path}: ${value === undefined ? 'missing' : 'not an object'}`);
+    if (path)
+      throw new Rejection(
+        value === undefined ? 'missing-field' : 'wrong-shape',
+        `${path}: ${value === undefined ? 'missing' : 'not an object'}`,
+      );
     throw new Rejection('wrong-shape', `not a ${format} record (expected an object with "${key}")`);
   }
   return value;
@@ -365,7 +406,8 @@ function pickMetadata(record: JsonObject): Record<string, unknown> {
 }
 
 function parseTime(value: unknown): number | null {
-  if (typeof value === 'number' && Number.isFinite(value)) return value < 1e11 ? Math.round(value * 1000) : Math.round(value);
+  if (typeof value === 'number' && Number.isFinite(value))
+    return value < 1e11 ? Math.round(value * 1000) : Math.round(value);
   if (typeof value === 'string') {
     const ms = Date.parse(value);
     return Number.isNaN(ms) ? null : ms;

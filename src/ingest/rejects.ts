@@ -47,7 +47,8 @@ export class RejectLog {
     }
     group.count++;
     if (group.example_lines.length < EXAMPLE_LINES) group.example_lines.push(record.line);
-    const excerpt = record.excerpt.length > EXCERPT_CHARS ? `${record.excerpt.slice(0, EXCERPT_CHARS)}…` : record.excerpt;
+    const excerpt =
+      record.excerpt.length > EXCERPT_CHARS ? `${record.excerpt.slice(0, EXCERPT_CHARS)}…` : record.excerpt;
     if (!this.out.write(JSON.stringify({ ...record, excerpt }) + '\n')) await once(this.out, 'drain');
   }
 

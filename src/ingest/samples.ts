@@ -14,7 +14,12 @@ import { nativeHashing, type NativeHashing } from '../backend/native.js';
  * Which split a conversation belongs to: a salted sha256 of its id, so it never changes. `native`:
  * the addon's hashing (null: crypto.hash; the same digest either way).
  */
-export function splitOf(conversationId: string, salt: string, heldoutFraction: number, native: NativeHashing | null = nativeHashing() ?? null): TraceSplit {
+export function splitOf(
+  conversationId: string,
+  salt: string,
+  heldoutFraction: number,
+  native: NativeHashing | null = nativeHashing() ?? null,
+): TraceSplit {
   if (heldoutFraction <= 0) return 'train';
   const text = `${salt}\u0000${conversationId}`;
   let first32: number;
@@ -22,7 +27,12 @@ export function splitOf(conversationId: string, salt: string, heldoutFraction: n
   else {
     // 'binary' (latin1, one char per byte): a short heap string is cheaper to make than a Buffer.
     const digest = hash('sha256', text, 'binary');
-    first32 = ((digest.charCodeAt(0) << 24) | (digest.charCodeAt(1) << 16) | (digest.charCodeAt(2) << 8) | digest.charCodeAt(3)) >>> 0;
+    first32 =
+      ((digest.charCodeAt(0) << 24) |
+        (digest.charCodeAt(1) << 16) |
+        (digest.charCodeAt(2) << 8) |
+        digest.charCodeAt(3)) >>>
+      0;
   }
   const unit = first32 / 2 ** 32; // uniform in [0, 1)
   return unit < heldoutFraction ? 'heldout' : 'train';
@@ -106,7 +116,13 @@ export class SampleEncoder {
     this.stream[end++] = 0x01;
 
     // One sample: context = messages [0, contextCount) (bytes [start, contextEnd)), reply = message `reply` (bytes [contextEnd, replyEnd)).
-    const emit = (contextEnd: number, replyEnd: number, contextCount: number, reply: number, turnIndex: number): void => {
+    const emit = (
+      contextEnd: number,
+      replyEnd: number,
+      contextCount: number,
+      reply: number,
+      turnIndex: number,
+    ): void => {
       this.addPending(start, contextEnd, replyEnd, split === 'heldout', builder.length);
       const text = builder.text;
       text.id.appendUnset(DIGEST_BYTES); // 32 hex digits of the digest's first 16 bytes, written by `finish`
@@ -169,7 +185,8 @@ export class SampleEncoder {
       const contextEnd = spans[3 * i + 1];
       const replyEnd = spans[3 * i + 2];
       const length = replyEnd - start + 1;
-      if (!this.hashInput || this.hashInput.length < length) this.hashInput = Buffer.allocUnsafeSlow(Math.max(length, 2 * (this.hashInput?.length ?? 1 << 16)));
+      if (!this.hashInput || this.hashInput.length < length)
+        this.hashInput = Buffer.allocUnsafeSlow(Math.max(length, 2 * (this.hashInput?.length ?? 1 << 16)));
       const input = this.hashInput;
       stream.copy(input, 0, start, contextEnd);
       input[contextEnd - start] = REPLY_SEPARATOR;

@@ -43,7 +43,9 @@ export async function resolveInputs(patterns: readonly string[]): Promise<string
     } else if (stats?.isDirectory()) {
       throw new InputError(`${pattern}: is a directory`, `HINT: pass its files, e.g. '${pattern}/*.jsonl'`);
     } else if (isDynamicPattern(pattern)) {
-      const matches = (await glob(pattern, { onlyFiles: true, expandDirectories: false, absolute: isAbsolute(pattern) })).sort();
+      const matches = (
+        await glob(pattern, { onlyFiles: true, expandDirectories: false, absolute: isAbsolute(pattern) })
+      ).sort();
       if (matches.length === 0) throw new InputError(`${pattern}: no files match this pattern`);
       files.push(...matches);
     } else {
@@ -112,7 +114,12 @@ export class ChunkPool {
 }
 
 /** Open a file (or stdin for `-`); `onRawBytes` sees the count of raw bytes read so far. */
-export function openSource(file: string, stdin: Readable | undefined, onRawBytes: (n: number) => void, pool = new ChunkPool()): OpenedSource {
+export function openSource(
+  file: string,
+  stdin: Readable | undefined,
+  onRawBytes: (n: number) => void,
+  pool = new ChunkPool(),
+): OpenedSource {
   let raw: AsyncIterable<Buffer>;
   let plain: PlainFileReader | undefined;
   if (file === STDIN_NAME) {
@@ -263,11 +270,11 @@ export async function* splitRecordBlocks(
 function firstNonBlank(chunk: Buffer): number {
   for (let i = 0; i < chunk.length; i++) {
     const c = chunk[i];
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09 && !(i < 3 && (c === 0xef || c === 0xbb || c === 0xbf))) return i;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09 && !(i < 3 && (c === 0xef || c === 0xbb || c === 0xbf)))
+      return i;
   }
   return -1;
 }
-
 
 /** Splits on `\n` (dropping a trailing `\r` and a leading BOM); blank lines are skipped. */
 class LineSplitter {
@@ -277,7 +284,15 @@ class LineSplitter {
   private skippedExcerpt = '';
   private line = 0; // number of the line being assembled, 1-based once started
   private atStart = true;
-  private block: LineBlock = { chunk: Buffer.alloc(0), count: 0, lines: new Int32Array(1024), starts: new Int32Array(1024), ends: new Int32Array(1024), head: undefined, failures: [] };
+  private block: LineBlock = {
+    chunk: Buffer.alloc(0),
+    count: 0,
+    lines: new Int32Array(1024),
+    starts: new Int32Array(1024),
+    ends: new Int32Array(1024),
+    head: undefined,
+    failures: [],
+  };
 
   constructor(private readonly maxBytes: number) {}
 
@@ -344,7 +359,9 @@ class LineSplitter {
   private hold(rest: Buffer): void {
     if (this.skipping || rest.length === 0) return;
     if (this.pendingBytes + rest.length > this.maxBytes) {
-      this.skippedExcerpt = Buffer.concat([...this.pending, rest]).subarray(0, EXCERPT_BYTES).toString('utf8');
+      this.skippedExcerpt = Buffer.concat([...this.pending, rest])
+        .subarray(0, EXCERPT_BYTES)
+        .toString('utf8');
       this.pending = [];
       this.pendingBytes = 0;
       this.skipping = true;
@@ -404,7 +421,13 @@ class LineSplitter {
   private oversized(): RawRecord {
     const excerpt = this.skippedExcerpt;
     this.skippedExcerpt = '';
-    return { ok: false, line: this.line, code: 'oversized-line', reason: `line longer than ${this.maxBytes} bytes`, excerpt };
+    return {
+      ok: false,
+      line: this.line,
+      code: 'oversized-line',
+      reason: `line longer than ${this.maxBytes} bytes`,
+      excerpt,
+    };
   }
 }
 
@@ -441,7 +464,8 @@ class ArraySplitter {
         continue;
       }
       if (this.closed) {
-        if (!isBlank(c)) this.closed = false; // trailing garbage after `]`: reported as a bad element
+        if (!isBlank(c))
+          this.closed = false; // trailing garbage after `]`: reported as a bad element
         else continue;
       }
       if (this.depth === 0) {
@@ -504,8 +528,16 @@ class ArraySplitter {
   private finishElement(last: Buffer, out: RawRecord[]): void {
     this.inElement = false;
     if (this.oversizedElement || this.partBytes + last.length > this.maxBytes) {
-      const excerpt = Buffer.concat([...this.parts, last.subarray(0, EXCERPT_BYTES)]).subarray(0, EXCERPT_BYTES).toString('utf8');
-      out.push({ ok: false, line: this.elementLine, code: 'oversized-line', reason: `array element longer than ${this.maxBytes} bytes`, excerpt });
+      const excerpt = Buffer.concat([...this.parts, last.subarray(0, EXCERPT_BYTES)])
+        .subarray(0, EXCERPT_BYTES)
+        .toString('utf8');
+      out.push({
+        ok: false,
+        line: this.elementLine,
+        code: 'oversized-line',
+        reason: `array element longer than ${this.maxBytes} bytes`,
+        excerpt,
+      });
     } else {
       const bytes = this.parts.length ? Buffer.concat([...this.parts, last]) : last;
       out.push(decodeRecord(bytes, this.elementLine));

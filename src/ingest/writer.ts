@@ -14,7 +14,10 @@ export class TracesFileWriter {
   private readonly builder = new TracesBatchBuilder();
   rowCount = 0;
 
-  constructor(readonly path: string, private readonly batchRows: number) {
+  constructor(
+    readonly path: string,
+    private readonly batchRows: number,
+  ) {
     this.sink = new GatherSink(openSync(path, 'w'));
     this.writer.reset(this.sink);
   }

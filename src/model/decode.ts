@@ -34,7 +34,8 @@ export class DecodeSession {
     if (tokens.length === 0) return new Float32Array(0);
     const vocabSize = this.model.config.vocabSize;
     for (const token of tokens) {
-      if (!Number.isInteger(token) || token < 0 || token >= vocabSize) throw new Error(`token id ${token} is outside the vocabulary [0, ${vocabSize})`);
+      if (!Number.isInteger(token) || token < 0 || token >= vocabSize)
+        throw new Error(`token id ${token} is outside the vocabulary [0, ${vocabSize})`);
     }
     const { logits, caches } = this.model.step(tokens, this.position, this.caches, this.headT);
     for (const cache of caches) {
@@ -55,7 +56,8 @@ export class DecodeSession {
 
   /** Keep only the first `length` tokens of the cache. */
   truncate(length: number): void {
-    if (!Number.isInteger(length) || length < 0 || length > this.position) throw new Error(`cannot truncate a ${this.position}-token cache to ${length}`);
+    if (!Number.isInteger(length) || length < 0 || length > this.position)
+      throw new Error(`cannot truncate a ${this.position}-token cache to ${length}`);
     if (length === this.position) return;
     const caches =
       length === 0
@@ -133,7 +135,11 @@ export async function generate(model: LlamaModel, prompt: number[], options: Gen
  * distribution for the token after tokens[0..t], as natural-log probabilities or probabilities.
  * One full forward pass (no cache).
  */
-export async function nextTokenDistributions(model: LlamaModel, tokens: number[], kind: 'logprobs' | 'probs' = 'logprobs'): Promise<Float32Array> {
+export async function nextTokenDistributions(
+  model: LlamaModel,
+  tokens: number[],
+  kind: 'logprobs' | 'probs' = 'logprobs',
+): Promise<Float32Array> {
   if (tokens.length === 0) return new Float32Array(0);
   const result = tf.tidy(() => {
     const logits = model.forward(tf.tensor2d(tokens, [1, tokens.length], 'int32')); // [1, T, V]

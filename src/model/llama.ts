@@ -91,7 +91,12 @@ export function swiglu(x: tf.Tensor2D, p: LayerParams): tf.Tensor2D {
  * q: [G, R·Tq, D] (already scaled by 1/√D), keysT: [G, D, Tk], values: [G, Tk, D],
  * mask: [R·Tq, Tk] additive (0 or MASKED) or null → [G, R·Tq, D].
  */
-function groupedAttention(q: tf.Tensor3D, keysT: tf.Tensor3D, values: tf.Tensor3D, mask: tf.Tensor2D | null): tf.Tensor3D {
+function groupedAttention(
+  q: tf.Tensor3D,
+  keysT: tf.Tensor3D,
+  values: tf.Tensor3D,
+  mask: tf.Tensor2D | null,
+): tf.Tensor3D {
   let scores: tf.Tensor3D = tf.matMul(q, keysT); // [G, R·Tq, Tk]
   if (mask) scores = tf.add(scores, mask);
   const probs = tf.softmax(scores); // over keys
@@ -132,7 +137,10 @@ export class LlamaModel {
     this.headDim = config.dim / config.nHeads;
     // Model-owned constants are kept: a model built (or a table grown) inside someone's tf.tidy
     // must outlive that scope.
-    [this.ropeCos, this.ropeSin] = ropeTables(config, config.maxSeqLen).map((t) => tf.keep(t)) as [tf.Tensor2D, tf.Tensor2D];
+    [this.ropeCos, this.ropeSin] = ropeTables(config, config.maxSeqLen).map((t) => tf.keep(t)) as [
+      tf.Tensor2D,
+      tf.Tensor2D,
+    ];
     this.rotateHalf = tf.keep(rotateHalfMatrix(this.headDim));
   }
 
@@ -167,7 +175,8 @@ export class LlamaModel {
       finalNorm: variable(weights.finalNorm, undefined, false),
       output: config.tiedEmbeddings ? undefined : weights.output ? variable(weights.output) : undefined,
     };
-    if (!config.tiedEmbeddings && !params.output) throw new Error('untied model config but the weights have no output head');
+    if (!config.tiedEmbeddings && !params.output)
+      throw new Error('untied model config but the weights have no output head');
     return new LlamaModel(config, params);
   }
 
@@ -261,7 +270,9 @@ export class LlamaModel {
 
   /** The output head as [C, V]: always a new tensor (the transposed embedding when tied), owned by the caller. */
   headMatrix(): tf.Tensor2D {
-    return this.params.output ? tf.clone(this.params.output) as tf.Tensor2D : tf.transpose(this.params.tokenEmbedding) as tf.Tensor2D;
+    return this.params.output
+      ? (tf.clone(this.params.output) as tf.Tensor2D)
+      : (tf.transpose(this.params.tokenEmbedding) as tf.Tensor2D);
   }
 
   /**

@@ -29,15 +29,26 @@ export interface SoftCrossEntropyOptions {
  * in the logits. With one-hot coefficients 1/N this is the mean cross-entropy; with a top-k
  * distribution, the cross-entropy part of a KL.
  */
-export function softCrossEntropySums(logits: tf.Tensor2D, coefficients: SparseCoefficients, options: SoftCrossEntropyOptions = {}): tf.Tensor1D {
+export function softCrossEntropySums(
+  logits: tf.Tensor2D,
+  coefficients: SparseCoefficients,
+  options: SoftCrossEntropyOptions = {},
+): tf.Tensor1D {
   const [N, V] = logits.shape;
   const { rowPtr, cols, coefs, sets } = coefficients;
   if (rowPtr.length !== N + 1 || rowPtr[0] !== 0 || cols.length !== rowPtr[N] || coefs.length !== cols.length * sets) {
-    throw new Error(`softCrossEntropySums: coefficients do not fit ${N} rows (rowPtr ${rowPtr.length}, cols ${cols.length}, coefs ${coefs.length}, sets ${sets})`);
+    throw new Error(
+      `softCrossEntropySums: coefficients do not fit ${N} rows (rowPtr ${rowPtr.length}, cols ${cols.length}, coefs ${coefs.length}, sets ${sets})`,
+    );
   }
   if (options.fused ?? fusedSoftXentAvailable()) {
     return tf.tidy(() =>
-      fusedSoftCrossEntropy(logits, tf.tensor1d(rowPtr, 'int32'), tf.tensor1d(cols, 'int32'), tf.tensor2d(coefs, [cols.length, sets])),
+      fusedSoftCrossEntropy(
+        logits,
+        tf.tensor1d(rowPtr, 'int32'),
+        tf.tensor1d(cols, 'int32'),
+        tf.tensor2d(coefs, [cols.length, sets]),
+      ),
     );
   }
   return tf.tidy(() => {
@@ -56,11 +67,21 @@ export function softCrossEntropySums(logits: tf.Tensor2D, coefficients: SparseCo
  * The fused kernels through tf.customGrad. rowPtr [N + 1] int32, cols [nnz] int32, coefs [nnz, S]
  * float32 (tensors, so that a caller holding its targets on the device never reads them back).
  */
-function fusedSoftCrossEntropy(logits: tf.Tensor2D, rowPtr: tf.Tensor1D, cols: tf.Tensor1D, coefs: tf.Tensor2D): tf.Tensor1D {
+function fusedSoftCrossEntropy(
+  logits: tf.Tensor2D,
+  rowPtr: tf.Tensor1D,
+  cols: tf.Tensor1D,
+  coefs: tf.Tensor2D,
+): tf.Tensor1D {
   const engine = tf.engine();
   const sums = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const [lse, partial] = engine.runKernel(SOFT_XENT, { logits: x, rowPtr, cols, coefs } as unknown as tf.NamedTensorMap) as tf.Tensor[];
+    const [lse, partial] = engine.runKernel(SOFT_XENT, {
+      logits: x,
+      rowPtr,
+      cols,
+      coefs,
+    } as unknown as tf.NamedTensorMap) as tf.Tensor[];
     // Saved, not closed over: rowPtr, cols and coefs belong to the caller's tidy scope, which may
     // end before gradients are taken; the engine keeps saved tensors alive for the backward pass.
     save([x, rowPtr, cols, coefs, lse]);
@@ -68,7 +89,14 @@ function fusedSoftCrossEntropy(logits: tf.Tensor2D, rowPtr: tf.Tensor1D, cols: t
       value: tf.sum(partial, 0) as tf.Tensor1D,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [savedX, savedRowPtr, savedCols, savedCoefs, savedLse] = saved;
-        const inputs = { logits: savedX, rowPtr: savedRowPtr, cols: savedCols, coefs: savedCoefs, lse: savedLse, setWeights: tf.cast(dy, 'float32') };
+        const inputs = {
+          logits: savedX,
+          rowPtr: savedRowPtr,
+          cols: savedCols,
+          coefs: savedCoefs,
+          lse: savedLse,
+          setWeights: tf.cast(dy, 'float32'),
+        };
         return engine.runKernel(SOFT_XENT_GRAD, inputs as unknown as tf.NamedTensorMap) as tf.Tensor;
       },
     };
@@ -111,12 +139,19 @@ function softCrossEntropyDense(logits: tf.Tensor2D, matrices: tf.Tensor2D[]): tf
  * the one-hot is built as int32 and cast, because tfjs-backend-wasm's float32 oneHot returns
  * garbage (TFJS-NOTES).
  */
-export function crossEntropyLoss(logits: tf.Tensor3D, targets: tf.Tensor2D, weights?: tf.Tensor2D, options: SoftCrossEntropyOptions = {}): tf.Scalar {
+export function crossEntropyLoss(
+  logits: tf.Tensor3D,
+  targets: tf.Tensor2D,
+  weights?: tf.Tensor2D,
+  options: SoftCrossEntropyOptions = {},
+): tf.Scalar {
   const [B, T, V] = logits.shape;
   return tf.tidy(() => {
     const N = B * T;
     const flatTargets = tf.reshape(targets, [N]) as tf.Tensor1D;
-    const flatWeights = weights ? (tf.reshape(tf.cast(weights, 'float32'), [N]) as tf.Tensor1D) : tf.ones([N], 'float32');
+    const flatWeights = weights
+      ? (tf.reshape(tf.cast(weights, 'float32'), [N]) as tf.Tensor1D)
+      : tf.ones([N], 'float32');
     const total = tf.maximum(tf.sum(flatWeights), 1); // avoid 0/0 when everything is masked
     const scale = tf.div(flatWeights, total); // [N]
     const flatLogits = tf.reshape(logits, [N, V]) as tf.Tensor2D;
@@ -127,6 +162,9 @@ export function crossEntropyLoss(logits: tf.Tensor3D, targets: tf.Tensor2D, weig
       return tf.reshape(fusedSoftCrossEntropy(flatLogits, rowPtr, cols, tf.reshape(scale, [N, 1])), []) as tf.Scalar;
     }
     const oneHot = tf.cast(tf.oneHot(flatTargets, V, 1, 0, 'int32'), 'float32'); // [N, V]
-    return tf.reshape(softCrossEntropyDense(flatLogits, [tf.mul(oneHot, tf.reshape(scale, [N, 1])) as tf.Tensor2D]), []) as tf.Scalar;
+    return tf.reshape(
+      softCrossEntropyDense(flatLogits, [tf.mul(oneHot, tf.reshape(scale, [N, 1])) as tf.Tensor2D]),
+      [],
+    ) as tf.Scalar;
   });
 }

@@ -45,8 +45,14 @@ export function isPresetName(name: string): name is PresetName {
  * override re-derives the SwiGLU width from the new `dim` unless `hiddenDim` is given too: the
  * preset's own hiddenDim belongs to the preset's width.
  */
-export function presetConfig(name: PresetName, vocabSize: number, maxSeqLen: number, overrides: Partial<ModelShape> = {}): LlamaConfig {
+export function presetConfig(
+  name: PresetName,
+  vocabSize: number,
+  maxSeqLen: number,
+  overrides: Partial<ModelShape> = {},
+): LlamaConfig {
   const dim = overrides.dim ?? presets[name].dim;
-  const hiddenDim = overrides.hiddenDim ?? (overrides.dim !== undefined ? swigluHiddenDim(dim) : presets[name].hiddenDim);
+  const hiddenDim =
+    overrides.hiddenDim ?? (overrides.dim !== undefined ? swigluHiddenDim(dim) : presets[name].hiddenDim);
   return { ...presets[name], ...overrides, dim, hiddenDim, vocabSize, maxSeqLen };
 }

@@ -28,7 +28,13 @@ export function argmax(values: ArrayLike<number>, offset = 0, length = values.le
  * Draw a token from one row of logits: temperature, then top-k, then top-p (the Hugging Face
  * order), renormalise, draw with `random`. Temperature 0 is greedy and draws nothing.
  */
-export function sampleToken(logits: ArrayLike<number>, options: SamplingOptions, random: SeededRandom, offset = 0, length = logits.length - offset): number {
+export function sampleToken(
+  logits: ArrayLike<number>,
+  options: SamplingOptions,
+  random: SeededRandom,
+  offset = 0,
+  length = logits.length - offset,
+): number {
   const temperature = options.temperature ?? 0;
   if (!(temperature > 0)) return argmax(logits, offset, length);
   const topK = options.topK && options.topK > 0 ? Math.min(options.topK, length) : length;

@@ -37,7 +37,8 @@ export interface LlamaWeights {
 
 export function dense(shape: number[], data?: Float32Array): DenseTensor {
   const size = shape.reduce((a, b) => a * b, 1);
-  if (data && data.length !== size) throw new Error(`tensor data has ${data.length} values, shape [${shape}] needs ${size}`);
+  if (data && data.length !== size)
+    throw new Error(`tensor data has ${data.length} values, shape [${shape}] needs ${size}`);
   return { shape, data: data ?? new Float32Array(size) };
 }
 

@@ -49,7 +49,11 @@ export interface DemoResult {
 export function demoConfigInput(out: string, timeBudgetS: number, maxSteps = 5000): Record<string, unknown> {
   const data = (file: string): string => join(packageRoot, 'datasets', file);
   for (const file of ['demo-target.gguf', 'demo-traces.jsonl', 'demo-generic-draft/manifest.json']) {
-    if (!existsSync(data(file))) throw new InputError(`${data(file)}: missing demo file`, 'HINT: run `node scripts/demo-target.mjs` (target, generic draft) and `node scripts/demo-traces.mjs` (traces)');
+    if (!existsSync(data(file)))
+      throw new InputError(
+        `${data(file)}: missing demo file`,
+        'HINT: run `node scripts/demo-target.mjs` (target, generic draft) and `node scripts/demo-traces.mjs` (traces)',
+      );
   }
   const target = data('demo-target.gguf');
   return {
@@ -92,16 +96,35 @@ export async function runDemo(options: DemoOptions, deps: StageDeps): Promise<De
     'prompt lookup (model-free, no draft model)',
     'suffix decoding (model-free, no draft model)',
   ];
-  const rows = report.candidates.map((c, i): DemoRow => ({
-    label: labels[i] ?? c.name, name: c.name, hit_rate: c.greedy_hit_rate, acceptance_length: c.by_k[c.best_k - 1].tau, best_k: c.best_k, speedup: c.best_speedup,
-  }));
-  return { pipeline, rows, report: reportPath, report_md: join(dirname(reportPath), 'report.md'), export: pipeline.export ?? join(out, 'run', '6-export', 'data'), release: join(out, 'release') };
+  const rows = report.candidates.map(
+    (c, i): DemoRow => ({
+      label: labels[i] ?? c.name,
+      name: c.name,
+      hit_rate: c.greedy_hit_rate,
+      acceptance_length: c.by_k[c.best_k - 1].tau,
+      best_k: c.best_k,
+      speedup: c.best_speedup,
+    }),
+  );
+  return {
+    pipeline,
+    rows,
+    report: reportPath,
+    report_md: join(dirname(reportPath), 'report.md'),
+    export: pipeline.export ?? join(out, 'run', '6-export', 'data'),
+    release: join(out, 'release'),
+  };
 }
 
 /** The table a newcomer reads at the end of the demo. */
 export function demoTable(result: DemoResult): string {
   const header = ['speculator', 'hit rate', 'acceptance length', 'expected speed-up'];
-  const body = result.rows.map((r) => [r.label, r.hit_rate === null ? '–' : `${(100 * r.hit_rate).toFixed(1)}%`, `${r.acceptance_length.toFixed(2)} tokens (k = ${r.best_k})`, `${r.speedup.toFixed(2)}×`]);
+  const body = result.rows.map((r) => [
+    r.label,
+    r.hit_rate === null ? '–' : `${(100 * r.hit_rate).toFixed(1)}%`,
+    `${r.acceptance_length.toFixed(2)} tokens (k = ${r.best_k})`,
+    `${r.speedup.toFixed(2)}×`,
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
   return [
@@ -109,7 +132,7 @@ export function demoTable(result: DemoResult): string {
     widths.map((w) => '-'.repeat(w)).join('  '),
     ...body.map(line),
     '',
-    'hit rate: how often the draft guesses the target\'s next token; acceptance length: target tokens produced',
+    "hit rate: how often the draft guesses the target's next token; acceptance length: target tokens produced",
     'per target forward pass when drafting k tokens; expected speed-up: acceptance length / (1 + k × draft cost).',
     `outcome: ${result.pipeline.outcome} (${result.pipeline.reason})`,
     `report:   ${result.report_md} (and report.json, plots)`,

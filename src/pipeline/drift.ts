@@ -46,17 +46,29 @@ export function acceptanceOf(candidate: CandidateReport, source: string, k = can
  * the draft folder), else the held-out result in the draft checkpoint's manifest.
  */
 export function recordedAcceptance(draftDir: string, promotionFile?: string): Acceptance {
-  for (const candidate of [promotionFile, join(draftDir, 'promotion.json'), join(dirname(draftDir), 'promotion.json')]) {
+  for (const candidate of [
+    promotionFile,
+    join(draftDir, 'promotion.json'),
+    join(dirname(draftDir), 'promotion.json'),
+  ]) {
     if (!candidate || !existsSync(candidate)) continue;
     const promotion = JSON.parse(readFileSync(candidate, 'utf8')) as { kind?: string; acceptance?: Acceptance };
-    if (promotion.kind !== 'promotion' || !promotion.acceptance) throw new InputError(`${candidate}: not a fireopt promotion record`);
+    if (promotion.kind !== 'promotion' || !promotion.acceptance)
+      throw new InputError(`${candidate}: not a fireopt promotion record`);
     return { ...promotion.acceptance, source: candidate };
   }
   const checkpoint = readDraftCheckpoint(draftDir);
-  const heldout = checkpoint.training.heldout as { acceptanceLength?: number; hitRate?: number; expectedSpeedup?: number } | undefined;
-  const draftTokens = (checkpoint.manifest.config as { train?: { search?: { draft_tokens?: number } } } | undefined)?.train?.search?.draft_tokens ?? 4;
+  const heldout = checkpoint.training.heldout as
+    | { acceptanceLength?: number; hitRate?: number; expectedSpeedup?: number }
+    | undefined;
+  const draftTokens =
+    (checkpoint.manifest.config as { train?: { search?: { draft_tokens?: number } } } | undefined)?.train?.search
+      ?.draft_tokens ?? 4;
   if (typeof heldout?.acceptanceLength !== 'number') {
-    throw new InputError(`${draftDir}: no recorded acceptance (no promotion.json, and the draft's manifest has no held-out result)`, 'HINT: promote drafts with `fireopt run`, which records it');
+    throw new InputError(
+      `${draftDir}: no recorded acceptance (no promotion.json, and the draft's manifest has no held-out result)`,
+      'HINT: promote drafts with `fireopt run`, which records it',
+    );
   }
   return {
     acceptance_length: heldout.acceptanceLength,
@@ -68,17 +80,38 @@ export function recordedAcceptance(draftDir: string, promotionFile?: string): Ac
 }
 
 /** Compare the deployed draft's numbers on fresh data (its candidate in `report`) with the recorded ones. */
-export function measureDrift(report: EvalReport, reportPath: string, recorded: Acceptance, config: DriftConfig): DriftMeasurement {
+export function measureDrift(
+  report: EvalReport,
+  reportPath: string,
+  recorded: Acceptance,
+  config: DriftConfig,
+): DriftMeasurement {
   const candidate = report.candidates[0];
   const fresh = acceptanceOf(candidate, reportPath, Math.min(recorded.best_k, report.k_max));
   const value = (a: Acceptance): number | null =>
-    config.metric === 'hit_rate' ? a.hit_rate : config.metric === 'acceptance_length' ? a.acceptance_length : a.acceptance_length - 1;
+    config.metric === 'hit_rate'
+      ? a.hit_rate
+      : config.metric === 'acceptance_length'
+        ? a.acceptance_length
+        : a.acceptance_length - 1;
   const before = value(recorded);
   const now = value(fresh);
-  if (before === null || now === null) throw new InputError(`drift: the ${config.metric} of the deployed draft is not known (recorded ${before}, fresh ${now})`, 'HINT: set drift.metric: accepted_tokens');
+  if (before === null || now === null)
+    throw new InputError(
+      `drift: the ${config.metric} of the deployed draft is not known (recorded ${before}, fresh ${now})`,
+      'HINT: set drift.metric: accepted_tokens',
+    );
   const relativeDrop = before > 0 ? (before - now) / before : 0;
   const retrain = relativeDrop > config.threshold;
   const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
   const reason = `${config.metric} ${before.toFixed(3)} when promoted → ${now.toFixed(3)} on fresh traffic (${relativeDrop >= 0 ? 'down' : 'up'} ${pct(Math.abs(relativeDrop))}; threshold ${pct(config.threshold)})`;
-  return { metric: config.metric, threshold: config.threshold, recorded, fresh, relative_drop: relativeDrop, retrain, reason };
+  return {
+    metric: config.metric,
+    threshold: config.threshold,
+    recorded,
+    fresh,
+    relative_drop: relativeDrop,
+    retrain,
+    reason,
+  };
 }

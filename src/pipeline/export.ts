@@ -13,13 +13,32 @@ export interface ExportOutcome {
 }
 
 /** Write the serving artifacts of the draft checkpoint `draftDir` into `out` (replaced atomically by runExport). */
-export async function exportDraft(config: FireoptConfig, draftDir: string, out: string, progress: ProgressSink): Promise<ExportOutcome> {
+export async function exportDraft(
+  config: FireoptConfig,
+  draftDir: string,
+  out: string,
+  progress: ProgressSink,
+): Promise<ExportOutcome> {
   const { runExport } = await import('../export/index.js');
-  const target = config.export.target ?? (config.target?.engine === 'llama-cpp' ? config.target.model : config.train.target_model);
+  const target =
+    config.export.target ?? (config.target?.engine === 'llama-cpp' ? config.target.model : config.train.target_model);
   const result = await runExport(
-    { export: { ...config.export, model: draftDir, out, ...(target && { target }), name: config.export.name ?? config.name }, resolvedConfig: config },
+    {
+      export: {
+        ...config.export,
+        model: draftDir,
+        out,
+        ...(target && { target }),
+        name: config.export.name ?? config.name,
+      },
+      resolvedConfig: config,
+    },
     { progress },
   );
   const files = [result.hfDir, result.gguf].filter((f): f is string => Boolean(f));
-  return { out: result.out, files, notes: [...result.plan.warnings, ...result.servingCommands.map((c) => `${c.engine}: ${c.command}`)] };
+  return {
+    out: result.out,
+    files,
+    notes: [...result.plan.warnings, ...result.servingCommands.map((c) => `${c.engine}: ${c.command}`)],
+  };
 }

@@ -42,8 +42,12 @@ export type FinishedOutcome = 'promoted' | 'not-promoted' | 'not-needed' | 'unch
 export type PipelineOutcome = FinishedOutcome | 'failed';
 
 /** Exit codes of a finished `fireopt run` (failures are 1, bad usage/config/input 2, as everywhere). */
-export const OUTCOME_EXIT_CODES = { promoted: 0, 'not-promoted': 3, 'not-needed': 4,
-  unchanged: 5 } as const satisfies Record<FinishedOutcome, number>;
+export const OUTCOME_EXIT_CODES = {
+  promoted: 0,
+  'not-promoted': 3,
+  'not-needed': 4,
+  unchanged: 5,
+} as const satisfies Record<FinishedOutcome, number>;
 
 export const RUN_RECORD_KIND = 'pipeline-run';
 export const RUN_RECORD_SCHEMA_VERSION = 2;
@@ -145,7 +149,11 @@ async function runStage(
     context.reports.push({ stage, status: 'skipped', seconds: 0, summary: previous.summary });
     return previous;
   }
-  progress({ kind: 'log', level: 'info', message: `${stage}: ${previous ? (previous.status === 'failed' ? 'resuming after a failure' : 'inputs changed, running') : 'running'}` });
+  progress({
+    kind: 'log',
+    level: 'info',
+    message: `${stage}: ${previous ? (previous.status === 'failed' ? 'resuming after a failure' : 'inputs changed, running') : 'running'}`,
+  });
   const startedAt = new Date();
   try {
     const summary = await body();
@@ -153,17 +161,31 @@ async function runStage(
     const finishedAt = new Date();
     const seconds = (finishedAt.getTime() - startedAt.getTime()) / 1000;
     const record = writeStageRecord(stageDir, {
-      stage, status: 'done', fingerprint, inputs, output_sha256: outputSha,
-      started_at: startedAt.toISOString(), finished_at: finishedAt.toISOString(), seconds, summary,
+      stage,
+      status: 'done',
+      fingerprint,
+      inputs,
+      output_sha256: outputSha,
+      started_at: startedAt.toISOString(),
+      finished_at: finishedAt.toISOString(),
+      seconds,
+      summary,
     });
     context.reports.push({ stage, status: 'ran', seconds, summary });
     return record;
   } catch (error) {
     const finishedAt = new Date();
     writeStageRecord(stageDir, {
-      stage, status: 'failed', fingerprint, inputs, output_sha256: null,
-      started_at: startedAt.toISOString(), finished_at: finishedAt.toISOString(), seconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
-      summary: {}, error: { code: error instanceof FireoptError ? error.code : 'E_INTERNAL', message: describeError(error) },
+      stage,
+      status: 'failed',
+      fingerprint,
+      inputs,
+      output_sha256: null,
+      started_at: startedAt.toISOString(),
+      finished_at: finishedAt.toISOString(),
+      seconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
+      summary: {},
+      error: { code: error instanceof FireoptError ? error.code : 'E_INTERNAL', message: describeError(error) },
     });
     throw error;
   }
@@ -197,30 +219,59 @@ export async function runPipeline(config: FireoptConfig, deps: StageDeps): Promi
 function failedResult(context: StageContext, config: FireoptConfig, error: unknown): PipelineResult {
   const fireoptError = error instanceof FireoptError ? error : undefined;
   return {
-    outcome: 'failed', exit_code: fireoptError?.exitCode ?? 1, reason: describeError(error), dir: context.runDir,
-    stages: completeStages(context.reports), deployed: context.deployed ?? null, drift: null, comparison: null,
-    serve_instead: null, candidates: [], report: null, export: null,
-    release: config.promotion.release ? resolve(config.promotion.release) : null, retention: null,
-    failure: { stage: context.current, code: fireoptError?.code ?? 'E_INTERNAL', message: describeError(error),
-      hint: fireoptError?.hint ?? null },
+    outcome: 'failed',
+    exit_code: fireoptError?.exitCode ?? 1,
+    reason: describeError(error),
+    dir: context.runDir,
+    stages: completeStages(context.reports),
+    deployed: context.deployed ?? null,
+    drift: null,
+    comparison: null,
+    serve_instead: null,
+    candidates: [],
+    report: null,
+    export: null,
+    release: config.promotion.release ? resolve(config.promotion.release) : null,
+    retention: null,
+    failure: {
+      stage: context.current,
+      code: fireoptError?.code ?? 'E_INTERNAL',
+      message: describeError(error),
+      hint: fireoptError?.hint ?? null,
+    },
   };
 }
 
 /** Every stage in order, those the run never reached marked `not-run`. */
 function completeStages(reports: StageReport[]): StageReport[] {
   const seen = new Set(reports.map((r) => r.stage));
-  const all = [...reports, ...STAGES.filter((s) => !seen.has(s)).map((stage) => ({ stage, status: 'not-run' as const,
-    seconds: 0, summary: {} }))];
+  const all = [
+    ...reports,
+    ...STAGES.filter((s) => !seen.has(s)).map((stage) => ({
+      stage,
+      status: 'not-run' as const,
+      seconds: 0,
+      summary: {},
+    })),
+  ];
   return all.sort((a, b) => STAGES.indexOf(a.stage) - STAGES.indexOf(b.stage));
 }
 
 /** `run.json`: the result, plus what the unchanged-rerun check compares (run fingerprint, release after). */
-function writeRunRecord(runDir: string, result: PipelineResult, fingerprint: string | null,
-  releaseSha: string | null): void {
+function writeRunRecord(
+  runDir: string,
+  result: PipelineResult,
+  fingerprint: string | null,
+  releaseSha: string | null,
+): void {
   const record: RunRecord = {
-    kind: RUN_RECORD_KIND, schema_version: RUN_RECORD_SCHEMA_VERSION, fireopt_version: FIREOPT_VERSION,
-      finished_at: new Date().toISOString(),
-    run_fingerprint: fingerprint, release_sha256: releaseSha, ...result,
+    kind: RUN_RECORD_KIND,
+    schema_version: RUN_RECORD_SCHEMA_VERSION,
+    fireopt_version: FIREOPT_VERSION,
+    finished_at: new Date().toISOString(),
+    run_fingerprint: fingerprint,
+    release_sha256: releaseSha,
+    ...result,
   };
   writeFileAtomic(join(runDir, 'run.json'), JSON.stringify(record, null, 2) + '\n');
 }
@@ -279,10 +330,13 @@ export function pipelineCostConfig(config: FireoptConfig): FireoptConfig {
   const { engine } = config.eval.cost;
   const targetModel = config.eval.cost.target_model ?? targetGguf(config);
   const measured = engine === 'llama-cpp' || (engine === 'auto' && targetModel !== undefined);
-  const cost = measured ? { ...config.eval.cost, engine: 'llama-cpp' as const,
-    target_model: targetModel } : { ...config.eval.cost, engine: 'given' as const };
-  const search = { ...config.train.search,
-    cost_ratio: config.train.search.cost_ratio ?? (measured ? undefined : config.eval.cost_ratio) };
+  const cost = measured
+    ? { ...config.eval.cost, engine: 'llama-cpp' as const, target_model: targetModel }
+    : { ...config.eval.cost, engine: 'given' as const };
+  const search = {
+    ...config.train.search,
+    cost_ratio: config.train.search.cost_ratio ?? (measured ? undefined : config.eval.cost_ratio),
+  };
   return { ...config, eval: { ...config.eval, cost }, train: { ...config.train, search } };
 }
 
@@ -296,7 +350,8 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
 
   // 1: ingest the fresh traces.
   const { resolveInputs } = await import('../ingest/sources.js');
-  if (config.ingest.inputs.length === 0) throw new UsageError('run: no traces (ingest.inputs)', 'HINT: set ingest.inputs to the fresh trace files or globs');
+  if (config.ingest.inputs.length === 0)
+    throw new UsageError('run: no traces (ingest.inputs)', 'HINT: set ingest.inputs to the fresh trace files or globs');
   if (config.ingest.inputs.includes('-')) throw new UsageError('run: traces cannot come from stdin (`-`); give files');
   const traceFiles = await resolveInputs(config.ingest.inputs);
   const traceHashes = await Promise.all(traceFiles.map(async (path) => ({ path, sha256: await hashPath(path) })));
@@ -311,19 +366,32 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
   // Nothing changed since the last finished run (same traces, config and model files, and the release
   // still holds what that run left there): say so, with its own exit code, and touch nothing.
   const runFingerprint = hashJson({
-    traces: traceHashes.map((t) => t.sha256), config: { ...givenConfig, run: { ...givenConfig.run, dir: undefined } },
-    files: [targetSha, tokenizerSha, trainTargetSha, trainTokenizerSha, exportTargetSha,
-      await hashOptional(config.train.init_from)],
+    traces: traceHashes.map((t) => t.sha256),
+    config: { ...givenConfig, run: { ...givenConfig.run, dir: undefined } },
+    files: [
+      targetSha,
+      tokenizerSha,
+      trainTargetSha,
+      trainTokenizerSha,
+      exportTargetSha,
+      await hashOptional(config.train.init_from),
+    ],
     fireopt_version: FIREOPT_VERSION,
   });
   const last = readRunRecord(runDir);
   const lastFinished = last !== undefined && last.outcome !== 'failed';
   if (lastFinished && last.run_fingerprint === runFingerprint && last.release_sha256 === releaseSha) {
     const result: PipelineResult = {
-      ...last, outcome: 'unchanged', exit_code: OUTCOME_EXIT_CODES.unchanged, retention: null,
+      ...last,
+      outcome: 'unchanged',
+      exit_code: OUTCOME_EXIT_CODES.unchanged,
+      retention: null,
       reason: `nothing changed since the run that finished at ${last.finished_at} (${last.outcome}: ${last.reason})`,
-      stages: last.stages.map((stage) => ({ ...stage, status: stage.status === 'not-run' ? 'not-run' : 'skipped',
-        seconds: 0 })),
+      stages: last.stages.map((stage) => ({
+        ...stage,
+        status: stage.status === 'not-run' ? 'not-run' : 'skipped',
+        seconds: 0,
+      })),
     };
     progress({ kind: 'log', level: 'info', message: result.reason });
     writeRunRecord(runDir, result, runFingerprint, releaseSha);
@@ -336,41 +404,96 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
   context.deployed = deployedInfo;
   const deployedSha = deployedInfo.draft_sha256;
   const deployed = deployedSha !== null;
-  progress({ kind: 'log', level: 'info',
-    message: deployed ? `deployed: ${release} (draft sha256 ${deployedSha.slice(0, 12)}…)` : 'deployed: nothing yet' });
+  progress({
+    kind: 'log',
+    level: 'info',
+    message: deployed ? `deployed: ${release} (draft sha256 ${deployedSha.slice(0, 12)}…)` : 'deployed: nothing yet',
+  });
 
-  const ingest = await runStage(context, '1-ingest', { traces: traceHashes.map((t) => t.sha256), ingest: contentOf(config.ingest, 'inputs', 'out') }, stageData('1-ingest'),
-    () => ingestStage(config, traceFiles, stageData('1-ingest'), deps), progress);
+  const ingest = await runStage(
+    context,
+    '1-ingest',
+    { traces: traceHashes.map((t) => t.sha256), ingest: contentOf(config.ingest, 'inputs', 'out') },
+    stageData('1-ingest'),
+    () => ingestStage(config, traceFiles, stageData('1-ingest'), deps),
+    progress,
+  );
 
   // 2: distill with the target.
   const targets = stageData('2-distill');
-  const distill = await runStage(context, '2-distill',
-    { dataset: ingest.output_sha256, distill: contentOf(config.distill, 'dataset', 'out', 'concurrency', 'chunk_rows', 'max_failures'), target: target ?? null, target_sha256: targetSha, tokenizer_sha256: tokenizerSha },
-    targets, () => distillStage(config, stageData('1-ingest'), targets, deps), progress);
+  const distill = await runStage(
+    context,
+    '2-distill',
+    {
+      dataset: ingest.output_sha256,
+      distill: contentOf(config.distill, 'dataset', 'out', 'concurrency', 'chunk_rows', 'max_failures'),
+      target: target ?? null,
+      target_sha256: targetSha,
+      tokenizer_sha256: tokenizerSha,
+    },
+    targets,
+    () => distillStage(config, stageData('1-ingest'), targets, deps),
+    progress,
+  );
   const distillSha = distill.output_sha256;
-  const evalContent = contentOf(config.eval, 'model', 'data', 'out', 'baselines', 'margin', 'bootstrap_samples', 'seed');
+  const evalContent = contentOf(
+    config.eval,
+    'model',
+    'data',
+    'out',
+    'baselines',
+    'margin',
+    'bootstrap_samples',
+    'seed',
+  );
 
   // 3: drift: the deployed draft on the fresh held-out data against its recorded acceptance.
   let drift: DriftMeasurement | null = null;
-  const driftRecord = await runStage(context, '3-drift', { deployed: deployedSha, targets: distillSha, eval: evalContent, drift: config.drift }, deployed ? stageData('3-drift') : null, async () => {
-    if (!deployed) return { measured: false, retrain: true, reason: 'nothing deployed yet' };
-    const recorded = recordedAcceptance(deployedDraft, join(runDir, 'deployed', 'promotion.json'));
-    const { report, reportPath } = await evalStage(config, { model: deployedDraft, data: targets, out: stageData('3-drift'), baselines: [] }, deps);
-    const measurement = measureDrift(report, reportPath, recorded, config.drift);
-    return { measured: true, retrain: measurement.retrain, reason: measurement.reason, drift: measurement };
-  }, progress);
+  const driftRecord = await runStage(
+    context,
+    '3-drift',
+    { deployed: deployedSha, targets: distillSha, eval: evalContent, drift: config.drift },
+    deployed ? stageData('3-drift') : null,
+    async () => {
+      if (!deployed) return { measured: false, retrain: true, reason: 'nothing deployed yet' };
+      const recorded = recordedAcceptance(deployedDraft, join(runDir, 'deployed', 'promotion.json'));
+      const { report, reportPath } = await evalStage(
+        config,
+        { model: deployedDraft, data: targets, out: stageData('3-drift'), baselines: [] },
+        deps,
+      );
+      const measurement = measureDrift(report, reportPath, recorded, config.drift);
+      return { measured: true, retrain: measurement.retrain, reason: measurement.reason, drift: measurement };
+    },
+    progress,
+  );
   drift = (driftRecord.summary.drift as DriftMeasurement | undefined) ?? null;
   progress({ kind: 'log', level: 'info', message: `drift: ${String(driftRecord.summary.reason)}` });
 
-  const finish = async (outcome: FinishedOutcome, reason: string,
-    extra: Partial<PipelineResult>): Promise<PipelineResult> => {
+  const finish = async (
+    outcome: FinishedOutcome,
+    reason: string,
+    extra: Partial<PipelineResult>,
+  ): Promise<PipelineResult> => {
     context.current = null;
     const retention = config.retention.enabled ? applyRetention(runDir, traceFiles, config.retention, progress) : null;
     const result: PipelineResult = {
-      outcome, exit_code: OUTCOME_EXIT_CODES[outcome], reason, dir: runDir, stages: completeStages(context.reports),
-        deployed: deployedInfo,
-      drift, comparison: null, serve_instead: null, candidates: [], report: null, export: null, release, retention,
-        failure: null, ...extra,
+      outcome,
+      exit_code: OUTCOME_EXIT_CODES[outcome],
+      reason,
+      dir: runDir,
+      stages: completeStages(context.reports),
+      deployed: deployedInfo,
+      drift,
+      comparison: null,
+      serve_instead: null,
+      candidates: [],
+      report: null,
+      export: null,
+      release,
+      retention,
+      failure: null,
+      ...extra,
     };
     writeRunRecord(runDir, result, runFingerprint, await hashOptional(release ? join(release, 'draft') : undefined));
     return result;
@@ -382,80 +505,174 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
 
   // 4: train the new draft (automatic selection unless train.select: off).
   const initFrom = config.promotion.incremental && deployed ? deployedDraft : config.train.init_from;
-  const trainSettings = { ...config.train, init_from: initFrom, ...(config.promotion.incremental && deployed && { init: 'draft' as const }) };
+  const trainSettings = {
+    ...config.train,
+    init_from: initFrom,
+    ...(config.promotion.incremental && deployed && { init: 'draft' as const }),
+  };
   const trainOut = stageData('4-train');
   const newDraft = join(trainOut, 'draft');
-  const train = await runStage(context, '4-train',
-    { targets: distillSha, train: contentOf(trainSettings, 'targets', 'out', 'init_from'),
+  const train = await runStage(
+    context,
+    '4-train',
+    {
+      targets: distillSha,
+      train: contentOf(trainSettings, 'targets', 'out', 'init_from'),
       init_from: initFrom ? (initFrom === deployedDraft ? deployedSha : await hashOptional(initFrom)) : null,
-      target_model_sha256: trainTargetSha, tokenizer_sha256: trainTokenizerSha },
-    newDraft, async () => {
+      target_model_sha256: trainTargetSha,
+      tokenizer_sha256: trainTokenizerSha,
+    },
+    newDraft,
+    async () => {
       // A half-finished earlier attempt is discarded: the stage starts over from its inputs.
       rmSync(trainOut, { recursive: true, force: true });
       const { runTrain } = await import('../train/index.js');
-      const summary = await runTrain({ targets, out: trainOut, train: trainSettings, resolvedConfig: config, resume: false }, { progress, signal: deps.signal });
+      const summary = await runTrain(
+        { targets, out: trainOut, train: trainSettings, resolvedConfig: config, resume: false },
+        { progress, signal: deps.signal },
+      );
       const w = summary.winner;
-      return { draft: summary.draft, winner: w.name, parameters: w.parameters, steps: w.steps, hit_rate: w.best.hitRate, acceptance_length: w.best.acceptanceLength, expected_speedup: w.best.expectedSpeedup, candidates: summary.leaderboard.length, backend: summary.backend };
-    }, progress);
+      return {
+        draft: summary.draft,
+        winner: w.name,
+        parameters: w.parameters,
+        steps: w.steps,
+        hit_rate: w.best.hitRate,
+        acceptance_length: w.best.acceptanceLength,
+        expected_speedup: w.best.expectedSpeedup,
+        candidates: summary.leaderboard.length,
+        backend: summary.backend,
+      };
+    },
+    progress,
+  );
   const newDraftSha = train.output_sha256;
 
   // 5: evaluate the new draft beside the deployed one and the baselines, on the same held-out data.
   // The model-free methods are always measured: the gate never promotes a draft slower than one of them.
-  const baselines = [...new Set([...(deployed ? [deployedDraft] : []), ...config.eval.baselines,
-    ...MODEL_FREE_METHODS])];
+  const baselines = [
+    ...new Set([...(deployed ? [deployedDraft] : []), ...config.eval.baselines, ...MODEL_FREE_METHODS]),
+  ];
   const firstBaseline = config.promotion.first_must_beat;
   if (!deployed && firstBaseline !== 'none' && !baselines.includes(firstBaseline)) baselines.push(firstBaseline);
   const evalOut = stageData('5-eval');
-  await runStage(context, '5-eval', { draft: newDraftSha, deployed: deployedSha, targets: distillSha, eval: evalContent, baselines: baselines.map((b) => (b === deployedDraft ? `deployed:${deployedSha}` : b)) }, evalOut, async () => {
-    const { report } = await evalStage(config, { model: newDraft, data: targets, out: evalOut, baselines }, deps);
-    return { winner: report.winner, rows: report.data.rows, tokens: report.data.tokens, candidates: candidateLines(report) };
-  }, progress);
+  await runStage(
+    context,
+    '5-eval',
+    {
+      draft: newDraftSha,
+      deployed: deployedSha,
+      targets: distillSha,
+      eval: evalContent,
+      baselines: baselines.map((b) => (b === deployedDraft ? `deployed:${deployedSha}` : b)),
+    },
+    evalOut,
+    async () => {
+      const { report } = await evalStage(config, { model: newDraft, data: targets, out: evalOut, baselines }, deps);
+      return {
+        winner: report.winner,
+        rows: report.data.rows,
+        tokens: report.data.tokens,
+        candidates: candidateLines(report),
+      };
+    },
+    progress,
+  );
   const reportPath = join(evalOut, 'report.json');
   const report = readReport(reportPath);
 
   // 6: export the new draft's serving artifacts.
   const exportOut = stageData('6-export');
-  await runStage(context, '6-export', { draft: newDraftSha, name: config.name, export: contentOf(config.export,
-    'model', 'out'), target_sha256: exportTargetSha }, exportOut, async () => {
-    const outcome = await exportDraft(config, newDraft, exportOut, progress);
-    return { files: outcome.files, notes: outcome.notes };
-  }, progress);
+  await runStage(
+    context,
+    '6-export',
+    {
+      draft: newDraftSha,
+      name: config.name,
+      export: contentOf(config.export, 'model', 'out'),
+      target_sha256: exportTargetSha,
+    },
+    exportOut,
+    async () => {
+      const outcome = await exportDraft(config, newDraft, exportOut, progress);
+      return { files: outcome.files, notes: outcome.notes };
+    },
+    progress,
+  );
 
   // 7: the promotion gate.
   const promoteDir = join(runDir, '7-promote');
-  const promote = await runStage(context, '7-promote',
-    { report: (readStageRecord(join(runDir, '5-eval')) as StageRecord).output_sha256,
-      export: (readStageRecord(join(runDir, '6-export')) as StageRecord).output_sha256, deployed: deployedSha, release,
-      margin: config.eval.margin, samples: config.eval.bootstrap_samples, seed: config.eval.seed,
-      first_must_beat: firstBaseline, beat_model_free: config.promotion.beat_model_free },
-    null, async () => {
+  const promote = await runStage(
+    context,
+    '7-promote',
+    {
+      report: (readStageRecord(join(runDir, '5-eval')) as StageRecord).output_sha256,
+      export: (readStageRecord(join(runDir, '6-export')) as StageRecord).output_sha256,
+      deployed: deployedSha,
+      release,
+      margin: config.eval.margin,
+      samples: config.eval.bootstrap_samples,
+      seed: config.eval.seed,
+      first_must_beat: firstBaseline,
+      beat_model_free: config.promotion.beat_model_free,
+    },
+    null,
+    async () => {
       const decision = gate(report, reportPath, deployed, firstBaseline, config);
       writeFileAtomic(join(promoteDir, 'decision.json'), JSON.stringify(decision, null, 2) + '\n');
-      const kept = { promote: false, comparison: decision.comparison, serve_instead: decision.serve_instead,
-        promoted_sha256: null };
+      const kept = {
+        promote: false,
+        comparison: decision.comparison,
+        serve_instead: decision.serve_instead,
+        promoted_sha256: null,
+      };
       if (!decision.promote) return { ...kept, reason: decision.reason };
-      if (!release) return { ...kept,
-        reason: `${decision.reason}; but promotion.release is not set, so nothing was copied` };
+      if (!release)
+        return { ...kept, reason: `${decision.reason}; but promotion.release is not set, so nothing was copied` };
       const promotion: PromotionRecord = {
-        kind: PROMOTION_KIND, schema_version: PROMOTION_SCHEMA_VERSION, fireopt_version: FIREOPT_VERSION, promoted_at: new Date().toISOString(), run_dir: runDir,
-        draft_sha256: newDraftSha as string, previous_draft_sha256: deployedSha, acceptance: acceptanceOf(report.candidates[0], reportPath),
-        data: { sha256: report.data.sha256, rows: report.data.rows, tokens: report.data.tokens }, comparison: decision.comparison, reason: decision.reason,
+        kind: PROMOTION_KIND,
+        schema_version: PROMOTION_SCHEMA_VERSION,
+        fireopt_version: FIREOPT_VERSION,
+        promoted_at: new Date().toISOString(),
+        run_dir: runDir,
+        draft_sha256: newDraftSha as string,
+        previous_draft_sha256: deployedSha,
+        acceptance: acceptanceOf(report.candidates[0], reportPath),
+        data: { sha256: report.data.sha256, rows: report.data.rows, tokens: report.data.tokens },
+        comparison: decision.comparison,
+        reason: decision.reason,
       };
       publishRelease(release, newDraft, exportOut, evalOut, promotion);
       writeFileAtomic(join(promoteDir, 'promotion.json'), JSON.stringify(promotion, null, 2) + '\n');
-      return { promote: true, reason: decision.reason, comparison: decision.comparison, serve_instead: null,
-        promoted_sha256: newDraftSha };
-    }, progress);
+      return {
+        promote: true,
+        reason: decision.reason,
+        comparison: decision.comparison,
+        serve_instead: null,
+        promoted_sha256: newDraftSha,
+      };
+    },
+    progress,
+  );
 
   const summary = promote.summary as Pick<GateDecision, 'promote' | 'reason' | 'comparison' | 'serve_instead'>;
   return finish(summary.promote ? 'promoted' : 'not-promoted', summary.reason, {
-    comparison: summary.comparison, serve_instead: summary.serve_instead ?? null, candidates: candidateLines(report),
-      report: reportPath, export: exportOut,
+    comparison: summary.comparison,
+    serve_instead: summary.serve_instead ?? null,
+    candidates: candidateLines(report),
+    report: reportPath,
+    export: exportOut,
   });
 }
 
 function candidateLines(report: EvalReport): PipelineResult['candidates'] {
-  return report.candidates.map((c) => ({ name: c.name, hit_rate: c.greedy_hit_rate, tau: c.by_k[c.best_k - 1].tau, best_k: c.best_k, speedup: c.best_speedup }));
+  return report.candidates.map((c) => ({
+    name: c.name,
+    hit_rate: c.greedy_hit_rate,
+    tau: c.by_k[c.best_k - 1].tau,
+    best_k: c.best_k,
+    speedup: c.best_speedup,
+  }));
 }
 
 /** What to serve instead of a draft the gate refused: a model-free method, or no speculation at all. */
@@ -474,31 +691,52 @@ interface GateDecision {
  * and at least every model-free method's (all measured with the run's one cost model), and it beats
  * the deployed draft by the margin (or, with nothing deployed, `first_must_beat`).
  */
-function gate(report: EvalReport, reportPath: string, deployed: boolean, firstMustBeat: string, config: FireoptConfig): GateDecision {
+function gate(
+  report: EvalReport,
+  reportPath: string,
+  deployed: boolean,
+  firstMustBeat: string,
+  config: FireoptConfig,
+): GateDecision {
   const candidate = report.candidates[0];
   const speedup = (x: number): string => `${x.toFixed(2)}×`;
   const cost = `c = ${candidate.cost_ratio.toFixed(3)} ${candidate.cost_ratio_source}`;
-  const modelFree = config.promotion.beat_model_free ? report.candidates.filter((c) => c.kind !== 'draft').sort((a,
-    b) => b.best_speedup - a.best_speedup)[0] : undefined;
+  const modelFree = config.promotion.beat_model_free
+    ? report.candidates.filter((c) => c.kind !== 'draft').sort((a, b) => b.best_speedup - a.best_speedup)[0]
+    : undefined;
   // The best alternative to this draft: the fastest model-free method, or plain decoding (1×) when
   // that is faster still.
   if (modelFree && modelFree.best_speedup > candidate.best_speedup && modelFree.best_speedup >= 1) {
-    const reason = `the new draft's expected speed-up ${speedup(candidate.best_speedup)} is below ` +
+    const reason =
+      `the new draft's expected speed-up ${speedup(candidate.best_speedup)} is below ` +
       `${modelFree.name}'s ${speedup(modelFree.best_speedup)} (${cost}): serve ${modelFree.name} instead`;
     return { promote: false, reason, comparison: null, serve_instead: modelFree.kind as ServeInstead };
   }
   if (candidate.best_speedup < 1) {
-    const reason = `the new draft's expected speed-up ${speedup(candidate.best_speedup)} is below 1× (${cost}): ` +
+    const reason =
+      `the new draft's expected speed-up ${speedup(candidate.best_speedup)} is below 1× (${cost}): ` +
       'decoding without speculation is faster; serve without a draft';
     return { promote: false, reason, comparison: null, serve_instead: 'no-speculation' };
   }
-  const against = deployed ? report.candidates[1]?.name : firstMustBeat !== 'none' ? report.candidates.find((c) => c.kind === firstMustBeat)?.name : undefined;
-  if (!against) return { promote: true, reason: 'nothing deployed yet: the first draft is promoted', comparison: null,
-    serve_instead: null };
+  const against = deployed
+    ? report.candidates[1]?.name
+    : firstMustBeat !== 'none'
+      ? report.candidates.find((c) => c.kind === firstMustBeat)?.name
+      : undefined;
+  if (!against)
+    return {
+      promote: true,
+      reason: 'nothing deployed yet: the first draft is promoted',
+      comparison: null,
+      serve_instead: null,
+    };
   // compare's own logic, on one report holding both candidates: the same data by construction.
   const comparison = compareReports(report, reportPath, report, reportPath, {
-    margin: config.eval.margin, samples: config.eval.bootstrap_samples, seed: config.eval.seed, candidateA: against,
-      candidateB: candidate.name,
+    margin: config.eval.margin,
+    samples: config.eval.bootstrap_samples,
+    seed: config.eval.seed,
+    candidateA: against,
+    candidateB: candidate.name,
   });
   const opponent = deployed ? 'the deployed draft' : against;
   const reason = `${comparison.promote ? 'wins' : 'does not win'} against ${opponent}: ${comparison.reason}`;
@@ -506,12 +744,19 @@ function gate(report: EvalReport, reportPath: string, deployed: boolean, firstMu
 }
 
 /** Replace the release folder atomically: draft/, export/, report.json + report.md, promotion.json. */
-function publishRelease(release: string, draft: string, exportDir: string, evalDir: string, promotion: PromotionRecord): void {
+function publishRelease(
+  release: string,
+  draft: string,
+  exportDir: string,
+  evalDir: string,
+  promotion: PromotionRecord,
+): void {
   const staged = new StagedDir(release);
   try {
     cpSync(draft, join(staged.path, 'draft'), { recursive: true });
     cpSync(exportDir, join(staged.path, 'export'), { recursive: true });
-    for (const file of ['report.json', 'report.md']) if (existsSync(join(evalDir, file))) cpSync(join(evalDir, file), join(staged.path, file));
+    for (const file of ['report.json', 'report.md'])
+      if (existsSync(join(evalDir, file))) cpSync(join(evalDir, file), join(staged.path, file));
     writeFileAtomic(join(staged.path, 'promotion.json'), JSON.stringify(promotion, null, 2) + '\n');
     staged.commit();
   } catch (error) {

@@ -93,15 +93,27 @@ export function readStageRecord(stageDir: string): StageRecord | undefined {
   } catch {
     return undefined; // a torn record means the stage did not finish: run it again
   }
-  if (record.kind !== STAGE_RECORD_KIND) throw new InputError(`${path}: not a pipeline stage record (kind ${String(record.kind)})`);
+  if (record.kind !== STAGE_RECORD_KIND)
+    throw new InputError(`${path}: not a pipeline stage record (kind ${String(record.kind)})`);
   if (record.schema_version !== STAGE_RECORD_SCHEMA_VERSION) {
-    throw new InputError(`${path}: stage record schema version ${record.schema_version}, this fireopt reads ${STAGE_RECORD_SCHEMA_VERSION}`, 'HINT: use a new run directory (run.dir)');
+    throw new InputError(
+      `${path}: stage record schema version ${record.schema_version}, this fireopt reads ${STAGE_RECORD_SCHEMA_VERSION}`,
+      'HINT: use a new run directory (run.dir)',
+    );
   }
   return record;
 }
 
-export function writeStageRecord(stageDir: string, record: Omit<StageRecord, 'kind' | 'schema_version' | 'fireopt_version'>): StageRecord {
-  const full: StageRecord = { kind: STAGE_RECORD_KIND, schema_version: STAGE_RECORD_SCHEMA_VERSION, fireopt_version: FIREOPT_VERSION, ...record };
+export function writeStageRecord(
+  stageDir: string,
+  record: Omit<StageRecord, 'kind' | 'schema_version' | 'fireopt_version'>,
+): StageRecord {
+  const full: StageRecord = {
+    kind: STAGE_RECORD_KIND,
+    schema_version: STAGE_RECORD_SCHEMA_VERSION,
+    fireopt_version: FIREOPT_VERSION,
+    ...record,
+  };
   writeFileAtomic(stageRecordPath(stageDir), JSON.stringify(full, null, 2) + '\n');
   return full;
 }

@@ -10,7 +10,12 @@ import type { RetentionConfig } from './config.js';
 import { readStageRecord, writeStageRecord } from './records.js';
 
 /** Delete what the retention policy names; returns the paths deleted. */
-export function applyRetention(runDir: string, traceFiles: string[], policy: RetentionConfig, progress: ProgressSink): { deleted: string[] } {
+export function applyRetention(
+  runDir: string,
+  traceFiles: string[],
+  policy: RetentionConfig,
+  progress: ProgressSink,
+): { deleted: string[] } {
   const deleted: string[] = [];
   const remove = (path: string, stage?: string): void => {
     if (!existsSync(path)) return;

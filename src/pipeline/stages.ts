@@ -16,17 +16,39 @@ export interface StageDeps {
 }
 
 /** Ingest `inputs` into `out`. */
-export async function ingestStage(config: FireoptConfig, inputs: string[], out: string, deps: StageDeps, heldout?: number): Promise<Record<string, unknown>> {
+export async function ingestStage(
+  config: FireoptConfig,
+  inputs: string[],
+  out: string,
+  deps: StageDeps,
+  heldout?: number,
+): Promise<Record<string, unknown>> {
   const { runIngest } = await import('../ingest/index.js');
-  const summary = await runIngest({ ...config, ingest: { ...config.ingest, inputs, out, ...(heldout !== undefined && { heldout }) } }, { progress: deps.progress, signal: deps.signal });
-  return { rows: summary.rows, records: summary.records, duplicates_removed: summary.duplicates_removed, rejected: summary.rejected.count };
+  const summary = await runIngest(
+    { ...config, ingest: { ...config.ingest, inputs, out, ...(heldout !== undefined && { heldout }) } },
+    { progress: deps.progress, signal: deps.signal },
+  );
+  return {
+    rows: summary.rows,
+    records: summary.records,
+    duplicates_removed: summary.duplicates_removed,
+    rejected: summary.rejected.count,
+  };
 }
 
 /** Distill the dataset `dataset` into `out` with the configured target. */
-export async function distillStage(config: FireoptConfig, dataset: string, out: string, deps: StageDeps, splits?: Array<'train' | 'heldout'>): Promise<Record<string, unknown>> {
+export async function distillStage(
+  config: FireoptConfig,
+  dataset: string,
+  out: string,
+  deps: StageDeps,
+  splits?: Array<'train' | 'heldout'>,
+): Promise<Record<string, unknown>> {
   const { distill, target } = config;
   if (!target && distill.mode !== 'traces') {
-    throw new ConfigError('distill needs a target: set the `target` section (or distill.mode: traces with distill.tokenizer)');
+    throw new ConfigError(
+      'distill needs a target: set the `target` section (or distill.mode: traces with distill.tokenizer)',
+    );
   }
   const { openTarget } = await import('../targets/open.js');
   const { runDistill } = await import('../distill/index.js');
@@ -43,12 +65,26 @@ export async function distillStage(config: FireoptConfig, dataset: string, out: 
       signal: deps.signal,
     },
   );
-  return { rows: summary.counts.rows, ok: summary.counts.ok, failed: summary.counts.failed, skipped: summary.counts.skipped, tokens: summary.tokens, target: summary.target };
+  return {
+    rows: summary.counts.rows,
+    ok: summary.counts.ok,
+    failed: summary.counts.failed,
+    skipped: summary.counts.skipped,
+    tokens: summary.tokens,
+    target: summary.target,
+  };
 }
 
 /** Evaluate `model` (and `baselines`) on the held-out split of `data`; the report goes to `out`. */
-export async function evalStage(config: FireoptConfig, settings: Partial<EvalConfig> & { model: string; data: string; out: string }, deps: StageDeps) {
+export async function evalStage(
+  config: FireoptConfig,
+  settings: Partial<EvalConfig> & { model: string; data: string; out: string },
+  deps: StageDeps,
+) {
   const { runEval } = await import('../evaluate/index.js');
-  const result = await runEval({ eval: { ...config.eval, ...settings }, resolvedConfig: config }, { progress: deps.progress });
+  const result = await runEval(
+    { eval: { ...config.eval, ...settings }, resolvedConfig: config },
+    { progress: deps.progress },
+  );
   return { ...result, reportPath: join(result.out, 'report.json') };
 }

@@ -49,13 +49,9 @@ export function svgDocument(width: number, height: number, body: string[]): stri
     'font-family': 'sans-serif',
     'font-size': 12,
   };
-  return [
-    `<svg${attributeText(root)}>`,
-    element('rect', { width, height, fill: 'white' }),
-    ...body,
-    '</svg>',
-    '',
-  ].join('\n');
+  return [`<svg${attributeText(root)}>`, element('rect', { width, height, fill: 'white' }), ...body, '</svg>', ''].join(
+    '\n',
+  );
 }
 
 /** `label`, cut to `maxLength` characters with an ellipsis. */

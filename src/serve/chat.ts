@@ -28,7 +28,8 @@ export function chatRenderer(template: string | undefined, tokens: ChatTokens): 
   if (template === undefined) {
     return {
       kind: 'fallback',
-      render: (messages) => `${tokens.bosText}${messages.map((m) => `${capitalise(m.role)}: ${m.content}\n`).join('')}Assistant:`,
+      render: (messages) =>
+        `${tokens.bosText}${messages.map((m) => `${capitalise(m.role)}: ${m.content}\n`).join('')}Assistant:`,
     };
   }
   let compiled: Template;

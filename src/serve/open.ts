@@ -24,9 +24,15 @@ export async function serveModel(options: ServeModelOptions): Promise<ServingMod
     const tokenizer = await tokenizerFromVocabulary(vocabulary, { path: options.model });
     const tokenBytes = (id: number) => tokenizer.tokenBytes(id);
     const text = (id: number | undefined) => (id === undefined ? '' : tokenizer.tokenPiece(id));
-    const chat = chatRenderer(vocabulary.chatTemplate, { bosText: text(vocabulary.bosId), eosText: text(vocabulary.eosId) });
+    const chat = chatRenderer(vocabulary.chatTemplate, {
+      bosText: text(vocabulary.bosId),
+      eosText: text(vocabulary.eosId),
+    });
     const modelName = options.modelName ?? engine.identity.model.replace(/\.gguf$/i, '');
-    const server = await startServer({ engine, tokenBytes, chat }, { host: options.host, port: options.port, modelName, maxBodyBytes: options.maxBodyBytes });
+    const server = await startServer(
+      { engine, tokenBytes, chat },
+      { host: options.host, port: options.port, modelName, maxBodyBytes: options.maxBodyBytes },
+    );
     return {
       ...server,
       engine,

@@ -88,7 +88,11 @@ const completionRequestSchema = z.looseObject({
 const contentSchema = z.union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string() }))]);
 const chatRequestSchema = z.looseObject({
   ...samplingFields,
-  messages: z.array(z.looseObject({ role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']), content: contentSchema })).min(1),
+  messages: z
+    .array(
+      z.looseObject({ role: z.enum(['system', 'user', 'assistant', 'tool', 'developer']), content: contentSchema }),
+    )
+    .min(1),
   max_tokens: z.number().int().min(1).nullish(),
   max_completion_tokens: z.number().int().min(1).nullish(),
   logprobs: z.boolean().default(false),
@@ -158,13 +162,20 @@ class OpenAiApi {
           body = { status: 'ok' };
           break;
         case 'GET /v1/models':
-          body = { object: 'list', data: [{ id: this.options.modelName, object: 'model', created: this.created, owned_by: 'fireopt' }] };
+          body = {
+            object: 'list',
+            data: [{ id: this.options.modelName, object: 'model', created: this.created, owned_by: 'fireopt' }],
+          };
           break;
         case 'POST /v1/completions':
-          body = await this.completions(parse(completionRequestSchema, await readJson(request, this.options.maxBodyBytes)));
+          body = await this.completions(
+            parse(completionRequestSchema, await readJson(request, this.options.maxBodyBytes)),
+          );
           break;
         case 'POST /v1/chat/completions':
-          body = await this.chatCompletions(parse(chatRequestSchema, await readJson(request, this.options.maxBodyBytes)));
+          body = await this.chatCompletions(
+            parse(chatRequestSchema, await readJson(request, this.options.maxBodyBytes)),
+          );
           break;
         default:
           throw new HttpError(404, `no route ${route}`, 'not_found_error');
@@ -172,16 +183,19 @@ class OpenAiApi {
       send(response, 200, body);
     } catch (error) {
       if (error instanceof HttpError) send(response, error.status, errorBody(error.message, error.type, error.param));
-      else if (error instanceof FireoptError && error.exitCode === 2) send(response, 400, errorBody(error.message, 'invalid_request_error'));
+      else if (error instanceof FireoptError && error.exitCode === 2)
+        send(response, 400, errorBody(error.message, 'invalid_request_error'));
       else send(response, 500, errorBody(describeError(error), 'server_error'));
     }
   }
 
   private async completions(body: CompletionRequest): Promise<unknown> {
     const engine = this.served.engine;
-    const prompts: number[][] = (Array.isArray(body.prompt) && (body.prompt.length === 0 || Array.isArray(body.prompt[0]) || typeof body.prompt[0] === 'string')
-      ? (body.prompt as Array<string | number[]>)
-      : [body.prompt as string | number[]]
+    const prompts: number[][] = (
+      Array.isArray(body.prompt) &&
+      (body.prompt.length === 0 || Array.isArray(body.prompt[0]) || typeof body.prompt[0] === 'string')
+        ? (body.prompt as Array<string | number[]>)
+        : [body.prompt as string | number[]]
     ).map((prompt) => (typeof prompt === 'string' ? this.tokenizePromptText(prompt) : prompt));
     for (const promptIds of prompts) this.checkFitsContext(promptIds.length, body.max_tokens, 'prompt');
     const sampling = this.sampling(body, body.max_tokens, body.logprobs ?? 0);
@@ -189,7 +203,8 @@ class OpenAiApi {
     const perPrompt = await Promise.all(
       prompts.map(async (promptIds) => {
         const completions = await engine.generate({ tokenIds: promptIds }, sampling);
-        const promptLogprobs = body.prompt_logprobs == null ? undefined : await this.promptLogprobs(promptIds, body.prompt_logprobs, asIds);
+        const promptLogprobs =
+          body.prompt_logprobs == null ? undefined : await this.promptLogprobs(promptIds, body.prompt_logprobs, asIds);
         return { promptIds, completions, promptLogprobs };
       }),
     );
@@ -216,14 +231,19 @@ class OpenAiApi {
       created: Math.floor(Date.now() / 1000),
       model: this.options.modelName,
       choices,
-      usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+      usage: {
+        prompt_tokens: promptTokens,
+        completion_tokens: completionTokens,
+        total_tokens: promptTokens + completionTokens,
+      },
     };
   }
 
   private async chatCompletions(body: ChatRequest): Promise<unknown> {
     const messages: ChatMessage[] = body.messages.map((message) => ({
       role: message.role === 'developer' ? 'system' : message.role,
-      content: typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join(''),
+      content:
+        typeof message.content === 'string' ? message.content : message.content.map((part) => part.text).join(''),
     }));
     const promptIds = this.served.engine.tokenize(this.served.chat.render(messages), true);
     const topLogprobs = body.logprobs ? (body.top_logprobs ?? 0) : 0;
@@ -241,7 +261,9 @@ class OpenAiApi {
       return {
         index,
         message: { role: 'assistant', content: text },
-        logprobs: body.logprobs ? { content: this.chatLogprobs(tokenIds, logprobs, topLogprobs, body.return_tokens_as_token_ids) } : null,
+        logprobs: body.logprobs
+          ? { content: this.chatLogprobs(tokenIds, logprobs, topLogprobs, body.return_tokens_as_token_ids) }
+          : null,
         finish_reason: finishReason,
         stop_reason: stopReason,
       };
@@ -252,7 +274,11 @@ class OpenAiApi {
       created: Math.floor(Date.now() / 1000),
       model: this.options.modelName,
       choices,
-      usage: { prompt_tokens: promptIds.length, completion_tokens: completionTokens, total_tokens: promptIds.length + completionTokens },
+      usage: {
+        prompt_tokens: promptIds.length,
+        completion_tokens: completionTokens,
+        total_tokens: promptIds.length + completionTokens,
+      },
     };
   }
 
@@ -273,9 +299,11 @@ class OpenAiApi {
 
   private sampling(body: CompletionRequest | ChatRequest, maxTokens: number, topLogprobs: number): SamplingOptions {
     const vocabularySize = this.served.engine.vocabularySize;
-    if (topLogprobs > vocabularySize) throw new HttpError(400, `logprobs ${topLogprobs} is more than the ${vocabularySize}-token vocabulary`);
+    if (topLogprobs > vocabularySize)
+      throw new HttpError(400, `logprobs ${topLogprobs} is more than the ${vocabularySize}-token vocabulary`);
     for (const id of body.stop_token_ids ?? []) {
-      if (id >= vocabularySize) throw new HttpError(400, `stop_token_ids: ${id} is outside the ${vocabularySize}-token vocabulary`);
+      if (id >= vocabularySize)
+        throw new HttpError(400, `stop_token_ids: ${id} is outside the ${vocabularySize}-token vocabulary`);
     }
     return {
       maxTokens,
@@ -293,7 +321,11 @@ class OpenAiApi {
     const ids = this.served.engine.tokenize(text, false);
     const bos = this.served.engine.model.tokens.bos;
     // As llama.cpp's server: a text prompt starts with BOS when the model adds one.
-    return bos !== null && this.served.engine.model.fileInfo.metadata.tokenizer.ggml.add_bos_token !== false && ids[0] !== bos ? [bos, ...ids] : ids;
+    return bos !== null &&
+      this.served.engine.model.fileInfo.metadata.tokenizer.ggml.add_bos_token !== false &&
+      ids[0] !== bos
+      ? [bos, ...ids]
+      : ids;
   }
 
   /** Apply stop strings and produce the completion's text and vLLM's `stop_reason`. */
@@ -343,7 +375,12 @@ class OpenAiApi {
   }
 
   /** Legacy completions `logprobs`: parallel arrays, top alternatives as {token: logprob}. */
-  private completionLogprobs(promptIds: number[], tokenIds: number[], logprobs: PositionLogprobs[] | undefined, asIds: boolean): unknown {
+  private completionLogprobs(
+    promptIds: number[],
+    tokenIds: number[],
+    logprobs: PositionLogprobs[] | undefined,
+    asIds: boolean,
+  ): unknown {
     const tokens: string[] = [];
     const tokenLogprobs: number[] = [];
     const top: Array<Record<string, number>> = [];
@@ -366,7 +403,12 @@ class OpenAiApi {
   }
 
   /** Chat `logprobs.content`: one object per token with its bytes and top alternatives. */
-  private chatLogprobs(tokenIds: number[], logprobs: PositionLogprobs[] | undefined, topLogprobs: number, asIds: boolean): unknown[] {
+  private chatLogprobs(
+    tokenIds: number[],
+    logprobs: PositionLogprobs[] | undefined,
+    topLogprobs: number,
+    asIds: boolean,
+  ): unknown[] {
     const entry = (tokenId: number, logprob: number | undefined) => ({
       token: this.tokenString(tokenId, asIds),
       logprob: finite(logprob),
@@ -376,14 +418,19 @@ class OpenAiApi {
       const position = logprobs?.[i];
       return {
         ...entry(tokenId, position?.tokenLogprob),
-        top_logprobs: (position?.topIds ?? []).slice(0, topLogprobs).map((id, k) => entry(id, position?.topLogprobs[k])),
+        top_logprobs: (position?.topIds ?? [])
+          .slice(0, topLogprobs)
+          .map((id, k) => entry(id, position?.topLogprobs[k])),
       };
     });
   }
 
   /** vLLM `prompt_logprobs`: null for the first prompt token, then {id: {logprob, rank?, decoded_token}}. */
   private async promptLogprobs(promptIds: number[], topLogprobs: number, asIds: boolean): Promise<unknown[]> {
-    const scored = promptIds.length > 1 ? await this.served.engine.score({ tokenIds: promptIds.slice(0, 1) }, promptIds.slice(1), { topLogprobs }) : [];
+    const scored =
+      promptIds.length > 1
+        ? await this.served.engine.score({ tokenIds: promptIds.slice(0, 1) }, promptIds.slice(1), { topLogprobs })
+        : [];
     return [
       null,
       ...scored.map((position, i) => {
@@ -397,7 +444,11 @@ class OpenAiApi {
           decoded_token: this.tokenString(actual, asIds),
         };
         position.topIds.forEach((id, k) => {
-          entries[String(id)] ??= { logprob: finite(position.topLogprobs[k]), rank: k + 1, decoded_token: this.tokenString(id, asIds) };
+          entries[String(id)] ??= {
+            logprob: finite(position.topLogprobs[k]),
+            rank: k + 1,
+            decoded_token: this.tokenString(id, asIds),
+          };
         });
         return entries;
       }),

@@ -52,11 +52,23 @@ export interface GreedyCounts {
 }
 
 export function emptyCounts(k: number): GreedyCounts {
-  return { tokens: 0, steps: 0, drafted: 0, accepted: 0, draftedAt: new Array(k).fill(0), acceptedAt: new Array(k).fill(0), reachedAt: new Array(k).fill(0) };
+  return {
+    tokens: 0,
+    steps: 0,
+    drafted: 0,
+    accepted: 0,
+    draftedAt: new Array(k).fill(0),
+    acceptedAt: new Array(k).fill(0),
+    reachedAt: new Array(k).fill(0),
+  };
 }
 
 /** m_t for a proposer whose proposals at t are `proposals[t]` (any length), against completion c. */
-export function matchesFromProposals(completion: ArrayLike<number>, proposals: ArrayLike<number>[], kMax = MAX_DRAFT_TOKENS): CompletionMatches {
+export function matchesFromProposals(
+  completion: ArrayLike<number>,
+  proposals: ArrayLike<number>[],
+  kMax = MAX_DRAFT_TOKENS,
+): CompletionMatches {
   const n = completion.length;
   const matchLengths = new Uint8Array(n);
   const proposedLengths = new Uint8Array(n);
@@ -75,7 +87,11 @@ export function matchesFromProposals(completion: ArrayLike<number>, proposals: A
  * m_t of a deterministic greedy draft from its teacher-forced top-1 predictions: predicted[t] is the
  * draft's argmax for position t given prompt + c[0..t). m_t = run of hits starting at t (capped).
  */
-export function matchesFromTeacherForcing(completion: ArrayLike<number>, predicted: ArrayLike<number>, kMax = MAX_DRAFT_TOKENS): CompletionMatches {
+export function matchesFromTeacherForcing(
+  completion: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  kMax = MAX_DRAFT_TOKENS,
+): CompletionMatches {
   const n = completion.length;
   const matchLengths = new Uint8Array(n);
   let run = 0;
@@ -87,7 +103,11 @@ export function matchesFromTeacherForcing(completion: ArrayLike<number>, predict
 }
 
 /** Walk one completion with k drafts per step; adds to `into` (created when absent) and returns it. */
-export function simulateGreedy(matches: CompletionMatches, k: number, into: GreedyCounts = emptyCounts(k)): GreedyCounts {
+export function simulateGreedy(
+  matches: CompletionMatches,
+  k: number,
+  into: GreedyCounts = emptyCounts(k),
+): GreedyCounts {
   if (!Number.isInteger(k) || k < 1) throw new Error(`k must be a positive integer, got ${k}`);
   const { matchLengths, proposedLengths } = matches;
   const n = matchLengths.length;
@@ -123,7 +143,8 @@ export function addCounts(a: GreedyCounts, b: GreedyCounts): GreedyCounts {
   return a;
 }
 
-const ratio = (numerator: number, denominator: number): number | null => (denominator > 0 ? numerator / denominator : null);
+const ratio = (numerator: number, denominator: number): number | null =>
+  denominator > 0 ? numerator / denominator : null;
 
 /** τ = tokens / steps (1 when nothing was decoded). */
 export function acceptanceLength(counts: GreedyCounts): number {
@@ -136,7 +157,9 @@ export function acceptanceRate(counts: GreedyCounts): number | null {
 }
 
 /** Per draft position i = 1..k: conditional and unconditional acceptance (null where never drafted). */
-export function positionAcceptance(counts: GreedyCounts): Array<{ position: number; conditional: number | null; unconditional: number | null; drafted: number }> {
+export function positionAcceptance(
+  counts: GreedyCounts,
+): Array<{ position: number; conditional: number | null; unconditional: number | null; drafted: number }> {
   return counts.draftedAt.map((drafted, i) => ({
     position: i + 1,
     conditional: ratio(counts.acceptedAt[i], counts.reachedAt[i]),
@@ -160,7 +183,12 @@ export function speedupClosedForm(alpha: number, k: number, costRatio: number, v
  * Per-position form: expected tokens per step = 1 + Σ_{i≤k} Π_{j≤i} β_j with β_j the conditional
  * acceptance at position j (a missing β ends the sum), divided by the step's cost k·c + 1.
  */
-export function speedupPerPosition(conditional: ReadonlyArray<number | null>, k: number, costRatio: number, verifyCost = 1): number {
+export function speedupPerPosition(
+  conditional: ReadonlyArray<number | null>,
+  k: number,
+  costRatio: number,
+  verifyCost = 1,
+): number {
   let expectedTokens = 1;
   let reach = 1;
   for (let i = 0; i < k && i < conditional.length; i++) {
@@ -192,7 +220,13 @@ export interface SamplingAcceptanceBounds {
  * Known part L = Σ_{x∈top-k} min(p_x, q_x); the rest lies in [0, min(1 − Σ_top p, 1 − Σ_top q)].
  * `topIds`/`topLogprobs` are the target's (−1 / −∞ padded); `draftProbability(id)` is q.
  */
-export function samplingAcceptance(topIds: ArrayLike<number>, topLogprobs: ArrayLike<number>, offset: number, topK: number, draftProbability: (targetId: number) => number): SamplingAcceptanceBounds {
+export function samplingAcceptance(
+  topIds: ArrayLike<number>,
+  topLogprobs: ArrayLike<number>,
+  offset: number,
+  topK: number,
+  draftProbability: (targetId: number) => number,
+): SamplingAcceptanceBounds {
   let known = 0;
   let targetMass = 0;
   let draftMass = 0;
@@ -206,5 +240,9 @@ export function samplingAcceptance(topIds: ArrayLike<number>, topLogprobs: Array
     draftMass += q;
   }
   const unknownTargetMass = Math.max(0, 1 - targetMass);
-  return { lower: known, upper: Math.min(1, known + Math.min(unknownTargetMass, Math.max(0, 1 - draftMass))), unknownTargetMass };
+  return {
+    lower: known,
+    upper: Math.min(1, known + Math.min(unknownTargetMass, Math.max(0, 1 - draftMass))),
+    unknownTargetMass,
+  };
 }

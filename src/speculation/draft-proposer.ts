@@ -36,8 +36,13 @@ export class DraftModel {
       draftToTarget.forEach((targetId, draftId) => {
         if (inverse[targetId] < 0) inverse[targetId] = draftId;
       });
-      if (unkDraftId !== undefined && !(Number.isInteger(unkDraftId) && unkDraftId >= 0 && unkDraftId < draftToTarget.length)) {
-        throw new RangeError(`unkDraftId ${unkDraftId} is not a row of the ${draftToTarget.length}-row draft vocabulary`);
+      if (
+        unkDraftId !== undefined &&
+        !(Number.isInteger(unkDraftId) && unkDraftId >= 0 && unkDraftId < draftToTarget.length)
+      ) {
+        throw new RangeError(
+          `unkDraftId ${unkDraftId} is not a row of the ${draftToTarget.length}-row draft vocabulary`,
+        );
       }
       const unknown = unkDraftId ?? (inverse[0] >= 0 ? inverse[0] : 0);
       for (let i = 0; i < size; i++) if (inverse[i] < 0) inverse[i] = unknown;
@@ -68,7 +73,10 @@ export class DraftModel {
 
 /** Greedy proposals from a draft model with a KV cache; one session per sequence. */
 export class DraftModelProposer implements Proposer {
-  constructor(readonly draft: DraftModel, readonly name = 'draft') {}
+  constructor(
+    readonly draft: DraftModel,
+    readonly name = 'draft',
+  ) {}
 
   async open(promptIds: readonly number[]): Promise<ProposerSession> {
     if (promptIds.length === 0) throw new Error('a draft session needs a non-empty prompt (BOS at least)');
@@ -147,7 +155,10 @@ export async function teacherForcedDraft(
   // Input sequence: prompt + completion[0..N−1); position promptLength − 1 + t predicts completion[t].
   const lengths = inputs.map((input) => input.promptIds.length + Math.max(0, input.completionIds.length - 1));
   // The logits of one pass are batch × length × V floats: keep them within 2^25 (128 MiB).
-  const tokensPerBatch = Math.max(1, Math.min(options.tokensPerBatch, Math.floor(2 ** 25 / draft.model.config.vocabSize)));
+  const tokensPerBatch = Math.max(
+    1,
+    Math.min(options.tokensPerBatch, Math.floor(2 ** 25 / draft.model.config.vocabSize)),
+  );
   const order = inputs.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b]);
   const results = new Array<TeacherForcedOutput>(inputs.length);
   let start = 0;
@@ -155,21 +166,32 @@ export async function teacherForcedDraft(
     let end = start + 1;
     while (end < order.length && (end - start + 1) * lengths[order[end]] <= tokensPerBatch) end++;
     const group = order.slice(start, end);
-    const scored = await scoreGroup(draft, group.map((i) => inputs[i]), lengths[order[end - 1]]);
+    const scored = await scoreGroup(
+      draft,
+      group.map((i) => inputs[i]),
+      lengths[order[end - 1]],
+    );
     group.forEach((inputIndex, j) => (results[inputIndex] = scored[j]));
     start = end;
   }
   return results;
 }
 
-async function scoreGroup(draft: DraftModel, group: readonly TeacherForcedInput[], paddedLength: number): Promise<TeacherForcedOutput[]> {
+async function scoreGroup(
+  draft: DraftModel,
+  group: readonly TeacherForcedInput[],
+  paddedLength: number,
+): Promise<TeacherForcedOutput[]> {
   const B = group.length;
   const T = Math.max(1, paddedLength);
   const V = draft.model.config.vocabSize;
   const ids = new Int32Array(B * T);
   group.forEach((input, b) => {
     if (input.promptIds.length === 0) throw new Error('teacher forcing needs a non-empty prompt (BOS at least)');
-    const sequence = [...draft.toDraftIds(input.promptIds), ...draft.toDraftIds(Array.prototype.slice.call(input.completionIds, 0, -1) as number[])];
+    const sequence = [
+      ...draft.toDraftIds(input.promptIds),
+      ...draft.toDraftIds(Array.prototype.slice.call(input.completionIds, 0, -1) as number[]),
+    ];
     ids.set(sequence, b * T);
   });
   // Where the draft's q is needed: (flat logits index, position) pairs for each target top-k id.
@@ -181,7 +203,7 @@ async function scoreGroup(draft: DraftModel, group: readonly TeacherForcedInput[
     for (let t = 0; t < input.completionIds.length; t++) {
       for (let j = 0; j < K; j++) {
         const row = draft.draftRowOf(input.topIds[t * K + j]);
-        gatherIndices.push(row < 0 ? 0 : ((b * T + base + t) * V + row));
+        gatherIndices.push(row < 0 ? 0 : (b * T + base + t) * V + row);
       }
     }
   });
@@ -198,7 +220,11 @@ async function scoreGroup(draft: DraftModel, group: readonly TeacherForcedInput[
   const gatheredTensor = 'gathered' in kept ? kept.gathered : undefined;
   try {
     // The three results read together, asynchronously (the only way the webgpu backend reads under Node).
-    const [best, logSumExp, gathered] = await Promise.all([argmaxTensor.data<'int32'>(), logSumExpTensor?.data<'float32'>(), gatheredTensor?.data<'float32'>()]);
+    const [best, logSumExp, gathered] = await Promise.all([
+      argmaxTensor.data<'int32'>(),
+      logSumExpTensor?.data<'float32'>(),
+      gatheredTensor?.data<'float32'>(),
+    ]);
     let cursor = 0;
     return group.map((input, b) => {
       const n = input.completionIds.length;

@@ -8,4 +8,11 @@ export type { Proposer, ProposerSession } from './proposer.js';
 export { matchesWithProposer } from './proposer.js';
 export { PromptLookupProposer, NgramIndex, DEFAULT_PROMPT_LOOKUP, type PromptLookupOptions } from './prompt-lookup.js';
 export { SuffixTreeProposer, DEFAULT_SUFFIX_TREE, type SuffixTreeOptions } from './suffix-tree.js';
-export { DraftModel, DraftModelProposer, teacherForcedDraft, type TeacherForcedInput, type TeacherForcedOutput, type TeacherForcedOptions } from './draft-proposer.js';
+export {
+  DraftModel,
+  DraftModelProposer,
+  teacherForcedDraft,
+  type TeacherForcedInput,
+  type TeacherForcedOutput,
+  type TeacherForcedOptions,
+} from './draft-proposer.js';

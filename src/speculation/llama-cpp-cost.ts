@@ -79,7 +79,9 @@ export async function measureLlamaCppCost(options: LlamaCppCostOptions): Promise
   const warmupRuns = options.warmupRuns ?? 2;
   const kMax = options.kMax ?? 8;
   if (contextTokens < 1 || contextTokens + Math.max(steps, kMax + 1) > contextSize) {
-    throw new Error(`cost measurement: ${contextTokens} context tokens + ${Math.max(steps, kMax + 1)} timed tokens do not fit a ${contextSize}-token context`);
+    throw new Error(
+      `cost measurement: ${contextTokens} context tokens + ${Math.max(steps, kMax + 1)} timed tokens do not fit a ${contextSize}-token context`,
+    );
   }
   const llama: Llama = await startLlama();
   const loaded: Loaded[] = [];
@@ -94,7 +96,12 @@ export async function measureLlamaCppCost(options: LlamaCppCostOptions): Promise
         experimentalKvCacheKeyType: 'F32',
         experimentalKvCacheValueType: 'F32',
       });
-      loaded.push({ model, context, sequence: context.getSequence(), vocabSize: model.fileInfo.metadata.tokenizer?.ggml.tokens.length ?? 2 });
+      loaded.push({
+        model,
+        context,
+        sequence: context.getSequence(),
+        vocabSize: model.fileInfo.metadata.tokenizer?.ggml.tokens.length ?? 2,
+      });
     }
     const [draft, target] = loaded;
     // Any ids do for timing; the same ones for both models (within the smaller vocabulary).
@@ -109,7 +116,9 @@ export async function measureLlamaCppCost(options: LlamaCppCostOptions): Promise
       let ms = 0;
       for (let s = 0; s < steps; s++) {
         const started = performance.now();
-        const outputs = await sequence.controlledEvaluate([[token, { generateNext: { token: true, options: { temperature: 0 } } }]]);
+        const outputs = await sequence.controlledEvaluate([
+          [token, { generateNext: { token: true, options: { temperature: 0 } } }],
+        ]);
         ms += performance.now() - started;
         token = outputs[0]?.next.token ?? tokenAt(contextTokens + s + 1);
       }
@@ -118,7 +127,14 @@ export async function measureLlamaCppCost(options: LlamaCppCostOptions): Promise
     };
     /** `steps` verifications of k + 1 tokens at the same position; ms per verification. */
     const verifyRun = async (sequence: LlamaContextSequence, k: number): Promise<number> => {
-      const input = Array.from({ length: k + 1 }, (_, i) => [tokenAt(contextTokens + i), { generateNext: { token: true, options: { temperature: 0 } } }] as [Token, { generateNext: { token: true; options: { temperature: number } } }]);
+      const input = Array.from(
+        { length: k + 1 },
+        (_, i) =>
+          [tokenAt(contextTokens + i), { generateNext: { token: true, options: { temperature: 0 } } }] as [
+            Token,
+            { generateNext: { token: true; options: { temperature: number } } },
+          ],
+      );
       let ms = 0;
       for (let s = 0; s < steps; s++) {
         const started = performance.now();

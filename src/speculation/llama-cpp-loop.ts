@@ -87,7 +87,17 @@ export class LlamaCppSpeculator {
     const draft = this.draft.sequence;
     const started = performance.now();
     await this.reset(promptIds);
-    const run: SpeculativeRun = { tokens: [], finishReason: 'length', steps: 0, drafted: 0, accepted: 0, draftEvaluations: 0, draftMs: 0, targetMs: 0, wallMs: 0 };
+    const run: SpeculativeRun = {
+      tokens: [],
+      finishReason: 'length',
+      steps: 0,
+      drafted: 0,
+      accepted: 0,
+      draftEvaluations: 0,
+      draftMs: 0,
+      targetMs: 0,
+      wallMs: 0,
+    };
     // Tokens each sequence has yet to evaluate (they are in the output or the prompt, not the cache).
     let targetPending: Token[] = [promptIds[promptIds.length - 1] as Token];
     let draftPending: Token[] = [promptIds[promptIds.length - 1] as Token];
@@ -112,14 +122,17 @@ export class LlamaCppSpeculator {
       const verifyInput = [...targetPending, ...drafts];
       const firstOutput = targetPending.length - 1;
       const outputs = await target.controlledEvaluate(
-        verifyInput.map((token, i) => (i >= firstOutput ? [token, { generateNext: { token: true, options: { temperature: 0 } } }] : token)),
+        verifyInput.map((token, i) =>
+          i >= firstOutput ? [token, { generateNext: { token: true, options: { temperature: 0 } } }] : token,
+        ),
       );
       run.targetMs += performance.now() - targetStart;
       run.steps++;
       run.drafted += drafts.length;
       const targetTokens = outputs.slice(firstOutput).map((output, i) => {
         const token = output?.next.token;
-        if (token === undefined || token === null) throw new Error(`llama.cpp gave no token at verification position ${i}`);
+        if (token === undefined || token === null)
+          throw new Error(`llama.cpp gave no token at verification position ${i}`);
         return token;
       });
       let accepted = 0;
@@ -141,12 +154,15 @@ export class LlamaCppSpeculator {
       }
       // Roll back what was rejected: the target keeps pending + accepted drafts.
       const targetKeep = target.nextTokenIndex - (drafts.length - accepted);
-      if (targetKeep < target.nextTokenIndex) await target.eraseContextTokenRanges([{ start: targetKeep, end: target.nextTokenIndex }]);
+      if (targetKeep < target.nextTokenIndex)
+        await target.eraseContextTokenRanges([{ start: targetKeep, end: target.nextTokenIndex }]);
       targetPending = [targetTokens[accepted]];
       // The draft cache holds drafts[0..n−2]; keep the accepted ones.
       const draftKeep = draftCacheEnd - Math.max(0, drafts.length - 1 - accepted);
-      if (draftKeep < draft.nextTokenIndex) await draft.eraseContextTokenRanges([{ start: draftKeep, end: draft.nextTokenIndex }]);
-      if (drafts.length === 0) draftPending = [...draftPending, targetTokens[0]]; // nothing was evaluated on the draft
+      if (draftKeep < draft.nextTokenIndex)
+        await draft.eraseContextTokenRanges([{ start: draftKeep, end: draft.nextTokenIndex }]);
+      if (drafts.length === 0)
+        draftPending = [...draftPending, targetTokens[0]]; // nothing was evaluated on the draft
       else if (accepted === drafts.length) draftPending = [drafts[drafts.length - 1], targetTokens[accepted]];
       else draftPending = [targetTokens[accepted]];
     }
@@ -161,7 +177,9 @@ export class LlamaCppSpeculator {
     const tokens: number[] = [];
     let finishReason: GreedyRun['finishReason'] = 'length';
     if (options.maxTokens > 0) {
-      for await (const token of this.target.sequence.evaluate([promptIds[promptIds.length - 1] as Token], { temperature: 0 })) {
+      for await (const token of this.target.sequence.evaluate([promptIds[promptIds.length - 1] as Token], {
+        temperature: 0,
+      })) {
         tokens.push(token);
         if (this.target.model.isEogToken(token)) {
           finishReason = 'stop';
@@ -192,7 +210,9 @@ export class LlamaCppSpeculator {
 
   private async nextGreedy(sequence: LlamaContextSequence, input: readonly Token[]): Promise<Token> {
     const outputs = await sequence.controlledEvaluate(
-      input.map((token, i) => (i === input.length - 1 ? [token, { generateNext: { token: true, options: { temperature: 0 } } }] : token)),
+      input.map((token, i) =>
+        i === input.length - 1 ? [token, { generateNext: { token: true, options: { temperature: 0 } } }] : token,
+      ),
     );
     const token = outputs[input.length - 1]?.next.token;
     if (token === undefined || token === null) throw new Error('llama.cpp gave no draft token');

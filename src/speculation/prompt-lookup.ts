@@ -18,7 +18,8 @@ export const DEFAULT_PROMPT_LOOKUP: PromptLookupOptions = { maxNgram: 3, minNgra
 export class PromptLookupProposer implements Proposer {
   readonly name = 'prompt-lookup';
   constructor(readonly options: PromptLookupOptions = DEFAULT_PROMPT_LOOKUP) {
-    if (!(options.minNgram >= 1 && options.maxNgram >= options.minNgram)) throw new Error(`prompt lookup needs 1 ≤ min_ngram ≤ max_ngram, got ${options.minNgram}, ${options.maxNgram}`);
+    if (!(options.minNgram >= 1 && options.maxNgram >= options.minNgram))
+      throw new Error(`prompt lookup needs 1 ≤ min_ngram ≤ max_ngram, got ${options.minNgram}, ${options.maxNgram}`);
   }
 
   async open(promptIds: readonly number[]): Promise<ProposerSession> {
@@ -36,7 +37,10 @@ export class NgramIndex {
   private readonly context: number[] = [];
   private readonly indexes: Array<Map<string, number>>;
 
-  constructor(promptIds: readonly number[], private readonly options: PromptLookupOptions) {
+  constructor(
+    promptIds: readonly number[],
+    private readonly options: PromptLookupOptions,
+  ) {
     this.indexes = Array.from({ length: options.maxNgram + 1 }, () => new Map<string, number>());
     this.append(promptIds);
   }

@@ -24,7 +24,12 @@ export interface Proposer {
 }
 
 /** m_t at every completion position by asking the proposer at each one (k_max tokens each). */
-export async function matchesWithProposer(proposer: Proposer, promptIds: readonly number[], completion: readonly number[], kMax = MAX_DRAFT_TOKENS): Promise<CompletionMatches> {
+export async function matchesWithProposer(
+  proposer: Proposer,
+  promptIds: readonly number[],
+  completion: readonly number[],
+  kMax = MAX_DRAFT_TOKENS,
+): Promise<CompletionMatches> {
   const session = await proposer.open(promptIds);
   try {
     const proposals: number[][] = [];

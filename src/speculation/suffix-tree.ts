@@ -40,7 +40,8 @@ export class SuffixTreeProposer implements Proposer {
   private finalized = true;
 
   constructor(readonly options: SuffixTreeOptions = DEFAULT_SUFFIX_TREE) {
-    if (!(options.maxPattern >= 1 && options.maxDepth > options.maxPattern)) throw new Error('suffix tree needs 1 ≤ max_pattern < max_depth');
+    if (!(options.maxPattern >= 1 && options.maxDepth > options.maxPattern))
+      throw new Error('suffix tree needs 1 ≤ max_pattern < max_depth');
   }
 
   /** Index one earlier completion (token ids). */

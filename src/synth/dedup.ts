@@ -27,7 +27,10 @@ export function shingles(normalised: string): Set<string> {
   return result;
 }
 
-export type DuplicateVerdict = { kind: 'new' } | { kind: 'exact'; of: number } | { kind: 'near'; of: number; similarity: number };
+export type DuplicateVerdict =
+  | { kind: 'new' }
+  | { kind: 'exact'; of: number }
+  | { kind: 'near'; of: number; similarity: number };
 
 /** Texts seen so far, for exact and near-duplicate checks. */
 export class NearDuplicateIndex {
@@ -48,7 +51,8 @@ export class NearDuplicateIndex {
     if (exactOf !== undefined) return { kind: 'exact', of: exactOf };
     const grams = shingles(normalised);
     const overlaps = new Map<number, number>();
-    for (const gram of grams) for (const id of this.postings.get(gram) ?? []) overlaps.set(id, (overlaps.get(id) ?? 0) + 1);
+    for (const gram of grams)
+      for (const id of this.postings.get(gram) ?? []) overlaps.set(id, (overlaps.get(id) ?? 0) + 1);
     let best: DuplicateVerdict = { kind: 'new' };
     let bestSimilarity = 0;
     for (const [id, shared] of overlaps) {

@@ -37,7 +37,16 @@ export interface SynthDeps {
   signal?: AbortSignal;
 }
 
-export const REJECT_REASONS = ['empty', 'too-short', 'too-long', 'truncated', 'invalid-text', 'exact-duplicate', 'near-duplicate', 'surplus'] as const;
+export const REJECT_REASONS = [
+  'empty',
+  'too-short',
+  'too-long',
+  'truncated',
+  'invalid-text',
+  'exact-duplicate',
+  'near-duplicate',
+  'surplus',
+] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
 export interface SynthPrompt {
@@ -65,7 +74,8 @@ const LIST_HEADER = 'Examples of prompts, one per line:';
 /** Run synth; resolves once `promptsOut` is written. */
 export async function runSynth(run: SynthRun, deps: SynthDeps): Promise<SynthSummary> {
   const { synth } = run;
-  if (synth.min_chars > synth.max_chars) throw new InputError(`synth: min_chars ${synth.min_chars} > max_chars ${synth.max_chars}`);
+  if (synth.min_chars > synth.max_chars)
+    throw new InputError(`synth: min_chars ${synth.min_chars} > max_chars ${synth.max_chars}`);
   // One prompt per line of the few-shot list: a seed's own line breaks become spaces.
   const seeds = (await readSeedPrompts(synth.seed_prompts)).map(oneLine);
   const index = new NearDuplicateIndex(synth.near_duplicate_threshold);
@@ -79,7 +89,10 @@ export async function runSynth(run: SynthRun, deps: SynthDeps): Promise<SynthSum
   deps.progress({ kind: 'start', task: 'synth', total: synth.n, unit: 'prompts' });
   while (accepted.length < synth.n && completions < maxCompletions) {
     if (deps.signal?.aborted) throw new RunError('synth interrupted; nothing written', undefined, 'E_INTERRUPTED');
-    const round = Math.max(1, Math.min(synth.concurrency, Math.ceil((maxCompletions - completions) / synth.samples_per_request)));
+    const round = Math.max(
+      1,
+      Math.min(synth.concurrency, Math.ceil((maxCompletions - completions) / synth.samples_per_request)),
+    );
     const requests = Array.from({ length: round }, (_, i) => request + i);
     const results = await Promise.all(
       requests.map(async (r) => {
@@ -116,7 +129,13 @@ export async function runSynth(run: SynthRun, deps: SynthDeps): Promise<SynthSum
       });
     });
     request += round;
-    deps.progress({ kind: 'advance', task: 'synth', done: accepted.length, total: synth.n, fields: { completions, rejected: completions - accepted.length } });
+    deps.progress({
+      kind: 'advance',
+      task: 'synth',
+      done: accepted.length,
+      total: synth.n,
+      fields: { completions, rejected: completions - accepted.length },
+    });
   }
   deps.progress({ kind: 'end', task: 'synth', done: accepted.length });
   if (accepted.length === 0) {
@@ -134,7 +153,12 @@ export async function runSynth(run: SynthRun, deps: SynthDeps): Promise<SynthSum
   }
   const identity = deps.engine.identity;
   const lines = accepted.map((prompt) =>
-    JSON.stringify({ prompt: prompt.text, metadata: { synth: { request: prompt.request, sample: prompt.sample, engine: identity.engine, model: identity.model } } }),
+    JSON.stringify({
+      prompt: prompt.text,
+      metadata: {
+        synth: { request: prompt.request, sample: prompt.sample, engine: identity.engine, model: identity.model },
+      },
+    }),
   );
   writeFileAtomic(run.promptsOut, lines.join('\n') + '\n');
   return {
@@ -152,7 +176,9 @@ export async function runSynth(run: SynthRun, deps: SynthDeps): Promise<SynthSum
 
 /** The few-shot prompt: a header, the numbered examples, and the next number. */
 export function fewShotPrompt(examples: readonly string[], tokenizer: Tokenizer): TargetPrompt {
-  const text = [LIST_HEADER, ...examples.map((example, i) => `${i + 1}. ${example}`), `${examples.length + 1}.`].join('\n');
+  const text = [LIST_HEADER, ...examples.map((example, i) => `${i + 1}. ${example}`), `${examples.length + 1}.`].join(
+    '\n',
+  );
   return { tokenIds: tokenizer.encode(text), text };
 }
 
@@ -161,11 +187,23 @@ export function fewShotPrompt(examples: readonly string[], tokenizer: Tokenizer)
  * the seeds, as in self-instruct) and seeds for the rest, drawn without replacement and shuffled
  * by a generator seeded with (seed, r).
  */
-export function pickExamples(seeds: readonly string[], accepted: readonly SynthPrompt[], synth: SynthConfig, r: number): string[] {
+export function pickExamples(
+  seeds: readonly string[],
+  accepted: readonly SynthPrompt[],
+  synth: SynthConfig,
+  r: number,
+): string[] {
   const random = new SeededRandom((Math.imul(synth.seed + 1, 0x9e3779b1) ^ r) >>> 0);
   const synthetic = Math.min(2, accepted.length, synth.examples_per_request - 1);
   const fromSeeds = Math.min(synth.examples_per_request - synthetic, seeds.length);
-  const examples = [...draw(seeds, fromSeeds, random), ...draw(accepted.map((p) => p.text), synthetic, random)];
+  const examples = [
+    ...draw(seeds, fromSeeds, random),
+    ...draw(
+      accepted.map((p) => p.text),
+      synthetic,
+      random,
+    ),
+  ];
   return draw(examples, examples.length, random);
 }
 
@@ -190,7 +228,11 @@ export function lineEndIds(tokenizer: Tokenizer): number[] {
 }
 
 /** The prompt a completion wrote, or why it is not one. */
-export function candidateText(completion: Completion, tokenizer: Tokenizer, synth: Pick<SynthConfig, 'min_chars' | 'max_chars'>): { text: string } | { reason: RejectReason } {
+export function candidateText(
+  completion: Completion,
+  tokenizer: Tokenizer,
+  synth: Pick<SynthConfig, 'min_chars' | 'max_chars'>,
+): { text: string } | { reason: RejectReason } {
   const decoded = tokenizer.decode(completion.tokenIds);
   const lineBreak = decoded.indexOf('\n');
   let text = (lineBreak >= 0 ? decoded.slice(0, lineBreak) : decoded).trim();
@@ -213,6 +255,8 @@ function oneLine(text: string): string {
 }
 
 function describeRejections(rejected: Record<RejectReason, number>): string {
-  const parts = REJECT_REASONS.filter((reason) => rejected[reason] > 0).map((reason) => `${rejected[reason]} ${reason}`);
+  const parts = REJECT_REASONS.filter((reason) => rejected[reason] > 0).map(
+    (reason) => `${rejected[reason]} ${reason}`,
+  );
   return parts.length ? `rejected: ${parts.join(', ')}` : 'none rejected';
 }

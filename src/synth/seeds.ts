@@ -56,7 +56,8 @@ function seedText(value: unknown, where: string): string {
   if (typeof value === 'string') return value;
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     const record = value as Record<string, unknown>;
-    for (const key of ['prompt', 'instruction', 'question', 'text']) if (typeof record[key] === 'string') return record[key];
+    for (const key of ['prompt', 'instruction', 'question', 'text'])
+      if (typeof record[key] === 'string') return record[key];
     for (const key of ['messages', 'conversations']) {
       const turns = record[key];
       if (!Array.isArray(turns)) continue;
@@ -67,5 +68,7 @@ function seedText(value: unknown, where: string): string {
       }
     }
   }
-  throw new InputError(`${where}: a seed must be a string or an object with prompt, instruction, question, text or messages`);
+  throw new InputError(
+    `${where}: a seed must be a string or an object with prompt, instruction, question, text or messages`,
+  );
 }

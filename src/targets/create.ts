@@ -34,7 +34,12 @@ export async function createTargetEngine(config: TargetConfig, deps: TargetEngin
     }
     case 'tfjs': {
       const { TfjsEngine } = await import('./tfjs/engine.js');
-      return TfjsEngine.open({ model: config.model, tokenizer: config.tokenizer, backend: config.backend, log: deps.log });
+      return TfjsEngine.open({
+        model: config.model,
+        tokenizer: config.tokenizer,
+        backend: config.backend,
+        log: deps.log,
+      });
     }
   }
 }

@@ -93,13 +93,19 @@ export interface TargetEngine {
    * Teacher forcing: the log-probabilities the target assigns to each token of a given
    * completion after the prompt (one entry per completion token).
    */
-  score(prompt: TargetPrompt, completionTokenIds: readonly number[], options: { topLogprobs: number }): Promise<PositionLogprobs[]>;
+  score(
+    prompt: TargetPrompt,
+    completionTokenIds: readonly number[],
+    options: { topLogprobs: number },
+  ): Promise<PositionLogprobs[]>;
   /** Release the model, the connections and every pending timer. */
   close(): Promise<void>;
 }
 
 /** Defaults for the sampling fields a caller leaves out. */
-export function samplingOptions(partial: Partial<SamplingOptions> & Pick<SamplingOptions, 'maxTokens'>): SamplingOptions {
+export function samplingOptions(
+  partial: Partial<SamplingOptions> & Pick<SamplingOptions, 'maxTokens'>,
+): SamplingOptions {
   return {
     temperature: 0,
     topP: 1,
@@ -140,7 +146,10 @@ export function checkSampling(sampling: SamplingOptions): void {
 export function checkedTokenIds(ids: readonly number[], what: string, limits: LocalLimits): number[] {
   for (const id of ids) {
     if (!Number.isInteger(id) || id < 0 || id >= limits.vocabSize) {
-      throw new InputError(`${what} token id ${id} is outside the target's ${limits.vocabSize}-token vocabulary`, 'the prompt was tokenized for another model');
+      throw new InputError(
+        `${what} token id ${id} is outside the target's ${limits.vocabSize}-token vocabulary`,
+        'the prompt was tokenized for another model',
+      );
     }
   }
   return [...ids];
@@ -151,7 +160,10 @@ export function checkedPromptIds(ids: readonly number[], limits: LocalLimits): n
   const prompt = checkedTokenIds(ids, 'prompt', limits);
   if (prompt.length === 0) throw new InputError('empty prompt: a target needs at least one prompt token (usually BOS)');
   if (prompt.length >= limits.contextSize) {
-    throw new InputError(`prompt of ${prompt.length} tokens does not fit ${limits.contextOwner} ${limits.contextSize}-token context`, limits.contextHint);
+    throw new InputError(
+      `prompt of ${prompt.length} tokens does not fit ${limits.contextOwner} ${limits.contextSize}-token context`,
+      limits.contextHint,
+    );
   }
   return prompt;
 }
@@ -167,7 +179,10 @@ export function checkScoreFits(promptLength: number, completionLength: number, l
 }
 
 /** `sampling.n` completions, the i-th drawn with seed `sampling.seed + i`; greedy ones are drawn once and copied. */
-export async function sampleCompletions(sampling: SamplingOptions, one: (seed: number) => Promise<Completion>): Promise<Completion[]> {
+export async function sampleCompletions(
+  sampling: SamplingOptions,
+  one: (seed: number) => Promise<Completion>,
+): Promise<Completion[]> {
   const completions: Completion[] = [];
   for (let sample = 0; sample < sampling.n; sample++) {
     if (sampling.temperature === 0 && sample > 0) {

@@ -46,7 +46,11 @@ export async function resolveTargetTokenizer(
   if (source === 'auto') {
     if (target?.engine === 'llama-cpp') source = target.model;
     else if (target?.engine === 'tfjs') ({ tokenizer, source } = await tfjsTargetTokenizer(target));
-    else throw new ConfigError('distill.tokenizer: set it to the target\'s tokenizer (a GGUF or tokenizer.json) — only the llama-cpp and tfjs engines can supply it', []);
+    else
+      throw new ConfigError(
+        "distill.tokenizer: set it to the target's tokenizer (a GGUF or tokenizer.json) — only the llama-cpp and tfjs engines can supply it",
+        [],
+      );
   }
   if (!existsSync(source)) throw new InputError(`${source}: tokenizer file not found`);
   tokenizer ??= await loadTokenizer(source);
@@ -55,7 +59,10 @@ export async function resolveTargetTokenizer(
   return { tokenizer, identity, chatTemplate, templateSource };
 }
 
-function resolveChatTemplate(setting: string, tokenizerSource: string): { chatTemplate?: string; templateSource: string } {
+function resolveChatTemplate(
+  setting: string,
+  tokenizerSource: string,
+): { chatTemplate?: string; templateSource: string } {
   if (setting === 'none') return { templateSource: 'none (plain text)' };
   if (setting !== 'auto') {
     if (!existsSync(setting)) throw new InputError(`${setting}: chat template file not found (distill.chat_template)`);
@@ -64,7 +71,8 @@ function resolveChatTemplate(setting: string, tokenizerSource: string): { chatTe
   const head = readFileSync(tokenizerSource).subarray(0, 4).toString('latin1');
   if (head === 'GGUF') {
     const template = readGguf(tokenizerSource).metadata.get('tokenizer.chat_template');
-    if (typeof template === 'string' && template.trim()) return { chatTemplate: template, templateSource: `${tokenizerSource} (tokenizer.chat_template)` };
+    if (typeof template === 'string' && template.trim())
+      return { chatTemplate: template, templateSource: `${tokenizerSource} (tokenizer.chat_template)` };
     return { templateSource: `none: ${tokenizerSource} has no chat template (plain text)` };
   }
   const configPath = join(dirname(tokenizerSource), 'tokenizer_config.json');

@@ -15,7 +15,8 @@ import { CHAR_TO_BYTE, utf8Bytes } from './unicode.js';
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
 
-const isObject = (value: Json | undefined): value is JsonObject => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: Json | undefined): value is JsonObject =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Read a tokenizer.json (and its tokenizer_config.json neighbour) into a Tokenizer. */
 export function readHuggingFaceTokenizer(path: string): HuggingFaceTokenizer {
@@ -30,7 +31,9 @@ function readJson(path: string, what: string): JsonObject {
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new InputError(`${path}: cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`);
+    throw new InputError(
+      `${path}: cannot read ${what} (${(error as NodeJS.ErrnoException).code ?? describeError(error)})`,
+    );
   }
   let value: Json;
   try {
@@ -63,7 +66,14 @@ export class HuggingFaceTokenizer implements Tokenizer {
       throw new InputError(`${path}: not a Hugging Face tokenizer.json (no "model" with a "type")`);
     }
     // The library requires these keys to exist, even when null.
-    const complete: JsonObject = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...tokenizerJson };
+    const complete: JsonObject = {
+      normalizer: null,
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: null,
+      added_tokens: [],
+      ...tokenizerJson,
+    };
     try {
       this.library = new HfLibraryTokenizer(complete, config);
     } catch (error) {
@@ -92,8 +102,12 @@ export class HuggingFaceTokenizer implements Tokenizer {
     const suffix = withSpecial.slice(prefix.length + plain.length);
     this.bosId = specialId(config.bos_token) ?? (prefix.length === 1 ? prefix[0] : undefined);
     this.eosId = specialId(config.eos_token) ?? (suffix.length === 1 ? suffix[0] : undefined);
-    this.addBos = typeof config.add_bos_token === 'boolean' ? config.add_bos_token : prefix.length > 0 && prefix[0] === this.bosId;
-    this.addEos = typeof config.add_eos_token === 'boolean' ? config.add_eos_token : suffix.length > 0 && suffix[suffix.length - 1] === this.eosId;
+    this.addBos =
+      typeof config.add_bos_token === 'boolean' ? config.add_bos_token : prefix.length > 0 && prefix[0] === this.bosId;
+    this.addEos =
+      typeof config.add_eos_token === 'boolean'
+        ? config.add_eos_token
+        : suffix.length > 0 && suffix[suffix.length - 1] === this.eosId;
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
@@ -156,7 +170,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
         if (this.tokens[id] === '') continue;
         const key = String.fromCharCode(...this.tokenBytes(id));
         const existing = index.get(key);
-        const rank = (candidate: number): number => (this.specialIds.has(candidate) ? 2 : /^<0x[0-9A-Fa-f]{2}>$/.test(this.tokens[candidate]) ? 1 : 0);
+        const rank = (candidate: number): number =>
+          this.specialIds.has(candidate) ? 2 : /^<0x[0-9A-Fa-f]{2}>$/.test(this.tokens[candidate]) ? 1 : 0;
         if (existing === undefined || rank(id) < rank(existing)) index.set(key, id);
       }
       this.bytesIndex = index;

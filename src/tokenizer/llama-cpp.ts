@@ -54,8 +54,8 @@ export async function openLlamaCppTokenizer(
     const because = `: tokenizer model '${vocabulary.model}'${pre}${noMerges}`;
     throw new InputError(
       `${options.path ?? ggufPath}: llama.cpp cannot load this tokenizer (${describeError(error)}${because})`,
-      'llama.cpp (node-llama-cpp 3.21.1) must support the vocabulary type and pre-tokenizer'
-        + ' (tokenizer.ggml.model / .pre)',
+      'llama.cpp (node-llama-cpp 3.21.1) must support the vocabulary type and pre-tokenizer' +
+        ' (tokenizer.ggml.model / .pre)',
     );
   }
   return new LlamaCppTokenizer(model, vocabulary, options.path ?? ggufPath);
@@ -75,8 +75,16 @@ export async function llamaCppTokenizerFromVocabulary(
     const vocabSize = vocabulary.tokens.length;
     // The vocabulary needs no model; llama.cpp still reads a consistent set of hyper-parameters.
     const placeholderModel = {
-      dim: 64, hiddenDim: 64, nLayers: 1, nHeads: 1, nKvHeads: 1, vocabSize, maxSeqLen: 2048,
-      normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true,
+      dim: 64,
+      hiddenDim: 64,
+      nLayers: 1,
+      nHeads: 1,
+      nKvHeads: 1,
+      vocabSize,
+      maxSeqLen: 2048,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+      tiedEmbeddings: true,
     };
     writeVocabOnlyGguf(ggufPath, placeholderModel, vocabulary, { name: options.modelName });
     const path = options.path ?? '<vocabulary>';
@@ -116,7 +124,7 @@ export class LlamaCppTokenizer implements Tokenizer {
     this.attributeCache = new Int32Array(tokenCount).fill(ATTR_NOT_LOADED);
     // llama.cpp's defaults when the GGUF names no special ids: SentencePiece <s>=1, </s>=2.
     const inVocab = (id: number | undefined): number | undefined =>
-      (id !== undefined && id >= 0 && id < tokenCount ? id : undefined);
+      id !== undefined && id >= 0 && id < tokenCount ? id : undefined;
     this.bosId = inVocab(vocabulary.bosId ?? (isSentencePiece ? 1 : undefined));
     this.eosId = inVocab(vocabulary.eosId ?? (isSentencePiece ? 2 : undefined));
     this.addBos = vocabulary.addBos;
@@ -128,8 +136,12 @@ export class LlamaCppTokenizer implements Tokenizer {
     let attr = this.attributeCache[this.checkId(id)];
     if (attr === ATTR_NOT_LOADED) {
       const flags = this.model.getTokenAttributes(id as Token);
-      attr = (flags.unknown ? ATTR_UNKNOWN : 0) | (flags.normal ? ATTR_NORMAL : 0) | (flags.control ? ATTR_CONTROL : 0)
-        | (flags.userDefined ? ATTR_USER_DEFINED : 0) | (flags.byte ? ATTR_BYTE : 0);
+      attr =
+        (flags.unknown ? ATTR_UNKNOWN : 0) |
+        (flags.normal ? ATTR_NORMAL : 0) |
+        (flags.control ? ATTR_CONTROL : 0) |
+        (flags.userDefined ? ATTR_USER_DEFINED : 0) |
+        (flags.byte ? ATTR_BYTE : 0);
       this.attributeCache[id] = attr;
     }
     return attr;

@@ -54,7 +54,9 @@ function sniffSource(path: string): TokenizerSource {
   try {
     fd = openSync(path, 'r');
   } catch (error) {
-    throw new InputError(`${path}: cannot open tokenizer file (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    throw new InputError(
+      `${path}: cannot open tokenizer file (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+    );
   }
   try {
     head = Buffer.alloc(64);
@@ -66,7 +68,7 @@ function sniffSource(path: string): TokenizerSource {
   if (head.toString('utf8').trimStart().startsWith('{')) return { kind: 'huggingface', path };
   throw new InputError(
     `${path}: not a GGUF file or a tokenizer.json`,
-    "a llama2.c tokenizer.bin also needs the checkpoint's vocab_size"
-      + " (fireopt tokenize --vocab-size N; in code { kind: 'llama2c', path, vocabSize })",
+    "a llama2.c tokenizer.bin also needs the checkpoint's vocab_size" +
+      " (fireopt tokenize --vocab-size N; in code { kind: 'llama2c', path, vocabSize })",
   );
 }

@@ -11,7 +11,8 @@ function buildByteToChar(): string[] {
   const byteToChar: string[] = new Array<string>(256);
   let next = 256;
   for (let byte = 0; byte < 256; byte++) {
-    const printable = (byte >= 0x21 && byte <= 0x7e) || (byte >= 0xa1 && byte <= 0xac) || (byte >= 0xae && byte <= 0xff);
+    const printable =
+      (byte >= 0x21 && byte <= 0x7e) || (byte >= 0xa1 && byte <= 0xac) || (byte >= 0xae && byte <= 0xff);
     byteToChar[byte] = String.fromCodePoint(printable ? byte : next++);
   }
   return byteToChar;

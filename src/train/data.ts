@@ -46,7 +46,12 @@ export interface StreamOptions {
 }
 
 /** Rows of `file` in the seeded shuffle-buffer order of `epoch`. */
-async function* shuffledRows(file: string, shuffleRows: number, seed: number, epoch: number): AsyncGenerator<TargetRow> {
+async function* shuffledRows(
+  file: string,
+  shuffleRows: number,
+  seed: number,
+  epoch: number,
+): AsyncGenerator<TargetRow> {
   const random = new SeededRandom((seed * 0x9e3779b1 + epoch * 7919 + 1) >>> 0);
   const buffer: TargetRow[] = [];
   for await (const row of readTargetRows(file)) {
@@ -200,7 +205,10 @@ export async function* epochBatches(options: StreamOptions, epoch: number): Asyn
  * Micro-batches from `start` on, epoch after epoch, each with the position after it. Skipped
  * batches of a resumed epoch are packed but not computed on.
  */
-export async function* trainingBatches(options: StreamOptions, start: DataPosition): AsyncGenerator<{ batch: PackedBatch; next: DataPosition }> {
+export async function* trainingBatches(
+  options: StreamOptions,
+  start: DataPosition,
+): AsyncGenerator<{ batch: PackedBatch; next: DataPosition }> {
   for (let epoch = start.epoch; ; epoch++) {
     let index = 0;
     let any = false;

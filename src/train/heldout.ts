@@ -8,7 +8,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { crossEntropyLoss, type LlamaModel } from '../model/index.js';
-import { acceptanceLength, emptyCounts, matchesFromTeacherForcing, simulateGreedy, speedupFromTau } from '../speculation/index.js';
+import {
+  acceptanceLength,
+  emptyCounts,
+  matchesFromTeacherForcing,
+  simulateGreedy,
+  speedupFromTau,
+} from '../speculation/index.js';
 import { heldoutSequences, type HeldoutSequence } from './data.js';
 import { inputDraftId, type DraftVocab } from './vocab.js';
 
@@ -64,7 +70,10 @@ export async function evaluateHeldout(model: LlamaModel, options: HeldoutOptions
     });
     const [argmax, meanCe] = tf.tidy(() => {
       const logits = model.forward(tf.tensor2d(inputs, [rows, T], 'int32')); // [rows, T, V]
-      return [tf.argMax(logits, -1), crossEntropyLoss(logits, tf.tensor2d(ceTargets, [rows, T], 'int32'), tf.tensor2d(ceWeights, [rows, T]))];
+      return [
+        tf.argMax(logits, -1),
+        crossEntropyLoss(logits, tf.tensor2d(ceTargets, [rows, T], 'int32'), tf.tensor2d(ceWeights, [rows, T])),
+      ];
     });
     // Both read back together (asynchronously: the webgpu backend cannot read synchronously).
     const [predictedValues, meanCeValues] = await Promise.all([argmax.data(), meanCe.data()]);

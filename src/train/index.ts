@@ -73,8 +73,15 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const pacingChanges = run.resume ? checkResumedSettings(run, deps) : [];
   // Training reads tensors only asynchronously (loop, clipping, held-out evaluation, state and
   // checkpoints), so `auto` may choose WebGPU.
-  const backend: BackendChoice = await initBackend(train.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
-  const targetsManifest = readManifest<{ target?: Record<string, unknown>; tokenizer?: unknown }>(run.targets, TARGETS_KIND, TARGETS_SCHEMA_VERSION, TARGETS_RERUN_HINT);
+  const backend: BackendChoice = await initBackend(train.backend, (line) =>
+    deps.progress({ kind: 'log', level: 'info', message: line }),
+  );
+  const targetsManifest = readManifest<{ target?: Record<string, unknown>; tokenizer?: unknown }>(
+    run.targets,
+    TARGETS_KIND,
+    TARGETS_SCHEMA_VERSION,
+    TARGETS_RERUN_HINT,
+  );
   const trainFile = join(run.targets, 'train.arrow');
   const heldoutFile = join(run.targets, 'heldout.arrow');
   for (const file of [trainFile, heldoutFile]) checkArrowFile(file, TARGETS_RERUN_HINT);
@@ -82,9 +89,12 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   if (stats.rows === 0) throw new InputError(`${trainFile}: no training rows`);
 
   // The target: its embeddings (init: target), tokenizer (stored with the draft) and size (cost ratio).
-  const initMode = train.init === 'auto' ? (train.init_from ? 'draft' : train.target_model ? 'target' : 'random') : train.init;
-  if (initMode === 'target' && !train.target_model) throw new ConfigError('train.init: `target` needs train.target_model');
-  if (initMode === 'draft' && !train.init_from) throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
+  const initMode =
+    train.init === 'auto' ? (train.init_from ? 'draft' : train.target_model ? 'target' : 'random') : train.init;
+  if (initMode === 'target' && !train.target_model)
+    throw new ConfigError('train.init: `target` needs train.target_model');
+  if (initMode === 'draft' && !train.init_from)
+    throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
   const target = train.target_model ? loadModel(train.target_model, { tokenizer: train.tokenizer }) : undefined;
   const earlier = initMode === 'draft' ? readDraftCheckpoint(train.init_from as string) : undefined;
   // The draft's checkpoint and the run's manifest say whom the draft is for, tokenizer included.
@@ -93,9 +103,18 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     ...(targetsManifest.tokenizer !== undefined && { tokenizer: targetsManifest.tokenizer }),
   };
   const identityVocab = typeof targetIdentity.vocabSize === 'number' ? targetIdentity.vocabSize : undefined;
-  const targetVocabSize = target?.weights.config.vocabSize ?? earlier?.draftVocabulary?.targetVocabSize ?? earlier?.weights.config.vocabSize ?? identityVocab ?? stats.maxId + 1;
-  if (stats.maxId >= targetVocabSize) throw new InputError(`${trainFile}: token id ${stats.maxId} is outside the target vocabulary (${targetVocabSize})`);
-  const vocabulary: Vocabulary | undefined = target?.vocabulary ?? earlier?.vocabulary ?? (train.tokenizer ? readTokenizerFile(train.tokenizer, targetVocabSize) : undefined);
+  const targetVocabSize =
+    target?.weights.config.vocabSize ??
+    earlier?.draftVocabulary?.targetVocabSize ??
+    earlier?.weights.config.vocabSize ??
+    identityVocab ??
+    stats.maxId + 1;
+  if (stats.maxId >= targetVocabSize)
+    throw new InputError(`${trainFile}: token id ${stats.maxId} is outside the target vocabulary (${targetVocabSize})`);
+  const vocabulary: Vocabulary | undefined =
+    target?.vocabulary ??
+    earlier?.vocabulary ??
+    (train.tokenizer ? readTokenizerFile(train.tokenizer, targetVocabSize) : undefined);
   const targetsTokenizer = recordedTokenizer(
     `the targets' tokenizer (${join(run.targets, 'manifest.json')}`,
     targetsManifest.tokenizer,
@@ -115,8 +134,12 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   // The draft vocabulary: an earlier draft's, the N most frequent target tokens, or all of them.
   const unkId = vocabulary?.unkId;
   let vocab: DraftVocab;
-  if (earlier) vocab = earlier.draftVocabulary ? vocabFromMap(earlier.draftVocabulary.draftToTarget, targetVocabSize, unkId) : fullVocab(targetVocabSize, unkId ?? 0);
-  else if (train.draft_vocab_size > 0) vocab = reducedVocab(stats.counts, targetVocabSize, train.draft_vocab_size, unkId);
+  if (earlier)
+    vocab = earlier.draftVocabulary
+      ? vocabFromMap(earlier.draftVocabulary.draftToTarget, targetVocabSize, unkId)
+      : fullVocab(targetVocabSize, unkId ?? 0);
+  else if (train.draft_vocab_size > 0)
+    vocab = reducedVocab(stats.counts, targetVocabSize, train.draft_vocab_size, unkId);
   else vocab = fullVocab(targetVocabSize, unkId ?? 0);
   const draftVocabSize = vocab.draftToTarget.length;
   const logitElements = train.batch_size * train.seq_len * draftVocabSize;
@@ -141,7 +164,11 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     return config.nLayers * layer + vocabRows * config.dim;
   };
   const costRatio = (draftConfig: LlamaConfig): number =>
-    train.search.cost_ratio ?? (target ? weightsPerToken(draftConfig, draftConfig.vocabSize) / weightsPerToken(target.weights.config, target.weights.config.vocabSize) : 0.05);
+    train.search.cost_ratio ??
+    (target
+      ? weightsPerToken(draftConfig, draftConfig.vocabSize) /
+        weightsPerToken(target.weights.config, target.weights.config.vocabSize)
+      : 0.05);
   const inputs: TrainInputs = {
     train,
     trainFile,
@@ -166,7 +193,8 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
           ...(spec.n_kv_heads !== undefined && { nKvHeads: spec.n_kv_heads }),
           ...(spec.tied_embeddings !== undefined && { tiedEmbeddings: spec.tied_embeddings }),
         });
-  const startWeights = (config: LlamaConfig): LlamaWeights => (earlier ? earlier.weights : initialWeights(config, train.seed, vocab, targetEmbedding));
+  const startWeights = (config: LlamaConfig): LlamaWeights =>
+    earlier ? earlier.weights : initialWeights(config, train.seed, vocab, targetEmbedding);
 
   // --- Candidates ------------------------------------------------------------------------------
   // Recorded in each draft's manifest (absolute), so that eval and export default to them.
@@ -177,7 +205,14 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const plans: CandidatePlan[] = [];
   if (train.select === 'off') {
     const config = modelConfig(train.model);
-    plans.push({ name: 'draft', dir: run.out, model: config, lr: train.lr, initialWeights: () => startWeights(config), facts: { preset: train.model.preset, init: initMode, ...recordedInputs } });
+    plans.push({
+      name: 'draft',
+      dir: run.out,
+      model: config,
+      lr: train.lr,
+      initialWeights: () => startWeights(config),
+      facts: { preset: train.model.preset, init: initMode, ...recordedInputs },
+    });
   } else {
     const specs = earlier ? [train.search.models[0]] : train.search.models;
     const count = specs.length * train.search.learning_rates.length;
@@ -185,7 +220,15 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       const config = modelConfig(spec);
       for (const lr of train.search.learning_rates) {
         const name = `${earlier ? 'earlier' : spec.preset}-d${config.dim}-L${config.nLayers}-lr${lr}`;
-        plans.push({ name, dir: join(run.out, 'candidates', name), model: config, lr, budgetMs: (train.time_budget_s * 1000) / count, initialWeights: () => startWeights(config), facts: { preset: spec.preset, init: initMode, ...recordedInputs } });
+        plans.push({
+          name,
+          dir: join(run.out, 'candidates', name),
+          model: config,
+          lr,
+          budgetMs: (train.time_budget_s * 1000) / count,
+          initialWeights: () => startWeights(config),
+          facts: { preset: spec.preset, init: initMode, ...recordedInputs },
+        });
       }
     }
   }
@@ -193,7 +236,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   for (const plan of plans) {
     results.push(await trainCandidate(plan, inputs, { progress: deps.progress, signal: deps.signal }));
   }
-  const leaderboard = [...results].sort((a, b) => b.best.expectedSpeedup - a.best.expectedSpeedup || b.best.hitRate - a.best.hitRate);
+  const leaderboard = [...results].sort(
+    (a, b) => b.best.expectedSpeedup - a.best.expectedSpeedup || b.best.hitRate - a.best.hitRate,
+  );
   const winner = leaderboard[0];
   const draft = join(run.out, 'draft');
   if (train.select !== 'off') {
@@ -213,7 +258,12 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     out: run.out,
     draft,
     backend: backend.description,
-    vocab: { target: targetVocabSize, draft: draftVocabSize, reduced: vocab.reduced, coverage: total ? covered / total : 1 },
+    vocab: {
+      target: targetVocabSize,
+      draft: draftVocabSize,
+      reduced: vocab.reduced,
+      coverage: total ? covered / total : 1,
+    },
     winner,
     leaderboard,
   };
@@ -278,8 +328,9 @@ function leaderboardMarkdown(rows: CandidateResult[]): string {
   const lines = [
     '| rank | candidate | parameters | lr | steps | held-out hit rate | τ | expected speed-up | tokens/s | stop |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    ...rows.map((r, i) =>
-      `| ${i + 1} | ${r.name} | ${r.parameters} | ${r.lr} | ${r.steps} | ${r.best.hitRate.toFixed(3)} | ${r.best.acceptanceLength.toFixed(2)} | ${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
+    ...rows.map(
+      (r, i) =>
+        `| ${i + 1} | ${r.name} | ${r.parameters} | ${r.lr} | ${r.steps} | ${r.best.hitRate.toFixed(3)} | ${r.best.acceptanceLength.toFixed(2)} | ${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
     ),
   ];
   return lines.join('\n') + '\n';

@@ -13,12 +13,19 @@ import type { DraftVocab } from './vocab.js';
  * between tokens are kept approximately), then rescale to the target embedding's RMS so the tied
  * head's logit scale is the target's.
  */
-export function projectEmbedding(targetEmbedding: DenseTensor, draftToTarget: Int32Array, width: number, seed: number): DenseTensor {
+export function projectEmbedding(
+  targetEmbedding: DenseTensor,
+  draftToTarget: Int32Array,
+  width: number,
+  seed: number,
+): DenseTensor {
   const [, targetWidth] = targetEmbedding.shape;
   const rows = draftToTarget.length;
   const out = dense([rows, width]);
   if (targetWidth === width) {
-    draftToTarget.forEach((id, r) => out.data.set(targetEmbedding.data.subarray(id * width, (id + 1) * width), r * width));
+    draftToTarget.forEach((id, r) =>
+      out.data.set(targetEmbedding.data.subarray(id * width, (id + 1) * width), r * width),
+    );
     return out;
   }
   const random = new SeededRandom(seed ^ 0x5bd1e995);
@@ -44,11 +51,18 @@ export function projectEmbedding(targetEmbedding: DenseTensor, draftToTarget: In
 }
 
 /** Random weights for `config`, with the target's embeddings when given. */
-export function initialWeights(config: LlamaConfig, seed: number, vocab: DraftVocab, targetEmbedding?: DenseTensor): LlamaWeights {
+export function initialWeights(
+  config: LlamaConfig,
+  seed: number,
+  vocab: DraftVocab,
+  targetEmbedding?: DenseTensor,
+): LlamaWeights {
   const weights = randomWeights(config, { seed });
   if (targetEmbedding) {
     if (targetEmbedding.shape[0] !== vocab.targetVocabSize) {
-      throw new Error(`the target embedding has ${targetEmbedding.shape[0]} rows, the targets' vocabulary ${vocab.targetVocabSize}`);
+      throw new Error(
+        `the target embedding has ${targetEmbedding.shape[0]} rows, the targets' vocabulary ${vocab.targetVocabSize}`,
+      );
     }
     weights.tokenEmbedding = projectEmbedding(targetEmbedding, vocab.draftToTarget, config.dim, seed);
   }

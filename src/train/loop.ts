@@ -86,7 +86,11 @@ interface MetricsLine {
 }
 
 /** Train one candidate (or continue it from its state); resolves when it stops. */
-export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, deps: LoopDeps): Promise<CandidateResult> {
+export async function trainCandidate(
+  plan: CandidatePlan,
+  inputs: TrainInputs,
+  deps: LoopDeps,
+): Promise<CandidateResult> {
   const { train, vocab } = inputs;
   const stateDir = join(plan.dir, 'state');
   const metricsPath = join(plan.dir, 'metrics.jsonl');
@@ -98,14 +102,28 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
   let weights: LlamaWeights;
   let moments: Map<string, Float32Array> | undefined;
   if (existsSync(join(stateDir, 'state.json'))) {
-    if (!inputs.resume) throw new UsageError(`${plan.dir}: an earlier training run is there`, 'HINT: add --resume to continue it, or choose another --out');
+    if (!inputs.resume)
+      throw new UsageError(
+        `${plan.dir}: an earlier training run is there`,
+        'HINT: add --resume to continue it, or choose another --out',
+      );
     const loaded = loadState(stateDir);
     counters = loaded.state.counters;
     weights = await weightsFromState(loaded.state.model, loaded.values);
     moments = loaded.values;
     truncateSync(metricsPath, counters.metricsBytes); // lines after the state are recomputed
   } else {
-    counters = { step: 0, position: { epoch: 0, batch: 0 }, totalSteps: train.max_steps, tokens: 0, elapsedMs: 0, bestHitRate: -1, bestStep: 0, evalsWithoutImprovement: 0, metricsBytes: 0 };
+    counters = {
+      step: 0,
+      position: { epoch: 0, batch: 0 },
+      totalSteps: train.max_steps,
+      tokens: 0,
+      elapsedMs: 0,
+      bestHitRate: -1,
+      bestStep: 0,
+      evalsWithoutImprovement: 0,
+      metricsBytes: 0,
+    };
     weights = plan.initialWeights();
     closeSync(openSync(metricsPath, 'w'));
   }
@@ -114,7 +132,12 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
 
   const model = LlamaModel.fromWeights(weights, { trainable: true });
   const params = model.namedVariables();
-  const optimizer = new AdamW(params, { beta1: train.beta1, beta2: train.beta2, eps: train.adam_eps, weightDecay: train.weight_decay });
+  const optimizer = new AdamW(params, {
+    beta1: train.beta1,
+    beta2: train.beta2,
+    eps: train.adam_eps,
+    weightDecay: train.weight_decay,
+  });
   if (moments) {
     for (const [name, m] of optimizer.state.m) m.assign(tf.tensor(moments.get(`m.${name}`) as Float32Array, m.shape));
     for (const [name, v] of optimizer.state.v) v.assign(tf.tensor(moments.get(`v.${name}`) as Float32Array, v.shape));
@@ -130,7 +153,15 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
     draftTokens: train.search.draft_tokens,
     costRatio: inputs.costRatio(plan.model),
   };
-  const stream: StreamOptions = { file: inputs.trainFile, vocab, seqLen: train.seq_len, batchSize: train.batch_size, shuffleRows: train.shuffle_rows, seed: train.seed, topK: inputs.topK };
+  const stream: StreamOptions = {
+    file: inputs.trainFile,
+    vocab,
+    seqLen: train.seq_len,
+    batchSize: train.batch_size,
+    shuffleRows: train.shuffle_rows,
+    seed: train.seed,
+    topK: inputs.topK,
+  };
   const lossWeights = train.loss;
   const task = `train ${plan.name}`;
   const startedMs = Date.now();
@@ -153,7 +184,15 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
   };
   const evaluate = async (): Promise<HeldoutResult> => {
     const result = await evaluateHeldout(model, heldoutOptions);
-    writeMetrics({ type: 'eval', step: counters.step, hit_rate: result.hitRate, eval_ce: result.crossEntropy, acceptance_length: result.acceptanceLength, expected_speedup: result.expectedSpeedup, tokens: result.tokens });
+    writeMetrics({
+      type: 'eval',
+      step: counters.step,
+      hit_rate: result.hitRate,
+      eval_ce: result.crossEntropy,
+      acceptance_length: result.acceptanceLength,
+      expected_speedup: result.expectedSpeedup,
+      tokens: result.tokens,
+    });
     return result;
   };
   const writeBest = async (result: HeldoutResult): Promise<void> => {
@@ -163,9 +202,19 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
       {
         weights,
         vocabulary: inputs.vocabulary,
-        draftVocabulary: vocab.reduced ? { draftToTarget: vocab.draftToTarget, targetVocabSize: vocab.targetVocabSize } : undefined,
+        draftVocabulary: vocab.reduced
+          ? { draftToTarget: vocab.draftToTarget, targetVocabSize: vocab.targetVocabSize }
+          : undefined,
         target: inputs.target,
-        training: { ...plan.facts, candidate: plan.name, lr: plan.lr, step: counters.step, tokens: counters.tokens, unk_draft_id: vocab.unkDraftId, heldout: result },
+        training: {
+          ...plan.facts,
+          candidate: plan.name,
+          lr: plan.lr,
+          step: counters.step,
+          tokens: counters.tokens,
+          unk_draft_id: vocab.unkDraftId,
+          heldout: result,
+        },
       },
       inputs.resolvedConfig,
     );
@@ -225,7 +274,12 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
           counters.tokens += batch.rows * batch.seqLen;
         }
         const gradNormTensor = clipByGlobalNorm(grads, train.grad_clip);
-        const lr = learningRate(counters.step, { peakLr: plan.lr, warmupSteps: train.warmup_steps, totalSteps: counters.totalSteps, minLrRatio: train.min_lr_ratio });
+        const lr = learningRate(counters.step, {
+          peakLr: plan.lr,
+          warmupSteps: train.warmup_steps,
+          totalSteps: counters.totalSteps,
+          minLrRatio: train.min_lr_ratio,
+        });
         optimizer.apply(grads, lr);
         tf.dispose([...grads.values()]);
         // The step's one read: every micro-batch's loss parts and the gradient norm, queued after the update.
@@ -246,7 +300,19 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
         const gradNorm = numbers[4 * train.grad_accum];
         counters.step++;
         const tokensPerSec = (counters.tokens - processTokensStart) / Math.max(1e-3, (Date.now() - startedMs) / 1000);
-        writeMetrics({ type: 'train', step: counters.step, lr, loss, ce, kl, tv, grad_norm: gradNorm, tokens: counters.tokens, tokens_per_s: Math.round(tokensPerSec), elapsed_s: elapsedMs() / 1000 });
+        writeMetrics({
+          type: 'train',
+          step: counters.step,
+          lr,
+          loss,
+          ce,
+          kl,
+          tv,
+          grad_norm: gradNorm,
+          tokens: counters.tokens,
+          tokens_per_s: Math.round(tokensPerSec),
+          elapsed_s: elapsedMs() / 1000,
+        });
 
         // A time-budgeted run fixes its schedule length once the step time is known.
         if (plan.budgetMs !== undefined && counters.step === 3) {
@@ -268,17 +334,28 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
             await writeBest(result);
           } else {
             counters.evalsWithoutImprovement++;
-            if (train.patience > 0 && counters.evalsWithoutImprovement >= train.patience) counters.stopReason = `early stop: no better hit rate in ${train.patience} evaluations`;
+            if (train.patience > 0 && counters.evalsWithoutImprovement >= train.patience)
+              counters.stopReason = `early stop: no better hit rate in ${train.patience} evaluations`;
           }
           await saveResumeState();
           saved = true;
         }
-        if (plan.budgetMs !== undefined && elapsedMs() > plan.budgetMs * 1.25 && !counters.stopReason) counters.stopReason = 'time budget spent';
+        if (plan.budgetMs !== undefined && elapsedMs() > plan.budgetMs * 1.25 && !counters.stopReason)
+          counters.stopReason = 'time budget spent';
         if (!saved && (counters.step % train.checkpoint_every === 0 || counters.stopReason)) await saveResumeState();
-        deps.progress({ kind: 'advance', task, done: counters.step, total: counters.totalSteps, fields: { loss: loss.toFixed(3), hit: lastHitRate.toFixed(3), 'tok/s': Math.round(tokensPerSec) } });
+        deps.progress({
+          kind: 'advance',
+          task,
+          done: counters.step,
+          total: counters.totalSteps,
+          fields: { loss: loss.toFixed(3), hit: lastHitRate.toFixed(3), 'tok/s': Math.round(tokensPerSec) },
+        });
         if (deps.signal?.aborted) {
           await saveResumeState();
-          throw new RunError(`training interrupted at step ${counters.step}; the state is saved`, 'HINT: run the same command with --resume to continue');
+          throw new RunError(
+            `training interrupted at step ${counters.step}; the state is saved`,
+            'HINT: run the same command with --resume to continue',
+          );
         }
       }
     } finally {
@@ -290,10 +367,25 @@ export async function trainCandidate(plan: CandidatePlan, inputs: TrainInputs, d
       await saveResumeState();
     }
     deps.progress({ kind: 'end', task, done: counters.step });
-    writeFileAtomic(join(plan.dir, 'curves.svg'), lossHitRateSvg(`${plan.name}: loss and held-out hit rate`, ...readCurves(metricsPath)));
+    writeFileAtomic(
+      join(plan.dir, 'curves.svg'),
+      lossHitRateSvg(`${plan.name}: loss and held-out hit rate`, ...readCurves(metricsPath)),
+    );
     const best = readBest(plan.dir, 'best.json') as HeldoutResult & { step: number };
     const totalSeconds = elapsedMs() / 1000;
-    return { name: plan.name, dir: plan.dir, model: plan.model, lr: plan.lr, parameters, steps: counters.step, tokens: counters.tokens, tokensPerSec: counters.tokens / Math.max(totalSeconds, 1e-3), untrained, best, stopReason: counters.stopReason };
+    return {
+      name: plan.name,
+      dir: plan.dir,
+      model: plan.model,
+      lr: plan.lr,
+      parameters,
+      steps: counters.step,
+      tokens: counters.tokens,
+      tokensPerSec: counters.tokens / Math.max(totalSeconds, 1e-3),
+      untrained,
+      best,
+      stopReason: counters.stopReason,
+    };
   } finally {
     closeSync(metricsFd);
     optimizer.dispose();

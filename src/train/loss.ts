@@ -127,7 +127,12 @@ export function softTargets(batch: PackedBatch, vocab: DraftVocab, withTv: boole
  * The weighted objective and its parts. logits: [B, T, V] → scalars (the caller disposes them).
  * Only `total` carries gradients.
  */
-export function draftLoss(logits: tf.Tensor3D, targets: SoftTargets, weights: LossWeights, options: SoftCrossEntropyOptions = {}): LossParts {
+export function draftLoss(
+  logits: tf.Tensor3D,
+  targets: SoftTargets,
+  weights: LossWeights,
+  options: SoftCrossEntropyOptions = {},
+): LossParts {
   const [B, T, V] = logits.shape;
   const N = B * T;
   let ce: tf.Scalar | undefined;
@@ -139,12 +144,17 @@ export function draftLoss(logits: tf.Tensor3D, targets: SoftTargets, weights: Lo
     // The parts, for reporting (kept: they outlive this scope).
     ce = tf.keep(tf.clone(ceSum)) as tf.Scalar;
     kl = tf.keep(tf.add(klSum, targets.klEntropyTerm)) as tf.Scalar;
-    let objective = tf.add(tf.sum(tf.mul(sums, tf.tensor1d([weights.ce, weights.kl]))), weights.kl * targets.klEntropyTerm) as tf.Scalar;
+    let objective = tf.add(
+      tf.sum(tf.mul(sums, tf.tensor1d([weights.ce, weights.kl]))),
+      weights.kl * targets.klEntropyTerm,
+    ) as tf.Scalar;
     if (weights.tv > 0) objective = tf.add(objective, tf.mul(totalVariation(flat, targets), weights.tv)) as tf.Scalar;
     return objective;
   });
   // Kept: callers compute the loss inside tf.variableGrads, whose scope would free it.
-  const tv = tf.keep(weights.tv > 0 ? tf.tidy(() => totalVariation(tf.reshape(logits, [N, V]) as tf.Tensor2D, targets)) : tf.scalar(0));
+  const tv = tf.keep(
+    weights.tv > 0 ? tf.tidy(() => totalVariation(tf.reshape(logits, [N, V]) as tf.Tensor2D, targets)) : tf.scalar(0),
+  );
   return { total, ce: ce as unknown as tf.Scalar, kl: kl as unknown as tf.Scalar, tv };
 }
 

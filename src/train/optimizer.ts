@@ -46,7 +46,11 @@ export class AdamW {
    * @param fused use the one-pass native update (default: when the backend has it; the numbers are
    * the same either way).
    */
-  constructor(private readonly params: Map<string, tf.Variable>, private readonly options: AdamWOptions, private readonly fused?: boolean) {
+  constructor(
+    private readonly params: Map<string, tf.Variable>,
+    private readonly options: AdamWOptions,
+    private readonly fused?: boolean,
+  ) {
     const zeros = (p: tf.Variable) => tf.variable(tf.zerosLike(p), false);
     this.state = {
       step: 0,
@@ -71,8 +75,25 @@ export class AdamW {
       if (this.fused ?? fusedAdamWAvailable()) {
         tf.tidy(() => {
           // One pass in native code, bit-identical to the ops below (native/kernels.cc).
-          const constants = [lr, beta1, 1 - beta1, beta2, 1 - beta2, eps, 1 - lr * weightDecay, decay ? 1 : 0, correction1, correction2];
-          const [pNext, mNext, vNext] = tf.engine().runKernel(ADAMW, { param, m, v, grad } as unknown as tf.NamedTensorMap, { constants } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          const constants = [
+            lr,
+            beta1,
+            1 - beta1,
+            beta2,
+            1 - beta2,
+            eps,
+            1 - lr * weightDecay,
+            decay ? 1 : 0,
+            correction1,
+            correction2,
+          ];
+          const [pNext, mNext, vNext] = tf
+            .engine()
+            .runKernel(
+              ADAMW,
+              { param, m, v, grad } as unknown as tf.NamedTensorMap,
+              { constants } as unknown as tf.NamedAttrMap,
+            ) as tf.Tensor[];
           m.assign(mNext);
           v.assign(vNext);
           param.assign(pNext);
@@ -107,7 +128,9 @@ export class AdamW {
 export function clipByGlobalNorm(grads: Map<string, tf.Tensor>, maxNorm: number): tf.Scalar {
   const norm = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
   if (maxNorm > 0) {
-    const scale = tf.tidy(() => tf.where(tf.greater(norm, maxNorm), tf.div(maxNorm, tf.add(norm, 1e-6)), tf.onesLike(norm)));
+    const scale = tf.tidy(() =>
+      tf.where(tf.greater(norm, maxNorm), tf.div(maxNorm, tf.add(norm, 1e-6)), tf.onesLike(norm)),
+    );
     for (const [name, g] of grads) {
       grads.set(name, tf.mul(g, scale));
       g.dispose();

@@ -26,7 +26,12 @@ export function lossHitRateSvg(title: string, loss: PlotPoint[], hitRate: PlotPo
   const y = (fraction: number): number => PAD.top + (1 - fraction) * plotHeight;
   const curve = (points: PlotPoint[], scale: number, stroke: string): string[] => {
     if (points.length === 0) return [];
-    return [polyline(points.map((p) => [x(p.step), y(p.value / scale)]), { stroke, 'stroke-width': 1.5 })];
+    return [
+      polyline(
+        points.map((p) => [x(p.step), y(p.value / scale)]),
+        { stroke, 'stroke-width': 1.5 },
+      ),
+    ];
   };
   const right = WIDTH - PAD.right;
   const bottom = HEIGHT - PAD.bottom;

@@ -51,7 +51,11 @@ export interface SavedState {
  * (one round trip on a GPU backend; webgpu under Node cannot read synchronously); the caller must not
  * change them until this resolves.
  */
-export async function saveState(dir: string, header: Omit<SavedState, 'tensors' | 'version'>, tensors: Map<string, tf.Tensor>): Promise<void> {
+export async function saveState(
+  dir: string,
+  header: Omit<SavedState, 'tensors' | 'version'>,
+  tensors: Map<string, tf.Tensor>,
+): Promise<void> {
   const index: SavedState['tensors'] = [];
   const chunks: Float32Array[] = [];
   let offset = 0;
@@ -91,9 +95,11 @@ export function readStateHeader(dir: string): SavedState | undefined {
 /** Read a state folder: the header and the float32 values of each saved tensor by name. */
 export function loadState(dir: string): { state: SavedState; values: Map<string, Float32Array> } {
   const statePath = join(dir, 'state.json');
-  if (!existsSync(statePath)) throw new InputError(`${dir}: no resume state (state.json missing)`, 'HINT: run without --resume to start afresh');
+  if (!existsSync(statePath))
+    throw new InputError(`${dir}: no resume state (state.json missing)`, 'HINT: run without --resume to start afresh');
   const state = JSON.parse(readFileSync(statePath, 'utf8')) as SavedState;
-  if (state.version !== STATE_VERSION) throw new InputError(`${statePath}: resume state version ${state.version}, this fireopt reads ${STATE_VERSION}`);
+  if (state.version !== STATE_VERSION)
+    throw new InputError(`${statePath}: resume state version ${state.version}, this fireopt reads ${STATE_VERSION}`);
   const bytes = readFileSync(join(dir, 'tensors.f32'));
   const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   const values = new Map<string, Float32Array>();

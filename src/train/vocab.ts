@@ -18,7 +18,9 @@ export interface DraftVocab {
 }
 
 /** Token frequencies of the training targets (prompts and completions), streamed. */
-export async function countTokens(trainFile: string): Promise<{ counts: Float64Array; maxId: number; rows: number; topK: number }> {
+export async function countTokens(
+  trainFile: string,
+): Promise<{ counts: Float64Array; maxId: number; rows: number; topK: number }> {
   let counts = new Float64Array(1024);
   let maxId = -1;
   let rows = 0;
@@ -45,16 +47,29 @@ export async function countTokens(trainFile: string): Promise<{ counts: Float64A
 /** The full target vocabulary as the draft's (identity maps). */
 export function fullVocab(targetVocabSize: number, unkId = 0): DraftVocab {
   const identity = Int32Array.from({ length: targetVocabSize }, (_, i) => i);
-  return { targetVocabSize, draftToTarget: identity, targetToDraft: Int32Array.from(identity), unkDraftId: unkId, reduced: false };
+  return {
+    targetVocabSize,
+    draftToTarget: identity,
+    targetToDraft: Int32Array.from(identity),
+    unkDraftId: unkId,
+    reduced: false,
+  };
 }
 
 /**
  * The `size` most frequent target ids (ties to the lower id), in frequency order. Input ids outside
  * it are fed as the target's unknown token when that is kept, else as the least frequent draft row.
  */
-export function reducedVocab(counts: ArrayLike<number>, targetVocabSize: number, size: number, targetUnkId?: number): DraftVocab {
+export function reducedVocab(
+  counts: ArrayLike<number>,
+  targetVocabSize: number,
+  size: number,
+  targetUnkId?: number,
+): DraftVocab {
   if (size >= targetVocabSize) return fullVocab(targetVocabSize, targetUnkId ?? 0);
-  const order = Array.from({ length: targetVocabSize }, (_, i) => i).sort((a, b) => (counts[b] ?? 0) - (counts[a] ?? 0) || a - b);
+  const order = Array.from({ length: targetVocabSize }, (_, i) => i).sort(
+    (a, b) => (counts[b] ?? 0) - (counts[a] ?? 0) || a - b,
+  );
   return vocabFromMap(Int32Array.from(order.slice(0, size)), targetVocabSize, targetUnkId);
 }
 
@@ -62,7 +77,10 @@ export function reducedVocab(counts: ArrayLike<number>, targetVocabSize: number,
 export function vocabFromMap(draftToTarget: Int32Array, targetVocabSize: number, targetUnkId?: number): DraftVocab {
   const targetToDraft = new Int32Array(targetVocabSize).fill(-1);
   draftToTarget.forEach((targetId, draftId) => (targetToDraft[targetId] = draftId));
-  const unkDraftId = targetUnkId !== undefined && targetToDraft[targetUnkId] >= 0 ? targetToDraft[targetUnkId] : draftToTarget.length - 1;
+  const unkDraftId =
+    targetUnkId !== undefined && targetToDraft[targetUnkId] >= 0
+      ? targetToDraft[targetUnkId]
+      : draftToTarget.length - 1;
   return { targetVocabSize, draftToTarget, targetToDraft, unkDraftId, reduced: draftToTarget.length < targetVocabSize };
 }
 

@@ -60,7 +60,10 @@ function jsonKind(path: string): unknown {
   }
 }
 
-const manifestKind = (kind: string) => (dir: string): boolean => jsonKind(join(dir, 'manifest.json')) === kind;
+const manifestKind =
+  (kind: string) =>
+  (dir: string): boolean =>
+    jsonKind(join(dir, 'manifest.json')) === kind;
 
 /** A pipeline run folder: run.json at the end, a stage record in each stage folder from the start. */
 function isPipelineRun(dir: string): boolean {

@@ -8,7 +8,8 @@ import { UsageError } from '../../src/errors.js';
  * The machine decides what is installed, so each branch of the choice is reached by injecting what
  * `initBackend` probes: which packages load, whether a GPU is visible, whether WebGPU has an adapter.
  */
-const notInstalled = (packageName: string): Error => Object.assign(new Error(`Cannot find package '${packageName}'`), { code: 'ERR_MODULE_NOT_FOUND' });
+const notInstalled = (packageName: string): Error =>
+  Object.assign(new Error(`Cannot find package '${packageName}'`), { code: 'ERR_MODULE_NOT_FOUND' });
 
 /** Probes where only `installed` load; a loaded tfjs-node registers its 'tensorflow' backend (here a CPU one). */
 function machine(installed: string[], gpu: boolean): BackendOptions {
@@ -36,7 +37,11 @@ describe('initBackend: the choice, with injected probes', () => {
 
   it("'auto' takes tfjs-node-gpu when a GPU is visible and it loads", async () => {
     const lines: string[] = [];
-    const choice = await initBackend('auto', (line) => lines.push(line), machine(['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', WASM], true));
+    const choice = await initBackend(
+      'auto',
+      (line) => lines.push(line),
+      machine(['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', WASM], true),
+    );
     expect(choice).toMatchObject({ name: 'tensorflow', packageName: '@tensorflow/tfjs-node-gpu' });
     expect(tf.getBackend()).toBe('tensorflow');
     expect(lines).toEqual(['backend: tensorflow (tfjs-node-gpu, CUDA)']);
@@ -44,9 +49,15 @@ describe('initBackend: the choice, with injected probes', () => {
 
   it("'auto' skips tfjs-node-gpu without a GPU and takes tfjs-node, saying why", async () => {
     const lines: string[] = [];
-    const choice = await initBackend('auto', (line) => lines.push(line), machine(['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', WASM], false));
+    const choice = await initBackend(
+      'auto',
+      (line) => lines.push(line),
+      machine(['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node', WASM], false),
+    );
     expect(choice).toMatchObject({ name: 'tensorflow', packageName: '@tensorflow/tfjs-node' });
-    expect(lines).toEqual(['backend: tensorflow (tfjs-node, native CPU) (not available: @tensorflow/tfjs-node-gpu: no GPU visible)']);
+    expect(lines).toEqual([
+      'backend: tensorflow (tfjs-node, native CPU) (not available: @tensorflow/tfjs-node-gpu: no GPU visible)',
+    ]);
   });
 
   it("'auto' falls to wasm when neither tfjs-node nor a WebGPU adapter is there, listing each reason", async () => {
@@ -66,7 +77,9 @@ describe('initBackend: the choice, with injected probes', () => {
     const choice = await initBackend('auto', (line) => lines.push(line), machine([], false));
     expect(choice.name).toBe('cpu');
     expect(tf.getBackend()).toBe('cpu');
-    expect(lines[0]).toMatch(/^backend: cpu \(pure JavaScript, slow; .*\(not available: .*wasm: Cannot find package '@tensorflow\/tfjs-backend-wasm'\)$/);
+    expect(lines[0]).toMatch(
+      /^backend: cpu \(pure JavaScript, slow; .*\(not available: .*wasm: Cannot find package '@tensorflow\/tfjs-backend-wasm'\)$/,
+    );
   });
 
   it("'tensorflow' without tfjs-node is a usage error with a hint, and leaves the backend as it was", async () => {
@@ -77,7 +90,9 @@ describe('initBackend: the choice, with injected probes', () => {
   });
 
   it("'wasm' that does not load is a usage error, not a silent fall to cpu", async () => {
-    await expect(initBackend('wasm', () => {}, machine([], false))).rejects.toThrow(/backend 'wasm' failed to start: Cannot find package/);
+    await expect(initBackend('wasm', () => {}, machine([], false))).rejects.toThrow(
+      /backend 'wasm' failed to start: Cannot find package/,
+    );
   });
 });
 

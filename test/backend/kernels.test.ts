@@ -25,7 +25,12 @@ describe('wasm BatchMatMul (XNNPACK per slice)', () => {
   for (const transposeA of [false, true]) {
     for (const transposeB of [false, true]) {
       cases.push({ a: transposeA ? [37, 19] : [19, 37], b: transposeB ? [23, 37] : [37, 23], transposeA, transposeB });
-      cases.push({ a: transposeA ? [6, 33, 17] : [6, 17, 33], b: transposeB ? [6, 29, 33] : [6, 33, 29], transposeA, transposeB });
+      cases.push({
+        a: transposeA ? [6, 33, 17] : [6, 17, 33],
+        b: transposeB ? [6, 29, 33] : [6, 33, 29],
+        transposeA,
+        transposeB,
+      });
     }
   }
   cases.push({ a: [2, 3, 8, 16], b: [2, 3, 16, 5], transposeA: false, transposeB: false }); // rank 4
@@ -33,15 +38,18 @@ describe('wasm BatchMatMul (XNNPACK per slice)', () => {
   cases.push({ a: [1, 9, 16], b: [4, 12, 16], transposeA: false, transposeB: true }); // broadcast A
   cases.push({ a: [1, 64], b: [64, 300], transposeA: false, transposeB: false }); // a decode step
 
-  it.each(cases)('a $a · b $b, transposeA $transposeA, transposeB $transposeB', async ({ a, b, transposeA, transposeB }) => {
-    const aValues = randomValues(a.reduce((x, y) => x * y));
-    const bValues = randomValues(b.reduce((x, y) => x * y));
-    const run = () => [tf.matMul(tf.tensor(aValues, a), tf.tensor(bValues, b), transposeA, transposeB)];
-    const [expected] = await on('cpu', run);
-    const [actual] = await on('wasm', run);
-    expect(maxAbs(expected)).toBeGreaterThan(1);
-    expect(maxAbsDiff(actual, expected)).toBeLessThan(2e-5);
-  });
+  it.each(cases)(
+    'a $a · b $b, transposeA $transposeA, transposeB $transposeB',
+    async ({ a, b, transposeA, transposeB }) => {
+      const aValues = randomValues(a.reduce((x, y) => x * y));
+      const bValues = randomValues(b.reduce((x, y) => x * y));
+      const run = () => [tf.matMul(tf.tensor(aValues, a), tf.tensor(bValues, b), transposeA, transposeB)];
+      const [expected] = await on('cpu', run);
+      const [actual] = await on('wasm', run);
+      expect(maxAbs(expected)).toBeGreaterThan(1);
+      expect(maxAbsDiff(actual, expected)).toBeLessThan(2e-5);
+    },
+  );
 
   it('matches cpu gradients of a batched product with both transposes', async () => {
     const aValues = randomValues(8 * 24 * 16);
@@ -78,8 +86,16 @@ describe('UnsortedSegmentSum (the embedding gradient)', () => {
 
   it.each(['cpu', 'wasm'] as const)('on %s equals the stock cpu kernel', async (backend) => {
     await initBackend('cpu');
-    const expected = tf.tidy(() => stockCpu(tf.UnsortedSegmentSum, { x: tf.tensor2d(xValues, [40, 6]), segmentIds: tf.tensor1d(ids, 'int32') }, { numSegments: 13 }));
-    const [actual] = await on(backend, () => [tf.unsortedSegmentSum(tf.tensor2d(xValues, [40, 6]), tf.tensor1d(ids, 'int32'), 13)]);
+    const expected = tf.tidy(() =>
+      stockCpu(
+        tf.UnsortedSegmentSum,
+        { x: tf.tensor2d(xValues, [40, 6]), segmentIds: tf.tensor1d(ids, 'int32') },
+        { numSegments: 13 },
+      ),
+    );
+    const [actual] = await on(backend, () => [
+      tf.unsortedSegmentSum(tf.tensor2d(xValues, [40, 6]), tf.tensor1d(ids, 'int32'), 13),
+    ]);
     expect(maxAbs(expected)).toBeGreaterThan(1);
     expect(maxAbsDiff(actual, expected)).toBeLessThan(1e-6);
   });
@@ -89,7 +105,8 @@ describe('UnsortedSegmentSum (the embedding gradient)', () => {
     const tokenIds = Int32Array.from({ length: 64 }, (_, i) => (i * 11) % 50);
     const weights = randomValues(64 * 8);
     const run = () => {
-      const f = (embedding: tf.Tensor) => tf.sum(tf.mul(tf.gather(embedding, tf.tensor1d(tokenIds, 'int32')), tf.tensor2d(weights, [64, 8])));
+      const f = (embedding: tf.Tensor) =>
+        tf.sum(tf.mul(tf.gather(embedding, tf.tensor1d(tokenIds, 'int32')), tf.tensor2d(weights, [64, 8])));
       return [tf.grad(f)(tf.tensor2d(table, [50, 8]))];
     };
     const [expected] = await on('cpu', run);
@@ -101,7 +118,9 @@ describe('UnsortedSegmentSum (the embedding gradient)', () => {
 describe('float32 oneHot on wasm (the bug the loss avoids)', () => {
   beforeAll(() => initBackend('wasm'));
   it('int32 oneHot cast to float32 is correct', () => {
-    const values = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3, 1, 0, 'int32'), 'float32').dataSync());
+    const values = tf.tidy(() =>
+      tf.cast(tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3, 1, 0, 'int32'), 'float32').dataSync(),
+    );
     expect(Array.from(values)).toEqual([0, 0, 1, 1, 0, 0]);
   });
 });

@@ -22,7 +22,9 @@ describe('tfjs-backend-webgpu kernels', () => {
 
     const [V, B, T] = [64, 2, 8];
     const N = B * T;
-    const model = LlamaModel.fromWeights(randomWeights(presetConfig('draft-nano', V, 16), { seed: 1 }), { trainable: true });
+    const model = LlamaModel.fromWeights(randomWeights(presetConfig('draft-nano', V, 16), { seed: 1 }), {
+      trainable: true,
+    });
     const params = model.namedVariables();
     const optimizer = new AdamW(params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, false); // fireopt's fused native AdamW exists only for wasm and cpu
     // Per row: the ce target, and a two-token kl distribution (sets: [ce, kl]).
@@ -35,19 +37,41 @@ describe('tfjs-backend-webgpu kernels', () => {
       coefs.set([1 / N, 0, 0, 0.5 / N, 0, 0.5 / N], 6 * n);
       tvTargets[n * V + ((n * 7) % V)] = 1;
     }
-    const targets: SoftTargets = { coefficients: { rowPtr, cols, coefs, sets: 2 }, klEntropyTerm: 0, tvTargets, tvRowWeights: new Float32Array(N).fill(1 / N), tvConstant: 0, tokens: N };
+    const targets: SoftTargets = {
+      coefficients: { rowPtr, cols, coefs, sets: 2 },
+      klEntropyTerm: 0,
+      tvTargets,
+      tvRowWeights: new Float32Array(N).fill(1 / N),
+      tvConstant: 0,
+      tokens: N,
+    };
     // tf.profile returns the same (mutated) object on every call: copy the names before the next one.
-    const training = [...(await tf.profile(() => {
-      const inputs = tf.tensor2d(Array.from({ length: N }, (_, i) => i % V), [B, T], 'int32');
-      const { grads } = tf.variableGrads(() => draftLoss(model.forward(inputs), targets, { ce: 1, kl: 0.5, tv: 0.5 }, { fused: false }).total, [...params.values()]);
-      const byName = new Map([...params].map(([name, v]) => [name, grads[v.name] as tf.Tensor]));
-      clipByGlobalNorm(byName, 1);
-      optimizer.apply(byName, 1e-3);
-    })).kernelNames];
-    const decoding = [...(await tf.profile(async () => {
-      await generate(model, [1, 2, 3], { maxNewTokens: 4 });
-      await generate(model, [1, 2, 3], { maxNewTokens: 4, temperature: 0.8, topK: 5, topP: 0.9, seed: 3 });
-    })).kernelNames];
+    const training = [
+      ...(
+        await tf.profile(() => {
+          const inputs = tf.tensor2d(
+            Array.from({ length: N }, (_, i) => i % V),
+            [B, T],
+            'int32',
+          );
+          const { grads } = tf.variableGrads(
+            () => draftLoss(model.forward(inputs), targets, { ce: 1, kl: 0.5, tv: 0.5 }, { fused: false }).total,
+            [...params.values()],
+          );
+          const byName = new Map([...params].map(([name, v]) => [name, grads[v.name] as tf.Tensor]));
+          clipByGlobalNorm(byName, 1);
+          optimizer.apply(byName, 1e-3);
+        })
+      ).kernelNames,
+    ];
+    const decoding = [
+      ...(
+        await tf.profile(async () => {
+          await generate(model, [1, 2, 3], { maxNewTokens: 4 });
+          await generate(model, [1, 2, 3], { maxNewTokens: 4, temperature: 0.8, topK: 5, topP: 0.9, seed: 3 });
+        })
+      ).kernelNames,
+    ];
     // Op scopes (names ending in __op) and tidy scopes are not kernels.
     const used = [...new Set([...training, ...decoding])].filter((name) => tf.getKernel(name, 'cpu'));
     expect(used).toEqual(expect.arrayContaining(['BatchMatMul', 'GatherV2', 'UnsortedSegmentSum', 'Softmax']));

@@ -13,7 +13,10 @@ import { initBackend, type WebGpuProbe } from '../../src/backend/index.js';
 import { describeAdapter, findVulkanLoader, guardSyncReads, probeWebGpu } from '../../src/backend/webgpu.js';
 import { RunError } from '../../src/errors.js';
 
-const h100: WebGpuProbe = { found: true, adapter: { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' } };
+const h100: WebGpuProbe = {
+  found: true,
+  adapter: { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H100 80GB HBM3' },
+};
 
 describe('WebGPU without an adapter', () => {
   it('the probe finds no Vulkan loader here, and Dawn itself finds no adapter', async () => {
@@ -29,7 +32,9 @@ describe('WebGPU without an adapter', () => {
     expect(choice.name).toBe('wasm');
     expect(tf.getBackend()).toBe('wasm');
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^backend: wasm .*\(not available: .*tfjs-node-gpu: .*; webgpu: no Vulkan loader \(libvulkan\.so\.1\) on this machine\)$/);
+    expect(lines[0]).toMatch(
+      /^backend: wasm .*\(not available: .*tfjs-node-gpu: .*; webgpu: no Vulkan loader \(libvulkan\.so\.1\) on this machine\)$/,
+    );
   });
 
   it("'webgpu' is a RunError with a hint, and the active backend is unchanged", async () => {
@@ -64,7 +69,9 @@ describe('WebGPU helpers', () => {
 
   it('names an adapter in one line', () => {
     expect(describeAdapter(h100.found ? h100.adapter : {})).toBe('nvidia hopper (NVIDIA H100 80GB HBM3)');
-    expect(describeAdapter({ vendor: 'mesa', architecture: '', device: 'llvmpipe', description: '' })).toBe('mesa (llvmpipe)');
+    expect(describeAdapter({ vendor: 'mesa', architecture: '', device: 'llvmpipe', description: '' })).toBe(
+      'mesa (llvmpipe)',
+    );
     expect(describeAdapter({})).toBe('unknown adapter');
   });
 

@@ -8,21 +8,23 @@ import { runScript } from '../helpers/cli.js';
 import { haveShared } from '../helpers/shared.js';
 
 describe('bench scripts at their smallest setting', () => {
-  it.skipIf(!nativeKernels().kernels)('bench/native-gemm.mjs --smoke prints a GFLOP/s row for each transpose case', async () => {
-    const result = await runScript('bench/native-gemm.mjs', ['--smoke'], { timeoutMs: 60_000 });
-    expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/^\| 1 \| 64 × 48 × 32 \| \d+ \| \d+ \| \d+ \| n\/a \|$/m);
-  });
-
-  it.skipIf(!haveShared('models/vocab/ggml-vocab-llama-spm.gguf', 'data/alpaca_eval_outputs/Meta-Llama-3-8B-Instruct.json'))(
-    'bench/eval-throughput.mjs --smoke scores 2 real rows and prints its JSON line',
+  it.skipIf(!nativeKernels().kernels)(
+    'bench/native-gemm.mjs --smoke prints a GFLOP/s row for each transpose case',
     async () => {
-      const result = await runScript('bench/eval-throughput.mjs', ['--smoke'], { timeoutMs: 110_000 });
+      const result = await runScript('bench/native-gemm.mjs', ['--smoke'], { timeoutMs: 60_000 });
       expect(result.code, result.stderr).toBe(0);
-      const summary = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as Record<string, number | string>;
-      expect(summary).toMatchObject({ preset: 'draft-nano', vocab: 32000, rows: 2 });
-      expect(summary.completion_tokens as number).toBeGreaterThan(10);
-      expect(summary.heldout_tokens_per_min as number).toBeGreaterThan(0);
+      expect(result.stdout).toMatch(/^\| 1 \| 64 × 48 × 32 \| \d+ \| \d+ \| \d+ \| n\/a \|$/m);
     },
   );
+
+  it.skipIf(
+    !haveShared('models/vocab/ggml-vocab-llama-spm.gguf', 'data/alpaca_eval_outputs/Meta-Llama-3-8B-Instruct.json'),
+  )('bench/eval-throughput.mjs --smoke scores 2 real rows and prints its JSON line', async () => {
+    const result = await runScript('bench/eval-throughput.mjs', ['--smoke'], { timeoutMs: 110_000 });
+    expect(result.code, result.stderr).toBe(0);
+    const summary = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as Record<string, number | string>;
+    expect(summary).toMatchObject({ preset: 'draft-nano', vocab: 32000, rows: 2 });
+    expect(summary.completion_tokens as number).toBeGreaterThan(10);
+    expect(summary.heldout_tokens_per_min as number).toBeGreaterThan(0);
+  });
 });

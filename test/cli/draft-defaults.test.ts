@@ -20,11 +20,30 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('defaults from the d
     data = await makeStoriesTargets(24, 16);
     const out = join(data.work, 'run');
     const trained = await runCli([
-      '--json', '--quiet', '--set', 'train.select=off', '--set', 'train.backend=wasm',
-      '--set', 'train.model={preset: draft-nano, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1}',
-      '--set', 'train.seq_len=32', '--set', 'train.batch_size=4',
-      '--set', 'train.max_steps=2', '--set', 'train.eval_every=2',
-      '--set', `train.tokenizer=${tok512()}`, 'train', data.targets, '--out', out, '--target-model', stories260K(),
+      '--json',
+      '--quiet',
+      '--set',
+      'train.select=off',
+      '--set',
+      'train.backend=wasm',
+      '--set',
+      'train.model={preset: draft-nano, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1}',
+      '--set',
+      'train.seq_len=32',
+      '--set',
+      'train.batch_size=4',
+      '--set',
+      'train.max_steps=2',
+      '--set',
+      'train.eval_every=2',
+      '--set',
+      `train.tokenizer=${tok512()}`,
+      'train',
+      data.targets,
+      '--out',
+      out,
+      '--target-model',
+      stories260K(),
     ]);
     expect(trained.code, trained.stderr).toBe(0);
     draft = (JSON.parse(trained.stdout) as { draft: string }).draft;
@@ -37,8 +56,18 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('defaults from the d
     const implicit = runBin(['eval', '--model', draft, '--cost-ratio', '0.1', '--out', implicitOut]);
     expect(implicit.code, implicit.stderr).toBe(0);
     expect(implicit.stderr).toContain(`no --data given: evaluating on the heldout split of ${data.targets}`);
-    const explicit = runBin(['--quiet', 'eval', '--model', draft, '--data', data.targets, '--cost-ratio', '0.1',
-      '--out', join(data.work, 'eval-explicit')]);
+    const explicit = runBin([
+      '--quiet',
+      'eval',
+      '--model',
+      draft,
+      '--data',
+      data.targets,
+      '--cost-ratio',
+      '0.1',
+      '--out',
+      join(data.work, 'eval-explicit'),
+    ]);
     expect(explicit.code, explicit.stderr).toBe(0);
     const report = (dir: string) => readJson<{ data: object }>(join(data.work, dir, 'report.json'));
     expect(report('eval-implicit').data).toEqual(report('eval-explicit').data);

@@ -14,7 +14,10 @@ describe('progress on the context stderr', () => {
   it('--json: progress comes as JSON lines on stderr, the summary as JSON on stdout (spawned)', () => {
     const run = runBin(['ingest', example, '--out', join(tmp, 'json'), '--json']);
     expect(run.code).toBe(0);
-    const lines = run.stderr.trimEnd().split('\n').map((line) => JSON.parse(line) as ProgressJsonLine);
+    const lines = run.stderr
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as ProgressJsonLine);
     expect(lines.every((line) => line.type === 'progress' && !Number.isNaN(Date.parse(line.time)))).toBe(true);
     const ingest = lines.filter((line) => line.task === 'ingest');
     expect(ingest.map((line) => line.event)).toEqual(expect.arrayContaining(['start', 'end']));

@@ -56,7 +56,10 @@ beforeAll(async () => {
   // Real user prompts, shortened to a story-sized opening (the target is a tiny story model).
   const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
   const prompts = sharegpt.slice(0, PROMPTS).map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
-  await ingest('prompts', prompts.map((prompt) => JSON.stringify({ prompt })));
+  await ingest(
+    'prompts',
+    prompts.map((prompt) => JSON.stringify({ prompt })),
+  );
 });
 
 afterAll(() => {
@@ -74,11 +77,25 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
   it('records greedy completions with consistent top-k log-probabilities for every prompt', async () => {
     greedyOut = join(work, 'greedy');
     const result = await runCli([
-      '--json', '--quiet', 'distill', join(work, 'prompts-dataset'), '--out', greedyOut,
-      '--target-model', gguf.path, '--max-tokens', String(MAX_TOKENS), '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32',
+      '--json',
+      '--quiet',
+      'distill',
+      join(work, 'prompts-dataset'),
+      '--out',
+      greedyOut,
+      '--target-model',
+      gguf.path,
+      '--max-tokens',
+      String(MAX_TOKENS),
+      '--top-logprobs',
+      '4',
+      '--set',
+      'target.kv_cache_type=f32',
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const summary = JSON.parse(result.stdout) as { counts: { input: number; ok: number; failed: number; rows: { train: number; heldout: number } } };
+    const summary = JSON.parse(result.stdout) as {
+      counts: { input: number; ok: number; failed: number; rows: { train: number; heldout: number } };
+    };
     expect(summary.counts).toMatchObject({ input: PROMPTS, ok: PROMPTS, failed: 0 });
     expect(summary.counts.rows.train + summary.counts.rows.heldout).toBe(PROMPTS);
     expect(summary.counts.rows.heldout).toBeGreaterThan(0);
@@ -89,7 +106,9 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
       const n = row.completion_token_ids.length;
       expect(n).toBeGreaterThan(0);
       expect(n).toBeLessThanOrEqual(MAX_TOKENS);
-      expect(row.finish_reason === 'length' ? n === MAX_TOKENS : row.completion_token_ids[n - 1] === tokenizer.eosId).toBe(true);
+      expect(
+        row.finish_reason === 'length' ? n === MAX_TOKENS : row.completion_token_ids[n - 1] === tokenizer.eosId,
+      ).toBe(true);
       expect(row.prompt_token_ids[0]).toBe(tokenizer.bosId);
       expect(Array.from(row.loss_mask)).toEqual(new Array(n).fill(1));
       expect(row.top_k).toBe(4);
@@ -120,12 +139,30 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
     const out = join(work, 'killed');
     const journal = join(work, '.killed.distill-journal');
     const args = [
-      join(repoRoot, 'bin/fireopt'), '--quiet', 'distill', join(work, 'prompts-dataset'), '--out', out,
-      '--target-model', gguf.path, '--max-tokens', String(MAX_TOKENS), '--top-logprobs', '4',
-      '--set', 'distill.chunk_rows=1', '--set', 'distill.concurrency=1', '--set', 'target.kv_cache_type=f32',
+      join(repoRoot, 'bin/fireopt'),
+      '--quiet',
+      'distill',
+      join(work, 'prompts-dataset'),
+      '--out',
+      out,
+      '--target-model',
+      gguf.path,
+      '--max-tokens',
+      String(MAX_TOKENS),
+      '--top-logprobs',
+      '4',
+      '--set',
+      'distill.chunk_rows=1',
+      '--set',
+      'distill.concurrency=1',
+      '--set',
+      'target.kv_cache_type=f32',
     ];
     const child = spawn(process.execPath, args, { stdio: 'ignore' });
-    const chunks = () => (existsSync(journal) ? readdirSync(journal).filter((f) => f.endsWith('.json') && f.startsWith('chunk-')).length : 0);
+    const chunks = () =>
+      existsSync(journal)
+        ? readdirSync(journal).filter((f) => f.endsWith('.json') && f.startsWith('chunk-')).length
+        : 0;
     const deadline = Date.now() + 60_000;
     while (chunks() < 5 && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGKILL');
@@ -146,13 +183,29 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
   it('scores recorded completions by teacher forcing with the same log-probabilities the target generated them with', async () => {
     const greedy = await readAll(greedyOut);
     // Traces that this target produced: prompt text + the completion text it wrote.
-    const traces = greedy.map((row) => JSON.stringify({
-      prompt: tokenizer.decode(row.prompt_token_ids).replace(/^ /, ''),
-      completion: tokenizer.decode(row.completion_token_ids),
-    }));
+    const traces = greedy.map((row) =>
+      JSON.stringify({
+        prompt: tokenizer.decode(row.prompt_token_ids).replace(/^ /, ''),
+        completion: tokenizer.decode(row.completion_token_ids),
+      }),
+    );
     const dataset = await ingest('scored', traces);
     const out = join(work, 'scored-targets');
-    const result = await runCli(['--quiet', 'distill', dataset, '--out', out, '--target-model', gguf.path, '--mode', 'score', '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32']);
+    const result = await runCli([
+      '--quiet',
+      'distill',
+      dataset,
+      '--out',
+      out,
+      '--target-model',
+      gguf.path,
+      '--mode',
+      'score',
+      '--top-logprobs',
+      '4',
+      '--set',
+      'target.kv_cache_type=f32',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const scored = await readAll(out);
     expect(scored).toHaveLength(PROMPTS);
@@ -164,7 +217,9 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
       const original = byPrompt.get(Array.from(row.prompt_token_ids).join(','));
       // Re-tokenizing decoded text can merge differently; compare where the ids are the same.
       if (!original || original.finish_reason !== 'length') continue;
-      const same = Array.from(row.completion_token_ids.slice(0, MAX_TOKENS)).join(',') === Array.from(original.completion_token_ids).join(',');
+      const same =
+        Array.from(row.completion_token_ids.slice(0, MAX_TOKENS)).join(',') ===
+        Array.from(original.completion_token_ids).join(',');
       if (!same) continue;
       compared++;
       for (let i = 0; i < MAX_TOKENS; i++) {
@@ -181,7 +236,19 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
 
   it('accounts for failed rows, fails above --max-failures, and resumes once the limit is raised', async () => {
     const out = join(work, 'limited');
-    const base = ['--quiet', '--set', 'distill.max_prompt_tokens=7', 'distill', join(work, 'prompts-dataset'), '--out', out, '--target-model', gguf.path, '--max-tokens', '8'];
+    const base = [
+      '--quiet',
+      '--set',
+      'distill.max_prompt_tokens=7',
+      'distill',
+      join(work, 'prompts-dataset'),
+      '--out',
+      out,
+      '--target-model',
+      gguf.path,
+      '--max-tokens',
+      '8',
+    ];
     const failing = await runCli(base);
     expect(failing.code).toBe(1);
     expect(failing.stderr).toMatch(/rows failed \(limit 0\.05\)/);
@@ -190,7 +257,9 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
 
     const passing = await runCli(['--json', '--set', 'distill.max_failures=1000', ...base]);
     expect(passing.code, passing.stderr).toBe(0);
-    const summary = JSON.parse(passing.stdout) as { counts: { input: number; ok: number; failed: number; resumed: number } };
+    const summary = JSON.parse(passing.stdout) as {
+      counts: { input: number; ok: number; failed: number; resumed: number };
+    };
     expect(summary.counts.resumed).toBe(PROMPTS); // nothing recomputed
     expect(summary.counts.ok + summary.counts.failed).toBe(PROMPTS);
     expect(summary.counts.failed).toBeGreaterThan(0);
@@ -200,48 +269,77 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
   });
 });
 
-describe.skipIf(!haveInputs || !haveShared(PHI3_VOCAB, TASKMASTER_00))('fireopt distill --mode traces with a real chat template', () => {
-  it('renders multi-turn Taskmaster-4 dialogues with Phi-3\'s template and masks only the completion', async () => {
-    const phi3 = sharedPath(PHI3_VOCAB);
-    const dialogues = (JSON.parse(readFileSync(sharedPath(TASKMASTER_00), 'utf8')) as TaskmasterDialogue[]).slice(0, 12);
-    const lines = dialogues.map((d) => JSON.stringify({
-      id: d.conversation_id,
-      messages: d.utterances.map((u) => ({ role: u.speaker, content: u.text })),
-    }));
-    const assistantTurns = dialogues.reduce((n, d) => n + d.utterances.filter((u) => u.speaker === 'assistant').length, 0);
-    const dataset = await ingest('chat', lines, ['--no-dedup']);
-    const out = join(work, 'chat-targets');
-    const result = await runCli(['--json', '--quiet', 'distill', dataset, '--out', out, '--mode', 'traces', '--tokenizer', phi3]);
-    expect(result.code, result.stderr).toBe(0);
-    const rows = await readAll(out);
-    expect(rows).toHaveLength(assistantTurns);
+describe.skipIf(!haveInputs || !haveShared(PHI3_VOCAB, TASKMASTER_00))(
+  'fireopt distill --mode traces with a real chat template',
+  () => {
+    it("renders multi-turn Taskmaster-4 dialogues with Phi-3's template and masks only the completion", async () => {
+      const phi3 = sharedPath(PHI3_VOCAB);
+      const dialogues = (JSON.parse(readFileSync(sharedPath(TASKMASTER_00), 'utf8')) as TaskmasterDialogue[]).slice(
+        0,
+        12,
+      );
+      const lines = dialogues.map((d) =>
+        JSON.stringify({
+          id: d.conversation_id,
+          messages: d.utterances.map((u) => ({ role: u.speaker, content: u.text })),
+        }),
+      );
+      const assistantTurns = dialogues.reduce(
+        (n, d) => n + d.utterances.filter((u) => u.speaker === 'assistant').length,
+        0,
+      );
+      const dataset = await ingest('chat', lines, ['--no-dedup']);
+      const out = join(work, 'chat-targets');
+      const result = await runCli([
+        '--json',
+        '--quiet',
+        'distill',
+        dataset,
+        '--out',
+        out,
+        '--mode',
+        'traces',
+        '--tokenizer',
+        phi3,
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      const rows = await readAll(out);
+      expect(rows).toHaveLength(assistantTurns);
 
-    const phiTokenizer = await loadTokenizer(phi3);
-    const template = new Template(readGguf(phi3).metadata.get('tokenizer.chat_template') as string);
-    const endId = phiTokenizer.pieceToId('<|end|>');
-    expect(endId).toBeDefined();
-    const byConversation = new Map(dialogues.map((d) => [d.conversation_id, d]));
-    for (const row of rows) {
-      expect(row.mode).toBe('traces');
-      expect(row.token_logprobs).toBeNull();
-      const dialogue = byConversation.get(row.conversation_id);
-      expect(dialogue).toBeDefined();
-      // The row's conversation up to and including its assistant turn, rendered independently.
-      const messages: Array<{ role: string; content: string }> = [];
-      let turns = -1;
-      for (const u of dialogue!.utterances) {
-        messages.push({ role: u.speaker, content: u.text });
-        if (u.speaker === 'assistant' && ++turns === row.turn_index) break;
+      const phiTokenizer = await loadTokenizer(phi3);
+      const template = new Template(readGguf(phi3).metadata.get('tokenizer.chat_template') as string);
+      const endId = phiTokenizer.pieceToId('<|end|>');
+      expect(endId).toBeDefined();
+      const byConversation = new Map(dialogues.map((d) => [d.conversation_id, d]));
+      for (const row of rows) {
+        expect(row.mode).toBe('traces');
+        expect(row.token_logprobs).toBeNull();
+        const dialogue = byConversation.get(row.conversation_id);
+        expect(dialogue).toBeDefined();
+        // The row's conversation up to and including its assistant turn, rendered independently.
+        const messages: Array<{ role: string; content: string }> = [];
+        let turns = -1;
+        for (const u of dialogue!.utterances) {
+          messages.push({ role: u.speaker, content: u.text });
+          if (u.speaker === 'assistant' && ++turns === row.turn_index) break;
+        }
+        const expected = template.render({
+          messages,
+          add_generation_prompt: false,
+          bos_token: '<s>',
+          eos_token: '<|endoftext|>',
+        });
+        // Token for token what the template renders (special-token text parsed, as apply_chat_template does).
+        const ids = [...row.prompt_token_ids, ...row.completion_token_ids];
+        expect(ids).toEqual(phiTokenizer.encode(expected, { addBos: false, parseSpecial: true }));
+        expect(row.prompt_token_ids[0]).toBe(phiTokenizer.bosId);
+        // The completion is the assistant's text and its end-of-turn marker, all trained on.
+        expect(row.completion_token_ids).toContain(endId);
+        expect(phiTokenizer.decode(row.completion_token_ids)).toContain(
+          messages[messages.length - 1].content.trim().split(' ')[0],
+        );
+        expect(Array.from(row.loss_mask).every((m) => m === 1)).toBe(true);
       }
-      const expected = template.render({ messages, add_generation_prompt: false, bos_token: '<s>', eos_token: '<|endoftext|>' });
-      // Token for token what the template renders (special-token text parsed, as apply_chat_template does).
-      const ids = [...row.prompt_token_ids, ...row.completion_token_ids];
-      expect(ids).toEqual(phiTokenizer.encode(expected, { addBos: false, parseSpecial: true }));
-      expect(row.prompt_token_ids[0]).toBe(phiTokenizer.bosId);
-      // The completion is the assistant's text and its end-of-turn marker, all trained on.
-      expect(row.completion_token_ids).toContain(endId);
-      expect(phiTokenizer.decode(row.completion_token_ids)).toContain(messages[messages.length - 1].content.trim().split(' ')[0]);
-      expect(Array.from(row.loss_mask).every((m) => m === 1)).toBe(true);
-    }
-  });
-});
+    });
+  },
+);

@@ -33,7 +33,12 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt distill keeps the end
     work = mkdtempSync(join(tmpdir(), 'fireopt-distill-eos-'));
     gguf = writeStoriesGguf({ endsWithBos: true });
     const local = {
-      model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32',
+      model: gguf.path,
+      contextSize: 512,
+      threads: 1,
+      sequences: 1,
+      batchSize: 512,
+      kvCacheType: 'f32',
     } as const;
     reference = await LlamaCppEngine.open(local);
     serving = await serveModel({ ...local, host: '127.0.0.1', port: 0 });
@@ -72,17 +77,22 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt distill keeps the end
     const viaLlamaCpp = await distill('llama-cpp', [...f32, '--set', 'target.engine=llama-cpp', ...model]);
     const viaTfjs = await distill('tfjs', ['--set', 'target.engine=tfjs', ...model, '--set', 'target.backend=wasm']);
     const viaServe = await distill('openai', [
-      '--set', 'target.engine=openai',
-      '--set', `target.base_url=${serving.url}/v1`,
-      '--set', 'target.model=stories260K',
-      '--set', `distill.tokenizer=${gguf.path}`,
+      '--set',
+      'target.engine=openai',
+      '--set',
+      `target.base_url=${serving.url}/v1`,
+      '--set',
+      'target.model=stories260K',
+      '--set',
+      `distill.tokenizer=${gguf.path}`,
     ]);
     expect(viaLlamaCpp).toHaveLength(5);
-    const summary = (rows: TargetRow[]) => rows.map((row) => ({
-      prompt: [...row.prompt_token_ids],
-      completion: [...row.completion_token_ids],
-      finish: row.finish_reason,
-    }));
+    const summary = (rows: TargetRow[]) =>
+      rows.map((row) => ({
+        prompt: [...row.prompt_token_ids],
+        completion: [...row.completion_token_ids],
+        finish: row.finish_reason,
+      }));
     expect(summary(viaTfjs)).toEqual(summary(viaLlamaCpp));
     expect(summary(viaServe)).toEqual(summary(viaLlamaCpp));
 

@@ -27,10 +27,22 @@ describe.skipIf(!haveShared(PHI3_VOCAB))('distill --truncate-prompt', () => {
   let work: string;
   let dataset: string;
   const distill = (out: string, ...extra: string[]) =>
-    runBin(['--json', '--quiet', 'distill', dataset, '--out', join(work, out), '--mode', 'traces',
-      '--tokenizer', sharedPath(PHI3_VOCAB),
+    runBin([
+      '--json',
+      '--quiet',
+      'distill',
+      dataset,
+      '--out',
+      join(work, out),
+      '--mode',
+      'traces',
+      '--tokenizer',
+      sharedPath(PHI3_VOCAB),
       // Plain text: phi-3's template fails on the example's tool-call turns (null content).
-      '--set', 'distill.chat_template=none', ...extra]);
+      '--set',
+      'distill.chat_template=none',
+      ...extra,
+    ]);
 
   beforeAll(async () => {
     work = mkdtempSync(join(tmpdir(), 'fireopt-truncate-'));

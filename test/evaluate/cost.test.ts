@@ -27,14 +27,36 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-cost-test-'));
   small = writeNoisyDraft({ noise: 0.05, keepLayers: 1 });
   big = writeNoisyDraft({ noise: 0.05, keepLayers: 4, seed: 3 });
-  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{
+    conversations: Array<{ value: string }>;
+  }>;
   const file = join(work, 'prompts.jsonl');
-  writeFileSync(file, sharegpt.slice(20, 44).map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' ') })).join('\n') + '\n');
+  writeFileSync(
+    file,
+    sharegpt
+      .slice(20, 44)
+      .map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' ') }))
+      .join('\n') + '\n',
+  );
   const dataset = join(work, 'dataset');
   const ingested = await runCli(['--quiet', 'ingest', file, '--out', dataset, '--heldout', '0.5']);
   expect(ingested.code, ingested.stderr).toBe(0);
   targets = join(work, 'targets');
-  const distilled = await runCli(['--quiet', 'distill', dataset, '--out', targets, '--target-model', small.targetGguf, '--max-tokens', '32', '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32']);
+  const distilled = await runCli([
+    '--quiet',
+    'distill',
+    dataset,
+    '--out',
+    targets,
+    '--target-model',
+    small.targetGguf,
+    '--max-tokens',
+    '32',
+    '--top-logprobs',
+    '4',
+    '--set',
+    'target.kv_cache_type=f32',
+  ]);
   expect(distilled.code, distilled.stderr).toBe(0);
 }, 30_000);
 
@@ -46,13 +68,34 @@ afterAll(() => {
 
 /** A draft checkpoint's parameter count, from its tensors. */
 const parameters = (checkpoint: string): number =>
-  [...tensorsByKey(readDraftCheckpoint(checkpoint).weights).values()].reduce((sum, tensor) => sum + tensor.data.length, 0);
-const readReport = (dir: string): EvalReport => reportSchema.parse(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')));
+  [...tensorsByKey(readDraftCheckpoint(checkpoint).weights).values()].reduce(
+    (sum, tensor) => sum + tensor.data.length,
+    0,
+  );
+const readReport = (dir: string): EvalReport =>
+  reportSchema.parse(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')));
 
 describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --measure-cost llama-cpp', () => {
   it('measures c in llama.cpp for each draft, larger for the bigger draft, and uses it (and the verification cost) for the speed-up', async () => {
     const out = join(work, 'measured');
-    const result = await runCli(['--quiet', 'eval', '--model', small.checkpoint, '--baseline', big.checkpoint, '--baseline', 'prompt-lookup', '--data', targets, '--measure-cost', 'llama-cpp', '--target-model', small.targetGguf, '--out', out]);
+    const result = await runCli([
+      '--quiet',
+      'eval',
+      '--model',
+      small.checkpoint,
+      '--baseline',
+      big.checkpoint,
+      '--baseline',
+      'prompt-lookup',
+      '--data',
+      targets,
+      '--measure-cost',
+      'llama-cpp',
+      '--target-model',
+      small.targetGguf,
+      '--out',
+      out,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const report = readReport(out);
     expect(report.schema_version).toBe(2);
@@ -78,10 +121,13 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --meas
       expect(m.draft_vocab_size).toBe(512);
       expect(draft.verify_cost_by_k).toEqual(m.verify_cost_by_k);
       // S = τ / (k·c + v_k) with the measured c and v_k.
-      for (const entry of draft.by_k) expect(entry.speedup).toBeCloseTo(entry.tau / (entry.k * m.cost_ratio + m.verify_cost_by_k[entry.k - 1]), 12);
+      for (const entry of draft.by_k)
+        expect(entry.speedup).toBeCloseTo(entry.tau / (entry.k * m.cost_ratio + m.verify_cost_by_k[entry.k - 1]), 12);
     }
     // Verifying 9 tokens in one batch costs more than verifying 2.
-    expect(smallDraft.cost_measurement!.target_verify_ms_by_k[7]).toBeGreaterThan(smallDraft.cost_measurement!.target_verify_ms_by_k[0]);
+    expect(smallDraft.cost_measurement!.target_verify_ms_by_k[7]).toBeGreaterThan(
+      smallDraft.cost_measurement!.target_verify_ms_by_k[0],
+    );
     // One layer of the target's five costs less per step than four.
     expect(bigDraft.cost_ratio).toBeGreaterThan(smallDraft.cost_ratio);
     // ...but by less than its parameter ratio: a step has a fixed cost (graph launch, sampling) besides the weights.
@@ -100,7 +146,18 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --meas
 
   it('still takes a given ratio (no measurement; verification counted as one target step)', async () => {
     const out = join(work, 'given');
-    const result = await runCli(['--quiet', 'eval', '--model', small.checkpoint, '--data', targets, '--cost-ratio', '0.1', '--out', out]);
+    const result = await runCli([
+      '--quiet',
+      'eval',
+      '--model',
+      small.checkpoint,
+      '--data',
+      targets,
+      '--cost-ratio',
+      '0.1',
+      '--out',
+      out,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const [draft] = readReport(out).candidates;
     expect(draft.cost_ratio).toBe(0.1);
@@ -114,10 +171,36 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --meas
   });
 
   it('refuses --cost-ratio together with --measure-cost, and a measurement without a target GGUF', async () => {
-    const both = await runCli(['--quiet', 'eval', '--model', small.checkpoint, '--data', targets, '--cost-ratio', '0.1', '--measure-cost', 'llama-cpp', '--target-model', small.targetGguf, '--out', join(work, 'x')]);
+    const both = await runCli([
+      '--quiet',
+      'eval',
+      '--model',
+      small.checkpoint,
+      '--data',
+      targets,
+      '--cost-ratio',
+      '0.1',
+      '--measure-cost',
+      'llama-cpp',
+      '--target-model',
+      small.targetGguf,
+      '--out',
+      join(work, 'x'),
+    ]);
     expect(both.code).not.toBe(0);
     expect(both.stderr).toContain('--measure-cost');
-    const noTarget = await runCli(['--quiet', 'eval', '--model', small.checkpoint, '--data', targets, '--measure-cost', 'llama-cpp', '--out', join(work, 'y')]);
+    const noTarget = await runCli([
+      '--quiet',
+      'eval',
+      '--model',
+      small.checkpoint,
+      '--data',
+      targets,
+      '--measure-cost',
+      'llama-cpp',
+      '--out',
+      join(work, 'y'),
+    ]);
     expect(noTarget.code).not.toBe(0);
     expect(noTarget.stderr).toContain('--target-model');
   });
@@ -133,14 +216,22 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --meas
       weights: {
         ...weights,
         config: { ...weights.config, vocabSize: rows },
-        tokenEmbedding: { shape: [rows, dim], data: Float32Array.from({ length: rows * dim }, (_, j) => weights.tokenEmbedding.data[draftToTarget[Math.floor(j / dim)] * dim + (j % dim)]) },
+        tokenEmbedding: {
+          shape: [rows, dim],
+          data: Float32Array.from(
+            { length: rows * dim },
+            (_, j) => weights.tokenEmbedding.data[draftToTarget[Math.floor(j / dim)] * dim + (j % dim)],
+          ),
+        },
       },
       draftVocabulary: { draftToTarget, targetVocabSize: weights.config.vocabSize },
     };
     const vocabulary = draftGgufVocabulary(reduced);
     expect(vocabulary.tokens).toHaveLength(rows);
     expect(vocabulary.tokens).toEqual(checkpoint.vocabulary!.tokens.slice(0, rows));
-    const config = evalSchema.parse({ cost: { engine: 'llama-cpp', target_model: small.targetGguf, runs: 3, warmup_runs: 1, steps: 8 } });
+    const config = evalSchema.parse({
+      cost: { engine: 'llama-cpp', target_model: small.targetGguf, runs: 3, warmup_runs: 1, steps: 8 },
+    });
     const measurement = await measureDraftCost(reduced, config, () => {});
     expect(measurement.draft_vocab_size).toBe(rows);
     expect(measurement.cost_ratio).toBeGreaterThan(0);

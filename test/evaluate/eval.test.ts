@@ -23,15 +23,42 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-eval-'));
   good = writeNoisyDraft({ noise: 0.05, keepLayers: 4 });
   poor = writeNoisyDraft({ noise: 0.3, keepLayers: 3, seed: 3 });
-  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{
+    conversations: Array<{ value: string }>;
+  }>;
   const file = join(work, 'prompts.jsonl');
   // Every prompt carries a metadata tag (as gateways and OpenAI stored completions record them).
-  writeFileSync(file, sharegpt.slice(20, 84).map((c, i) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '), metadata: { team: i % 3 === 0 ? 'search' : 'support' } })).join('\n') + '\n');
+  writeFileSync(
+    file,
+    sharegpt
+      .slice(20, 84)
+      .map((c, i) =>
+        JSON.stringify({
+          prompt: c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '),
+          metadata: { team: i % 3 === 0 ? 'search' : 'support' },
+        }),
+      )
+      .join('\n') + '\n',
+  );
   const dataset = join(work, 'dataset');
   const ingested = await runCli(['--quiet', 'ingest', file, '--out', dataset, '--heldout', '0.5']);
   expect(ingested.code, ingested.stderr).toBe(0);
   targets = join(work, 'targets');
-  const distilled = await runCli(['--quiet', 'distill', dataset, '--out', targets, '--target-model', good.targetGguf, '--max-tokens', '64', '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32']);
+  const distilled = await runCli([
+    '--quiet',
+    'distill',
+    dataset,
+    '--out',
+    targets,
+    '--target-model',
+    good.targetGguf,
+    '--max-tokens',
+    '64',
+    '--top-logprobs',
+    '4',
+    '--set',
+    'target.kv_cache_type=f32',
+  ]);
   expect(distilled.code, distilled.stderr).toBe(0);
 });
 
@@ -52,7 +79,24 @@ describe.skipIf(!haveInputs)('fireopt eval', () => {
 
   it('writes a schema-valid report with baselines, sampling acceptance and slices', async () => {
     goodOut = join(work, 'eval-good');
-    const result = await runCli(['--quiet', 'eval', '--model', good.checkpoint, '--data', targets, '--baseline', 'prompt-lookup', '--baseline', 'suffix', '--baseline', poor.checkpoint, '--cost-ratio', '0.1', '--out', goodOut]);
+    const result = await runCli([
+      '--quiet',
+      'eval',
+      '--model',
+      good.checkpoint,
+      '--data',
+      targets,
+      '--baseline',
+      'prompt-lookup',
+      '--baseline',
+      'suffix',
+      '--baseline',
+      poor.checkpoint,
+      '--cost-ratio',
+      '0.1',
+      '--out',
+      goodOut,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const report = readReportFile(goodOut);
     expect(report.candidates.map((c) => c.kind)).toEqual(['draft', 'prompt-lookup', 'suffix', 'draft']);
@@ -83,12 +127,25 @@ describe.skipIf(!haveInputs)('fireopt eval', () => {
     expect(report.winner).toBe(report.candidates.reduce((a, b) => (b.best_speedup > a.best_speedup ? b : a)).name);
     const markdown = readFileSync(join(goodOut, 'report.md'), 'utf8');
     expect(markdown).toContain('## τ and speed-up by k');
-    expect(markdown).toContain(report.winner === draft.name ? 'beats every baseline' : `A baseline wins: ${report.winner}`);
+    expect(markdown).toContain(
+      report.winner === draft.name ? 'beats every baseline' : `A baseline wins: ${report.winner}`,
+    );
   });
 
   it('says plainly when a baseline wins', async () => {
     const out = join(work, 'eval-poor');
-    const result = await runCli(['--quiet', 'eval', '--model', poor.checkpoint, '--data', targets, '--baseline', good.checkpoint, '--out', out]);
+    const result = await runCli([
+      '--quiet',
+      'eval',
+      '--model',
+      poor.checkpoint,
+      '--data',
+      targets,
+      '--baseline',
+      good.checkpoint,
+      '--out',
+      out,
+    ]);
     expect(result.code, result.stderr).toBe(0);
     const report = readReportFile(out);
     expect(report.winner).toBe(report.candidates[1].name);
@@ -122,27 +179,56 @@ describe.skipIf(!haveInputs)('fireopt eval', () => {
 describe.skipIf(!haveInputs)('fireopt compare', () => {
   it('promotes a better draft, refuses a worse one, and rejects reports on different data', async () => {
     const poorOut = join(work, 'eval-poor-only');
-    expect((await runCli(['--quiet', 'eval', '--model', poor.checkpoint, '--data', targets, '--cost-ratio', '0.1', '--out', poorOut])).code).toBe(0);
+    expect(
+      (
+        await runCli([
+          '--quiet',
+          'eval',
+          '--model',
+          poor.checkpoint,
+          '--data',
+          targets,
+          '--cost-ratio',
+          '0.1',
+          '--out',
+          poorOut,
+        ])
+      ).code,
+    ).toBe(0);
     const goodReport = join(work, 'eval-good', 'report.json');
     const poorReport = join(poorOut, 'report.json');
 
     const promoted = await runCli(['--json', 'compare', poorReport, goodReport]);
     expect(promoted.code, promoted.stderr).toBe(0);
-    const comparison = JSON.parse(promoted.stdout) as { promote: boolean; delta_speedup: { estimate: number; ci95: [number, number] }; delta_tau: { estimate: number } };
+    const comparison = JSON.parse(promoted.stdout) as {
+      promote: boolean;
+      delta_speedup: { estimate: number; ci95: [number, number] };
+      delta_tau: { estimate: number };
+    };
     expect(comparison.promote).toBe(true);
     expect(comparison.delta_speedup.ci95[0]).toBeGreaterThan(0);
     expect(comparison.delta_speedup.ci95[0]).toBeLessThanOrEqual(comparison.delta_speedup.estimate);
     expect(comparison.delta_tau.estimate).toBeGreaterThan(0);
 
     // The reverse, and the same draft against itself, are not promoted: exit 3 (as run and drift), not 1 (a crash).
-    const reverse = spawnSync(process.execPath, [join(__dirname, '../../bin/fireopt'), 'compare', goodReport, poorReport], { encoding: 'utf8' });
+    const reverse = spawnSync(
+      process.execPath,
+      [join(__dirname, '../../bin/fireopt'), 'compare', goodReport, poorReport],
+      { encoding: 'utf8' },
+    );
     expect(reverse.status).toBe(3);
     expect(reverse.stdout).toContain('DO NOT PROMOTE');
     expect(reverse.stderr).not.toMatch(/error:/);
     const same = await runCli(['compare', goodReport, goodReport]);
     expect(same.code).toBe(3);
     // A margin larger than the gain blocks the promotion.
-    const margin = await runCli(['compare', poorReport, goodReport, '--margin', String(comparison.delta_speedup.estimate + 1)]);
+    const margin = await runCli([
+      'compare',
+      poorReport,
+      goodReport,
+      '--margin',
+      String(comparison.delta_speedup.estimate + 1),
+    ]);
     expect(margin.code).toBe(3);
 
     const changed = JSON.parse(readFileSync(goodReport, 'utf8')) as EvalReport;

@@ -26,12 +26,36 @@ beforeAll(async () => {
   data = await makeStoriesTargets(160, 64);
   const out = join(data.work, 'reduced');
   const result = await runCli([
-    '--json', '--quiet', '--set', 'train.select=off', '--set', 'train.backend=wasm',
-    '--set', 'train.model={preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}',
-    '--set', 'train.seq_len=64', '--set', 'train.batch_size=16', '--set', 'train.warmup_steps=10',
-    '--set', 'train.lr=0.005', '--set', 'train.max_steps=100', '--set', 'train.eval_every=50',
-    '--set', `train.draft_vocab_size=${DRAFT_VOCAB}`, '--set', `train.tokenizer=${tok512()}`,
-    'train', data.targets, '--out', out, '--target-model', stories260K(),
+    '--json',
+    '--quiet',
+    '--set',
+    'train.select=off',
+    '--set',
+    'train.backend=wasm',
+    '--set',
+    'train.model={preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}',
+    '--set',
+    'train.seq_len=64',
+    '--set',
+    'train.batch_size=16',
+    '--set',
+    'train.warmup_steps=10',
+    '--set',
+    'train.lr=0.005',
+    '--set',
+    'train.max_steps=100',
+    '--set',
+    'train.eval_every=50',
+    '--set',
+    `train.draft_vocab_size=${DRAFT_VOCAB}`,
+    '--set',
+    `train.tokenizer=${tok512()}`,
+    'train',
+    data.targets,
+    '--out',
+    out,
+    '--target-model',
+    stories260K(),
   ]);
   expect(result.code, result.stderr).toBe(0);
   draftDir = (JSON.parse(result.stdout) as { draft: string }).draft;
@@ -46,14 +70,21 @@ async function heldoutRows(): Promise<TargetRow[]> {
 }
 
 /** Greedy hits of the draft over every held-out completion position, with inputs mapped by `inputRow`. */
-function referenceHits(model: LlamaModel, draftToTarget: Int32Array, rows: TargetRow[], inputRow: (targetId: number) => number): { hits: number; positions: number } {
+function referenceHits(
+  model: LlamaModel,
+  draftToTarget: Int32Array,
+  rows: TargetRow[],
+  inputRow: (targetId: number) => number,
+): { hits: number; positions: number } {
   let hits = 0;
   let positions = 0;
   for (const row of rows) {
     const prompt = Array.from(row.prompt_token_ids);
     const completion = Array.from(row.completion_token_ids);
     const sequence = [...prompt, ...completion.slice(0, -1)].map(inputRow);
-    const predicted = tf.tidy(() => tf.argMax(model.forward(tf.tensor2d(sequence, [1, sequence.length], 'int32')), -1).dataSync()); // [1, T]
+    const predicted = tf.tidy(() =>
+      tf.argMax(model.forward(tf.tensor2d(sequence, [1, sequence.length], 'int32')), -1).dataSync(),
+    ); // [1, T]
     completion.forEach((targetId, t) => {
       if (draftToTarget[predicted[prompt.length - 1 + t]] === targetId) hits++;
     });
@@ -80,7 +111,10 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt eval with a reduced-vo
     expect(Array.from(draftToTarget).some((targetId, draftId) => targetId !== draftId)).toBe(true);
 
     const rows = await heldoutRows();
-    const inputs = rows.flatMap((row) => [...row.prompt_token_ids, ...Array.from(row.completion_token_ids).slice(0, -1)]);
+    const inputs = rows.flatMap((row) => [
+      ...row.prompt_token_ids,
+      ...Array.from(row.completion_token_ids).slice(0, -1),
+    ]);
     const outside = inputs.filter((id) => !targetToDraft.has(id));
     expect(outside.length).toBeGreaterThan(0.05 * inputs.length);
 
@@ -88,13 +122,27 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt eval with a reduced-vo
     const model = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
     try {
       const draft = new DraftModel(model, draftToTarget, reduced.targetVocabSize, unkDraftId);
-      expect(draft.toDraftIds(outside.slice(0, 20))).toEqual(new Array<number>(Math.min(20, outside.length)).fill(unkDraftId));
+      expect(draft.toDraftIds(outside.slice(0, 20))).toEqual(
+        new Array<number>(Math.min(20, outside.length)).fill(unkDraftId),
+      );
       const inside = Array.from(draftToTarget.slice(0, 10));
       expect(draft.toDraftIds(inside)).toEqual(inside.map((id) => targetToDraft.get(id)));
       expect(() => new DraftModel(model, draftToTarget, reduced.targetVocabSize, DRAFT_VOCAB)).toThrow(RangeError);
 
       const out = join(data.work, 'eval');
-      const result = await runCli(['--json', '--quiet', '--set', 'eval.backend=wasm', 'eval', '--model', draftDir, '--data', data.targets, '--out', out]);
+      const result = await runCli([
+        '--json',
+        '--quiet',
+        '--set',
+        'eval.backend=wasm',
+        'eval',
+        '--model',
+        draftDir,
+        '--data',
+        data.targets,
+        '--out',
+        out,
+      ]);
       expect(result.code, result.stderr).toBe(0);
       const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as EvalReport;
       const evaluated = report.candidates[0];

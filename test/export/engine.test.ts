@@ -32,18 +32,35 @@ import { makeStoriesTargets, type StoriesTargets } from '../train/stories-target
  * PyTorch reference test is skipped (counted as skipped) with a warning; the numpy reader always runs.
  */
 function pythonWith(modules: string): string | undefined {
-  return ['python3', '/usr/bin/python3'].find((candidate) => spawnSync(candidate, ['-c', `import ${modules}`]).status === 0);
+  return ['python3', '/usr/bin/python3'].find(
+    (candidate) => spawnSync(candidate, ['-c', `import ${modules}`]).status === 0,
+  );
 }
 const NUMPY_PYTHON = pythonWith('numpy');
 const TORCH_PYTHON = pythonWith('numpy, torch');
-if (!TORCH_PYTHON) console.warn('export engine test: no Python with PyTorch here (apt-get install python3-torch); the PyTorch reference test is skipped');
+if (!TORCH_PYTHON)
+  console.warn(
+    'export engine test: no Python with PyTorch here (apt-get install python3-torch); the PyTorch reference test is skipped',
+  );
 const EOS = 2;
 
 const smallDraft = (): string[] => [
-  '--set', 'train.select=off', '--set', 'train.backend=wasm',
-  '--set', 'train.model={preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}',
-  '--set', 'train.seq_len=64', '--set', 'train.batch_size=16', '--set', 'train.warmup_steps=10', '--set', 'train.lr=0.005',
-  '--set', `train.tokenizer=${tok512()}`,
+  '--set',
+  'train.select=off',
+  '--set',
+  'train.backend=wasm',
+  '--set',
+  'train.model={preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}',
+  '--set',
+  'train.seq_len=64',
+  '--set',
+  'train.batch_size=16',
+  '--set',
+  'train.warmup_steps=10',
+  '--set',
+  'train.lr=0.005',
+  '--set',
+  `train.tokenizer=${tok512()}`,
 ];
 
 let data: StoriesTargets;
@@ -54,21 +71,52 @@ let reducedDraft: string;
 let heldout: Array<{ prompt: number[]; completion: number[] }>;
 
 async function train(name: string, extra: string[]): Promise<string> {
-  const result = await runCli(['--json', '--quiet', ...smallDraft(), ...extra, 'train', data.targets, '--out', join(data.work, name), '--target-model', stories260K()]);
+  const result = await runCli([
+    '--json',
+    '--quiet',
+    ...smallDraft(),
+    ...extra,
+    'train',
+    data.targets,
+    '--out',
+    join(data.work, name),
+    '--target-model',
+    stories260K(),
+  ]);
   expect(result.code, result.stderr).toBe(0);
   return (JSON.parse(result.stdout) as { draft: string }).draft;
 }
 
 async function exportDraft(model: string, out: string, extra: string[] = []): Promise<{ hf: string; gguf: string }> {
-  const result = await runCli(['--json', '--quiet', 'export', '--model', model, '--out', out, '--target', target.path, '--set', 'export.backend=wasm', ...extra]);
+  const result = await runCli([
+    '--json',
+    '--quiet',
+    'export',
+    '--model',
+    model,
+    '--out',
+    out,
+    '--target',
+    target.path,
+    '--set',
+    'export.backend=wasm',
+    ...extra,
+  ]);
   expect(result.code, result.stderr).toBe(0);
   return JSON.parse(result.stdout) as { hf: string; gguf: string };
 }
 
-function python(args: string[], interpreter = NUMPY_PYTHON): { code: number; json: Array<Record<string, unknown>>; stderr: string } {
+function python(
+  args: string[],
+  interpreter = NUMPY_PYTHON,
+): { code: number; json: Array<Record<string, unknown>>; stderr: string } {
   if (!interpreter) throw new Error('no python3 with numpy found: the independent safetensors reader needs it');
   const run = spawnSync(interpreter, args, { encoding: 'utf8', cwd: repoRoot });
-  const json = run.stdout.trim().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const json = run.stdout
+    .trim()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
   return { code: run.status ?? 1, json, stderr: run.stderr };
 }
 
@@ -79,8 +127,17 @@ function writeExpected(dir: string, weights: LlamaWeights): void {
   const blocks: Float32Array[] = [];
   let offset = 0;
   for (const [key, tensor] of tensorsByKey(weights)) {
-    const ropeHeads = key.endsWith('.wq') ? weights.config.nHeads : key.endsWith('.wk') ? weights.config.nKvHeads : undefined;
-    entries.push({ name: hfTensorName(key), shape: tensor.shape, offset, ...(ropeHeads ? { rope_heads: ropeHeads } : {}) });
+    const ropeHeads = key.endsWith('.wq')
+      ? weights.config.nHeads
+      : key.endsWith('.wk')
+        ? weights.config.nKvHeads
+        : undefined;
+    entries.push({
+      name: hfTensorName(key),
+      shape: tensor.shape,
+      offset,
+      ...(ropeHeads ? { rope_heads: ropeHeads } : {}),
+    });
     blocks.push(tensor.data);
     offset += tensor.data.length;
   }
@@ -99,9 +156,17 @@ beforeAll(async () => {
   data = await makeStoriesTargets(96, 48);
   target = writeStoriesGguf();
   fullDraft = await train('full', ['--set', 'train.max_steps=100', '--set', 'train.eval_every=50']);
-  reducedDraft = await train('reduced', ['--set', 'train.draft_vocab_size=200', '--set', 'train.max_steps=60', '--set', 'train.eval_every=60']);
+  reducedDraft = await train('reduced', [
+    '--set',
+    'train.draft_vocab_size=200',
+    '--set',
+    'train.max_steps=60',
+    '--set',
+    'train.eval_every=60',
+  ]);
   heldout = [];
-  for await (const row of readTargetRows(join(data.targets, 'heldout.arrow'))) heldout.push({ prompt: Array.from(row.prompt_token_ids), completion: Array.from(row.completion_token_ids) });
+  for await (const row of readTargetRows(join(data.targets, 'heldout.arrow')))
+    heldout.push({ prompt: Array.from(row.prompt_token_ids), completion: Array.from(row.completion_token_ids) });
 }, 90_000);
 
 afterAll(() => {
@@ -113,7 +178,11 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
   it('writes a GGUF that llama.cpp loads and greedy-decodes exactly as the tfjs draft, on held-out prompts', async () => {
     const exported = await exportDraft(fullDraft, join(data.work, 'export-full'));
     const draft = LlamaModel.fromWeights(readDraftCheckpoint(fullDraft).weights, { trainable: false });
-    const llama = await LlamaCppSpeculator.open({ targetModel: exported.gguf, draftModel: exported.gguf, contextSize: 256 });
+    const llama = await LlamaCppSpeculator.open({
+      targetModel: exported.gguf,
+      draftModel: exported.gguf,
+      contextSize: 256,
+    });
     let tokens = 0;
     try {
       for (const { prompt } of heldout.slice(0, 10)) {
@@ -134,33 +203,80 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
     const expectedDir = join(data.work, 'expected-full');
     writeExpected(expectedDir, weights);
     for (const dtype of ['f32', 'f16'] as const) {
-      const exported = await exportDraft(fullDraft, join(data.work, `export-hf-${dtype}`), ['--format', 'hf', '--dtype', dtype]);
-      const compared = python([join(repoRoot, 'test/export/compare_tensors.py'), join(exported.hf, 'model.safetensors'), expectedDir]);
+      const exported = await exportDraft(fullDraft, join(data.work, `export-hf-${dtype}`), [
+        '--format',
+        'hf',
+        '--dtype',
+        dtype,
+      ]);
+      const compared = python([
+        join(repoRoot, 'test/export/compare_tensors.py'),
+        join(exported.hf, 'model.safetensors'),
+        expectedDir,
+      ]);
       expect(compared.code, compared.stderr).toBe(0);
       const tensorCount = tensorsByKey(weights).size;
-      expect(compared.json[0]).toMatchObject({ tensors: tensorCount, in_file: tensorCount, extra: [], mismatches: [], dtypes: [dtype.toUpperCase()] });
+      expect(compared.json[0]).toMatchObject({
+        tensors: tensorCount,
+        in_file: tensorCount,
+        extra: [],
+        mismatches: [],
+        dtypes: [dtype.toUpperCase()],
+      });
       expect(compared.json[0].data_end).toBe(compared.json[0].data_bytes);
     }
   });
 
   // PyTorch is optional (.ci/run installs python3-torch when it can): without it this check is skipped, not passed.
-  it.skipIf(!TORCH_PYTHON)('a PyTorch Llama over the exported safetensors reproduces fireopt logits (F32, F16, and an expanded reduced-vocabulary draft)', async () => {
-    for (const dtype of ['f32', 'f16'] as const) {
-      const exported = await exportDraft(fullDraft, join(data.work, `export-torch-${dtype}`), ['--format', 'hf', '--dtype', dtype]);
-      const checked = python([join(repoRoot, 'scripts/gpu/check_hf_export.py'), '--export', exported.hf, '--engine', 'torch', '--device', 'cpu'], TORCH_PYTHON);
+  it.skipIf(!TORCH_PYTHON)(
+    'a PyTorch Llama over the exported safetensors reproduces fireopt logits (F32, F16, and an expanded reduced-vocabulary draft)',
+    async () => {
+      for (const dtype of ['f32', 'f16'] as const) {
+        const exported = await exportDraft(fullDraft, join(data.work, `export-torch-${dtype}`), [
+          '--format',
+          'hf',
+          '--dtype',
+          dtype,
+        ]);
+        const checked = python(
+          [
+            join(repoRoot, 'scripts/gpu/check_hf_export.py'),
+            '--export',
+            exported.hf,
+            '--engine',
+            'torch',
+            '--device',
+            'cpu',
+          ],
+          TORCH_PYTHON,
+        );
+        expect(checked.code, checked.stderr + JSON.stringify(checked.json)).toBe(0);
+        const torchResult = checked.json[0];
+        expect(torchResult).toMatchObject({ engine: 'torch', passed: true, greedy_agreement: 1 });
+        expect(torchResult.positions as number).toBeGreaterThan(30);
+        expect(torchResult.max_abs_diff as number).toBeLessThan(1e-4);
+        console.log(
+          `${dtype} export: PyTorch Llama logits vs fireopt: max |Δ| ${(torchResult.max_abs_diff as number).toExponential(2)} over ${torchResult.positions} positions (|logit| ≤ ${(torchResult.max_abs_logit as number).toFixed(1)})`,
+        );
+      }
+      // The HF export of the expanded draft (untied, lm_head with the mean rows) runs in PyTorch too.
+      const expanded = await exportDraft(reducedDraft, join(data.work, 'export-torch-reduced'));
+      const checked = python(
+        [
+          join(repoRoot, 'scripts/gpu/check_hf_export.py'),
+          '--export',
+          expanded.hf,
+          '--engine',
+          'torch',
+          '--device',
+          'cpu',
+        ],
+        TORCH_PYTHON,
+      );
       expect(checked.code, checked.stderr + JSON.stringify(checked.json)).toBe(0);
-      const torchResult = checked.json[0];
-      expect(torchResult).toMatchObject({ engine: 'torch', passed: true, greedy_agreement: 1 });
-      expect(torchResult.positions as number).toBeGreaterThan(30);
-      expect(torchResult.max_abs_diff as number).toBeLessThan(1e-4);
-      console.log(`${dtype} export: PyTorch Llama logits vs fireopt: max |Δ| ${(torchResult.max_abs_diff as number).toExponential(2)} over ${torchResult.positions} positions (|logit| ≤ ${(torchResult.max_abs_logit as number).toFixed(1)})`);
-    }
-    // The HF export of the expanded draft (untied, lm_head with the mean rows) runs in PyTorch too.
-    const expanded = await exportDraft(reducedDraft, join(data.work, 'export-torch-reduced'));
-    const checked = python([join(repoRoot, 'scripts/gpu/check_hf_export.py'), '--export', expanded.hf, '--engine', 'torch', '--device', 'cpu'], TORCH_PYTHON);
-    expect(checked.code, checked.stderr + JSON.stringify(checked.json)).toBe(0);
-    expect(checked.json[0]).toMatchObject({ passed: true, greedy_agreement: 1 });
-  });
+      expect(checked.json[0]).toMatchObject({ passed: true, greedy_agreement: 1 });
+    },
+  );
 
   it('expands a reduced-vocabulary draft to the full vocabulary with the same greedy choices on held-out data (teacher-forced and in llama.cpp)', async () => {
     const checkpoint = readDraftCheckpoint(reducedDraft);
@@ -177,7 +293,10 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
     const reduced = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
     const expanded = LlamaModel.fromWeights(expandedWeights, { trainable: false });
     // The same expansion averaging all draft rows (the default), for the sampling mass it leaves outside.
-    const allRows = LlamaModel.fromWeights(expandVocabulary(checkpoint.weights, { draftToTarget: map, unkDraftId: unk, vocabSize: 512 }).weights, { trainable: false });
+    const allRows = LlamaModel.fromWeights(
+      expandVocabulary(checkpoint.weights, { draftToTarget: map, unkDraftId: unk, vocabSize: 512 }).weights,
+      { trainable: false },
+    );
     let positions = 0;
     let same = 0;
     let outsideMass = 0;
@@ -209,7 +328,11 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
       expect(outsideMass).toBeLessThan(0.5 * allRowsOutsideMass);
 
       // Generation: llama.cpp on the exported GGUF against the reduced tfjs draft decoding greedily.
-      const llama = await LlamaCppSpeculator.open({ targetModel: exported.gguf, draftModel: exported.gguf, contextSize: 256 });
+      const llama = await LlamaCppSpeculator.open({
+        targetModel: exported.gguf,
+        draftModel: exported.gguf,
+        contextSize: 256,
+      });
       try {
         for (const { prompt } of heldout.slice(0, 6)) {
           const expected: number[] = [];
@@ -235,7 +358,11 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
 
   it('the mean output row never wins: its logit is the mean of the draft logits, below their maximum', () => {
     const checkpoint = readDraftCheckpoint(reducedDraft);
-    const { weights, outsideIds } = expandVocabulary(checkpoint.weights, { draftToTarget: checkpoint.draftVocabulary?.draftToTarget, unkDraftId: 0, vocabSize: 512 });
+    const { weights, outsideIds } = expandVocabulary(checkpoint.weights, {
+      draftToTarget: checkpoint.draftVocabulary?.draftToTarget,
+      unkDraftId: 0,
+      vocabSize: 512,
+    });
     expect(outsideIds).toBe(312);
     expect(weights.config.tiedEmbeddings).toBe(false);
     // For random final hidden states h, logit(outside) = mean_j logit(draft row j) < max_j.

@@ -7,7 +7,15 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeTarget, llamaCppProblems, pathInside, preflight, safeFileName, servingCommands, type DraftFacts } from '../../src/export/index.js';
+import {
+  describeTarget,
+  llamaCppProblems,
+  pathInside,
+  preflight,
+  safeFileName,
+  servingCommands,
+  type DraftFacts,
+} from '../../src/export/index.js';
 import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
@@ -21,13 +29,34 @@ const llamaSpm = () => vocabularyFromGguf(sharedPath(vocabPath('llama-spm')));
 const phi3 = () => vocabularyFromGguf(sharedPath(vocabPath('phi-3')));
 const gpt2 = () => vocabularyFromGguf(sharedPath(vocabPath('gpt-2')));
 
-const CONFIG = { dim: 64, hiddenDim: 172, nLayers: 4, nHeads: 8, nKvHeads: 4, vocabSize: 32000, maxSeqLen: 4096, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false };
+const CONFIG = {
+  dim: 64,
+  hiddenDim: 172,
+  nLayers: 4,
+  nHeads: 8,
+  nKvHeads: 4,
+  vocabSize: 32000,
+  maxSeqLen: 4096,
+  normEps: 1e-5,
+  ropeTheta: 10000,
+  tiedEmbeddings: false,
+};
 
 function draftFacts(vocabulary: Vocabulary, overrides: Partial<DraftFacts> = {}): DraftFacts {
-  return { path: 'draft', config: { ...CONFIG, vocabSize: vocabulary.tokens.length }, targetVocabSize: vocabulary.tokens.length, vocabulary, ...overrides };
+  return {
+    path: 'draft',
+    config: { ...CONFIG, vocabSize: vocabulary.tokens.length },
+    targetVocabSize: vocabulary.tokens.length,
+    vocabulary,
+    ...overrides,
+  };
 }
 
-const ALL = { formats: ['hf', 'gguf'] as const, engines: ['vllm', 'sglang', 'transformers', 'llama-cpp'] as const, extendContext: false };
+const ALL = {
+  formats: ['hf', 'gguf'] as const,
+  engines: ['vllm', 'sglang', 'transformers', 'llama-cpp'] as const,
+  extendContext: false,
+};
 
 let work: string;
 let draft: NoisyDraft;
@@ -40,48 +69,70 @@ afterAll(() => {
   draft?.remove();
 });
 
-describe.skipIf(!haveShared(TOK512, ...['llama-spm', 'phi-3', 'gpt-2'].map(vocabPath)))('llama.cpp compatibility (common_speculative_are_compatible)', () => {
-  it('accepts the same tokenizer and a size difference within 128 with identical text', () => {
-    const target = llamaSpm();
-    expect(llamaCppProblems(llamaSpm(), target, 'llama-spm')).toEqual([]);
-    // Phi-3's vocabulary is Llama-2's plus 64 chat tokens, with EOS moved to <|endoftext|>.
-    const problems = llamaCppProblems(llamaSpm(), phi3(), 'phi-3');
-    expect(problems.map((p) => p.code)).toEqual(['E_EXPORT_SPECIAL_TOKENS']);
-    expect(problems[0].message).toMatch(/eos_token_id is 2 for the draft, 32000 for the target/);
-  });
+describe.skipIf(!haveShared(TOK512, ...['llama-spm', 'phi-3', 'gpt-2'].map(vocabPath)))(
+  'llama.cpp compatibility (common_speculative_are_compatible)',
+  () => {
+    it('accepts the same tokenizer and a size difference within 128 with identical text', () => {
+      const target = llamaSpm();
+      expect(llamaCppProblems(llamaSpm(), target, 'llama-spm')).toEqual([]);
+      // Phi-3's vocabulary is Llama-2's plus 64 chat tokens, with EOS moved to <|endoftext|>.
+      const problems = llamaCppProblems(llamaSpm(), phi3(), 'phi-3');
+      expect(problems.map((p) => p.code)).toEqual(['E_EXPORT_SPECIAL_TOKENS']);
+      expect(problems[0].message).toMatch(/eos_token_id is 2 for the draft, 32000 for the target/);
+    });
 
-  it('refuses another vocabulary type, sizes over 128 apart, other token text, other add-BOS', () => {
-    expect(llamaCppProblems(llamaSpm(), gpt2(), 'gpt-2').map((p) => p.code)).toEqual(['E_EXPORT_VOCAB_TYPE']);
-    const stories = readLlama2cTokenizer(tok512(), 512);
-    const bySize = llamaCppProblems(stories, llamaSpm(), 'llama-spm');
-    expect(bySize.map((p) => p.code)).toContain('E_EXPORT_VOCAB_SIZE');
-    expect(bySize.find((p) => p.code === 'E_EXPORT_VOCAB_SIZE')?.message).toMatch(/512 tokens, the target's \(llama-spm\) 32000/);
-    const edited = llamaSpm();
-    edited.tokens = [...edited.tokens];
-    edited.tokens[1234] = '▁edited';
-    const text = llamaCppProblems(llamaSpm(), edited, 'edited');
-    expect(text.map((p) => p.code)).toEqual(['E_EXPORT_TOKEN_TEXT']);
-    expect(text[0].message).toMatch(/token 1234 differs/);
-    // Ids 0-4 are not compared, as in llama.cpp.
-    const early = llamaSpm();
-    early.tokens = [...early.tokens];
-    early.tokens[3] = '<changed>';
-    expect(llamaCppProblems(llamaSpm(), early, 'early')).toEqual([]);
-    const noBos = { ...llamaSpm(), addBos: false };
-    expect(llamaCppProblems(llamaSpm(), noBos, 'no-bos')[0].message).toMatch(/add_bos_token is true for the draft, false for the target/);
-  });
-});
+    it('refuses another vocabulary type, sizes over 128 apart, other token text, other add-BOS', () => {
+      expect(llamaCppProblems(llamaSpm(), gpt2(), 'gpt-2').map((p) => p.code)).toEqual(['E_EXPORT_VOCAB_TYPE']);
+      const stories = readLlama2cTokenizer(tok512(), 512);
+      const bySize = llamaCppProblems(stories, llamaSpm(), 'llama-spm');
+      expect(bySize.map((p) => p.code)).toContain('E_EXPORT_VOCAB_SIZE');
+      expect(bySize.find((p) => p.code === 'E_EXPORT_VOCAB_SIZE')?.message).toMatch(
+        /512 tokens, the target's \(llama-spm\) 32000/,
+      );
+      const edited = llamaSpm();
+      edited.tokens = [...edited.tokens];
+      edited.tokens[1234] = '▁edited';
+      const text = llamaCppProblems(llamaSpm(), edited, 'edited');
+      expect(text.map((p) => p.code)).toEqual(['E_EXPORT_TOKEN_TEXT']);
+      expect(text[0].message).toMatch(/token 1234 differs/);
+      // Ids 0-4 are not compared, as in llama.cpp.
+      const early = llamaSpm();
+      early.tokens = [...early.tokens];
+      early.tokens[3] = '<changed>';
+      expect(llamaCppProblems(llamaSpm(), early, 'early')).toEqual([]);
+      const noBos = { ...llamaSpm(), addBos: false };
+      expect(llamaCppProblems(llamaSpm(), noBos, 'no-bos')[0].message).toMatch(
+        /add_bos_token is true for the draft, false for the target/,
+      );
+    });
+  },
+);
 
 describe.skipIf(!haveShared(vocabPath('llama-spm')))('preflight per engine', () => {
   const hfTarget = (vocabSize: number, extra: Record<string, unknown> = {}) => {
     const dir = mkdtempSync(join(work, 'hf-target-'));
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'qwen2', vocab_size: vocabSize, max_position_embeddings: 4096, rope_theta: 10000, bos_token_id: 151643, eos_token_id: 151645, ...extra }));
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({
+        model_type: 'qwen2',
+        vocab_size: vocabSize,
+        max_position_embeddings: 4096,
+        rope_theta: 10000,
+        bos_token_id: 151643,
+        eos_token_id: 151645,
+        ...extra,
+      }),
+    );
     return describeTarget(dir);
   };
 
   it("refuses a draft with more rows than the target's vocab_size for vLLM, SGLang and transformers (Qwen2.5 152064 vs 151936)", () => {
     const vocabulary = llamaSpm();
-    const facts = draftFacts(vocabulary, { targetVocabSize: 152064, vocabulary: undefined, config: { ...CONFIG, vocabSize: 152064 } });
+    const facts = draftFacts(vocabulary, {
+      targetVocabSize: 152064,
+      vocabulary: undefined,
+      config: { ...CONFIG, vocabSize: 152064 },
+    });
     const { problems } = preflight(facts, hfTarget(151936), { ...ALL, formats: ['hf'] });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatchObject({ code: 'E_EXPORT_VOCAB_SIZE', engines: ['vllm', 'sglang', 'transformers'] });
@@ -89,7 +140,11 @@ describe.skipIf(!haveShared(vocabPath('llama-spm')))('preflight per engine', () 
   });
 
   it("pads a draft to the target's vocab_size when the extra ids are padding (151936 → 152064)", () => {
-    const facts = draftFacts(llamaSpm(), { targetVocabSize: 151936, vocabulary: undefined, config: { ...CONFIG, vocabSize: 151936 } });
+    const facts = draftFacts(llamaSpm(), {
+      targetVocabSize: 151936,
+      vocabulary: undefined,
+      config: { ...CONFIG, vocabSize: 151936 },
+    });
     const { plan, problems } = preflight(facts, hfTarget(152064), { ...ALL, formats: ['hf'] });
     expect(problems).toEqual([]);
     expect(plan.hfVocabSize).toBe(152064);
@@ -99,12 +154,16 @@ describe.skipIf(!haveShared(vocabPath('llama-spm')))('preflight per engine', () 
   it('refuses a draft whose trained context is shorter than the serving context, for every engine', () => {
     const facts = draftFacts(llamaSpm(), { config: { ...CONFIG, maxSeqLen: 1024 } });
     const { problems } = preflight(facts, undefined, { ...ALL, servingContext: 8192 });
-    expect(problems).toEqual([expect.objectContaining({ code: 'E_EXPORT_CONTEXT', engines: ['vllm', 'sglang', 'transformers', 'llama-cpp'] })]);
+    expect(problems).toEqual([
+      expect.objectContaining({ code: 'E_EXPORT_CONTEXT', engines: ['vllm', 'sglang', 'transformers', 'llama-cpp'] }),
+    ]);
     const extended = preflight(facts, undefined, { ...ALL, servingContext: 8192, extendContext: true });
     expect(extended.problems).toEqual([]);
     expect(extended.plan.contextLength).toBe(8192);
     // Only the engines of the exported formats are checked.
-    expect(preflight(facts, undefined, { ...ALL, formats: ['gguf'], servingContext: 8192 }).problems[0].engines).toEqual(['llama-cpp']);
+    expect(
+      preflight(facts, undefined, { ...ALL, formats: ['gguf'], servingContext: 8192 }).problems[0].engines,
+    ).toEqual(['llama-cpp']);
   });
 
   it("reports the target's RoPE settings the draft does not share (the export keeps the draft's own)", () => {
@@ -123,11 +182,23 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, vocabPath('llama-spm')))('fireo
 
   it('stops before writing anything when the target is incompatible, listing every problem with its engine', async () => {
     const out = join(work, 'refused');
-    const result = await runCli(['export', '--model', draft.checkpoint, '--out', out, '--target', sharedPath(vocabPath('llama-spm'))]);
+    const result = await runCli([
+      'export',
+      '--model',
+      draft.checkpoint,
+      '--out',
+      out,
+      '--target',
+      sharedPath(vocabPath('llama-spm')),
+    ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/nothing was written/);
-    expect(result.stderr).toMatch(/\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: the draft's vocab_size is 512 but the target's .* is 32000|\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: the target's tokenizer has 32000 tokens but the draft knows 512/);
-    expect(result.stderr).toMatch(/\[llama-cpp\] E_EXPORT_VOCAB_SIZE: llama.cpp: the draft's vocabulary has 512 tokens/);
+    expect(result.stderr).toMatch(
+      /\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: the draft's vocab_size is 512 but the target's .* is 32000|\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: the target's tokenizer has 32000 tokens but the draft knows 512/,
+    );
+    expect(result.stderr).toMatch(
+      /\[llama-cpp\] E_EXPORT_VOCAB_SIZE: llama.cpp: the draft's vocabulary has 512 tokens/,
+    );
     expect(result.stderr).toMatch(/\[llama-cpp\] E_EXPORT_TOKEN_TEXT/);
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(work).filter((name) => name.startsWith('.refused'))).toEqual([]);
@@ -139,42 +210,109 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, vocabPath('llama-spm')))('fireo
     writeFileSync(join(out, 'stale.txt'), 'from an earlier export');
     // An earlier export says so in its manifest; export refuses to replace a folder that does not.
     writeFileSync(join(out, 'manifest.json'), JSON.stringify({ kind: 'export', schema_version: 1 }));
-    const result = await runCli(['--json', '--quiet', 'export', '--model', draft.checkpoint, '--out', out, '--target', stories260K(), '--name', '../../escape/me', '--set', 'export.reference_prompts=0']);
+    const result = await runCli([
+      '--json',
+      '--quiet',
+      'export',
+      '--model',
+      draft.checkpoint,
+      '--out',
+      out,
+      '--target',
+      stories260K(),
+      '--name',
+      '../../escape/me',
+      '--set',
+      'export.reference_prompts=0',
+    ]);
     expect(result.code, result.stderr).toBe(0);
-    const summary = JSON.parse(result.stdout) as { gguf: string; hf: string; serving: Array<{ engine: string; command: string }> };
+    const summary = JSON.parse(result.stdout) as {
+      gguf: string;
+      hf: string;
+      serving: Array<{ engine: string; command: string }>;
+    };
     expect(summary.gguf).toBe(join(out, 'escape-me.gguf'));
     expect(readdirSync(out).sort()).toEqual(['SERVING.md', 'escape-me.gguf', 'hf', 'manifest.json']);
-    expect(readdirSync(join(out, 'hf')).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.gguf']);
+    expect(readdirSync(join(out, 'hf')).sort()).toEqual([
+      'config.json',
+      'generation_config.json',
+      'model.safetensors',
+      'tokenizer.gguf',
+    ]);
     expect(summary.serving.map((s) => s.engine)).toEqual(['vllm', 'sglang', 'transformers', 'llama-cpp']);
-    expect(summary.serving.find((s) => s.engine === 'llama-cpp')?.command).toContain(`-md ${join(out, 'escape-me.gguf')}`);
+    expect(summary.serving.find((s) => s.engine === 'llama-cpp')?.command).toContain(
+      `-md ${join(out, 'escape-me.gguf')}`,
+    );
     const config = JSON.parse(readFileSync(join(out, 'hf', 'config.json'), 'utf8')) as Record<string, unknown>;
     const stored = readDraftCheckpoint(draft.checkpoint).weights.config;
     expect(config).toMatchObject({
-      architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: stored.dim, num_hidden_layers: stored.nLayers, vocab_size: 512,
-      max_position_embeddings: 512, rms_norm_eps: 1e-5, rope_theta: 10000, rope_scaling: null, bos_token_id: 1, eos_token_id: 2,
-      tie_word_embeddings: true, torch_dtype: 'float32',
+      architectures: ['LlamaForCausalLM'],
+      model_type: 'llama',
+      hidden_size: stored.dim,
+      num_hidden_layers: stored.nLayers,
+      vocab_size: 512,
+      max_position_embeddings: 512,
+      rms_norm_eps: 1e-5,
+      rope_theta: 10000,
+      rope_scaling: null,
+      bos_token_id: 1,
+      eos_token_id: 2,
+      tie_word_embeddings: true,
+      torch_dtype: 'float32',
     });
-    expect(JSON.parse(readFileSync(join(out, 'hf', 'generation_config.json'), 'utf8'))).toMatchObject({ bos_token_id: 1, eos_token_id: 2 });
-    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { kind: string; files: Record<string, string> };
+    expect(JSON.parse(readFileSync(join(out, 'hf', 'generation_config.json'), 'utf8'))).toMatchObject({
+      bos_token_id: 1,
+      eos_token_id: 2,
+    });
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as {
+      kind: string;
+      files: Record<string, string>;
+    };
     expect(manifest.kind).toBe('export');
     expect(Object.keys(manifest.files)).toContain('escape-me.gguf');
   });
 
   it("copies an HF target's tokenizer files verbatim and uses its vocab_size, special ids and context", async () => {
     const target = join(work, 'hf-stories');
-    const converted = await runCli(['--quiet', 'convert', stories260K(), '--tokenizer', tok512(), '--to', 'hf', '--out', target]);
+    const converted = await runCli([
+      '--quiet',
+      'convert',
+      stories260K(),
+      '--tokenizer',
+      tok512(),
+      '--to',
+      'hf',
+      '--out',
+      target,
+    ]);
     expect(converted.code, converted.stderr).toBe(0);
-    const tokenizerConfig = '{\n  "bos_token": "<s>",\n  "eos_token": "</s>",\n  "add_bos_token": true,\n  "model_max_length": 512\n}\n';
+    const tokenizerConfig =
+      '{\n  "bos_token": "<s>",\n  "eos_token": "</s>",\n  "add_bos_token": true,\n  "model_max_length": 512\n}\n';
     const specialTokens = '{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}';
     writeFileSync(join(target, 'tokenizer_config.json'), tokenizerConfig);
     writeFileSync(join(target, 'special_tokens_map.json'), specialTokens);
     const out = join(work, 'from-hf');
-    const result = await runCli(['--quiet', 'export', '--model', draft.checkpoint, '--out', out, '--target', target, '--format', 'hf', '--set', 'export.reference_prompts=0']);
+    const result = await runCli([
+      '--quiet',
+      'export',
+      '--model',
+      draft.checkpoint,
+      '--out',
+      out,
+      '--target',
+      target,
+      '--format',
+      'hf',
+      '--set',
+      'export.reference_prompts=0',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(readFileSync(join(out, 'hf', 'tokenizer_config.json'), 'utf8')).toBe(tokenizerConfig);
     expect(readFileSync(join(out, 'hf', 'special_tokens_map.json'), 'utf8')).toBe(specialTokens);
     expect(existsSync(join(out, 'hf', 'tokenizer.gguf'))).toBe(false);
-    expect(result.stdout).toContain(`vllm serve ${target} --max-model-len 512 --speculative-config '{"method":"draft_model","model":"${join(out, 'hf')}","num_speculative_tokens":4}'`);
+    expect(result.stdout).toContain(
+      `vllm serve ${target} --max-model-len 512 --speculative-config '{"method":"draft_model","model":"${join(out, 'hf')}","num_speculative_tokens":4}'`,
+    );
   });
 });
 
@@ -190,8 +328,15 @@ describe('paths and commands', () => {
   });
 
   it('quotes paths with spaces and quotes in every command', () => {
-    const commands = servingCommands({ engines: ['vllm', 'llama-cpp'], hfDir: "/srv/it's here/hf", gguf: '/srv/a b/d.gguf', servingContext: 2048 });
-    expect(commands[0].command).toContain(`--speculative-config '{"method":"draft_model","model":"/srv/it'\\''s here/hf","num_speculative_tokens":4}'`);
+    const commands = servingCommands({
+      engines: ['vllm', 'llama-cpp'],
+      hfDir: "/srv/it's here/hf",
+      gguf: '/srv/a b/d.gguf',
+      servingContext: 2048,
+    });
+    expect(commands[0].command).toContain(
+      `--speculative-config '{"method":"draft_model","model":"/srv/it'\\''s here/hf","num_speculative_tokens":4}'`,
+    );
     expect(commands[1].command).toContain(`-md '/srv/a b/d.gguf'`);
   });
 });

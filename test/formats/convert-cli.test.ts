@@ -19,17 +19,44 @@ const out = (name: string) => join(temp.dir, name);
 
 describe.skipIf(!haveStories)('fireopt convert (in-process)', () => {
   it('llama2.c → GGUF with the tokenizer, bit-identical, with a JSON summary', async () => {
-    const result = await runCli(['--json', 'convert', stories260K(), '--to', 'gguf', '--out', out('a.gguf'), '--tokenizer', tok512()]);
+    const result = await runCli([
+      '--json',
+      'convert',
+      stories260K(),
+      '--to',
+      'gguf',
+      '--out',
+      out('a.gguf'),
+      '--tokenizer',
+      tok512(),
+    ]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ inputKind: 'llama2c', format: 'gguf', dtype: 'f32', parameters: 260_032, tokenizer: tok512() });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      inputKind: 'llama2c',
+      format: 'gguf',
+      dtype: 'f32',
+      parameters: 260_032,
+      tokenizer: tok512(),
+    });
     const back = readLlamaGguf(out('a.gguf'));
     expect(bitDifferences(stories.weights, back.weights)).toEqual([]);
     expect(back.vocabulary.tokens).toEqual(stories.vocabulary.tokens);
   });
 
   it('llama2.c → HF (f16) → GGUF → HF, keeping the tokenizer; the GGUF decodes the known story in llama.cpp', async () => {
-    const toHf = await runCli(['convert', stories260K(), '--to', 'hf', '--out', out('hf16'), '--dtype', 'f16', '--tokenizer', tok512()]);
+    const toHf = await runCli([
+      'convert',
+      stories260K(),
+      '--to',
+      'hf',
+      '--out',
+      out('hf16'),
+      '--dtype',
+      'f16',
+      '--tokenizer',
+      tok512(),
+    ]);
     expect(toHf).toMatchObject({ code: 0, stderr: '' });
     expect(toHf.stdout).toMatch(/^wrote .*hf16 \(hf, f16\) from llama2c checkpoint .*260,032 parameters/);
     expect(existsSync(join(out('hf16'), 'tokenizer.gguf'))).toBe(true);
@@ -65,7 +92,9 @@ describe.skipIf(!haveStories)('fireopt convert (in-process)', () => {
   it('usage and input errors exit with code 2 and a message that names the file', async () => {
     const noTokenizer = await runCli(['convert', stories260K(), '--to', 'gguf', '--out', out('x.gguf')]);
     expect(noTokenizer.code).toBe(2);
-    expect(noTokenizer.stderr).toMatch(/^fireopt: error: .*stories260K\.bin: a GGUF file must embed its tokenizer.*\nHINT: pass --tokenizer/);
+    expect(noTokenizer.stderr).toMatch(
+      /^fireopt: error: .*stories260K\.bin: a GGUF file must embed its tokenizer.*\nHINT: pass --tokenizer/,
+    );
     const badFormat = await runCli(['convert', stories260K(), '--to', 'onnx', '--out', out('x')]);
     expect(badFormat.code).toBe(2);
     expect(badFormat.stderr).toMatch(/argument 'onnx' is invalid/);
@@ -76,7 +105,16 @@ describe.skipIf(!haveStories)('fireopt convert (in-process)', () => {
     expect(notAModel.code).toBe(2);
     expect(notAModel.stderr).toMatch(/^fireopt: error: .*tok512\.bin: not a llama2\.c v0 checkpoint/);
     const underAFile = join(stories260K(), 'out.gguf'); // a folder path inside a file
-    const unwritable = await runCli(['convert', stories260K(), '--to', 'gguf', '--tokenizer', tok512(), '--out', underAFile]);
+    const unwritable = await runCli([
+      'convert',
+      stories260K(),
+      '--to',
+      'gguf',
+      '--tokenizer',
+      tok512(),
+      '--out',
+      underAFile,
+    ]);
     expect(unwritable.code).toBe(2);
     expect(unwritable.stderr).toMatch(/out\.gguf: cannot write output \(E(NOTDIR|EXIST)\)/);
     expect(existsSync(out('x'))).toBe(false);
@@ -87,7 +125,18 @@ describe.skipIf(!haveStories)('fireopt convert (in-process)', () => {
 describe.skipIf(!haveStories)('fireopt convert (spawned bin/fireopt)', () => {
   it('converts with exit code 0, and fails with exit code 2 on a bad input', () => {
     expect(existsSync(join(repoRoot, 'dist/cli/commands/convert.js')), 'run `npm run build` first').toBe(true);
-    const ok = runBin(['convert', stories260K(), '--to', 'gguf', '--out', out('spawned.gguf'), '--tokenizer', tok512(), '--dtype', 'f16']);
+    const ok = runBin([
+      'convert',
+      stories260K(),
+      '--to',
+      'gguf',
+      '--out',
+      out('spawned.gguf'),
+      '--tokenizer',
+      tok512(),
+      '--dtype',
+      'f16',
+    ]);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     expect(readLlamaGguf(out('spawned.gguf')).weights.config).toEqual(stories.weights.config);

@@ -44,7 +44,11 @@ export function bitDifferences(a: LlamaWeights, b: LlamaWeights): string[] {
  * Largest error of `approx` against `exact` over all tensors: relative error for values in the
  * format's normal range (|x| ≥ minNormal), absolute error below it.
  */
-export function roundingError(exact: LlamaWeights, approx: LlamaWeights, minNormal: number): { maxRelative: number; maxAbsoluteBelowNormal: number; compared: number } {
+export function roundingError(
+  exact: LlamaWeights,
+  approx: LlamaWeights,
+  minNormal: number,
+): { maxRelative: number; maxAbsoluteBelowNormal: number; compared: number } {
   const left = tensorsByKey(exact);
   const right = tensorsByKey(approx);
   let maxRelative = 0;

@@ -25,8 +25,16 @@ import { haveShared, TOK512, tok512 } from '../helpers/shared.js';
 
 /** Byte offsets of each type's f16 scale fields in a block (ggml-common.h), set to finite values. */
 const HALF_FIELDS: Record<string, number[]> = {
-  Q4_0: [0], Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], Q8_0: [0],
-  Q2_K: [80, 82], Q3_K: [108], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208],
+  Q4_0: [0],
+  Q4_1: [0, 2],
+  Q5_0: [0],
+  Q5_1: [0, 2],
+  Q8_0: [0],
+  Q2_K: [80, 82],
+  Q3_K: [108],
+  Q4_K: [0, 2],
+  Q5_K: [0, 2],
+  Q6_K: [208],
 };
 
 /** Random blocks of a quantized type: random bytes, with each f16 scale a random finite number in ±0.05. */
@@ -49,11 +57,22 @@ describe.skipIf(!haveShared(TOK512))('quantized GGUF tensors: fireopt and llama.
   let llama: Llama;
   // Width 256: a K-quant block is 256 values and must not straddle embedding rows.
   const config: LlamaConfig = {
-    dim: 256, hiddenDim: 64, nLayers: 1, nHeads: 4, nKvHeads: 2, vocabSize: 512, maxSeqLen: 64,
-    normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false,
+    dim: 256,
+    hiddenDim: 64,
+    nLayers: 1,
+    nHeads: 4,
+    nKvHeads: 2,
+    vocabSize: 512,
+    maxSeqLen: 64,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    tiedEmbeddings: false,
   };
-  const types = [...Object.entries(QUANT_BLOCKS).map(([id, block]) => ({ name: block.name, id: Number(id) })),
-    { name: 'F16', id: -1 }, { name: 'BF16', id: -1 }];
+  const types = [
+    ...Object.entries(QUANT_BLOCKS).map(([id, block]) => ({ name: block.name, id: Number(id) })),
+    { name: 'F16', id: -1 },
+    { name: 'BF16', id: -1 },
+  ];
 
   beforeAll(async () => {
     await initBackend('wasm');
@@ -74,55 +93,62 @@ describe.skipIf(!haveShared(TOK512))('quantized GGUF tensors: fireopt and llama.
     }
   });
 
-  it.each(types)('$name token embedding: llama.cpp\'s logits (≤ 1e-4 of the largest)', async ({ name, id }) => {
-    const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
-    const weights = randomWeights(config, { seed: 7, std: 0.05 });
-    const random = new SeededRandom(11);
-    const tensors: GgufTensorToWrite[] = [...tensorsByKey(weights)].map(([key, tensor]) => {
-      const base = { name: ggufTensorName(key), shape: tensor.shape };
-      if (key !== 'tokenEmbedding') return { ...base, type: 'F32', data: tensor.data };
-      if (id < 0) return { ...base, type: name as 'F16' | 'BF16', data: tensor.data };
-      return { ...base, ggmlType: id, encoded: randomBlocks(id, tensor.data.length, random) };
-    });
-    const path = join(work, `${name}.gguf`);
-    writeGguf(path, llamaGgufMetadata(config, vocabulary, { name: `random-${name}` }), tensors);
+  it.each(types)(
+    "$name token embedding: llama.cpp's logits (≤ 1e-4 of the largest)",
+    async ({ name, id }) => {
+      const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
+      const weights = randomWeights(config, { seed: 7, std: 0.05 });
+      const random = new SeededRandom(11);
+      const tensors: GgufTensorToWrite[] = [...tensorsByKey(weights)].map(([key, tensor]) => {
+        const base = { name: ggufTensorName(key), shape: tensor.shape };
+        if (key !== 'tokenEmbedding') return { ...base, type: 'F32', data: tensor.data };
+        if (id < 0) return { ...base, type: name as 'F16' | 'BF16', data: tensor.data };
+        return { ...base, ggmlType: id, encoded: randomBlocks(id, tensor.data.length, random) };
+      });
+      const path = join(work, `${name}.gguf`);
+      writeGguf(path, llamaGgufMetadata(config, vocabulary, { name: `random-${name}` }), tensors);
 
-    const model = LlamaModel.fromWeights(readLlamaGguf(path).weights, { trainable: false });
-    const engineModel = await llama.loadModel({ modelPath: path });
-    const context = await engineModel.createContext({
-      contextSize: 64, threads: 1, flashAttention: false,
-      experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-    });
-    try {
-      const ids = Array.from({ length: 12 }, (_, i) => (i === 0 ? 1 : (i * 97 + 13) % config.vocabSize));
-      const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], 'int32')));
-      const fireoptLogits = await logits.data<'float32'>();
-      logits.dispose();
-      const sequence = context.getSequence();
-      const outputs = await sequence.controlledEvaluate(
-        ids.map((token) => [token as Token, { generateNext: { probabilities: true } }]),
-      );
-      let largest = 0;
-      let worst = 0;
-      const V = config.vocabSize;
-      for (let t = 0; t < ids.length; t++) {
-        const row = fireoptLogits.subarray(t * V, (t + 1) * V);
-        // llama.cpp returns probabilities: its logits up to a constant, which the mean difference removes.
-        const engineLog = new Float64Array(V);
-        for (const [token, p] of outputs[t]!.next.probabilities!) engineLog[token] = Math.log(p);
-        let shift = 0;
-        for (let v = 0; v < V; v++) shift += (row[v] - engineLog[v]) / V;
-        for (let v = 0; v < V; v++) {
-          largest = Math.max(largest, Math.abs(row[v]));
-          worst = Math.max(worst, Math.abs(row[v] - engineLog[v] - shift));
+      const model = LlamaModel.fromWeights(readLlamaGguf(path).weights, { trainable: false });
+      const engineModel = await llama.loadModel({ modelPath: path });
+      const context = await engineModel.createContext({
+        contextSize: 64,
+        threads: 1,
+        flashAttention: false,
+        experimentalKvCacheKeyType: 'F32',
+        experimentalKvCacheValueType: 'F32',
+      });
+      try {
+        const ids = Array.from({ length: 12 }, (_, i) => (i === 0 ? 1 : (i * 97 + 13) % config.vocabSize));
+        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], 'int32')));
+        const fireoptLogits = await logits.data<'float32'>();
+        logits.dispose();
+        const sequence = context.getSequence();
+        const outputs = await sequence.controlledEvaluate(
+          ids.map((token) => [token as Token, { generateNext: { probabilities: true } }]),
+        );
+        let largest = 0;
+        let worst = 0;
+        const V = config.vocabSize;
+        for (let t = 0; t < ids.length; t++) {
+          const row = fireoptLogits.subarray(t * V, (t + 1) * V);
+          // llama.cpp returns probabilities: its logits up to a constant, which the mean difference removes.
+          const engineLog = new Float64Array(V);
+          for (const [token, p] of outputs[t]!.next.probabilities!) engineLog[token] = Math.log(p);
+          let shift = 0;
+          for (let v = 0; v < V; v++) shift += (row[v] - engineLog[v]) / V;
+          for (let v = 0; v < V; v++) {
+            largest = Math.max(largest, Math.abs(row[v]));
+            worst = Math.max(worst, Math.abs(row[v] - engineLog[v] - shift));
+          }
         }
+        expect(largest).toBeGreaterThan(0.1);
+        expect(worst / largest).toBeLessThan(1e-4);
+      } finally {
+        await context.dispose();
+        await engineModel.dispose();
+        model.dispose();
       }
-      expect(largest).toBeGreaterThan(0.1);
-      expect(worst / largest).toBeLessThan(1e-4);
-    } finally {
-      await context.dispose();
-      await engineModel.dispose();
-      model.dispose();
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { decodeHalves, encodeHalves, floatToBfloat16Bits, floatToHalfBits, halfBitsToFloat } from '../../src/formats/half.js';
+import {
+  decodeHalves,
+  encodeHalves,
+  floatToBfloat16Bits,
+  floatToHalfBits,
+  halfBitsToFloat,
+} from '../../src/formats/half.js';
 
 describe('F16 / BF16 conversion', () => {
   it('rounds float32 to F16 to nearest, ties to even, through subnormals, overflow and NaN', () => {
@@ -29,10 +35,13 @@ describe('F16 / BF16 conversion', () => {
     for (let bits = 0; bits < 65536; bits++) {
       const value = halfBitsToFloat(bits);
       if (Number.isNaN(value)) expect((bits & 0x7c00) === 0x7c00 && (bits & 0x3ff) !== 0).toBe(true);
-      else if (floatToHalfBits(value) !== bits) throw new Error(`F16 bits 0x${bits.toString(16)} → ${value} → 0x${floatToHalfBits(value).toString(16)}`);
+      else if (floatToHalfBits(value) !== bits)
+        throw new Error(`F16 bits 0x${bits.toString(16)} → ${value} → 0x${floatToHalfBits(value).toString(16)}`);
     }
     const values = Float32Array.from([0.1, -3.25, 1e-6, 7e4]);
-    expect(Array.from(decodeHalves(encodeHalves(values, 'F16'), 'F16'))).toEqual(Array.from(values, (v) => halfBitsToFloat(floatToHalfBits(v))));
+    expect(Array.from(decodeHalves(encodeHalves(values, 'F16'), 'F16'))).toEqual(
+      Array.from(values, (v) => halfBitsToFloat(floatToHalfBits(v))),
+    );
   });
 
   it('rounds float32 to BF16 to nearest, ties to even, and decodes exactly', () => {

@@ -47,12 +47,17 @@ describe('safetensors, generic', () => {
     );
     const header = readSafetensorsHeader(path);
     expect(header.dataOffset % 8).toBe(0);
-    expect(header.tensors.map((t) => [t.name, t.dtype])).toEqual([['b.f32', 'F32'], ['a.f16', 'F16'], ['c.bf16', 'BF16']]);
+    expect(header.tensors.map((t) => [t.name, t.dtype])).toEqual([
+      ['b.f32', 'F32'],
+      ['a.f16', 'F16'],
+      ['c.bf16', 'BF16'],
+    ]);
     const { metadata, tensors } = readSafetensors(path);
     expect(metadata).toEqual({ format: 'pt', note: 'fireopt test' });
     expect(tensors.get('b.f32')?.data).toEqual(values);
     expect(tensors.get('c.bf16')?.shape).toEqual([2, 3, 7]);
-    const maxRelative = (name: string) => Math.max(...values.map((v, i) => Math.abs((tensors.get(name)?.data[i] ?? NaN) - v) / Math.abs(v)));
+    const maxRelative = (name: string) =>
+      Math.max(...values.map((v, i) => Math.abs((tensors.get(name)?.data[i] ?? NaN) - v) / Math.abs(v)));
     expect(maxRelative('a.f16')).toBeLessThanOrEqual(2 ** -11);
     expect(maxRelative('a.f16')).toBeGreaterThan(0);
     expect(maxRelative('c.bf16')).toBeLessThanOrEqual(2 ** -8);
@@ -69,12 +74,18 @@ describe('RoPE layouts', () => {
     for (let h = 0; h < nHeads; h++)
       for (let r = 0; r < 2; r++)
         for (let i = 0; i < half; i++)
-          for (let c = 0; c < dim2; c++) out[((h * 2 + r) * half + i) * dim2 + c] = w[((h * half + i) * 2 + r) * dim2 + c];
+          for (let c = 0; c < dim2; c++)
+            out[((h * 2 + r) * half + i) * dim2 + c] = w[((h * half + i) * 2 + r) * dim2 + c];
     return out;
   }
 
   it('matches the permute formula of convert_llama_weights_to_hf and inverts exactly', () => {
-    for (const [nHeads, headSize, inDim] of [[8, 8, 64], [4, 8, 64], [2, 16, 5], [1, 4, 3]]) {
+    for (const [nHeads, headSize, inDim] of [
+      [8, 8, 64],
+      [4, 8, 64],
+      [2, 16, 5],
+      [1, 4, 3],
+    ]) {
       const w = randomFloats(nHeads * headSize * inDim, nHeads * 31 + inDim);
       const hf = interleavedToRotateHalf(w, nHeads, inDim);
       expect(hf).toEqual(hfPermuteReference(w, nHeads, nHeads * headSize, inDim));
@@ -117,9 +128,19 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('Hugging Face Llama folders wi
 
   it('writes a config.json that reads back to the same config, with transformers-style keys', () => {
     const json: unknown = JSON.parse(readFileSync(join(f32Dir, 'config.json'), 'utf8'));
-    expect(json).toMatchObject({ model_type: 'llama', hidden_size: 64, intermediate_size: 172, num_key_value_heads: 4, tie_word_embeddings: true, bos_token_id: 1, eos_token_id: 2 });
+    expect(json).toMatchObject({
+      model_type: 'llama',
+      hidden_size: 64,
+      intermediate_size: 172,
+      num_key_value_heads: 4,
+      tie_word_embeddings: true,
+      bos_token_id: 1,
+      eos_token_id: 2,
+    });
     expect(parseHfConfig(json, 'config.json')).toEqual(stories.weights.config);
-    expect(parseHfConfig(hfConfigJson({ ...stories.weights.config, tiedEmbeddings: false, nKvHeads: 8 }), 'x')).toMatchObject({ tiedEmbeddings: false, nKvHeads: 8 });
+    expect(
+      parseHfConfig(hfConfigJson({ ...stories.weights.config, tiedEmbeddings: false, nKvHeads: 8 }), 'x'),
+    ).toMatchObject({ tiedEmbeddings: false, nKvHeads: 8 });
   });
 
   it('reads a sharded checkpoint through model.safetensors.index.json, ignoring a tied lm_head', () => {
@@ -130,8 +151,19 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('Hugging Face Llama folders wi
     const weightMap: Record<string, string> = {};
     shards.forEach((shard, s) => {
       const file = `model-0000${s + 1}-of-00002.safetensors`;
-      const tensors = shard.map((name) => ({ name, shape: single.get(name)?.shape ?? [], dtype: 'F32' as const, data: single.get(name)?.data ?? new Float32Array() }));
-      if (s === 1) tensors.push({ name: 'lm_head.weight', shape: [512, 64], dtype: 'F32', data: stories.weights.tokenEmbedding.data });
+      const tensors = shard.map((name) => ({
+        name,
+        shape: single.get(name)?.shape ?? [],
+        dtype: 'F32' as const,
+        data: single.get(name)?.data ?? new Float32Array(),
+      }));
+      if (s === 1)
+        tensors.push({
+          name: 'lm_head.weight',
+          shape: [512, 64],
+          dtype: 'F32',
+          data: stories.weights.tokenEmbedding.data,
+        });
       writeSafetensors(join(dir, file), tensors);
       for (const name of shard) weightMap[name] = file;
     });
@@ -194,10 +226,28 @@ for label, path, np_dtype in (('f32', f32_path, '<f4'), ('f16', f16_path, '<f2')
                      'data_bytes': len(body), 'header_bytes': n}
 print(json.dumps(report))
 `;
-    const result = spawnSync('python3', ['-c', script, stories260K(), join(f32Dir, 'model.safetensors'), join(f16Dir, 'model.safetensors')], { encoding: 'utf8' });
+    const result = spawnSync(
+      'python3',
+      ['-c', script, stories260K(), join(f32Dir, 'model.safetensors'), join(f16Dir, 'model.safetensors')],
+      { encoding: 'utf8' },
+    );
     expect(result.stderr).toBe('');
-    const report = JSON.parse(result.stdout) as Record<'f32' | 'f16', { tensors: number; compared: number; mismatched: string[]; dtypes: string[]; data_bytes_used: number; data_bytes: number; header_bytes: number }>;
-    for (const [label, dtype] of [['f32', 'F32'], ['f16', 'F16']] as const) {
+    const report = JSON.parse(result.stdout) as Record<
+      'f32' | 'f16',
+      {
+        tensors: number;
+        compared: number;
+        mismatched: string[];
+        dtypes: string[];
+        data_bytes_used: number;
+        data_bytes: number;
+        header_bytes: number;
+      }
+    >;
+    for (const [label, dtype] of [
+      ['f32', 'F32'],
+      ['f16', 'F16'],
+    ] as const) {
       expect(report[label]).toMatchObject({ tensors: 47, compared: 47, mismatched: [], dtypes: [dtype] });
       expect(report[label].data_bytes_used).toBe(report[label].data_bytes);
       expect(report[label].header_bytes % 8).toBe(0);

@@ -19,7 +19,10 @@ export async function runCli(args: string[]): Promise<CliResult> {
 }
 
 /** Spawned: the built bin/fireopt (run `npm run build` first; `npm test` does). */
-export function runBin(args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {}): CliResult {
+export function runBin(
+  args: string[],
+  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): CliResult {
   const result = spawnSync(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], {
     cwd: options.cwd ?? repoRoot,
     input: options.input,
@@ -34,12 +37,22 @@ export function runBin(args: string[], options: { input?: string | Buffer; env?:
  * Spawned without blocking: a Node script of the repository (scripts/, bench/), so that a server in
  * this process (a local HTTP mirror) can answer it. A non-zero exit is returned, not thrown.
  */
-export function runScript(script: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export function runScript(
+  script: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise) => {
     execFile(
       process.execPath,
       [join(repoRoot, script), ...args],
-      { cwd: repoRoot, env: { ...process.env, ...options.env }, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: options.timeoutMs },
+      {
+        cwd: repoRoot,
+        env: { ...process.env, ...options.env },
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: options.timeoutMs,
+      },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
         resolvePromise({ code, stdout, stderr });

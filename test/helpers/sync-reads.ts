@@ -10,7 +10,12 @@ export function forbidSyncReads(path: string): { attempts: string[]; restore: ()
   const attempts: string[] = [];
   const prototype = tf.Tensor.prototype;
   const engine = tf.engine();
-  const saved = { dataSync: prototype.dataSync, arraySync: prototype.arraySync, bufferSync: prototype.bufferSync, readSync: engine.readSync };
+  const saved = {
+    dataSync: prototype.dataSync,
+    arraySync: prototype.arraySync,
+    bufferSync: prototype.bufferSync,
+    readSync: engine.readSync,
+  };
   const refuse = (what: string) => (): never => {
     attempts.push(what);
     throw new Error(`synchronous read (${what}) on the ${path} path`);

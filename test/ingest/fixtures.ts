@@ -42,12 +42,18 @@ export const alpacaPath = (): string => sharedPath(INGEST_TRACES[0]);
 export const alpaca = (): AlpacaOutput[] => JSON.parse(readFileSync(alpacaPath(), 'utf8')) as AlpacaOutput[];
 export const taskmaster = (part = '00'): TaskmasterDialogue[] =>
   JSON.parse(readFileSync(sharedPath(`data/taskmaster4_coffee/data_${part}.json`), 'utf8')) as TaskmasterDialogue[];
-export const bfcl = (name: string): BfclQuestion[] => jsonLines<BfclQuestion>(readFileSync(sharedPath(`data/bfcl/${name}.json`), 'utf8'));
-export const bfclAnswers = (name: string): Array<{ id: string; ground_truth: Array<Record<string, Record<string, unknown[]>>> }> =>
+export const bfcl = (name: string): BfclQuestion[] =>
+  jsonLines<BfclQuestion>(readFileSync(sharedPath(`data/bfcl/${name}.json`), 'utf8'));
+export const bfclAnswers = (
+  name: string,
+): Array<{ id: string; ground_truth: Array<Record<string, Record<string, unknown[]>>> }> =>
   jsonLines(readFileSync(sharedPath(`data/bfcl/possible_answer/${name}.json`), 'utf8'));
 
 function jsonLines<T>(text: string): T[] {
-  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as T);
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as T);
 }
 
 /** A fresh temp dir, removed by the returned cleanup. */
@@ -65,14 +71,28 @@ export function writeJsonl(path: string, records: readonly unknown[], gzip = fal
 // ---- conversions of real data into each input format ------------------------------------------
 
 export const chatFromAlpaca = (rows: readonly AlpacaOutput[]) =>
-  rows.map((r) => ({ messages: [{ role: 'user', content: r.instruction }, { role: 'assistant', content: r.output }], model: r.generator }));
+  rows.map((r) => ({
+    messages: [
+      { role: 'user', content: r.instruction },
+      { role: 'assistant', content: r.output },
+    ],
+    model: r.generator,
+  }));
 
-export const promptCompletionFromAlpaca = (rows: readonly AlpacaOutput[]) => rows.map((r) => ({ prompt: r.instruction, completion: r.output }));
+export const promptCompletionFromAlpaca = (rows: readonly AlpacaOutput[]) =>
+  rows.map((r) => ({ prompt: r.instruction, completion: r.output }));
 
 /** Gateway logs: one call per line, with usage and a unix `created` time. */
 export const logsFromAlpaca = (rows: readonly AlpacaOutput[]) =>
   rows.map((r, i) => ({
-    request: { model: r.generator, messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: r.instruction }], temperature: 0.7 },
+    request: {
+      model: r.generator,
+      messages: [
+        { role: 'system', content: 'You are a helpful assistant.' },
+        { role: 'user', content: r.instruction },
+      ],
+      temperature: 0.7,
+    },
     response: {
       id: `chatcmpl-${i}`,
       object: 'chat.completion',
@@ -100,7 +120,12 @@ export const batchOutputFromAlpaca = (rows: readonly AlpacaOutput[]) =>
       response: {
         status_code: 200,
         request_id: `r${i}`,
-        body: { id: `chatcmpl-${i}`, created: 1_712_100_000, model: r.generator, choices: [{ index: 0, message: { role: 'assistant', content: r.output }, finish_reason: 'stop' }] },
+        body: {
+          id: `chatcmpl-${i}`,
+          created: 1_712_100_000,
+          model: r.generator,
+          choices: [{ index: 0, message: { role: 'assistant', content: r.output }, finish_reason: 'stop' }],
+        },
       },
       error: null,
     }))

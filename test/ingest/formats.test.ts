@@ -80,10 +80,15 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
     const fromArray = all.filter((r) => r.source_file === alpacaPath());
     const first = fromArray.find((r) => r.source_line === 2);
     expect(first).toBeDefined();
-    expect(first?.messages).toEqual([{ role: 'user', content: outputs[0].instruction, name: null, tool_calls: null, tool_call_id: null }]);
+    expect(first?.messages).toEqual([
+      { role: 'user', content: outputs[0].instruction, name: null, tool_calls: null, tool_call_id: null },
+    ]);
     expect(first?.completion).toBe(outputs[0].output);
     expect(first?.model).toBe('gpt-4-turbo-2024-04-09');
-    expect(JSON.parse(first?.metadata ?? '{}')).toMatchObject({ format: 'prompt-completion', dataset: outputs[0].dataset });
+    expect(JSON.parse(first?.metadata ?? '{}')).toMatchObject({
+      format: 'prompt-completion',
+      dataset: outputs[0].dataset,
+    });
 
     // Deduplicated, the three files give each sample once.
     const deduped = await runIngest(ingestConfig([jsonl, alpacaPath(), chat], at('alpaca-dedup')));
@@ -96,8 +101,18 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
     const batchIn = writeJsonl(at('batch_input.jsonl'), batchInputFromAlpaca(outputs.slice(300, 500)));
     const batchOutLines: unknown[] = batchOutputFromAlpaca(outputs.slice(300, 500));
     batchOutLines.push(
-      { id: 'b-err', custom_id: 'req-0', response: { status_code: 500, body: { error: { message: 'server error' } } }, error: null },
-      { id: 'b-missing', custom_id: 'req-9999', response: { status_code: 200, body: { choices: [{ message: { role: 'assistant', content: 'orphan' } }] } }, error: null },
+      {
+        id: 'b-err',
+        custom_id: 'req-0',
+        response: { status_code: 500, body: { error: { message: 'server error' } } },
+        error: null,
+      },
+      {
+        id: 'b-missing',
+        custom_id: 'req-9999',
+        response: { status_code: 200, body: { choices: [{ message: { role: 'assistant', content: 'orphan' } }] } },
+        error: null,
+      },
     );
     const batchOut = writeJsonl(at('batch_output.jsonl'), batchOutLines);
     // The batch input is passed among the inputs: it is recognised and joined, not ingested.
@@ -114,7 +129,11 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
     expect(log7?.messages.map((m) => m.role)).toEqual(['system', 'user']);
     expect(log7?.completion).toBe(outputs[7].output);
     expect(log7?.created_at).toBe((1_712_000_000 + 7) * 1000);
-    expect(JSON.parse(log7?.metadata ?? '{}')).toMatchObject({ format: 'openai-log', finish_reason: 'stop', usage: { prompt_tokens: 17 } });
+    expect(JSON.parse(log7?.metadata ?? '{}')).toMatchObject({
+      format: 'openai-log',
+      finish_reason: 'stop',
+      usage: { prompt_tokens: 17 },
+    });
     // Output line 1 answers req-199 (the output file is reversed): joined by custom_id, not by position.
     const batchRow = all.find((r) => r.source_file === batchOut && r.source_line === 1);
     expect(batchRow?.messages[0].content).toBe(outputs[499].instruction);
@@ -142,12 +161,20 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
     const long = dialogues.find((d) => d.utterances.length >= 6 && d.utterances.length % 2 === 0);
     expect(long).toBeDefined();
     const dialogue = long as TaskmasterDialogue;
-    const turns = chatRows.filter((r) => r.conversation_id === dialogue.conversation_id).sort((a, b) => a.turn_index - b.turn_index);
+    const turns = chatRows
+      .filter((r) => r.conversation_id === dialogue.conversation_id)
+      .sort((a, b) => a.turn_index - b.turn_index);
     expect(turns.map((t) => t.turn_index)).toEqual([...Array(dialogue.utterances.length / 2).keys()]);
     for (const turn of turns) {
       const k = turn.turn_index;
-      expect(turn.messages.map((m) => m.content)).toEqual(['You take coffee orders.', ...dialogue.utterances.slice(0, 2 * k + 1).map((u) => u.text)]);
-      expect(turn.messages.map((m) => m.role)).toEqual(['system', ...dialogue.utterances.slice(0, 2 * k + 1).map((u) => u.speaker)]);
+      expect(turn.messages.map((m) => m.content)).toEqual([
+        'You take coffee orders.',
+        ...dialogue.utterances.slice(0, 2 * k + 1).map((u) => u.text),
+      ]);
+      expect(turn.messages.map((m) => m.role)).toEqual([
+        'system',
+        ...dialogue.utterances.slice(0, 2 * k + 1).map((u) => u.speaker),
+      ]);
       expect(turn.completion).toBe(dialogue.utterances[2 * k + 1].text);
     }
     expect(new Set(turns.map((t) => t.split)).size).toBe(1);
@@ -156,7 +183,10 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
   it('BFCL questions as prompts with tools, and answered with tool calls', async () => {
     const questions = bfcl('BFCL_v4_simple_python');
     const prompts = writeJsonl(at('bfcl-prompts.jsonl'), promptsWithToolsFromBfcl(questions));
-    const calls = writeJsonl(at('bfcl-calls.jsonl'), toolCallChatFromBfcl(questions, bfclAnswers('BFCL_v4_simple_python')));
+    const calls = writeJsonl(
+      at('bfcl-calls.jsonl'),
+      toolCallChatFromBfcl(questions, bfclAnswers('BFCL_v4_simple_python')),
+    );
     const summary = await runIngest(ingestConfig([prompts, calls], at('bfcl-ds')));
     expect(summary.rows_by_format).toEqual({ 'openai-chat': 2 * questions.length });
     const { all } = await readDataset(at('bfcl-ds'));
@@ -168,7 +198,14 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
     const call0 = all.find((r) => r.source_file === calls && r.source_line === 1);
     expect(call0?.completion).toBe('');
     expect(JSON.parse(call0?.completion_tool_calls ?? 'null')).toEqual([
-      { id: 'call_0', type: 'function', function: { name: 'calculate_triangle_area', arguments: JSON.stringify({ base: 10, height: 5, unit: 'units' }) } },
+      {
+        id: 'call_0',
+        type: 'function',
+        function: {
+          name: 'calculate_triangle_area',
+          arguments: JSON.stringify({ base: 10, height: 5, unit: 'units' }),
+        },
+      },
     ]);
   });
 
@@ -176,8 +213,15 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
     const instructions = outputs.slice(0, 120).map((o) => o.instruction.replace(/\s*\n\s*/g, ' '));
     const text = at('prompts.txt');
     writeFileSync(text, `${instructions.join('\n')}\n\n`);
-    const jsonl = writeJsonl(at('prompts.jsonl.gz'), instructions.slice(0, 50).map((p) => ({ prompt: p })), true);
-    const stdinText = instructions.slice(50, 80).map((p) => JSON.stringify({ prompt: p })).join('\n');
+    const jsonl = writeJsonl(
+      at('prompts.jsonl.gz'),
+      instructions.slice(0, 50).map((p) => ({ prompt: p })),
+      true,
+    );
+    const stdinText = instructions
+      .slice(50, 80)
+      .map((p) => JSON.stringify({ prompt: p }))
+      .join('\n');
     const summary = await runIngest(ingestConfig([text, jsonl, '-'], at('prompts-ds'), ['ingest.dedup=false']), {
       stdin: Readable.from([Buffer.from(stdinText)]),
     });
@@ -190,7 +234,9 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
     const { all } = await readDataset(at('prompts-ds'));
     expect(all).toHaveLength(200);
     expect(all.every((r) => r.completion === null && r.messages.length === 1)).toBe(true);
-    expect(new Set(all.filter((r) => r.source_file === '-').map((r) => r.messages[0].content))).toEqual(new Set(instructions.slice(50, 80)));
+    expect(new Set(all.filter((r) => r.source_file === '-').map((r) => r.messages[0].content))).toEqual(
+      new Set(instructions.slice(50, 80)),
+    );
   });
 
   it('globs, gzip and the manifest (inputs with sha256, config, counts)', async () => {
@@ -198,10 +244,16 @@ describe.skipIf(!haveTraces)('ingest: every input format, built from real traces
     writeFileSync(at('glob-b.jsonl.gz'), gzipSync(readFileSync(plain)));
     copyFileSync(plain, at('glob-c.jsonl'));
     const summary = await runIngest(ingestConfig([join(tmp.dir, 'glob-*.jsonl*')], at('glob-ds'), ['name=glob-test']));
-    expect(summary.inputs.map((i) => i.path.slice(tmp.dir.length + 1))).toEqual(['glob-a.jsonl', 'glob-b.jsonl.gz', 'glob-c.jsonl']);
+    expect(summary.inputs.map((i) => i.path.slice(tmp.dir.length + 1))).toEqual([
+      'glob-a.jsonl',
+      'glob-b.jsonl.gz',
+      'glob-c.jsonl',
+    ]);
     expect(summary.rows.total).toBe(100);
     expect(summary.duplicates_removed).toBe(200);
-    const manifest = readJsonFile<IngestManifest & { kind: string; schema_version: number }>(at('glob-ds/manifest.json'));
+    const manifest = readJsonFile<IngestManifest & { kind: string; schema_version: number }>(
+      at('glob-ds/manifest.json'),
+    );
     expect(manifest.kind).toBe('traces');
     expect(manifest.schema_version).toBe(1);
     expect(manifest.config.name).toBe('glob-test');

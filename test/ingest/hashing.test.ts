@@ -42,7 +42,11 @@ function writeTraces(): string {
     ...chatFromAlpaca(alpaca().slice(0, 300)),
     ...chatFromTaskmaster(dialogues),
     // The same dialogues cut before their last reply: each ends with a prompt sample (null completion).
-    ...chatFromTaskmaster(dialogues).map((d) => ({ ...d, conversation_id: `${d.conversation_id}-open`, messages: d.messages.slice(0, -1) })),
+    ...chatFromTaskmaster(dialogues).map((d) => ({
+      ...d,
+      conversation_id: `${d.conversation_id}-open`,
+      messages: d.messages.slice(0, -1),
+    })),
     ...toolCallChatFromBfcl(bfcl('BFCL_v4_simple_python'), bfclAnswers('BFCL_v4_simple_python')),
     ...promptsWithToolsFromBfcl(bfcl('BFCL_v4_simple_python').slice(0, 50)),
   ]);
@@ -50,17 +54,34 @@ function writeTraces(): string {
 
 /** The sample hash as README and src/ingest/samples.ts define it: tools \x01 enc(context…) \x02 enc(reply). */
 function expectedId(row: TraceRow): string {
-  const enc = (m: { role: string; content: string | null; name: string | null; tool_calls: string | null; tool_call_id: string | null }): string =>
-    `${m.role}\0${m.content ?? ''}\0${m.name ?? ''}\0${m.tool_calls ?? ''}\0${m.tool_call_id ?? ''}\x03`;
+  const enc = (m: {
+    role: string;
+    content: string | null;
+    name: string | null;
+    tool_calls: string | null;
+    tool_call_id: string | null;
+  }): string => `${m.role}\0${m.content ?? ''}\0${m.name ?? ''}\0${m.tool_calls ?? ''}\0${m.tool_call_id ?? ''}\x03`;
   let text = `${row.tools ?? ''}\x01`;
   for (const message of row.messages) text += enc(message);
   text += '\x02';
   // Replies in these traces carry no name or tool_call_id; a tool-call-only reply has no content, stored as ''.
-  if (row.completion !== null) text += enc({ role: 'assistant', content: row.completion, name: null, tool_calls: row.completion_tool_calls, tool_call_id: null });
+  if (row.completion !== null)
+    text += enc({
+      role: 'assistant',
+      content: row.completion,
+      name: null,
+      tool_calls: row.completion_tool_calls,
+      tool_call_id: null,
+    });
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
 }
 
-const files = (dir: string) => ['train.arrow', 'heldout.arrow'].map((name) => createHash('sha256').update(readFileSync(join(dir, name))).digest('hex'));
+const files = (dir: string) =>
+  ['train.arrow', 'heldout.arrow'].map((name) =>
+    createHash('sha256')
+      .update(readFileSync(join(dir, name)))
+      .digest('hex'),
+  );
 
 const haveTraces = haveShared(...INGEST_TRACES);
 
@@ -96,10 +117,19 @@ describe.skipIf(!nativeHashing())('native hashing', () => {
 
   it('splits conversations as crypto.hash does, for any id', () => {
     const native = nativeHashing() ?? null;
-    const ids = ['dlg-1', '', 'é漢字😀', 'lone \ud800 surrogate', 'x'.repeat(509), `${'a'.repeat(507)}漢`, 'z'.repeat(5000)];
+    const ids = [
+      'dlg-1',
+      '',
+      'é漢字😀',
+      'lone \ud800 surrogate',
+      'x'.repeat(509),
+      `${'a'.repeat(507)}漢`,
+      'z'.repeat(5000),
+    ];
     for (let i = 0; i < 2000; i++) ids.push(`conversation-${i}`);
     for (const id of ids) {
-      for (const fraction of [0.1, 0.5, 0.9]) expect(splitOf(id, 'salt', fraction, native)).toBe(splitOf(id, 'salt', fraction, null));
+      for (const fraction of [0.1, 0.5, 0.9])
+        expect(splitOf(id, 'salt', fraction, native)).toBe(splitOf(id, 'salt', fraction, null));
     }
   });
 });

@@ -20,7 +20,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { idleCpusNow, runIngest, workersFor, type IngestSummary } from '../../src/ingest/index.js';
 import { haveShared } from '../helpers/shared.js';
 import {
-  alpaca, bfcl, bfclAnswers, chatFromAlpaca, chatFromTaskmaster, INGEST_TRACES, ingestConfig, readRows, taskmaster, tempDir, toolCallChatFromBfcl,
+  alpaca,
+  bfcl,
+  bfclAnswers,
+  chatFromAlpaca,
+  chatFromTaskmaster,
+  INGEST_TRACES,
+  ingestConfig,
+  readRows,
+  taskmaster,
+  tempDir,
+  toolCallChatFromBfcl,
 } from './fixtures.js';
 
 const tmp = tempDir('fireopt-parallel-');
@@ -33,10 +43,21 @@ type IngestModule = typeof import('../../src/ingest/index.js');
 
 /** The built ingest module, checked to be at least as new as the sources it was built from. */
 async function builtIngest(): Promise<IngestModule> {
-  if (!existsSync(distIndex)) throw new Error('dist/ is missing: run `npx tsc -p tsconfig.json` (npm test does) before this test');
+  if (!existsSync(distIndex))
+    throw new Error('dist/ is missing: run `npx tsc -p tsconfig.json` (npm test does) before this test');
   const built = statSync(distIndex).mtimeMs;
-  for (const source of ['index.ts', 'process.ts', 'samples.ts', 'columns.ts', 'parse-pool.ts', 'parse-worker.ts', 'sources.ts', 'writer.ts']) {
-    if (statSync(resolve('src/ingest', source)).mtimeMs > built + 1000) throw new Error(`dist/ is older than src/ingest/${source}: rebuild with \`npx tsc -p tsconfig.json\``);
+  for (const source of [
+    'index.ts',
+    'process.ts',
+    'samples.ts',
+    'columns.ts',
+    'parse-pool.ts',
+    'parse-worker.ts',
+    'sources.ts',
+    'writer.ts',
+  ]) {
+    if (statSync(resolve('src/ingest', source)).mtimeMs > built + 1000)
+      throw new Error(`dist/ is older than src/ingest/${source}: rebuild with \`npx tsc -p tsconfig.json\``);
   }
   return (await import(pathToFileURL(distIndex).href)) as IngestModule;
 }
@@ -71,7 +92,9 @@ function buildInput(path: string): Expected {
   const add = (record: ChatRecord & Record<string, unknown>): void => {
     lines.push(Buffer.from(JSON.stringify(record)));
     const { messages } = record;
-    const keys = messages.flatMap((m, i) => (m.role === 'assistant' && i > 0 ? [JSON.stringify([record.tools, messages.slice(0, i), m])] : []));
+    const keys = messages.flatMap((m, i) =>
+      m.role === 'assistant' && i > 0 ? [JSON.stringify([record.tools, messages.slice(0, i), m])] : [],
+    );
     if (messages[messages.length - 1].role !== 'assistant') keys.push(JSON.stringify([record.tools, messages, null]));
     for (const key of keys) {
       expected.samples++;
@@ -84,12 +107,28 @@ function buildInput(path: string): Expected {
     // Every 5th round repeats round 0's texts (under new ids): all of its samples are duplicates.
     const text = round % 5 === 4 ? 0 : round;
     chats.forEach((chat, i) => add({ ...inRound(chat, text), conversation_id: `alpaca-${round}-${i}` }));
-    for (const dialogue of dialogues) add({ ...inRound(dialogue, text), conversation_id: `${dialogue.conversation_id}-${round}` });
+    for (const dialogue of dialogues)
+      add({ ...inRound(dialogue, text), conversation_id: `${dialogue.conversation_id}-${round}` });
     toolCalls.forEach((call) => add({ ...inRound(call, text), id: `${call.id}-${round}` }));
     // Bad lines, each rejected: malformed JSON, invalid UTF-8, an oversized line, a wrong shape.
     lines.push(Buffer.from('{"messages": [{"role": "user", "content": "cut off'));
-    lines.push(Buffer.concat([Buffer.from('{"messages":[{"role":"user","content":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]));
-    lines.push(Buffer.from(JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(70_000) }, { role: 'assistant', content: 'y' }] })));
+    lines.push(
+      Buffer.concat([
+        Buffer.from('{"messages":[{"role":"user","content":"'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from('"}]}'),
+      ]),
+    );
+    lines.push(
+      Buffer.from(
+        JSON.stringify({
+          messages: [
+            { role: 'user', content: 'x'.repeat(70_000) },
+            { role: 'assistant', content: 'y' },
+          ],
+        }),
+      ),
+    );
     lines.push(Buffer.from(JSON.stringify({ messages: 'not a list' })));
     lines.push(Buffer.from('   '));
     expected.rejected += 4;
@@ -100,7 +139,8 @@ function buildInput(path: string): Expected {
 }
 
 const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
-const outputs = (dir: string) => ['train.arrow', 'heldout.arrow', 'rejected.jsonl'].map((name) => sha256(join(dir, name)));
+const outputs = (dir: string) =>
+  ['train.arrow', 'heldout.arrow', 'rejected.jsonl'].map((name) => sha256(join(dir, name)));
 const counts = (summary: IngestSummary) => ({
   rows: summary.rows,
   rows_by_format: summary.rows_by_format,
@@ -127,7 +167,12 @@ describe.skipIf(!haveShared(...INGEST_TRACES))('ingest with parse workers', () =
     expect(inProcess.rows.total).toBe(expected.samples - expected.duplicates);
     expect(inProcess.duplicates_removed).toBe(expected.duplicates);
     expect(inProcess.rejected.count).toBe(expected.rejected);
-    expect(inProcess.rejected.by_reason).toEqual({ 'malformed-json': expected.rejected / 4, 'invalid-utf8': expected.rejected / 4, 'oversized-line': expected.rejected / 4, 'wrong-shape': expected.rejected / 4 });
+    expect(inProcess.rejected.by_reason).toEqual({
+      'malformed-json': expected.rejected / 4,
+      'invalid-utf8': expected.rejected / 4,
+      'oversized-line': expected.rejected / 4,
+      'wrong-shape': expected.rejected / 4,
+    });
     expect(inProcess.rows.heldout).toBeGreaterThan(0);
 
     expect(counts(oneThread)).toEqual(counts(inProcess));
@@ -146,8 +191,12 @@ describe.skipIf(!haveShared(...INGEST_TRACES))('ingest with parse workers', () =
 
     // Gzip: zlib reuses its output chunks, so they are copied for the workers instead of handed over.
     writeFileSync(at('traces.jsonl.gz'), gzipSync(readFileSync(input)));
-    const gzipOneThread = await built.runIngest(ingestConfig([at('traces.jsonl.gz')], at('gzip-one-thread-ds'), sets), { workers: 0 });
-    const gzipWorkers = await built.runIngest(ingestConfig([at('traces.jsonl.gz')], at('gzip-workers-ds'), sets), { workers: 2 });
+    const gzipOneThread = await built.runIngest(ingestConfig([at('traces.jsonl.gz')], at('gzip-one-thread-ds'), sets), {
+      workers: 0,
+    });
+    const gzipWorkers = await built.runIngest(ingestConfig([at('traces.jsonl.gz')], at('gzip-workers-ds'), sets), {
+      workers: 2,
+    });
     expect(gzipWorkers.parse_workers).toBe(2);
     expect(gzipOneThread.rows).toEqual(inProcess.rows);
     expect(counts(gzipWorkers)).toEqual(counts(gzipOneThread));
@@ -158,7 +207,8 @@ describe.skipIf(!haveShared(...INGEST_TRACES))('ingest with parse workers', () =
     // One prompt per line: AlpacaEval instructions, newlines folded, repeated with a round tag to ~3 MB.
     const instructions = alpaca().map((r) => r.instruction.replace(/\s*\n\s*/g, ' '));
     const prompts: string[] = [];
-    for (let round = 0; prompts.length * 200 < 3e6; round++) prompts.push(...instructions.map((text) => `${text} (${round})`));
+    for (let round = 0; prompts.length * 200 < 3e6; round++)
+      prompts.push(...instructions.map((text) => `${text} (${round})`));
     writeFileSync(at('prompts.txt'), prompts.join('\n') + '\n');
     writeFileSync(at('prompts.lines'), prompts.join('\n') + '\n');
     const built = await builtIngest();

@@ -29,34 +29,37 @@ const outputs = haveTraces ? alpaca() : [];
 const dialogues = haveTraces ? [...taskmaster('00'), ...taskmaster('01')] : [];
 
 describe('held-out split', () => {
-  it.skipIf(!haveTraces)('keeps conversations whole, is identical on rerun, and never moves a row when traces are appended', async () => {
-    const first = writeJsonl(at('day1.jsonl'), chatFromTaskmaster(dialogues.slice(0, 600)));
-    const second = writeJsonl(at('day2.jsonl'), chatFromTaskmaster(dialogues.slice(600)));
-    await runIngest(ingestConfig([first], at('split-a')));
-    await runIngest(ingestConfig([first], at('split-b')));
-    await runIngest(ingestConfig([first, second], at('split-appended')));
-    const a = await readDataset(at('split-a'));
-    const b = await readDataset(at('split-b'));
-    const appended = await readDataset(at('split-appended'));
+  it.skipIf(!haveTraces)(
+    'keeps conversations whole, is identical on rerun, and never moves a row when traces are appended',
+    async () => {
+      const first = writeJsonl(at('day1.jsonl'), chatFromTaskmaster(dialogues.slice(0, 600)));
+      const second = writeJsonl(at('day2.jsonl'), chatFromTaskmaster(dialogues.slice(600)));
+      await runIngest(ingestConfig([first], at('split-a')));
+      await runIngest(ingestConfig([first], at('split-b')));
+      await runIngest(ingestConfig([first, second], at('split-appended')));
+      const a = await readDataset(at('split-a'));
+      const b = await readDataset(at('split-b'));
+      const appended = await readDataset(at('split-appended'));
 
-    const splitById = (rows: typeof a.all) => new Map(rows.map((r) => [r.id, r.split]));
-    expect(splitById(b.all)).toEqual(splitById(a.all));
-    const after = splitById(appended.all);
-    for (const row of a.all) expect(after.get(row.id)).toBe(row.split);
-    expect(appended.all.length).toBeGreaterThan(a.all.length);
+      const splitById = (rows: typeof a.all) => new Map(rows.map((r) => [r.id, r.split]));
+      expect(splitById(b.all)).toEqual(splitById(a.all));
+      const after = splitById(appended.all);
+      for (const row of a.all) expect(after.get(row.id)).toBe(row.split);
+      expect(appended.all.length).toBeGreaterThan(a.all.length);
 
-    const splitsPerConversation = new Map<string, Set<string>>();
-    for (const row of appended.all) {
-      const set = splitsPerConversation.get(row.conversation_id) ?? new Set();
-      set.add(row.split);
-      splitsPerConversation.set(row.conversation_id, set);
-    }
-    expect([...splitsPerConversation.values()].every((s) => s.size === 1)).toBe(true);
-    const heldoutConversations = [...splitsPerConversation.values()].filter((s) => s.has('heldout')).length;
-    const fraction = heldoutConversations / splitsPerConversation.size;
-    expect(fraction).toBeGreaterThan(0.07); // 1000 conversations at 0.1: ±3 standard deviations
-    expect(fraction).toBeLessThan(0.13);
-  });
+      const splitsPerConversation = new Map<string, Set<string>>();
+      for (const row of appended.all) {
+        const set = splitsPerConversation.get(row.conversation_id) ?? new Set();
+        set.add(row.split);
+        splitsPerConversation.set(row.conversation_id, set);
+      }
+      expect([...splitsPerConversation.values()].every((s) => s.size === 1)).toBe(true);
+      const heldoutConversations = [...splitsPerConversation.values()].filter((s) => s.has('heldout')).length;
+      const fraction = heldoutConversations / splitsPerConversation.size;
+      expect(fraction).toBeGreaterThan(0.07); // 1000 conversations at 0.1: ±3 standard deviations
+      expect(fraction).toBeLessThan(0.13);
+    },
+  );
 
   it('is a pure function of salt and id', () => {
     expect(splitOf('dlg-1', 's', 0)).toBe('train');
@@ -75,7 +78,10 @@ describe.skipIf(!haveTraces)('dedup', () => {
     const chat = chatFromAlpaca(outputs.slice(0, 200));
     const a = writeJsonl(at('dup-a.jsonl'), [...chat, ...chat.slice(0, 50)]);
     // Same samples with another model name and id: still the same context and completion.
-    const b = writeJsonl(at('dup-b.jsonl'), chat.slice(150).map((c) => ({ ...c, model: 'other', id: 'x' })));
+    const b = writeJsonl(
+      at('dup-b.jsonl'),
+      chat.slice(150).map((c) => ({ ...c, model: 'other', id: 'x' })),
+    );
     const summary = await runIngest(ingestConfig([a, b], at('dedup')));
     expect(summary.samples_before_dedup).toBe(250 + 50);
     expect(summary.rows.total).toBe(200);
@@ -107,7 +113,15 @@ describe.skipIf(!haveTraces)('--redact', () => {
     expect(summary.redactions).toEqual({ secret: 2, email: 1, card: 1, ip: 2, phone: 1 });
     const { all } = await readDataset(at('redacted'));
     const text = all.map((r) => JSON.stringify([r.messages, r.completion])).join('\n');
-    for (const secret of ['jane.doe@example.com', '415-555-0132', '4111 1111 1111 1111', '192.168.10.42', '2001:db8', 'sk-proj-', 'c2lnbmF0dXJlMTIz']) {
+    for (const secret of [
+      'jane.doe@example.com',
+      '415-555-0132',
+      '4111 1111 1111 1111',
+      '192.168.10.42',
+      '2001:db8',
+      'sk-proj-',
+      'c2lnbmF0dXJlMTIz',
+    ]) {
       expect(text).not.toContain(secret);
     }
     expect(text).toContain('[EMAIL]');
@@ -125,12 +139,23 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
   const badLines: Array<[string | Buffer, string]> = [
     ['{"messages": [{"role": "user", "content": "hi"}', 'malformed-json'],
     [Buffer.from([0x7b, 0x22, 0x6d, 0xff, 0xfe, 0x22, 0x7d]), 'invalid-utf8'],
-    [JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(5000) }, { role: 'assistant', content: 'y' }] }), 'oversized-line'],
+    [
+      JSON.stringify({
+        messages: [
+          { role: 'user', content: 'x'.repeat(5000) },
+          { role: 'assistant', content: 'y' },
+        ],
+      }),
+      'oversized-line',
+    ],
     ['{"messages": "not a list"}', 'wrong-shape'],
     ['{"messages": [{"role": "user"}, {"role": "assistant", "content": "ok"}]}', 'missing-field'],
     ['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "   "}]}', 'empty-field'],
     ['{"messages": [{"role": "wizard", "content": "hi"}]}', 'bad-role'],
-    ['{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, {"role": "assistant", "content": "a cat"}]}', 'unsupported-content'],
+    [
+      '{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, {"role": "assistant", "content": "a cat"}]}',
+      'unsupported-content',
+    ],
     ['[1, 2, 3]', 'wrong-shape'],
   ];
 
@@ -155,10 +180,15 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
   it('rejects each bad line with file, line and reason, and names the worst offenders', async () => {
     const file = at('bad.jsonl');
     const expected = writeBadFile(file);
-    const summary = await runIngest(ingestConfig([file], at('bad-ds'), ['ingest.max_rejected=20', 'ingest.max_line_bytes=4096']));
+    const summary = await runIngest(
+      ingestConfig([file], at('bad-ds'), ['ingest.max_rejected=20', 'ingest.max_line_bytes=4096']),
+    );
     expect(summary.rows.total).toBe(30);
     expect(summary.rejected.count).toBe(expected.size);
-    const rejected = readFileSync(at('bad-ds/rejected.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { file: string; line: number; code: string; reason: string });
+    const rejected = readFileSync(at('bad-ds/rejected.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; line: number; code: string; reason: string });
     expect(new Map(rejected.map((r) => [r.line, r.code]))).toEqual(expected);
     expect(rejected.every((r) => r.file === file && r.reason.length > 0)).toBe(true);
     expect(rejected.find((r) => r.code === 'missing-field')?.reason).toBe('messages[0].content: missing');
@@ -189,10 +219,17 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
     const out = at('killed-ds');
     await runIngest(ingestConfig([writeJsonl(at('small.jsonl'), chatFromAlpaca(outputs.slice(0, 5)))], out));
     const manifestBefore = readFileSync(join(out, 'manifest.json'), 'utf8');
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), 'ingest', '-', '--out', out, '--quiet'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), 'ingest', '-', '--out', out, '--quiet'], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
     child.stdin.on('error', () => {}); // EPIPE once the child is killed: expected here
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    const lines = chatFromAlpaca(outputs).map((r) => JSON.stringify(r)).join('\n') + '\n';
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
+    const lines =
+      chatFromAlpaca(outputs)
+        .map((r) => JSON.stringify(r))
+        .join('\n') + '\n';
     child.stdin.write(lines);
     // Wait until the run has created its staging folder and written into it, then kill it.
     const staging = (): string[] => readdirSync(tmp.dir).filter((n) => n.startsWith('.killed-ds.tmp-'));
@@ -213,12 +250,18 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
     const out = at('interrupted-ds');
     await runIngest(ingestConfig([writeJsonl(at('small2.jsonl'), chatFromAlpaca(outputs.slice(0, 5)))], out));
     const manifestBefore = readFileSync(join(out, 'manifest.json'), 'utf8');
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), 'ingest', '-', '--out', out, '--quiet'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), 'ingest', '-', '--out', out, '--quiet'], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
     child.stdin.on('error', () => {}); // EPIPE once the child has exited: expected here
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-    child.stdin.write(chatFromAlpaca(outputs.slice(0, 100)).map((r) => JSON.stringify(r)).join('\n') + '\n');
+    child.stdin.write(
+      chatFromAlpaca(outputs.slice(0, 100))
+        .map((r) => JSON.stringify(r))
+        .join('\n') + '\n',
+    );
     const staging = (): string[] => readdirSync(tmp.dir).filter((n) => n.startsWith('.interrupted-ds.tmp-'));
     for (let i = 0; i < 200 && staging().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     expect(staging()).toHaveLength(1);

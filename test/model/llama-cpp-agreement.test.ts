@@ -28,7 +28,13 @@ let context: LlamaContext;
 let model: LlamaModel;
 
 /** Exactness settings: llama.cpp's defaults (F16 KV cache, flash attention) round to F16. */
-const EXACT_CONTEXT = { contextSize: 512, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' } as const;
+const EXACT_CONTEXT = {
+  contextSize: 512,
+  threads: 1,
+  flashAttention: false,
+  experimentalKvCacheKeyType: 'F32',
+  experimentalKvCacheValueType: 'F32',
+} as const;
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -55,54 +61,76 @@ afterAll(async () => {
 
 /** 20 real prompts: the openings of GSM8K questions and Taskmaster-4 utterances. */
 function realPrompts(): string[] {
-  const gsm8k = readFileSync(sharedPath(GSM8K_TEST), 'utf8').trim().split('\n').slice(0, 10)
+  const gsm8k = readFileSync(sharedPath(GSM8K_TEST), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(0, 10)
     .map((line) => (JSON.parse(line) as { question: string }).question.split(/\s+/).slice(0, 24).join(' '));
-  const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_01), 'utf8')) as Array<{ utterances: Array<{ text: string }> }>;
-  const utterances = dialogues.slice(0, 10).map((d) => d.utterances.slice(0, 3).map((u) => u.text).join(' ').split(/\s+/).slice(0, 24).join(' '));
+  const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_01), 'utf8')) as Array<{
+    utterances: Array<{ text: string }>;
+  }>;
+  const utterances = dialogues.slice(0, 10).map((d) =>
+    d.utterances
+      .slice(0, 3)
+      .map((u) => u.text)
+      .join(' ')
+      .split(/\s+/)
+      .slice(0, 24)
+      .join(' '),
+  );
   return [...gsm8k, ...utterances];
 }
 
-describe.skipIf(!haveShared(STORIES260K, TOK512, GSM8K_TEST, TASKMASTER_01))('tfjs model vs llama.cpp on the same weights', () => {
-  it('gives the same next-token distribution (max |Δp| < 1e-4) at every position of 20 real prompts', async () => {
-    const tokenizer = await loadTokenizer(join(work, 'stories.gguf'));
-    const sequence = context.getSequence();
-    let worst = 0;
-    let positions = 0;
-    try {
-      for (const prompt of realPrompts()) {
-        const ids = tokenizer.encode(prompt); // BOS + prompt, as llama.cpp tokenizes it
-        expect(ids.length).toBeGreaterThan(10);
-        await sequence.clearHistory();
-        const outputs = await sequence.controlledEvaluate(ids.map((id) => [id as Token, { generateNext: { probabilities: true } }]));
-        const tfjsProbs = await nextTokenDistributions(model, ids, 'probs'); // [T × V]
-        const V = model.config.vocabSize;
-        for (let t = 0; t < ids.length; t++) {
-          const probabilities = outputs[t]?.next.probabilities;
-          expect(probabilities?.size).toBe(V);
-          for (const [token, p] of probabilities!) worst = Math.max(worst, Math.abs(p - tfjsProbs[t * V + token]));
-          positions++;
+describe.skipIf(!haveShared(STORIES260K, TOK512, GSM8K_TEST, TASKMASTER_01))(
+  'tfjs model vs llama.cpp on the same weights',
+  () => {
+    it('gives the same next-token distribution (max |Δp| < 1e-4) at every position of 20 real prompts', async () => {
+      const tokenizer = await loadTokenizer(join(work, 'stories.gguf'));
+      const sequence = context.getSequence();
+      let worst = 0;
+      let positions = 0;
+      try {
+        for (const prompt of realPrompts()) {
+          const ids = tokenizer.encode(prompt); // BOS + prompt, as llama.cpp tokenizes it
+          expect(ids.length).toBeGreaterThan(10);
+          await sequence.clearHistory();
+          const outputs = await sequence.controlledEvaluate(
+            ids.map((id) => [id as Token, { generateNext: { probabilities: true } }]),
+          );
+          const tfjsProbs = await nextTokenDistributions(model, ids, 'probs'); // [T × V]
+          const V = model.config.vocabSize;
+          for (let t = 0; t < ids.length; t++) {
+            const probabilities = outputs[t]?.next.probabilities;
+            expect(probabilities?.size).toBe(V);
+            for (const [token, p] of probabilities!) worst = Math.max(worst, Math.abs(p - tfjsProbs[t * V + token]));
+            positions++;
+          }
         }
+      } finally {
+        sequence.dispose();
       }
-    } finally {
-      sequence.dispose();
-    }
-    expect(positions).toBeGreaterThan(300);
-    expect(worst).toBeLessThan(1e-4);
-  });
+      expect(positions).toBeGreaterThan(300);
+      expect(worst).toBeLessThan(1e-4);
+    });
 
-  it('decodes the same 200 greedy tokens from BOS after llama2.c → safetensors → tfjs → GGUF', async () => {
-    const tfjsTokens = (await generate(model, [1], { maxNewTokens: 200, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] })).tokens;
-    const sequence = context.getSequence();
-    const engineTokens: number[] = [];
-    try {
-      for await (const token of sequence.evaluate([1 as Token], { temperature: 0 })) {
-        engineTokens.push(token);
-        if (engineTokens.length === 200) break;
+    it('decodes the same 200 greedy tokens from BOS after llama2.c → safetensors → tfjs → GGUF', async () => {
+      const tfjsTokens = (
+        await generate(model, [1], { maxNewTokens: 200, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] })
+      ).tokens;
+      const sequence = context.getSequence();
+      const engineTokens: number[] = [];
+      try {
+        for await (const token of sequence.evaluate([1 as Token], { temperature: 0 })) {
+          engineTokens.push(token);
+          if (engineTokens.length === 200) break;
+        }
+      } finally {
+        sequence.dispose();
       }
-    } finally {
-      sequence.dispose();
-    }
-    expect(engineTokens).toEqual(tfjsTokens);
-    expect(engineModel.detokenize(engineTokens as Token[])).toMatch(/^Once upon a time, there was a little girl named Lily\. She loved to play outside in the park/);
-  });
-});
+      expect(engineTokens).toEqual(tfjsTokens);
+      expect(engineModel.detokenize(engineTokens as Token[])).toMatch(
+        /^Once upon a time, there was a little girl named Lily\. She loved to play outside in the park/,
+      );
+    });
+  },
+);

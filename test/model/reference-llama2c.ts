@@ -56,12 +56,14 @@ export class ReferenceLlama {
         const att = new Float32Array(pos + 1);
         for (let t = 0; t <= pos; t++) {
           let score = 0;
-          for (let i = 0; i < headSize; i++) score += q[h * headSize + i] * this.keyCache[l][t * kvDim + kvHead * headSize + i];
+          for (let i = 0; i < headSize; i++)
+            score += q[h * headSize + i] * this.keyCache[l][t * kvDim + kvHead * headSize + i];
           att[t] = score / Math.sqrt(headSize);
         }
         softmax(att);
         for (let t = 0; t <= pos; t++) {
-          for (let i = 0; i < headSize; i++) attnOut[h * headSize + i] += att[t] * this.valueCache[l][t * kvDim + kvHead * headSize + i];
+          for (let i = 0; i < headSize; i++)
+            attnOut[h * headSize + i] += att[t] * this.valueCache[l][t * kvDim + kvHead * headSize + i];
         }
       }
       const o = matmul(attnOut, layer.wo.data, dim, dim);

@@ -146,7 +146,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512)).each(['cpu', 'wasm'] as const)
   it('keeps the tensor count flat across many decode steps', async () => {
     await generate(model, [BOS], { maxNewTokens: 5 }); // warm-up
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) await generate(model, [BOS, 400, 260], { maxNewTokens: 60, temperature: 0.9, topP: 0.95, seed: i });
+    for (let i = 0; i < 3; i++)
+      await generate(model, [BOS, 400, 260], { maxNewTokens: 60, temperature: 0.9, topP: 0.95, seed: i });
     const session = new DecodeSession(model);
     await session.feed([BOS, 5, 6]);
     session.truncate(1);

@@ -2,7 +2,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
-import { configProblems, crossEntropyLoss, DecodeSession, isPresetName, LlamaModel, presetConfig, presets, randomWeights, SeededRandom, type PresetName } from '../../src/model/index.js';
+import {
+  configProblems,
+  crossEntropyLoss,
+  DecodeSession,
+  isPresetName,
+  LlamaModel,
+  presetConfig,
+  presets,
+  randomWeights,
+  SeededRandom,
+  type PresetName,
+} from '../../src/model/index.js';
 import type { LlamaConfig } from '../../src/model/config.js';
 import type { LlamaWeights } from '../../src/model/weights.js';
 import { maxAbs, maxAbsDiff, take } from './helpers.js';
@@ -32,7 +43,10 @@ function lossOf(model: LlamaModel, data: ReturnType<typeof batch>): tf.Scalar {
 }
 
 /** Loss and every variable's gradient, read back to plain arrays. */
-async function lossAndGradients(backend: 'cpu' | 'wasm', weights: LlamaWeights): Promise<{ loss: number; grads: Float32Array[] }> {
+async function lossAndGradients(
+  backend: 'cpu' | 'wasm',
+  weights: LlamaWeights,
+): Promise<{ loss: number; grads: Float32Array[] }> {
   await initBackend(backend);
   const model = LlamaModel.fromWeights(weights);
   try {
@@ -86,7 +100,9 @@ describe('model weights', () => {
     const V = config.vocabSize;
     tokens.forEach((token, t) => {
       const expected = reference.forward(token);
-      expect(maxAbsDiff(logits.subarray(t * V, (t + 1) * V), expected)).toBeLessThan(1e-4 * Math.max(1, maxAbs(expected)));
+      expect(maxAbsDiff(logits.subarray(t * V, (t + 1) * V), expected)).toBeLessThan(
+        1e-4 * Math.max(1, maxAbs(expected)),
+      );
     });
   });
 });
@@ -99,7 +115,15 @@ describe('presets', () => {
       expect(configProblems(preset)).toEqual([]);
       expect(preset.hiddenDim % 32).toBe(0);
     }
-    expect(presetConfig('draft-small', 32000, 512)).toMatchObject({ dim: 256, nLayers: 4, nHeads: 4, nKvHeads: 2, hiddenDim: 704, vocabSize: 32000, maxSeqLen: 512 });
+    expect(presetConfig('draft-small', 32000, 512)).toMatchObject({
+      dim: 256,
+      nLayers: 4,
+      nHeads: 4,
+      nKvHeads: 2,
+      hiddenDim: 704,
+      vocabSize: 32000,
+      maxSeqLen: 512,
+    });
     expect(isPresetName('toString')).toBe(false);
   });
 });
@@ -143,14 +167,21 @@ describe('cross-entropy loss', () => {
     const mask = Float32Array.from([1, 1, 0, 1, 1, 0, 0, 1, 1, 1]);
     const logits = tf.tensor3d(logitsValues, [2, 5, 7]);
     const [loss, grad] = tf.tidy(() => {
-      const f = (x: tf.Tensor) => crossEntropyLoss(x as tf.Tensor3D, tf.tensor2d(targets, [2, 5], 'int32'), tf.tensor2d(mask, [2, 5]));
+      const f = (x: tf.Tensor) =>
+        crossEntropyLoss(x as tf.Tensor3D, tf.tensor2d(targets, [2, 5], 'int32'), tf.tensor2d(mask, [2, 5]));
       return [f(logits), tf.grad(f)(logits)];
     });
     // The same loss written plainly, differentiated by tfjs.
     const autodiff = tf.tidy(() => {
       const plain = (x: tf.Tensor) => {
         const logProbs = tf.reshape(tf.logSoftmax(x), [10, 7]);
-        const picked = tf.gather(tf.reshape(logProbs, [70]), tf.tensor1d(Array.from(targets, (t, i) => i * 7 + t), 'int32'));
+        const picked = tf.gather(
+          tf.reshape(logProbs, [70]),
+          tf.tensor1d(
+            Array.from(targets, (t, i) => i * 7 + t),
+            'int32',
+          ),
+        );
         return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.tensor1d(mask)))), 7);
       };
       return tf.grad(plain)(logits);

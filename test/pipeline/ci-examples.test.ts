@@ -57,7 +57,11 @@ function checkCommand(argv: string[]): string {
   expect([...globals.operands, ...globals.unknown], `global flags of: fireopt ${argv.join(' ')}`).toEqual([]);
   const command = program.commands.find((c: Command) => c.name() === argv[at]) as Command;
   // Global flags (--json, -c) may also follow the command, as commander allows.
-  const unknown = command.parseOptions(argv.slice(at + 1)).unknown.filter((word) => word.startsWith('-') && !program.options.some((o) => o.long === word || o.short === word));
+  const unknown = command
+    .parseOptions(argv.slice(at + 1))
+    .unknown.filter(
+      (word) => word.startsWith('-') && !program.options.some((o) => o.long === word || o.short === word),
+    );
   expect(unknown, `unknown flags in: fireopt ${argv.join(' ')}`).toEqual([]);
   return command.name();
 }
@@ -86,7 +90,10 @@ describe('examples/ci', () => {
   it('the Kubernetes CronJob runs the image the Dockerfile builds, on a schedule, with real fireopt commands', () => {
     const cronJob = parse(readFileSync(join(repoRoot, 'examples/ci/fireopt-cronjob.yaml'), 'utf8')) as {
       kind: string;
-      spec: { schedule: string; jobTemplate: { spec: { template: { spec: { containers: Array<{ image: string; args: string[] }> } } } } };
+      spec: {
+        schedule: string;
+        jobTemplate: { spec: { template: { spec: { containers: Array<{ image: string; args: string[] }> } } } };
+      };
     };
     expect(cronJob.kind).toBe('CronJob');
     expect(cronJob.spec.schedule.split(' ')).toHaveLength(5);
@@ -107,119 +114,140 @@ describe('examples/ci', () => {
   });
 });
 
-describe.skipIf(!haveShared('models/stories260K/stories260K.bin', 'data/taskmaster4_coffee/data_00.json', 'data/alpaca_eval_outputs/Meta-Llama-3-8B-Instruct.json'))(
-  'examples/ci/fireopt-retrain.yml, step by step over two nights',
-  () => {
-    let work: string;
-    let gguf: StoriesGguf;
-    const checkout = (): string => join(work, 'checkout');
-    const bucket = (): string => join(work, 's3');
-    const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
-    const today = new Date().toISOString().slice(0, 10);
-    const vars: Record<string, string> = {
-      FIREOPT_TRACES_URI: 's3://acme/traces',
-      FIREOPT_TARGET_MODEL_URI: 's3://acme/models/target.gguf',
-      FIREOPT_RELEASE_URI: 's3://acme/fireopt/releases/nightly',
-    };
+describe.skipIf(
+  !haveShared(
+    'models/stories260K/stories260K.bin',
+    'data/taskmaster4_coffee/data_00.json',
+    'data/alpaca_eval_outputs/Meta-Llama-3-8B-Instruct.json',
+  ),
+)('examples/ci/fireopt-retrain.yml, step by step over two nights', () => {
+  let work: string;
+  let gguf: StoriesGguf;
+  const checkout = (): string => join(work, 'checkout');
+  const bucket = (): string => join(work, 's3');
+  const yesterday = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10);
+  const today = new Date().toISOString().slice(0, 10);
+  const vars: Record<string, string> = {
+    FIREOPT_TRACES_URI: 's3://acme/traces',
+    FIREOPT_TARGET_MODEL_URI: 's3://acme/models/target.gguf',
+    FIREOPT_RELEASE_URI: 's3://acme/fireopt/releases/nightly',
+  };
 
-    beforeAll(() => {
-      work = mkdtempSync(join(tmpdir(), 'fireopt-ci-'));
-      gguf = writeStoriesGguf();
-      // a fresh runner's checkout: this repository's built bin/ and the pipeline config (small, for a test)
-      mkdirSync(join(checkout(), 'configs'), { recursive: true });
-      symlinkSync(join(repoRoot, 'bin'), join(checkout(), 'bin'));
-      writeFileSync(
-        join(checkout(), 'configs', 'pipeline.yaml'),
-        [
-          'name: nightly',
-          'ingest: { inputs: ["traces/*.jsonl"], heldout: 0.3 }',
-          'distill: { mode: traces, tokenizer: models/target.gguf, chat_template: none }',
-          'train: { target_model: models/target.gguf, backend: wasm, select: off, model: { preset: draft-nano }, lr: 0.02, max_steps: 40,',
-          '  seq_len: 64, batch_size: 8, warmup_steps: 5, eval_every: 25, patience: 0 }',
-          // a stated c and no model-free floor: the loop's mechanics with a toy draft (see scenario.test.ts)
-          'eval: { bootstrap_samples: 500, margin: 0, cost: { engine: given }, cost_ratio: 0.02 }',
-          'promotion: { release: release, beat_model_free: false }',
-          'run: { dir: runs/current }',
-        ].join('\n') + '\n',
-      );
-      mkdirSync(join(work, 'bin'));
-      writeFakeAws(join(work, 'bin'));
-      mkdirSync(join(bucket(), 'acme', 'models'), { recursive: true });
-      writeFileSync(join(bucket(), 'acme', 'models', 'target.gguf'), readFileSync(gguf.path));
-      // today's folder is still being written: the workflow must read yesterday's
-      mkdirSync(join(bucket(), 'acme', 'traces', today), { recursive: true });
-      writeFileSync(join(bucket(), 'acme', 'traces', today, 'partial.jsonl'), '{"messages": [{"role": "user", "content": "half a li');
-    });
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), 'fireopt-ci-'));
+    gguf = writeStoriesGguf();
+    // a fresh runner's checkout: this repository's built bin/ and the pipeline config (small, for a test)
+    mkdirSync(join(checkout(), 'configs'), { recursive: true });
+    symlinkSync(join(repoRoot, 'bin'), join(checkout(), 'bin'));
+    writeFileSync(
+      join(checkout(), 'configs', 'pipeline.yaml'),
+      [
+        'name: nightly',
+        'ingest: { inputs: ["traces/*.jsonl"], heldout: 0.3 }',
+        'distill: { mode: traces, tokenizer: models/target.gguf, chat_template: none }',
+        'train: { target_model: models/target.gguf, backend: wasm, select: off, model: { preset: draft-nano }, lr: 0.02, max_steps: 40,',
+        '  seq_len: 64, batch_size: 8, warmup_steps: 5, eval_every: 25, patience: 0 }',
+        // a stated c and no model-free floor: the loop's mechanics with a toy draft (see scenario.test.ts)
+        'eval: { bootstrap_samples: 500, margin: 0, cost: { engine: given }, cost_ratio: 0.02 }',
+        'promotion: { release: release, beat_model_free: false }',
+        'run: { dir: runs/current }',
+      ].join('\n') + '\n',
+    );
+    mkdirSync(join(work, 'bin'));
+    writeFakeAws(join(work, 'bin'));
+    mkdirSync(join(bucket(), 'acme', 'models'), { recursive: true });
+    writeFileSync(join(bucket(), 'acme', 'models', 'target.gguf'), readFileSync(gguf.path));
+    // today's folder is still being written: the workflow must read yesterday's
+    mkdirSync(join(bucket(), 'acme', 'traces', today), { recursive: true });
+    writeFileSync(
+      join(bucket(), 'acme', 'traces', today, 'partial.jsonl'),
+      '{"messages": [{"role": "user", "content": "half a li',
+    );
+  });
 
-    afterAll(() => {
-      if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
-      gguf?.remove();
-    });
+  afterAll(() => {
+    if (!process.env.KEEP) rmSync(work, { recursive: true, force: true });
+    gguf?.remove();
+  });
 
-    /** Run the workflow's steps in order in the checkout, as a runner would; returns each run step's outputs. */
-    function runNight(): Record<string, Record<string, string>> {
-      const workflow = readWorkflow();
-      const outputs: Record<string, Record<string, string>> = {};
-      const substitute = (value: string): string => value.replace(/\$\{\{ vars\.(\w+) \}\}/g, (_, name: string) => vars[name] ?? '');
-      const env = Object.fromEntries(Object.entries(workflow.env ?? {}).map(([k, v]) => [k, substitute(v)]));
-      for (const step of Object.values(workflow.jobs).flatMap((job) => job.steps)) {
-        if (step.if && !condition(step.if, outputs)) continue;
-        // actions (checkout, node, credentials, cache, upload) are the runner's; `npm ci` built this checkout already
-        if (step.uses || step.run?.trim() === 'npm ci') continue;
-        const outputFile = join(work, `output-${step.id ?? 'step'}`);
-        writeFileSync(outputFile, '');
-        const result = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', step.run ?? ''], {
-          cwd: checkout(),
-          env: { ...process.env, ...env, ...step.env, PATH: `${join(work, 'bin')}:${process.env.PATH}`, FAKE_S3_ROOT: bucket(), GITHUB_OUTPUT: outputFile },
-          encoding: 'utf8',
-          maxBuffer: 64 * 1024 * 1024,
-        });
-        expect(result.status, `step "${step.name ?? step.run}" failed:\n${result.stdout}\n${result.stderr}`).toBe(0);
-        if (step.id) outputs[step.id] = Object.fromEntries(readFileSync(outputFile, 'utf8').split('\n').filter(Boolean).map((line) => line.split('=', 2) as [string, string]));
-      }
-      return outputs;
+  /** Run the workflow's steps in order in the checkout, as a runner would; returns each run step's outputs. */
+  function runNight(): Record<string, Record<string, string>> {
+    const workflow = readWorkflow();
+    const outputs: Record<string, Record<string, string>> = {};
+    const substitute = (value: string): string =>
+      value.replace(/\$\{\{ vars\.(\w+) \}\}/g, (_, name: string) => vars[name] ?? '');
+    const env = Object.fromEntries(Object.entries(workflow.env ?? {}).map(([k, v]) => [k, substitute(v)]));
+    for (const step of Object.values(workflow.jobs).flatMap((job) => job.steps)) {
+      if (step.if && !condition(step.if, outputs)) continue;
+      // actions (checkout, node, credentials, cache, upload) are the runner's; `npm ci` built this checkout already
+      if (step.uses || step.run?.trim() === 'npm ci') continue;
+      const outputFile = join(work, `output-${step.id ?? 'step'}`);
+      writeFileSync(outputFile, '');
+      const result = spawnSync('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', step.run ?? ''], {
+        cwd: checkout(),
+        env: {
+          ...process.env,
+          ...env,
+          ...step.env,
+          PATH: `${join(work, 'bin')}:${process.env.PATH}`,
+          FAKE_S3_ROOT: bucket(),
+          GITHUB_OUTPUT: outputFile,
+        },
+        encoding: 'utf8',
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      expect(result.status, `step "${step.name ?? step.run}" failed:\n${result.stdout}\n${result.stderr}`).toBe(0);
+      if (step.id)
+        outputs[step.id] = Object.fromEntries(
+          readFileSync(outputFile, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => line.split('=', 2) as [string, string]),
+        );
     }
+    return outputs;
+  }
 
-    /** The workflow's `if:` conditions: `always()` and `steps.<id>.outputs.<key> == '<value>'`. */
-    function condition(expression: string, outputs: Record<string, Record<string, string>>): boolean {
-      if (expression === 'always()') return true;
-      const match = /^steps\.(\w+)\.outputs\.(\w+) == '([^']*)'$/.exec(expression);
-      expect(match, `the test does not know the condition ${expression}`).not.toBeNull();
-      const [, id, key, value] = match as RegExpExecArray;
-      return outputs[id]?.[key] === value;
-    }
+  /** The workflow's `if:` conditions: `always()` and `steps.<id>.outputs.<key> == '<value>'`. */
+  function condition(expression: string, outputs: Record<string, Record<string, string>>): boolean {
+    if (expression === 'always()') return true;
+    const match = /^steps\.(\w+)\.outputs\.(\w+) == '([^']*)'$/.exec(expression);
+    expect(match, `the test does not know the condition ${expression}`).not.toBeNull();
+    const [, id, key, value] = match as RegExpExecArray;
+    return outputs[id]?.[key] === value;
+  }
 
-    const releaseInStore = (): string => join(bucket(), 'acme', 'fireopt', 'releases', 'nightly');
-    const runJson = (): PipelineResult => JSON.parse(readFileSync(join(checkout(), 'run.json'), 'utf8')) as PipelineResult;
+  const releaseInStore = (): string => join(bucket(), 'acme', 'fireopt', 'releases', 'nightly');
+  const runJson = (): PipelineResult =>
+    JSON.parse(readFileSync(join(checkout(), 'run.json'), 'utf8')) as PipelineResult;
 
-    it('night 1 (nothing deployed yet) promotes and publishes the release; night 2 reads it back, measures drift against it and gates against it', () => {
-      mkdirSync(join(bucket(), 'acme', 'traces', yesterday), { recursive: true });
-      writeAlpacaTraces(join(bucket(), 'acme', 'traces', yesterday, 'alpaca.jsonl'), 50, 300);
-      const night1 = runNight();
-      expect(night1.run.exit_code).toBe('0');
-      const first = runJson();
-      expect(first.outcome).toBe('promoted');
-      expect(first.deployed?.draft_sha256).toBeNull();
-      const published = JSON.parse(readFileSync(join(releaseInStore(), 'promotion.json'), 'utf8')) as PromotionRecord;
-      expect(published.previous_draft_sha256).toBeNull();
-      expect(existsSync(join(releaseInStore(), 'draft', 'model.safetensors'))).toBe(true);
+  it('night 1 (nothing deployed yet) promotes and publishes the release; night 2 reads it back, measures drift against it and gates against it', () => {
+    mkdirSync(join(bucket(), 'acme', 'traces', yesterday), { recursive: true });
+    writeAlpacaTraces(join(bucket(), 'acme', 'traces', yesterday, 'alpaca.jsonl'), 50, 300);
+    const night1 = runNight();
+    expect(night1.run.exit_code).toBe('0');
+    const first = runJson();
+    expect(first.outcome).toBe('promoted');
+    expect(first.deployed?.draft_sha256).toBeNull();
+    const published = JSON.parse(readFileSync(join(releaseInStore(), 'promotion.json'), 'utf8')) as PromotionRecord;
+    expect(published.previous_draft_sha256).toBeNull();
+    expect(existsSync(join(releaseInStore(), 'draft', 'model.safetensors'))).toBe(true);
 
-      // the next night: a fresh runner (no release folder), the cached run directory, new traffic
-      rmSync(join(checkout(), 'release'), { recursive: true, force: true });
-      rmSync(join(bucket(), 'acme', 'traces', yesterday), { recursive: true });
-      mkdirSync(join(bucket(), 'acme', 'traces', yesterday), { recursive: true });
-      writeTaskmasterTraces(join(bucket(), 'acme', 'traces', yesterday, 'coffee.jsonl'), 50);
-      const night2 = runNight();
-      const second = runJson();
-      expect(second.deployed?.draft_sha256).toBe(published.draft_sha256);
-      expect(second.drift?.recorded.source).toMatch(/promotion\.json$/);
-      expect(second.drift?.retrain).toBe(true);
-      expect(second.comparison?.a.candidate).toBe('draft:deployed-draft');
-      expect(night2.run.exit_code).toBe(String(second.exit_code));
-      expect(second.outcome).toBe('promoted');
-      const republished = JSON.parse(readFileSync(join(releaseInStore(), 'promotion.json'), 'utf8')) as PromotionRecord;
-      expect(republished.previous_draft_sha256).toBe(published.draft_sha256);
-      expect(republished.draft_sha256).not.toBe(published.draft_sha256);
-    }, 300_000);
-  },
-);
+    // the next night: a fresh runner (no release folder), the cached run directory, new traffic
+    rmSync(join(checkout(), 'release'), { recursive: true, force: true });
+    rmSync(join(bucket(), 'acme', 'traces', yesterday), { recursive: true });
+    mkdirSync(join(bucket(), 'acme', 'traces', yesterday), { recursive: true });
+    writeTaskmasterTraces(join(bucket(), 'acme', 'traces', yesterday, 'coffee.jsonl'), 50);
+    const night2 = runNight();
+    const second = runJson();
+    expect(second.deployed?.draft_sha256).toBe(published.draft_sha256);
+    expect(second.drift?.recorded.source).toMatch(/promotion\.json$/);
+    expect(second.drift?.retrain).toBe(true);
+    expect(second.comparison?.a.candidate).toBe('draft:deployed-draft');
+    expect(night2.run.exit_code).toBe(String(second.exit_code));
+    expect(second.outcome).toBe('promoted');
+    const republished = JSON.parse(readFileSync(join(releaseInStore(), 'promotion.json'), 'utf8')) as PromotionRecord;
+    expect(republished.previous_draft_sha256).toBe(published.draft_sha256);
+    expect(republished.draft_sha256).not.toBe(published.draft_sha256);
+  }, 300_000);
+});

@@ -27,17 +27,26 @@ describe('fireopt demo', () => {
     expect(existsSync(join(out, 'run', '5-eval', 'data', 'report.md'))).toBe(true);
     // the gate holds the adapted draft against suffix decoding too: promoted only if it is faster
     const promoted = existsSync(join(out, 'release', 'promotion.json'));
-    expect(first.stdout).toMatch(promoted ? /outcome: promoted/ : /outcome: not-promoted \(.*serve (suffix|prompt-lookup|without a draft)/);
+    expect(first.stdout).toMatch(
+      promoted ? /outcome: promoted/ : /outcome: not-promoted \(.*serve (suffix|prompt-lookup|without a draft)/,
+    );
 
     const again = await runCli(['--json', '--quiet', 'demo', '--out', out, ...budget]);
     expect(again.code, again.stderr).toBe(0);
     const result = JSON.parse(again.stdout) as DemoResult;
     expect(result.pipeline.stages.every((s) => s.status === 'skipped')).toBe(true);
     expect(result.pipeline.outcome).toBe('unchanged');
-    expect(result.rows.map((r) => r.name)).toEqual(['draft:draft', 'draft:demo-generic-draft', 'prompt-lookup', 'suffix']);
+    expect(result.rows.map((r) => r.name)).toEqual([
+      'draft:draft',
+      'draft:demo-generic-draft',
+      'prompt-lookup',
+      'suffix',
+    ]);
     // The point of the demo: the draft trained on this traffic beats the generic one on held-out data.
     const [adapted, generic] = result.rows;
-    console.log(`demo: adapted hit rate ${adapted.hit_rate}, τ ${adapted.acceptance_length}; generic ${generic.hit_rate}, τ ${generic.acceptance_length}`);
+    console.log(
+      `demo: adapted hit rate ${adapted.hit_rate}, τ ${adapted.acceptance_length}; generic ${generic.hit_rate}, τ ${generic.acceptance_length}`,
+    );
     expect(adapted.hit_rate as number).toBeGreaterThan(generic.hit_rate as number);
     expect(adapted.acceptance_length).toBeGreaterThan(generic.acceptance_length);
     expect(adapted.speedup).toBeGreaterThan(generic.speedup);

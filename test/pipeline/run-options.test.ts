@@ -14,7 +14,9 @@ import { haveShared } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 import { writeAlpacaTraces } from './traces.js';
 
-describe.skipIf(!haveShared('models/stories260K/stories260K.bin', 'data/alpaca_eval_outputs/Meta-Llama-3-8B-Instruct.json'))('fireopt run --limit --max-tokens, inspect', () => {
+describe.skipIf(
+  !haveShared('models/stories260K/stories260K.bin', 'data/alpaca_eval_outputs/Meta-Llama-3-8B-Instruct.json'),
+)('fireopt run --limit --max-tokens, inspect', () => {
   let work: string;
   let gguf: StoriesGguf;
   let run: { code: number; stdout: string; stderr: string };
@@ -47,10 +49,14 @@ describe.skipIf(!haveShared('models/stories260K/stories260K.bin', 'data/alpaca_e
     expect([0, 3], run.stderr).toContain(run.code);
     const result = JSON.parse(run.stdout) as PipelineResult;
     expect(result.outcome).toMatch(/^(promoted|not-promoted)$/);
-    const manifest = JSON.parse(readFileSync(join(work, 'run', '2-distill', 'data', 'manifest.json'), 'utf8')) as { counts: { rows: { train: number; heldout: number } } };
+    const manifest = JSON.parse(readFileSync(join(work, 'run', '2-distill', 'data', 'manifest.json'), 'utf8')) as {
+      counts: { rows: { train: number; heldout: number } };
+    };
     expect(manifest.counts.rows).toEqual({ train: 3, heldout: 3 });
     // with --json, progress is JSON lines on stderr: distill's end line carries its counts
-    const distillEnd = run.stderr.split('\n').filter((line) => line.startsWith('{'))
+    const distillEnd = run.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .find((line) => line.event === 'end' && line.task === 'distill');
     expect(distillEnd, run.stderr).toMatchObject({ done: 6, ok: 6, failed: 0, skipped: 0 });

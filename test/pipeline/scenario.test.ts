@@ -59,7 +59,8 @@ function setUp(): void {
   writeFileSync(join(work, 'blocked'), 'not a folder\n');
 }
 
-const statuses = (result: PipelineResult): Record<string, string> => Object.fromEntries(result.stages.map((s) => [s.stage, s.status]));
+const statuses = (result: PipelineResult): Record<string, string> =>
+  Object.fromEntries(result.stages.map((s) => [s.stage, s.status]));
 
 async function run(...args: string[]): Promise<{ code: number; result: PipelineResult; stderr: string }> {
   const { code, stdout, stderr } = await runCli(['--json', '--quiet', '-c', config, 'run', ...args]);
@@ -84,8 +85,14 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     expect(failedSummary.failure?.stage).toBe('7-promote');
     expect(failedSummary.failure?.message).toMatch(/ENOTDIR|not a directory|EEXIST/);
     expect(failed.stderr).toMatch(/fireopt: (internal )?error: .*(ENOTDIR|not a directory|EEXIST)/);
-    expect(JSON.parse(readFileSync(join(work, 'run1', 'run.json'), 'utf8'))).toMatchObject({ outcome: 'failed', failure: { stage: '7-promote' } });
-    const failedRecord = JSON.parse(readFileSync(join(work, 'run1', '7-promote', 'stage.json'), 'utf8')) as { status: string; error: { message: string } };
+    expect(JSON.parse(readFileSync(join(work, 'run1', 'run.json'), 'utf8'))).toMatchObject({
+      outcome: 'failed',
+      failure: { stage: '7-promote' },
+    });
+    const failedRecord = JSON.parse(readFileSync(join(work, 'run1', '7-promote', 'stage.json'), 'utf8')) as {
+      status: string;
+      error: { message: string };
+    };
     expect(failedRecord.status).toBe('failed');
     expect(failedRecord.error.message).toMatch(/ENOTDIR|not a directory|EEXIST/);
     for (const stage of ['1-ingest', '2-distill', '4-train', '5-eval', '6-export']) {
@@ -96,8 +103,13 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     const resumed = await run();
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(statuses(resumed.result)).toEqual({
-      '1-ingest': 'skipped', '2-distill': 'skipped', '3-drift': 'skipped',
-      '4-train': 'skipped', '5-eval': 'skipped', '6-export': 'skipped', '7-promote': 'ran',
+      '1-ingest': 'skipped',
+      '2-distill': 'skipped',
+      '3-drift': 'skipped',
+      '4-train': 'skipped',
+      '5-eval': 'skipped',
+      '6-export': 'skipped',
+      '7-promote': 'ran',
     });
     expect(resumed.result.outcome).toBe('promoted');
     expect(resumed.result.reason).toMatch(/nothing deployed yet/);
@@ -106,7 +118,14 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     expect(promotion.kind).toBe('promotion');
     expect(promotion.previous_draft_sha256).toBeNull();
     expect(promotion.acceptance.acceptance_length).toBeGreaterThan(1);
-    for (const file of ['draft/model.safetensors', 'draft/manifest.json', 'export/scenario.gguf', 'export/hf/config.json', 'export/SERVING.md', 'report.json']) {
+    for (const file of [
+      'draft/model.safetensors',
+      'draft/manifest.json',
+      'export/scenario.gguf',
+      'export/hf/config.json',
+      'export/SERVING.md',
+      'report.json',
+    ]) {
       expect(existsSync(join(release, file)), file).toBe(true);
     }
 
@@ -125,8 +144,17 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     const givenReport = join(work, 'report-given.json');
     writeFileSync(givenReport, readFileSync(join(work, 'run1', '5-eval', 'data', 'report.json')));
     const measured = await run(
-      '--force', '--set', 'eval.cost.engine=auto', '--set', 'promotion.beat_model_free=true',
-      '--set', 'eval.cost.runs=2', '--set', 'eval.cost.warmup_runs=1', '--set', 'eval.cost.steps=8',
+      '--force',
+      '--set',
+      'eval.cost.engine=auto',
+      '--set',
+      'promotion.beat_model_free=true',
+      '--set',
+      'eval.cost.runs=2',
+      '--set',
+      'eval.cost.warmup_runs=1',
+      '--set',
+      'eval.cost.steps=8',
     );
     expect(measured.code, measured.stderr).toBe(3);
     expect(measured.result.outcome).toBe('not-promoted');
@@ -135,10 +163,16 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     expect(draft.cost_ratio_source).toBe('measured');
     expect(draft.cost_measurement?.target_model).toBe(gguf.path);
     expect(report.candidates.map((c) => c.name)).toEqual(expect.arrayContaining(['prompt-lookup', 'suffix']));
-    const fastestModelFree = Math.max(...report.candidates.filter((c) => c.kind !== 'draft').map((c) => c.best_speedup));
+    const fastestModelFree = Math.max(
+      ...report.candidates.filter((c) => c.kind !== 'draft').map((c) => c.best_speedup),
+    );
     expect(draft.best_speedup).toBeLessThan(Math.max(1, fastestModelFree));
     expect(measured.result.reason).toMatch(/expected speed-up .* is below .*measured/);
-    expect(measured.result.serve_instead).toBe(fastestModelFree >= 1 ? report.candidates.find((c) => c.best_speedup === fastestModelFree)?.kind : 'no-speculation');
+    expect(measured.result.serve_instead).toBe(
+      fastestModelFree >= 1
+        ? report.candidates.find((c) => c.best_speedup === fastestModelFree)?.kind
+        : 'no-speculation',
+    );
     expect(readFileSync(join(release, 'promotion.json'), 'utf8')).toBe(promotion);
 
     // compare refuses speed-ups resting on different cost assumptions (c given in one, measured in the other)
@@ -149,7 +183,16 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     expect(mixed.stderr).toContain(measuredReport);
     expect(mixed.stderr).toMatch(/different cost assumptions: .*given.*measured in llama-cpp/);
     // and "do not promote" is exit 3, as for run and drift, not an error (a draft against itself: Δ = 0, never promoted)
-    const same = await runCli(['--quiet', 'compare', measuredReport, measuredReport, '--candidate-a', 'draft:draft', '--candidate-b', 'draft:draft']);
+    const same = await runCli([
+      '--quiet',
+      'compare',
+      measuredReport,
+      measuredReport,
+      '--candidate-a',
+      'draft:draft',
+      '--candidate-b',
+      'draft:draft',
+    ]);
     expect(same.code, same.stderr).toBe(3);
     expect(same.stdout).toMatch(/DO NOT PROMOTE/);
     expect(same.stderr).not.toMatch(/error/);
@@ -157,7 +200,19 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
 
   it('fireopt drift: Taskmaster-4 dialogues drift from the AlpacaEval-trained draft; its own traffic does not', async () => {
     const release = join(work, 'blocked', 'release');
-    const fresh = await runCli(['--json', '--quiet', '-c', config, 'drift', '--model', release, '--traces', join(work, 'coffee.jsonl'), '--out', join(work, 'drift-coffee')]);
+    const fresh = await runCli([
+      '--json',
+      '--quiet',
+      '-c',
+      config,
+      'drift',
+      '--model',
+      release,
+      '--traces',
+      join(work, 'coffee.jsonl'),
+      '--out',
+      join(work, 'drift-coffee'),
+    ]);
     expect(fresh.code, fresh.stderr).toBe(3);
     const drifted = JSON.parse(fresh.stdout) as DriftResult;
     expect(drifted.outcome).toBe('retraining-due');
@@ -165,7 +220,19 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     expect(drifted.relative_drop).toBeGreaterThan(0.1);
     expect(drifted.recorded.source).toBe(join(release, 'promotion.json'));
 
-    const same = await runCli(['--json', '--quiet', '-c', config, 'drift', '--model', release, '--traces', join(work, 'alpaca.jsonl'), '--out', join(work, 'drift-alpaca')]);
+    const same = await runCli([
+      '--json',
+      '--quiet',
+      '-c',
+      config,
+      'drift',
+      '--model',
+      release,
+      '--traces',
+      join(work, 'alpaca.jsonl'),
+      '--out',
+      join(work, 'drift-alpaca'),
+    ]);
     expect(same.code, same.stderr).toBe(0);
     const steady = JSON.parse(same.stdout) as DriftResult;
     expect(steady.outcome).toBe('not-due');
@@ -173,9 +240,22 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     expect(steady.relative_drop).toBeLessThanOrEqual(0.1);
 
     // the first night: no release yet is an outcome (exit 0), not an error
-    const first = await runCli(['--json', '--quiet', '-c', config, 'drift', '--model', join(work, 'no-release-yet'), '--traces', join(work, 'alpaca.jsonl')]);
+    const first = await runCli([
+      '--json',
+      '--quiet',
+      '-c',
+      config,
+      'drift',
+      '--model',
+      join(work, 'no-release-yet'),
+      '--traces',
+      join(work, 'alpaca.jsonl'),
+    ]);
     expect(first.code, first.stderr).toBe(0);
-    expect(JSON.parse(first.stdout)).toMatchObject({ outcome: 'nothing-deployed', model: join(work, 'no-release-yet') });
+    expect(JSON.parse(first.stdout)).toMatchObject({
+      outcome: 'nothing-deployed',
+      model: join(work, 'no-release-yet'),
+    });
   });
 
   it('cycle 2 in the same run directory: the release is read fresh, drift is measured against it, the retrained draft is promoted only when it wins; retention deletes the data', async () => {
@@ -219,11 +299,17 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
       expect(existsSync(join(work, 'run1', gone)), gone).toBe(false);
       expect(deleted).toContain(join(work, 'run1', gone));
     }
-    for (const kept of ['4-train/data/draft/model.safetensors', '5-eval/data/report.json', '6-export/data/scenario.gguf']) {
+    for (const kept of [
+      '4-train/data/draft/model.safetensors',
+      '5-eval/data/report.json',
+      '6-export/data/scenario.gguf',
+    ]) {
       expect(existsSync(join(work, 'run1', kept)), kept).toBe(true);
     }
     expect(existsSync(join(work, 'alpaca.jsonl'))).toBe(true); // not this run's input
-    const ingestRecord = JSON.parse(readFileSync(join(work, 'run1', '1-ingest', 'stage.json'), 'utf8')) as { deleted: string[] };
+    const ingestRecord = JSON.parse(readFileSync(join(work, 'run1', '1-ingest', 'stage.json'), 'utf8')) as {
+      deleted: string[];
+    };
     expect(ingestRecord.deleted).toEqual([join(work, 'run1', '1-ingest', 'data')]);
   });
 });

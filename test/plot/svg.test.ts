@@ -20,7 +20,13 @@ describe('the SVG writer (src/plot/svg.ts)', () => {
     expect(text(awkward, { x: 1, y: 2.5, fill: undefined, title: 'x"y' })).toBe(
       '<text x="1" y="2.5" title="x&quot;y">draft &lt;v2&gt; &amp; &quot;adapted&quot;</text>',
     );
-    const line = polyline([[1, 2], [3.25, 4]], { stroke: 'red' });
+    const line = polyline(
+      [
+        [1, 2],
+        [3.25, 4],
+      ],
+      { stroke: 'red' },
+    );
     expect(line).toBe('<polyline fill="none" stroke="red" points="1.0,2.0 3.3,4.0"/>');
     expect(svgDocument(10, 20, ['<g/>'])).toBe(
       '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="20" viewBox="0 0 10 20" font-family="sans-serif"' +
@@ -29,7 +35,14 @@ describe('the SVG writer (src/plot/svg.ts)', () => {
   });
 
   it("escapes a run's title in the training curves the same way as the report's labels", () => {
-    const svg = lossHitRateSvg(awkward, [{ step: 0, value: 4 }, { step: 10, value: 2 }], [{ step: 10, value: 0.5 }]);
+    const svg = lossHitRateSvg(
+      awkward,
+      [
+        { step: 0, value: 4 },
+        { step: 10, value: 2 },
+      ],
+      [{ step: 10, value: 0.5 }],
+    );
     expectWellEscaped(svg);
     expect(svg).toContain('draft &lt;v2&gt; &amp; &quot;adapted&quot;');
     expect(svg.match(/<polyline /g)).toHaveLength(2);

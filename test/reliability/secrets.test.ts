@@ -16,15 +16,26 @@ import { startFaultProxy, type FaultProxy } from '../targets/fault-proxy.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 
 const KEY = 'sk-live-7f3a9c2e41d8b6aa0c5e';
-const PROMPTS = ['Once upon a time', 'The little dog', 'She went to the park', 'Tom and his mom', 'The sun was', 'A big fish', 'Lily had a ball', 'One day'];
+const PROMPTS = [
+  'Once upon a time',
+  'The little dog',
+  'She went to the park',
+  'Tom and his mom',
+  'The sun was',
+  'A big fish',
+  'Lily had a ball',
+  'One day',
+];
 
 /** Every file under `dir` (recursively), as text. */
 function allText(dir: string): string {
   if (!existsSync(dir)) return '';
-  return readdirSync(dir).map((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? allText(path) : readFileSync(path, 'latin1');
-  }).join('\n');
+  return readdirSync(dir)
+    .map((name) => {
+      const path = join(dir, name);
+      return statSync(path).isDirectory() ? allText(path) : readFileSync(path, 'latin1');
+    })
+    .join('\n');
 }
 
 describe('scrubCredentials', () => {
@@ -44,75 +55,99 @@ describe('scrubCredentials', () => {
   });
 });
 
-describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt distill against a server that echoes request headers', () => {
-  let work: string;
-  let gguf: StoriesGguf;
-  let serving: ServingModel;
-  let proxy: FaultProxy;
-  let dataset: string;
+describe.skipIf(!haveShared(STORIES260K, TOK512))(
+  'fireopt distill against a server that echoes request headers',
+  () => {
+    let work: string;
+    let gguf: StoriesGguf;
+    let serving: ServingModel;
+    let proxy: FaultProxy;
+    let dataset: string;
 
-  beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), 'fireopt-secrets-'));
-    gguf = writeStoriesGguf();
-    serving = await serveModel({ model: gguf.path, host: '127.0.0.1', port: 0, contextSize: 256, threads: 1, sequences: 2, batchSize: 256, kvCacheType: 'f32' });
-    // Every other prompt is faulted on every attempt: those rows fail, after retries, quoting the headers.
-    proxy = await startFaultProxy({ upstream: serving.url, faults: ['echo-headers-500', 'echo-headers-400'], faultsFor: (ordinal) => (ordinal % 2 ? Infinity : 0) });
-    writeFileSync(join(work, 'prompts.jsonl'), PROMPTS.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
-    dataset = join(work, 'dataset');
-    const ingested = await runCli(['--quiet', 'ingest', join(work, 'prompts.jsonl'), '--out', dataset, '--heldout', '0.25']);
-    expect(ingested.code, ingested.stderr).toBe(0);
-    writeFileSync(
-      join(work, 'distill.yaml'),
-      [
-        'target:',
-        '  engine: openai',
-        `  base_url: ${proxy.url}/v1`,
-        '  model: stories260K',
-        '  api_key_env: FIREOPT_TEST_API_KEY',
-        '  concurrency: 2',
-        '  timeout_ms: 5000',
-        '  max_retries: 2',
-        '  retry_min_delay_ms: 1',
-        '  retry_max_delay_ms: 5',
-        'distill:',
-        `  tokenizer: ${gguf.path}`,
-        '  max_tokens: 6',
-        '',
-      ].join('\n'),
-    );
-  });
+    beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), 'fireopt-secrets-'));
+      gguf = writeStoriesGguf();
+      serving = await serveModel({
+        model: gguf.path,
+        host: '127.0.0.1',
+        port: 0,
+        contextSize: 256,
+        threads: 1,
+        sequences: 2,
+        batchSize: 256,
+        kvCacheType: 'f32',
+      });
+      // Every other prompt is faulted on every attempt: those rows fail, after retries, quoting the headers.
+      proxy = await startFaultProxy({
+        upstream: serving.url,
+        faults: ['echo-headers-500', 'echo-headers-400'],
+        faultsFor: (ordinal) => (ordinal % 2 ? Infinity : 0),
+      });
+      writeFileSync(join(work, 'prompts.jsonl'), PROMPTS.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+      dataset = join(work, 'dataset');
+      const ingested = await runCli([
+        '--quiet',
+        'ingest',
+        join(work, 'prompts.jsonl'),
+        '--out',
+        dataset,
+        '--heldout',
+        '0.25',
+      ]);
+      expect(ingested.code, ingested.stderr).toBe(0);
+      writeFileSync(
+        join(work, 'distill.yaml'),
+        [
+          'target:',
+          '  engine: openai',
+          `  base_url: ${proxy.url}/v1`,
+          '  model: stories260K',
+          '  api_key_env: FIREOPT_TEST_API_KEY',
+          '  concurrency: 2',
+          '  timeout_ms: 5000',
+          '  max_retries: 2',
+          '  retry_min_delay_ms: 1',
+          '  retry_max_delay_ms: 5',
+          'distill:',
+          `  tokenizer: ${gguf.path}`,
+          '  max_tokens: 6',
+          '',
+        ].join('\n'),
+      );
+    });
 
-  afterAll(async () => {
-    await proxy?.close();
-    await serving?.close();
-    gguf?.remove();
-    if (work) rmSync(work, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      await proxy?.close();
+      await serving?.close();
+      gguf?.remove();
+      if (work) rmSync(work, { recursive: true, force: true });
+    });
 
-  it('keeps the key out of stderr, the journal, failed.jsonl and the manifest', async () => {
-    const out = join(work, 'targets');
-    const args = ['-c', join(work, 'distill.yaml'), 'distill', dataset, '--out', out];
-    const env = { FIREOPT_TEST_API_KEY: KEY };
+    it('keeps the key out of stderr, the journal, failed.jsonl and the manifest', async () => {
+      const out = join(work, 'targets');
+      const args = ['-c', join(work, 'distill.yaml'), 'distill', dataset, '--out', out];
+      const env = { FIREOPT_TEST_API_KEY: KEY };
 
-    // Too many failures for the default max_failures: exit 1, the journal stays for a resume.
-    const failed = await runBinAsync(args, { env });
-    expect(failed.code, failed.stderr).toBe(1);
-    expect(failed.stderr).toContain('[redacted]'); // the echoed headers did reach the messages
-    expect(failed.stderr).not.toContain(KEY);
-    const journal = join(work, '.targets.distill-journal');
-    expect(existsSync(journal)).toBe(true);
-    const journalText = allText(journal);
-    expect(journalText).toContain('[redacted]');
-    expect(journalText).not.toContain(KEY);
+      // Too many failures for the default max_failures: exit 1, the journal stays for a resume.
+      const failed = await runBinAsync(args, { env });
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(failed.stderr).toContain('[redacted]'); // the echoed headers did reach the messages
+      expect(failed.stderr).not.toContain(KEY);
+      const journal = join(work, '.targets.distill-journal');
+      expect(existsSync(journal)).toBe(true);
+      const journalText = allText(journal);
+      expect(journalText).toContain('[redacted]');
+      expect(journalText).not.toContain(KEY);
 
-    // Resumed with the failures allowed: the output holds failed.jsonl and the manifest.
-    const finished = await runBinAsync([...args, '--set', 'distill.max_failures=100'], { env });
-    expect(finished.code, finished.stderr).toBe(0);
-    expect(finished.stdout + finished.stderr).not.toContain(KEY);
-    const failedRows = readFileSync(join(out, 'failed.jsonl'), 'utf8');
-    expect(failedRows.trim().split('\n')).toHaveLength(PROMPTS.length / 2);
-    expect(failedRows).toContain('[redacted]');
-    expect(allText(out)).not.toContain(KEY);
-    expect(proxy.injected.get('echo-headers-400')! + proxy.injected.get('echo-headers-500')!).toBeGreaterThan(0);
-  });
-});
+      // Resumed with the failures allowed: the output holds failed.jsonl and the manifest.
+      const finished = await runBinAsync([...args, '--set', 'distill.max_failures=100'], { env });
+      expect(finished.code, finished.stderr).toBe(0);
+      expect(finished.stdout + finished.stderr).not.toContain(KEY);
+      const failedRows = readFileSync(join(out, 'failed.jsonl'), 'utf8');
+      expect(failedRows.trim().split('\n')).toHaveLength(PROMPTS.length / 2);
+      expect(failedRows).toContain('[redacted]');
+      expect(allText(out)).not.toContain(KEY);
+      expect(proxy.injected.get('echo-headers-400')! + proxy.injected.get('echo-headers-500')!).toBeGreaterThan(0);
+    });
+  },
+);

@@ -17,7 +17,10 @@ let notGguf: string;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-target-files-'));
-  writeFileSync(join(work, 'traces.jsonl'), ['Once upon a time', 'The little dog'].map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+  writeFileSync(
+    join(work, 'traces.jsonl'),
+    ['Once upon a time', 'The little dog'].map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n',
+  );
   dataset = join(work, 'dataset');
   const ingested = runBin(['--quiet', 'ingest', join(work, 'traces.jsonl'), '--out', dataset, '--heldout', '0']);
   expect(ingested.code, ingested.stderr).toBe(0);

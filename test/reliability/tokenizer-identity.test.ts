@@ -30,10 +30,28 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('tokenizer identity', () => {
     other = writeStoriesGguf({ swapPieces: [259, 260] });
     writeFileSync(join(work, 'prompts.jsonl'), PROMPTS.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
     dataset = join(work, 'dataset');
-    const ingested = await runCli(['--quiet', 'ingest', join(work, 'prompts.jsonl'), '--out', dataset, '--heldout', '0.25']);
+    const ingested = await runCli([
+      '--quiet',
+      'ingest',
+      join(work, 'prompts.jsonl'),
+      '--out',
+      dataset,
+      '--heldout',
+      '0.25',
+    ]);
     expect(ingested.code, ingested.stderr).toBe(0);
     targets = join(work, 'targets');
-    const distilled = await runCli(['--quiet', 'distill', dataset, '--out', targets, '--target-model', target.path, '--max-tokens', '8']);
+    const distilled = await runCli([
+      '--quiet',
+      'distill',
+      dataset,
+      '--out',
+      targets,
+      '--target-model',
+      target.path,
+      '--max-tokens',
+      '8',
+    ]);
     expect(distilled.code, distilled.stderr).toBe(0);
   });
 
@@ -71,7 +89,18 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('tokenizer identity', () => {
 
   it('train --target-model <another vocabulary> is refused before training, naming token 259', () => {
     const out = join(work, 'refused-run');
-    const result = runBin(['train', targets, '--out', out, '--target-model', other.path, '--set', 'train.select=off', '--max-steps', '2']);
+    const result = runBin([
+      'train',
+      targets,
+      '--out',
+      out,
+      '--target-model',
+      other.path,
+      '--set',
+      'train.select=off',
+      '--max-steps',
+      '2',
+    ]);
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toContain(`the tokenizer of ${other.path} differs from the targets' tokenizer`);
     expect(result.stderr).toMatch(/token id 259: "▁t" expected, "he" here/);
@@ -82,9 +111,27 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('tokenizer identity', () => {
   it('train, eval and export record the identity; eval refuses the draft on targets of the other vocabulary', async () => {
     const out = join(work, 'run');
     const result = await runCli([
-      '--quiet', 'train', targets, '--out', out, '--target-model', target.path,
-      '--set', 'train.select=off', '--set', 'train.model.preset=draft-nano', '--max-steps', '2', '--set', 'train.seq_len=16',
-      '--set', 'train.batch_size=2', '--set', 'train.eval_every=2', '--backend', 'cpu',
+      '--quiet',
+      'train',
+      targets,
+      '--out',
+      out,
+      '--target-model',
+      target.path,
+      '--set',
+      'train.select=off',
+      '--set',
+      'train.model.preset=draft-nano',
+      '--max-steps',
+      '2',
+      '--set',
+      'train.seq_len=16',
+      '--set',
+      'train.batch_size=2',
+      '--set',
+      'train.eval_every=2',
+      '--backend',
+      'cpu',
     ]);
     expect(result.code, result.stderr).toBe(0);
     const identity = tokenizerIdentity(await loadTokenizer(target.path));
@@ -94,24 +141,67 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('tokenizer identity', () => {
     expect(draftManifest.target.tokenizer.identity).toEqual(identity);
 
     const report = join(work, 'report');
-    const evaluated = await runCli(['--quiet', 'eval', '--model', join(out, 'draft'), '--data', targets, '--out', report, '--set', 'eval.backend=cpu']);
+    const evaluated = await runCli([
+      '--quiet',
+      'eval',
+      '--model',
+      join(out, 'draft'),
+      '--data',
+      targets,
+      '--out',
+      report,
+      '--set',
+      'eval.backend=cpu',
+    ]);
     expect(evaluated.code, evaluated.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(report, 'report.json'), 'utf8')).data.tokenizer).toEqual(identity);
     const exported = join(work, 'export');
     const exportResult = await runCli([
-      '--quiet', 'export', '--model', join(out, 'draft'), '--out', exported, '--target', target.path, '--format', 'hf',
-      '--set', 'export.reference_prompts=0',
+      '--quiet',
+      'export',
+      '--model',
+      join(out, 'draft'),
+      '--out',
+      exported,
+      '--target',
+      target.path,
+      '--format',
+      'hf',
+      '--set',
+      'export.reference_prompts=0',
     ]);
     expect(exportResult.code, exportResult.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(exported, 'manifest.json'), 'utf8')).tokenizer.identity).toEqual(identity);
 
     // Targets of the other vocabulary (the swapped GGUF is a whole model): the draft is refused on them.
     const otherTargets = join(work, 'other-targets');
-    const distilled = await runCli(['--quiet', 'distill', dataset, '--out', otherTargets, '--target-model', other.path, '--max-tokens', '4']);
+    const distilled = await runCli([
+      '--quiet',
+      'distill',
+      dataset,
+      '--out',
+      otherTargets,
+      '--target-model',
+      other.path,
+      '--max-tokens',
+      '4',
+    ]);
     expect(distilled.code, distilled.stderr).toBe(0);
-    const refused = runBin(['eval', '--model', join(out, 'draft'), '--data', otherTargets, '--out', join(work, 'refused-report'), '--set', 'eval.backend=cpu']);
+    const refused = runBin([
+      'eval',
+      '--model',
+      join(out, 'draft'),
+      '--data',
+      otherTargets,
+      '--out',
+      join(work, 'refused-report'),
+      '--set',
+      'eval.backend=cpu',
+    ]);
     expect(refused.code, refused.stderr).toBe(2);
-    expect(refused.stderr).toContain(`the tokenizer of the draft ${join(out, 'draft')} differs from the targets' tokenizer`);
+    expect(refused.stderr).toContain(
+      `the tokenizer of the draft ${join(out, 'draft')} differs from the targets' tokenizer`,
+    );
     expect(refused.stderr).toMatch(/token id 259: "he" expected, "▁t" here/);
     expect(existsSync(join(work, 'refused-report'))).toBe(false);
   });

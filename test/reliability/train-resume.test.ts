@@ -13,14 +13,34 @@ import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { makeStoriesTargets, type StoriesTargets } from '../train/stories-targets.js';
 
 const SETTINGS = [
-  '--set', 'train.select=off', '--set', 'train.model.preset=draft-nano', '--set', 'train.seq_len=16', '--set', 'train.batch_size=2',
-  '--set', 'train.eval_every=2', '--set', 'train.checkpoint_every=2', '--set', 'train.backend=cpu', '--set', 'train.max_steps=4',
+  '--set',
+  'train.select=off',
+  '--set',
+  'train.model.preset=draft-nano',
+  '--set',
+  'train.seq_len=16',
+  '--set',
+  'train.batch_size=2',
+  '--set',
+  'train.eval_every=2',
+  '--set',
+  'train.checkpoint_every=2',
+  '--set',
+  'train.backend=cpu',
+  '--set',
+  'train.max_steps=4',
 ];
 
 describe('compareResumeSettings', () => {
   it('splits differing keys into run-changing and pacing, nested keys by their dotted path', () => {
     const saved = trainSchema.parse({});
-    const now = trainSchema.parse({ lr: 0.01, eval_every: 7, loss: { kl: 0 }, time_budget_s: 30, search: { learning_rates: [0.1] } });
+    const now = trainSchema.parse({
+      lr: 0.01,
+      eval_every: 7,
+      loss: { kl: 0 },
+      time_budget_s: 30,
+      search: { learning_rates: [0.1] },
+    });
     const { refused, pacing } = compareResumeSettings(saved, now);
     expect(refused.map((c) => c.key)).toEqual(['train.loss.kl', 'train.lr', 'train.search.learning_rates']);
     expect(pacing.map((c) => c.key)).toEqual(['train.eval_every', 'train.time_budget_s']);
@@ -43,18 +63,42 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt train --resume', () =
 
   it('refuses a changed model and learning rate, naming both keys, and leaves the run as it was', () => {
     const before = readFileSync(join(run, 'state', 'tensors.f32'));
-    const result = runBin([...SETTINGS, '--set', 'train.lr=0.01', '--set', 'train.model.preset=draft-tiny', 'train', data.targets, '--out', run, '--resume']);
+    const result = runBin([
+      ...SETTINGS,
+      '--set',
+      'train.lr=0.01',
+      '--set',
+      'train.model.preset=draft-tiny',
+      'train',
+      data.targets,
+      '--out',
+      run,
+      '--resume',
+    ]);
     expect(result.code, result.stderr).toBe(2);
     expect(result.stderr).toContain('--resume with settings that change the run');
     expect(result.stderr).toContain('train.lr: 0.003 when started, 0.01 now');
     expect(result.stderr).toContain('train.model.preset: "draft-nano" when started, "draft-tiny" now');
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(readFileSync(join(run, 'state', 'tensors.f32')).equals(before)).toBe(true);
-    expect(JSON.parse(readFileSync(join(run, 'draft', 'manifest.json'), 'utf8')).config.train.model.preset).toBe('draft-nano');
+    expect(JSON.parse(readFileSync(join(run, 'draft', 'manifest.json'), 'utf8')).config.train.model.preset).toBe(
+      'draft-nano',
+    );
   });
 
-  it('accepts changed pacing settings, records them, and reports only this session\'s steps', async () => {
-    const result = await runBinAsync([...SETTINGS, '--set', 'train.eval_every=4', '--set', 'train.patience=9', 'train', data.targets, '--out', run, '--resume']);
+  it("accepts changed pacing settings, records them, and reports only this session's steps", async () => {
+    const result = await runBinAsync([
+      ...SETTINGS,
+      '--set',
+      'train.eval_every=4',
+      '--set',
+      'train.patience=9',
+      'train',
+      data.targets,
+      '--out',
+      run,
+      '--resume',
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain('resume: train.eval_every 2 → 4');
     // The run had finished: this session trained no step (it used to claim "4 steps in 0.0 s (4000 steps/s)").

@@ -20,14 +20,19 @@ import { CORPUS_FILES } from '../tokenizer/corpus.js';
 type ManifestEntry = ReturnType<typeof readManifest>[number];
 
 const manifest = readManifest();
-const SAMPLE = ['models/stories260K/tok512.bin', 'models/stories260K/stories260K.bin', 'data/bfcl/BFCL_v4_simple_python.json'];
+const SAMPLE = [
+  'models/stories260K/tok512.bin',
+  'models/stories260K/stories260K.bin',
+  'data/bfcl/BFCL_v4_simple_python.json',
+];
 const CORRUPTED = 'models/stories260K/tok512.bin';
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 describe('scripts/test-data.tsv', () => {
   it('lists every shared file the test fixtures read, each with its source, size and a sha256', () => {
     const listed = new Set(manifest.map((entry) => entry.path));
-    for (const path of [...STORIES_TARGETS, ...INGEST_TRACES, ...PIPELINE_TRACES, ...CORPUS_FILES]) expect(listed, path).toContain(path);
+    for (const path of [...STORIES_TARGETS, ...INGEST_TRACES, ...PIPELINE_TRACES, ...CORPUS_FILES])
+      expect(listed, path).toContain(path);
     for (const entry of manifest) {
       expect(entry.repository).toMatch(/^[\w.-]+\/[\w.-]+$/);
       expect(entry.commit).toMatch(/^[0-9a-f]{40}$/);
@@ -85,7 +90,14 @@ describe.skipIf(!haveShared(...SAMPLE))('fetch-test-data through a local mirror 
     const out = join(work, 'corrupt');
     corrupt = true;
     try {
-      const result = await runScript('scripts/fetch-test-data.mjs', ['--base-url', baseUrl, '--out', out, CORRUPTED, SAMPLE[1]]);
+      const result = await runScript('scripts/fetch-test-data.mjs', [
+        '--base-url',
+        baseUrl,
+        '--out',
+        out,
+        CORRUPTED,
+        SAMPLE[1],
+      ]);
       expect(result.code).toBe(1);
       const entry = manifest.find((e) => e.path === CORRUPTED) as ManifestEntry;
       expect(result.stderr).toContain(`${CORRUPTED}: downloaded ${entry.bytes} bytes with sha256 `);
@@ -98,15 +110,29 @@ describe.skipIf(!haveShared(...SAMPLE))('fetch-test-data through a local mirror 
     writeFileSync(join(out, CORRUPTED), 'not the tokenizer');
     const existing = await runScript('scripts/fetch-test-data.mjs', ['--base-url', baseUrl, '--out', out, CORRUPTED]);
     expect(existing.code).toBe(1);
-    expect(existing.stderr).toMatch(/tok512\.bin: exists with sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(not overwritten/);
+    expect(existing.stderr).toMatch(
+      /tok512\.bin: exists with sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(not overwritten/,
+    );
     expect(readFileSync(join(out, CORRUPTED), 'utf8')).toBe('not the tokenizer');
   });
 
   it('exits 2 for a path that is not in the manifest, and 1 when the server has no such file', async () => {
-    const usage = await runScript('scripts/fetch-test-data.mjs', ['--base-url', baseUrl, '--out', join(work, 'x'), 'models/nope.bin']);
+    const usage = await runScript('scripts/fetch-test-data.mjs', [
+      '--base-url',
+      baseUrl,
+      '--out',
+      join(work, 'x'),
+      'models/nope.bin',
+    ]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('not in scripts/test-data.tsv: models/nope.bin');
-    const missing = await runScript('scripts/fetch-test-data.mjs', ['--base-url', `${baseUrl}/elsewhere`, '--out', join(work, 'x'), CORRUPTED]);
+    const missing = await runScript('scripts/fetch-test-data.mjs', [
+      '--base-url',
+      `${baseUrl}/elsewhere`,
+      '--out',
+      join(work, 'x'),
+      CORRUPTED,
+    ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('404 Not Found');
   });

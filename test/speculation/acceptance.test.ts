@@ -71,7 +71,10 @@ describe('greedy simulation, by hand', () => {
 
   it('bounds sampling acceptance by the mass outside the top-k', () => {
     // Target top-2: p = 0.5, 0.3 (0.2 unknown); draft q = 0.4, 0.4 on them (0.2 elsewhere).
-    const q = new Map([[7, 0.4], [8, 0.4]]);
+    const q = new Map([
+      [7, 0.4],
+      [8, 0.4],
+    ]);
     const bounds = samplingAcceptance([7, 8], [Math.log(0.5), Math.log(0.3)], 0, 2, (id) => q.get(id) ?? 0);
     expect(bounds.lower).toBeCloseTo(0.7, 12);
     expect(bounds.upper).toBeCloseTo(0.9, 12);
@@ -87,98 +90,112 @@ interface Dialogue {
 const LLAMA_SPM_VOCAB = 'models/vocab/ggml-vocab-llama-spm.gguf';
 const TASKMASTER_00 = 'data/taskmaster4_coffee/data_00.json';
 
-describe.skipIf(!haveShared(LLAMA_SPM_VOCAB, TASKMASTER_00))('model-free speculators on Taskmaster-4 coffee-ordering dialogues', () => {
-  let train: Array<{ prompt: number[]; completion: number[] }> = [];
-  let heldout: typeof train = [];
-  beforeAll(async () => {
-    const tokenizer = await loadTokenizer(sharedPath(LLAMA_SPM_VOCAB));
-    const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_00), 'utf8')) as Dialogue[];
-    // Each agent turn is a completion; the earlier turns, one per line, are its prompt.
-    const samplesOf = (slice: Dialogue[]) =>
-      slice.flatMap((dialogue) =>
-        dialogue.utterances.flatMap((utterance, i) => {
-          if (utterance.speaker !== 'assistant' || i === 0) return [];
-          const context = dialogue.utterances.slice(0, i).map((u) => `${u.speaker}: ${u.text}`).join('\n') + '\nassistant:';
-          return [{ prompt: tokenizer.encode(context, { addBos: true }), completion: tokenizer.encode(` ${utterance.text}`) }];
-        }),
-      );
-    // Split by dialogue, as ingest does: no held-out turn's conversation is in the training set.
-    train = samplesOf(dialogues.slice(0, 300));
-    heldout = samplesOf(dialogues.slice(300, 420));
-  });
+describe.skipIf(!haveShared(LLAMA_SPM_VOCAB, TASKMASTER_00))(
+  'model-free speculators on Taskmaster-4 coffee-ordering dialogues',
+  () => {
+    let train: Array<{ prompt: number[]; completion: number[] }> = [];
+    let heldout: typeof train = [];
+    beforeAll(async () => {
+      const tokenizer = await loadTokenizer(sharedPath(LLAMA_SPM_VOCAB));
+      const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_00), 'utf8')) as Dialogue[];
+      // Each agent turn is a completion; the earlier turns, one per line, are its prompt.
+      const samplesOf = (slice: Dialogue[]) =>
+        slice.flatMap((dialogue) =>
+          dialogue.utterances.flatMap((utterance, i) => {
+            if (utterance.speaker !== 'assistant' || i === 0) return [];
+            const context =
+              dialogue.utterances
+                .slice(0, i)
+                .map((u) => `${u.speaker}: ${u.text}`)
+                .join('\n') + '\nassistant:';
+            return [
+              {
+                prompt: tokenizer.encode(context, { addBos: true }),
+                completion: tokenizer.encode(` ${utterance.text}`),
+              },
+            ];
+          }),
+        );
+      // Split by dialogue, as ingest does: no held-out turn's conversation is in the training set.
+      train = samplesOf(dialogues.slice(0, 300));
+      heldout = samplesOf(dialogues.slice(300, 420));
+    });
 
-  function tau(proposerMatches: Awaited<ReturnType<typeof matchesWithProposer>>[], k: number): number {
-    const counts = emptyCounts(k);
-    for (const m of proposerMatches) simulateGreedy(m, k, counts);
-    return acceptanceLength(counts);
-  }
+    function tau(proposerMatches: Awaited<ReturnType<typeof matchesWithProposer>>[], k: number): number {
+      const counts = emptyCounts(k);
+      for (const m of proposerMatches) simulateGreedy(m, k, counts);
+      return acceptanceLength(counts);
+    }
 
-  it('prompt lookup proposes exactly what a brute-force scan for the latest earlier n-gram finds', async () => {
-    const proposer = new PromptLookupProposer({ maxNgram: 3, minNgram: 1 });
-    for (const { prompt, completion } of heldout.slice(0, 30)) {
-      const session = await proposer.open(prompt);
-      const context = [...prompt];
-      for (const token of completion) {
-        let expected: number[] = [];
-        for (let n = Math.min(3, context.length); n >= 1 && !expected.length; n--) {
-          const tail = context.slice(-n);
-          for (let start = context.length - n - 1; start >= 0; start--) {
-            if (tail.every((t, j) => context[start + j] === t)) {
-              expected = context.slice(start + n, start + n + 8);
-              break;
+    it('prompt lookup proposes exactly what a brute-force scan for the latest earlier n-gram finds', async () => {
+      const proposer = new PromptLookupProposer({ maxNgram: 3, minNgram: 1 });
+      for (const { prompt, completion } of heldout.slice(0, 30)) {
+        const session = await proposer.open(prompt);
+        const context = [...prompt];
+        for (const token of completion) {
+          let expected: number[] = [];
+          for (let n = Math.min(3, context.length); n >= 1 && !expected.length; n--) {
+            const tail = context.slice(-n);
+            for (let start = context.length - n - 1; start >= 0; start--) {
+              if (tail.every((t, j) => context[start + j] === t)) {
+                expected = context.slice(start + n, start + n + 8);
+                break;
+              }
             }
+            if (expected.length) break;
           }
-          if (expected.length) break;
+          expect(await session.propose(8)).toEqual(expected);
+          await session.append([token]);
+          context.push(token);
         }
-        expect(await session.propose(8)).toEqual(expected);
-        await session.append([token]);
-        context.push(token);
       }
-    }
-  });
+    });
 
-  it('the suffix tree built from training completions beats prompt lookup on this repetitive traffic', async () => {
-    expect(train.length).toBeGreaterThan(400);
-    expect(heldout.length).toBeGreaterThan(100);
-    const suffix = new SuffixTreeProposer();
-    for (const sample of train) suffix.add(sample.completion);
-    const lookup = new PromptLookupProposer();
-    const suffixMatches = await Promise.all(heldout.map((s) => matchesWithProposer(suffix, s.prompt, s.completion)));
-    const lookupMatches = await Promise.all(heldout.map((s) => matchesWithProposer(lookup, s.prompt, s.completion)));
-    const suffixTau = tau(suffixMatches, 8);
-    const lookupTau = tau(lookupMatches, 8);
-    // Agents repeat order confirmations across conversations ("Your total is ...", "Anything else?"),
-    // which the training completions hold and the request's own context mostly does not.
-    console.log(`Taskmaster-4 held-out τ at k = 8: suffix ${suffixTau.toFixed(3)}, prompt lookup ${lookupTau.toFixed(3)}`);
-    expect(lookupTau).toBeGreaterThan(1);
-    expect(suffixTau).toBeGreaterThan(lookupTau + 0.3);
-    // τ grows with k for model-free speculators (they cost nothing to draft).
-    expect(tau(suffixMatches, 4)).toBeGreaterThan(tau(suffixMatches, 1));
-  });
+    it('the suffix tree built from training completions beats prompt lookup on this repetitive traffic', async () => {
+      expect(train.length).toBeGreaterThan(400);
+      expect(heldout.length).toBeGreaterThan(100);
+      const suffix = new SuffixTreeProposer();
+      for (const sample of train) suffix.add(sample.completion);
+      const lookup = new PromptLookupProposer();
+      const suffixMatches = await Promise.all(heldout.map((s) => matchesWithProposer(suffix, s.prompt, s.completion)));
+      const lookupMatches = await Promise.all(heldout.map((s) => matchesWithProposer(lookup, s.prompt, s.completion)));
+      const suffixTau = tau(suffixMatches, 8);
+      const lookupTau = tau(lookupMatches, 8);
+      // Agents repeat order confirmations across conversations ("Your total is ...", "Anything else?"),
+      // which the training completions hold and the request's own context mostly does not.
+      console.log(
+        `Taskmaster-4 held-out τ at k = 8: suffix ${suffixTau.toFixed(3)}, prompt lookup ${lookupTau.toFixed(3)}`,
+      );
+      expect(lookupTau).toBeGreaterThan(1);
+      expect(suffixTau).toBeGreaterThan(lookupTau + 0.3);
+      // τ grows with k for model-free speculators (they cost nothing to draft).
+      expect(tau(suffixMatches, 4)).toBeGreaterThan(tau(suffixMatches, 1));
+    });
 
-  it('every suffix-tree proposal continues its matched pattern somewhere in the training completions or the context', () => {
-    const suffix = new SuffixTreeProposer();
-    for (const sample of train) suffix.add(sample.completion);
-    const contains = (haystack: number[], needle: number[]): boolean => {
-      outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-        for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-        return true;
-      }
-      return false;
-    };
-    let checked = 0;
-    for (const { prompt, completion } of heldout.slice(0, 10)) {
-      const context = [...prompt];
-      for (const token of completion) {
-        const global = suffix.proposeFrom(context, 8);
-        if (global.tokens.length) {
-          const path = [...context.slice(context.length - global.matched), ...global.tokens];
-          expect(train.some((s) => contains(s.completion, path))).toBe(true);
-          checked++;
+    it('every suffix-tree proposal continues its matched pattern somewhere in the training completions or the context', () => {
+      const suffix = new SuffixTreeProposer();
+      for (const sample of train) suffix.add(sample.completion);
+      const contains = (haystack: number[], needle: number[]): boolean => {
+        outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+          for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+          return true;
         }
-        context.push(token);
+        return false;
+      };
+      let checked = 0;
+      for (const { prompt, completion } of heldout.slice(0, 10)) {
+        const context = [...prompt];
+        for (const token of completion) {
+          const global = suffix.proposeFrom(context, 8);
+          if (global.tokens.length) {
+            const path = [...context.slice(context.length - global.matched), ...global.tokens];
+            expect(train.some((s) => contains(s.completion, path))).toBe(true);
+            checked++;
+          }
+          context.push(token);
+        }
       }
-    }
-    expect(checked).toBeGreaterThan(20);
-  });
-});
+      expect(checked).toBeGreaterThan(20);
+    });
+  },
+);

@@ -60,6 +60,15 @@ export function writeNoisyDraft(options: { noise?: number; keepLayers?: number; 
   const gguf = join(dir, 'draft.gguf');
   writeLlamaGguf(gguf, draft, vocabulary, { name: 'stories260K-noisy-draft' });
   const checkpoint = join(dir, 'draft');
-  writeDraftCheckpoint(checkpoint, { weights: draft, vocabulary, target: { engine: 'llama-cpp', model: 'stories260K.gguf' }, training: { made_by: 'test: stories260K, last layer dropped, weight noise', noise, keep_layers: keepLayers } }, {});
+  writeDraftCheckpoint(
+    checkpoint,
+    {
+      weights: draft,
+      vocabulary,
+      target: { engine: 'llama-cpp', model: 'stories260K.gguf' },
+      training: { made_by: 'test: stories260K, last layer dropped, weight noise', noise, keep_layers: keepLayers },
+    },
+    {},
+  );
   return { dir, checkpoint, gguf, targetGguf, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

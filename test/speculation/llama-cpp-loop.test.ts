@@ -33,8 +33,12 @@ let greedy: Array<{ tokens: number[]; wallMs: number }>;
 beforeAll(async () => {
   fixture = writeNoisyDraft({ noise: 0.05, keepLayers: 4 });
   const tokenizer = await loadTokenizer(fixture.targetGguf);
-  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{ conversations: Array<{ value: string }> }>;
-  prompts = sharegpt.slice(0, 12).map((c) => tokenizer.encode(c.conversations[0].value.split(/\s+/).slice(0, 6).join(' '), { addBos: true }));
+  const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as Array<{
+    conversations: Array<{ value: string }>;
+  }>;
+  prompts = sharegpt
+    .slice(0, 12)
+    .map((c) => tokenizer.encode(c.conversations[0].value.split(/\s+/).slice(0, 6).join(' '), { addBos: true }));
   speculator = await LlamaCppSpeculator.open({ targetModel: fixture.targetGguf, draftModel: fixture.gguf });
   greedy = [];
   for (const prompt of prompts) greedy.push(await speculator.greedy(prompt, { maxTokens: MAX_TOKENS }));
@@ -50,7 +54,10 @@ afterAll(async () => {
 
 describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('speculative decoding in llama.cpp', () => {
   it('outputs exactly the plain greedy tokens, and the simulator predicts its τ within 2% for every k', async () => {
-    const scored = await teacherForcedDraft(draft, prompts.map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })));
+    const scored = await teacherForcedDraft(
+      draft,
+      prompts.map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })),
+    );
     const lines: string[] = [];
     const greedyTokens = greedy.reduce((n, g) => n + g.tokens.length, 0);
     const greedyMs = greedy.reduce((n, g) => n + g.wallMs, 0);
@@ -69,7 +76,9 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('speculative decodin
       }
       const realTau = tokens / steps;
       const simulatedTau = acceptanceLength(simulated);
-      lines.push(`k=${k}: τ real ${realTau.toFixed(3)} simulated ${simulatedTau.toFixed(3)}; ${((tokens / wallMs) * 1000).toFixed(0)} tokens/s speculative vs ${((greedyTokens / greedyMs) * 1000).toFixed(0)} plain`);
+      lines.push(
+        `k=${k}: τ real ${realTau.toFixed(3)} simulated ${simulatedTau.toFixed(3)}; ${((tokens / wallMs) * 1000).toFixed(0)} tokens/s speculative vs ${((greedyTokens / greedyMs) * 1000).toFixed(0)} plain`,
+      );
       expect(Math.abs(simulatedTau - realTau) / realTau).toBeLessThan(0.02);
       expect(realTau).toBeGreaterThan(1.2); // the draft is useful: the comparison is not trivial
     }
@@ -78,10 +87,16 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('speculative decodin
 
   it('the KV-cache proposer and the batched teacher-forced pass give the same match lengths', async () => {
     const proposer = new DraftModelProposer(draft);
-    const scored = await teacherForcedDraft(draft, prompts.slice(0, 3).map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })), { tokensPerBatch: 256 });
+    const scored = await teacherForcedDraft(
+      draft,
+      prompts.slice(0, 3).map((prompt, i) => ({ promptIds: prompt, completionIds: greedy[i].tokens })),
+      { tokensPerBatch: 256 },
+    );
     for (let i = 0; i < 3; i++) {
       const incremental = await matchesWithProposer(proposer, prompts[i], greedy[i].tokens);
-      expect(Array.from(incremental.matchLengths)).toEqual(Array.from(matchesFromTeacherForcing(greedy[i].tokens, scored[i].predicted).matchLengths));
+      expect(Array.from(incremental.matchLengths)).toEqual(
+        Array.from(matchesFromTeacherForcing(greedy[i].tokens, scored[i].predicted).matchLengths),
+      );
     }
   });
 });

@@ -13,7 +13,17 @@ beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'fireopt-synth-config-'));
   writeFileSync(join(work, 'seeds.txt'), 'Write a haiku about rain\nExplain recursion to a child\n');
   configFile = join(work, 'synth.yaml');
-  writeFileSync(configFile, ['synth:', `  seed_prompts: ${JSON.stringify(join(work, 'seeds.txt'))}`, '  n: 0', '  temperature: 0.7', `  out: ${JSON.stringify(join(work, 'out'))}`, ''].join('\n'));
+  writeFileSync(
+    configFile,
+    [
+      'synth:',
+      `  seed_prompts: ${JSON.stringify(join(work, 'seeds.txt'))}`,
+      '  n: 0',
+      '  temperature: 0.7',
+      `  out: ${JSON.stringify(join(work, 'out'))}`,
+      '',
+    ].join('\n'),
+  );
 });
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));

@@ -46,7 +46,8 @@ afterAll(() => {
 
 async function readDataset(dir: string): Promise<TraceRow[]> {
   const rows: TraceRow[] = [];
-  for (const split of ['train', 'heldout']) for await (const row of readTraceRows(join(dir, `${split}.arrow`))) rows.push(row);
+  for (const split of ['train', 'heldout'])
+    for await (const row of readTraceRows(join(dir, `${split}.arrow`))) rows.push(row);
   return rows;
 }
 
@@ -63,7 +64,8 @@ describe.skipIf(!haveInputs)('near-duplicate index', () => {
     expect(near).toMatchObject({ kind: 'near', of: 6 });
     expect(near.kind === 'near' && near.similarity).toBeLessThan(1);
     const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
-    for (const other of sharegpt.slice(100, 120)) expect(index.check(other.conversations[0].value.split(/\s+/).slice(0, 12).join(' '))).toEqual({ kind: 'new' });
+    for (const other of sharegpt.slice(100, 120))
+      expect(index.check(other.conversations[0].value.split(/\s+/).slice(0, 12).join(' '))).toEqual({ kind: 'new' });
   });
 });
 
@@ -72,16 +74,44 @@ describe.skipIf(!haveInputs)('fireopt synth (llama-cpp stories260K target)', () 
 
   it('writes N new, mutually distinct prompts as a valid ingest dataset', async () => {
     const result = await runCli([
-      '--json', '--quiet', 'synth', '--seed-prompts', seedsFile, '--n', String(N), '--out', dataset(),
-      '--target-model', gguf.path, '--max-tokens', '48', '--heldout', '0.25', '--set', 'target.kv_cache_type=f32',
+      '--json',
+      '--quiet',
+      'synth',
+      '--seed-prompts',
+      seedsFile,
+      '--n',
+      String(N),
+      '--out',
+      dataset(),
+      '--target-model',
+      gguf.path,
+      '--max-tokens',
+      '48',
+      '--heldout',
+      '0.25',
+      '--set',
+      'target.kv_cache_type=f32',
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const summary = JSON.parse(result.stdout) as { written: number; seeds: number; completions: number; rows: { train: number; heldout: number }; rejected: Record<string, number> };
-    expect(summary).toMatchObject({ written: N, seeds: seeds.length, rows: { train: expect.any(Number), heldout: expect.any(Number) } });
+    const summary = JSON.parse(result.stdout) as {
+      written: number;
+      seeds: number;
+      completions: number;
+      rows: { train: number; heldout: number };
+      rejected: Record<string, number>;
+    };
+    expect(summary).toMatchObject({
+      written: N,
+      seeds: seeds.length,
+      rows: { train: expect.any(Number), heldout: expect.any(Number) },
+    });
     expect(summary.rows.train + summary.rows.heldout).toBe(N);
     expect(summary.completions).toBe(N + Object.values(summary.rejected).reduce((a, b) => a + b, 0));
 
-    const manifest = JSON.parse(readFileSync(join(dataset(), 'manifest.json'), 'utf8')) as { kind: string; schema_version: number };
+    const manifest = JSON.parse(readFileSync(join(dataset(), 'manifest.json'), 'utf8')) as {
+      kind: string;
+      schema_version: number;
+    };
     expect(manifest).toMatchObject({ kind: 'traces', schema_version: 1 });
     const rows = await readDataset(dataset());
     expect(rows).toHaveLength(N);
@@ -98,7 +128,10 @@ describe.skipIf(!haveInputs)('fireopt synth (llama-cpp stories260K target)', () 
       // New: not a (near) copy of a seed or of another synthetic prompt.
       expect(index.check(text)).toEqual({ kind: 'new' });
       index.add(text);
-      expect(JSON.parse(row.metadata)).toMatchObject({ format: 'prompts', source_metadata: { synth: { engine: 'llama-cpp', model: 'stories260K.gguf' } } });
+      expect(JSON.parse(row.metadata)).toMatchObject({
+        format: 'prompts',
+        source_metadata: { synth: { engine: 'llama-cpp', model: 'stories260K.gguf' } },
+      });
     }
     // Story-like text the target wrote: mostly letters.
     const all = rows.map((r) => r.messages[0].content).join(' ');
@@ -110,11 +143,32 @@ describe.skipIf(!haveInputs)('fireopt synth (llama-cpp stories260K target)', () 
     const viaLlamaCpp = join(work, 'targets-llama-cpp');
     const viaTfjs = join(work, 'targets-tfjs');
     const common = ['--quiet', '--json', 'distill', dataset(), '--max-tokens', '24', '--top-logprobs', '2'];
-    const first = await runCli([...common, '--out', viaLlamaCpp, '--target-model', gguf.path, '--set', 'target.kv_cache_type=f32']);
+    const first = await runCli([
+      ...common,
+      '--out',
+      viaLlamaCpp,
+      '--target-model',
+      gguf.path,
+      '--set',
+      'target.kv_cache_type=f32',
+    ]);
     expect(first.code, first.stderr).toBe(0);
-    const second = await runCli([...common, '--out', viaTfjs, '--set', 'target.engine=tfjs', '--set', `target.model=${gguf.path}`, '--set', 'target.backend=wasm']);
+    const second = await runCli([
+      ...common,
+      '--out',
+      viaTfjs,
+      '--set',
+      'target.engine=tfjs',
+      '--set',
+      `target.model=${gguf.path}`,
+      '--set',
+      'target.backend=wasm',
+    ]);
     expect(second.code, second.stderr).toBe(0);
-    expect(JSON.parse(second.stdout)).toMatchObject({ counts: { input: N, ok: N, failed: 0 }, target: { engine: 'tfjs' } });
+    expect(JSON.parse(second.stdout)).toMatchObject({
+      counts: { input: N, ok: N, failed: 0 },
+      target: { engine: 'tfjs' },
+    });
     for (const split of ['train', 'heldout']) {
       const expected = [];
       for await (const row of readTargetRows(join(viaLlamaCpp, `${split}.arrow`))) expected.push(row);
@@ -130,16 +184,39 @@ describe.skipIf(!haveInputs)('fireopt synth (llama-cpp stories260K target)', () 
   });
 
   it('rejects repeats: greedy samples of one request are duplicates, and the output stays distinct', async () => {
-    const engine = await LlamaCppEngine.open({ model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512 });
+    const engine = await LlamaCppEngine.open({
+      model: gguf.path,
+      contextSize: 512,
+      threads: 1,
+      sequences: 1,
+      batchSize: 512,
+    });
     try {
-      const synth = synthSchema.parse({ seed_prompts: seedsFile, n: 6, out: join(work, 'unused'), temperature: 0, samples_per_request: 3, max_tokens: 48, concurrency: 2 });
-      const summary = await runSynth({ synth, promptsOut: join(work, 'greedy.jsonl') }, { engine, tokenizer: await loadTokenizer(gguf.path), progress: () => {} });
+      const synth = synthSchema.parse({
+        seed_prompts: seedsFile,
+        n: 6,
+        out: join(work, 'unused'),
+        temperature: 0,
+        samples_per_request: 3,
+        max_tokens: 48,
+        concurrency: 2,
+      });
+      const summary = await runSynth(
+        { synth, promptsOut: join(work, 'greedy.jsonl') },
+        { engine, tokenizer: await loadTokenizer(gguf.path), progress: () => {} },
+      );
       expect(summary.rejected['exact-duplicate']).toBeGreaterThanOrEqual(summary.requests * 2);
       expect(new Set(summary.prompts.map((p) => normaliseText(p.text))).size).toBe(summary.prompts.length);
-      const lines = readFileSync(join(work, 'greedy.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as { prompt: string });
+      const lines = readFileSync(join(work, 'greedy.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as { prompt: string });
       expect(lines.map((l) => l.prompt)).toEqual(summary.prompts.map((p) => p.text));
       // Deterministic: the same settings give the same prompts.
-      const again = await runSynth({ synth, promptsOut: join(work, 'greedy-again.jsonl') }, { engine, tokenizer: await loadTokenizer(gguf.path), progress: () => {} });
+      const again = await runSynth(
+        { synth, promptsOut: join(work, 'greedy-again.jsonl') },
+        { engine, tokenizer: await loadTokenizer(gguf.path), progress: () => {} },
+      );
       expect(again.prompts).toEqual(summary.prompts);
     } finally {
       await engine.close();
@@ -147,7 +224,17 @@ describe.skipIf(!haveInputs)('fireopt synth (llama-cpp stories260K target)', () 
   });
 
   it('reports bad options as usage errors', async () => {
-    const result = await runCli(['synth', '--seed-prompts', seedsFile, '--n', '0', '--out', join(work, 'bad'), '--target-model', gguf.path]);
+    const result = await runCli([
+      'synth',
+      '--seed-prompts',
+      seedsFile,
+      '--n',
+      '0',
+      '--out',
+      join(work, 'bad'),
+      '--target-model',
+      gguf.path,
+    ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/n: /);
   });

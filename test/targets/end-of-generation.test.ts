@@ -36,7 +36,12 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('end of generation on stories2
   beforeAll(async () => {
     gguf = writeStoriesGguf({ endsWithBos: true });
     const local = {
-      model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32',
+      model: gguf.path,
+      contextSize: 512,
+      threads: 1,
+      sequences: 1,
+      batchSize: 512,
+      kvCacheType: 'f32',
     } as const;
     llamaCpp = await LlamaCppEngine.open(local);
     tfjs = await TfjsEngine.open({ model: gguf.path, backend: 'wasm' });
@@ -153,7 +158,10 @@ describe.skipIf(!haveShared(...VOCABULARIES.map(vocabularyFile)))('the end-of-ge
       const expected: number[] = [];
       for (let id = 0; id < vocabulary.tokens.length; id++) if (model.isEogToken(id as Token)) expected.push(id);
       await model.dispose();
-      expect([...endOfGenerationIds(vocabulary)].sort((a, b) => a - b), name).toEqual(expected);
+      expect(
+        [...endOfGenerationIds(vocabulary)].sort((a, b) => a - b),
+        name,
+      ).toEqual(expected);
     }
   });
 });

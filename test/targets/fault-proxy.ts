@@ -12,7 +12,17 @@ import type { AddressInfo } from 'node:net';
  * `echo-headers-400` / `echo-headers-500`: the server quotes the request's headers (Authorization
  * included) in its error body, as JSON / as plain header lines — as some gateways and debug servers do.
  */
-export type Fault = '429' | '500' | '503' | 'hang' | 'drop' | 'drop-mid-body' | 'malformed-json' | 'wrong-shape' | 'echo-headers-400' | 'echo-headers-500';
+export type Fault =
+  | '429'
+  | '500'
+  | '503'
+  | 'hang'
+  | 'drop'
+  | 'drop-mid-body'
+  | 'malformed-json'
+  | 'wrong-shape'
+  | 'echo-headers-400'
+  | 'echo-headers-500';
 
 export interface FaultProxyOptions {
   /** `http://127.0.0.1:port` of the real server. */
@@ -48,7 +58,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     if (!ordinalByBody.has(key)) ordinalByBody.set(key, ordinalByBody.size);
     const attempt = attemptsByBody.get(key) ?? 0;
     attemptsByBody.set(key, attempt + 1);
-    const fault = attempt < faultsFor(ordinalByBody.get(key)!) ? options.faults[nextFault++ % options.faults.length] : undefined;
+    const fault =
+      attempt < faultsFor(ordinalByBody.get(key)!) ? options.faults[nextFault++ % options.faults.length] : undefined;
     if (fault) injected.set(fault, (injected.get(fault) ?? 0) + 1);
     switch (fault) {
       case '429':
@@ -57,7 +68,11 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       case '503':
         return reply(res, Number(fault), '{"error":{"message":"injected server error"}}');
       case 'echo-headers-400':
-        return reply(res, 400, JSON.stringify({ error: { message: `invalid request; headers received: ${JSON.stringify(req.headers)}` } }));
+        return reply(
+          res,
+          400,
+          JSON.stringify({ error: { message: `invalid request; headers received: ${JSON.stringify(req.headers)}` } }),
+        );
       case 'echo-headers-500': {
         const lines = [];
         for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
@@ -74,12 +89,17 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     if (options.rewrite) forwarded = JSON.stringify(options.rewrite(JSON.parse(body) as Record<string, unknown>));
     const upstreamResponse = await forward(upstream, req, forwarded);
     if (fault === 'drop-mid-body') {
-      res.writeHead(upstreamResponse.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(upstreamResponse.body) });
+      res.writeHead(upstreamResponse.status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(upstreamResponse.body),
+      });
       res.write(upstreamResponse.body.slice(0, upstreamResponse.body.length >> 1));
       return setTimeout(() => req.socket.destroy(), 5);
     }
-    if (fault === 'malformed-json') return reply(res, 200, upstreamResponse.body.slice(0, upstreamResponse.body.length - 7));
-    if (fault === 'wrong-shape') return reply(res, 200, JSON.stringify({ choices: 'not a list', upstream: upstreamResponse.body.length }));
+    if (fault === 'malformed-json')
+      return reply(res, 200, upstreamResponse.body.slice(0, upstreamResponse.body.length - 7));
+    if (fault === 'wrong-shape')
+      return reply(res, 200, JSON.stringify({ choices: 'not a list', upstream: upstreamResponse.body.length }));
     if (upstreamResponse.status === 200) delivered.set(key, (delivered.get(key) ?? 0) + 1);
     reply(res, upstreamResponse.status, upstreamResponse.body);
   });
@@ -114,11 +134,19 @@ function reply(res: ServerResponse, status: number, body: string, headers: Recor
 function forward(upstream: URL, req: IncomingMessage, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const out = httpRequest(
-      { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        path: req.url,
+        method: req.method,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 502, body: Buffer.concat(chunks).toString('utf8') }));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 502, body: Buffer.concat(chunks).toString('utf8') }),
+        );
         response.on('error', reject);
       },
     );

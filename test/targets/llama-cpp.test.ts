@@ -83,14 +83,20 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('llama-cpp engine', () => {
       completion.logprobs!.forEach((position) => expectSortedLogprobs(position, 2));
     }
     const [greedy] = await engine.generate(prompt, samplingOptions({ maxTokens: 24 }));
-    const [topOne] = await engine.generate(prompt, samplingOptions({ maxTokens: 24, temperature: 0.8, topK: 1, seed: 3 }));
+    const [topOne] = await engine.generate(
+      prompt,
+      samplingOptions({ maxTokens: 24, temperature: 0.8, topK: 1, seed: 3 }),
+    );
     expect(topOne.tokenIds).toEqual(greedy.tokenIds);
   });
 
   it('stops at a stop token (included) and at maxTokens', async () => {
     const [greedy] = await engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 30 }));
     const stopId = greedy.tokenIds[5];
-    const [stopped] = await engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 30, stopTokenIds: [stopId] }));
+    const [stopped] = await engine.generate(
+      { tokenIds: [BOS] },
+      samplingOptions({ maxTokens: 30, stopTokenIds: [stopId] }),
+    );
     const firstStop = greedy.tokenIds.indexOf(stopId);
     expect(stopped.finishReason).toBe('stop');
     expect(stopped.tokenIds).toEqual(greedy.tokenIds.slice(0, firstStop + 1));
@@ -108,8 +114,14 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('llama-cpp engine', () => {
   });
 
   it('rejects token ids outside the vocabulary and prompts longer than the context', async () => {
-    await expect(engine.generate({ tokenIds: [BOS, 512] }, samplingOptions({ maxTokens: 2 }))).rejects.toThrow(InputError);
-    await expect(engine.score({ tokenIds: [BOS] }, [-1], { topLogprobs: 0 })).rejects.toThrow(/outside the target's 512-token vocabulary/);
-    await expect(engine.generate({ tokenIds: new Array(300).fill(BOS) }, samplingOptions({ maxTokens: 2 }))).rejects.toThrow(/does not fit the 256-token context/);
+    await expect(engine.generate({ tokenIds: [BOS, 512] }, samplingOptions({ maxTokens: 2 }))).rejects.toThrow(
+      InputError,
+    );
+    await expect(engine.score({ tokenIds: [BOS] }, [-1], { topLogprobs: 0 })).rejects.toThrow(
+      /outside the target's 512-token vocabulary/,
+    );
+    await expect(
+      engine.generate({ tokenIds: new Array(300).fill(BOS) }, samplingOptions({ maxTokens: 2 })),
+    ).rejects.toThrow(/does not fit the 256-token context/);
   });
 });

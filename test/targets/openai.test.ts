@@ -26,8 +26,24 @@ beforeAll(async () => {
   // F32 KV caches: the server batches concurrent requests as they arrive, and with llama.cpp's
   // default F16 cache a position's log-probability then moves with that timing (1.5e-3 seen once on
   // a loaded machine); in F32 only the summation order differs.
-  serving = await serveModel({ model: gguf.path, host: '127.0.0.1', port: 0, contextSize: 256, threads: 1, sequences: 2, batchSize: 256, kvCacheType: 'f32' });
-  direct = await LlamaCppEngine.open({ model: gguf.path, contextSize: 256, threads: 1, sequences: 1, batchSize: 256, kvCacheType: 'f32' });
+  serving = await serveModel({
+    model: gguf.path,
+    host: '127.0.0.1',
+    port: 0,
+    contextSize: 256,
+    threads: 1,
+    sequences: 2,
+    batchSize: 256,
+    kvCacheType: 'f32',
+  });
+  direct = await LlamaCppEngine.open({
+    model: gguf.path,
+    contextSize: 256,
+    threads: 1,
+    sequences: 1,
+    batchSize: 256,
+    kvCacheType: 'f32',
+  });
 });
 
 afterAll(async () => {
@@ -39,7 +55,11 @@ afterAll(async () => {
 });
 
 /** An engine with the schema's defaults, short timeouts and fast retries, as a test wants them. */
-function openAiEngine(baseUrl: string, overrides: Partial<OpenAiTargetConfig> = {}, deps: OpenAiEngineDeps = {}): OpenAiEngine {
+function openAiEngine(
+  baseUrl: string,
+  overrides: Partial<OpenAiTargetConfig> = {},
+  deps: OpenAiEngineDeps = {},
+): OpenAiEngine {
   const config = openAiTargetSchema.parse({
     engine: 'openai',
     base_url: `${baseUrl}/v1`,
@@ -59,7 +79,18 @@ function openAiEngine(baseUrl: string, overrides: Partial<OpenAiTargetConfig> = 
 const ALL_FAULTS: Fault[] = ['429', '500', 'hang', 'drop', 'drop-mid-body', 'malformed-json', 'wrong-shape', '503'];
 
 function prompts(): number[][] {
-  const texts = ['Once upon a time', 'The cat', 'Lily went to the park', 'One day, a big dog', 'Tom had a red ball', 'The sun was', 'She saw a bird', 'Mom said', 'They played', 'A little fish'];
+  const texts = [
+    'Once upon a time',
+    'The cat',
+    'Lily went to the park',
+    'One day, a big dog',
+    'Tom had a red ball',
+    'The sun was',
+    'She saw a bird',
+    'Mom said',
+    'They played',
+    'A little fish',
+  ];
   return texts.map((text) => [BOS, ...direct.tokenize(text)]);
 }
 
@@ -78,7 +109,11 @@ function expectSameGreedy(actual: Completion[], expected: Completion[]): void {
 
 describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt serve', () => {
   it('ends every request ok through 429s, 5xx, hangs, dropped connections and malformed bodies, with greedy results equal to llama-cpp', async () => {
-    const proxy = await startFaultProxy({ upstream: serving.url, faults: ALL_FAULTS, faultsFor: (ordinal) => 1 + (ordinal % 3) });
+    const proxy = await startFaultProxy({
+      upstream: serving.url,
+      faults: ALL_FAULTS,
+      faultsFor: (ordinal) => 1 + (ordinal % 3),
+    });
     proxies.push(proxy);
     const retries: string[] = [];
     const engine = openAiEngine(proxy.url, {}, { onRetry: (event) => retries.push(event.reason) });
@@ -97,7 +132,11 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt
   });
 
   it('scores completions through prompt_logprobs like the llama-cpp engine, through faults', async () => {
-    const proxy = await startFaultProxy({ upstream: serving.url, faults: ['500', 'drop', 'malformed-json'], faultsFor: () => 3 });
+    const proxy = await startFaultProxy({
+      upstream: serving.url,
+      faults: ['500', 'drop', 'malformed-json'],
+      faultsFor: () => 3,
+    });
     proxies.push(proxy);
     const engine = openAiEngine(proxy.url);
     const prompt = { tokenIds: [BOS, ...direct.tokenize('Once upon a time')] };
@@ -116,7 +155,15 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt
   it('samples n completions per request reproducibly, equal to the llama-cpp engine with the same seed', async () => {
     const engine = openAiEngine(serving.url);
     const prompt = { tokenIds: [BOS, ...direct.tokenize('The cat')] };
-    const sampling = samplingOptions({ maxTokens: 16, temperature: 0.9, topP: 0.95, topK: 40, seed: 21, n: 3, topLogprobs: 2 });
+    const sampling = samplingOptions({
+      maxTokens: 16,
+      temperature: 0.9,
+      topP: 0.95,
+      topK: 40,
+      seed: 21,
+      n: 3,
+      topLogprobs: 2,
+    });
     const viaServer = await engine.generate(prompt, sampling);
     const local = await direct.generate(prompt, sampling);
     expect(viaServer.map((c) => c.tokenIds)).toEqual(local.map((c) => c.tokenIds));
@@ -135,7 +182,10 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt
     }
     // the chat API returns bytes per token; ids come back the same way
     const chatEngine = openAiEngine(serving.url, { api: 'chat', token_ids: 'tokenizer' }, { tokenizer });
-    const [chat] = await chatEngine.generate({ tokenIds: [], messages: [{ role: 'user', content: 'Tell me a story' }] }, samplingOptions({ maxTokens: 12, topLogprobs: 1 }));
+    const [chat] = await chatEngine.generate(
+      { tokenIds: [], messages: [{ role: 'user', content: 'Tell me a story' }] },
+      samplingOptions({ maxTokens: 12, topLogprobs: 1 }),
+    );
     expect(chat.tokenIds).toHaveLength(12);
   });
 
@@ -149,22 +199,38 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt
     proxies.push(proxy);
     const retries: string[] = [];
     const engine = openAiEngine(proxy.url, { token_ids: 'server' }, { onRetry: (event) => retries.push(event.reason) });
-    await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toThrow(AlignmentError);
-    await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toThrow(/ignores return_tokens_as_token_ids/);
+    await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toThrow(
+      AlignmentError,
+    );
+    await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toThrow(
+      /ignores return_tokens_as_token_ids/,
+    );
     expect(retries).toHaveLength(0);
   });
 
   it('does not retry a request the server rejects, and gives up on a server that never answers', async () => {
     const retries: string[] = [];
     const engine = openAiEngine(serving.url, {}, { onRetry: (event) => retries.push(event.reason) });
-    await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4, topLogprobs: 100_000 }))).rejects.toMatchObject({ code: 'E_TARGET_REJECTED' });
+    await expect(
+      engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4, topLogprobs: 100_000 })),
+    ).rejects.toMatchObject({ code: 'E_TARGET_REJECTED' });
     expect(retries).toHaveLength(0);
 
-    const hanging = await startFaultProxy({ upstream: serving.url, faults: ['hang'], faultsFor: () => Number.POSITIVE_INFINITY });
+    const hanging = await startFaultProxy({
+      upstream: serving.url,
+      faults: ['hang'],
+      faultsFor: () => Number.POSITIVE_INFINITY,
+    });
     proxies.push(hanging);
     const started = Date.now();
-    const impatient = openAiEngine(hanging.url, { timeout_ms: 100, max_retries: 2 }, { onRetry: (event) => retries.push(event.reason) });
-    await expect(impatient.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toMatchObject({ code: 'E_TARGET_UNAVAILABLE' });
+    const impatient = openAiEngine(
+      hanging.url,
+      { timeout_ms: 100, max_retries: 2 },
+      { onRetry: (event) => retries.push(event.reason) },
+    );
+    await expect(impatient.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toMatchObject({
+      code: 'E_TARGET_UNAVAILABLE',
+    });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(retries).toEqual(['no answer within 100 ms', 'no answer within 100 ms']);
   });

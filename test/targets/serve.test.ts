@@ -12,15 +12,23 @@ beforeAll(() => {
 afterAll(() => gguf?.remove());
 
 async function post(url: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: response.status, json: (await response.json()) as Record<string, unknown> };
 }
 
 describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve (spawned)', () => {
   it('serves models, completions and chat on 127.0.0.1 and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), '--json', 'serve', '--model', gguf.path, '--port', '0', '--context-size', '256'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'bin/fireopt'), '--json', 'serve', '--model', gguf.path, '--port', '0', '--context-size', '256'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       const summary = await new Promise<{ url: string; model: string; chatTemplate: string }>((resolve, reject) => {
@@ -46,7 +54,12 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve (spawned)', () 
       expect(choice.finish_reason).toBe('length');
 
       // a stop string cuts the text before it
-      const stopped = await post(`${summary.url}/completions`, { prompt: [BOS], max_tokens: 30, temperature: 0, stop: [' girl'] });
+      const stopped = await post(`${summary.url}/completions`, {
+        prompt: [BOS],
+        max_tokens: 30,
+        temperature: 0,
+        stop: [' girl'],
+      });
       expect((stopped.json.choices as Array<{ text: string; finish_reason: string }>)[0]).toEqual({
         index: 0,
         text: 'Once upon a time, there was a little',
@@ -55,7 +68,11 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('fireopt serve (spawned)', () 
         stop_reason: ' girl',
       });
 
-      const chat = await post(`${summary.url}/chat/completions`, { messages: [{ role: 'user', content: 'Tell me a story.' }], max_tokens: 8, temperature: 0 });
+      const chat = await post(`${summary.url}/chat/completions`, {
+        messages: [{ role: 'user', content: 'Tell me a story.' }],
+        max_tokens: 8,
+        temperature: 0,
+      });
       expect(chat.status).toBe(200);
       expect((chat.json.usage as { completion_tokens: number }).completion_tokens).toBe(8);
 

@@ -25,7 +25,14 @@ let tokenizer: Tokenizer;
 beforeAll(async () => {
   gguf = writeStoriesGguf();
   tokenizer = await loadTokenizer(gguf.path);
-  llamaCpp = await LlamaCppEngine.open({ model: gguf.path, contextSize: 512, threads: 1, sequences: 1, batchSize: 512, kvCacheType: 'f32' });
+  llamaCpp = await LlamaCppEngine.open({
+    model: gguf.path,
+    contextSize: 512,
+    threads: 1,
+    sequences: 1,
+    batchSize: 512,
+    kvCacheType: 'f32',
+  });
   tfjs = await TfjsEngine.open({ model: gguf.path, backend: 'wasm' });
 });
 
@@ -37,10 +44,23 @@ afterAll(async () => {
 
 /** 20 real prompts: openings of GSM8K questions and Taskmaster-4 coffee-order utterances. */
 function realPrompts(): string[] {
-  const gsm8k = readFileSync(sharedPath(GSM8K_TEST), 'utf8').trim().split('\n').slice(20, 30)
+  const gsm8k = readFileSync(sharedPath(GSM8K_TEST), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(20, 30)
     .map((line) => (JSON.parse(line) as { question: string }).question.split(/\s+/).slice(0, 16).join(' '));
-  const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_02), 'utf8')) as Array<{ utterances: Array<{ text: string }> }>;
-  const utterances = dialogues.slice(0, 10).map((d) => d.utterances.slice(0, 2).map((u) => u.text).join(' ').split(/\s+/).slice(0, 16).join(' '));
+  const dialogues = JSON.parse(readFileSync(sharedPath(TASKMASTER_02), 'utf8')) as Array<{
+    utterances: Array<{ text: string }>;
+  }>;
+  const utterances = dialogues.slice(0, 10).map((d) =>
+    d.utterances
+      .slice(0, 2)
+      .map((u) => u.text)
+      .join(' ')
+      .split(/\s+/)
+      .slice(0, 16)
+      .join(' '),
+  );
   return [...gsm8k, ...utterances];
 }
 
@@ -99,7 +119,7 @@ describe.skipIf(!haveInputs)('tfjs engine vs llama-cpp engine on stories260K', (
     expect(completion.logprobs).toBeUndefined();
   });
 
-  it('teacher-forced scores equal the generated log-probabilities and llama-cpp\'s scores', async () => {
+  it("teacher-forced scores equal the generated log-probabilities and llama-cpp's scores", async () => {
     const prompt = { tokenIds: tokenizer.encode(realPrompts()[3]) };
     const [completion] = await tfjs.generate(prompt, samplingOptions({ maxTokens: 100, topLogprobs: 4 }));
     const scored = await tfjs.score(prompt, completion.tokenIds, { topLogprobs: 4 });
@@ -125,10 +145,15 @@ describe.skipIf(!haveInputs)('tfjs engine vs llama-cpp engine on stories260K', (
     expect(new Set(first.map((c) => c.tokenIds.join(','))).size).toBeGreaterThan(1);
     for (const completion of first) {
       const scored = await llamaCpp.score(prompt, completion.tokenIds, { topLogprobs: 3 });
-      completion.logprobs!.forEach((position, i) => expect(Math.abs(position.tokenLogprob - scored[i].tokenLogprob)).toBeLessThan(1e-4));
+      completion.logprobs!.forEach((position, i) =>
+        expect(Math.abs(position.tokenLogprob - scored[i].tokenLogprob)).toBeLessThan(1e-4),
+      );
     }
     const [greedy] = await tfjs.generate(prompt, samplingOptions({ maxTokens: 32 }));
-    const [topOne] = await tfjs.generate(prompt, samplingOptions({ maxTokens: 32, temperature: 0.8, topK: 1, seed: 3 }));
+    const [topOne] = await tfjs.generate(
+      prompt,
+      samplingOptions({ maxTokens: 32, temperature: 0.8, topK: 1, seed: 3 }),
+    );
     expect(topOne.tokenIds).toEqual(greedy.tokenIds);
   });
 
@@ -137,7 +162,10 @@ describe.skipIf(!haveInputs)('tfjs engine vs llama-cpp engine on stories260K', (
     const stopId = greedy.tokenIds[7];
     const sampling = samplingOptions({ maxTokens: 30, stopTokenIds: [stopId] });
     const [stopped] = await tfjs.generate({ tokenIds: [BOS] }, sampling);
-    expect(stopped).toEqual({ tokenIds: greedy.tokenIds.slice(0, greedy.tokenIds.indexOf(stopId) + 1), finishReason: 'stop' });
+    expect(stopped).toEqual({
+      tokenIds: greedy.tokenIds.slice(0, greedy.tokenIds.indexOf(stopId) + 1),
+      finishReason: 'stop',
+    });
     expect((await llamaCpp.generate({ tokenIds: [BOS] }, sampling))[0]).toEqual(stopped);
     const [short] = await tfjs.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 3 }));
     expect(short).toEqual({ tokenIds: greedy.tokenIds.slice(0, 3), finishReason: 'length' });
@@ -157,9 +185,15 @@ describe.skipIf(!haveInputs)('tfjs engine vs llama-cpp engine on stories260K', (
   });
 
   it('rejects token ids outside the vocabulary and prompts longer than the context', async () => {
-    await expect(tfjs.generate({ tokenIds: [BOS, 512] }, samplingOptions({ maxTokens: 2 }))).rejects.toThrow(InputError);
-    await expect(tfjs.score({ tokenIds: [BOS] }, [-1], { topLogprobs: 0 })).rejects.toThrow(/outside the target's 512-token vocabulary/);
-    await expect(tfjs.generate({ tokenIds: new Array(600).fill(BOS) }, samplingOptions({ maxTokens: 2 }))).rejects.toThrow(/does not fit the model's 512-token context/);
+    await expect(tfjs.generate({ tokenIds: [BOS, 512] }, samplingOptions({ maxTokens: 2 }))).rejects.toThrow(
+      InputError,
+    );
+    await expect(tfjs.score({ tokenIds: [BOS] }, [-1], { topLogprobs: 0 })).rejects.toThrow(
+      /outside the target's 512-token vocabulary/,
+    );
+    await expect(
+      tfjs.generate({ tokenIds: new Array(600).fill(BOS) }, samplingOptions({ maxTokens: 2 })),
+    ).rejects.toThrow(/does not fit the model's 512-token context/);
   });
 });
 
@@ -180,7 +214,9 @@ describe.skipIf(!haveInputs)('tfjs target from the config', () => {
     // reuses an earlier prompt's prefix, so it feeds a shorter chunk, and products with ≥ 16 rows
     // run on the native sgemm, shorter ones on XNNPACK).
     const [binRun, ggufRun] = [await fromLlama2c.generate(prompt, sampling), await tfjs.generate(prompt, sampling)];
-    expect(binRun.map(({ tokenIds, finishReason }) => ({ tokenIds, finishReason }))).toEqual(ggufRun.map(({ tokenIds, finishReason }) => ({ tokenIds, finishReason })));
+    expect(binRun.map(({ tokenIds, finishReason }) => ({ tokenIds, finishReason }))).toEqual(
+      ggufRun.map(({ tokenIds, finishReason }) => ({ tokenIds, finishReason })),
+    );
     binRun[0].logprobs!.forEach((position, i) => {
       expect(position.topIds).toEqual(ggufRun[0].logprobs![i].topIds);
       expect(compareTopK(position, ggufRun[0].logprobs![i]).worst).toBeLessThan(1e-5);
@@ -196,6 +232,10 @@ describe.skipIf(!haveInputs)('tfjs target from the config', () => {
   it('rejects keys of other engines and unknown backends', () => {
     expect(targetSchema.safeParse({ engine: 'tfjs', model: 'm.bin', threads: 1 }).success).toBe(false);
     expect(targetSchema.safeParse({ engine: 'tfjs', model: 'm.bin', backend: 'gpu' }).success).toBe(false);
-    expect(targetSchema.parse({ engine: 'tfjs', model: 'm.bin' })).toEqual({ engine: 'tfjs', model: 'm.bin', backend: 'auto' });
+    expect(targetSchema.parse({ engine: 'tfjs', model: 'm.bin' })).toEqual({
+      engine: 'tfjs',
+      model: 'm.bin',
+      backend: 'auto',
+    });
   });
 });

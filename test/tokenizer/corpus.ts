@@ -14,7 +14,12 @@ export interface CorpusString {
 
 type JsonRecord = Record<string, unknown>;
 
-const ALPACA_GENERATORS = ['Meta-Llama-3-8B-Instruct', 'Mistral-7B-Instruct-v0.2', 'gpt-3.5-turbo-1106', 'gpt-4-turbo-2024-04-09'];
+const ALPACA_GENERATORS = [
+  'Meta-Llama-3-8B-Instruct',
+  'Mistral-7B-Instruct-v0.2',
+  'gpt-3.5-turbo-1106',
+  'gpt-4-turbo-2024-04-09',
+];
 /** The ../shared files `tokenizerCorpus` reads (for `haveShared`). */
 export const CORPUS_FILES = [
   ...ALPACA_GENERATORS.map((generator) => `alpaca_eval_outputs/${generator}.json`),
@@ -33,7 +38,10 @@ const readJson = (path: string): unknown => JSON.parse(readFileSync(dataPath(pat
 const readJsonl = (path: string): JsonRecord[] => {
   const bytes = readFileSync(dataPath(path));
   const text = path.endsWith('.gz') ? gunzipSync(bytes).toString('utf8') : bytes.toString('utf8');
-  return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as JsonRecord);
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as JsonRecord);
 };
 const field = (record: unknown, key: string): string => {
   const value = (record as JsonRecord)[key];
@@ -78,25 +86,51 @@ export function tokenizerCorpus(): CorpusString[] {
     alpacaOutputs.push(...outputs);
   });
 
-  const shareGpt = (readJson('sharegpt_prompts/ShareGPT_V3_filtered_500.json') as unknown[]).map(firstHumanTurn).filter((t): t is string => !!t);
-  add('sharegpt', every(shareGpt, 160, 3));
-
-  const shareGptMultilingual = (readJson('sharegpt_prompts/sg_90k_part1_html_cleaned_lang_first_sampled_sorted.json') as unknown[])
+  const shareGpt = (readJson('sharegpt_prompts/ShareGPT_V3_filtered_500.json') as unknown[])
     .map(firstHumanTurn)
     .filter((t): t is string => !!t);
-  add('sharegpt/non-ascii', every(shareGptMultilingual.filter((t) => NON_ASCII.test(t) && !EMOJI.test(t)), 80, 4), 2000);
+  add('sharegpt', every(shareGpt, 160, 3));
+
+  const shareGptMultilingual = (
+    readJson('sharegpt_prompts/sg_90k_part1_html_cleaned_lang_first_sampled_sorted.json') as unknown[]
+  )
+    .map(firstHumanTurn)
+    .filter((t): t is string => !!t);
+  add(
+    'sharegpt/non-ascii',
+    every(
+      shareGptMultilingual.filter((t) => NON_ASCII.test(t) && !EMOJI.test(t)),
+      80,
+      4,
+    ),
+    2000,
+  );
   const withEmoji = [...shareGptMultilingual, ...alpacaOutputs].filter((t) => EMOJI.test(t));
   add('emoji', every(withEmoji, 20, 1), 2000);
 
   const humanEval = readJsonl('humaneval/HumanEval.jsonl.gz');
-  add('humaneval', every(humanEval, 60, 2).map((row) => field(row, 'prompt') + field(row, 'canonical_solution')));
+  add(
+    'humaneval',
+    every(humanEval, 60, 2).map((row) => field(row, 'prompt') + field(row, 'canonical_solution')),
+  );
   const mbpp = readJsonl('mbpp/mbpp.jsonl');
-  add('mbpp', every(mbpp, 80, 11).map((row, i) => (i % 2 === 0 ? field(row, 'code') : `${field(row, 'text')}\n${field(row, 'code')}`)));
+  add(
+    'mbpp',
+    every(mbpp, 80, 11).map((row, i) =>
+      i % 2 === 0 ? field(row, 'code') : `${field(row, 'text')}\n${field(row, 'code')}`,
+    ),
+  );
 
   const gsm8kTest = readJsonl('gsm8k/test.jsonl');
-  add('gsm8k/question', every(gsm8kTest, 60, 21).map((row) => field(row, 'question')));
+  add(
+    'gsm8k/question',
+    every(gsm8kTest, 60, 21).map((row) => field(row, 'question')),
+  );
   const gsm8kSolutions = readJsonl('gsm8k/example_model_solutions.jsonl');
-  add('gsm8k/6b-solution', every(gsm8kSolutions, 60, 19).map((row) => field(row['6b_finetuning'], 'solution')));
+  add(
+    'gsm8k/6b-solution',
+    every(gsm8kSolutions, 60, 19).map((row) => field(row['6b_finetuning'], 'solution')),
+  );
 
   const dialogues = readJson('taskmaster4_coffee/data_00.json') as unknown[];
   const utterances: string[] = [];
@@ -107,26 +141,88 @@ export function tokenizerCorpus(): CorpusString[] {
   add('taskmaster', every(utterances, 140, 11));
 
   const harmless = readJsonl('hh_rlhf_harmless_test/test.jsonl.gz');
-  add('hh_rlhf', every(harmless, 40, 57).map((row) => field(row, 'chosen')), 2000);
+  add(
+    'hh_rlhf',
+    every(harmless, 40, 57).map((row) => field(row, 'chosen')),
+    2000,
+  );
 
   // Edge cases, each built from a real string above (or a fixed character class llama.cpp treats specially).
   const base = (i: number): string => strings[(i * 97) % strings.length].text.slice(0, 200);
   const edges: string[] = [
-    '', ' ', '  ', '   ', '\n', '\n\n', '\t', '\r\n', ' \n ', '\n \n', '\t\tx', 'x\t\t', '  \n\n  ',
-    '0', '12', '123', '1234', '1234567890', '3.14159', '-42', '1,000,000', '$2.50', '10%', '٣٤٥', '①②',
-    '<s>', '</s>', '<unk>', '<|endoftext|>', '<|user|>', '<|end|>', '<|assistant|>\n', 'Hi <s> there', ' </s> ', 'a<|endoftext|>b',
-    '[PAD32011]', '<0x41>', '\u2581', '\u2581\u2581x', 'x\u2581', '\uFEFFbom', 'nbsp\u00A0x', 'nel\u0085x', 'ideo\u3000x', 'zw\u200Bj',
-    'e\u0301', '👨‍👩‍👧‍👦', '🇫🇷', '😀😀', 'héllo wörld', '日本語のテキスト', 'Привет, мир', 'مرحبا', "it's I'M we'LL they've", " ' ", 'a . b , c ! d ?', "I 'm sure they 're here , and we 've 'd it 's fine ' ok",
+    '',
+    ' ',
+    '  ',
+    '   ',
+    '\n',
+    '\n\n',
+    '\t',
+    '\r\n',
+    ' \n ',
+    '\n \n',
+    '\t\tx',
+    'x\t\t',
+    '  \n\n  ',
+    '0',
+    '12',
+    '123',
+    '1234',
+    '1234567890',
+    '3.14159',
+    '-42',
+    '1,000,000',
+    '$2.50',
+    '10%',
+    '٣٤٥',
+    '①②',
+    '<s>',
+    '</s>',
+    '<unk>',
+    '<|endoftext|>',
+    '<|user|>',
+    '<|end|>',
+    '<|assistant|>\n',
+    'Hi <s> there',
+    ' </s> ',
+    'a<|endoftext|>b',
+    '[PAD32011]',
+    '<0x41>',
+    '\u2581',
+    '\u2581\u2581x',
+    'x\u2581',
+    '\uFEFFbom',
+    'nbsp\u00A0x',
+    'nel\u0085x',
+    'ideo\u3000x',
+    'zw\u200Bj',
+    'e\u0301',
+    '👨‍👩‍👧‍👦',
+    '🇫🇷',
+    '😀😀',
+    'héllo wörld',
+    '日本語のテキスト',
+    'Привет, мир',
+    'مرحبا',
+    "it's I'M we'LL they've",
+    " ' ",
+    'a . b , c ! d ?',
+    "I 'm sure they 're here , and we 've 'd it 's fine ' ok",
   ];
   const derived = (i: number): string => {
     const text = base(i);
     switch (i % 6) {
-      case 0: return `  ${text}`;
-      case 1: return `${text}   `;
-      case 2: return text.replaceAll(' ', '  ');
-      case 3: return `\n\n${text}\n`;
-      case 4: return text.replaceAll('\n', '\r\n');
-      default: return `\t${text.replaceAll(' ', '\t')}`;
+      case 0:
+        return `  ${text}`;
+      case 1:
+        return `${text}   `;
+      case 2:
+        return text.replaceAll(' ', '  ');
+      case 3:
+        return `\n\n${text}\n`;
+      case 4:
+        return text.replaceAll('\n', '\r\n');
+      default:
+        return `\t${text.replaceAll(' ', '\t')}`;
     }
   };
   const needed = 1000 - strings.length;

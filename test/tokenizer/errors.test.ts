@@ -48,24 +48,40 @@ describe('tokenizer input errors', () => {
   it('names a missing file', async () => {
     await expectInputError(() => loadTokenizer(file('missing.gguf')), 'missing.gguf', 'ENOENT');
     await expectInputError(() => loadTokenizer({ kind: 'gguf', path: file('missing.gguf') }), 'missing.gguf');
-    await expectInputError(() => loadTokenizer({ kind: 'huggingface', path: file('tokenizer.json') }), 'tokenizer.json', 'ENOENT');
+    await expectInputError(
+      () => loadTokenizer({ kind: 'huggingface', path: file('tokenizer.json') }),
+      'tokenizer.json',
+      'ENOENT',
+    );
   });
 
-  it.skipIf(!haveShared(STORIES260K))('rejects a file that is neither GGUF nor tokenizer.json, pointing llama2.c users at vocabSize', async () => {
-    const error = await thrown(() => loadTokenizer(stories260K()));
-    expect(error).toBeInstanceOf(InputError);
-    expect((error as InputError).message).toContain('not a GGUF file or a tokenizer.json');
-    expect((error as InputError).hint).toContain('vocabSize');
-  });
+  it.skipIf(!haveShared(STORIES260K))(
+    'rejects a file that is neither GGUF nor tokenizer.json, pointing llama2.c users at vocabSize',
+    async () => {
+      const error = await thrown(() => loadTokenizer(stories260K()));
+      expect(error).toBeInstanceOf(InputError);
+      expect((error as InputError).message).toContain('not a GGUF file or a tokenizer.json');
+      expect((error as InputError).hint).toContain('vocabSize');
+    },
+  );
 
   it('rejects a GGUF whose tokenizer model fireopt does not implement', async () => {
     writeGguf(file('bert.gguf'), tokenizerMetadata('bert'), []);
-    await expectInputError(() => loadTokenizer(file('bert.gguf')), 'bert.gguf', "unsupported GGUF tokenizer model 'bert'");
+    await expectInputError(
+      () => loadTokenizer(file('bert.gguf')),
+      'bert.gguf',
+      "unsupported GGUF tokenizer model 'bert'",
+    );
   });
 
   it('rejects a BPE GGUF whose pre-tokenizer llama.cpp does not know, naming it', async () => {
     writeGguf(file('proto.gguf'), tokenizerMetadata('gpt2', 'constructor'), []);
-    await expectInputError(() => loadTokenizer(file('proto.gguf')), 'proto.gguf', 'llama.cpp cannot load this tokenizer', "'constructor'");
+    await expectInputError(
+      () => loadTokenizer(file('proto.gguf')),
+      'proto.gguf',
+      'llama.cpp cannot load this tokenizer',
+      "'constructor'",
+    );
   });
 
   it('loads pre-tokenizers the hand-written port refused (qwen2, deepseek-coder)', async () => {
@@ -92,18 +108,38 @@ describe('tokenizer input errors', () => {
     writeFileSync(file('broken.json'), '{ "model": ');
     await expectInputError(() => loadTokenizer(file('broken.json')), 'broken.json', 'not valid JSON');
     writeFileSync(file('not-tokenizer.json'), '{ "hello": 1 }');
-    await expectInputError(() => loadTokenizer(file('not-tokenizer.json')), 'not-tokenizer.json', 'not a Hugging Face tokenizer.json');
+    await expectInputError(
+      () => loadTokenizer(file('not-tokenizer.json')),
+      'not-tokenizer.json',
+      'not a Hugging Face tokenizer.json',
+    );
   });
 
   it.skipIf(!haveShared(TOK512))('rejects a llama2.c tokenizer read with the wrong vocabulary size', async () => {
-    await expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 500 }), 'tok512.bin', 'trailing bytes');
-    await expectInputError(() => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 600 }), 'tok512.bin', 'truncated');
+    await expectInputError(
+      () => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 500 }),
+      'tok512.bin',
+      'trailing bytes',
+    );
+    await expectInputError(
+      () => loadTokenizer({ kind: 'llama2c', path: tok512(), vocabSize: 600 }),
+      'tok512.bin',
+      'truncated',
+    );
   });
 
   it('rejects vocabularies missing what their algorithm needs', async () => {
     const tokens = ['<unk>', '<s>', '</s>'];
     const tokenTypes = Int32Array.from([TokenType.Unknown, TokenType.Control, TokenType.Control]);
-    await expectInputError(() => tokenizerFromVocabulary({ model: 'gpt2', tokens, tokenTypes, addBos: false, addEos: false, pre: 'gpt-2' }, { path: 'bpe.gguf' }), 'bpe.gguf', 'merges');
+    await expectInputError(
+      () =>
+        tokenizerFromVocabulary(
+          { model: 'gpt2', tokens, tokenTypes, addBos: false, addEos: false, pre: 'gpt-2' },
+          { path: 'bpe.gguf' },
+        ),
+      'bpe.gguf',
+      'merges',
+    );
   });
 
   it.skipIf(!haveShared(LLAMA_SPM_VOCAB))('rejects token ids outside the vocabulary', async () => {

@@ -13,7 +13,12 @@ import { writeGguf, type GgufMetadataEntry } from '../../src/formats/gguf-write.
 import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/index.js';
 import { haveShared, sharedPath } from '../helpers/shared.js';
 import { CORPUS_FILES, tokenizerCorpus, type CorpusString } from './corpus.js';
-import { compareEveryTokenDecode, compareWithLlamaCpp, loadReferenceVocab, mismatchReport } from './llama-cpp-reference.js';
+import {
+  compareEveryTokenDecode,
+  compareWithLlamaCpp,
+  loadReferenceVocab,
+  mismatchReport,
+} from './llama-cpp-reference.js';
 
 const vocabularies = [
   { name: 'Llama-2 (SentencePiece)', file: 'ggml-vocab-llama-spm.gguf', kind: 'sentencepiece', vocabSize: 32000 },
@@ -23,60 +28,65 @@ const vocabularies = [
 
 const haveVocabularies = haveShared(...CORPUS_FILES, ...vocabularies.map(({ file }) => `models/vocab/${file}`));
 
-describe.skipIf(!haveVocabularies).each(vocabularies)('$name GGUF tokenizer agrees with llama.cpp', ({ file, kind, vocabSize }) => {
-  const path = () => sharedPath('models/vocab', file);
-  let model: LlamaModel;
-  let tokenizer: Tokenizer;
-  let corpus: CorpusString[];
+describe.skipIf(!haveVocabularies).each(vocabularies)(
+  '$name GGUF tokenizer agrees with llama.cpp',
+  ({ file, kind, vocabSize }) => {
+    const path = () => sharedPath('models/vocab', file);
+    let model: LlamaModel;
+    let tokenizer: Tokenizer;
+    let corpus: CorpusString[];
 
-  beforeAll(async () => {
-    corpus = tokenizerCorpus();
-    model = await loadReferenceVocab(path());
-    tokenizer = await loadTokenizer(path());
-  });
-  afterAll(async () => {
-    await model?.dispose();
-  });
+    beforeAll(async () => {
+      corpus = tokenizerCorpus();
+      model = await loadReferenceVocab(path());
+      tokenizer = await loadTokenizer(path());
+    });
+    afterAll(async () => {
+      await model?.dispose();
+    });
 
-  it('has the vocabulary llama.cpp has', () => {
-    expect(tokenizer.kind).toBe(kind);
-    expect(tokenizer.vocabSize).toBe(vocabSize);
-    expect(tokenizer.bosId).toBe(model.tokens.bos ?? undefined);
-    expect(tokenizer.eosId).toBe(model.tokens.eos ?? undefined);
-  });
+    it('has the vocabulary llama.cpp has', () => {
+      expect(tokenizer.kind).toBe(kind);
+      expect(tokenizer.vocabSize).toBe(vocabSize);
+      expect(tokenizer.bosId).toBe(model.tokens.bos ?? undefined);
+      expect(tokenizer.eosId).toBe(model.tokens.eos ?? undefined);
+    });
 
-  it('encodes and decodes 1,000 real strings exactly as llama.cpp', () => {
-    const result = compareWithLlamaCpp(model, tokenizer, corpus, false);
-    expect(result.checked).toBe(1000);
-    expect(mismatchReport('encode', result.encodeMismatches, result.checked)).toBe('');
-    expect(mismatchReport('decode', result.decodeMismatches, result.checked)).toBe('');
-  });
+    it('encodes and decodes 1,000 real strings exactly as llama.cpp', () => {
+      const result = compareWithLlamaCpp(model, tokenizer, corpus, false);
+      expect(result.checked).toBe(1000);
+      expect(mismatchReport('encode', result.encodeMismatches, result.checked)).toBe('');
+      expect(mismatchReport('decode', result.decodeMismatches, result.checked)).toBe('');
+    });
 
-  it('matches llama.cpp with special-token parsing on', () => {
-    // Every string containing a '<' or '[' (where special-token text can be), plus every 10th string.
-    const subset = corpus.filter((entry, i) => /[<[]/.test(entry.text) || i % 10 === 0);
-    const result = compareWithLlamaCpp(model, tokenizer, subset, true);
-    expect(result.checked).toBeGreaterThan(100);
-    expect(mismatchReport('encode(parseSpecial)', result.encodeMismatches, result.checked)).toBe('');
-  });
+    it('matches llama.cpp with special-token parsing on', () => {
+      // Every string containing a '<' or '[' (where special-token text can be), plus every 10th string.
+      const subset = corpus.filter((entry, i) => /[<[]/.test(entry.text) || i % 10 === 0);
+      const result = compareWithLlamaCpp(model, tokenizer, subset, true);
+      expect(result.checked).toBeGreaterThan(100);
+      expect(mismatchReport('encode(parseSpecial)', result.encodeMismatches, result.checked)).toBe('');
+    });
 
-  it('decodes every single token as llama.cpp does', () => {
-    expect(mismatchReport('single-token decode', compareEveryTokenDecode(model, tokenizer), tokenizer.vocabSize)).toBe('');
-  });
+    it('decodes every single token as llama.cpp does', () => {
+      expect(
+        mismatchReport('single-token decode', compareEveryTokenDecode(model, tokenizer), tokenizer.vocabSize),
+      ).toBe('');
+    });
 
-  it('maps each token back from its bytes and piece', () => {
-    for (const id of [tokenizer.bosId ?? 0, 100, 1000, tokenizer.vocabSize - 1]) {
-      expect(tokenizer.pieceToId(tokenizer.tokenPiece(id))).toBe(id);
-    }
-    // The ids llama.cpp produces for a real sentence are found again from their bytes.
-    const ids = Array.from(model.tokenize('Once upon a time, naïve café owners sold 42 crêpes 🥞.', false));
-    const fromBytes = ids.map((id) => tokenizer.bytesToId(tokenizer.tokenBytes(id)));
-    const byteTokens = ids.filter((id, i) => fromBytes[i] !== id);
-    // Only byte-fallback pieces may map to a different id (a normal piece with the same bytes wins).
-    for (const id of byteTokens) expect(tokenizer.tokenPiece(id)).toMatch(/^<0x[0-9A-F]{2}>$/);
-    expect(fromBytes.filter((id, i) => id === ids[i]).length).toBeGreaterThan(ids.length / 2);
-  });
-});
+    it('maps each token back from its bytes and piece', () => {
+      for (const id of [tokenizer.bosId ?? 0, 100, 1000, tokenizer.vocabSize - 1]) {
+        expect(tokenizer.pieceToId(tokenizer.tokenPiece(id))).toBe(id);
+      }
+      // The ids llama.cpp produces for a real sentence are found again from their bytes.
+      const ids = Array.from(model.tokenize('Once upon a time, naïve café owners sold 42 crêpes 🥞.', false));
+      const fromBytes = ids.map((id) => tokenizer.bytesToId(tokenizer.tokenBytes(id)));
+      const byteTokens = ids.filter((id, i) => fromBytes[i] !== id);
+      // Only byte-fallback pieces may map to a different id (a normal piece with the same bytes wins).
+      for (const id of byteTokens) expect(tokenizer.tokenPiece(id)).toMatch(/^<0x[0-9A-F]{2}>$/);
+      expect(fromBytes.filter((id, i) => id === ids[i]).length).toBeGreaterThan(ids.length / 2);
+    });
+  },
+);
 
 /**
  * The llama3 pre-tokenizer (`pre = llama-bpe`: Llama-3's split regex, digits in threes, merges
@@ -94,12 +104,19 @@ describe.skipIf(!haveVocabularies)('llama3 (llama-bpe) pre-tokenizer agrees with
     corpus = tokenizerCorpus();
     const source = readGguf(sharedPath('models/vocab/ggml-vocab-gpt-2.gguf'));
     const vocabulary = vocabularyFromGgufMetadata(source.metadata, source.path);
-    const uint32 = (key: string): GgufMetadataEntry => ({ key, type: 'uint32', value: Number(source.metadata.get(key)) });
+    const uint32 = (key: string): GgufMetadataEntry => ({
+      key,
+      type: 'uint32',
+      value: Number(source.metadata.get(key)),
+    });
     const metadata: GgufMetadataEntry[] = [
       { key: 'general.architecture', type: 'string', value: 'gpt2' },
       { key: 'general.name', type: 'string', value: 'gpt-2 vocabulary with the llama-bpe pre-tokenizer' },
-      uint32('gpt2.block_count'), uint32('gpt2.context_length'), uint32('gpt2.embedding_length'),
-      uint32('gpt2.feed_forward_length'), uint32('gpt2.attention.head_count'),
+      uint32('gpt2.block_count'),
+      uint32('gpt2.context_length'),
+      uint32('gpt2.embedding_length'),
+      uint32('gpt2.feed_forward_length'),
+      uint32('gpt2.attention.head_count'),
       { key: 'gpt2.attention.layer_norm_epsilon', type: 'float32', value: 1e-5 },
       { key: 'tokenizer.ggml.model', type: 'string', value: 'gpt2' },
       { key: 'tokenizer.ggml.pre', type: 'string', value: 'llama-bpe' },

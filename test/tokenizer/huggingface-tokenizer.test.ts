@@ -29,12 +29,32 @@ function gpt2TokenizerJson(vocabulary: Vocabulary): object {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [{ id: endOfText, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: true, special: true }],
+    added_tokens: [
+      {
+        id: endOfText,
+        content: '<|endoftext|>',
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: true,
+        special: true,
+      },
+    ],
     normalizer: null,
     pre_tokenizer: byteLevel,
     post_processor: byteLevel,
     decoder: byteLevel,
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, vocab, merges: vocabulary.merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: '',
+      end_of_word_suffix: '',
+      fuse_unk: false,
+      byte_fallback: false,
+      vocab,
+      merges: vocabulary.merges,
+    },
   };
 }
 
@@ -68,76 +88,124 @@ function llamaTokenizerJson(vocabulary: Vocabulary): object {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: specials.map((id) => ({ id, content: vocabulary.tokens[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
+    added_tokens: specials.map((id) => ({
+      id,
+      content: vocabulary.tokens[id],
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [
+        { type: 'Prepend', prepend: '\u2581' },
+        { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' },
+      ],
+    },
     pre_tokenizer: null,
     post_processor: null,
     decoder: {
       type: 'Sequence',
-      decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }],
+      decoders: [
+        { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
     },
     model: {
-      type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true,
-      vocab, merges: merges.map(({ left, right }) => `${left} ${right}`),
+      type: 'BPE',
+      dropout: null,
+      unk_token: '<unk>',
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      vocab,
+      merges: merges.map(({ left, right }) => `${left} ${right}`),
     },
   };
 }
 
 const layouts = [
   {
-    name: 'GPT-2', gguf: 'ggml-vocab-gpt-2.gguf', build: gpt2TokenizerJson, vocabSize: 50257, bosId: 50256, addBos: false, decodeAfterBos: true,
+    name: 'GPT-2',
+    gguf: 'ggml-vocab-gpt-2.gguf',
+    build: gpt2TokenizerJson,
+    vocabSize: 50257,
+    bosId: 50256,
+    addBos: false,
+    decodeAfterBos: true,
     config: { bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', add_bos_token: false },
     piece: { text: '\u0120the', id: 262, bytes: ' the' },
   },
   {
     // Decoding after a BOS differs by design: llama.cpp keeps the first piece's space after BOS
     // ("<s> Hello" → " Hello"), Hugging Face's Strip decoder drops it ("Hello").
-    name: 'Llama-2', gguf: 'ggml-vocab-llama-spm.gguf', build: llamaTokenizerJson, vocabSize: 32000, bosId: 1, addBos: true, decodeAfterBos: false,
-    config: { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true, legacy: true, clean_up_tokenization_spaces: false },
+    name: 'Llama-2',
+    gguf: 'ggml-vocab-llama-spm.gguf',
+    build: llamaTokenizerJson,
+    vocabSize: 32000,
+    bosId: 1,
+    addBos: true,
+    decodeAfterBos: false,
+    config: {
+      bos_token: '<s>',
+      eos_token: '</s>',
+      unk_token: '<unk>',
+      add_bos_token: true,
+      legacy: true,
+      clean_up_tokenization_spaces: false,
+    },
     piece: { text: '\u2581the', id: 278, bytes: ' the' },
   },
 ] as const;
 
 const haveVocabularies = haveShared(...CORPUS_FILES, ...layouts.map(({ gguf }) => `models/vocab/${gguf}`));
 
-describe.skipIf(!haveVocabularies).each(layouts)('Hugging Face tokenizer.json ($name layout) agrees with llama.cpp', (layout) => {
-  const ggufPath = () => sharedPath('models/vocab', layout.gguf);
-  let directory: string;
-  let model: LlamaModel;
-  let tokenizer: Tokenizer;
-  let corpus: CorpusString[];
+describe.skipIf(!haveVocabularies).each(layouts)(
+  'Hugging Face tokenizer.json ($name layout) agrees with llama.cpp',
+  (layout) => {
+    const ggufPath = () => sharedPath('models/vocab', layout.gguf);
+    let directory: string;
+    let model: LlamaModel;
+    let tokenizer: Tokenizer;
+    let corpus: CorpusString[];
 
-  beforeAll(async () => {
-    corpus = tokenizerCorpus();
-    directory = mkdtempSync(join(tmpdir(), 'fireopt-hf-'));
-    writeFileSync(join(directory, 'tokenizer.json'), JSON.stringify(layout.build(vocabularyFromGguf(ggufPath()))));
-    writeFileSync(join(directory, 'tokenizer_config.json'), JSON.stringify(layout.config));
-    tokenizer = await loadTokenizer(join(directory, 'tokenizer.json'));
-    model = await loadReferenceVocab(ggufPath());
-  });
-  afterAll(async () => {
-    await model?.dispose();
-    if (directory) rmSync(directory, { recursive: true, force: true });
-  });
+    beforeAll(async () => {
+      corpus = tokenizerCorpus();
+      directory = mkdtempSync(join(tmpdir(), 'fireopt-hf-'));
+      writeFileSync(join(directory, 'tokenizer.json'), JSON.stringify(layout.build(vocabularyFromGguf(ggufPath()))));
+      writeFileSync(join(directory, 'tokenizer_config.json'), JSON.stringify(layout.config));
+      tokenizer = await loadTokenizer(join(directory, 'tokenizer.json'));
+      model = await loadReferenceVocab(ggufPath());
+    });
+    afterAll(async () => {
+      await model?.dispose();
+      if (directory) rmSync(directory, { recursive: true, force: true });
+    });
 
-  it('reads the vocabulary and special tokens', () => {
-    expect(tokenizer.kind).toBe('huggingface');
-    expect(tokenizer.vocabSize).toBe(layout.vocabSize);
-    expect(tokenizer.bosId).toBe(layout.bosId);
-    expect(tokenizer.eosId).toBe(model.tokens.eos);
-    expect(tokenizer.isSpecial(layout.bosId)).toBe(true);
-    expect(tokenizer.pieceToId(layout.piece.text)).toBe(layout.piece.id);
-    expect(new TextDecoder().decode(tokenizer.tokenBytes(layout.piece.id))).toBe(layout.piece.bytes);
-    expect(tokenizer.bytesToId(new TextEncoder().encode(layout.piece.bytes))).toBe(layout.piece.id);
-    const ids = tokenizer.encode('Hello world');
-    expect(ids[0] === layout.bosId).toBe(layout.addBos);
-  });
+    it('reads the vocabulary and special tokens', () => {
+      expect(tokenizer.kind).toBe('huggingface');
+      expect(tokenizer.vocabSize).toBe(layout.vocabSize);
+      expect(tokenizer.bosId).toBe(layout.bosId);
+      expect(tokenizer.eosId).toBe(model.tokens.eos);
+      expect(tokenizer.isSpecial(layout.bosId)).toBe(true);
+      expect(tokenizer.pieceToId(layout.piece.text)).toBe(layout.piece.id);
+      expect(new TextDecoder().decode(tokenizer.tokenBytes(layout.piece.id))).toBe(layout.piece.bytes);
+      expect(tokenizer.bytesToId(new TextEncoder().encode(layout.piece.bytes))).toBe(layout.piece.id);
+      const ids = tokenizer.encode('Hello world');
+      expect(ids[0] === layout.bosId).toBe(layout.addBos);
+    });
 
-  it('encodes and decodes 1,000 real strings exactly as llama.cpp', () => {
-    // The library always matches added tokens in text, so the reference is llama.cpp with parse_special on.
-    const result = compareWithLlamaCpp(model, tokenizer, corpus, true, { decodeAfterBos: layout.decodeAfterBos });
-    expect(result.checked).toBe(1000);
-    expect(mismatchReport('encode', result.encodeMismatches, result.checked)).toBe('');
-    expect(mismatchReport('decode', result.decodeMismatches, result.checked)).toBe('');
-  });
-});
+    it('encodes and decodes 1,000 real strings exactly as llama.cpp', () => {
+      // The library always matches added tokens in text, so the reference is llama.cpp with parse_special on.
+      const result = compareWithLlamaCpp(model, tokenizer, corpus, true, { decodeAfterBos: layout.decodeAfterBos });
+      expect(result.checked).toBe(1000);
+      expect(mismatchReport('encode', result.encodeMismatches, result.checked)).toBe('');
+      expect(mismatchReport('decode', result.decodeMismatches, result.checked)).toBe('');
+    });
+  },
+);

@@ -13,8 +13,8 @@ const CASE_SEPARATOR = '\n__ggml_vocab_test__\n';
 
 const caseFiles = haveShared(VOCAB_DIR)
   ? readdirSync(sharedPath(VOCAB_DIR))
-    .filter((name) => name.endsWith('.gguf.inp'))
-    .map((name) => name.slice(0, -'.inp'.length))
+      .filter((name) => name.endsWith('.gguf.inp'))
+      .map((name) => name.slice(0, -'.inp'.length))
   : [];
 
 /** The test strings and their expected ids, in test-tokenizer-0's format. */
@@ -32,22 +32,31 @@ function readCases(gguf: string): Array<{ text: string; ids: number[] }> {
 describe.skipIf(caseFiles.length === 0)("llama.cpp's tokenizer test cases", () => {
   it('covers the seven vocabularies that ship cases', () => {
     expect(caseFiles.sort()).toEqual([
-      'ggml-vocab-deepseek-llm.gguf', 'ggml-vocab-gpt-2.gguf', 'ggml-vocab-llama-spm.gguf', 'ggml-vocab-mpt.gguf',
-      'ggml-vocab-phi-3.gguf', 'ggml-vocab-refact.gguf', 'ggml-vocab-starcoder.gguf',
+      'ggml-vocab-deepseek-llm.gguf',
+      'ggml-vocab-gpt-2.gguf',
+      'ggml-vocab-llama-spm.gguf',
+      'ggml-vocab-mpt.gguf',
+      'ggml-vocab-phi-3.gguf',
+      'ggml-vocab-refact.gguf',
+      'ggml-vocab-starcoder.gguf',
     ]);
   });
 
-  it.each(caseFiles)('%s: every case tokenizes to the expected ids', async (gguf) => {
-    expect(existsSync(sharedPath(VOCAB_DIR, `${gguf}.out`))).toBe(true);
-    const tokenizer = await loadTokenizer(sharedPath(VOCAB_DIR, gguf));
-    const cases = readCases(gguf);
-    expect(cases.length).toBeGreaterThan(40);
-    const wrong = cases
-      .map(({ text, ids }) => {
-        const actual = tokenizer.encode(text, { addBos: false, addEos: false }).join(' ');
-        return { text, expected: ids.join(' '), actual };
-      })
-      .filter(({ expected, actual }) => expected !== actual);
-    expect(wrong).toEqual([]);
-  }, 60_000);
+  it.each(caseFiles)(
+    '%s: every case tokenizes to the expected ids',
+    async (gguf) => {
+      expect(existsSync(sharedPath(VOCAB_DIR, `${gguf}.out`))).toBe(true);
+      const tokenizer = await loadTokenizer(sharedPath(VOCAB_DIR, gguf));
+      const cases = readCases(gguf);
+      expect(cases.length).toBeGreaterThan(40);
+      const wrong = cases
+        .map(({ text, ids }) => {
+          const actual = tokenizer.encode(text, { addBos: false, addEos: false }).join(' ');
+          return { text, expected: ids.join(' '), actual };
+        })
+        .filter(({ expected, actual }) => expected !== actual);
+      expect(wrong).toEqual([]);
+    },
+    60_000,
+  );
 });

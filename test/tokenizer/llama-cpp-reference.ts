@@ -29,17 +29,25 @@ export interface Mismatch {
 const show = (value: unknown): string => JSON.stringify(value).slice(0, 300);
 
 /** Where two id lists first differ, with a few ids of context on each side. */
-function describeIdDifference(expected: readonly number[], actual: readonly number[]): { expected: string; actual: string } {
+function describeIdDifference(
+  expected: readonly number[],
+  actual: readonly number[],
+): { expected: string; actual: string } {
   let at = 0;
   while (at < expected.length && expected[at] === actual[at]) at++;
-  const window = (ids: readonly number[]): string => `@${at} of ${ids.length}: ${show(ids.slice(Math.max(0, at - 2), at + 6))}`;
+  const window = (ids: readonly number[]): string =>
+    `@${at} of ${ids.length}: ${show(ids.slice(Math.max(0, at - 2), at + 6))}`;
   return { expected: window(expected), actual: window(actual) };
 }
 
 /** Human-readable report of the first few mismatches (empty when there are none). */
 export function mismatchReport(label: string, mismatches: Mismatch[], total: number): string {
   if (mismatches.length === 0) return '';
-  const lines = mismatches.slice(0, 8).map((m) => `  [${m.source}] ${show(m.text.slice(0, 120))}\n    llama.cpp: ${m.expected}\n    fireopt:   ${m.actual}`);
+  const lines = mismatches
+    .slice(0, 8)
+    .map(
+      (m) => `  [${m.source}] ${show(m.text.slice(0, 120))}\n    llama.cpp: ${m.expected}\n    fireopt:   ${m.actual}`,
+    );
   return `${label}: ${mismatches.length} of ${total} strings differ from llama.cpp\n${lines.join('\n')}`;
 }
 
@@ -70,13 +78,21 @@ export function compareWithLlamaCpp(
       encodeMismatches.push({ source, text, ...describeIdDifference(expected, actual) });
     }
     const withBos = tokenizer.bosId === undefined ? expected : [tokenizer.bosId, ...expected];
-    const decodeCases: Array<[readonly number[], boolean]> = [[expected, false], [expected, true]];
+    const decodeCases: Array<[readonly number[], boolean]> = [
+      [expected, false],
+      [expected, true],
+    ];
     if (decodeAfterBos) decodeCases.push([withBos, false]);
     for (const [ids, renderSpecial] of decodeCases) {
       const expectedText = model.detokenize(asTokens(ids), renderSpecial);
       const actualText = tokenizer.decode(ids, { renderSpecial });
       if (expectedText !== actualText) {
-        decodeMismatches.push({ source, text, expected: `renderSpecial=${renderSpecial} ${show(expectedText.slice(0, 200))}`, actual: show(actualText.slice(0, 200)) });
+        decodeMismatches.push({
+          source,
+          text,
+          expected: `renderSpecial=${renderSpecial} ${show(expectedText.slice(0, 200))}`,
+          actual: show(actualText.slice(0, 200)),
+        });
       }
     }
   }
@@ -91,7 +107,12 @@ export function compareEveryTokenDecode(model: LlamaModel, tokenizer: Tokenizer)
       const expected = model.detokenize(asTokens([id]), renderSpecial);
       const actual = tokenizer.decode([id], { renderSpecial });
       if (expected !== actual) {
-        mismatches.push({ source: `token ${id}`, text: tokenizer.tokenPiece(id), expected: `renderSpecial=${renderSpecial} ${show(expected)}`, actual: show(actual) });
+        mismatches.push({
+          source: `token ${id}`,
+          text: tokenizer.tokenPiece(id),
+          expected: `renderSpecial=${renderSpecial} ${show(expected)}`,
+          actual: show(actual),
+        });
       }
     }
   }

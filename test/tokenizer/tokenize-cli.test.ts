@@ -16,7 +16,13 @@ describe.skipIf(!haveShared(LLAMA_SPM, GPT2, TOK512))('fireopt tokenize', () => 
     // Llama-2's well-known ids: <s>=1, ▁Hello=15043, ▁world=3186; "<s>" as text is ▁< s >.
     expect(result.stdout).toBe(
       [
-        "     1 -> '<s>'", " 15043 -> ' Hello'", "  3186 -> ' world'", "   529 -> ' <'", " 29879 -> 's'", " 29958 -> '>'", '',
+        "     1 -> '<s>'",
+        " 15043 -> ' Hello'",
+        "  3186 -> ' world'",
+        "   529 -> ' <'",
+        " 29879 -> 's'",
+        " 29958 -> '>'",
+        '',
       ].join('\n'),
     );
   });
@@ -37,7 +43,15 @@ describe.skipIf(!haveShared(LLAMA_SPM, GPT2, TOK512))('fireopt tokenize', () => 
     const plain = await runBin(['tokenize', '--decode', '--tokenizer', spm(), '1 15043 3186']);
     expect(plain.code).toBe(0);
     expect(plain.stdout).toBe(' Hello world\n');
-    const special = await runBin(['tokenize', '--decode', '--special', '--json', '--tokenizer', spm(), '[1, 15043, 3186]']);
+    const special = await runBin([
+      'tokenize',
+      '--decode',
+      '--special',
+      '--json',
+      '--tokenizer',
+      spm(),
+      '[1, 15043, 3186]',
+    ]);
     expect(JSON.parse(special.stdout)).toEqual({ text: '<s> Hello world' });
   });
 

@@ -38,13 +38,36 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train without synchron
   it('trains, clips, evaluates, saves, checkpoints and resumes while every synchronous read throws', async () => {
     const out = join(data.work, 'async-only');
     const settings = [
-      '--quiet', '--set', 'train.select=off', '--set', 'train.backend=cpu',
-      '--set', 'train.model={preset: draft-nano, dim: 16, n_layers: 1, n_heads: 2, n_kv_heads: 1}',
-      '--set', 'train.seq_len=32', '--set', 'train.batch_size=4', '--set', 'train.grad_accum=2', '--set', 'train.warmup_steps=2',
+      '--quiet',
+      '--set',
+      'train.select=off',
+      '--set',
+      'train.backend=cpu',
+      '--set',
+      'train.model={preset: draft-nano, dim: 16, n_layers: 1, n_heads: 2, n_kv_heads: 1}',
+      '--set',
+      'train.seq_len=32',
+      '--set',
+      'train.batch_size=4',
+      '--set',
+      'train.grad_accum=2',
+      '--set',
+      'train.warmup_steps=2',
       // A small clip so the on-device clipping takes its scaling branch.
-      '--set', 'train.grad_clip=0.05', '--set', 'train.lr=0.01', '--set', 'train.max_steps=6',
-      '--set', 'train.eval_every=3', '--set', 'train.eval_rows=8', '--set', 'train.checkpoint_every=2',
-      '--set', `train.tokenizer=${tok512()}`,
+      '--set',
+      'train.grad_clip=0.05',
+      '--set',
+      'train.lr=0.01',
+      '--set',
+      'train.max_steps=6',
+      '--set',
+      'train.eval_every=3',
+      '--set',
+      'train.eval_rows=8',
+      '--set',
+      'train.checkpoint_every=2',
+      '--set',
+      `train.tokenizer=${tok512()}`,
     ];
     await initBackend('cpu'); // what train.backend=cpu selects, started before the guard
     const guard = forbidSyncReads('training');
@@ -57,7 +80,9 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train without synchron
       expect(() => probe.dataSync()).toThrow(/synchronous read/);
       expect(() => probe.arraySync()).toThrow(/synchronous read/);
       probe.dispose();
-      const model = LlamaModel.fromWeights(randomWeights(presetConfig('draft-nano', 32, 8, { dim: 16, nLayers: 1, nHeads: 2, nKvHeads: 1 }), { seed: 1 }));
+      const model = LlamaModel.fromWeights(
+        randomWeights(presetConfig('draft-nano', 32, 8, { dim: 16, nLayers: 1, nHeads: 2, nKvHeads: 1 }), { seed: 1 }),
+      );
       try {
         model.toWeights();
       } catch {
@@ -69,7 +94,16 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train without synchron
 
       first = await runCli([...settings, 'train', data.targets, '--out', out, '--target-model', stories260K()]);
       // Continuing a finished run loads its state into a model (reads only asynchronously too).
-      resumed = await runCli([...settings, 'train', data.targets, '--out', out, '--target-model', stories260K(), '--resume']);
+      resumed = await runCli([
+        ...settings,
+        'train',
+        data.targets,
+        '--out',
+        out,
+        '--target-model',
+        stories260K(),
+        '--resume',
+      ]);
     } finally {
       guard.restore();
     }
@@ -78,7 +112,10 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train without synchron
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(guard.attempts).toEqual([]);
 
-    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Metric);
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Metric);
     const train = metrics.filter((m) => m.type === 'train');
     expect(train.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
     for (const m of train) {
@@ -88,7 +125,9 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train without synchron
     expect(metrics.filter((m) => m.type === 'eval').map((m) => m.step)).toEqual([0, 3, 6]);
     const checkpoint = readDraftCheckpoint(join(out, 'draft'));
     expect(checkpoint.weights.config).toMatchObject({ dim: 16, nLayers: 1, vocabSize: 512 });
-    const state = JSON.parse(readFileSync(join(out, 'state', 'state.json'), 'utf8')) as { counters: { step: number; stopReason?: string } };
+    const state = JSON.parse(readFileSync(join(out, 'state', 'state.json'), 'utf8')) as {
+      counters: { step: number; stopReason?: string };
+    };
     expect(state.counters).toMatchObject({ step: 6, stopReason: 'max_steps reached' });
   }, 60_000);
 });

@@ -11,7 +11,18 @@ import { draftLoss, softTargets, type LossWeights } from '../../src/train/loss.j
 import { learningRate } from '../../src/train/optimizer.js';
 import { fullVocab, inputDraftId, reducedVocab, vocabFromMap } from '../../src/train/vocab.js';
 
-const config: LlamaConfig = { dim: 8, hiddenDim: 16, nLayers: 2, nHeads: 2, nKvHeads: 1, vocabSize: 12, maxSeqLen: 16, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false };
+const config: LlamaConfig = {
+  dim: 8,
+  hiddenDim: 16,
+  nLayers: 2,
+  nHeads: 2,
+  nKvHeads: 1,
+  vocabSize: 12,
+  maxSeqLen: 16,
+  normEps: 1e-5,
+  ropeTheta: 10000,
+  tiedEmbeddings: false,
+};
 
 /** A batch of 2 × 5 positions with top-3 distributions on some positions, one-hot on others. */
 function tinyBatch(): PackedBatch {
@@ -52,7 +63,11 @@ describe('train objective', () => {
     const targets = softTargets(batch, vocab, true);
     const lossValue = (): number =>
       tf.tidy(() => {
-        const parts = draftLoss(model.forward(tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32')), targets, weights);
+        const parts = draftLoss(
+          model.forward(tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32')),
+          targets,
+          weights,
+        );
         const value = parts.total.dataSync()[0];
         tf.dispose([parts.ce, parts.kl, parts.tv]);
         return value;
@@ -60,7 +75,11 @@ describe('train objective', () => {
     try {
       const variables = model.namedVariables();
       const { value, grads } = tf.variableGrads(() => {
-        const parts = draftLoss(model.forward(tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32')), targets, weights);
+        const parts = draftLoss(
+          model.forward(tf.tensor2d(batch.inputs, [batch.rows, batch.seqLen], 'int32')),
+          targets,
+          weights,
+        );
         tf.dispose([parts.ce, parts.kl, parts.tv]);
         return parts.total;
       }, [...variables.values()]);
@@ -68,7 +87,19 @@ describe('train objective', () => {
       value.dispose();
       const random = new SeededRandom(3);
       let checked = 0;
-      for (const name of ['tokenEmbedding', 'layers.0.wq', 'layers.0.wk', 'layers.1.wv', 'layers.1.wo', 'layers.0.attnNorm', 'layers.1.w1', 'layers.1.w2', 'layers.0.w3', 'finalNorm', 'output']) {
+      for (const name of [
+        'tokenEmbedding',
+        'layers.0.wq',
+        'layers.0.wk',
+        'layers.1.wv',
+        'layers.1.wo',
+        'layers.0.attnNorm',
+        'layers.1.w1',
+        'layers.1.w2',
+        'layers.0.w3',
+        'finalNorm',
+        'output',
+      ]) {
         const variable = variables.get(name) as tf.Variable;
         const analytic = grads[variable.name].dataSync() as Float32Array;
         const original = Float32Array.from(variable.dataSync() as Float32Array);
@@ -83,7 +114,10 @@ describe('train objective', () => {
           };
           const numeric = (at(eps) - at(-eps)) / (2 * eps);
           variable.assign(tf.tensor(original, variable.shape));
-          expect(Math.abs(numeric - analytic[i]), `${name}[${i}]: finite difference ${numeric}, gradient ${analytic[i]}`).toBeLessThan(2e-3 + 0.03 * Math.abs(analytic[i]));
+          expect(
+            Math.abs(numeric - analytic[i]),
+            `${name}[${i}]: finite difference ${numeric}, gradient ${analytic[i]}`,
+          ).toBeLessThan(2e-3 + 0.03 * Math.abs(analytic[i]));
           checked++;
         }
       }
@@ -102,7 +136,11 @@ describe('train objective', () => {
     const N = batch.rows * batch.seqLen;
     const V = config.vocabSize;
     const logitValues = Float32Array.from({ length: N * V }, () => 2 * random.nextNormal());
-    const parts = draftLoss(tf.tensor3d(logitValues, [batch.rows, batch.seqLen, V]), softTargets(batch, vocab, true), { ce: 1, kl: 1, tv: 1 });
+    const parts = draftLoss(tf.tensor3d(logitValues, [batch.rows, batch.seqLen, V]), softTargets(batch, vocab, true), {
+      ce: 1,
+      kl: 1,
+      tv: 1,
+    });
     let ce = 0;
     let kl = 0;
     let tv = 0;

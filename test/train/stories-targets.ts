@@ -26,14 +26,35 @@ export async function makeStoriesTargets(prompts: number, maxTokens: number): Pr
   const gguf = writeStoriesGguf();
   try {
     const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
-    const lines = sharegpt.slice(0, prompts).map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 6).join(' ') }));
+    const lines = sharegpt
+      .slice(0, prompts)
+      .map((c) => JSON.stringify({ prompt: c.conversations[0].value.split(/\s+/).slice(0, 6).join(' ') }));
     writeFileSync(join(work, 'prompts.jsonl'), lines.join('\n') + '\n');
-    const ingested = await runCli(['--quiet', 'ingest', join(work, 'prompts.jsonl'), '--out', join(work, 'dataset'), '--heldout', '0.25']);
+    const ingested = await runCli([
+      '--quiet',
+      'ingest',
+      join(work, 'prompts.jsonl'),
+      '--out',
+      join(work, 'dataset'),
+      '--heldout',
+      '0.25',
+    ]);
     expect(ingested.code, ingested.stderr).toBe(0);
     const targets = join(work, 'targets');
     const distilled = await runCli([
-      '--quiet', 'distill', join(work, 'dataset'), '--out', targets, '--target-model', gguf.path,
-      '--max-tokens', String(maxTokens), '--top-logprobs', '4', '--set', 'target.kv_cache_type=f32',
+      '--quiet',
+      'distill',
+      join(work, 'dataset'),
+      '--out',
+      targets,
+      '--target-model',
+      gguf.path,
+      '--max-tokens',
+      String(maxTokens),
+      '--top-logprobs',
+      '4',
+      '--set',
+      'target.kv_cache_type=f32',
     ]);
     expect(distilled.code, distilled.stderr).toBe(0);
     return { work, targets, remove: () => rmSync(work, { recursive: true, force: true }) };

@@ -28,18 +28,39 @@ interface Metric {
 }
 
 function metrics(run: string): Metric[] {
-  return readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Metric);
+  return readFileSync(join(run, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Metric);
 }
 
 /** The numbers that must not depend on wall-clock time. */
 function curve(run: string): Array<Record<string, unknown>> {
-  return metrics(run).map((m) => ({ type: m.type, step: m.step, loss: m.loss, ce: m.ce, kl: m.kl, grad_norm: m.grad_norm, hit_rate: m.hit_rate, eval_ce: m.eval_ce }));
+  return metrics(run).map((m) => ({
+    type: m.type,
+    step: m.step,
+    loss: m.loss,
+    ce: m.ce,
+    kl: m.kl,
+    grad_norm: m.grad_norm,
+    hit_rate: m.hit_rate,
+    eval_ce: m.eval_ce,
+  }));
 }
 
 const SMALL_DRAFT = [
-  '--set', 'train.select=off', '--set', 'train.backend=wasm',
-  '--set', 'train.model={preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}',
-  '--set', 'train.seq_len=64', '--set', 'train.batch_size=16', '--set', 'train.warmup_steps=10',
+  '--set',
+  'train.select=off',
+  '--set',
+  'train.backend=wasm',
+  '--set',
+  'train.model={preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}',
+  '--set',
+  'train.seq_len=64',
+  '--set',
+  'train.batch_size=16',
+  '--set',
+  'train.warmup_steps=10',
 ];
 
 beforeAll(async () => {
@@ -52,11 +73,33 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
   it('lowers the loss and lifts the held-out greedy hit rate far above the untrained draft', async () => {
     const out = join(data.work, 'learn');
     const result = await runCli([
-      '--json', '--quiet', ...SMALL_DRAFT, '--set', 'train.lr=0.005', '--set', 'train.max_steps=120', '--set', 'train.eval_every=40',
-      '--set', `train.tokenizer=${tok512()}`, 'train', data.targets, '--out', out, '--target-model', stories260K(),
+      '--json',
+      '--quiet',
+      ...SMALL_DRAFT,
+      '--set',
+      'train.lr=0.005',
+      '--set',
+      'train.max_steps=120',
+      '--set',
+      'train.eval_every=40',
+      '--set',
+      `train.tokenizer=${tok512()}`,
+      'train',
+      data.targets,
+      '--out',
+      out,
+      '--target-model',
+      stories260K(),
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const summary = JSON.parse(result.stdout) as { draft: string; winner: { steps: number; untrained: { hitRate: number }; best: { hitRate: number; expectedSpeedup: number; step: number } } };
+    const summary = JSON.parse(result.stdout) as {
+      draft: string;
+      winner: {
+        steps: number;
+        untrained: { hitRate: number };
+        best: { hitRate: number; expectedSpeedup: number; step: number };
+      };
+    };
     const { untrained, best } = summary.winner;
     expect(summary.winner.steps).toBe(120);
     expect(untrained.hitRate).toBeLessThan(0.1);
@@ -79,13 +122,27 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
   }, 60_000);
 
   it('continues after kill -9 with exactly the metrics of an uninterrupted run', async () => {
-    const settings = [...SMALL_DRAFT, '--set', 'train.max_steps=40', '--set', 'train.eval_every=15', '--set', 'train.checkpoint_every=5', '--set', 'train.shuffle_rows=32'];
+    const settings = [
+      ...SMALL_DRAFT,
+      '--set',
+      'train.max_steps=40',
+      '--set',
+      'train.eval_every=15',
+      '--set',
+      'train.checkpoint_every=5',
+      '--set',
+      'train.shuffle_rows=32',
+    ];
     const whole = join(data.work, 'whole');
     const uninterrupted = await runCli(['--quiet', ...settings, 'train', data.targets, '--out', whole]);
     expect(uninterrupted.code, uninterrupted.stderr).toBe(0);
 
     const killed = join(data.work, 'killed');
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), '--quiet', ...settings, 'train', data.targets, '--out', killed], { stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'bin/fireopt'), '--quiet', ...settings, 'train', data.targets, '--out', killed],
+      { stdio: 'ignore' },
+    );
     const statePath = join(killed, 'state', 'state.json');
     const savedStep = (): number => {
       try {
@@ -95,7 +152,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
       }
     };
     const deadline = Date.now() + 60_000;
-    while (savedStep() < 20 && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+    while (savedStep() < 20 && Date.now() < deadline && child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 10));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     const at = savedStep();
@@ -114,11 +172,30 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
   it('trains a reduced vocabulary whose draft→target map round-trips through the checkpoint', async () => {
     const out = join(data.work, 'reduced');
     const result = await runCli([
-      '--json', '--quiet', ...SMALL_DRAFT, '--set', 'train.draft_vocab_size=200', '--set', 'train.lr=0.005', '--set', 'train.max_steps=60', '--set', 'train.eval_every=60',
-      'train', data.targets, '--out', out, '--target-model', stories260K(),
+      '--json',
+      '--quiet',
+      ...SMALL_DRAFT,
+      '--set',
+      'train.draft_vocab_size=200',
+      '--set',
+      'train.lr=0.005',
+      '--set',
+      'train.max_steps=60',
+      '--set',
+      'train.eval_every=60',
+      'train',
+      data.targets,
+      '--out',
+      out,
+      '--target-model',
+      stories260K(),
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const summary = JSON.parse(result.stdout) as { draft: string; vocab: { target: number; draft: number; reduced: boolean; coverage: number }; winner: { untrained: { hitRate: number }; best: { hitRate: number } } };
+    const summary = JSON.parse(result.stdout) as {
+      draft: string;
+      vocab: { target: number; draft: number; reduced: boolean; coverage: number };
+      winner: { untrained: { hitRate: number }; best: { hitRate: number } };
+    };
     expect(summary.vocab).toMatchObject({ target: 512, draft: 200, reduced: true });
     expect(summary.vocab.coverage).toBeGreaterThan(0.9);
     expect(summary.winner.best.hitRate).toBeGreaterThan(summary.winner.untrained.hitRate + 0.2);
@@ -126,9 +203,16 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
     // The expected map, counted independently: the 200 most frequent ids of the training targets.
     const counts = new Map<number, number>();
     for await (const row of readTargetRows(join(data.targets, 'train.arrow'))) {
-      for (const id of [...row.prompt_token_ids, ...row.completion_token_ids, ...(row.top_ids ?? []).filter((i) => i >= 0)]) counts.set(id, (counts.get(id) ?? 0) + 1);
+      for (const id of [
+        ...row.prompt_token_ids,
+        ...row.completion_token_ids,
+        ...(row.top_ids ?? []).filter((i) => i >= 0),
+      ])
+        counts.set(id, (counts.get(id) ?? 0) + 1);
     }
-    const expected = [...Array(512).keys()].sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0) || a - b).slice(0, 200);
+    const expected = [...Array(512).keys()]
+      .sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0) || a - b)
+      .slice(0, 200);
     const checkpoint = readDraftCheckpoint(summary.draft);
     expect(Array.from(checkpoint.draftVocabulary?.draftToTarget ?? [])).toEqual(expected);
     expect(checkpoint.draftVocabulary?.targetVocabSize).toBe(512);
@@ -139,15 +223,43 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
   it('selects automatically within a time budget and writes a leaderboard ranked by expected speed-up', async () => {
     const out = join(data.work, 'auto');
     const result = await runCli([
-      '--json', '--quiet', '--set', 'train.backend=wasm', '--set', 'train.seq_len=64', '--set', 'train.batch_size=16', '--set', 'train.warmup_steps=5',
-      '--set', 'train.search.models=[{preset: draft-nano, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1}, {preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}]',
-      '--set', 'train.search.learning_rates=[0.005]', '--set', 'train.eval_every=20',
-      'train', data.targets, '--out', out, '--time-budget', '8', '--target-model', stories260K(),
+      '--json',
+      '--quiet',
+      '--set',
+      'train.backend=wasm',
+      '--set',
+      'train.seq_len=64',
+      '--set',
+      'train.batch_size=16',
+      '--set',
+      'train.warmup_steps=5',
+      '--set',
+      'train.search.models=[{preset: draft-nano, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1}, {preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}]',
+      '--set',
+      'train.search.learning_rates=[0.005]',
+      '--set',
+      'train.eval_every=20',
+      'train',
+      data.targets,
+      '--out',
+      out,
+      '--time-budget',
+      '8',
+      '--target-model',
+      stories260K(),
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const summary = JSON.parse(result.stdout) as { leaderboard: Array<{ name: string; best: { expectedSpeedup: number; hitRate: number }; untrained: { hitRate: number } }> };
+    const summary = JSON.parse(result.stdout) as {
+      leaderboard: Array<{
+        name: string;
+        best: { expectedSpeedup: number; hitRate: number };
+        untrained: { hitRate: number };
+      }>;
+    };
     expect(summary.leaderboard).toHaveLength(2);
-    expect(summary.leaderboard[0].best.expectedSpeedup).toBeGreaterThanOrEqual(summary.leaderboard[1].best.expectedSpeedup);
+    expect(summary.leaderboard[0].best.expectedSpeedup).toBeGreaterThanOrEqual(
+      summary.leaderboard[1].best.expectedSpeedup,
+    );
     for (const row of summary.leaderboard) expect(row.best.hitRate).toBeGreaterThan(row.untrained.hitRate);
     const board = JSON.parse(readFileSync(join(out, 'leaderboard.json'), 'utf8')) as Array<{ name: string }>;
     expect(board.map((r) => r.name)).toEqual(summary.leaderboard.map((r) => r.name));

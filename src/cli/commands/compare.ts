@@ -31,7 +31,11 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--candidate-b <name>', 'candidate inside report B (default: its --model)')
     .action(async (pathA: string, pathB: string, flags: CompareFlags) => {
       const ctx = context();
-      const config = loadConfig({ file: ctx.globals.config, sets: ctx.globals.set, flags: { 'eval.margin': flags.margin, 'eval.bootstrap_samples': flags.samples } });
+      const config = loadConfig({
+        file: ctx.globals.config,
+        sets: ctx.globals.set,
+        flags: { 'eval.margin': flags.margin, 'eval.bootstrap_samples': flags.samples },
+      });
       const { readReport, compareReports } = await import('../../evaluate/compare.js');
       const comparison = compareReports(readReport(pathA), pathA, readReport(pathB), pathB, {
         margin: config.eval.margin,

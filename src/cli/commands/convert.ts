@@ -28,7 +28,11 @@ export function register(program: Command, context: ContextGetter): void {
     .argument('<checkpoint>', 'llama2.c .bin file, Hugging Face folder (config.json + model.safetensors) or .gguf file')
     .addOption(new Option('--to <format>', 'output format').choices(['gguf', 'hf']).makeOptionMandatory())
     .requiredOption('--out <path>', 'output: a .gguf file, or a folder for --to hf')
-    .addOption(new Option('--dtype <dtype>', 'weight precision (16-bit GGUFs keep norm weights in f32)').choices(['f32', 'f16', 'bf16']).default('f32'))
+    .addOption(
+      new Option('--dtype <dtype>', 'weight precision (16-bit GGUFs keep norm weights in f32)')
+        .choices(['f32', 'f16', 'bf16'])
+        .default('f32'),
+    )
     .option('--tokenizer <file>', 'tokenizer to embed: llama2.c tokenizer.bin or a GGUF with the same vocabulary')
     .option('--name <name>', 'model name stored in the GGUF (general.name)')
     .addOption(forceOption())
@@ -53,11 +57,18 @@ export function register(program: Command, context: ContextGetter): void {
         writeLlamaGguf(options.out, model.weights, model.vocabulary, { dtype: options.dtype, name: options.name });
       } else {
         const { writeHfLlama } = await import('../../formats/safetensors.js');
-        writeHfLlama(options.out, model.weights, { dtype: SAFETENSORS_DTYPE[options.dtype], vocabulary: model.vocabulary });
+        writeHfLlama(options.out, model.weights, {
+          dtype: SAFETENSORS_DTYPE[options.dtype],
+          vocabulary: model.vocabulary,
+        });
       }
       const { config } = model.weights;
-      const parameters = [model.weights.tokenEmbedding, model.weights.finalNorm, model.weights.output, ...model.weights.layers.flatMap((l) => Object.values(l))]
-        .reduce((sum, tensor) => sum + (tensor ? tensor.data.length : 0), 0);
+      const parameters = [
+        model.weights.tokenEmbedding,
+        model.weights.finalNorm,
+        model.weights.output,
+        ...model.weights.layers.flatMap((l) => Object.values(l)),
+      ].reduce((sum, tensor) => sum + (tensor ? tensor.data.length : 0), 0);
       const summary = {
         input: checkpoint,
         inputKind: model.kind,

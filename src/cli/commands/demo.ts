@@ -23,10 +23,15 @@ export function register(program: Command, context: ContextGetter): void {
     )
     .option('-o, --out <dir>', 'work folder', 'out/demo')
     .option('--time-budget <seconds>', 'training time budget', Number, 90)
-    .option('--max-steps <n>', 'training steps per candidate at most (with a generous --time-budget, the same run on any machine)', Number)
+    .option(
+      '--max-steps <n>',
+      'training steps per candidate at most (with a generous --time-budget, the same run on any machine)',
+      Number,
+    )
     .action(async (flags: DemoFlags) => {
       const ctx = context();
-      if (ctx.globals.config || ctx.globals.set.length) throw new UsageError('demo: takes no config; use `fireopt run --config ...` for your own data');
+      if (ctx.globals.config || ctx.globals.set.length)
+        throw new UsageError('demo: takes no config; use `fireopt run --config ...` for your own data');
       if (!(flags.timeBudget > 0)) throw new UsageError('demo: --time-budget must be a positive number of seconds');
       if (flags.maxSteps !== undefined && !(Number.isInteger(flags.maxSteps) && flags.maxSteps > 0)) {
         throw new UsageError('demo: --max-steps must be a positive whole number');
@@ -42,7 +47,10 @@ export function register(program: Command, context: ContextGetter): void {
       const { runDemo, demoTable } = await import('../../pipeline/demo.js');
       const kept = `finished stages are kept in ${join(flags.out, 'run')}: run the same command again to continue`;
       const result = await interruptible(ctx.io, { command: 'demo', kept, stageWatchesSignal: false }, () =>
-        runDemo({ out: flags.out, timeBudgetS: flags.timeBudget, maxSteps: flags.maxSteps }, { progress: ctx.progress }),
+        runDemo(
+          { out: flags.out, timeBudgetS: flags.timeBudget, maxSteps: flags.maxSteps },
+          { progress: ctx.progress },
+        ),
       );
       if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
       else ctx.io.stdout('\n' + demoTable(result) + '\n');

@@ -29,7 +29,9 @@ export function register(program: Command, context: ContextGetter): void {
     )
     .argument('[dataset]', 'ingested dataset directory (default: distill.dataset from the config)')
     .option('-o, --out <dir>', 'output targets directory (replaced atomically when complete)')
-    .addOption(new Option('--mode <mode>', 'regenerate | score | traces (default regenerate)').choices([...DISTILL_MODES]))
+    .addOption(
+      new Option('--mode <mode>', 'regenerate | score | traces (default regenerate)').choices([...DISTILL_MODES]),
+    )
     .option('--target-model <gguf>', 'shortcut for target.engine=llama-cpp, target.model=<gguf>')
     .option('--tokenizer <file>', 'the target tokenizer (GGUF or tokenizer.json); default: from the target GGUF')
     .option('--max-tokens <n>', 'most tokens per completion', Number)
@@ -64,7 +66,9 @@ export function register(program: Command, context: ContextGetter): void {
       if (!distill.dataset) throw new UsageError('distill: no dataset given (argument or distill.dataset)');
       if (!distill.out) throw new UsageError('distill: no output directory given (--out or distill.out)');
       if (!target && distill.mode !== 'traces') {
-        throw new ConfigError('distill needs a target: set the `target` section or --target-model <gguf> (or use --mode traces)');
+        throw new ConfigError(
+          'distill needs a target: set the `target` section or --target-model <gguf> (or use --mode traces)',
+        );
       }
       claimOutputs({
         command: 'distill',
@@ -100,7 +104,9 @@ export function register(program: Command, context: ContextGetter): void {
             `wrote ${summary.out}: ${c.rows.train} train + ${c.rows.heldout} held-out target rows`,
             `  ${c.input} input rows: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${c.resumed ? ` (${c.resumed} from an earlier run)` : ''}`,
             `  tokens: ${summary.tokens.prompt} prompt, ${summary.tokens.completion} completion`,
-            ...(c.truncated ? [truncationLine(c.truncated, config.distill.max_prompt_tokens, summary.tokens.truncated)] : []),
+            ...(c.truncated
+              ? [truncationLine(c.truncated, config.distill.max_prompt_tokens, summary.tokens.truncated)]
+              : []),
             ...summary.failures.slice(0, 5).map((f) => `  failed ${f.id}: ${f.reason}`),
           ].join('\n') + '\n',
         );

@@ -27,9 +27,15 @@ export function register(program: Command, context: ContextGetter): void {
         'draft and says whether retraining is due (drift.threshold). Exit codes: 0 not due, 3 due,\n' +
         '0 nothing deployed yet (the release does not exist; outcome "nothing-deployed"), 1 failed, 2 bad usage/input.',
     )
-    .option('-m, --model <dir>', 'the deployed draft checkpoint, or a release folder holding draft/ and promotion.json (default: promotion.release)')
+    .option(
+      '-m, --model <dir>',
+      'the deployed draft checkpoint, or a release folder holding draft/ and promotion.json (default: promotion.release)',
+    )
     .option('-t, --traces <files...>', 'fresh trace files or globs (default: ingest.inputs)')
-    .option('-o, --out <dir>', 'work folder for the dataset, targets and report (default: <run.dir>/drift, else fireopt-drift)')
+    .option(
+      '-o, --out <dir>',
+      'work folder for the dataset, targets and report (default: <run.dir>/drift, else fireopt-drift)',
+    )
     .option('--threshold <fraction>', 'relative drop that makes retraining due (drift.threshold)', Number)
     .addOption(forceOption())
     .action(async (flags: DriftFlags) => {

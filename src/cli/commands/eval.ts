@@ -38,7 +38,10 @@ export function register(program: Command, context: ContextGetter): void {
     .option('-d, --data <targets>', 'targets directory written by distill (default: the draft was trained on)')
     .option('-b, --baseline <draft|method>', 'another draft or model-free method to measure (repeatable)', collect, [])
     .option('--cost-ratio <c>', 'draft forward cost / target forward cost, given (default 0.05)', Number)
-    .option('--measure-cost <engine>', 'measure c instead: llama-cpp times draft and target decode steps (needs --target-model), or given')
+    .option(
+      '--measure-cost <engine>',
+      'measure c instead: llama-cpp times draft and target decode steps (needs --target-model), or given',
+    )
     .option('--target-model <gguf>', 'the target GGUF that --measure-cost llama-cpp times the drafts against')
     .option('--cost-threads <n>', 'threads of the llama.cpp contexts when measuring (default 1)', Number)
     .option('--split <split>', 'heldout (default) or train')
@@ -82,14 +85,36 @@ export function register(program: Command, context: ContextGetter): void {
         runEval({ eval: settings, resolvedConfig: config }, { progress: ctx.progress }),
       );
       if (ctx.globals.json) {
-        ctx.io.stdout(JSON.stringify({ out, winner: report.winner, candidates: report.candidates.map((c) => ({ name: c.name, greedy_hit_rate: c.greedy_hit_rate, best_k: c.best_k, tau: c.by_k[c.best_k - 1].tau, best_speedup: c.best_speedup, cost_ratio: c.cost_ratio, cost_ratio_source: c.cost_ratio_source })) }, null, 2) + '\n');
+        ctx.io.stdout(
+          JSON.stringify(
+            {
+              out,
+              winner: report.winner,
+              candidates: report.candidates.map((c) => ({
+                name: c.name,
+                greedy_hit_rate: c.greedy_hit_rate,
+                best_k: c.best_k,
+                tau: c.by_k[c.best_k - 1].tau,
+                best_speedup: c.best_speedup,
+                cost_ratio: c.cost_ratio,
+                cost_ratio_source: c.cost_ratio_source,
+              })),
+            },
+            null,
+            2,
+          ) + '\n',
+        );
         return;
       }
-      const lines = [`wrote ${out}/report.json, report.md and plots: ${report.data.rows} completions, ${report.data.tokens} target tokens`];
+      const lines = [
+        `wrote ${out}/report.json, report.md and plots: ${report.data.rows} completions, ${report.data.tokens} target tokens`,
+      ];
       for (const c of report.candidates) {
         const hit = c.greedy_hit_rate === null ? '–' : `${(100 * c.greedy_hit_rate).toFixed(1)}%`;
         const cost = c.cost_measurement ? `, c ${c.cost_ratio.toFixed(3)} measured in llama.cpp` : '';
-        lines.push(`  ${c.name}: hit rate ${hit}, τ ${c.by_k[c.best_k - 1].tau.toFixed(3)} at k = ${c.best_k}, expected speed-up ${c.best_speedup.toFixed(2)}×${cost}`);
+        lines.push(
+          `  ${c.name}: hit rate ${hit}, τ ${c.by_k[c.best_k - 1].tau.toFixed(3)} at k = ${c.best_k}, expected speed-up ${c.best_speedup.toFixed(2)}×${cost}`,
+        );
       }
       if (report.winner !== report.candidates[0].name) lines.push(`  a baseline wins: ${report.winner}`);
       ctx.io.stdout(lines.join('\n') + '\n');

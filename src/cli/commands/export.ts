@@ -67,7 +67,22 @@ export function register(program: Command, context: ContextGetter): void {
         runExport({ export: config.export, resolvedConfig: config }, { progress: ctx.progress }),
       );
       if (ctx.globals.json) {
-        ctx.io.stdout(JSON.stringify({ out: result.out, hf: result.hfDir ?? null, gguf: result.gguf ?? null, engines: result.plan.engines, vocabulary: result.vocabulary, context_length: result.plan.contextLength, warnings: result.plan.warnings, serving: result.servingCommands }, null, 2) + '\n');
+        ctx.io.stdout(
+          JSON.stringify(
+            {
+              out: result.out,
+              hf: result.hfDir ?? null,
+              gguf: result.gguf ?? null,
+              engines: result.plan.engines,
+              vocabulary: result.vocabulary,
+              context_length: result.plan.contextLength,
+              warnings: result.plan.warnings,
+              serving: result.servingCommands,
+            },
+            null,
+            2,
+          ) + '\n',
+        );
         return;
       }
       const lines = [`wrote ${result.out}: ${[result.hfDir, result.gguf].filter(Boolean).join(', ')}`];

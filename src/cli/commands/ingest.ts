@@ -28,11 +28,17 @@ export function register(program: Command, context: ContextGetter): void {
     )
     .argument('[files...]', 'trace files, globs, or - for stdin (default: ingest.inputs from the config)')
     .option('-o, --out <dir>', 'output dataset directory (replaced atomically)')
-    .addOption(new Option('--format <format>', 'input format (default: detected per file)').choices([...INGEST_FORMATS]))
+    .addOption(
+      new Option('--format <format>', 'input format (default: detected per file)').choices([...INGEST_FORMATS]),
+    )
     .option('--heldout <fraction>', 'fraction of conversations in the held-out split (default 0.1)', parseNumber)
     .option('--no-dedup', 'keep duplicate samples')
     .option('--redact', 'mask e-mails, phone numbers, card numbers, IP addresses and secrets')
-    .option('--max-rejected <n>', 'fail (exit 1) above this many rejected lines: a count, or a fraction < 1 (default 0.05)', parseNumber)
+    .option(
+      '--max-rejected <n>',
+      'fail (exit 1) above this many rejected lines: a count, or a fraction < 1 (default 0.05)',
+      parseNumber,
+    )
     .option('--max-line-bytes <n>', 'reject longer lines (default 16 MiB)', parseNumber)
     .option('--batch-input <file...>', 'OpenAI Batch API input files to join with batch output files by custom_id')
     .addOption(forceOption())
@@ -78,12 +84,22 @@ export function register(program: Command, context: ContextGetter): void {
       const lines = [
         `wrote ${summary.out}: ${summary.rows.train} train + ${summary.rows.heldout} held-out rows`,
         `  from ${summary.records} records in ${summary.inputs.length} file(s), ${(summary.input_bytes / 1e6).toFixed(1)} MB at ${summary.mb_per_s.toFixed(1)} MB/s`,
-        `  by format: ${Object.entries(summary.rows_by_format).map(([f, n]) => `${f} ${n}`).join(', ')}`,
+        `  by format: ${Object.entries(summary.rows_by_format)
+          .map(([f, n]) => `${f} ${n}`)
+          .join(', ')}`,
         `  duplicates removed: ${summary.duplicates_removed}; rejected: ${summary.rejected.count}`,
       ];
-      if (summary.redactions) lines.push(`  redacted: ${Object.entries(summary.redactions).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+      if (summary.redactions)
+        lines.push(
+          `  redacted: ${Object.entries(summary.redactions)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')}`,
+        );
       if (summary.rejected.count) {
-        lines.push('  worst offenders (all in rejected.jsonl):', ...describeOffenders(summary.rejected.worst.slice(0, 5)).map((l) => `    ${l}`));
+        lines.push(
+          '  worst offenders (all in rejected.jsonl):',
+          ...describeOffenders(summary.rejected.worst.slice(0, 5)).map((l) => `    ${l}`),
+        );
       }
       ctx.io.stdout(lines.join('\n') + '\n');
     });

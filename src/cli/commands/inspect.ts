@@ -9,7 +9,7 @@ interface InspectFlags {
 export function register(program: Command, context: ContextGetter): void {
   program
     .command('inspect')
-    .summary('print a dataset\'s, targets directory\'s or draft\'s manifest, schema, counts and a few rows')
+    .summary("print a dataset's, targets directory's or draft's manifest, schema, counts and a few rows")
     .argument('<dataset>', 'a folder fireopt wrote: a traces dataset (ingest), targets (distill) or a draft (train)')
     .option('-n, --rows <n>', 'rows to show from each split', (v) => Number.parseInt(v, 10), 3)
     .action(async (dataset: string, flags: InspectFlags) => {
@@ -46,7 +46,9 @@ export function register(program: Command, context: ContextGetter): void {
         out.push(
           `rows: ${traces.rows.train} train, ${traces.rows.heldout} held-out; ` +
             `duplicates removed ${traces.duplicates_removed}; rejected ${traces.rejected.count}`,
-          `by format: ${Object.entries(traces.rows_by_format).map(([f, n]) => `${f} ${n}`).join(', ')}`,
+          `by format: ${Object.entries(traces.rows_by_format)
+            .map(([f, n]) => `${f} ${n}`)
+            .join(', ')}`,
           'inputs:',
           ...traces.inputs.map(
             (i) =>

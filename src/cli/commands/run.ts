@@ -21,8 +21,11 @@ interface RunFlags {
 }
 
 /** The stable error code of each non-zero finished outcome (the handler only sets the exit code). */
-const OUTCOME_CODES = { 'not-promoted': 'E_NOT_PROMOTED', 'not-needed': 'E_NOT_NEEDED',
-  unchanged: 'E_UNCHANGED' } as const;
+const OUTCOME_CODES = {
+  'not-promoted': 'E_NOT_PROMOTED',
+  'not-needed': 'E_NOT_NEEDED',
+  unchanged: 'E_UNCHANGED',
+} as const;
 
 export function register(program: Command, context: ContextGetter): void {
   program
@@ -59,7 +62,10 @@ export function register(program: Command, context: ContextGetter): void {
       const { checkTargetFiles, readTargetApiKey } = await import('../../targets/open.js');
       const apiKey = readTargetApiKey(config.target, process.env);
       checkTargetFiles(config.target); // before ingest runs, not after it
-      const options = { dir: flags.dir ? '--dir' : 'run.dir', release: flags.release ? '--release' : 'promotion.release' };
+      const options = {
+        dir: flags.dir ? '--dir' : 'run.dir',
+        release: flags.release ? '--release' : 'promotion.release',
+      };
       claimPipelineOutputs('run', config, options);
       const { runPipeline, OUTCOME_EXIT_CODES } = await import('../../pipeline/index.js');
       const kept = 'finished stages are kept in the run directory: run the same command again to resume there';
@@ -69,13 +75,19 @@ export function register(program: Command, context: ContextGetter): void {
       if (ctx.globals.json) ctx.io.stdout(JSON.stringify(result, null, 2) + '\n');
       else {
         const lines = [`${result.outcome.toUpperCase()}: ${result.reason}`, `run directory ${result.dir}`];
-        for (const stage of result.stages) lines.push(`  ${stage.stage.padEnd(11)} ${stage.status}${stage.status === 'ran' ? ` (${stage.seconds.toFixed(1)} s)` : ''}`);
+        for (const stage of result.stages)
+          lines.push(
+            `  ${stage.stage.padEnd(11)} ${stage.status}${stage.status === 'ran' ? ` (${stage.seconds.toFixed(1)} s)` : ''}`,
+          );
         for (const c of result.candidates) {
-          lines.push(`  ${c.name}: hit rate ${c.hit_rate === null ? '–' : (100 * c.hit_rate).toFixed(1) + '%'}, τ ${c.tau.toFixed(2)} at k = ${c.best_k}, expected speed-up ${c.speedup.toFixed(2)}×`);
+          lines.push(
+            `  ${c.name}: hit rate ${c.hit_rate === null ? '–' : (100 * c.hit_rate).toFixed(1) + '%'}, τ ${c.tau.toFixed(2)} at k = ${c.best_k}, expected speed-up ${c.speedup.toFixed(2)}×`,
+          );
         }
         if (result.report) lines.push(`report: ${result.report}`);
         if (result.export) lines.push(`export: ${result.export}`);
-        if (result.outcome === 'promoted' && result.release) lines.push(`released to ${result.release} (promotion.json)`);
+        if (result.outcome === 'promoted' && result.release)
+          lines.push(`released to ${result.release} (promotion.json)`);
         if (result.serve_instead) lines.push(`serve instead: ${result.serve_instead}`);
         if (result.retention) lines.push(`retention: deleted ${result.retention.deleted.length} path(s)`);
         ctx.io.stdout(lines.join('\n') + '\n');

@@ -19,7 +19,8 @@ interface ServeFlags {
 
 function integer(flag: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${flag} ${text}: expected an integer from ${min} to ${max}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UsageError(`${flag} ${text}: expected an integer from ${min} to ${max}`);
   return value;
 }
 
@@ -48,9 +49,16 @@ export function register(program: Command, context: ContextGetter): void {
       };
       const { serveModel } = await import('../../serve/open.js');
       const serving = await serveModel(options);
-      const summary = { url: `${serving.url}/v1`, model: options.modelName ?? serving.engine.identity.model.replace(/\.gguf$/i, ''), chatTemplate: serving.chatTemplate };
+      const summary = {
+        url: `${serving.url}/v1`,
+        model: options.modelName ?? serving.engine.identity.model.replace(/\.gguf$/i, ''),
+        chatTemplate: serving.chatTemplate,
+      };
       if (globals.json) io.stdout(`${JSON.stringify(summary)}\n`);
-      else io.stderr(`fireopt serve: ${summary.model} on ${summary.url} (chat template: ${summary.chatTemplate}); Ctrl-C stops\n`);
+      else
+        io.stderr(
+          `fireopt serve: ${summary.model} on ${summary.url} (chat template: ${summary.chatTemplate}); Ctrl-C stops\n`,
+        );
       await untilStopSignal(io);
       await serving.close();
     });

@@ -43,7 +43,10 @@ export function register(program: Command, context: ContextGetter): void {
         'near-duplicate, against the seeds too). Writes the prompts as <prompts-out> (prompts JSONL) and ingests\n' +
         'them into <out> (train.arrow, heldout.arrow, manifest.json), ready for `fireopt distill`.',
     )
-    .option('--seed-prompts <file>', 'seed prompts: text lines, JSONL/JSON, or an ingested dataset (synth.seed_prompts)')
+    .option(
+      '--seed-prompts <file>',
+      'seed prompts: text lines, JSONL/JSON, or an ingested dataset (synth.seed_prompts)',
+    )
     .option('--n <count>', 'new prompts to write (synth.n)', parseNumber)
     .option('-o, --out <dir>', 'output dataset directory, replaced atomically (synth.out)')
     .option('--prompts-out <file>', 'where the prompts JSONL goes (default <out>.synth.jsonl beside the dataset)')
@@ -130,13 +133,17 @@ export function register(program: Command, context: ContextGetter): void {
           ctx.io.stdout(JSON.stringify({ ...counts, dataset: ingested.out, rows: ingested.rows }, null, 2) + '\n');
           return;
         }
-        const rejected = Object.entries(counts.rejected).filter(([, n]) => n > 0).map(([reason, n]) => `${reason} ${n}`);
+        const rejected = Object.entries(counts.rejected)
+          .filter(([, n]) => n > 0)
+          .map(([reason, n]) => `${reason} ${n}`);
         ctx.io.stdout(
           [
             `wrote ${ingested.out}: ${ingested.rows.train} train + ${ingested.rows.heldout} held-out prompts (${summary.promptsFile})`,
             `  ${counts.written} of ${counts.requested} new prompts from ${counts.seeds} seeds: ${counts.completions} completions in ${counts.requests} requests`,
             `  rejected: ${rejected.length ? rejected.join(', ') : 'none'}`,
-            ...prompts.slice(0, 3).map((p) => `  e.g. ${JSON.stringify(p.text.length > 100 ? `${p.text.slice(0, 100)}…` : p.text)}`),
+            ...prompts
+              .slice(0, 3)
+              .map((p) => `  e.g. ${JSON.stringify(p.text.length > 100 ? `${p.text.slice(0, 100)}…` : p.text)}`),
           ].join('\n') + '\n',
         );
       });

@@ -21,9 +21,9 @@ export function register(program: Command, context: ContextGetter): void {
     .command('tokenize')
     .summary('print the token ids of a text (or, with --decode, the text of ids)')
     .description(
-      'Tokenize TEXT (or standard input with -) as the target does: GGUF and llama2.c vocabularies through llama.cpp, '
-        + 'tokenizer.json through Hugging Face tokenizers. BOS/EOS are added as the vocabulary asks. '
-        + 'Prints one "id -> \'piece\'" line per token, or {"ids": [...]} with --json.',
+      'Tokenize TEXT (or standard input with -) as the target does: GGUF and llama2.c vocabularies through llama.cpp, ' +
+        'tokenizer.json through Hugging Face tokenizers. BOS/EOS are added as the vocabulary asks. ' +
+        'Prints one "id -> \'piece\'" line per token, or {"ids": [...]} with --json.',
     )
     .argument('[text]', 'the text, or - to read standard input; with --decode, ids separated by spaces or commas')
     .requiredOption('--tokenizer <file>', 'a GGUF (model or vocab-only), a tokenizer.json, or a llama2.c tokenizer.bin')
@@ -65,7 +65,10 @@ function parseCount(value: string): number {
 
 /** Ids written as `1 2 3`, `1,2,3` or `[1, 2, 3]` (what `--json` and llama-tokenize --ids print). */
 function parseIds(text: string): number[] {
-  const fields = text.replace(/^\s*\[|\]\s*$/g, '').split(/[\s,]+/).filter((field) => field !== '');
+  const fields = text
+    .replace(/^\s*\[|\]\s*$/g, '')
+    .split(/[\s,]+/)
+    .filter((field) => field !== '');
   return fields.map((field, index) => {
     const id = Number(field);
     if (!/^\d+$/.test(field) || !Number.isSafeInteger(id)) {

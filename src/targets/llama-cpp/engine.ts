@@ -17,8 +17,22 @@ import PQueue from 'p-queue';
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { InputError, RunError, describeError } from '../../errors.js';
 import { sha256File } from '../../util/hash.js';
-import { checkedPromptIds, checkedTokenIds, checkSampling, checkScoreFits, sampleCompletions, type LocalLimits } from '../engine.js';
-import type { Completion, PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../engine.js';
+import {
+  checkedPromptIds,
+  checkedTokenIds,
+  checkSampling,
+  checkScoreFits,
+  sampleCompletions,
+  type LocalLimits,
+} from '../engine.js';
+import type {
+  Completion,
+  PositionLogprobs,
+  SamplingOptions,
+  TargetEngine,
+  TargetIdentity,
+  TargetPrompt,
+} from '../engine.js';
 import { startLlama } from '../../util/llama-runtime.js';
 
 export interface LlamaCppEngineOptions {
@@ -59,7 +73,8 @@ export class LlamaCppEngine implements TargetEngine {
 
   /** Load the model and create its context. */
   static async open(options: LlamaCppEngineOptions): Promise<LlamaCppEngine> {
-    if (!existsSync(options.model)) throw new InputError(`${options.model}: model file not found`, 'target.model must name a GGUF file');
+    if (!existsSync(options.model))
+      throw new InputError(`${options.model}: model file not found`, 'target.model must name a GGUF file');
     const modelSha256 = await sha256File(options.model);
     const llama = await startLlama();
     let model: LlamaModel;
@@ -86,7 +101,9 @@ export class LlamaCppEngine implements TargetEngine {
     } catch (error) {
       await model.dispose();
       await llama.dispose();
-      throw new RunError(`${options.model}: cannot create a ${options.contextSize}-token context (${describeError(error)})`);
+      throw new RunError(
+        `${options.model}: cannot create a ${options.contextSize}-token context (${describeError(error)})`,
+      );
     }
     return new LlamaCppEngine(llama, model, context, {
       engine: 'llama-cpp',
@@ -105,7 +122,12 @@ export class LlamaCppEngine implements TargetEngine {
   }
 
   private get limits(): LocalLimits {
-    return { vocabSize: this.vocabularySize, contextSize: this.contextSize, contextOwner: 'the', contextHint: 'raise target.context_size' };
+    return {
+      vocabSize: this.vocabularySize,
+      contextSize: this.contextSize,
+      contextOwner: 'the',
+      contextHint: 'raise target.context_size',
+    };
   }
 
   /** Token ids of `text` (llama.cpp's tokenizer; `specialTokens` parses `<s>`-style text as those tokens). */
@@ -135,7 +157,11 @@ export class LlamaCppEngine implements TargetEngine {
     });
   }
 
-  async score(prompt: TargetPrompt, completionTokenIds: readonly number[], options: { topLogprobs: number }): Promise<PositionLogprobs[]> {
+  async score(
+    prompt: TargetPrompt,
+    completionTokenIds: readonly number[],
+    options: { topLogprobs: number },
+  ): Promise<PositionLogprobs[]> {
     const promptIds = checkedPromptIds(prompt.tokenIds, this.limits) as Token[];
     const completion = checkedTokenIds(completionTokenIds, 'completion', this.limits) as Token[];
     if (completion.length === 0) return [];
@@ -185,19 +211,29 @@ export class LlamaCppEngine implements TargetEngine {
       // yieldEogToken: node-llama-cpp otherwise ends the stream *before* an end-of-generation token,
       // so the completion would lose the token the draft must learn to predict (and look cut by length).
       const steps = greedy
-        ? sequence.evaluateWithMetadata(pending, { probabilities: wantLogprobs }, { temperature: 0, yieldEogToken: true })
-        : sequence.evaluateWithMetadata(pending, {}, {
-          temperature: sampling.temperature,
-          topK: sampling.topK,
-          topP: sampling.topP,
-          minP: 0,
-          seed,
-          yieldEogToken: true,
-        });
+        ? sequence.evaluateWithMetadata(
+            pending,
+            { probabilities: wantLogprobs },
+            { temperature: 0, yieldEogToken: true },
+          )
+        : sequence.evaluateWithMetadata(
+            pending,
+            {},
+            {
+              temperature: sampling.temperature,
+              topK: sampling.topK,
+              topP: sampling.topP,
+              minP: 0,
+              seed,
+              yieldEogToken: true,
+            },
+          );
       for await (const step of steps) {
         tokenIds.push(step.token);
         if (greedy && wantLogprobs && 'probabilities' in step) {
-          logprobs.push(logprobsFromProbabilities(step.probabilities as Map<Token, number>, step.token, sampling.topLogprobs));
+          logprobs.push(
+            logprobsFromProbabilities(step.probabilities as Map<Token, number>, step.token, sampling.topLogprobs),
+          );
         }
         if (this.isEndOfGeneration(step.token) || stopIds.has(step.token)) {
           finishReason = 'stop';
@@ -212,13 +248,20 @@ export class LlamaCppEngine implements TargetEngine {
     }
     const completion: Completion = { tokenIds, finishReason };
     if (wantLogprobs) {
-      completion.logprobs = greedy ? logprobs : await this.scoreOnSequence(sequence, promptIds, tokenIds, sampling.topLogprobs);
+      completion.logprobs = greedy
+        ? logprobs
+        : await this.scoreOnSequence(sequence, promptIds, tokenIds, sampling.topLogprobs);
     }
     return completion;
   }
 
   /** Teacher-forced log-probabilities of `completion` after `promptIds`, in chunks of positions. */
-  private async scoreOnSequence(sequence: LlamaContextSequence, promptIds: Token[], completion: readonly number[], topLogprobs: number): Promise<PositionLogprobs[]> {
+  private async scoreOnSequence(
+    sequence: LlamaContextSequence,
+    promptIds: Token[],
+    completion: readonly number[],
+    topLogprobs: number,
+  ): Promise<PositionLogprobs[]> {
     if (completion.length === 0) return [];
     const pending = await this.alignSequence(sequence, promptIds);
     // The distribution for completion[j] comes out of the token before it: the last prompt token
@@ -229,13 +272,16 @@ export class LlamaCppEngine implements TargetEngine {
     for (let start = 0; start < inputs.length; start += SCORE_CHUNK) {
       const chunk = inputs.slice(start, start + SCORE_CHUNK);
       const outputs = await sequence.controlledEvaluate(
-        chunk.map((token, offset) => (start + offset >= firstScored ? [token, { generateNext: { probabilities: true } }] : token)),
+        chunk.map((token, offset) =>
+          start + offset >= firstScored ? [token, { generateNext: { probabilities: true } }] : token,
+        ),
       );
       for (let offset = 0; offset < chunk.length; offset++) {
         const position = start + offset - firstScored;
         if (position < 0) continue;
         const probabilities = outputs[offset]?.next.probabilities;
-        if (!probabilities) throw new RunError(`llama.cpp returned no probabilities for completion position ${position}`);
+        if (!probabilities)
+          throw new RunError(`llama.cpp returned no probabilities for completion position ${position}`);
         result.push(logprobsFromProbabilities(probabilities, completion[position], topLogprobs));
       }
     }
@@ -250,7 +296,6 @@ export class LlamaCppEngine implements TargetEngine {
     await sequence.adaptStateToTokens(promptIds.slice(0, -1), false);
     return promptIds.slice(sequence.nextTokenIndex);
   }
-
 }
 
 /** node-llama-cpp exposes no vocabulary size; the GGUF token list is the vocabulary. */
@@ -258,9 +303,12 @@ function vocabularySizeOf(model: LlamaModel): number {
   return model.fileInfo.metadata.tokenizer.ggml.tokens.length;
 }
 
-
 /** Top-k of a probability map that node-llama-cpp sorts most likely first, as natural logs. */
-function logprobsFromProbabilities(probabilities: ReadonlyMap<number, number>, token: number, topLogprobs: number): PositionLogprobs {
+function logprobsFromProbabilities(
+  probabilities: ReadonlyMap<number, number>,
+  token: number,
+  topLogprobs: number,
+): PositionLogprobs {
   const topIds: number[] = [];
   const topValues: number[] = [];
   if (topLogprobs > 0) {

@@ -28,28 +28,49 @@ export class AlignmentError extends RunError {
 }
 
 /** Resolve one returned token (or top alternative) to an id. */
-export function tokenId(token: ReturnedToken, mode: TokenIdMode, tokenizer: TokenAligner | undefined, where: string): number {
+export function tokenId(
+  token: ReturnedToken,
+  mode: TokenIdMode,
+  tokenizer: TokenAligner | undefined,
+  where: string,
+): number {
   if (token.id !== undefined) {
     if (tokenizer && token.id >= tokenizer.vocabSize) {
-      throw new AlignmentError(`${where}: the server returned token id ${token.id}, outside the target tokenizer's ${tokenizer.vocabSize} tokens`, 'the server runs a different model from target tokenizer');
+      throw new AlignmentError(
+        `${where}: the server returned token id ${token.id}, outside the target tokenizer's ${tokenizer.vocabSize} tokens`,
+        'the server runs a different model from target tokenizer',
+      );
     }
     return token.id;
   }
   if (mode === 'server') {
-    throw new AlignmentError(`${where}: the server returned token text ${JSON.stringify(token.text)} instead of an id: it ignores return_tokens_as_token_ids`, "set target.token_ids: tokenizer (or auto) to map token text with the target's tokenizer");
+    throw new AlignmentError(
+      `${where}: the server returned token text ${JSON.stringify(token.text)} instead of an id: it ignores return_tokens_as_token_ids`,
+      "set target.token_ids: tokenizer (or auto) to map token text with the target's tokenizer",
+    );
   }
   if (!tokenizer) {
-    throw new InputError(`${where}: the server returns token text, and mapping it to ids needs the target tokenizer, which was not given`, 'pass the target tokenizer to the engine, or use a server that supports return_tokens_as_token_ids (vLLM, fireopt serve)');
+    throw new InputError(
+      `${where}: the server returns token text, and mapping it to ids needs the target tokenizer, which was not given`,
+      'pass the target tokenizer to the engine, or use a server that supports return_tokens_as_token_ids (vLLM, fireopt serve)',
+    );
   }
   const id = token.bytes ? tokenizer.bytesToId(token.bytes) : undefined;
   if (id === undefined) {
-    throw new AlignmentError(`${where}: the returned token ${JSON.stringify(token.text)} is not a token of the target tokenizer`, 'the server and the configured tokenizer belong to different models, or the server does not return whole tokens');
+    throw new AlignmentError(
+      `${where}: the returned token ${JSON.stringify(token.text)} is not a token of the target tokenizer`,
+      'the server and the configured tokenizer belong to different models, or the server does not return whole tokens',
+    );
   }
   return id;
 }
 
 /** Ids of a choice's completion tokens, checked against its text when any were mapped from text. */
-export function choiceTokenIds(choice: ReturnedChoice, mode: TokenIdMode, tokenizer: TokenAligner | undefined): number[] {
+export function choiceTokenIds(
+  choice: ReturnedChoice,
+  mode: TokenIdMode,
+  tokenizer: TokenAligner | undefined,
+): number[] {
   const positions = choice.positions ?? [];
   const ids = positions.map((position, i) => tokenId(position, mode, tokenizer, `choice ${choice.index}, token ${i}`));
   const mapped = positions.some((position) => position.id === undefined);

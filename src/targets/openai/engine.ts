@@ -12,7 +12,14 @@
  */
 import { InputError, RunError } from '../../errors.js';
 import type { OpenAiTargetConfig } from '../config.js';
-import type { Completion, PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../engine.js';
+import type {
+  Completion,
+  PositionLogprobs,
+  SamplingOptions,
+  TargetEngine,
+  TargetIdentity,
+  TargetPrompt,
+} from '../engine.js';
 import { choiceTokenIds, tokenId, type TokenAligner } from './alignment.js';
 import { FatalResponseError, HttpClient } from './http.js';
 import { parseChatResponse, parseCompletionResponse, type ReturnedCompletion } from './responses.js';
@@ -60,9 +67,14 @@ export class OpenAiEngine implements TargetEngine {
     };
     if (sampling.topK > 0) body.top_k = sampling.topK; // vLLM / SGLang / llama.cpp extension
     if (this.config.token_ids !== 'tokenizer') body.return_tokens_as_token_ids = true;
-    if (this.config.send_stop_token_ids && sampling.stopTokenIds.length > 0) body.stop_token_ids = [...sampling.stopTokenIds];
+    if (this.config.send_stop_token_ids && sampling.stopTokenIds.length > 0)
+      body.stop_token_ids = [...sampling.stopTokenIds];
     if (chat) {
-      if (!prompt.messages) throw new InputError('target.api is chat, but this prompt has no messages', 'use target.api: completions for prompt-only rows');
+      if (!prompt.messages)
+        throw new InputError(
+          'target.api is chat, but this prompt has no messages',
+          'use target.api: completions for prompt-only rows',
+        );
       body.messages = prompt.messages;
       body.logprobs = true;
       body.top_logprobs = sampling.topLogprobs;
@@ -72,13 +84,21 @@ export class OpenAiEngine implements TargetEngine {
     }
     const path = chat ? 'chat/completions' : 'completions';
     // Conversion runs inside the validator, so a malformed body is retried like a failed request.
-    const completions = await this.http.postJson(path, body, (json) => this.checked(chat ? parseChatResponse(json) : parseCompletionResponse(json), sampling.n));
+    const completions = await this.http.postJson(path, body, (json) =>
+      this.checked(chat ? parseChatResponse(json) : parseCompletionResponse(json), sampling.n),
+    );
     return completions.map((completion) => OpenAiEngine.cutAtStopTokens(completion, sampling.stopTokenIds));
   }
 
-  async score(prompt: TargetPrompt, completionTokenIds: readonly number[], options: { topLogprobs: number }): Promise<PositionLogprobs[]> {
+  async score(
+    prompt: TargetPrompt,
+    completionTokenIds: readonly number[],
+    options: { topLogprobs: number },
+  ): Promise<PositionLogprobs[]> {
     if (this.config.api !== 'completions' || this.config.prompt_format !== 'token_ids') {
-      throw new InputError('scoring needs target.api: completions with target.prompt_format: token_ids (prompt_logprobs over a token-id prompt)');
+      throw new InputError(
+        'scoring needs target.api: completions with target.prompt_format: token_ids (prompt_logprobs over a token-id prompt)',
+      );
     }
     if (completionTokenIds.length === 0) return [];
     const promptIds = [...prompt.tokenIds, ...completionTokenIds];
@@ -93,16 +113,30 @@ export class OpenAiEngine implements TargetEngine {
       const parsed = parseCompletionResponse(json);
       const entries = parsed.choices[0].promptLogprobs;
       if (!entries) {
-        throw new FatalResponseError(new RunError('the server returned no prompt_logprobs: it cannot score completions', 'scoring needs a server with vLLM-style prompt_logprobs (vLLM, fireopt serve)', 'E_TARGET_UNSUPPORTED'));
+        throw new FatalResponseError(
+          new RunError(
+            'the server returned no prompt_logprobs: it cannot score completions',
+            'scoring needs a server with vLLM-style prompt_logprobs (vLLM, fireopt serve)',
+            'E_TARGET_UNSUPPORTED',
+          ),
+        );
       }
-      if (entries.length !== promptIds.length) throw new Error(`prompt_logprobs has ${entries.length} entries for a ${promptIds.length}-token prompt`);
+      if (entries.length !== promptIds.length)
+        throw new Error(`prompt_logprobs has ${entries.length} entries for a ${promptIds.length}-token prompt`);
       return completionTokenIds.map((actual, j) => {
         const entry = entries[prompt.tokenIds.length + j];
         const own = entry?.get(actual);
-        if (!entry || !own) throw new Error(`prompt_logprobs position ${prompt.tokenIds.length + j} lacks the prompt's own token ${actual}`);
+        if (!entry || !own)
+          throw new Error(
+            `prompt_logprobs position ${prompt.tokenIds.length + j} lacks the prompt's own token ${actual}`,
+          );
         const ranked = [...entry].filter(([, value]) => value.rank !== undefined && value.rank <= options.topLogprobs);
         ranked.sort((a, b) => (a[1].rank ?? 0) - (b[1].rank ?? 0) || b[1].logprob - a[1].logprob);
-        return { tokenLogprob: own.logprob, topIds: ranked.map(([id]) => id), topLogprobs: ranked.map(([, value]) => value.logprob) };
+        return {
+          tokenLogprob: own.logprob,
+          topIds: ranked.map(([id]) => id),
+          topLogprobs: ranked.map(([, value]) => value.logprob),
+        };
       });
     });
   }
@@ -126,15 +160,24 @@ export class OpenAiEngine implements TargetEngine {
     const tokenizer = this.deps.tokenizer;
     let total = 0;
     const completions = choices.map((choice): Completion => {
-      if (!choice.positions) throw new Error(`choice ${choice.index} has no logprobs: the server ignored the logprobs parameter`);
+      if (!choice.positions)
+        throw new Error(`choice ${choice.index} has no logprobs: the server ignored the logprobs parameter`);
       const tokenIds = wrap(() => choiceTokenIds(choice, mode, tokenizer));
       total += tokenIds.length;
       const wantLogprobs = choice.positions.length > 0 && choice.positions.some((p) => p.top.length > 0);
       let logprobs: PositionLogprobs[] | undefined;
       if (wantLogprobs) {
         logprobs = choice.positions.map((position, i) => {
-          const topIds = wrap(() => position.top.map((alternative, k) => tokenId(alternative, mode, tokenizer, `choice ${choice.index}, token ${i}, alternative ${k}`)));
-          return { tokenLogprob: position.logprob, topIds, topLogprobs: position.top.map((alternative) => alternative.logprob) };
+          const topIds = wrap(() =>
+            position.top.map((alternative, k) =>
+              tokenId(alternative, mode, tokenizer, `choice ${choice.index}, token ${i}, alternative ${k}`),
+            ),
+          );
+          return {
+            tokenLogprob: position.logprob,
+            topIds,
+            topLogprobs: position.top.map((alternative) => alternative.logprob),
+          };
         });
       }
       const completion: Completion = { tokenIds, finishReason: finishReason(choice.finishReason) };
@@ -150,7 +193,8 @@ export class OpenAiEngine implements TargetEngine {
   /** Cut a completion after the first stop token, for servers that ignore `stop_token_ids`. */
   static cutAtStopTokens(completion: Completion, stopTokenIds: readonly number[]): Completion {
     const at = completion.tokenIds.findIndex((id) => stopTokenIds.includes(id));
-    if (at < 0 || at === completion.tokenIds.length - 1) return at < 0 ? completion : { ...completion, finishReason: 'stop' };
+    if (at < 0 || at === completion.tokenIds.length - 1)
+      return at < 0 ? completion : { ...completion, finishReason: 'stop' };
     const cut: Completion = { tokenIds: completion.tokenIds.slice(0, at + 1), finishReason: 'stop' };
     if (completion.logprobs) cut.logprobs = completion.logprobs.slice(0, at + 1);
     return cut;

@@ -44,7 +44,10 @@ export class HttpClient {
   private readonly closing = new AbortController();
 
   constructor(private readonly options: HttpClientOptions) {
-    const rateLimit = options.requestsPerSecond > 0 ? { intervalCap: 1, interval: Math.max(1, Math.round(1000 / options.requestsPerSecond)) } : {};
+    const rateLimit =
+      options.requestsPerSecond > 0
+        ? { intervalCap: 1, interval: Math.max(1, Math.round(1000 / options.requestsPerSecond)) }
+        : {};
     this.queue = new PQueue({ concurrency: options.concurrency, ...rateLimit });
   }
 
@@ -67,7 +70,8 @@ export class HttpClient {
         onFailedAttempt: async ({ error, attemptNumber, retriesLeft }) => {
           if (!(error instanceof TransientError) || retriesLeft === 0) return;
           this.options.onRetry?.({ path, attempt: attemptNumber, reason: error.message });
-          if (error.retryAfterMs) await sleep(Math.min(error.retryAfterMs, this.options.retryMaxDelayMs), this.closing.signal);
+          if (error.retryAfterMs)
+            await sleep(Math.min(error.retryAfterMs, this.options.retryMaxDelayMs), this.closing.signal);
         },
       });
     } catch (error) {
@@ -78,7 +82,8 @@ export class HttpClient {
           'E_TARGET_UNAVAILABLE',
         );
       }
-      if (this.closing.signal.aborted) throw new RunError(`${url}: request cancelled because the openai target engine was closed`);
+      if (this.closing.signal.aborted)
+        throw new RunError(`${url}: request cancelled because the openai target engine was closed`);
       throw error;
     }
   }
@@ -112,7 +117,9 @@ export class HttpClient {
       text = await response.text(); // the body read shares the attempt's timeout
     } catch (error) {
       if (this.closing.signal.aborted) throw new AbortError('closed');
-      throw new TransientError(timedOut ? `no answer within ${this.options.timeoutMs} ms` : `connection failed (${networkReason(error)})`);
+      throw new TransientError(
+        timedOut ? `no answer within ${this.options.timeoutMs} ms` : `connection failed (${networkReason(error)})`,
+      );
     } finally {
       clearTimeout(timer);
       this.closing.signal.removeEventListener('abort', onClose);
@@ -206,9 +213,13 @@ function networkReason(error: unknown): string {
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

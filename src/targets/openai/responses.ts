@@ -38,7 +38,10 @@ export interface ReturnedCompletion {
   completionTokens?: number;
 }
 
-const logprobValue = z.number().nullable().transform((value) => value ?? Number.NEGATIVE_INFINITY);
+const logprobValue = z
+  .number()
+  .nullable()
+  .transform((value) => value ?? Number.NEGATIVE_INFINITY);
 
 const completionLogprobsSchema = z.looseObject({
   tokens: z.array(z.string()),
@@ -62,7 +65,11 @@ const completionResponseSchema = z.looseObject({
   usage: z.looseObject({ completion_tokens: z.number().int().min(0) }).nullish(),
 });
 
-const chatTokenSchema = z.looseObject({ token: z.string(), logprob: logprobValue, bytes: z.array(z.number().int().min(0).max(255)).nullish() });
+const chatTokenSchema = z.looseObject({
+  token: z.string(),
+  logprob: logprobValue,
+  bytes: z.array(z.number().int().min(0).max(255)).nullish(),
+});
 const chatResponseSchema = z.looseObject({
   choices: z
     .array(
@@ -70,7 +77,11 @@ const chatResponseSchema = z.looseObject({
         index: z.number().int().min(0),
         message: z.looseObject({ content: z.string().nullable() }),
         finish_reason: z.string().nullable(),
-        logprobs: z.looseObject({ content: z.array(chatTokenSchema.extend({ top_logprobs: z.array(chatTokenSchema).default([]) })).nullable() }).nullish(),
+        logprobs: z
+          .looseObject({
+            content: z.array(chatTokenSchema.extend({ top_logprobs: z.array(chatTokenSchema).default([]) })).nullable(),
+          })
+          .nullish(),
       }),
     )
     .min(1),
@@ -86,7 +97,10 @@ export function parseCompletionResponse(json: unknown): ReturnedCompletion {
       const logprobs = choice.logprobs;
       let positions: ReturnedPosition[] | undefined;
       if (logprobs) {
-        if (logprobs.token_logprobs.length !== logprobs.tokens.length || (logprobs.top_logprobs && logprobs.top_logprobs.length !== logprobs.tokens.length)) {
+        if (
+          logprobs.token_logprobs.length !== logprobs.tokens.length ||
+          (logprobs.top_logprobs && logprobs.top_logprobs.length !== logprobs.tokens.length)
+        ) {
           throw new Error(`choice ${choice.index}: logprobs arrays of different lengths`);
         }
         positions = logprobs.tokens.map((token, i) => ({
@@ -96,7 +110,12 @@ export function parseCompletionResponse(json: unknown): ReturnedCompletion {
             .sort((a, b) => b.logprob - a.logprob),
         }));
       }
-      const parsed: ReturnedChoice = { index: choice.index, text: choice.text, finishReason: choice.finish_reason, positions };
+      const parsed: ReturnedChoice = {
+        index: choice.index,
+        text: choice.text,
+        finishReason: choice.finish_reason,
+        positions,
+      };
       if (choice.prompt_logprobs) {
         parsed.promptLogprobs = choice.prompt_logprobs.map((entry) => {
           if (!entry) return null;
@@ -104,7 +123,10 @@ export function parseCompletionResponse(json: unknown): ReturnedCompletion {
           for (const [key, value] of Object.entries(entry)) {
             const id = Number(key);
             if (!Number.isInteger(id) || id < 0) throw new Error(`prompt_logprobs key '${key}' is not a token id`);
-            byId.set(id, value.rank == null ? { logprob: value.logprob } : { logprob: value.logprob, rank: value.rank });
+            byId.set(
+              id,
+              value.rank == null ? { logprob: value.logprob } : { logprob: value.logprob, rank: value.rank },
+            );
           }
           return byId;
         });
@@ -125,7 +147,9 @@ export function parseChatResponse(json: unknown): ReturnedCompletion {
       finishReason: choice.finish_reason,
       positions: choice.logprobs?.content?.map((entry) => ({
         ...returnedToken(entry.token, entry.logprob, entry.bytes),
-        top: entry.top_logprobs.map((alternative) => returnedToken(alternative.token, alternative.logprob, alternative.bytes)),
+        top: entry.top_logprobs.map((alternative) =>
+          returnedToken(alternative.token, alternative.logprob, alternative.bytes),
+        ),
       })),
     })),
   };

@@ -7,7 +7,13 @@ import type { PositionLogprobs } from '../engine.js';
  * the normaliser is summed in float64 so that log-probabilities of a 32k vocabulary stay exact
  * to float32.
  */
-export function positionLogprobs(logits: Float32Array, offset: number, vocabSize: number, token: number, topLogprobs: number): PositionLogprobs {
+export function positionLogprobs(
+  logits: Float32Array,
+  offset: number,
+  vocabSize: number,
+  token: number,
+  topLogprobs: number,
+): PositionLogprobs {
   let max = -Infinity;
   for (let i = 0; i < vocabSize; i++) max = Math.max(max, logits[offset + i]);
   let sum = 0;
@@ -24,7 +30,8 @@ export function positionLogprobs(logits: Float32Array, offset: number, vocabSize
 /** Indices of the k largest values of a row, largest first, ties to the lower index. */
 export function topIndices(values: Float32Array, offset: number, length: number, k: number): number[] {
   if (k <= 0) return [];
-  const before = (a: number, b: number): boolean => values[offset + a] > values[offset + b] || (values[offset + a] === values[offset + b] && a < b);
+  const before = (a: number, b: number): boolean =>
+    values[offset + a] > values[offset + b] || (values[offset + a] === values[offset + b] && a < b);
   if (k * 8 >= length) {
     return Array.from({ length }, (_, i) => i)
       .sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0))

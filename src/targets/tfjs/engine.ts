@@ -24,8 +24,22 @@ import { DecodeSession, LlamaModel, SeededRandom, sampleToken } from '../../mode
 import { endOfGenerationIds } from '../../tokenizer/end-of-generation.js';
 import type { Vocabulary } from '../../tokenizer/vocabulary.js';
 import { sha256File } from '../../util/hash.js';
-import { checkedPromptIds, checkedTokenIds, checkSampling, checkScoreFits, sampleCompletions, type LocalLimits } from '../engine.js';
-import type { Completion, PositionLogprobs, SamplingOptions, TargetEngine, TargetIdentity, TargetPrompt } from '../engine.js';
+import {
+  checkedPromptIds,
+  checkedTokenIds,
+  checkSampling,
+  checkScoreFits,
+  sampleCompletions,
+  type LocalLimits,
+} from '../engine.js';
+import type {
+  Completion,
+  PositionLogprobs,
+  SamplingOptions,
+  TargetEngine,
+  TargetIdentity,
+  TargetPrompt,
+} from '../engine.js';
 import { positionLogprobs } from './distribution.js';
 
 export interface TfjsEngineOptions {
@@ -69,7 +83,11 @@ export class TfjsEngine implements TargetEngine {
 
   /** Choose the backend, load the checkpoint and build the model. */
   static async open(options: TfjsEngineOptions): Promise<TfjsEngine> {
-    if (!existsSync(options.model)) throw new InputError(`${options.model}: model file not found`, 'target.model must name a llama2.c, safetensors or GGUF checkpoint');
+    if (!existsSync(options.model))
+      throw new InputError(
+        `${options.model}: model file not found`,
+        'target.model must name a llama2.c, safetensors or GGUF checkpoint',
+      );
     await initBackend(options.backend, options.log);
     const loaded = loadModel(options.model, { tokenizer: options.tokenizer });
     const model = LlamaModel.fromWeights(loaded.weights, { trainable: false });
@@ -103,7 +121,11 @@ export class TfjsEngine implements TargetEngine {
     });
   }
 
-  async score(prompt: TargetPrompt, completionTokenIds: readonly number[], options: { topLogprobs: number }): Promise<PositionLogprobs[]> {
+  async score(
+    prompt: TargetPrompt,
+    completionTokenIds: readonly number[],
+    options: { topLogprobs: number },
+  ): Promise<PositionLogprobs[]> {
     const promptIds = checkedPromptIds(prompt.tokenIds, this.limits);
     const completion = checkedTokenIds(completionTokenIds, 'completion', this.limits);
     if (completion.length === 0) return [];
@@ -121,7 +143,10 @@ export class TfjsEngine implements TargetEngine {
         const logits = await this.feed(chunk); // [chunk.length × V]
         for (let offset = 0; offset < chunk.length; offset++) {
           const position = start + offset - firstScored;
-          if (position >= 0) result.push(positionLogprobs(logits, offset * vocabSize, vocabSize, completion[position], options.topLogprobs));
+          if (position >= 0)
+            result.push(
+              positionLogprobs(logits, offset * vocabSize, vocabSize, completion[position], options.topLogprobs),
+            );
         }
         await yieldToEventLoop();
       }
@@ -138,7 +163,12 @@ export class TfjsEngine implements TargetEngine {
     this.model.dispose();
   }
 
-  private async generateOne(promptIds: number[], sampling: SamplingOptions, seed: number, budget: number): Promise<Completion> {
+  private async generateOne(
+    promptIds: number[],
+    sampling: SamplingOptions,
+    seed: number,
+    budget: number,
+  ): Promise<Completion> {
     const vocabSize = this.model.config.vocabSize;
     const random = new SeededRandom(seed);
     const options = { temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP };
@@ -195,7 +225,6 @@ export class TfjsEngine implements TargetEngine {
     if (this.closed) throw new RunError('the tfjs target engine is closed');
     return (await this.queue.add(run)) as T;
   }
-
 }
 
 /** The file whose hash identifies the model: the checkpoint file, or a Hugging Face folder's weights (or shard index). */
@@ -204,4 +233,3 @@ function weightsFileOf(path: string): string {
   const single = join(path, HF_FILES.weights);
   return existsSync(single) ? single : join(path, HF_FILES.index);
 }
-

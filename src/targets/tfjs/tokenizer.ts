@@ -19,9 +19,12 @@ export interface TfjsTargetTokenizer {
  * Hugging Face folder's tokenizer.gguf or tokenizer.json, or the tokenizer.bin beside a llama2.c
  * checkpoint.
  */
-export async function tfjsTargetTokenizer(config: Pick<TfjsTargetConfig, 'model' | 'tokenizer'>): Promise<TfjsTargetTokenizer> {
+export async function tfjsTargetTokenizer(
+  config: Pick<TfjsTargetConfig, 'model' | 'tokenizer'>,
+): Promise<TfjsTargetTokenizer> {
   const kind = detectCheckpointKind(config.model);
-  if (config.tokenizer) return { tokenizer: await openTokenizer(config.tokenizer, config.model), source: config.tokenizer };
+  if (config.tokenizer)
+    return { tokenizer: await openTokenizer(config.tokenizer, config.model), source: config.tokenizer };
   if (kind === 'gguf') return { tokenizer: await loadTokenizer(config.model), source: config.model };
   const dir = kind === 'hf' && !config.model.endsWith('.safetensors') ? config.model : dirname(config.model);
   const candidates = kind === 'hf' ? [HF_FILES.vocabulary, 'tokenizer.json'] : ['tokenizer.bin'];
@@ -29,14 +32,18 @@ export async function tfjsTargetTokenizer(config: Pick<TfjsTargetConfig, 'model'
     const path = join(dir, name);
     if (existsSync(path)) return { tokenizer: await openTokenizer(path, config.model), source: path };
   }
-  throw new InputError(`${config.model}: no tokenizer found beside the checkpoint (looked for ${candidates.join(', ')})`, 'set target.tokenizer (or distill.tokenizer)');
+  throw new InputError(
+    `${config.model}: no tokenizer found beside the checkpoint (looked for ${candidates.join(', ')})`,
+    'set target.tokenizer (or distill.tokenizer)',
+  );
 }
 
 /** GGUF and tokenizer.json files describe themselves; a llama2.c tokenizer.bin needs the checkpoint's vocabulary size. */
 async function openTokenizer(path: string, model: string): Promise<Tokenizer> {
   if (!existsSync(path)) throw new InputError(`${path}: tokenizer file not found`);
   const head = readFileHead(path, 64);
-  if (head.subarray(0, 4).toString('latin1') === 'GGUF' || head.toString('utf8').trimStart().startsWith('{')) return loadTokenizer(path);
+  if (head.subarray(0, 4).toString('latin1') === 'GGUF' || head.toString('utf8').trimStart().startsWith('{'))
+    return loadTokenizer(path);
   return tokenizerFromVocabulary(readTokenizerFile(path, checkpointVocabSize(model)), { path });
 }
 
