@@ -43,7 +43,7 @@ async function measureInChild(mode, file, baseline, candidate) {
     let lines = 0;
     let carry = Buffer.alloc(0);
     for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-      let buffer = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+      const buffer = carry.length ? Buffer.concat([carry, chunk]) : chunk;
       let start = 0;
       for (let nl = buffer.indexOf(10, start); nl !== -1; nl = buffer.indexOf(10, start)) {
         JSON.parse(buffer.toString('utf8', start, nl));

@@ -146,10 +146,14 @@ export class Utf8Column {
    * `Buffer.write` is a call into C++, which dominates for short strings).
    */
   appendString(value: string | null): void {
-    if (value === null) return this.appendNull();
+    if (value === null) {
+      this.appendNull();
+      return;
+    }
     if (value === this.lastString && this.length > 0) {
       const start = this.offsets[this.length - 1];
-      return this.appendBytes(this.bytes, start, this.offsets[this.length]);
+      this.appendBytes(this.bytes, start, this.offsets[this.length]);
+      return;
     }
     this.reserveBytes(value.length * 3); // UTF-8 needs at most 3 bytes per UTF-16 unit
     const i = this.nextRow();

@@ -34,9 +34,10 @@ export async function loadTokenizer(source: TokenizerSource | string): Promise<T
     }
     case 'huggingface':
       return readHuggingFaceTokenizer(resolved.path);
-    case 'llama2c':
+    case 'llama2c': {
       const vocabulary = readLlama2cTokenizer(resolved.path, resolved.vocabSize);
       return llamaCppTokenizerFromVocabulary(vocabulary, { path: resolved.path });
+    }
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import { InputError } from '../errors.js';
 import type { LlamaConfig } from '../model/index.js';
 import { StagedDir } from '../util/atomic.js';

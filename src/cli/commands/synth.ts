@@ -118,7 +118,7 @@ export function register(program: Command, context: ContextGetter): void {
       const kept = 'no dataset written (earlier outputs at the output paths are untouched)';
       await interruptible(ctx.io, { command: 'synth', kept, stageWatchesSignal: true }, async (signal) => {
         const engine = await opened.openEngine();
-        let summary;
+        let summary: Awaited<ReturnType<typeof runSynth>>;
         try {
           summary = await runSynth({ synth, promptsOut }, { engine, tokenizer, progress: ctx.progress, signal });
         } finally {
