@@ -1,5 +1,6 @@
 /** Run the CLI in-process (fast) or as a spawned process (real exit codes). */
 import { execFile, spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { main } from '../../src/cli/main.js';
 import { repoRoot } from './shared.js';
@@ -83,4 +84,21 @@ export function runBinAsync(
     child.on('close', (code) => resolvePromise({ code: code ?? 1, stdout, stderr }));
     child.stdin.end(options.input ?? '');
   });
+}
+
+/** Ingest `prompts` (one prompts-JSONL record each) into `<work>/dataset`, a quarter held out; returns the dataset. */
+export async function ingestPrompts(work: string, prompts: string[]): Promise<string> {
+  writeFileSync(join(work, 'prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
+  const dataset = join(work, 'dataset');
+  const ingested = await runCli([
+    '--quiet',
+    'ingest',
+    join(work, 'prompts.jsonl'),
+    '--out',
+    dataset,
+    '--heldout',
+    '0.25',
+  ]);
+  if (ingested.code !== 0) throw new Error(`ingest failed (${ingested.code}): ${ingested.stderr}`);
+  return dataset;
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveModel, type ServingModel } from '../../src/serve/open.js';
 import { scrubCredentials } from '../../src/targets/openai/http.js';
-import { runBinAsync, runCli } from '../helpers/cli.js';
+import { runBinAsync, runCli, ingestPrompts } from '../helpers/cli.js';
 import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { startFaultProxy, type FaultProxy } from '../targets/fault-proxy.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
@@ -83,18 +83,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))(
         faults: ['echo-headers-500', 'echo-headers-400'],
         faultsFor: (ordinal) => (ordinal % 2 ? Infinity : 0),
       });
-      writeFileSync(join(work, 'prompts.jsonl'), PROMPTS.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
-      dataset = join(work, 'dataset');
-      const ingested = await runCli([
-        '--quiet',
-        'ingest',
-        join(work, 'prompts.jsonl'),
-        '--out',
-        dataset,
-        '--heldout',
-        '0.25',
-      ]);
-      expect(ingested.code, ingested.stderr).toBe(0);
+      dataset = await ingestPrompts(work, PROMPTS);
       writeFileSync(
         join(work, 'distill.yaml'),
         [

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenizerIdentity } from '../../src/tokenizer/identity.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
-import { runBin, runCli } from '../helpers/cli.js';
+import { runBin, runCli, ingestPrompts } from '../helpers/cli.js';
 import { haveShared, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 
@@ -28,18 +28,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('tokenizer identity', () => {
     work = mkdtempSync(join(tmpdir(), 'fireopt-identity-'));
     target = writeStoriesGguf();
     other = writeStoriesGguf({ swapPieces: [259, 260] });
-    writeFileSync(join(work, 'prompts.jsonl'), PROMPTS.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
-    dataset = join(work, 'dataset');
-    const ingested = await runCli([
-      '--quiet',
-      'ingest',
-      join(work, 'prompts.jsonl'),
-      '--out',
-      dataset,
-      '--heldout',
-      '0.25',
-    ]);
-    expect(ingested.code, ingested.stderr).toBe(0);
+    dataset = await ingestPrompts(work, PROMPTS);
     targets = join(work, 'targets');
     const distilled = await runCli([
       '--quiet',
