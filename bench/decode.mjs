@@ -6,7 +6,9 @@
  * with random weights at vocabularies 8192 and 32000 (Llama-2's SentencePiece vocabulary, cut to
  * size, from ../shared/models/vocab).
  *
- *   node bench/decode.mjs [--tokens 128] [--backend wasm] [--skip-llama-cpp]
+ *   node bench/decode.mjs [--tokens 128] [--backend wasm] [--skip-llama-cpp] [--smoke]
+ *
+ * --smoke: the smallest run (stories260K only, 8 tokens) that checks the script works, in seconds.
  *
  * Needs `npm run build` first (runs on dist/).
  */
@@ -21,10 +23,12 @@ import { writeLlamaGguf } from '../dist/formats/gguf-llama.js';
 import { readLlama2cCheckpoint } from '../dist/formats/llama2c.js';
 import { readLlama2cTokenizer } from '../dist/formats/llama2c-tokenizer.js';
 import { argmax, DecodeSession, LlamaModel, presetConfig, randomWeights } from '../dist/model/index.js';
+import { startLlama } from '../dist/util/llama-runtime.js';
 import { benchArgs } from './args.mjs';
 
 const args = benchArgs();
-const newTokens = Number(args.get('tokens') ?? 128);
+const smoke = args.has('smoke');
+const newTokens = Number(args.get('tokens') ?? (smoke ? 8 : 128));
 const backend = args.get('backend') ?? 'wasm';
 const skipLlamaCpp = args.has('skip-llama-cpp');
 const shared = process.env.FIREOPT_SHARED ?? resolve(import.meta.dirname, '../../shared');
@@ -45,7 +49,7 @@ function models() {
   const llamaVocabPath = join(shared, 'models/vocab/ggml-vocab-llama-spm.gguf');
   const llamaVocab = vocabularyFromGgufMetadata(readGguf(llamaVocabPath).metadata, llamaVocabPath);
   const list = [{ name: 'stories260K', weights: stories, vocabulary: storiesVocab }];
-  for (const vocabSize of [8192, 32000]) {
+  for (const vocabSize of smoke ? [] : [8192, 32000]) {
     const config = presetConfig('draft-small', vocabSize, 512);
     // std 0.2 makes a peaked, non-repetitive distribution; speed does not depend on the values.
     list.push({
@@ -129,11 +133,7 @@ await initBackend(backend, (line) => console.log(line));
 console.log(
   `machine: ${cpus()[0].model}, ${cpus().length} cores; node ${process.version}; ${newTokens} new tokens after BOS, greedy`,
 );
-let llama;
-if (!skipLlamaCpp) {
-  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
-}
+const llama = skipLlamaCpp ? undefined : await startLlama();
 const directory = mkdtempSync(join(tmpdir(), 'fireopt-decode-'));
 const rows = [];
 try {

@@ -14,7 +14,9 @@
  * Each figure is the median of `--reps` alternating runs; the engine is opened before timing
  * (model load is not counted) and both sides must produce the same tokens.
  *
- *   node bench/distill.mjs [--prompts 64] [--tokens 64] [--reps 3] [--skip-openai]
+ *   node bench/distill.mjs [--prompts 64] [--tokens 64] [--reps 3] [--skip-openai] [--smoke]
+ *
+ * --smoke: the smallest run (4 prompts, 4 tokens, one rep, concurrency 1 and 2) that checks the script works.
  *
  * Needs `npm run build` first (runs on dist/).
  */
@@ -36,12 +38,14 @@ import { targetSchema } from '../dist/targets/config.js';
 import { createTargetEngine } from '../dist/targets/create.js';
 import { loadTokenizer } from '../dist/tokenizer/load.js';
 import { tokenizerIdentity } from '../dist/tokenizer/identity.js';
+import { startLlama } from '../dist/util/llama-runtime.js';
 import { benchArgs } from './args.mjs';
 
 const args = benchArgs();
-const promptCount = Number(args.get('prompts') ?? 64);
-const maxTokens = Number(args.get('tokens') ?? 64);
-const reps = Number(args.get('reps') ?? 3);
+const smoke = args.has('smoke');
+const promptCount = Number(args.get('prompts') ?? (smoke ? 4 : 64));
+const maxTokens = Number(args.get('tokens') ?? (smoke ? 4 : 64));
+const reps = Number(args.get('reps') ?? (smoke ? 1 : 3));
 const shared = process.env.FIREOPT_SHARED ?? resolve(import.meta.dirname, '../../shared');
 const repoRoot = resolve(import.meta.dirname, '..');
 
@@ -101,8 +105,7 @@ try {
   const llamaCppConfig = /** @type {import('../dist/targets/config.js').LlamaCppTargetConfig} */ (
     targetSchema.parse({ engine: 'llama-cpp', model: gguf, threads: 1, sequences: 1 })
   );
-  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  const llama = await startLlama();
   const rawModel = await llama.loadModel({ modelPath: gguf });
   const rawContext = await rawModel.createContext({
     contextSize: llamaCppConfig.context_size,
@@ -249,7 +252,7 @@ try {
       console.log('| concurrency | tokens/s | × concurrency 1 |');
       console.log('|---:|---:|---:|');
       let base;
-      for (const concurrency of [1, 2, 4, 8]) {
+      for (const concurrency of smoke ? [1, 2] : [1, 2, 4, 8]) {
         const config = targetSchema.parse({ engine: 'openai', base_url: url, model, concurrency, max_retries: 0 });
         const runs = [];
         for (let rep = 0; rep < reps + 1; rep++) {

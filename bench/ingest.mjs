@@ -18,19 +18,29 @@
  * Usage: npm run build && node bench/ingest.mjs [--sizes 100,1000] [--runs 3] [--baseline dir] [--build dir]
  * (`--build dir`: measure `dir/dist` instead of this checkout's `dist/`, e.g. a private build while
  * others rebuild `dist/`; a build dir needs a copy of package.json beside its dist/)
- * (data goes to bench/data/, ignored by git)
+ * (data goes to bench/data/, ignored by git; `--smoke`: one 1 MB file in a temporary folder, one run, removed after)
  */
 import { spawnSync } from 'node:child_process';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { once } from 'node:events';
-import { cpus, loadavg } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(benchDir, '..');
 const sharedData = resolve(process.env.FIREOPT_SHARED ?? join(repoRoot, '../shared'), 'data');
-const dataDir = join(benchDir, 'data');
+const smoke = process.argv.includes('--smoke');
+const dataDir = smoke ? mkdtempSync(join(tmpdir(), 'fireopt-bench-ingest-')) : join(benchDir, 'data');
 
 async function measureInChild(mode, file, baseline, candidate) {
   const started = performance.now();
@@ -188,8 +198,10 @@ async function main() {
     process.stdout.write(JSON.stringify(await measureInChild(args[1], args[2], args[3], args[4])) + '\n');
     return;
   }
-  const sizesMb = option(args, '--sizes', '100,1000').split(',').map(Number);
-  const runs = Number(option(args, '--runs', '3'));
+  const sizesMb = option(args, '--sizes', smoke ? '1' : '100,1000')
+    .split(',')
+    .map(Number);
+  const runs = Number(option(args, '--runs', smoke ? '1' : '3'));
   const baseline = option(args, '--baseline', undefined);
   const candidate = option(args, '--build', undefined); // a dir with dist/ (default: this checkout's dist/)
   const modes = [
@@ -239,4 +251,8 @@ async function main() {
   }
 }
 
-await main();
+try {
+  await main();
+} finally {
+  if (smoke) rmSync(dataDir, { recursive: true, force: true });
+}

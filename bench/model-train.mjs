@@ -13,6 +13,9 @@
  * --threads: XNNPACK thread counts to run the wasm backend with (2+ uses fireopt's opt-in
  * workaround for tfjs's Node thread limits; see src/backend/wasm-threads.ts).
  *
+ * --smoke: the smallest run (wasm, draft-nano, vocab 512, one step on 32 tokens, native off, no numpy floor)
+ * that checks the script works, in seconds.
+ *
  * Needs `npm run build` first (runs on dist/).
  */
 import { execFileSync } from 'node:child_process';
@@ -26,14 +29,15 @@ import { benchArgs } from './args.mjs';
 
 const args = benchArgs();
 const quick = args.has('quick');
-const backends = (args.get('backends') ?? 'wasm,cpu').split(',');
-const vocabs = (args.get('vocabs') ?? '8192,32000').split(',').map(Number);
-const steps = Number(args.get('steps') ?? (quick ? 2 : 5));
-const T = Number(args.get('seq') ?? 256);
-const preset = args.get('preset') ?? 'draft-small';
+const smoke = args.has('smoke');
+const backends = (args.get('backends') ?? (smoke ? 'wasm' : 'wasm,cpu')).split(',');
+const vocabs = (args.get('vocabs') ?? (smoke ? '512' : '8192,32000')).split(',').map(Number);
+const steps = Number(args.get('steps') ?? (smoke ? 1 : quick ? 2 : 5));
+const T = Number(args.get('seq') ?? (smoke ? 32 : 256));
+const preset = args.get('preset') ?? (smoke ? 'draft-nano' : 'draft-small');
 const threadCounts = (args.get('threads') ?? '1').split(',').map(Number);
 const nativeBuilt = nativeKernels().kernels !== undefined;
-const nativeSettings = (args.get('native') ?? (nativeBuilt ? 'off,1,2' : 'off'))
+const nativeSettings = (args.get('native') ?? (nativeBuilt && !smoke ? 'off,1,2' : 'off'))
   .split(',')
   .map((x) => (x === 'off' ? 0 : Number(x)));
 
@@ -96,9 +100,10 @@ function trainStep(model, optimizer, data, B) {
   return loss;
 }
 
-const floor = nativeFloor();
+const floor = smoke ? {} : nativeFloor();
 console.log(`machine: ${cpus()[0].model}, ${cpus().length} cores; node ${process.version}`);
-if (floor.defaultThreads === undefined) console.log('native floor: python3 numpy not available');
+if (smoke) console.log('native floor: not measured (--smoke)');
+else if (floor.defaultThreads === undefined) console.log('native floor: python3 numpy not available');
 else
   console.log(
     `native sgemm 1024³ (numpy/OpenBLAS): ${floor.defaultThreads.toFixed(0)} GFLOP/s ${cpus().length} threads, ${floor.oneThread?.toFixed(0)} 1 thread, ${floor.skylakeX?.toFixed(0)} with OPENBLAS_CORETYPE=SkylakeX`,
@@ -107,7 +112,7 @@ const bestFloor = Math.max(floor.defaultThreads ?? 0, floor.skylakeX ?? 0);
 
 /** The backend's own 1024³ matrix product rate: the ceiling a training step can approach. */
 function backendSgemm() {
-  const n = 1024;
+  const n = smoke ? 256 : 1024;
   const a = tf.randomNormal([n, n]);
   const b = tf.randomNormal([n, n]);
   const once = () => {
@@ -139,7 +144,7 @@ for (const { backend, threads, native } of runs) {
   const choice = await initBackend(backend, (line) => console.log(line), { wasmThreads: threads });
   const label = `${choice.name === 'wasm' ? `wasm ×${choice.threads}` : choice.name}${native > 0 ? ` + native ×${native}` : ''}`;
   const sgemm = backendSgemm();
-  console.log(`${label} sgemm 1024³: ${sgemm.toFixed(1)} GFLOP/s`);
+  console.log(`${label} sgemm ${smoke ? 256 : 1024}³: ${sgemm.toFixed(1)} GFLOP/s`);
   for (const vocabSize of vocabs) {
     // cpu (pure JS, ~1 GFLOP/s) gets one sequence per batch; wasm the draft-training batch (bounded
     // by its 4 GiB heap at vocab 32k).

@@ -6,7 +6,9 @@
  * fireopt's native kernels in one process. kernelTimeMs of composite ops (names ending in __op,
  * "unnamed scope") includes the kernels inside them.
  *
- *   npm run build && node bench/profile-step.mjs [--vocab 8192] [--batch 8] [--native off,on] [--top 12]
+ *   npm run build && node bench/profile-step.mjs [--vocab 8192] [--batch 8] [--native off,on] [--top 12] [--smoke]
+ *
+ * --smoke: the smallest run (vocab 512, one 32-token sequence, native off) that checks the script works.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../dist/backend/index.js';
@@ -16,13 +18,14 @@ import { AdamW } from '../dist/train/optimizer.js';
 import { benchArgs } from './args.mjs';
 
 const args = benchArgs();
-const V = Number(args.get('vocab') ?? 8192);
-const B = Number(args.get('batch') ?? 8);
-const T = 256;
+const smoke = args.has('smoke');
+const V = Number(args.get('vocab') ?? (smoke ? 512 : 8192));
+const B = Number(args.get('batch') ?? (smoke ? 1 : 8));
+const T = smoke ? 32 : 256;
 const top = Number(args.get('top') ?? 12);
 
 await initBackend('wasm', console.log);
-for (const setting of (args.get('native') ?? 'off,on').split(',')) {
+for (const setting of (args.get('native') ?? (smoke ? 'off' : 'off,on')).split(',')) {
   setNativeEnabled(setting === 'on');
   const model = LlamaModel.fromWeights(randomWeights(presetConfig('draft-small', V, T), { seed: 1 }), {
     trainable: true,

@@ -9,7 +9,9 @@
  * Vocabularies: GPT-2 (byte-level BPE) for all three, and Llama-2 (SentencePiece) for the first two.
  * Each figure is the best of `--reps` passes; every side's ids are checked equal to llama.cpp's.
  *
- *   node bench/tokenize.mjs [--mb 10] [--reps 2] [--port-commit 44f6488]
+ *   node bench/tokenize.mjs [--mb 10] [--reps 2] [--port-commit 44f6488] [--skip-port] [--smoke]
+ *
+ * --smoke: the smallest run (50 kB, one pass, no port) that checks the script works.
  *
  * Needs `npm run build` first (runs on dist/) and git (for the port).
  */
@@ -24,8 +26,10 @@ import { loadTokenizer } from '../dist/tokenizer/load.js';
 import { benchArgs } from './args.mjs';
 
 const args = benchArgs();
-const targetBytes = Number(args.get('mb') ?? 10) * 1e6;
-const reps = Number(args.get('reps') ?? 2);
+const smoke = args.has('smoke');
+const targetBytes = Number(args.get('mb') ?? (smoke ? 0.05 : 10)) * 1e6;
+const reps = Number(args.get('reps') ?? (smoke ? 1 : 2));
+const skipPort = smoke || args.has('skip-port');
 const portCommit = args.get('port-commit') ?? '44f6488';
 const shared = process.env.FIREOPT_SHARED ?? resolve(import.meta.dirname, '../../shared');
 const repoRoot = resolve(import.meta.dirname, '..');
@@ -151,7 +155,7 @@ const work = mkdtempSync(join(tmpdir(), 'fireopt-bench-tokenize-'));
 const loadBefore = loadavg()[0];
 try {
   const { docs, bytes } = documents();
-  const makePort = await importPort(work);
+  const makePort = skipPort ? undefined : await importPort(work);
   console.log(
     `${docs.length} documents, ${(bytes / 1e6).toFixed(1)} MB; ${cpus().length} CPUs, load ${loadBefore.toFixed(1)}; best of ${reps}`,
   );
@@ -161,11 +165,9 @@ try {
     const path = join(shared, 'models/vocab', file);
     const vocabulary = vocabularyFromGguf(path);
     const options = { addBos: false, addEos: false };
-    const sides = [
-      ['llama.cpp (fireopt)', await loadTokenizer(path)],
-      ['TypeScript port', makePort(vocabulary)],
-    ];
-    const results = sides.map(([name, tokenizer]) => ({
+    const sides = [{ name: 'llama.cpp (fireopt)', tokenizer: await loadTokenizer(path) }];
+    if (makePort) sides.push({ name: 'TypeScript port', tokenizer: makePort(vocabulary) });
+    const results = sides.map(({ name, tokenizer }) => ({
       name,
       ...measure((text) => tokenizer.encode(text, options), docs),
     }));

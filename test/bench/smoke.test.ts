@@ -2,10 +2,27 @@
  * The benchmark scripts still run: the cheap ones at their `--smoke` setting, in seconds (the others
  * are type-checked by `tsc -p tsconfig.bench.json` in `npm test`). They run on the built dist/.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeKernels } from '../../src/backend/native.js';
 import { runScript } from '../helpers/cli.js';
-import { haveShared } from '../helpers/shared.js';
+import { haveShared, repoRoot, SHAREGPT, STORIES260K, TOK512 } from '../helpers/shared.js';
+
+const ALPACA = [
+  'Meta-Llama-3-8B-Instruct',
+  'Mistral-7B-Instruct-v0.2',
+  'gpt-3.5-turbo-1106',
+  'gpt-4-turbo-2024-04-09',
+].map((name) => `data/alpaca_eval_outputs/${name}.json`);
+const LLAMA_SPM = 'models/vocab/ggml-vocab-llama-spm.gguf';
+
+/** Runs a bench script, expecting exit 0, and returns its standard output. */
+async function bench(script: string, args: string[]): Promise<string> {
+  const result = await runScript(script, args, { timeoutMs: 110_000 });
+  expect(result.code, result.stderr).toBe(0);
+  return result.stdout;
+}
 
 describe('bench scripts at their smallest setting', () => {
   it.skipIf(!nativeKernels().kernels)(
@@ -26,5 +43,72 @@ describe('bench scripts at their smallest setting', () => {
     expect(summary).toMatchObject({ preset: 'draft-nano', vocab: 32000, rows: 2 });
     expect(summary.completion_tokens as number).toBeGreaterThan(10);
     expect(summary.heldout_tokens_per_min as number).toBeGreaterThan(0);
+  });
+
+  it('bench/profile-step.mjs --smoke prints the step time and its kernels by name', async () => {
+    const out = await bench('bench/profile-step.mjs', ['--smoke']);
+    expect(out).toMatch(/^native off: vocab 512, batch 1 × 32: step \d+ ms, \d+ kernels$/m);
+    expect(out).toMatch(/^\| BatchMatMul \| \d+ \| [\d.]+ \|$/m);
+  });
+
+  it('bench/model-train.mjs --smoke trains one step and prints its throughput row', async () => {
+    const out = await bench('bench/model-train.mjs', ['--smoke']);
+    const row = JSON.parse(out.split('\n').find((line) => line.startsWith('{')) ?? '') as Record<string, number>;
+    expect(row).toMatchObject({ preset: 'draft-nano', vocabSize: 512, T: 32, leak: 0 });
+    expect(row.loss).toBeGreaterThan(Math.log(512) - 1); // random weights: about ln(V)
+    expect(out).toMatch(/^\| wasm ×1 \| draft-nano \| 512 \| 8 × 32 \| \d+ \| \d+ \|/m);
+  });
+
+  it('bench/ingest-threads.mjs splits one ingest of the demo traces into CPU seconds per thread', async () => {
+    const out = await bench('bench/ingest-threads.mjs', ['datasets/demo-traces.jsonl', '0']);
+    expect(out).toMatch(/^wall [\d.]+ s, CPU [\d.]+ s, parse workers 0$/m);
+    expect(out).toMatch(/^main: [\d.]+$/m);
+  });
+
+  it.skipIf(!haveShared(...ALPACA, 'data/taskmaster4_coffee/data_00.json'))(
+    'bench/ingest.mjs --smoke ingests a 1 MB trace file every way and leaves nothing in bench/data',
+    async () => {
+      const out = await bench('bench/ingest.mjs', ['--smoke']);
+      for (const step of ['cat', 'json-parse', 'ingest-1t', 'ingest-1w', 'ingest-2w', 'ingest'])
+        expect(out).toMatch(new RegExp(`^\\| 1 MB \\| ${step} \\| [\\d.]+ `, 'm'));
+      expect(out).toMatch(/\| (\d+) rows, 0 duplicates, 0 rejected/);
+      expect(existsSync(join(repoRoot, 'bench/data/traces-1mb.jsonl'))).toBe(false);
+    },
+  );
+
+  it.skipIf(!haveShared(STORIES260K, TOK512, LLAMA_SPM))(
+    'bench/decode.mjs --smoke decodes stories260K in tfjs and llama.cpp with the same greedy tokens',
+    async () => {
+      const out = await bench('bench/decode.mjs', ['--smoke']);
+      expect(out).toMatch(/^\| stories260K \| \d+ \| \d+ \| [\d.]+ \| yes \|$/m);
+    },
+  );
+
+  it.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))(
+    'bench/distill.mjs --smoke distills through every engine with the same tokens as the raw loops',
+    async () => {
+      const out = await bench('bench/distill.mjs', ['--smoke']);
+      const rows = out.split('\n').filter((line) => /^\| (llama-cpp|tfjs)/.test(line));
+      expect(rows).toHaveLength(4);
+      for (const row of rows) expect(row).toMatch(/\| yes \| [^|]+ \|$/);
+      expect(out).toMatch(/^\| 2 \| \d+ \| [\d.]+ \|$/m); // the openai engine at concurrency 2
+    },
+  );
+
+  it.skipIf(
+    !haveShared(
+      ...ALPACA,
+      ...['train', 'test', 'example_model_solutions'].map((name) => `data/gsm8k/${name}.jsonl`),
+      'data/tinyshakespeare/input.txt',
+      'models/vocab/ggml-vocab-gpt-2.gguf',
+      LLAMA_SPM,
+    ),
+  )('bench/tokenize.mjs --smoke tokenizes real text, every side equal to llama.cpp', async () => {
+    const out = await bench('bench/tokenize.mjs', ['--smoke']);
+    const documents = Number(/^(\d+) documents/m.exec(out)?.[1]);
+    expect(documents).toBeGreaterThan(10);
+    const rows = out.split('\n').filter((line) => /^\| (gpt-2|llama-spm) \|/.test(line));
+    expect(rows).toHaveLength(3); // llama.cpp on both vocabularies, @huggingface/tokenizers on GPT-2's
+    for (const row of rows) expect(row).toContain(`| ${documents} of ${documents} |`);
   });
 });
