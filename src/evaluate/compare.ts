@@ -117,6 +117,9 @@ export function compareReports(
   }
   const ka = a.best_k;
   const kb = b.best_k;
+  // One step's cost in target steps: k·c for the draft (the hybrid pays it in its draft steps only) + 1.
+  const stepCost = (c: CandidateReport, k: number): number =>
+    k * c.cost_ratio * (c.hybrid?.draft_share_by_k[k - 1] ?? 1) + 1;
   const stepsB = new Map(b.conversations.map((c) => [c.id, c]));
   const paired = a.conversations
     .filter((c) => stepsB.has(c.id))
@@ -138,7 +141,7 @@ export function compareReports(
     }
     const tauA = stepsA ? tokens / stepsA : 1;
     const tauB = stepsB ? tokens / stepsB : 1;
-    return [tauB - tauA, tauB / (kb * b.cost_ratio + 1) - tauA / (ka * a.cost_ratio + 1)];
+    return [tauB - tauA, tauB / stepCost(b, kb) - tauA / stepCost(a, ka)];
   };
   const all = Int32Array.from(paired, (_, i) => i);
   const [deltaTau, deltaSpeedup] = measure(all);

@@ -18,6 +18,9 @@ import { z } from 'zod';
 /** Model-free speculators that `--model` / `--baseline` accept by name. */
 export const MODEL_FREE_METHODS = ['prompt-lookup', 'suffix'] as const;
 
+/** The suffix tree paired with the evaluated draft (`--baseline hybrid`). */
+export const HYBRID = 'hybrid';
+
 export const evalSchema = z
   .strictObject({
     model: z
@@ -36,7 +39,7 @@ export const evalSchema = z
     baselines: z
       .array(z.string().min(1))
       .default([])
-      .describe('Other drafts or model-free methods measured on the same data (`--baseline`, repeatable).'),
+      .describe('Other drafts, model-free methods or `hybrid` measured on the same data (`--baseline`, repeatable).'),
     out: z.string().min(1).optional().describe('Output directory for report.json, report.md and the plots (`--out`).'),
     cost_ratio: z
       .number()
@@ -129,6 +132,31 @@ export const evalSchema = z
       .describe(
         "The suffix speculator (SuffixDecoding-style): a frequency-counted trie of the train split's completions " +
           "plus the request's own context; the longest matching suffix proposes its most frequent continuation.",
+      ),
+    hybrid: z
+      .strictObject({
+        min_match: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe(
+            'The suffix tree answers where it matched a context suffix of at least this many tokens, the draft ' +
+              'elsewhere; unset: chosen on a slice of the train split.',
+          ),
+        calibration_rows: z
+          .number()
+          .int()
+          .min(1)
+          .default(200)
+          .describe(
+            'Train rows (every tenth) held out of the tree to choose `min_match` on; the tree is rebuilt without them.',
+          ),
+      })
+      .prefault({})
+      .describe(
+        'The hybrid speculator (`--baseline hybrid`; SuffixDecoding with a draft): the suffix tree where its match is ' +
+          'long enough, the evaluated draft elsewhere.',
       ),
     bootstrap_samples: z
       .number()

@@ -42,14 +42,19 @@ import {
   speedupFromTau,
   speedupPerPosition,
   teacherForcedDraft,
+  chooseMinMatch,
+  hybridMatches,
+  suffixMatches,
   type CompletionMatches,
   type GreedyCounts,
-  type Proposer,
+  type HybridTrial,
+  type SamplingAcceptanceBounds,
+  type SuffixMatches,
 } from '../speculation/index.js';
 import { StagedDir } from '../util/atomic.js';
 import { sha256File } from '../util/hash.js';
 import { FIREOPT_VERSION } from '../version.js';
-import { MODEL_FREE_METHODS, type EvalConfig } from './config.js';
+import { HYBRID, MODEL_FREE_METHODS, type EvalConfig } from './config.js';
 import { renderMarkdown } from './markdown.js';
 import { renderPlots } from './plots.js';
 import { measureDraftCost } from './cost.js';
@@ -81,15 +86,41 @@ export interface EvalResult {
   report: EvalReport;
 }
 
+interface DraftCandidate {
+  name: string;
+  kind: 'draft';
+  path: string;
+  draft: DraftModel;
+  cost: CostMeasurement | null;
+  dispose(): void;
+}
+
+/** The suffix tree where its match is long enough, a draft elsewhere (speculation/hybrid.ts). */
+interface HybridCandidate {
+  name: string;
+  kind: 'hybrid';
+  draft: DraftCandidate;
+  /** The suffix candidate's tree when there is one (built once), else its own. */
+  tree: SuffixTreeProposer;
+  minMatch: number | null;
+  chosenBy: 'given' | 'calibration';
+  calibrationRows: number;
+  trials: HybridTrial[];
+}
+
 type Candidate =
-  | { name: string; kind: 'draft'; path: string; draft: DraftModel; cost: CostMeasurement | null; dispose(): void }
-  | { name: string; kind: 'prompt-lookup' | 'suffix'; proposer: Proposer };
+  | DraftCandidate
+  | { name: string; kind: 'prompt-lookup'; proposer: PromptLookupProposer }
+  | { name: string; kind: 'suffix'; proposer: SuffixTreeProposer }
+  | HybridCandidate;
 
 interface SliceTally {
   rows: number;
   tokens: number;
   hits: number;
   steps: number[];
+  /** Steps that ran the draft model, for k = 1..k_max (the hybrid's suffix-tree steps are free). */
+  modelSteps: number[];
 }
 
 /** Running totals of one candidate. */
@@ -108,11 +139,12 @@ class Tally {
     for (let t = 0; t < n; t++) if (matches.matchLengths[t] >= 1) hits++;
     this.hits += hits;
     this.positions += n;
-    const steps = this.byK.map((total, i) => {
+    const byK = this.byK.map((total, i) => {
       const counts = simulateGreedy(matches, i + 1);
       addCounts(total, counts);
-      return counts.steps;
+      return counts;
     });
+    const steps = byK.map((counts) => counts.steps);
     const conversation = this.conversations.get(row.conversation_id) ?? {
       rows: 0,
       tokens: 0,
@@ -129,11 +161,15 @@ class Tally {
         tokens: 0,
         hits: 0,
         steps: new Array<number>(MAX_DRAFT_TOKENS).fill(0),
+        modelSteps: new Array<number>(MAX_DRAFT_TOKENS).fill(0),
       };
       slice.rows++;
       slice.tokens += n;
       slice.hits += hits;
-      steps.forEach((s, i) => (slice.steps[i] += s));
+      byK.forEach((counts, i) => {
+        slice.steps[i] += counts.steps;
+        slice.modelSteps[i] += counts.modelSteps;
+      });
       this.slices.set(key, slice);
     }
   }
@@ -202,20 +238,24 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     );
 
   const names = [config.model, ...config.baselines.filter((name) => name !== config.model)];
+  if (config.model === HYBRID)
+    throw new UsageError('eval: the hybrid pairs the suffix tree with a draft: --model <draft dir> --baseline hybrid');
   const candidates: Candidate[] = [];
   try {
     // One at a time: the first draft initialises the tfjs backend that every model lives on.
-    for (const name of names) {
+    for (const name of names.filter((n) => n !== HYBRID)) {
       const candidate = await openCandidate(name, config, deps, dataTokenizer);
       // Two drafts in folders of the same name keep distinct report names.
       const taken = new Set(candidates.map((c) => c.name));
       for (let n = 2; taken.has(candidate.name); n++) candidate.name = `${candidate.name.replace(/#\d+$/, '')}#${n}`;
       candidates.push(candidate);
     }
-    let suffixTrainTokens = 0;
     const suffix = candidates.find((c) => c.kind === 'suffix');
-    if (suffix && suffix.kind === 'suffix')
-      suffixTrainTokens = await buildSuffixTree(suffix.proposer as SuffixTreeProposer, data, config, deps);
+    // Last, so that its draft's and the suffix tree's matches of a chunk exist when it is scored.
+    if (names.includes(HYBRID)) candidates.push(await openHybrid(candidates, suffix?.proposer, data, config, deps));
+    const hybrid = candidates.find((c) => c.kind === 'hybrid');
+    const tree = suffix?.proposer ?? hybrid?.tree;
+    const suffixTrainTokens = tree ? await buildSuffixTree(tree, data, config, deps) : 0;
 
     const tallies = candidates.map(() => new Tally());
     let rows = 0;
@@ -224,34 +264,32 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     const conversations = new Set<string>();
     deps.progress({ kind: 'start', task: 'eval', unit: 'rows' });
     const evaluateChunk = async (chunk: TargetRow[]): Promise<void> => {
+      // Each candidate's matches of this chunk, for the hybrid (scored last) to combine.
+      const chunkMatches = new Map<Candidate, CompletionMatches[]>();
       for (const [c, candidate] of candidates.entries()) {
         const started = performance.now();
         const tally = tallies[c];
+        let matches: CompletionMatches[];
         if (candidate.kind === 'draft') {
-          const scored = await teacherForcedDraft(
-            candidate.draft,
-            chunk.map((row) => ({
-              promptIds: row.prompt_token_ids,
-              completionIds: row.completion_token_ids,
-              topK: row.top_k,
-              topIds: row.top_ids,
-              topLogprobs: row.top_logprobs,
-            })),
-            { tokensPerBatch: config.tokens_per_batch },
-          );
-          chunk.forEach((row, i) => {
-            tally.add(row, matchesFromTeacherForcing(row.completion_token_ids, scored[i].predicted));
-            for (const bounds of scored[i].sampling ?? []) {
-              tally.sampling.positions++;
-              tally.sampling.lower += bounds.lower;
-              tally.sampling.upper += bounds.upper;
-              tally.sampling.unknown += bounds.unknownTargetMass;
-            }
-          });
+          const scored = await scoreDraft(candidate, chunk, config);
+          matches = scored.matches;
+          for (const bounds of scored.sampling) {
+            tally.sampling.positions++;
+            tally.sampling.lower += bounds.lower;
+            tally.sampling.upper += bounds.upper;
+            tally.sampling.unknown += bounds.unknownTargetMass;
+          }
+        } else if (candidate.kind === 'hybrid') {
+          const draft = chunkMatches.get(candidate.draft) as CompletionMatches[];
+          const shared = suffix?.proposer === candidate.tree ? chunkMatches.get(suffix) : undefined;
+          const tree = (shared as SuffixMatches[] | undefined) ?? (await scoreSuffix(candidate.tree, chunk));
+          matches = chunk.map((_, i) => hybridMatches(draft[i], tree[i], candidate.minMatch ?? Infinity));
+        } else if (candidate.kind === 'suffix') {
+          matches = await scoreSuffix(candidate.proposer, chunk);
         } else {
+          matches = [];
           for (const row of chunk)
-            tally.add(
-              row,
+            matches.push(
               await matchesWithProposer(
                 candidate.proposer,
                 Array.from(row.prompt_token_ids),
@@ -259,6 +297,8 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
               ),
             );
         }
+        chunk.forEach((row, i) => tally.add(row, matches[i]));
+        chunkMatches.set(candidate, matches);
         tally.seconds += (performance.now() - started) / 1000;
       }
     };
@@ -285,9 +325,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     deps.progress({ kind: 'end', task: 'eval', done: rows });
 
     // The target verifies k + 1 tokens whoever proposed them: model-free methods use the first measurement's v_k.
-    const firstMeasured = candidates.find(
-      (c): c is Extract<Candidate, { kind: 'draft' }> => c.kind === 'draft' && c.cost !== null,
-    );
+    const firstMeasured = candidates.find((c): c is DraftCandidate => c.kind === 'draft' && c.cost !== null);
     const sharedVerifyCost = firstMeasured?.cost?.verify_cost_by_k ?? null;
     const candidateReports = candidates.map((candidate, c) =>
       candidateReport(candidate, tallies[c], config, sharedVerifyCost),
@@ -346,21 +384,11 @@ async function openCandidate(
       }),
     };
   }
-  if (name === 'suffix') {
-    return {
-      name,
-      kind: name,
-      proposer: new SuffixTreeProposer({
-        maxPattern: config.suffix.max_pattern,
-        maxDepth: config.suffix.max_depth,
-        minTokenProbability: config.suffix.min_token_probability,
-      }),
-    };
-  }
+  if (name === 'suffix') return { name, kind: name, proposer: newSuffixTree(config) };
   if (!existsSync(name)) {
     throw new InputError(
       `${name}: no such draft checkpoint directory`,
-      `--model and --baseline take a draft directory or one of: ${MODEL_FREE_METHODS.join(', ')}`,
+      `--model and --baseline take a draft directory or one of: ${MODEL_FREE_METHODS.join(', ')} (and --baseline ${HYBRID})`,
     );
   }
   const checkpoint = readDraftCheckpoint(name);
@@ -410,6 +438,105 @@ export function measuresCost(config: EvalConfig): boolean {
   return engine === 'llama-cpp' || (engine === 'auto' && targetModel !== undefined);
 }
 
+/** A draft's matches on rows by one batched teacher-forced pass, and its sampling-acceptance bounds. */
+async function scoreDraft(
+  candidate: DraftCandidate,
+  rows: readonly TargetRow[],
+  config: EvalConfig,
+): Promise<{ matches: CompletionMatches[]; sampling: SamplingAcceptanceBounds[] }> {
+  const scored = await teacherForcedDraft(
+    candidate.draft,
+    rows.map((row) => ({
+      promptIds: row.prompt_token_ids,
+      completionIds: row.completion_token_ids,
+      topK: row.top_k,
+      topIds: row.top_ids,
+      topLogprobs: row.top_logprobs,
+    })),
+    { tokensPerBatch: config.tokens_per_batch },
+  );
+  return {
+    matches: rows.map((row, i) => matchesFromTeacherForcing(row.completion_token_ids, scored[i].predicted)),
+    sampling: scored.flatMap((s) => s.sampling ?? []),
+  };
+}
+
+/** The suffix tree's matches on rows, with the context-suffix length it matched at each position. */
+async function scoreSuffix(tree: SuffixTreeProposer, rows: readonly TargetRow[]): Promise<SuffixMatches[]> {
+  const matches: SuffixMatches[] = [];
+  for (const row of rows)
+    matches.push(await suffixMatches(tree, Array.from(row.prompt_token_ids), Array.from(row.completion_token_ids)));
+  return matches;
+}
+
+function newSuffixTree(config: EvalConfig): SuffixTreeProposer {
+  return new SuffixTreeProposer({
+    maxPattern: config.suffix.max_pattern,
+    maxDepth: config.suffix.max_depth,
+    minTokenProbability: config.suffix.min_token_probability,
+  });
+}
+
+/**
+ * The hybrid of the suffix tree and the first draft among the candidates. Its threshold is given
+ * (`eval.hybrid.min_match`) or chosen on calibration rows of the train split — every tenth row, up to
+ * `calibration_rows`, scored by the draft and by a tree built from the other train rows — never on the
+ * split being evaluated.
+ */
+async function openHybrid(
+  candidates: readonly Candidate[],
+  suffixTree: SuffixTreeProposer | undefined,
+  data: string,
+  config: EvalConfig,
+  deps: EvalDeps,
+): Promise<HybridCandidate> {
+  const draft = candidates.find((c): c is DraftCandidate => c.kind === 'draft');
+  if (!draft)
+    throw new UsageError('eval: the hybrid pairs the suffix tree with a draft: --model <draft dir> --baseline hybrid');
+  const hybrid: HybridCandidate = {
+    name: HYBRID,
+    kind: 'hybrid',
+    draft,
+    tree: suffixTree ?? newSuffixTree(config),
+    minMatch: config.hybrid.min_match ?? null,
+    chosenBy: config.hybrid.min_match === undefined ? 'calibration' : 'given',
+    calibrationRows: 0,
+    trials: [],
+  };
+  if (hybrid.chosenBy === 'given') return hybrid;
+  const trainPath = join(data, 'train.arrow');
+  if (!existsSync(trainPath)) {
+    deps.progress({
+      kind: 'log',
+      level: 'warn',
+      message: `${trainPath} is missing: the hybrid cannot choose its threshold and runs the draft alone`,
+    });
+    return hybrid;
+  }
+  const calibrationTree = newSuffixTree(config);
+  const calibration: TargetRow[] = [];
+  let index = 0;
+  for await (const row of readTargetRows(trainPath)) {
+    if (index++ % 10 === 0 && calibration.length < config.hybrid.calibration_rows) calibration.push(row);
+    else calibrationTree.add(row.completion_token_ids);
+  }
+  const drafts = (await scoreDraft(draft, calibration, config)).matches;
+  const trees = await scoreSuffix(calibrationTree, calibration);
+  const costRatio = draft.cost?.cost_ratio ?? config.cost_ratio;
+  const verifyCost = (k: number): number => draft.cost?.verify_cost_by_k?.[k - 1] ?? 1;
+  const rows = calibration.map((_, i) => ({ draft: drafts[i], suffix: trees[i] }));
+  const chosen = chooseMinMatch(rows, config.suffix.max_pattern, costRatio, verifyCost);
+  Object.assign(hybrid, { minMatch: chosen.minMatch, trials: chosen.trials, calibrationRows: calibration.length });
+  deps.progress({
+    kind: 'log',
+    level: 'info',
+    message:
+      `hybrid: the suffix tree answers where it matched ≥ ${chosen.minMatch ?? '∞'} tokens ` +
+      `(chosen on ${calibration.length} train rows), ${draft.name} elsewhere`,
+  });
+  return hybrid;
+}
+
 /** Index the train split's completions into the suffix tree; returns the tokens indexed. */
 async function buildSuffixTree(
   tree: SuffixTreeProposer,
@@ -442,10 +569,14 @@ function candidateReport(
   config: EvalConfig,
   sharedVerifyCost: number[] | null,
 ): CandidateReport {
-  const measured = candidate.kind === 'draft' ? candidate.cost : null;
-  const costRatio = candidate.kind === 'draft' ? (measured?.cost_ratio ?? config.cost_ratio) : 0;
-  const verifyCostByK = candidate.kind === 'draft' ? (measured?.verify_cost_by_k ?? null) : sharedVerifyCost;
+  const draft = candidate.kind === 'draft' ? candidate : candidate.kind === 'hybrid' ? candidate.draft : null;
+  const measured = draft?.cost ?? null;
+  const costRatio = draft ? (measured?.cost_ratio ?? config.cost_ratio) : 0;
+  const verifyCostByK = draft ? (measured?.verify_cost_by_k ?? null) : sharedVerifyCost;
   const verifyCost = (k: number): number => verifyCostByK?.[k - 1] ?? 1;
+  // Only the steps that run the draft model pay k·c (all of them except the hybrid's suffix-tree steps).
+  const draftShare = (steps: number, modelSteps: number): number => (steps > 0 ? modelSteps / steps : 1);
+  const costAt = (counts: GreedyCounts): number => costRatio * draftShare(counts.steps, counts.modelSteps);
   const kMaxCounts = tally.byK[MAX_DRAFT_TOKENS - 1];
   const positions = positionAcceptance(kMaxCounts);
   const conditional = positions.map((p) => p.conditional);
@@ -457,9 +588,9 @@ function candidateReport(
       k,
       tau,
       acceptance_rate: alpha,
-      speedup: speedupFromTau(tau, k, costRatio, verifyCost(k)),
-      speedup_closed_form: alpha === null ? null : speedupClosedForm(alpha, k, costRatio, verifyCost(k)),
-      speedup_per_position: speedupPerPosition(conditional, k, costRatio, verifyCost(k)),
+      speedup: speedupFromTau(tau, k, costAt(counts), verifyCost(k)),
+      speedup_closed_form: alpha === null ? null : speedupClosedForm(alpha, k, costAt(counts), verifyCost(k)),
+      speedup_per_position: speedupPerPosition(conditional, k, costAt(counts), verifyCost(k)),
       steps: counts.steps,
       drafted: counts.drafted,
       accepted: counts.accepted,
@@ -471,7 +602,9 @@ function candidateReport(
     .map(([key, slice]) => {
       const [dimension, value] = key.split('\u0000') as [SliceReport['dimension'], string];
       const tau = slice.steps.map((steps) => (steps > 0 ? slice.tokens / steps : 1));
-      const sliceSpeedups = tau.map((t, i) => speedupFromTau(t, i + 1, costRatio, verifyCost(i + 1)));
+      const sliceSpeedups = tau.map((t, i) =>
+        speedupFromTau(t, i + 1, costRatio * draftShare(slice.steps[i], slice.modelSteps[i]), verifyCost(i + 1)),
+      );
       const sliceBest = bestK(sliceSpeedups);
       return {
         dimension,
@@ -491,9 +624,9 @@ function candidateReport(
   return {
     name: candidate.name,
     kind: candidate.kind,
-    path: candidate.kind === 'draft' ? candidate.path : null,
+    path: draft?.path ?? null,
     cost_ratio: costRatio,
-    cost_ratio_source: candidate.kind !== 'draft' ? 'model-free' : measured ? 'measured' : 'given',
+    cost_ratio_source: !draft ? 'model-free' : measured ? 'measured' : 'given',
     cost_measurement: measured,
     verify_cost_by_k: verifyCostByK,
     greedy_hit_rate: tally.positions ? tally.hits / tally.positions : null,
@@ -516,6 +649,18 @@ function candidateReport(
       tokens: c.tokens,
       steps: c.steps,
     })),
+    ...(candidate.kind === 'hybrid'
+      ? {
+          hybrid: {
+            draft: candidate.draft.name,
+            min_match: candidate.minMatch,
+            chosen_by: candidate.chosenBy,
+            calibration_rows: candidate.calibrationRows,
+            trials: candidate.trials,
+            draft_share_by_k: tally.byK.map((counts) => draftShare(counts.steps, counts.modelSteps)),
+          },
+        }
+      : {}),
     throughput: {
       seconds: tally.seconds,
       tokens_per_min: tally.seconds > 0 ? (tally.positions / tally.seconds) * 60 : 0,

@@ -80,7 +80,16 @@ export function renderMarkdown(report: EvalReport): string {
   lines.push('## Cost ratio c', '');
   for (const c of report.candidates) {
     const m = c.cost_measurement;
-    if (c.cost_ratio_source === 'model-free') {
+    if (c.hybrid) {
+      const h = c.hybrid;
+      const threshold = h.min_match === null ? 'never (the draft alone did best)' : `≥ ${h.min_match} tokens`;
+      const chosen = h.chosen_by === 'given' ? 'given' : `chosen on ${h.calibration_rows} train rows`;
+      lines.push(
+        `- ${c.name}: the suffix tree where its matched context is ${threshold} (${chosen}), ${h.draft} elsewhere; ` +
+          `c = ${fixed(c.cost_ratio, 3)} (${c.cost_ratio_source}) paid in ` +
+          `${fixed(100 * h.draft_share_by_k[c.best_k - 1], 1)}% of the steps at k = ${c.best_k}.`,
+      );
+    } else if (c.cost_ratio_source === 'model-free') {
       lines.push(
         `- ${c.name}: c = 0 (model-free)${c.verify_cost_by_k ? '; verification costs v_k as measured for the first draft' : ''}.`,
       );

@@ -100,10 +100,17 @@ const conversationStepsSchema = z.strictObject({
 });
 
 export const candidateSchema = z.strictObject({
-  name: z.string().describe('`draft:<dir name>`, `prompt-lookup` or `suffix`.'),
-  kind: z.enum(['draft', 'prompt-lookup', 'suffix']).describe('A draft model or a model-free method.'),
-  path: z.string().nullable().describe('The draft checkpoint directory (drafts only).'),
-  cost_ratio: z.number().min(0).describe('c: one draft forward pass / one target forward pass.'),
+  name: z.string().describe('`draft:<dir name>`, `prompt-lookup`, `suffix` or `hybrid`.'),
+  kind: z
+    .enum(['draft', 'prompt-lookup', 'suffix', 'hybrid'])
+    .describe('A draft model, a model-free method, or the hybrid of the suffix tree and a draft.'),
+  path: z.string().nullable().describe('The draft checkpoint directory (drafts and the hybrid).'),
+  cost_ratio: z
+    .number()
+    .min(0)
+    .describe(
+      "c: one draft forward pass / one target forward pass (the hybrid's draft pays it only in the steps it runs).",
+    ),
   cost_ratio_source: z
     .enum(['given', 'measured', 'model-free'])
     .describe('`given` (config / --cost-ratio), `measured` (cost_measurement) or `model-free` (0: no forward pass).'),
@@ -140,6 +147,36 @@ export const candidateSchema = z.strictObject({
   conversations: z
     .array(conversationStepsSchema)
     .describe('Per conversation, for bootstrap intervals in `fireopt compare`.'),
+  hybrid: z
+    .strictObject({
+      draft: z.string().describe('The draft candidate it pairs with the suffix tree.'),
+      min_match: z
+        .number()
+        .int()
+        .min(1)
+        .nullable()
+        .describe(
+          'The suffix tree answers where it matched a context suffix of at least this many tokens (null: never).',
+        ),
+      chosen_by: z
+        .enum(['given', 'calibration'])
+        .describe('`given` (eval.hybrid.min_match) or `calibration` (the best on a slice of the train split).'),
+      calibration_rows: z.number().int().min(0).describe('Train rows the threshold was chosen on (0 when given).'),
+      trials: z
+        .array(
+          z.strictObject({
+            min_match: z.number().int().min(1).nullable().describe('The threshold tried (null: the draft alone).'),
+            best_k: z.number().int().min(1).describe('Its best k on the calibration rows.'),
+            best_speedup: z.number().min(0).describe('Its expected speed-up there.'),
+          }),
+        )
+        .describe('Every threshold tried on the calibration rows (empty when given).'),
+      draft_share_by_k: z
+        .array(z.number().min(0).max(1))
+        .describe('Share of the steps that ran the draft model, for k = 1..k_max (the rest the suffix tree answered).'),
+    })
+    .optional()
+    .describe('The hybrid speculator only: how it splits the work between the suffix tree and the draft.'),
   throughput: z
     .strictObject({
       seconds: z.number().min(0).describe('Seconds spent on this candidate.'),

@@ -702,7 +702,9 @@ function gate(
   const speedup = (x: number): string => `${x.toFixed(2)}×`;
   const cost = `c = ${candidate.cost_ratio.toFixed(3)} ${candidate.cost_ratio_source}`;
   const modelFree = config.promotion.beat_model_free
-    ? report.candidates.filter((c) => c.kind !== 'draft').sort((a, b) => b.best_speedup - a.best_speedup)[0]
+    ? report.candidates
+        .filter((c) => (MODEL_FREE_METHODS as readonly string[]).includes(c.kind))
+        .sort((a, b) => b.best_speedup - a.best_speedup)[0]
     : undefined;
   // The best alternative to this draft: the fastest model-free method, or plain decoding (1×) when
   // that is faster still.

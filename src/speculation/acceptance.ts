@@ -35,12 +35,19 @@ export interface CompletionMatches {
   matchLengths: Uint8Array;
   /** How many tokens the proposer offered at t (≤ k_max); k_max everywhere for a draft model. */
   proposedLengths: Uint8Array;
+  /**
+   * 1 where a step starting at t runs the draft model, 0 where a free proposer (the suffix tree) answers
+   * instead: a hybrid speculator's per-position choice. Absent: the proposer's cost applies at every step.
+   */
+  draftModelRuns?: Uint8Array;
 }
 
 /** Counts of one greedy simulation at one k (add them up over completions; ratios at the end). */
 export interface GreedyCounts {
   tokens: number;
   steps: number;
+  /** Steps whose proposal ran the draft model (all steps unless the matches say otherwise). */
+  modelSteps: number;
   drafted: number;
   accepted: number;
   /** [i − 1] = steps that drafted at least i tokens. */
@@ -55,6 +62,7 @@ export function emptyCounts(k: number): GreedyCounts {
   return {
     tokens: 0,
     steps: 0,
+    modelSteps: 0,
     drafted: 0,
     accepted: 0,
     draftedAt: new Array(k).fill(0),
@@ -109,13 +117,14 @@ export function simulateGreedy(
   into: GreedyCounts = emptyCounts(k),
 ): GreedyCounts {
   if (!Number.isInteger(k) || k < 1) throw new Error(`k must be a positive integer, got ${k}`);
-  const { matchLengths, proposedLengths } = matches;
+  const { matchLengths, proposedLengths, draftModelRuns } = matches;
   const n = matchLengths.length;
   let t = 0;
   while (t < n) {
     const drafted = Math.min(k, proposedLengths[t], n - t - 1);
     const accepted = Math.min(matchLengths[t], drafted);
     into.steps += 1;
+    if (!draftModelRuns || draftModelRuns[t]) into.modelSteps += 1;
     into.drafted += drafted;
     into.accepted += accepted;
     for (let i = 1; i <= drafted; i++) {
@@ -133,6 +142,7 @@ export function simulateGreedy(
 export function addCounts(a: GreedyCounts, b: GreedyCounts): GreedyCounts {
   a.tokens += b.tokens;
   a.steps += b.steps;
+  a.modelSteps += b.modelSteps;
   a.drafted += b.drafted;
   a.accepted += b.accepted;
   for (let i = 0; i < a.draftedAt.length; i++) {
@@ -168,7 +178,10 @@ export function positionAcceptance(
   }));
 }
 
-/** S = τ / (k·c + v): tokens per unit of target-forward time (v = verification cost, 1 unless measured). */
+/**
+ * S = τ / (k·c + v): tokens per unit of target-forward time (v = verification cost, 1 unless measured).
+ * A hybrid whose draft model runs in a share s of the steps pays k·c·s per step: pass c·s as c.
+ */
 export function speedupFromTau(tau: number, k: number, costRatio: number, verifyCost = 1): number {
   return tau / (k * costRatio + verifyCost);
 }

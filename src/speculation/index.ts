@@ -16,3 +16,4 @@ export {
   type TeacherForcedOutput,
   type TeacherForcedOptions,
 } from './draft-proposer.js';
+export { chooseMinMatch, type HybridTrial, hybridMatches, type SuffixMatches, suffixMatches } from './hybrid.js';

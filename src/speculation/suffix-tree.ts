@@ -71,15 +71,26 @@ export class SuffixTreeProposer implements Proposer {
   }
 
   async open(promptIds: readonly number[]): Promise<ProposerSession> {
+    const session = this.openMatched(promptIds);
+    return { ...session, propose: async (k) => session.proposeMatched(k).tokens };
+  }
+
+  /**
+   * A session whose proposals also say how long a context suffix they matched (in the trie or in the
+   * request's own context): a hybrid speculator trusts the tree only where that match is long enough.
+   */
+  openMatched(promptIds: readonly number[]): Omit<ProposerSession, 'propose'> & {
+    proposeMatched(k: number): { tokens: number[]; matched: number };
+  } {
     if (!this.finalized) this.finalize();
     // The request's own context (prompt and what has been generated) is searched as in prompt lookup.
     const local = new NgramIndex(promptIds, { maxNgram: this.options.maxPattern, minNgram: 1 });
     const context = [...promptIds];
     return {
-      propose: async (k) => {
+      proposeMatched: (k) => {
         const global = this.proposeFrom(context, k);
         const own = local.proposeWithMatch(k);
-        return own.matched > global.matched ? own.tokens : global.tokens;
+        return own.matched > global.matched ? own : global;
       },
       append: async (tokenIds) => {
         for (const token of tokenIds) context.push(token);

@@ -169,6 +169,66 @@ describe.skipIf(!haveInputs)('fireopt eval', () => {
     }
   });
 
+  it('pairs the suffix tree with the draft (--baseline hybrid), its threshold chosen on train rows', async () => {
+    const evalWith = async (out: string, ...extra: string[]) => {
+      const result = await runCli([
+        '--quiet',
+        'eval',
+        '--model',
+        good.checkpoint,
+        '--data',
+        targets,
+        '--baseline',
+        'suffix',
+        '--baseline',
+        'hybrid',
+        '--cost-ratio',
+        '0.1',
+        '--out',
+        join(work, out),
+        ...extra,
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      return readReportFile(join(work, out));
+    };
+    const report = await evalWith('eval-hybrid');
+    expect(report.candidates.map((c) => c.kind)).toEqual(['draft', 'suffix', 'hybrid']);
+    const [draft, , hybrid] = report.candidates;
+    const h = hybrid.hybrid!;
+    expect(h).toMatchObject({ draft: draft.name, chosen_by: 'calibration' });
+    // Every tenth of the train split's rows (about half of 64 prompts) calibrates it.
+    expect(h.calibration_rows).toBeGreaterThanOrEqual(2);
+    expect(h.trials.map((t) => t.min_match)).toEqual([null, 8, 7, 6, 5, 4, 3, 2, 1]);
+    const bestTrial = h.trials.reduce((a, b) => (b.best_speedup > a.best_speedup + 1e-12 ? b : a));
+    expect(h.min_match).toBe(bestTrial.min_match);
+    expect(hybrid.cost_ratio).toBe(0.1);
+    expect(hybrid.path).toBe(draft.path);
+    // Only the draft's steps pay k·c: S = τ / (k·c·share + 1) at every k.
+    for (const entry of hybrid.by_k)
+      expect(entry.speedup).toBeCloseTo(entry.tau / (entry.k * 0.1 * h.draft_share_by_k[entry.k - 1] + 1), 12);
+    expect(readFileSync(join(work, 'eval-hybrid', 'report.md'), 'utf8')).toContain('- hybrid: the suffix tree where');
+
+    // With the tree trusted at every match, it answers some steps; never trusted, the hybrid is the draft.
+    const always = (await evalWith('eval-hybrid-1', '--set', 'eval.hybrid.min_match=1')).candidates[2];
+    expect(always.hybrid!.chosen_by).toBe('given');
+    expect(Math.min(...always.hybrid!.draft_share_by_k)).toBeLessThan(1);
+    const never = (await evalWith('eval-hybrid-99', '--set', 'eval.hybrid.min_match=99')).candidates;
+    expect(never[2].hybrid!.draft_share_by_k.every((share) => share === 1)).toBe(true);
+    expect(never[2].by_k.map((e) => [e.tau, e.speedup])).toEqual(never[0].by_k.map((e) => [e.tau, e.speedup]));
+  });
+
+  it('refuses a hybrid without a draft to pair (exit 2)', async () => {
+    for (const args of [
+      ['--model', 'hybrid'],
+      ['--model', 'prompt-lookup', '--baseline', 'hybrid'],
+    ]) {
+      const result = await runCli(['eval', ...args, '--data', targets, '--out', join(work, 'no-hybrid')]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain('the hybrid pairs the suffix tree with a draft');
+      expect(existsSync(join(work, 'no-hybrid'))).toBe(false);
+    }
+  });
+
   it('refuses data that is not a targets directory, with a hint (exit 2)', async () => {
     const result = await runCli(['eval', '--model', 'suffix', '--data', work, '--out', join(work, 'x')]);
     expect(result.code).toBe(2);

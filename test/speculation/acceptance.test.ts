@@ -8,6 +8,7 @@ import {
   acceptanceRate,
   bestK,
   emptyCounts,
+  hybridMatches,
   matchesFromProposals,
   matchesFromTeacherForcing,
   matchesWithProposer,
@@ -19,6 +20,30 @@ import {
 } from '../../src/speculation/index.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { haveShared, sharedPath } from '../helpers/shared.js';
+
+describe('the hybrid of a suffix tree and a draft, by hand', () => {
+  // Completion 10..15. The draft misses position 2; the tree matched long contexts at 2 and 3 (and
+  // proposes the right tokens there) but has nothing to offer at 4.
+  const completion = [10, 11, 12, 13, 14, 15];
+  const draft = matchesFromTeacherForcing(completion, [10, 11, 99, 13, 14, 15]);
+  const tree = {
+    ...matchesFromProposals(completion, [[], [], [12, 13, 14, 15], [13, 14], [], [15]]),
+    matched: Uint8Array.from([0, 1, 4, 4, 5, 1]),
+  };
+
+  it('lets the tree answer where its match is long enough and it proposes, the draft elsewhere', () => {
+    const hybrid = hybridMatches(draft, tree, 4);
+    expect(Array.from(hybrid.draftModelRuns!)).toEqual([1, 1, 0, 0, 1, 1]);
+    expect(Array.from(hybrid.matchLengths)).toEqual([2, 1, 4, 2, 2, 1]);
+    // k = 4: steps start at 0 (draft: 2 accepted), 3 (tree: 2 accepted, drafting stops before the last token).
+    const counts = simulateGreedy(hybrid, 4);
+    expect([counts.steps, counts.modelSteps]).toEqual([2, 1]);
+    // Never trusted, it is the draft; a plain proposer's every step runs its model.
+    const alone = simulateGreedy(hybridMatches(draft, tree, Number.POSITIVE_INFINITY), 4);
+    expect(alone).toEqual(simulateGreedy(draft, 4));
+    expect(alone.modelSteps).toBe(alone.steps);
+  });
+});
 
 describe('greedy simulation, by hand', () => {
   // Completion 10..15; the draft's teacher-forced top-1 misses only position 2.

@@ -32,7 +32,8 @@ export function register(program: Command, context: ContextGetter): void {
     .description(
       'Greedy hit rate, simulated acceptance length τ and speed-up for k = 1..8, per-position and sampling acceptance,\n' +
         'baselines on the same data and slices. Writes <out>/report.json, report.md and SVG plots.\n' +
-        '--model and --baseline take a draft checkpoint directory, `prompt-lookup` or `suffix`.',
+        '--model and --baseline take a draft checkpoint directory, `prompt-lookup` or `suffix`; `--baseline hybrid` ' +
+        'pairs the suffix tree with the --model draft (the tree where its match is long enough, the draft elsewhere).',
     )
     .option('-m, --model <draft>', 'the candidate: draft checkpoint directory, prompt-lookup or suffix')
     .option('-d, --data <targets>', 'targets directory written by distill (default: the draft was trained on)')
