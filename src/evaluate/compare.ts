@@ -117,9 +117,10 @@ export function compareReports(
   }
   const ka = a.best_k;
   const kb = b.best_k;
-  // One step's cost in target steps: k·c for the draft (the hybrid pays it in its draft steps only) + 1.
+  // One step's cost in target steps, as eval priced it: k·c for the draft (the hybrid pays it in its draft
+  // steps only) + v_k, the target's verification (1 where it was not measured).
   const stepCost = (c: CandidateReport, k: number): number =>
-    k * c.cost_ratio * (c.hybrid?.draft_share_by_k[k - 1] ?? 1) + 1;
+    k * c.cost_ratio * (c.hybrid?.draft_share_by_k[k - 1] ?? 1) + (c.verify_cost_by_k?.[k - 1] ?? 1);
   const stepsB = new Map(b.conversations.map((c) => [c.id, c]));
   const paired = a.conversations
     .filter((c) => stepsB.has(c.id))

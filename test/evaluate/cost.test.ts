@@ -142,7 +142,22 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --meas
     expect(markdown).toContain('measured in llama.cpp');
     expect(markdown).toContain('## Cost ratio c');
     expect(markdown).toContain('S = τ / (k·c + v_k)');
-  }, 40_000);
+    // compare prices both drafts as eval did (measured c and v_k): its Δ is the difference of the reports' speed-ups.
+    const reportPath = join(out, 'report.json');
+    const compared = await runCli([
+      '--json',
+      'compare',
+      reportPath,
+      reportPath,
+      '--candidate-a',
+      bigDraft.name,
+      '--candidate-b',
+      smallDraft.name,
+    ]);
+    expect([0, 3]).toContain(compared.code);
+    const comparison = JSON.parse(compared.stdout) as { delta_speedup: { estimate: number } };
+    expect(comparison.delta_speedup.estimate).toBeCloseTo(smallDraft.best_speedup - bigDraft.best_speedup, 12);
+  });
 
   it('still takes a given ratio (no measurement; verification counted as one target step)', async () => {
     const out = join(work, 'given');
