@@ -2,9 +2,9 @@
 /**
  * Single-sequence decoding speed with the KV cache: fireopt's tfjs model on wasm beside llama.cpp
  * (node-llama-cpp, CPU, threads: 1, the same weights written as an F32 GGUF by fireopt), greedy,
- * F32 KV cache and no flash attention on the llama.cpp side, `--tokens` new tokens after BOS. Models: the real stories260K, and draft-small (d 256, 4 layers)
- * with random weights at vocabularies 8192 and 32000 (Llama-2's SentencePiece vocabulary, cut to
- * size, from ../shared/models/vocab).
+ * F32 KV cache and no flash attention on the llama.cpp side, `--tokens` new tokens after BOS. Models: the real
+ * stories260K, and draft-small (d 256, 4 layers) with random weights at vocabularies 8192 and 32000 (Llama-2's
+ * SentencePiece vocabulary, cut to size, from ../shared/models/vocab).
  *
  *   node bench/decode.mjs [--tokens 128] [--backend wasm] [--skip-llama-cpp] [--smoke]
  *
@@ -131,7 +131,8 @@ async function decodeLlamaCpp(llama, path) {
 
 await initBackend(backend, (line) => console.log(line));
 console.log(
-  `machine: ${cpus()[0].model}, ${cpus().length} cores; node ${process.version}; ${newTokens} new tokens after BOS, greedy`,
+  `machine: ${cpus()[0].model}, ${cpus().length} cores; node ${process.version}; ` +
+    `${newTokens} new tokens after BOS, greedy`,
 );
 const llama = skipLlamaCpp ? undefined : await startLlama();
 const directory = mkdtempSync(join(tmpdir(), 'fireopt-decode-'));
@@ -181,6 +182,7 @@ for (const r of rows) {
         ? 'yes'
         : `no: from step ${r.firstDifferentStep} (tfjs top-2 margin ${r.tfjsTop2LogitMarginThere.toExponential(1)})`;
   console.log(
-    `| ${r.model} | ${fmt(r.tfjsTokensPerSec)} | ${fmt(r.llamaCppTokensPerSec)} | ${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${same} |`,
+    `| ${r.model} | ${fmt(r.tfjsTokensPerSec)} | ${fmt(r.llamaCppTokensPerSec)} | ` +
+      `${r.ratio === undefined ? 'n/a' : r.ratio.toFixed(2)} | ${same} |`,
   );
 }

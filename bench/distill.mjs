@@ -207,13 +207,15 @@ try {
     `\nstories260K, ${promptCount} ShareGPT prompts, ${maxTokens} new tokens each, greedy, median of ${reps}`,
   );
   console.log(
-    '| engine | top_logprobs | raw engine tokens/s | distill tokens/s | distill / raw | overhead | same tokens | raw loop |',
+    '| engine | top_logprobs | raw engine tokens/s | distill tokens/s | ' +
+      'distill / raw | overhead | same tokens | raw loop |',
   );
   console.log('|---|---:|---:|---:|---:|---:|---|---|');
   for (const r of results) {
     const ratio = r.distill / r.raw;
     console.log(
-      `| ${r.engine} | ${r.topLogprobs} | ${r.raw.toFixed(0)} | ${r.distill.toFixed(0)} | ${ratio.toFixed(3)} | ${((1 / ratio - 1) * 100).toFixed(1)} % | ${r.same ? 'yes' : 'NO'} | ${r.rawName} |`,
+      `| ${r.engine} | ${r.topLogprobs} | ${r.raw.toFixed(0)} | ${r.distill.toFixed(0)} | ${ratio.toFixed(3)} | ` +
+        `${((1 / ratio - 1) * 100).toFixed(1)} % | ${r.same ? 'yes' : 'NO'} | ${r.rawName} |`,
     );
   }
 
@@ -269,7 +271,8 @@ try {
   }
   const cpuModel = cpus()[0]?.model ?? 'unknown';
   console.log(
-    `\nmachine: nproc ${cpus().length}, ${cpuModel}, Node ${process.version}; load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`,
+    `\nmachine: nproc ${cpus().length}, ${cpuModel}, Node ${process.version}; ` +
+      `load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after`,
   );
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -28,7 +28,8 @@ const sample = () => {
       const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      threads.set(tid, { name, cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100 }); // utime + stime, in clock ticks
+      // utime + stime, in clock ticks
+      threads.set(tid, { name, cpuSeconds: (Number(fields[11]) + Number(fields[12])) / 100 });
     } catch {
       // the thread ended between readdir and read
     }
@@ -43,7 +44,8 @@ try {
   sample();
   const cpu = process.cpuUsage();
   console.log(
-    `wall ${((performance.now() - started) / 1000).toFixed(2)} s, CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, parse workers ${summary.parse_workers}`,
+    `wall ${((performance.now() - started) / 1000).toFixed(2)} s, ` +
+      `CPU ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, parse workers ${summary.parse_workers}`,
   );
   const groups = new Map();
   for (const [tid, { name, cpuSeconds }] of threads) {

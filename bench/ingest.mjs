@@ -216,7 +216,8 @@ async function main() {
   mkdirSync(dataDir, { recursive: true });
   const cpuModel = cpus()[0]?.model ?? 'unknown';
   console.log(
-    `machine: ${cpus().length} CPUs (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), ${cpuModel}, node ${process.version}; medians of ${runs} runs`,
+    `machine: ${cpus().length} CPUs (nproc ${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()}), ` +
+      `${cpuModel}, node ${process.version}; medians of ${runs} runs`,
   );
   console.log('| input | step | seconds (median) | MB/s | % of json-parse | CPU s | peak RSS MB | notes |');
   console.log('|---|---|---:|---:|---:|---:|---:|---|');
@@ -235,7 +236,8 @@ async function main() {
       const seconds = median(all.map((x) => x.seconds));
       const last = all[all.length - 1];
       const notes = mode.startsWith('ingest')
-        ? `${last.rows} rows, ${last.duplicates} duplicates, ${last.rejected} rejected, ${last.outMb.toFixed(0)} MB Arrow out` +
+        ? `${last.rows} rows, ${last.duplicates} duplicates, ${last.rejected} rejected, ` +
+          `${last.outMb.toFixed(0)} MB Arrow out` +
           (mode === 'ingest' ? `; workers used: ${all.map((x) => x.workers).join(', ')}` : '')
         : mode === 'json-parse'
           ? `${last.lines} lines`
@@ -244,7 +246,8 @@ async function main() {
       const rss = all[0].peakRssMb === null ? '–' : Math.max(...all.map((x) => x.peakRssMb)).toFixed(0);
       const runsText = all.map((x) => x.seconds.toFixed(2)).join(', ');
       console.log(
-        `| ${mb.toFixed(0)} MB | ${mode} | ${seconds.toFixed(2)} (${runsText}) | ${(mb / seconds).toFixed(1)} | ${((parseSeconds / seconds) * 100).toFixed(0)} % | ${cpuSeconds} | ${rss} | ${notes} |`,
+        `| ${mb.toFixed(0)} MB | ${mode} | ${seconds.toFixed(2)} (${runsText}) | ${(mb / seconds).toFixed(1)} | ` +
+          `${((parseSeconds / seconds) * 100).toFixed(0)} % | ${cpuSeconds} | ${rss} | ${notes} |`,
       );
     }
     console.log(`load average (1, 5, 15 min): ${loadBefore} before, ${load()} after the ${mb.toFixed(0)} MB steps`);

@@ -6,7 +6,8 @@
  * square that the model computes), beside a native sgemm floor (numpy / OpenBLAS) measured in the
  * same run.
  *
- *   node bench/model-train.mjs [--backends wasm,cpu] [--vocabs 8192,32000] [--threads 1] [--native off,1,2] [--steps 5] [--quick]
+ *   node bench/model-train.mjs [--backends wasm,cpu] [--vocabs 8192,32000] [--threads 1] [--native off,1,2]
+ *       [--steps 5] [--quick]
  *
  * --native: fireopt's native kernels (native/kernels.cc: sgemm and the fused loss) off, or on with
  * that many threads; each backend runs once per setting (default off,1,2 when the addon is built).
@@ -106,7 +107,8 @@ if (smoke) console.log('native floor: not measured (--smoke)');
 else if (floor.defaultThreads === undefined) console.log('native floor: python3 numpy not available');
 else
   console.log(
-    `native sgemm 1024³ (numpy/OpenBLAS): ${floor.defaultThreads.toFixed(0)} GFLOP/s ${cpus().length} threads, ${floor.oneThread?.toFixed(0)} 1 thread, ${floor.skylakeX?.toFixed(0)} with OPENBLAS_CORETYPE=SkylakeX`,
+    `native sgemm 1024³ (numpy/OpenBLAS): ${floor.defaultThreads.toFixed(0)} GFLOP/s ${cpus().length} threads, ` +
+      `${floor.oneThread?.toFixed(0)} 1 thread, ${floor.skylakeX?.toFixed(0)} with OPENBLAS_CORETYPE=SkylakeX`,
   );
 const bestFloor = Math.max(floor.defaultThreads ?? 0, floor.skylakeX ?? 0);
 
@@ -142,7 +144,8 @@ for (const { backend, threads, native } of runs) {
     nativeKernels().kernels?.setThreads(native);
   }
   const choice = await initBackend(backend, (line) => console.log(line), { wasmThreads: threads });
-  const label = `${choice.name === 'wasm' ? `wasm ×${choice.threads}` : choice.name}${native > 0 ? ` + native ×${native}` : ''}`;
+  const backendLabel = choice.name === 'wasm' ? `wasm ×${choice.threads}` : choice.name;
+  const label = `${backendLabel}${native > 0 ? ` + native ×${native}` : ''}`;
   const sgemm = backendSgemm();
   console.log(`${label} sgemm ${smoke ? 256 : 1024}³: ${sgemm.toFixed(1)} GFLOP/s`);
   for (const vocabSize of vocabs) {
@@ -192,11 +195,14 @@ for (const { backend, threads, native } of runs) {
 }
 
 console.log(
-  '\n| backend | model | vocab | batch × seq | step ms | tokens/s | model GFLOP/s | backend sgemm GFLOP/s | % of native floor |',
+  '\n| backend | model | vocab | batch × seq | step ms | tokens/s | ' +
+    'model GFLOP/s | backend sgemm GFLOP/s | % of native floor |',
 );
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r.backend} | ${r.preset} | ${r.vocabSize} | ${r.B} × ${r.T} | ${r.stepMs.toFixed(0)} | ${r.tokensPerSec.toFixed(0)} | ${r.gflops.toFixed(1)} | ${r.backendSgemm.toFixed(1)} | ${r.ofFloor === undefined ? 'n/a' : (100 * r.ofFloor).toFixed(1) + '%'} |`,
+    `| ${r.backend} | ${r.preset} | ${r.vocabSize} | ${r.B} × ${r.T} | ${r.stepMs.toFixed(0)} | ` +
+      `${r.tokensPerSec.toFixed(0)} | ${r.gflops.toFixed(1)} | ${r.backendSgemm.toFixed(1)} | ` +
+      `${r.ofFloor === undefined ? 'n/a' : (100 * r.ofFloor).toFixed(1) + '%'} |`,
   );
 }

@@ -15,7 +15,13 @@ const { kernels, description } = nativeKernels();
 if (!kernels) throw new Error(`no native kernels: ${description}`);
 const numpy = (threads) => {
   const script =
-    'import time, numpy as np\na=np.random.rand(1024,1024).astype(np.float32); b=np.random.rand(1024,1024).astype(np.float32)\nfor _ in range(2): a@b\nbest=1e9\nfor _ in range(10):\n  t=time.perf_counter(); a@b; best=min(best,time.perf_counter()-t)\nprint(2*1024**3/best/1e9)';
+    'import time, numpy as np\n' +
+    'a=np.random.rand(1024,1024).astype(np.float32); b=np.random.rand(1024,1024).astype(np.float32)\n' +
+    'for _ in range(2): a@b\n' +
+    'best=1e9\n' +
+    'for _ in range(10):\n' +
+    '  t=time.perf_counter(); a@b; best=min(best,time.perf_counter()-t)\n' +
+    'print(2*1024**3/best/1e9)';
   try {
     return Number(
       execFileSync('python3', ['-c', script], {

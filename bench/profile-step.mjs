@@ -59,7 +59,8 @@ for (const setting of (args.get('native') ?? (smoke ? 'off' : 'off,on')).split('
     byName.set(k.name, entry);
   }
   console.log(
-    `\nnative ${setting}: vocab ${V}, batch ${B} × ${T}: step ${stepMs.toFixed(0)} ms, ${profile.kernels.length} kernels`,
+    `\nnative ${setting}: vocab ${V}, batch ${B} × ${T}: ` +
+      `step ${stepMs.toFixed(0)} ms, ${profile.kernels.length} kernels`,
   );
   console.log('| kernel | calls | ms |\n|---|---:|---:|');
   for (const [name, { ms, count }] of [...byName].sort((a, b) => b[1].ms - a[1].ms).slice(0, top))

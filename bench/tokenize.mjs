@@ -157,7 +157,8 @@ try {
   const { docs, bytes } = documents();
   const makePort = skipPort ? undefined : await importPort(work);
   console.log(
-    `${docs.length} documents, ${(bytes / 1e6).toFixed(1)} MB; ${cpus().length} CPUs, load ${loadBefore.toFixed(1)}; best of ${reps}`,
+    `${docs.length} documents, ${(bytes / 1e6).toFixed(1)} MB; ` +
+      `${cpus().length} CPUs, load ${loadBefore.toFixed(1)}; best of ${reps}`,
   );
   console.log('| vocabulary | tokenizer | tokens | tokens/s | vs llama.cpp | ids equal to llama.cpp |');
   console.log('|---|---|---:|---:|---:|---|');
@@ -183,7 +184,8 @@ try {
       const equal = result.ids.filter((ids, i) => ids.join() === reference.ids[i].join()).length;
       const tokens = result.ids.reduce((n, list) => n + list.length, 0);
       console.log(
-        `| ${file.replace(/^ggml-vocab-|\.gguf$/g, '')} | ${result.name} | ${tokens} | ${Math.round(result.tokensPerSec)} ` +
+        `| ${file.replace(/^ggml-vocab-|\.gguf$/g, '')} | ${result.name} | ${tokens} | ` +
+          `${Math.round(result.tokensPerSec)} ` +
           `| ${(result.tokensPerSec / reference.tokensPerSec).toFixed(2)}× | ${equal} of ${docs.length} |`,
       );
     }

@@ -11,7 +11,8 @@
 // Usage: node bench/train-alpaca-llama3.mjs [workdir]
 // Environment: STEPS (default 300), DRAFT_VOCAB (8192), DRAFT_SHAPE, LR (0.005), SEQ_LEN (256),
 // BATCH (8), TEST_FRACTION (0.15), COST_RATIO (0.05), ONLY (comma-separated subset of the drafts),
-// REUSE (1: keep the targets of an earlier run in the same workdir), PARALLEL (1: train the drafts side by side; 0: one after another).
+// REUSE (1: keep the targets of an earlier run in the same workdir), PARALLEL (1: train the drafts side by side;
+// 0: one after another).
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -206,7 +207,9 @@ const trainOne = async ({ name }) => {
   trained[name] = { seconds: (Date.now() - started) / 1000, summary };
   const w = summary.winner;
   log(
-    `${name}: ${w.steps} steps in ${trained[name].seconds.toFixed(0)} s, ${Math.round(w.tokensPerSec)} tokens/s, own validation hit rate ${w.best.hitRate.toFixed(3)} (step ${w.best.step}), vocabulary coverage ${summary.vocab.coverage.toFixed(3)}`,
+    `${name}: ${w.steps} steps in ${trained[name].seconds.toFixed(0)} s, ${Math.round(w.tokensPerSec)} tokens/s, ` +
+      `own validation hit rate ${w.best.hitRate.toFixed(3)} (step ${w.best.step}), ` +
+      `vocabulary coverage ${summary.vocab.coverage.toFixed(3)}`,
   );
 };
 t0 = Date.now();
@@ -276,13 +279,19 @@ const promptLookup = report.candidates.find((c) => c.name === 'prompt-lookup');
 
 const f3 = (x) => x.toFixed(3);
 const lines = [
-  `| draft trained on | train rows / completion tokens | greedy hit rate | τ (k=4) | speed-up (k=4, c=${costRatio}) | best k: speed-up | draft vocabulary covers of test tokens | train time | tokens/s |`,
+  `| draft trained on | train rows / completion tokens | greedy hit rate | τ (k=4) | speed-up (k=4, c=${costRatio}) ` +
+    '| best k: speed-up | draft vocabulary covers of test tokens | train time | tokens/s |',
   '|---|---|---|---|---|---|---|---|---|',
   ...table.map(
     (r) =>
-      `| ${r.trained_on} | ${r.train_rows} / ${r.train_completion_tokens.toLocaleString('en')} | **${f3(r.greedy_hit_rate)}** | ${r.tau_k4.toFixed(2)} | ${r.speedup_k4.toFixed(2)}x | ${r.best_k}: ${r.best_speedup.toFixed(2)}x | ${f3(r.vocab_coverage_on_test)} | ${r.train_s} s | ${r.tokens_per_s.toLocaleString('en')} |`,
+      `| ${r.trained_on} | ${r.train_rows} / ${r.train_completion_tokens.toLocaleString('en')} ` +
+      `| **${f3(r.greedy_hit_rate)}** | ${r.tau_k4.toFixed(2)} | ${r.speedup_k4.toFixed(2)}x ` +
+      `| ${r.best_k}: ${r.best_speedup.toFixed(2)}x | ${f3(r.vocab_coverage_on_test)} | ${r.train_s} s ` +
+      `| ${r.tokens_per_s.toLocaleString('en')} |`,
   ),
-  `| (prompt-lookup, model-free, c=0) | – | ${f3(promptLookup.greedy_hit_rate)} | ${promptLookup.by_k[3].tau.toFixed(2)} | ${promptLookup.by_k[3].speedup.toFixed(2)}x | ${promptLookup.best_k}: ${promptLookup.best_speedup.toFixed(2)}x | – | – | – |`,
+  `| (prompt-lookup, model-free, c=0) | – | ${f3(promptLookup.greedy_hit_rate)} ` +
+    `| ${promptLookup.by_k[3].tau.toFixed(2)} | ${promptLookup.by_k[3].speedup.toFixed(2)}x ` +
+    `| ${promptLookup.best_k}: ${promptLookup.best_speedup.toFixed(2)}x | – | – | – |`,
 ];
 console.log(lines.join('\n'));
 console.log(

@@ -44,7 +44,8 @@ for (const s of shapes) {
       '--set',
       'train.loss={ce: 1, kl: 0, tv: 0}',
       '--set',
-      `train.model={preset: draft-nano, dim: ${s.dim}, n_layers: ${s.layers}, n_heads: ${s.heads}, n_kv_heads: ${s.kv}, hidden_dim: ${s.hidden}}`,
+      `train.model={preset: draft-nano, dim: ${s.dim}, n_layers: ${s.layers}, n_heads: ${s.heads}, ` +
+        `n_kv_heads: ${s.kv}, hidden_dim: ${s.hidden}}`,
       '--set',
       `train.seq_len=${s.seq}`,
       '--set',

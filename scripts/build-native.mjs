@@ -88,7 +88,9 @@ function main() {
   say(`built ${output} (${compiler}, -march=native)`);
 }
 
-/** The CPU as the compiler's -march=native sees it: model and feature flags (kept in step with src/backend/native.ts). */
+/**
+ * The CPU as the compiler's -march=native sees it: model and feature flags (kept in step with src/backend/native.ts).
+ */
 export function cpuSignature() {
   try {
     const info = readFileSync('/proc/cpuinfo', 'utf8');

@@ -49,7 +49,8 @@ export const questions = [
   ],
   (p) => [
     `Show me a short example of ${p}.`,
-    `Here is a minimal example:\n\n\`\`\`js\nimport ${camel(p)} from '${p}';\n\nconst result = ${camel(p)}(options);\nconsole.log(result);\n\`\`\``,
+    `Here is a minimal example:\n\n\`\`\`js\nimport ${camel(p)} from '${p}';\n\n` +
+      `const result = ${camel(p)}(options);\nconsole.log(result);\n\`\`\``,
   ],
   (p) => [
     `Which options does ${p} accept?`,

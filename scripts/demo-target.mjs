@@ -16,7 +16,8 @@
  *   4. generic draft: `fireopt distill` with that target (regenerate) over paragraph openings, then
  *      a draft-nano trained on them: a draft that knows the target but not any customer's traffic.
  *
- * Usage: npm run build && node scripts/demo-target.mjs [--steps 1500] [--tune-steps 500] [--draft-steps 400] [--work tmp/demo-target] [--reuse-pretrained]
+ * Usage: npm run build && node scripts/demo-target.mjs [--steps 1500] [--tune-steps 500] [--draft-steps 400]
+ *          [--work tmp/demo-target] [--reuse-pretrained]
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -150,7 +151,8 @@ if (!values['reuse-pretrained']) rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
 const { readmes, paragraphs } = corpusParagraphs();
 console.log(
-  `corpus: ${paragraphs.length} paragraphs from ${readmes} READMEs (${paragraphs.reduce((s, p) => s + p.length, 0)} characters)`,
+  `corpus: ${paragraphs.length} paragraphs from ${readmes} READMEs ` +
+    `(${paragraphs.reduce((s, p) => s + p.length, 0)} characters)`,
 );
 const vocabGguf = join(work, 'vocab.gguf');
 const model = `{preset: draft-tiny, n_layers: 4, n_heads: 4, n_kv_heads: 4}`;

@@ -19,7 +19,9 @@ const manifestPath = join(repoRoot, 'scripts/test-data.tsv');
 const GITHUB_RAW = 'https://raw.githubusercontent.com';
 
 /**
- * @typedef {{ path: string, repository: string, commit: string, source_path: string, bytes: string, sha256: string }} ManifestEntry
+ * @typedef {{
+ *   path: string, repository: string, commit: string, source_path: string, bytes: string, sha256: string
+ * }} ManifestEntry
  */
 
 /**
@@ -73,8 +75,8 @@ async function fetchEntry(entry, outDir, baseUrl) {
   const got = sha256(bytes);
   if (bytes.length !== Number(entry.bytes) || got !== entry.sha256) {
     throw new Error(
-      `${entry.path}: downloaded ${bytes.length} bytes with sha256 ${got} from ${url}, expected ${entry.bytes} bytes with sha256 ` +
-        `${entry.sha256} — refused (nothing written)`,
+      `${entry.path}: downloaded ${bytes.length} bytes with sha256 ${got} from ${url}, ` +
+        `expected ${entry.bytes} bytes with sha256 ${entry.sha256} — refused (nothing written)`,
     );
   }
   mkdirSync(dirname(target), { recursive: true });
@@ -99,7 +101,8 @@ async function main() {
   });
   if (values.help) {
     console.log(
-      'usage: node scripts/fetch-test-data.mjs [--out DIR] [--base-url URL] [PATH...]   (PATH: a path of scripts/test-data.tsv)',
+      'usage: node scripts/fetch-test-data.mjs [--out DIR] [--base-url URL] [PATH...]   ' +
+        '(PATH: a path of scripts/test-data.tsv)',
     );
     return 0;
   }
@@ -124,7 +127,8 @@ async function main() {
   }
   const isDefault = outDir === resolve(repoRoot, '../shared');
   console.log(
-    `${entries.length} files verified in ${outDir}${isDefault ? '' : `; run the tests with FIREOPT_SHARED=${outDir} npm test`}`,
+    `${entries.length} files verified in ${outDir}` +
+      `${isDefault ? '' : `; run the tests with FIREOPT_SHARED=${outDir} npm test`}`,
   );
   return 0;
 }

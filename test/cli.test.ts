@@ -20,10 +20,14 @@ const STACK_FRAME = /\n\s+at .+:\d+:\d+/;
 function forbidImports(packages: string[]): string {
   const hook = `export async function resolve(specifier, context, next) {
     const result = await next(specifier, context);
-    for (const p of ${JSON.stringify(packages)}) if (result.url.includes('/node_modules/' + p + '/')) throw new Error('forbidden import: ' + p);
+    for (const p of ${JSON.stringify(packages)}) {
+      if (result.url.includes('/node_modules/' + p + '/')) throw new Error('forbidden import: ' + p);
+    }
     return result;
   }`;
-  const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`;
+  const register =
+    "import { register } from 'node:module'; " +
+    `register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`;
   return `data:text/javascript,${encodeURIComponent(register)}`;
 }
 
@@ -83,24 +87,27 @@ describe('exit codes and error messages (spawned)', () => {
     expect(existsSync(join(out, 'train.arrow'))).toBe(true);
   });
 
-  it('2 for a missing input file, an unknown flag, a bad flag value and a missing argument; never a stack trace', () => {
-    const cases: Array<[string[], RegExp]> = [
-      [['ingest', join(tmp, 'nope.jsonl'), '--out', join(tmp, 'x')], /nope\.jsonl: no such file/],
-      [['ingest', example, '--out', join(tmp, 'x'), '--frobnicate'], /unknown option '--frobnicate'/],
-      [['ingest', example, '--out', join(tmp, 'x'), '--format', 'csv'], /Allowed choices are auto, openai-chat/],
-      [['ingest', example, '--out', join(tmp, 'x'), '--heldout', '2'], /ingest\.heldout: Too big/],
-      [['ingest', example], /no output directory/],
-      [['inspect'], /missing required argument 'dataset'/],
-      [['inspect', tmp], /not a fireopt traces \(no manifest\.json\)[\s\S]*HINT: re-run `fireopt ingest/],
-    ];
-    for (const [args, message] of cases) {
-      const run = runBin(args);
-      expect({ args, code: run.code }).toEqual({ args, code: 2 });
-      expect(run.stderr).toMatch(message);
-      expect(run.stderr).not.toMatch(STACK_FRAME);
-      expect(run.stdout).toBe('');
-    }
-  });
+  it(
+    '2 for a missing input file, an unknown flag, a bad flag value and a missing argument; ' + 'never a stack trace',
+    () => {
+      const cases: Array<[string[], RegExp]> = [
+        [['ingest', join(tmp, 'nope.jsonl'), '--out', join(tmp, 'x')], /nope\.jsonl: no such file/],
+        [['ingest', example, '--out', join(tmp, 'x'), '--frobnicate'], /unknown option '--frobnicate'/],
+        [['ingest', example, '--out', join(tmp, 'x'), '--format', 'csv'], /Allowed choices are auto, openai-chat/],
+        [['ingest', example, '--out', join(tmp, 'x'), '--heldout', '2'], /ingest\.heldout: Too big/],
+        [['ingest', example], /no output directory/],
+        [['inspect'], /missing required argument 'dataset'/],
+        [['inspect', tmp], /not a fireopt traces \(no manifest\.json\)[\s\S]*HINT: re-run `fireopt ingest/],
+      ];
+      for (const [args, message] of cases) {
+        const run = runBin(args);
+        expect({ args, code: run.code }).toEqual({ args, code: 2 });
+        expect(run.stderr).toMatch(message);
+        expect(run.stderr).not.toMatch(STACK_FRAME);
+        expect(run.stdout).toBe('');
+      }
+    },
+  );
 
   it('1 when too many lines are rejected, naming the worst offenders', () => {
     const bad = join(tmp, 'bad.jsonl');

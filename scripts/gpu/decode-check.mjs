@@ -7,7 +7,8 @@
  *   - `fireopt eval` of a draft (stories260K with its last layer dropped) on 64 rows of the carried
  *     training targets: the batched teacher-forced pass, τ for k = 1..8 and sampling acceptance.
  *
- *   node scripts/gpu/decode-check.mjs reference --prompts <jsonl> --model <stories260K.gguf> --targets <dir> --out <dir>
+ *   node scripts/gpu/decode-check.mjs reference --prompts <jsonl> --model <stories260K.gguf> --targets <dir> \
+ *       --out <dir>
  *       (here, at pack time, on wasm) writes <out>/{dataset/, draft/, stories260K.gguf, reference.json}
  *   node scripts/gpu/decode-check.mjs gpu --data <that dir> --targets <dir> --out <result.json>
  *       (on the GPU machine, backend auto: it must choose webgpu) compares with reference.json
@@ -55,7 +56,8 @@ function fireopt(args, cwd) {
   });
   if (run.status !== 0)
     throw new Error(
-      `fireopt ${args[0]} failed (exit ${run.status ?? run.signal}): ${run.stderr.trim().split('\n').slice(-5).join(' | ')}`,
+      `fireopt ${args[0]} failed (exit ${run.status ?? run.signal}): ` +
+        `${run.stderr.trim().split('\n').slice(-5).join(' | ')}`,
     );
   return { seconds: (performance.now() - started) / 1000, stderr: run.stderr };
 }
@@ -209,7 +211,8 @@ if (mode === 'reference') {
     JSON.stringify({ machine: `${process.platform} ${process.arch}, node ${process.version}`, ...result }) + '\n',
   );
   log(
-    `reference on wasm: decode ${Object.keys(result.decode.rows).length} rows in ${result.decode.seconds} s; eval τ(k=8) ${result.eval.tau_by_k[7].toFixed(3)} in ${result.eval.seconds} s`,
+    `reference on wasm: decode ${Object.keys(result.decode.rows).length} rows in ${result.decode.seconds} s; ` +
+      `eval τ(k=8) ${result.eval.tau_by_k[7].toFixed(3)} in ${result.eval.seconds} s`,
   );
 } else if (mode === 'gpu') {
   const data = resolve(values.data);
@@ -226,10 +229,14 @@ if (mode === 'reference') {
     const c = result.comparison;
     log(`backend: ${got.decode.backend} (distill), ${got.eval.backend} (eval)`);
     log(
-      `decode: ${c.decode.identical_rows}/${c.decode.rows} rows identical to wasm, max |Δ log p| ${c.decode.max_logprob_diff.toExponential(2)} over ${c.decode.compared_positions} positions, ${got.decode.seconds} s (wasm here: ${reference.decode.seconds} s)`,
+      `decode: ${c.decode.identical_rows}/${c.decode.rows} rows identical to wasm, ` +
+        `max |Δ log p| ${c.decode.max_logprob_diff.toExponential(2)} over ${c.decode.compared_positions} positions, ` +
+        `${got.decode.seconds} s (wasm here: ${reference.decode.seconds} s)`,
     );
     log(
-      `eval: τ(k=8) ${c.eval.tau_k8.toFixed(4)} vs wasm ${c.eval.reference_tau_k8.toFixed(4)}, max relative Δτ ${c.eval.max_tau_rel_diff.toExponential(2)}, ${got.eval.seconds} s (wasm here: ${reference.eval.seconds} s)`,
+      `eval: τ(k=8) ${c.eval.tau_k8.toFixed(4)} vs wasm ${c.eval.reference_tau_k8.toFixed(4)}, ` +
+        `max relative Δτ ${c.eval.max_tau_rel_diff.toExponential(2)}, ` +
+        `${got.eval.seconds} s (wasm here: ${reference.eval.seconds} s)`,
     );
     log(c.pass ? 'PASS' : 'FAIL');
   } catch (error) {
@@ -238,10 +245,12 @@ if (mode === 'reference') {
   }
   writeFileSync(values.out, JSON.stringify(result, null, 2) + '\n');
   const onWebGpu = /^webgpu/.test(result.backend?.decode ?? '') && /^webgpu/.test(result.backend?.eval ?? '');
-  process.exitCode = result.error || !result.comparison.pass ? 1 : onWebGpu ? 0 : 3; // 3: passed, but not on webgpu (no adapter)
+  // 3: passed, but not on webgpu (no adapter)
+  process.exitCode = result.error || !result.comparison.pass ? 1 : onWebGpu ? 0 : 3;
 } else {
   console.error(
-    'usage: decode-check.mjs reference --prompts <jsonl> --model <gguf> --targets <dir> --out <dir> | gpu --data <dir> --targets <dir> --out <json>',
+    'usage: decode-check.mjs reference --prompts <jsonl> --model <gguf> --targets <dir> --out <dir> | ' +
+      'gpu --data <dir> --targets <dir> --out <json>',
   );
   process.exitCode = 2;
 }

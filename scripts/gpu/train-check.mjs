@@ -31,7 +31,8 @@ const args = new Map();
 for (let i = 0; i < rest.length; i += 2) args.set(rest[i].replace(/^--/, ''), rest[i + 1]);
 if (!['reference', 'gpu'].includes(mode) || !args.get('targets') || !args.get('out')) {
   console.error(
-    'usage: train-check.mjs reference|gpu --targets DIR --out FILE [--reference FILE] [--steps N] [--max-seconds S] [--timings always]',
+    'usage: train-check.mjs reference|gpu --targets DIR --out FILE [--reference FILE] [--steps N] ' +
+      '[--max-seconds S] [--timings always]',
   );
   process.exit(2);
 }
@@ -262,14 +263,18 @@ if (mode === 'reference') {
   const onWasm = await correctness(batch, vocab512);
   const cpuVsWasm = compare(onCpu, onWasm);
   log(
-    `cpu vs wasm: loss rel ${cpuVsWasm.loss.relError.toExponential(2)}, worst gradient ${cpuVsWasm.worstGradient.name} rel ${cpuVsWasm.worstGradient.relError.toExponential(2)}, 5-step losses rel ${cpuVsWasm.trajectoryRelError.toExponential(2)}`,
+    `cpu vs wasm: loss rel ${cpuVsWasm.loss.relError.toExponential(2)}, ` +
+      `worst gradient ${cpuVsWasm.worstGradient.name} rel ${cpuVsWasm.worstGradient.relError.toExponential(2)}, ` +
+      `5-step losses rel ${cpuVsWasm.trajectoryRelError.toExponential(2)}`,
   );
   const wasm = [];
   for (const shape of SHAPES) {
     try {
       const result = await throughput(shape, topK);
       log(
-        `wasm 2 threads, ${shape.name}: ${result.tokens_per_s} tokens/s (median step ${result.median_step_ms} ms over ${result.timed_steps}; ${result.numTensors_after} tensors left)`,
+        `wasm 2 threads, ${shape.name}: ${result.tokens_per_s} tokens/s ` +
+          `(median step ${result.median_step_ms} ms over ${result.timed_steps}; ` +
+          `${result.numTensors_after} tensors left)`,
       );
       wasm.push(result);
     } catch (error) {
@@ -289,7 +294,9 @@ if (mode === 'reference') {
   };
   const reference = {
     made: new Date().toISOString(),
-    machine: `${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'}, ${(await import('node:os')).cpus().length} cores`,
+    machine:
+      `${(await import('node:os')).cpus()[0]?.model ?? 'unknown CPU'}, ` +
+      `${(await import('node:os')).cpus().length} cores`,
     check: CHECK,
     shapes: SHAPES,
     loss_weights: LOSS_WEIGHTS,
@@ -355,7 +362,8 @@ if (choice.name === 'webgpu') {
   log(`ADAPTER: ${choice.description}`);
 } else {
   log(
-    'NO ADAPTER: WebGPU is not available here (see the auto line above); correctness runs on wasm only, to check the bundle',
+    'NO ADAPTER: WebGPU is not available here (see the auto line above); ' +
+      'correctness runs on wasm only, to check the bundle',
   );
 }
 result.backend = choice.name;
@@ -374,7 +382,11 @@ result.correctness = {
 const save = () => writeFileSync(args.get('out'), JSON.stringify(result, null, 2));
 save();
 log(
-  `CORRECTNESS on ${choice.name} vs wasm reference: ${pass ? 'PASS' : 'FAIL'} — loss ${comparison.loss.actual.toFixed(6)} vs ${comparison.loss.expected.toFixed(6)} (rel ${comparison.loss.relError.toExponential(2)}), worst gradient ${comparison.worstGradient.name} rel ${comparison.worstGradient.relError.toExponential(2)}, ${CHECK.adamSteps} AdamW steps rel ${comparison.trajectoryRelError.toExponential(2)}`,
+  `CORRECTNESS on ${choice.name} vs wasm reference: ${pass ? 'PASS' : 'FAIL'} — ` +
+    `loss ${comparison.loss.actual.toFixed(6)} vs ${comparison.loss.expected.toFixed(6)} ` +
+    `(rel ${comparison.loss.relError.toExponential(2)}), ` +
+    `worst gradient ${comparison.worstGradient.name} rel ${comparison.worstGradient.relError.toExponential(2)}, ` +
+    `${CHECK.adamSteps} AdamW steps rel ${comparison.trajectoryRelError.toExponential(2)}`,
 );
 // --timings always: time the shapes on whatever backend was chosen (a local test of this path).
 if (choice.name === 'webgpu' || args.get('timings') === 'always') {
@@ -385,11 +397,13 @@ if (choice.name === 'webgpu' || args.get('timings') === 'always') {
       r.vs_wasm_2threads = wasmRef?.tokens_per_s ? +(r.tokens_per_s / wasmRef.tokens_per_s).toFixed(2) : null;
       if (r.timed_steps === 0)
         log(
-          `THROUGHPUT ${choice.name}, ${shape.name}: no timed step (the warm-up steps alone took over ${2 * maxSeconds} s)`,
+          `THROUGHPUT ${choice.name}, ${shape.name}: ` +
+            `no timed step (the warm-up steps alone took over ${2 * maxSeconds} s)`,
         );
       else
         log(
-          `THROUGHPUT ${choice.name}, ${shape.name}: ${r.tokens_per_s} tokens/s (median step ${r.median_step_ms} ms over ${r.timed_steps}; ${r.vs_wasm_2threads}x wasm 2 threads)`,
+          `THROUGHPUT ${choice.name}, ${shape.name}: ${r.tokens_per_s} tokens/s ` +
+            `(median step ${r.median_step_ms} ms over ${r.timed_steps}; ${r.vs_wasm_2threads}x wasm 2 threads)`,
         );
       result.throughput.push(r);
     } catch (error) {

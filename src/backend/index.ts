@@ -124,7 +124,8 @@ export async function initBackend(
       // After activation, so that the stock kernels kept as fallbacks have run their set-up.
       registerWasmKernels();
       guardWasmAllocations(tf.backend());
-      const description = `wasm (XNNPACK, SIMD, ${threads} thread${threads === 1 ? '' : 's'}${threadNote}; ${nativeKernels().description})`;
+      const threadCount = `${threads} thread${threads === 1 ? '' : 's'}`;
+      const description = `wasm (XNNPACK, SIMD, ${threadCount}${threadNote}; ${nativeKernels().description})`;
       choice = { requested, name: 'wasm', packageName: '@tensorflow/tfjs-backend-wasm', description, threads };
     } catch (error) {
       if (requested === 'wasm') throw new UsageError(`backend 'wasm' failed to start: ${describeError(error)}`);

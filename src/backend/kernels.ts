@@ -312,12 +312,15 @@ function wasmCast(args: KernelArgs): TensorInfo {
 // Fused soft-target cross-entropy over the vocabulary (native only; see native/kernels.cc):
 //   FireoptSoftXent      logits [N, V], rowPtr [N + 1], cols [nnz], coefs [nnz, S] → lse [N], partial [N, S]
 //   FireoptSoftXentGrad  logits, rowPtr, cols, coefs, lse, setWeights [S]           → grad [N, V]
-// partial[n, s] = −Σ_v c_s[n, v] · log softmax(logits)[n, v]; grad = d(Σ_s setWeights[s] · Σ_n partial[n, s]) / d logits.
+// partial[n, s] = −Σ_v c_s[n, v] · log softmax(logits)[n, v];
+// grad = d(Σ_s setWeights[s] · Σ_n partial[n, s]) / d logits.
 
 export const SOFT_XENT = 'FireoptSoftXent';
 export const SOFT_XENT_GRAD = 'FireoptSoftXentGrad';
 
-/** Whether the active backend has the fused loss kernels (the native addon is loaded and the backend is wasm or cpu). */
+/**
+ * Whether the active backend has the fused loss kernels (the native addon is loaded and the backend is wasm or cpu).
+ */
 export function fusedSoftXentAvailable(): boolean {
   const name = tf.getBackend();
   return (
@@ -363,7 +366,8 @@ function softXentKernels(backendName: 'wasm' | 'cpu'): void {
       i32: (t: TensorInfo) => new Int32Array(heap(), wasm.dataIdMap.get(t.dataId).memoryOffset, size(t.shape)),
       output: (shape: number[]) => {
         const info = wasm.makeOutput(shape, 'float32');
-        // Taken after makeOutput (an allocation may move the heap); callers allocate every output before taking any input view.
+        // Taken after makeOutput (an allocation may move the heap); callers allocate every output before taking any
+        // input view.
         return {
           get values() {
             return new Float32Array(heap(), wasm.dataIdMap.get(info.dataId).memoryOffset, size(shape));
@@ -430,7 +434,9 @@ function softXentKernels(backendName: 'wasm' | 'cpu'): void {
 
 export const ADAMW = 'FireoptAdamW';
 
-/** Whether the active backend has the fused AdamW kernel (the native addon is loaded and the backend is wasm or cpu). */
+/**
+ * Whether the active backend has the fused AdamW kernel (the native addon is loaded and the backend is wasm or cpu).
+ */
 export function fusedAdamWAvailable(): boolean {
   const name = tf.getBackend();
   return (
@@ -492,7 +498,8 @@ export function guardWasmAllocations(backend: object): void {
   const malloc = wasm._malloc.bind(wasm);
   const exhausted = (bytes: number) =>
     new RunError(
-      `wasm heap exhausted: cannot allocate ${Math.ceil(bytes / 2 ** 20)} MiB more (heap ${Math.round(wasm.HEAPU8.byteLength / 2 ** 20)} MiB, cap 4096 MiB)`,
+      `wasm heap exhausted: cannot allocate ${Math.ceil(bytes / 2 ** 20)} MiB more ` +
+        `(heap ${Math.round(wasm.HEAPU8.byteLength / 2 ** 20)} MiB, cap 4096 MiB)`,
       'reduce batch size × sequence length × vocabulary size (the logits are the largest tensors)',
       'E_WASM_MEMORY',
     );

@@ -27,7 +27,10 @@ export interface NativeKernels {
     transposeA: boolean,
     transposeB: boolean,
   ): void;
-  /** lse[n] = log Σ_v exp(logits[n, v]); partial[n, s] = Σ_j coefs[j, s] · (lse[n] − logits[n, cols[j]]) over row n's entries. */
+  /**
+   * lse[n] = log Σ_v exp(logits[n, v]);
+   * partial[n, s] = Σ_j coefs[j, s] · (lse[n] − logits[n, cols[j]]) over row n's entries.
+   */
   softXentForward(
     logits: Float32Array,
     N: number,
@@ -119,7 +122,8 @@ export function nativeKernels(): NativeStatus {
 export interface NativeHashing {
   /**
    * out[32·i, 32·i + 32) = sha256(data[start, split) ‖ separator ‖ data[split, end)) for each sample i,
-   * (start, split, end) = spans[3·i, 3·i + 3). Consecutive samples with one `start` share the hash of their common prefix.
+   * (start, split, end) = spans[3·i, 3·i + 3). Consecutive samples with one `start` share the hash of their common
+   * prefix.
    */
   sampleDigests(data: Uint8Array, spans: Int32Array, count: number, separator: number, out: Uint8Array): void;
   /** The first 4 bytes of sha256(UTF-8 of `text`), big-endian, as an unsigned integer. */

@@ -110,9 +110,18 @@ try {
   const info = adapter.info ?? {};
   const device = await adapter.requestDevice();
   device.destroy();
-  say({ found: true, adapter: { vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '', description: info.description ?? '' } });
+  say({
+    found: true,
+    adapter: {
+      vendor: info.vendor ?? '',
+      architecture: info.architecture ?? '',
+      device: info.device ?? '',
+      description: info.description ?? '',
+    },
+  });
 } catch (error) {
-  say({ found: false, reason: 'adapter set-up failed: ' + String(error && error.message ? error.message : error).split('\\n')[0] });
+  const message = String(error && error.message ? error.message : error);
+  say({ found: false, reason: 'adapter set-up failed: ' + message.split('\\n')[0] });
 }
 `;
 
@@ -183,7 +192,8 @@ export function guardSyncReads(backend: object): void {
       if (error instanceof ReferenceError && /OffscreenCanvas/.test(error.message)) {
         throw new RunError(
           'a synchronous read (dataSync/arraySync) of a GPU tensor is not possible on the webgpu backend under Node',
-          'fireopt reads tensors asynchronously, so this is a bug to report; meanwhile use --backend wasm (or tensorflow). Code written for webgpu reads with await tensor.data()',
+          'fireopt reads tensors asynchronously, so this is a bug to report; ' +
+            'meanwhile use --backend wasm (or tensorflow). Code written for webgpu reads with await tensor.data()',
           'E_WEBGPU_SYNC_READ',
         );
       }
@@ -209,11 +219,13 @@ export async function activateWebGpu(): Promise<WebGpuAdapterInfo> {
   if (missing.length) {
     throw new UsageError(
       `backend 'webgpu' is not available: ${missing.join(' and ')} not installed`,
-      'they are optional dependencies (npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0); or use --backend wasm',
+      'they are optional dependencies (npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0); ' +
+        'or use --backend wasm',
     );
   }
   const noAdapterHint =
-    'WebGPU needs a GPU with a Vulkan driver on Linux (the Vulkan loader libvulkan.so.1 and the vendor ICD, e.g. VK_DRIVER_FILES=/usr/share/vulkan/icd.d/nvidia_icd.json); or use --backend wasm';
+    'WebGPU needs a GPU with a Vulkan driver on Linux (the Vulkan loader libvulkan.so.1 and the vendor ICD, ' +
+    'e.g. VK_DRIVER_FILES=/usr/share/vulkan/icd.d/nvidia_icd.json); or use --backend wasm';
   if (!findVulkanLoader())
     throw new RunError(
       "backend 'webgpu': no Vulkan loader (libvulkan.so.1) on this machine",

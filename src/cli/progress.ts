@@ -68,7 +68,8 @@ export function createProgressRenderer(options: RendererOptions): ProgressSink &
       if (tty) {
         state.bar = new cliProgress.SingleBar(
           {
-            format: `${event.task} [{bar}] {percentage}% | {value}/{total} ${event.unit} | {rate} | ETA {eta_formatted}`,
+            format:
+              `${event.task} [{bar}] {percentage}% | {value}/{total} ` + `${event.unit} | {rate} | ETA {eta_formatted}`,
             // The bar redraws in place with cursor moves, which only a terminal stream offers; `tty`
             // is set only when the context's stderr is this process's stderr.
             stream: process.stderr,

@@ -187,7 +187,10 @@ export class Utf8Column {
     this.lastString = null;
   }
 
-  /** Write `source[at, at + count)` as 2·count lowercase hex digits over row `row`'s value (appended by `appendUnset(2 * count)`). */
+  /**
+   * Write `source[at, at + count)` as 2·count lowercase hex digits over row `row`'s value
+   * (appended by `appendUnset(2 * count)`).
+   */
   setHex(row: number, source: Uint8Array, at: number, count: number): void {
     const bytes = this.bytes;
     let to = this.offsets[row];

@@ -43,7 +43,9 @@ export interface IngestDeps {
   progress?: ProgressSink;
   stdin?: Readable;
   signal?: AbortSignal;
-  /** Parse worker threads (0: parse on the main thread); default: `defaultWorkers`. The output is the same either way. */
+  /**
+   * Parse worker threads (0: parse on the main thread); default: `defaultWorkers`. The output is the same either way.
+   */
   workers?: number;
 }
 
@@ -240,7 +242,8 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
       const kept = `${outDir}.rejected.jsonl`;
       renameSync(join(staged.path, 'rejected.jsonl'), kept);
       throw new RunError(
-        `ingest: ${run.rejects.count} of ${run.records} records rejected (${(fraction * 100).toFixed(1)}%), above --max-rejected ${limit}; no dataset written\n` +
+        `ingest: ${run.rejects.count} of ${run.records} records rejected (${(fraction * 100).toFixed(1)}%), ` +
+          `above --max-rejected ${limit}; no dataset written\n` +
           describeOffenders(worst.slice(0, 5))
             .map((line) => `  ${line}`)
             .join('\n'),
@@ -417,7 +420,8 @@ class IngestRun {
         }
         input.format = processor.settings.format;
         if (next > 0) {
-          // Rows encoded here are views onto the processor's memory: consume them at once (after the blocks before them).
+          // Rows encoded here are views onto the processor's memory: consume them at once (after the blocks before
+          // them).
           while (queue.length) await consumeOldest();
           await this.consume(processor.view(), input);
           processor.reset();

@@ -202,7 +202,8 @@ export class RecordProcessor implements SampleSink {
       if (detected === undefined) {
         throw new Rejection(
           'unknown-shape',
-          'record matches no input format (expected messages, request/response, custom_id/response, conversations, prompt/completion, instruction/output or prompt)',
+          'record matches no input format (expected messages, request/response, custom_id/response, conversations, ' +
+            'prompt/completion, instruction/output or prompt)',
         );
       }
       if (detected === 'openai-batch-input') {

@@ -386,7 +386,10 @@ function optionalString(value: unknown): string | null {
   return typeof value === 'string' && value !== '' ? value : null;
 }
 
-/** The record's own conversation id. Logs and batch lines pass `withId: false`: their `id` names one call, not a conversation. */
+/**
+ * The record's own conversation id. Logs and batch lines pass `withId: false`: their `id` names one call, not a
+ * conversation.
+ */
 function explicitId(record: JsonObject, withId = true): string | null {
   for (const key of withId ? ['conversation_id', 'id'] : ['conversation_id']) {
     const value = record[key];

@@ -41,12 +41,23 @@ const EMAIL = /\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2
 // 13–19 digits, optionally grouped by single spaces or dashes; masked only if Luhn-valid.
 const CARD = /\b\d(?:[ -]?\d){12,18}\b/g;
 const IPV4 = /\b(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}\b/g;
-const IPV6 =
-  /(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?![\w:])/g;
+const IPV6 = new RegExp(
+  [
+    String.raw`(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])`, // all eight groups
+    String.raw`(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:){0,5}[0-9A-Fa-f]{1,4}(?![\w:])`, // with `::`
+  ].join('|'),
+  'g',
+);
 // Phone numbers need separators or a leading `+`, so plain numbers in maths and code are left alone.
 // A longer run of digit groups (a card that failed the Luhn check, an id) is not a phone number.
-const PHONE =
-  /(?<![\w+]|\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?!\w|[ .-]\d)|(?<![\w+])\+\d{7,14}(?!\w)/g;
+const PHONE = new RegExp(
+  [
+    String.raw`(?<![\w+]|\d[ .-])(?:\+\d{1,3}[ .-]?)?` + // not inside a longer number; an optional country code
+      String.raw`(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?!\w|[ .-]\d)`, // area code, separated groups
+    String.raw`(?<![\w+])\+\d{7,14}(?!\w)`, // `+` and the digits alone
+  ].join('|'),
+  'g',
+);
 
 /** True when a digit string passes the Luhn checksum (used by every payment card number). */
 export function luhnValid(digits: string): boolean {

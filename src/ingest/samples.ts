@@ -115,7 +115,8 @@ export class SampleEncoder {
     const toolsEnd = end;
     this.stream[end++] = 0x01;
 
-    // One sample: context = messages [0, contextCount) (bytes [start, contextEnd)), reply = message `reply` (bytes [contextEnd, replyEnd)).
+    // One sample: context = messages [0, contextCount) (bytes [start, contextEnd)),
+    // reply = message `reply` (bytes [contextEnd, replyEnd)).
     const emit = (
       contextEnd: number,
       replyEnd: number,

@@ -275,7 +275,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))(
       }
     }, 60_000);
 
-    it('the tfjs target engine generates and scores, and `fireopt distill` with it gives llama.cpp’s greedy tokens', async () => {
+    it('the tfjs target engine generates and scores, ' +
+      'and `fireopt distill` with it gives llama.cpp’s greedy tokens', async () => {
       const targetsByLlamaCpp = new Map<string, number[]>();
       for await (const row of readTargetRows(join(data.targets, 'train.arrow')))
         targetsByLlamaCpp.set(row.id, Array.from(row.completion_token_ids));

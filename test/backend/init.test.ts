@@ -67,7 +67,10 @@ describe('initBackend: the choice, with injected probes', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^backend: wasm .*\(not available: @tensorflow\/tfjs-node-gpu: not installed; @tensorflow\/tfjs-node: not installed; webgpu: no adapter \(injected\)\)$/,
+      new RegExp(
+        String.raw`^backend: wasm .*\(not available: @tensorflow\/tfjs-node-gpu: not installed; ` +
+          String.raw`@tensorflow\/tfjs-node: not installed; webgpu: no adapter \(injected\)\)$`,
+      ),
     );
   });
 
@@ -78,7 +81,10 @@ describe('initBackend: the choice, with injected probes', () => {
     expect(choice.name).toBe('cpu');
     expect(tf.getBackend()).toBe('cpu');
     expect(lines[0]).toMatch(
-      /^backend: cpu \(pure JavaScript, slow; .*\(not available: .*wasm: Cannot find package '@tensorflow\/tfjs-backend-wasm'\)$/,
+      new RegExp(
+        String.raw`^backend: cpu \(pure JavaScript, slow; .*` +
+          String.raw`\(not available: .*wasm: Cannot find package '@tensorflow\/tfjs-backend-wasm'\)$`,
+      ),
     );
   });
 

@@ -341,31 +341,35 @@ describe.skipIf(!nativeHashing())('ingest hashing (OpenSSL SHA-256 through the a
   const hashing = nativeHashing()!;
   const sha256 = (...parts: Uint8Array[]): Buffer => hash('sha256', Buffer.concat(parts), 'buffer');
 
-  it('sampleDigests: sha256(data[start, split) ‖ separator ‖ data[split, end)) for each span, as crypto.hash', () => {
-    const data = Uint8Array.from({ length: 40_000 }, () => Math.floor(random.nextFloat() * 256));
-    const spans: number[] = [];
-    // Conversations: one start, splits moving forward (the shared prefix is hashed once), replies of any length.
-    for (let start = 0; start < 30_000; start += 1 + Math.floor(random.nextFloat() * 3000)) {
-      let split = start;
-      for (let turn = 0; turn < 1 + Math.floor(random.nextFloat() * 6); turn++) {
-        split += Math.floor(random.nextFloat() * 700);
-        spans.push(start, split, split + Math.floor(random.nextFloat() * 900));
+  it(
+    'sampleDigests: sha256(data[start, split) ‖ separator ‖ data[split, end)) ' + 'for each span, as crypto.hash',
+    () => {
+      const data = Uint8Array.from({ length: 40_000 }, () => Math.floor(random.nextFloat() * 256));
+      const spans: number[] = [];
+      // Conversations: one start, splits moving forward (the shared prefix is hashed once), replies of any length.
+      for (let start = 0; start < 30_000; start += 1 + Math.floor(random.nextFloat() * 3000)) {
+        let split = start;
+        for (let turn = 0; turn < 1 + Math.floor(random.nextFloat() * 6); turn++) {
+          split += Math.floor(random.nextFloat() * 700);
+          spans.push(start, split, split + Math.floor(random.nextFloat() * 900));
+        }
       }
-    }
-    spans.push(100, 5000, 6000, 100, 200, 300); // a split that goes back: the prefix is hashed anew
-    spans.push(7, 7, 7, 0, 0, 40_000, 39_999, 40_000, 40_000); // empty context, empty reply, the whole buffer, the very end
-    const count = spans.length / 3;
-    const out = new Uint8Array(32 * count);
-    hashing.sampleDigests(data, Int32Array.from(spans), count, 0x02, out);
-    for (let i = 0; i < count; i++) {
-      const [start, split, end] = spans.slice(3 * i, 3 * i + 3);
-      const expected = sha256(data.subarray(start, split), Uint8Array.of(0x02), data.subarray(split, end));
-      expect(
-        Buffer.from(out.subarray(32 * i, 32 * i + 32)).equals(expected),
-        `span ${i}: ${start} ${split} ${end}`,
-      ).toBe(true);
-    }
-  });
+      spans.push(100, 5000, 6000, 100, 200, 300); // a split that goes back: the prefix is hashed anew
+      // Empty context, empty reply, the whole buffer, the very end.
+      spans.push(7, 7, 7, 0, 0, 40_000, 39_999, 40_000, 40_000);
+      const count = spans.length / 3;
+      const out = new Uint8Array(32 * count);
+      hashing.sampleDigests(data, Int32Array.from(spans), count, 0x02, out);
+      for (let i = 0; i < count; i++) {
+        const [start, split, end] = spans.slice(3 * i, 3 * i + 3);
+        const expected = sha256(data.subarray(start, split), Uint8Array.of(0x02), data.subarray(split, end));
+        expect(
+          Buffer.from(out.subarray(32 * i, 32 * i + 32)).equals(expected),
+          `span ${i}: ${start} ${split} ${end}`,
+        ).toBe(true);
+      }
+    },
+  );
 
   it('sampleDigests refuses spans outside the data and outputs that are too short', () => {
     const data = new Uint8Array(100);
@@ -386,23 +390,26 @@ describe.skipIf(!nativeHashing())('ingest hashing (OpenSSL SHA-256 through the a
     );
   });
 
-  it('sha256Prefix32: the first 4 bytes of sha256 of the UTF-8 text, as crypto.hash (lone surrogates as U+FFFD)', () => {
-    const texts = [
-      '',
-      'fireopt-split-v1\u0000dlg-1',
-      'é漢字😀',
-      'lone \ud800 high',
-      'lone \udc00 low',
-      'x'.repeat(100_000),
-    ];
-    // Around the addon's 512-byte stack buffer, with multi-byte characters straddling its end.
-    for (let n = 495; n < 515; n++)
-      texts.push('a'.repeat(n), `${'a'.repeat(n)}漢`, `${'a'.repeat(n)}😀z`, `${'a'.repeat(n)}\ud800`);
-    for (const text of texts)
-      expect(hashing.sha256Prefix32(text), `length ${text.length}`).toBe(
-        hash('sha256', text, 'buffer').readUInt32BE(0),
-      );
-  });
+  it(
+    'sha256Prefix32: the first 4 bytes of sha256 of the UTF-8 text, ' + 'as crypto.hash (lone surrogates as U+FFFD)',
+    () => {
+      const texts = [
+        '',
+        'fireopt-split-v1\u0000dlg-1',
+        'é漢字😀',
+        'lone \ud800 high',
+        'lone \udc00 low',
+        'x'.repeat(100_000),
+      ];
+      // Around the addon's 512-byte stack buffer, with multi-byte characters straddling its end.
+      for (let n = 495; n < 515; n++)
+        texts.push('a'.repeat(n), `${'a'.repeat(n)}漢`, `${'a'.repeat(n)}😀z`, `${'a'.repeat(n)}\ud800`);
+      for (const text of texts)
+        expect(hashing.sha256Prefix32(text), `length ${text.length}`).toBe(
+          hash('sha256', text, 'buffer').readUInt32BE(0),
+        );
+    },
+  );
 
   it('is not used when the native kernels are turned off', () => {
     setNativeEnabled(false);

@@ -26,7 +26,8 @@ describe('tfjs-backend-webgpu kernels', () => {
       trainable: true,
     });
     const params = model.namedVariables();
-    const optimizer = new AdamW(params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, false); // fireopt's fused native AdamW exists only for wasm and cpu
+    // fireopt's fused native AdamW exists only for wasm and cpu
+    const optimizer = new AdamW(params, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, false);
     // Per row: the ce target, and a two-token kl distribution (sets: [ce, kl]).
     const rowPtr = Int32Array.from({ length: N + 1 }, (_, n) => 3 * n);
     const cols = new Int32Array(3 * N);

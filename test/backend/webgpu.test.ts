@@ -33,7 +33,10 @@ describe('WebGPU without an adapter', () => {
     expect(tf.getBackend()).toBe('wasm');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^backend: wasm .*\(not available: .*tfjs-node-gpu: .*; webgpu: no Vulkan loader \(libvulkan\.so\.1\) on this machine\)$/,
+      new RegExp(
+        String.raw`^backend: wasm .*\(not available: .*tfjs-node-gpu: .*; ` +
+          String.raw`webgpu: no Vulkan loader \(libvulkan\.so\.1\) on this machine\)$`,
+      ),
     );
   });
 
@@ -47,16 +50,20 @@ describe('WebGPU without an adapter', () => {
     expect(tf.getBackend()).toBe('cpu');
   });
 
-  it("'auto' tries a found adapter for every caller, and falls back to wasm, never throws, when WebGPU cannot start", async () => {
-    await initBackend('cpu');
-    const lines: string[] = [];
-    const choice = await initBackend('auto', (line) => lines.push(line), { webgpuProbe: async () => h100 });
-    expect(choice.name).toBe('wasm');
-    expect(lines).toHaveLength(1);
-    // Activation was attempted (there is no "reads synchronously" pass-over any more) and failed here.
-    expect(lines[0]).toMatch(/webgpu: backend 'webgpu': no Vulkan loader/);
-    expect(lines[0]).not.toMatch(/synchronous/);
-  });
+  it(
+    "'auto' tries a found adapter for every caller, " +
+      'and falls back to wasm, never throws, when WebGPU cannot start',
+    async () => {
+      await initBackend('cpu');
+      const lines: string[] = [];
+      const choice = await initBackend('auto', (line) => lines.push(line), { webgpuProbe: async () => h100 });
+      expect(choice.name).toBe('wasm');
+      expect(lines).toHaveLength(1);
+      // Activation was attempted (there is no "reads synchronously" pass-over any more) and failed here.
+      expect(lines[0]).toMatch(/webgpu: backend 'webgpu': no Vulkan loader/);
+      expect(lines[0]).not.toMatch(/synchronous/);
+    },
+  );
 });
 
 describe('WebGPU helpers', () => {

@@ -35,7 +35,10 @@ afterAll(() => {
 });
 const at = (name: string) => join(tmp.dir, name);
 
-/** Real traces of every shape the encoding has: single- and multi-turn, tool calls and tool schemas, prompts without a reply, non-ASCII text. */
+/**
+ * Real traces of every shape the encoding has: single- and multi-turn, tool calls and tool schemas, prompts without a
+ * reply, non-ASCII text.
+ */
 function writeTraces(): string {
   const dialogues = taskmaster('00').slice(0, 300);
   return writeJsonl(at('traces.jsonl'), [

@@ -161,7 +161,8 @@ describe.skipIf(!haveShared(...INGEST_TRACES))('ingest with parse workers', () =
     const inProcess = await runIngest(ingestConfig([input], at('src-ds'), sets));
     const oneThread = await built.runIngest(ingestConfig([input], at('one-thread-ds'), sets), { workers: 0 });
     const twoWorkers = await built.runIngest(ingestConfig([input], at('workers-ds'), sets), { workers: 2 });
-    // One worker: the main thread parses every block that finds the worker busy, so blocks from both threads interleave.
+    // One worker: the main thread parses every block that finds the worker busy, so blocks from both threads
+    // interleave.
     const oneWorker = await built.runIngest(ingestConfig([input], at('one-worker-ds'), sets), { workers: 1 });
 
     expect(inProcess.rows.total).toBe(expected.samples - expected.duplicates);
@@ -242,18 +243,21 @@ describe('the default number of parse workers', () => {
     expect(workersFor({ ...twoCpus, cpus: 1, idleCpus: 1 })).toBe(0);
   });
 
-  it('measures idle CPUs from the kernel counters: near all of them while a busy loop runs elsewhere is not', async () => {
-    const idle = await idleCpusNow(200);
-    expect(idle).toBeGreaterThanOrEqual(0);
-    expect(idle).toBeLessThanOrEqual(availableParallelism() + 0.05);
-    // A busy child process takes about one CPU away.
-    const child = spawn(process.execPath, ['-e', 'const end = Date.now() + 1500; while (Date.now() < end);']);
-    try {
-      await new Promise((resolve) => setTimeout(resolve, 150));
-      const busy = await idleCpusNow(300);
-      expect(busy).toBeLessThan(availableParallelism() - 0.5);
-    } finally {
-      child.kill();
-    }
-  });
+  it(
+    'measures idle CPUs from the kernel counters: ' + 'near all of them while a busy loop runs elsewhere is not',
+    async () => {
+      const idle = await idleCpusNow(200);
+      expect(idle).toBeGreaterThanOrEqual(0);
+      expect(idle).toBeLessThanOrEqual(availableParallelism() + 0.05);
+      // A busy child process takes about one CPU away.
+      const child = spawn(process.execPath, ['-e', 'const end = Date.now() + 1500; while (Date.now() < end);']);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        const busy = await idleCpusNow(300);
+        expect(busy).toBeLessThan(availableParallelism() - 0.5);
+      } finally {
+        child.kill();
+      }
+    },
+  );
 });

@@ -99,8 +99,10 @@ describe.skipIf(!haveTraces)('--redact', () => {
   it('masks planted e-mails, phones, Luhn-valid cards, IPs and secrets, and counts each kind', async () => {
     const planted = [
       'Please mail the receipt to jane.doe@example.com and call me at +1 415-555-0132.',
-      'My card is 4111 1111 1111 1111, not 4111 1111 1111 1112. Server at 192.168.10.42 or 2001:db8:85a3::8a2e:370:7334.',
-      'Use key sk-proj-abcdefghijklmnopqrstuvwx12 with header Authorization: Bearer eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJlMTIz',
+      'My card is 4111 1111 1111 1111, not 4111 1111 1111 1112. ' +
+        'Server at 192.168.10.42 or 2001:db8:85a3::8a2e:370:7334.',
+      'Use key sk-proj-abcdefghijklmnopqrstuvwx12 with header ' +
+        'Authorization: Bearer eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJlMTIz',
       'Order #12345 costs 3.50 and 2 + 2 = 4.',
     ];
     const base = chatFromTaskmaster(dialogues.slice(0, 40));
@@ -153,7 +155,8 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
     ['{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "   "}]}', 'empty-field'],
     ['{"messages": [{"role": "wizard", "content": "hi"}]}', 'bad-role'],
     [
-      '{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, {"role": "assistant", "content": "a cat"}]}',
+      '{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}, ' +
+        '{"role": "assistant", "content": "a cat"}]}',
       'unsupported-content',
     ],
     ['[1, 2, 3]', 'wrong-shape'],

@@ -21,13 +21,19 @@ for (let i = 2; i < args.length; i++) {
   else operands.push(args[i]);
 }
 const [from, to] = operands.map(local);
-if (args[0] !== 's3' || operands.length !== 2) { console.error('fake aws: unsupported ' + args.join(' ')); process.exit(252); }
+if (args[0] !== 's3' || operands.length !== 2) {
+  console.error('fake aws: unsupported ' + args.join(' '));
+  process.exit(252);
+}
 if (args[1] === 'cp') {
   if (!fs.existsSync(from)) { console.error('fatal error: ' + operands[0] + ' does not exist'); process.exit(1); }
   fs.mkdirSync(path.dirname(to), { recursive: true });
   fs.copyFileSync(from, to);
 } else if (args[1] === 'sync') {
-  const files = (dir) => !fs.existsSync(dir) ? [] : fs.readdirSync(dir, { recursive: true }).filter((f) => fs.statSync(path.join(dir, f)).isFile());
+  const files = (dir) =>
+    !fs.existsSync(dir)
+      ? []
+      : fs.readdirSync(dir, { recursive: true }).filter((f) => fs.statSync(path.join(dir, f)).isFile());
   const keep = (file) => !excluded.includes(path.basename(file));
   const source = files(from).filter(keep);
   for (const file of source) {

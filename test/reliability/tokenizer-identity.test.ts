@@ -97,101 +97,104 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('tokenizer identity', () => {
   });
 
   // In-process (the refusals above are the spawned checks): a long spawnSync would stall vitest's worker.
-  it('train, eval and export record the identity; eval refuses the draft on targets of the other vocabulary', async () => {
-    const out = join(work, 'run');
-    const result = await runCli([
-      '--quiet',
-      'train',
-      targets,
-      '--out',
-      out,
-      '--target-model',
-      target.path,
-      '--set',
-      'train.select=off',
-      '--set',
-      'train.model.preset=draft-nano',
-      '--max-steps',
-      '2',
-      '--set',
-      'train.seq_len=16',
-      '--set',
-      'train.batch_size=2',
-      '--set',
-      'train.eval_every=2',
-      '--backend',
-      'cpu',
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    const identity = tokenizerIdentity(await loadTokenizer(target.path));
-    const runManifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
-    expect(runManifest.target.tokenizer.identity).toEqual(identity);
-    const draftManifest = JSON.parse(readFileSync(join(out, 'draft', 'manifest.json'), 'utf8'));
-    expect(draftManifest.target.tokenizer.identity).toEqual(identity);
+  it(
+    'train, eval and export record the identity; ' + 'eval refuses the draft on targets of the other vocabulary',
+    async () => {
+      const out = join(work, 'run');
+      const result = await runCli([
+        '--quiet',
+        'train',
+        targets,
+        '--out',
+        out,
+        '--target-model',
+        target.path,
+        '--set',
+        'train.select=off',
+        '--set',
+        'train.model.preset=draft-nano',
+        '--max-steps',
+        '2',
+        '--set',
+        'train.seq_len=16',
+        '--set',
+        'train.batch_size=2',
+        '--set',
+        'train.eval_every=2',
+        '--backend',
+        'cpu',
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      const identity = tokenizerIdentity(await loadTokenizer(target.path));
+      const runManifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+      expect(runManifest.target.tokenizer.identity).toEqual(identity);
+      const draftManifest = JSON.parse(readFileSync(join(out, 'draft', 'manifest.json'), 'utf8'));
+      expect(draftManifest.target.tokenizer.identity).toEqual(identity);
 
-    const report = join(work, 'report');
-    const evaluated = await runCli([
-      '--quiet',
-      'eval',
-      '--model',
-      join(out, 'draft'),
-      '--data',
-      targets,
-      '--out',
-      report,
-      '--set',
-      'eval.backend=cpu',
-    ]);
-    expect(evaluated.code, evaluated.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(join(report, 'report.json'), 'utf8')).data.tokenizer).toEqual(identity);
-    const exported = join(work, 'export');
-    const exportResult = await runCli([
-      '--quiet',
-      'export',
-      '--model',
-      join(out, 'draft'),
-      '--out',
-      exported,
-      '--target',
-      target.path,
-      '--format',
-      'hf',
-      '--set',
-      'export.reference_prompts=0',
-    ]);
-    expect(exportResult.code, exportResult.stderr).toBe(0);
-    expect(JSON.parse(readFileSync(join(exported, 'manifest.json'), 'utf8')).tokenizer.identity).toEqual(identity);
+      const report = join(work, 'report');
+      const evaluated = await runCli([
+        '--quiet',
+        'eval',
+        '--model',
+        join(out, 'draft'),
+        '--data',
+        targets,
+        '--out',
+        report,
+        '--set',
+        'eval.backend=cpu',
+      ]);
+      expect(evaluated.code, evaluated.stderr).toBe(0);
+      expect(JSON.parse(readFileSync(join(report, 'report.json'), 'utf8')).data.tokenizer).toEqual(identity);
+      const exported = join(work, 'export');
+      const exportResult = await runCli([
+        '--quiet',
+        'export',
+        '--model',
+        join(out, 'draft'),
+        '--out',
+        exported,
+        '--target',
+        target.path,
+        '--format',
+        'hf',
+        '--set',
+        'export.reference_prompts=0',
+      ]);
+      expect(exportResult.code, exportResult.stderr).toBe(0);
+      expect(JSON.parse(readFileSync(join(exported, 'manifest.json'), 'utf8')).tokenizer.identity).toEqual(identity);
 
-    // Targets of the other vocabulary (the swapped GGUF is a whole model): the draft is refused on them.
-    const otherTargets = join(work, 'other-targets');
-    const distilled = await runCli([
-      '--quiet',
-      'distill',
-      dataset,
-      '--out',
-      otherTargets,
-      '--target-model',
-      other.path,
-      '--max-tokens',
-      '4',
-    ]);
-    expect(distilled.code, distilled.stderr).toBe(0);
-    const refused = runBin([
-      'eval',
-      '--model',
-      join(out, 'draft'),
-      '--data',
-      otherTargets,
-      '--out',
-      join(work, 'refused-report'),
-      '--set',
-      'eval.backend=cpu',
-    ]);
-    expect(refused.code, refused.stderr).toBe(2);
-    expect(refused.stderr).toContain(
-      `the tokenizer of the draft ${join(out, 'draft')} differs from the targets' tokenizer`,
-    );
-    expect(refused.stderr).toMatch(/token id 259: "he" expected, "▁t" here/);
-    expect(existsSync(join(work, 'refused-report'))).toBe(false);
-  });
+      // Targets of the other vocabulary (the swapped GGUF is a whole model): the draft is refused on them.
+      const otherTargets = join(work, 'other-targets');
+      const distilled = await runCli([
+        '--quiet',
+        'distill',
+        dataset,
+        '--out',
+        otherTargets,
+        '--target-model',
+        other.path,
+        '--max-tokens',
+        '4',
+      ]);
+      expect(distilled.code, distilled.stderr).toBe(0);
+      const refused = runBin([
+        'eval',
+        '--model',
+        join(out, 'draft'),
+        '--data',
+        otherTargets,
+        '--out',
+        join(work, 'refused-report'),
+        '--set',
+        'eval.backend=cpu',
+      ]);
+      expect(refused.code, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(
+        `the tokenizer of the draft ${join(out, 'draft')} differs from the targets' tokenizer`,
+      );
+      expect(refused.stderr).toMatch(/token id 259: "he" expected, "▁t" here/);
+      expect(existsSync(join(work, 'refused-report'))).toBe(false);
+    },
+  );
 });

@@ -86,35 +86,39 @@ describe.skipIf(!haveShared(...SAMPLE))('fetch-test-data through a local mirror 
     expect(requested.length).toBe(before);
   });
 
-  it('refuses a corrupted download (exit 1, both hashes named, nothing written), and a different file already there', async () => {
-    const out = join(work, 'corrupt');
-    corrupt = true;
-    try {
-      const result = await runScript('scripts/fetch-test-data.mjs', [
-        '--base-url',
-        baseUrl,
-        '--out',
-        out,
-        CORRUPTED,
-        SAMPLE[1],
-      ]);
-      expect(result.code).toBe(1);
-      const entry = manifest.find((e) => e.path === CORRUPTED) as ManifestEntry;
-      expect(result.stderr).toContain(`${CORRUPTED}: downloaded ${entry.bytes} bytes with sha256 `);
-      expect(result.stderr).toContain(`expected ${entry.bytes} bytes with sha256 ${entry.sha256} — refused`);
-      expect(existsSync(join(out, CORRUPTED))).toBe(false);
-      expect(readdirSync(join(out, 'models/stories260K'))).toEqual(['stories260K.bin']); // no partial file left
-    } finally {
-      corrupt = false;
-    }
-    writeFileSync(join(out, CORRUPTED), 'not the tokenizer');
-    const existing = await runScript('scripts/fetch-test-data.mjs', ['--base-url', baseUrl, '--out', out, CORRUPTED]);
-    expect(existing.code).toBe(1);
-    expect(existing.stderr).toMatch(
-      /tok512\.bin: exists with sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(not overwritten/,
-    );
-    expect(readFileSync(join(out, CORRUPTED), 'utf8')).toBe('not the tokenizer');
-  });
+  it(
+    'refuses a corrupted download (exit 1, both hashes named, nothing written), ' +
+      'and a different file already there',
+    async () => {
+      const out = join(work, 'corrupt');
+      corrupt = true;
+      try {
+        const result = await runScript('scripts/fetch-test-data.mjs', [
+          '--base-url',
+          baseUrl,
+          '--out',
+          out,
+          CORRUPTED,
+          SAMPLE[1],
+        ]);
+        expect(result.code).toBe(1);
+        const entry = manifest.find((e) => e.path === CORRUPTED) as ManifestEntry;
+        expect(result.stderr).toContain(`${CORRUPTED}: downloaded ${entry.bytes} bytes with sha256 `);
+        expect(result.stderr).toContain(`expected ${entry.bytes} bytes with sha256 ${entry.sha256} — refused`);
+        expect(existsSync(join(out, CORRUPTED))).toBe(false);
+        expect(readdirSync(join(out, 'models/stories260K'))).toEqual(['stories260K.bin']); // no partial file left
+      } finally {
+        corrupt = false;
+      }
+      writeFileSync(join(out, CORRUPTED), 'not the tokenizer');
+      const existing = await runScript('scripts/fetch-test-data.mjs', ['--base-url', baseUrl, '--out', out, CORRUPTED]);
+      expect(existing.code).toBe(1);
+      expect(existing.stderr).toMatch(
+        /tok512\.bin: exists with sha256 [0-9a-f]{64}, expected [0-9a-f]{64} \(not overwritten/,
+      );
+      expect(readFileSync(join(out, CORRUPTED), 'utf8')).toBe('not the tokenizer');
+    },
+  );
 
   it('exits 2 for a path that is not in the manifest, and 1 when the server has no such file', async () => {
     const usage = await runScript('scripts/fetch-test-data.mjs', [

@@ -139,49 +139,52 @@ describe.skipIf(!haveInputs)('fireopt synth (llama-cpp stories260K target)', () 
     expect(existsSync(join(work, 'synthetic.synth.jsonl'))).toBe(true);
   });
 
-  it('is read by distill: both local engines give identical greedy completions over the synthetic prompts', async () => {
-    const viaLlamaCpp = join(work, 'targets-llama-cpp');
-    const viaTfjs = join(work, 'targets-tfjs');
-    const common = ['--quiet', '--json', 'distill', dataset(), '--max-tokens', '24', '--top-logprobs', '2'];
-    const first = await runCli([
-      ...common,
-      '--out',
-      viaLlamaCpp,
-      '--target-model',
-      gguf.path,
-      '--set',
-      'target.kv_cache_type=f32',
-    ]);
-    expect(first.code, first.stderr).toBe(0);
-    const second = await runCli([
-      ...common,
-      '--out',
-      viaTfjs,
-      '--set',
-      'target.engine=tfjs',
-      '--set',
-      `target.model=${gguf.path}`,
-      '--set',
-      'target.backend=wasm',
-    ]);
-    expect(second.code, second.stderr).toBe(0);
-    expect(JSON.parse(second.stdout)).toMatchObject({
-      counts: { input: N, ok: N, failed: 0 },
-      target: { engine: 'tfjs' },
-    });
-    for (const split of ['train', 'heldout']) {
-      const expected = [];
-      for await (const row of readTargetRows(join(viaLlamaCpp, `${split}.arrow`))) expected.push(row);
-      let i = 0;
-      for await (const row of readTargetRows(join(viaTfjs, `${split}.arrow`))) {
-        expect(Array.from(row.prompt_token_ids)).toEqual(Array.from(expected[i].prompt_token_ids));
-        expect(Array.from(row.completion_token_ids)).toEqual(Array.from(expected[i].completion_token_ids));
-        expect(Array.from(row.top_ids!)).toEqual(Array.from(expected[i].top_ids!));
-        i++;
+  it(
+    'is read by distill: ' + 'both local engines give identical greedy completions over the synthetic prompts',
+    async () => {
+      const viaLlamaCpp = join(work, 'targets-llama-cpp');
+      const viaTfjs = join(work, 'targets-tfjs');
+      const common = ['--quiet', '--json', 'distill', dataset(), '--max-tokens', '24', '--top-logprobs', '2'];
+      const first = await runCli([
+        ...common,
+        '--out',
+        viaLlamaCpp,
+        '--target-model',
+        gguf.path,
+        '--set',
+        'target.kv_cache_type=f32',
+      ]);
+      expect(first.code, first.stderr).toBe(0);
+      const second = await runCli([
+        ...common,
+        '--out',
+        viaTfjs,
+        '--set',
+        'target.engine=tfjs',
+        '--set',
+        `target.model=${gguf.path}`,
+        '--set',
+        'target.backend=wasm',
+      ]);
+      expect(second.code, second.stderr).toBe(0);
+      expect(JSON.parse(second.stdout)).toMatchObject({
+        counts: { input: N, ok: N, failed: 0 },
+        target: { engine: 'tfjs' },
+      });
+      for (const split of ['train', 'heldout']) {
+        const expected = [];
+        for await (const row of readTargetRows(join(viaLlamaCpp, `${split}.arrow`))) expected.push(row);
+        let i = 0;
+        for await (const row of readTargetRows(join(viaTfjs, `${split}.arrow`))) {
+          expect(Array.from(row.prompt_token_ids)).toEqual(Array.from(expected[i].prompt_token_ids));
+          expect(Array.from(row.completion_token_ids)).toEqual(Array.from(expected[i].completion_token_ids));
+          expect(Array.from(row.top_ids!)).toEqual(Array.from(expected[i].top_ids!));
+          i++;
+        }
+        expect(i).toBe(expected.length);
       }
-      expect(i).toBe(expected.length);
-    }
-  });
+    },
+  );
 
   it('rejects repeats: greedy samples of one request are duplicates, and the output stays distinct', async () => {
     const engine = await LlamaCppEngine.open({

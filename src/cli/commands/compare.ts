@@ -50,9 +50,14 @@ export function register(program: Command, context: ContextGetter): void {
         ctx.io.stdout(
           [
             `cost: ${comparison.a.cost}`,
-            `A ${comparison.a.candidate}: τ ${comparison.a.tau.toFixed(3)}, speed-up ${comparison.a.speedup.toFixed(3)}× at k = ${comparison.a.best_k}`,
-            `B ${comparison.b.candidate}: τ ${comparison.b.tau.toFixed(3)}, speed-up ${comparison.b.speedup.toFixed(3)}× at k = ${comparison.b.best_k}`,
-            `Δτ ${comparison.delta_tau.estimate.toFixed(3)} 95% CI ${ci(comparison.delta_tau.ci95)}; Δ speed-up ${comparison.delta_speedup.estimate.toFixed(3)} 95% CI ${ci(comparison.delta_speedup.ci95)} (${comparison.conversations} conversations, ${comparison.bootstrap_samples} resamples)`,
+            `A ${comparison.a.candidate}: τ ${comparison.a.tau.toFixed(3)}, ` +
+              `speed-up ${comparison.a.speedup.toFixed(3)}× at k = ${comparison.a.best_k}`,
+            `B ${comparison.b.candidate}: τ ${comparison.b.tau.toFixed(3)}, ` +
+              `speed-up ${comparison.b.speedup.toFixed(3)}× at k = ${comparison.b.best_k}`,
+            `Δτ ${comparison.delta_tau.estimate.toFixed(3)} 95% CI ${ci(comparison.delta_tau.ci95)}; ` +
+              `Δ speed-up ${comparison.delta_speedup.estimate.toFixed(3)} ` +
+              `95% CI ${ci(comparison.delta_speedup.ci95)} ` +
+              `(${comparison.conversations} conversations, ${comparison.bootstrap_samples} resamples)`,
             `${comparison.promote ? 'PROMOTE' : 'DO NOT PROMOTE'}: ${comparison.reason}`,
           ].join('\n') + '\n',
         );

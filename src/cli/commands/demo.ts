@@ -17,8 +17,10 @@ export function register(program: Command, context: ContextGetter): void {
     .command('demo')
     .summary('run the whole loop offline on a bundled demo target and sample traffic, then print what it gained')
     .description(
-      'Ingests datasets/demo-traces.jsonl, distills it with datasets/demo-target.gguf (a small Llama model made by fireopt),\n' +
-        'trains a draft, evaluates it beside a generic draft and prompt lookup, exports and promotes it. A rerun skips\n' +
+      'Ingests datasets/demo-traces.jsonl, distills it with datasets/demo-target.gguf ' +
+        '(a small Llama model made by fireopt),\n' +
+        'trains a draft, evaluates it beside a generic draft and prompt lookup, exports and promotes it. ' +
+        'A rerun skips\n' +
         'unchanged stages.',
     )
     .option('-o, --out <dir>', 'work folder', 'out/demo')

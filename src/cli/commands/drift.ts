@@ -29,7 +29,8 @@ export function register(program: Command, context: ContextGetter): void {
     )
     .option(
       '-m, --model <dir>',
-      'the deployed draft checkpoint, or a release folder holding draft/ and promotion.json (default: promotion.release)',
+      'the deployed draft checkpoint, or a release folder holding draft/ and promotion.json ' +
+        '(default: promotion.release)',
     )
     .option('-t, --traces <files...>', 'fresh trace files or globs (default: ingest.inputs)')
     .option(

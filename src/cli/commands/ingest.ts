@@ -24,7 +24,8 @@ export function register(program: Command, context: ContextGetter): void {
     .summary('turn production traces into a train/held-out Arrow dataset')
     .description(
       'Read traces (OpenAI chat, request/response logs, Batch API output, ShareGPT, prompt/completion, prompts;\n' +
-        'plain or .gz; files, globs or - for stdin) and write <out>/{train,heldout}.arrow, rejected.jsonl and manifest.json.',
+        'plain or .gz; files, globs or - for stdin) and write <out>/{train,heldout}.arrow, ' +
+        'rejected.jsonl and manifest.json.',
     )
     .argument('[files...]', 'trace files, globs, or - for stdin (default: ingest.inputs from the config)')
     .option('-o, --out <dir>', 'output dataset directory (replaced atomically)')
@@ -83,7 +84,8 @@ export function register(program: Command, context: ContextGetter): void {
       const { describeOffenders } = await import('../../ingest/rejects.js');
       const lines = [
         `wrote ${summary.out}: ${summary.rows.train} train + ${summary.rows.heldout} held-out rows`,
-        `  from ${summary.records} records in ${summary.inputs.length} file(s), ${(summary.input_bytes / 1e6).toFixed(1)} MB at ${summary.mb_per_s.toFixed(1)} MB/s`,
+        `  from ${summary.records} records in ${summary.inputs.length} file(s), ` +
+          `${(summary.input_bytes / 1e6).toFixed(1)} MB at ${summary.mb_per_s.toFixed(1)} MB/s`,
         `  by format: ${Object.entries(summary.rows_by_format)
           .map(([f, n]) => `${f} ${n}`)
           .join(', ')}`,

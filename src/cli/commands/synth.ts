@@ -138,8 +138,10 @@ export function register(program: Command, context: ContextGetter): void {
           .map(([reason, n]) => `${reason} ${n}`);
         ctx.io.stdout(
           [
-            `wrote ${ingested.out}: ${ingested.rows.train} train + ${ingested.rows.heldout} held-out prompts (${summary.promptsFile})`,
-            `  ${counts.written} of ${counts.requested} new prompts from ${counts.seeds} seeds: ${counts.completions} completions in ${counts.requests} requests`,
+            `wrote ${ingested.out}: ${ingested.rows.train} train + ${ingested.rows.heldout} held-out prompts ` +
+              `(${summary.promptsFile})`,
+            `  ${counts.written} of ${counts.requested} new prompts from ${counts.seeds} seeds: ` +
+              `${counts.completions} completions in ${counts.requests} requests`,
             `  rejected: ${rejected.length ? rejected.join(', ') : 'none'}`,
             ...prompts
               .slice(0, 3)

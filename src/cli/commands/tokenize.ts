@@ -21,7 +21,8 @@ export function register(program: Command, context: ContextGetter): void {
     .command('tokenize')
     .summary('print the token ids of a text (or, with --decode, the text of ids)')
     .description(
-      'Tokenize TEXT (or standard input with -) as the target does: GGUF and llama2.c vocabularies through llama.cpp, ' +
+      'Tokenize TEXT (or standard input with -) as the target does: ' +
+        'GGUF and llama2.c vocabularies through llama.cpp, ' +
         'tokenizer.json through Hugging Face tokenizers. BOS/EOS are added as the vocabulary asks. ' +
         'Prints one "id -> \'piece\'" line per token, or {"ids": [...]} with --json.',
     )
