@@ -43,7 +43,7 @@ beforeAll(async () => {
   data = await makeStoriesTargets(24, 32); // real ShareGPT openings, distilled by llama.cpp
   draft = writeNoisyDraft({ noise: 0.05, keepLayers: 4 });
   await initBackend('cpu'); // what `--set *.backend=cpu` selects, started before any guard
-}, 60_000);
+});
 
 afterAll(() => {
   data?.remove();
@@ -150,7 +150,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))(
       } finally {
         model.dispose();
       }
-    }, 60_000);
+    });
 
     it('fireopt eval scores a draft and the model-free baselines', async () => {
       const out = join(data.work, 'eval');
@@ -180,7 +180,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))(
       const [scored] = report.candidates;
       expect(scored.sampling_acceptance?.positions).toBe(report.data.tokens);
       expect(scored.by_k[7].tau).toBeGreaterThan(1.5); // a real draft of its own target: it hits often
-    }, 60_000);
+    });
 
     it('fireopt export writes reference logits and probes a reduced-vocabulary draft', async () => {
       // A reduced-vocabulary draft: the noisy draft's rows for the specials and 197 merged pieces.
@@ -273,7 +273,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))(
       } finally {
         exported.dispose();
       }
-    }, 60_000);
+    });
 
     it('the tfjs target engine generates and scores, ' +
       'and `fireopt distill` with it gives llama.cpp’s greedy tokens', async () => {
@@ -335,7 +335,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))(
       } finally {
         await engine.close();
       }
-    }, 60_000);
+    });
   },
 );
 

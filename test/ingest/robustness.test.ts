@@ -236,7 +236,8 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
     child.stdin.write(lines);
     // Wait until the run has created its staging folder and written into it, then kill it.
     const staging = (): string[] => readdirSync(tmp.dir).filter((n) => n.startsWith('.killed-ds.tmp-'));
-    for (let i = 0; i < 200 && !(staging().length && existsSync(join(tmp.dir, staging()[0], 'train.arrow'))); i++) {
+    // Polled for up to a minute: a loaded machine may take seconds to start the child.
+    for (let i = 0; i < 2400 && !(staging().length && existsSync(join(tmp.dir, staging()[0], 'train.arrow'))); i++) {
       await new Promise((r) => setTimeout(r, 25));
     }
     expect(staging()).toHaveLength(1);
@@ -266,7 +267,7 @@ describe.skipIf(!haveTraces)('bad input, nothing lost', () => {
         .join('\n') + '\n',
     );
     const staging = (): string[] => readdirSync(tmp.dir).filter((n) => n.startsWith('.interrupted-ds.tmp-'));
-    for (let i = 0; i < 200 && staging().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 2400 && staging().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     expect(staging()).toHaveLength(1);
     child.kill('SIGINT');
     expect(await exited).toBe(130);
