@@ -179,7 +179,11 @@ export class HttpClient {
           return this.attempt(replica, path, payload, validate, probe);
         });
         if (outcome === REROUTE) continue;
-        if (how.tokensOf) replica.stats.tokens += how.tokensOf(outcome as T);
+        // Only routed requests are the replica's share of the work (not the identity check's).
+        if (!how.pinned) {
+          replica.stats.requests++;
+          if (how.tokensOf) replica.stats.tokens += how.tokensOf(outcome as T);
+        }
         return outcome as T;
       }
     };
@@ -314,7 +318,6 @@ export class HttpClient {
     try {
       const result = await this.attemptOnce(replica.url(path), payload, validate);
       this.settle(replica, undefined, probe);
-      replica.stats.requests++;
       return result;
     } catch (error) {
       if (error instanceof TransientError) {
