@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTargetRows, type TargetRow } from '../../src/formats/targets-schema.js';
 import { ingestPrompts, runBinAsync } from '../helpers/cli.js';
@@ -64,6 +64,14 @@ function stop(replica: Replica, signal: NodeJS.Signals): Promise<void> {
   return exited;
 }
 
+/** The config of every replica, as they are now. */
+function fleetConfig(): string {
+  return writeConfig(
+    'fleet',
+    replicas.map((replica) => replica.url),
+  );
+}
+
 function writeConfig(name: string, urls: string[]): string {
   const path = join(work, `${name}.yaml`);
   const lines = [
@@ -108,6 +116,40 @@ async function readRows(out: string): Promise<TargetRow[]> {
   return rows;
 }
 
+/**
+ * `actual` holds the rows of `expected`, each once, in the same order, with every column identical
+ * (token ids, top-k ids, masks, finish reasons, sampling, metadata) except the log-probability
+ * floats: fireopt serve reuses a prompt prefix's KV cache (F16) from whatever request came before on
+ * that replica, so the last bits of a log-probability depend on the request history — as on a real
+ * serving fleet, whose kernels are not batch-invariant. Those agree within 1e-3.
+ */
+async function expectSameRows(actual: string, expected: string): Promise<void> {
+  const [actualRows, expectedRows] = [await readRows(actual), await readRows(expected)];
+  const ids = actualRows.map((row) => row.id);
+  expect(new Set(ids).size).toBe(ROWS);
+  expect(ids).toEqual(expectedRows.map((row) => row.id));
+  const withoutFloats = ({ token_logprobs: _t, top_logprobs: _k, ...rest }: TargetRow) => rest;
+  expect(actualRows.map(withoutFloats)).toEqual(expectedRows.map(withoutFloats));
+  actualRows.forEach((row, i) => {
+    for (const column of ['token_logprobs', 'top_logprobs'] as const) {
+      const [got, want] = [row[column] as Float32Array, expectedRows[i][column] as Float32Array];
+      expect(got.length).toBe(want.length);
+      got.forEach((value, j) => expect(Math.abs(value - want[j])).toBeLessThan(1e-3));
+    }
+  });
+}
+
+/** Chunks (each one row: chunk_rows 1) journaled so far by the distill run writing `out`. */
+function journalChunks(out: string): number {
+  const journal = join(work, `.${basename(out)}.distill-journal`);
+  return existsSync(journal) ? readdirSync(journal).filter((f) => /^chunk-\d+\.json$/.test(f)).length : 0;
+}
+
+async function untilJournaled(out: string, chunks: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (journalChunks(out) < chunks && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
 interface Summary {
   counts: { ok: number; failed: number };
   replicas: Array<{ baseUrl: string; rows: number; tokens: number; failedAttempts: number; timesTakenOut: number }>;
@@ -140,22 +182,11 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('distill over a fleet of fireop
     expect(alone.code, alone.stderr).toBe(0);
 
     const fleet = join(work, 'fleet');
-    const journal = join(work, '.fleet.distill-journal');
-    const running = runBinAsync(
-      distillArgs(
-        writeConfig(
-          'fleet',
-          replicas.map((replica) => replica.url),
-        ),
-        fleet,
-      ),
-    );
-    const chunks = () => (existsSync(journal) ? readdirSync(journal).filter((f) => f.startsWith('chunk-')).length : 0);
-    const deadline = Date.now() + 60_000;
-    while (chunks() < 6 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+    const running = runBinAsync(distillArgs(fleetConfig(), fleet));
+    await untilJournaled(fleet, 6);
     const victim = replicas[1];
     await stop(victim, 'SIGKILL');
-    const killedAfter = chunks();
+    const killedAfter = journalChunks(fleet);
     replicas[1] = await startServe(victim.port);
     const result = await running;
     expect(result.code, result.stderr).toBe(0);
@@ -174,26 +205,29 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('distill over a fleet of fireop
     expect(manifest.replicas).toEqual(summary.replicas);
     expect(manifest.target.baseUrls).toEqual(replicas.map((replica) => replica.url));
 
-    const [fleetRows, singleRows] = [await readRows(fleet), await readRows(single)];
-    const ids = fleetRows.map((row) => row.id);
-    expect(new Set(ids).size).toBe(ROWS);
-    expect(ids).toEqual(singleRows.map((row) => row.id));
-    // Every column is identical (token ids, top-k ids, masks, finish reasons, sampling, metadata) except the
-    // log-probability floats: fireopt serve reuses a prompt prefix's KV cache (F16) from whatever request
-    // came before on that replica, so the last bits of a log-probability depend on the request history —
-    // as on a real serving fleet, whose kernels are not batch-invariant. They agree within 1e-3.
-    const FLOATS = ['token_logprobs', 'top_logprobs'] as const;
-    const withoutFloats = (row: TargetRow) => {
-      const { token_logprobs: _t, top_logprobs: _k, ...rest } = row;
-      return rest;
-    };
-    expect(fleetRows.map(withoutFloats)).toEqual(singleRows.map(withoutFloats));
-    fleetRows.forEach((row, i) => {
-      for (const column of FLOATS) {
-        const [got, want] = [row[column] as Float32Array, singleRows[i][column] as Float32Array];
-        expect(got.length).toBe(want.length);
-        got.forEach((value, j) => expect(Math.abs(value - want[j])).toBeLessThan(1e-3));
-      }
-    });
+    await expectSameRows(fleet, single);
   }, 180_000);
+
+  it('continues after the distill process is killed with SIGKILL, each row once, equal to one replica', async () => {
+    const out = join(work, 'killed');
+    const args = distillArgs(fleetConfig(), out);
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await untilJournaled(out, 6);
+    child.kill('SIGKILL');
+    await exited;
+    const journaled = journalChunks(out);
+    expect(journaled).toBeGreaterThanOrEqual(6);
+    expect(journaled).toBeLessThan(ROWS); // killed midway, not after the end
+    expect(existsSync(out)).toBe(false); // no partial output
+
+    const resumed = await runBinAsync(args);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const summary = JSON.parse(resumed.stdout) as Summary & { counts: { resumed: number } };
+    expect(summary.counts).toMatchObject({ ok: ROWS, failed: 0 });
+    expect(summary.counts.resumed).toBeGreaterThanOrEqual(6);
+    // The replicas served the rows this run did, and only those.
+    expect(summary.replicas.reduce((sum, replica) => sum + replica.rows, 0)).toBe(ROWS - summary.counts.resumed);
+    await expectSameRows(out, join(work, 'single'));
+  }, 120_000);
 });
