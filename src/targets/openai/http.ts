@@ -237,7 +237,8 @@ export class HttpClient {
       const lastError = replica.lastError ?? (tried.includes(replica) ? 'no error' : 'not tried');
       return `  ${replica.baseUrl} (${state}): ${lastError}`;
     });
-    const message = `${path}: still failing after ${attempts} attempts over ${this.replicas.length} replicas:\n${lines.join('\n')}`;
+    const over = `${attempts} attempts over ${this.replicas.length} replicas`;
+    const message = `${path}: still failing after ${over}:\n${lines.join('\n')}`;
     return new RunError(message, hint, 'E_TARGET_UNAVAILABLE');
   }
 
