@@ -86,6 +86,18 @@ export interface DistillSummary {
   tokens: { prompt: number; completion: number; truncated: number };
   failures: Array<{ id: string; reason: string }>;
   target: TargetIdentity | { engine: 'none'; tokenizer: string };
+  /** A fleet of target replicas (`target.base_urls`): what each served in this run (resumed rows not included). */
+  replicas?: ReplicaRows[];
+}
+
+/** One replica's share of a distill run. */
+export interface ReplicaRows {
+  baseUrl: string;
+  rows: number;
+  /** Completion tokens it generated (regenerate) or scored (score). */
+  tokens: number;
+  failedAttempts: number;
+  timesTakenOut: number;
 }
 
 interface WorkItem {
@@ -302,6 +314,8 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
         failures: failuresOut,
         target: identity,
       };
+      const replicas = replicaRows(engine);
+      if (replicas) summary.replicas = replicas;
       writeManifest(
         staged.path,
         makeManifest(TARGETS_KIND, TARGETS_SCHEMA_VERSION, {
@@ -313,6 +327,7 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
             deps.chatTemplate === undefined ? null : createHash('sha256').update(deps.chatTemplate).digest('hex'),
           counts: summary.counts,
           tokens: summary.tokens,
+          ...(replicas && { replicas }),
         }),
       );
       if (failuresOut.length) {
@@ -328,6 +343,13 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
   } finally {
     await engine?.close();
   }
+}
+
+/** Per-replica rows of an engine that drives several replicas; undefined for one server or a local model. */
+function replicaRows(engine: TargetEngine | undefined): ReplicaRows[] | undefined {
+  const stats = engine?.replicaStats?.();
+  if (!stats || stats.length < 2) return undefined;
+  return stats.map(({ requests, ...rest }) => ({ ...rest, rows: requests }));
 }
 
 async function openEngine(deps: DistillDeps): Promise<TargetEngine> {

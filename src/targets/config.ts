@@ -21,6 +21,7 @@
  *   requests_per_second: 0       # 0 = no rate limit
  *   timeout_ms: 60000
  *   max_retries: 6
+ *   # base_urls: [http://10.0.0.1:8000/v1, http://10.0.0.2:8000/v1]   # a fleet of replicas instead
  * ---
  * target:
  *   engine: tfjs                 # fireopt's own model core (no native library)
@@ -30,6 +31,7 @@
  * ```
  */
 import { z } from 'zod';
+import { ConfigError } from '../errors.js';
 
 export const llamaCppTargetSchema = z.strictObject({
   engine: z.literal('llama-cpp'),
@@ -58,7 +60,19 @@ export const OPENAI_TOKEN_ID_MODES = ['auto', 'server', 'tokenizer'] as const;
 
 export const openAiTargetSchema = z.strictObject({
   engine: z.literal('openai'),
-  base_url: z.url().describe('Base URL including the version prefix, e.g. `http://127.0.0.1:8000/v1`.'),
+  base_url: z
+    .url()
+    .optional()
+    .describe('Base URL including the version prefix, e.g. `http://127.0.0.1:8000/v1` (or `base_urls` for a fleet).'),
+  base_urls: z
+    .array(z.url())
+    .min(1)
+    .optional()
+    .describe(
+      'Several replicas of one target (instead of `base_url`): requests go to the replica with the fewest ' +
+        'outstanding; a failing replica is taken out with backoff and probed back in; every replica must serve the ' +
+        'same model (checked before the first row). `concurrency` and `requests_per_second` apply per replica.',
+    ),
   model: z.string().min(1).describe('Model name sent in every request and recorded in the manifest.'),
   api: z
     .enum(['completions', 'chat'])
@@ -134,11 +148,34 @@ export const tfjsTargetSchema = z.strictObject({
 });
 
 /** The `target` section. */
-export const targetSchema = z.discriminatedUnion('engine', [
-  llamaCppTargetSchema,
-  openAiTargetSchema,
-  tfjsTargetSchema,
-]);
+export const targetSchema = z
+  .discriminatedUnion('engine', [llamaCppTargetSchema, openAiTargetSchema, tfjsTargetSchema])
+  .superRefine((target, ctx) => {
+    if (target.engine !== 'openai') return;
+    if (target.base_url !== undefined && target.base_urls !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['base_urls'],
+        message: 'target.base_url and target.base_urls are both set: use base_urls alone for several replicas',
+      });
+    } else if (target.base_url === undefined && target.base_urls === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['base_url'], message: 'set target.base_url (or base_urls for a fleet)' });
+    }
+    const seen = new Set<string>();
+    for (const [i, url] of (target.base_urls ?? []).entries()) {
+      const normalised = url.replace(/\/+$/, '');
+      if (seen.has(normalised))
+        ctx.addIssue({ code: 'custom', path: ['base_urls', i], message: `${url} is listed twice` });
+      seen.add(normalised);
+    }
+  });
+
+/** The replica URLs of an `openai` target: `base_urls`, or the one `base_url`. */
+export function openAiBaseUrls(config: Pick<OpenAiTargetConfig, 'base_url' | 'base_urls'>): string[] {
+  const urls = config.base_urls ?? (config.base_url === undefined ? [] : [config.base_url]);
+  if (urls.length === 0) throw new ConfigError('target.base_url: set base_url (or base_urls for a fleet)');
+  return urls;
+}
 
 export type TargetConfig = z.infer<typeof targetSchema>;
 export type LlamaCppTargetConfig = z.infer<typeof llamaCppTargetSchema>;

@@ -2,6 +2,7 @@
 import type { TargetConfig } from './config.js';
 import type { TargetEngine } from './engine.js';
 import type { TokenAligner } from './openai/alignment.js';
+import type { ReplicaChange } from './openai/http.js';
 
 export interface TargetEngineDeps {
   /** openai: the API key's value, read by the CLI from the variable `api_key_env` names. */
@@ -10,6 +11,8 @@ export interface TargetEngineDeps {
   tokenizer?: TokenAligner;
   /** openai: told about each retried request. */
   onRetry?: (event: { path: string; attempt: number; reason: string }) => void;
+  /** openai with several replicas: told when one is taken out of service or put back. */
+  onReplicaChange?: (event: ReplicaChange) => void;
   /** tfjs: told which TensorFlow.js backend was chosen. */
   log?: (line: string) => void;
 }
@@ -30,7 +33,7 @@ export async function createTargetEngine(config: TargetConfig, deps: TargetEngin
     }
     case 'openai': {
       const { OpenAiEngine } = await import('./openai/engine.js');
-      return new OpenAiEngine(config, deps);
+      return OpenAiEngine.open(config, deps);
     }
     case 'tfjs': {
       const { TfjsEngine } = await import('./tfjs/engine.js');

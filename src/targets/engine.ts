@@ -22,8 +22,10 @@ export interface TargetIdentity {
   model: string;
   /** SHA-256 of the model file (local engines). */
   modelSha256?: string;
-  /** Server base URL (openai engine). */
+  /** Server base URL (openai engine; a fleet's first replica). */
   baseUrl?: string;
+  /** Every replica's base URL, when the openai engine drives a fleet (`target.base_urls`). */
+  baseUrls?: string[];
   /** Vocabulary size of the target, when the engine knows it. */
   vocabSize?: number;
 }
@@ -100,6 +102,17 @@ export interface TargetEngine {
   ): Promise<PositionLogprobs[]>;
   /** Release the model, the connections and every pending timer. */
   close(): Promise<void>;
+  /** Engines that spread requests over replicas (openai): what each replica served so far. */
+  replicaStats?(): ReplicaStats[];
+}
+
+/** What one replica of a served target did: requests answered, their tokens, failed attempts. */
+export interface ReplicaStats {
+  baseUrl: string;
+  requests: number;
+  tokens: number;
+  failedAttempts: number;
+  timesTakenOut: number;
 }
 
 /** Defaults for the sampling fields a caller leaves out. */

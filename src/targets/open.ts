@@ -94,6 +94,13 @@ export async function openTarget(
         const message = `retrying ${e.path} (attempt ${e.attempt}): ${e.reason}`;
         deps.progress({ kind: 'log', level: 'warn', message });
       },
+      onReplicaChange: (e) => {
+        const message =
+          e.state === 'out'
+            ? `target replica ${e.baseUrl} taken out for ${e.outMs} ms: ${e.reason}`
+            : `target replica ${e.baseUrl} is back in service`;
+        deps.progress({ kind: 'log', level: e.state === 'out' ? 'warn' : 'info', message });
+      },
       log: (line) => deps.progress({ kind: 'log', level: 'info', message: line }),
     });
   return { ...resolved, openEngine };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeKernels } from '../../src/backend/native.js';
 import { runScript } from '../helpers/cli.js';
-import { haveShared, repoRoot, SHAREGPT, STORIES260K, TOK512 } from '../helpers/shared.js';
+import { haveShared, repoRoot, SHAREGPT, STORIES_TARGETS, STORIES260K, TOK512 } from '../helpers/shared.js';
 
 const ALPACA = [
   'Meta-Llama-3-8B-Instruct',
@@ -111,4 +111,24 @@ describe('bench scripts at their smallest setting', () => {
     expect(rows).toHaveLength(3); // llama.cpp on both vocabularies, @huggingface/tokenizers on GPT-2's
     for (const row of rows) expect(row).toContain(`| ${documents} of ${documents} |`);
   });
+
+  it.skipIf(!haveShared(...STORIES_TARGETS))(
+    'bench/distill-fleet.mjs --smoke distills 6 prompts through 1 and 2 fireopt serve replicas',
+    async () => {
+      const result = await runScript('bench/distill-fleet.mjs', ['--smoke'], { timeoutMs: 150_000 });
+      expect(result.code, result.stderr).toBe(0);
+      const summary = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as {
+        prompts: number;
+        figures: Array<{ replicas: number; tokens_per_sec: number; rows_per_replica: number[] }>;
+      };
+      expect(summary.figures.map((figure) => figure.replicas)).toEqual([1, 2]);
+      for (const figure of summary.figures) {
+        expect(figure.tokens_per_sec).toBeGreaterThan(0);
+        expect(figure.rows_per_replica).toHaveLength(figure.replicas);
+        expect(figure.rows_per_replica.reduce((a, b) => a + b, 0)).toBe(summary.prompts);
+      }
+      expect(result.stdout).toMatch(/^\| 2 \| 4 \| \d+ \| \d+\.\d\d \| \d+ \/ \d+ \|$/m);
+    },
+    160_000,
+  );
 });

@@ -32,6 +32,8 @@ export interface FaultProxyOptions {
   faultsFor?: (bodyOrdinal: number) => number;
   /** Rewrite a request body before forwarding it (to emulate servers that ignore a parameter). */
   rewrite?: (body: Record<string, unknown>) => Record<string, unknown>;
+  /** Listen on this port (default: any free one), e.g. to bring a refused replica back at its address. */
+  port?: number;
 }
 
 export interface FaultProxy {
@@ -86,7 +88,8 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         break;
     }
     let forwarded = body;
-    if (options.rewrite) forwarded = JSON.stringify(options.rewrite(JSON.parse(body) as Record<string, unknown>));
+    if (options.rewrite && body)
+      forwarded = JSON.stringify(options.rewrite(JSON.parse(body) as Record<string, unknown>));
     const upstreamResponse = await forward(upstream, req, forwarded);
     if (fault === 'drop-mid-body') {
       res.writeHead(upstreamResponse.status, {
@@ -103,7 +106,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     if (upstreamResponse.status === 200) delivered.set(key, (delivered.get(key) ?? 0) + 1);
     reply(res, upstreamResponse.status, upstreamResponse.body);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {
     url: `http://127.0.0.1:${port}`,

@@ -116,7 +116,9 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt
     });
     proxies.push(proxy);
     const retries: string[] = [];
-    const engine = openAiEngine(proxy.url, {}, { onRetry: (event) => retries.push(event.reason) });
+    // 1.5 s, not 400 ms: every retry must be an injected fault, and on a loaded machine a real answer can take
+    // longer than 400 ms (an extra timeout retry then failed the count).
+    const engine = openAiEngine(proxy.url, { timeout_ms: 1_500 }, { onRetry: (event) => retries.push(event.reason) });
     const sampling = samplingOptions({ maxTokens: 24, topLogprobs: 3 });
     const inputs = prompts();
     const results = await Promise.all(inputs.map((tokenIds) => engine.generate({ tokenIds }, sampling)));

@@ -4,6 +4,7 @@ import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
 import { DISTILL_MODES, TRUNCATE_PROMPT } from '../../distill/config.js';
+import type { ReplicaRows } from '../../distill/index.js';
 import { claimOutputs } from '../../util/output.js';
 import { forceOption, interruptible } from '../safety.js';
 
@@ -107,11 +108,22 @@ export function register(program: Command, context: ContextGetter): void {
             ...(c.truncated
               ? [truncationLine(c.truncated, config.distill.max_prompt_tokens, summary.tokens.truncated)]
               : []),
+            ...(summary.replicas ?? []).map(replicaLine),
             ...summary.failures.slice(0, 5).map((f) => `  failed ${f.id}: ${f.reason}`),
           ].join('\n') + '\n',
         );
       });
     });
+}
+
+/** The summary line of one target replica of a fleet. */
+function replicaLine(replica: ReplicaRows): string {
+  const troubles = [
+    ...(replica.failedAttempts ? [`${replica.failedAttempts} failed attempts`] : []),
+    ...(replica.timesTakenOut ? [`taken out ${replica.timesTakenOut}×`] : []),
+  ];
+  const detail = troubles.length ? ` (${troubles.join(', ')})` : '';
+  return `  replica ${replica.baseUrl}: ${replica.rows} rows, ${replica.tokens} tokens${detail}`;
 }
 
 /** The summary line of truncate_prompt `left`. */

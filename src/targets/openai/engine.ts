@@ -9,9 +9,12 @@
  *   `prompt_logprobs`, reading the completion positions.
  * - Stop token ids are sent (`stop_token_ids`) and also applied client-side, for servers that
  *   ignore the parameter.
+ * - A fleet (`base_urls`): requests spread over the replicas (http.ts), after an identity check
+ *   that every replica serves the same model (`open`).
  */
 import { InputError, RunError } from '../../errors.js';
-import type { OpenAiTargetConfig } from '../config.js';
+import { z } from 'zod';
+import { openAiBaseUrls, type OpenAiTargetConfig } from '../config.js';
 import type {
   Completion,
   PositionLogprobs,
@@ -21,7 +24,7 @@ import type {
   TargetPrompt,
 } from '../engine.js';
 import { choiceTokenIds, tokenId, type TokenAligner } from './alignment.js';
-import { FatalResponseError, HttpClient } from './http.js';
+import { FatalResponseError, HttpClient, type ReplicaChange, type ReplicaStats } from './http.js';
 import { parseChatResponse, parseCompletionResponse, type ReturnedCompletion } from './responses.js';
 
 export interface OpenAiEngineDeps {
@@ -30,20 +33,47 @@ export interface OpenAiEngineDeps {
   /** Needed only when the server returns token text instead of ids. */
   tokenizer?: TokenAligner;
   onRetry?: (event: { path: string; attempt: number; reason: string }) => void;
+  /** Told when a replica of a fleet is taken out of service or put back. */
+  onReplicaChange?: (event: ReplicaChange) => void;
 }
+
+/** The identity check's prompt: short, and a greedy continuation any text model gives. */
+const PROBE_TEXT = 'Once upon a time';
+const PROBE_TOKENS = 8;
+const modelListSchema = z.looseObject({ data: z.array(z.looseObject({ id: z.string() })) });
 
 export class OpenAiEngine implements TargetEngine {
   readonly identity: TargetIdentity;
   private readonly http: HttpClient;
 
+  /**
+   * The engine, once every replica of a fleet has passed the identity check (a single server is
+   * not checked: there is nothing to compare it with).
+   */
+  static async open(
+    config: Omit<OpenAiTargetConfig, 'engine' | 'api_key_env'>,
+    deps: OpenAiEngineDeps = {},
+  ): Promise<OpenAiEngine> {
+    const engine = new OpenAiEngine(config, deps);
+    try {
+      if (openAiBaseUrls(config).length > 1) await engine.checkReplicas();
+      return engine;
+    } catch (error) {
+      await engine.close();
+      throw error;
+    }
+  }
+
   constructor(
     private readonly config: Omit<OpenAiTargetConfig, 'engine' | 'api_key_env'>,
     private readonly deps: OpenAiEngineDeps = {},
   ) {
-    this.identity = { engine: 'openai', model: config.model, baseUrl: config.base_url };
+    const baseUrls = openAiBaseUrls(config);
+    this.identity = { engine: 'openai', model: config.model, baseUrl: baseUrls[0] };
+    if (baseUrls.length > 1) this.identity.baseUrls = baseUrls;
     if (deps.tokenizer) this.identity.vocabSize = deps.tokenizer.vocabSize;
     this.http = new HttpClient({
-      baseUrl: config.base_url,
+      baseUrls,
       apiKey: deps.apiKey,
       concurrency: config.concurrency,
       requestsPerSecond: config.requests_per_second,
@@ -52,7 +82,72 @@ export class OpenAiEngine implements TargetEngine {
       retryMinDelayMs: config.retry_min_delay_ms,
       retryMaxDelayMs: config.retry_max_delay_ms,
       onRetry: deps.onRetry,
+      onReplicaChange: deps.onReplicaChange,
     });
+  }
+
+  /** Requests answered, tokens and failures per replica so far (generate: completion tokens; score: scored ones). */
+  replicaStats(): ReplicaStats[] {
+    return this.http.replicaStats();
+  }
+
+  /**
+   * Every replica must serve `model` (listed by `/models`) and give the same greedy tokens for a
+   * probe prompt (ids where the server returns them, else the token strings or the text): a fleet
+   * that mixes two models would silently poison the targets.
+   */
+  async checkReplicas(): Promise<void> {
+    const urls = this.http.baseUrls;
+    const answers = await Promise.all(urls.map((_, index) => this.probeReplica(index)));
+    const [reference] = answers;
+    answers.forEach((answer, index) => {
+      if (!answer.models.includes(this.config.model)) {
+        throw new InputError(
+          `target.base_urls[${index}]: ${urls[index]} does not serve ${this.config.model} ` +
+            `(its /models lists ${answer.models.join(', ') || 'nothing'})`,
+          'every replica of a fleet must serve target.model under the same name',
+          'E_TARGET_MISMATCH',
+        );
+      }
+      if (answer.greedy !== reference.greedy) {
+        throw new InputError(
+          `target.base_urls[${index}]: ${urls[index]} answers the probe prompt ${JSON.stringify(PROBE_TEXT)} ` +
+            `differently from ${urls[0]} (greedy ${answer.greedy} vs ${reference.greedy}): it serves another model ` +
+            'or other weights',
+          'every replica of a fleet must serve the same model, weights and tokenizer',
+          'E_TARGET_MISMATCH',
+        );
+      }
+    });
+  }
+
+  private async probeReplica(index: number): Promise<{ models: string[]; greedy: string }> {
+    const models = await this.http.getJsonFrom(index, 'models', (json) =>
+      modelListSchema.parse(json).data.map((model) => model.id),
+    );
+    const chat = this.config.api === 'chat';
+    const body: Record<string, unknown> = {
+      model: this.config.model,
+      max_tokens: PROBE_TOKENS,
+      temperature: 0,
+      seed: 0,
+    };
+    if (this.config.token_ids !== 'tokenizer') body.return_tokens_as_token_ids = true;
+    if (chat) {
+      body.messages = [{ role: 'user', content: PROBE_TEXT }];
+      body.logprobs = true;
+      body.top_logprobs = 1;
+    } else {
+      body.prompt = PROBE_TEXT;
+      body.logprobs = 1;
+    }
+    const greedy = await this.http.postJsonTo(index, chat ? 'chat/completions' : 'completions', body, (json) => {
+      const [choice] = (chat ? parseChatResponse(json) : parseCompletionResponse(json)).choices;
+      // Ids where the server returns them, else the token strings, else the text.
+      const tokens = choice.positions?.map((position) => position.id ?? position.text);
+      return JSON.stringify(tokens ?? choice.text);
+    });
+    return { models, greedy };
   }
 
   async generate(prompt: TargetPrompt, sampling: SamplingOptions): Promise<Completion[]> {
@@ -84,8 +179,11 @@ export class OpenAiEngine implements TargetEngine {
     }
     const path = chat ? 'chat/completions' : 'completions';
     // Conversion runs inside the validator, so a malformed body is retried like a failed request.
-    const completions = await this.http.postJson(path, body, (json) =>
-      this.checked(chat ? parseChatResponse(json) : parseCompletionResponse(json), sampling.n),
+    const completions = await this.http.postJson(
+      path,
+      body,
+      (json) => this.checked(chat ? parseChatResponse(json) : parseCompletionResponse(json), sampling.n),
+      (result) => result.reduce((sum, completion) => sum + completion.tokenIds.length, 0),
     );
     return completions.map((completion) => OpenAiEngine.cutAtStopTokens(completion, sampling.stopTokenIds));
   }
@@ -109,36 +207,44 @@ export class OpenAiEngine implements TargetEngine {
       temperature: 0,
       prompt_logprobs: options.topLogprobs,
     };
-    return this.http.postJson('completions', body, (json) => {
-      const parsed = parseCompletionResponse(json);
-      const entries = parsed.choices[0].promptLogprobs;
-      if (!entries) {
-        throw new FatalResponseError(
-          new RunError(
-            'the server returned no prompt_logprobs: it cannot score completions',
-            'scoring needs a server with vLLM-style prompt_logprobs (vLLM, fireopt serve)',
-            'E_TARGET_UNSUPPORTED',
-          ),
-        );
-      }
-      if (entries.length !== promptIds.length)
-        throw new Error(`prompt_logprobs has ${entries.length} entries for a ${promptIds.length}-token prompt`);
-      return completionTokenIds.map((actual, j) => {
-        const entry = entries[prompt.tokenIds.length + j];
-        const own = entry?.get(actual);
-        if (!entry || !own)
-          throw new Error(
-            `prompt_logprobs position ${prompt.tokenIds.length + j} lacks the prompt's own token ${actual}`,
+    const tokensOf = (positions: PositionLogprobs[]) => positions.length;
+    return this.http.postJson(
+      'completions',
+      body,
+      (json) => {
+        const parsed = parseCompletionResponse(json);
+        const entries = parsed.choices[0].promptLogprobs;
+        if (!entries) {
+          throw new FatalResponseError(
+            new RunError(
+              'the server returned no prompt_logprobs: it cannot score completions',
+              'scoring needs a server with vLLM-style prompt_logprobs (vLLM, fireopt serve)',
+              'E_TARGET_UNSUPPORTED',
+            ),
           );
-        const ranked = [...entry].filter(([, value]) => value.rank !== undefined && value.rank <= options.topLogprobs);
-        ranked.sort((a, b) => (a[1].rank ?? 0) - (b[1].rank ?? 0) || b[1].logprob - a[1].logprob);
-        return {
-          tokenLogprob: own.logprob,
-          topIds: ranked.map(([id]) => id),
-          topLogprobs: ranked.map(([, value]) => value.logprob),
-        };
-      });
-    });
+        }
+        if (entries.length !== promptIds.length)
+          throw new Error(`prompt_logprobs has ${entries.length} entries for a ${promptIds.length}-token prompt`);
+        return completionTokenIds.map((actual, j) => {
+          const entry = entries[prompt.tokenIds.length + j];
+          const own = entry?.get(actual);
+          if (!entry || !own)
+            throw new Error(
+              `prompt_logprobs position ${prompt.tokenIds.length + j} lacks the prompt's own token ${actual}`,
+            );
+          const ranked = [...entry].filter(
+            ([, value]) => value.rank !== undefined && value.rank <= options.topLogprobs,
+          );
+          ranked.sort((a, b) => (a[1].rank ?? 0) - (b[1].rank ?? 0) || b[1].logprob - a[1].logprob);
+          return {
+            tokenLogprob: own.logprob,
+            topIds: ranked.map(([id]) => id),
+            topLogprobs: ranked.map(([, value]) => value.logprob),
+          };
+        });
+      },
+      tokensOf,
+    );
   }
 
   async close(): Promise<void> {
