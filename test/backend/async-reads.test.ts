@@ -275,67 +275,69 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))(
       }
     });
 
-    it('the tfjs target engine generates and scores, ' +
-      'and `fireopt distill` with it gives llama.cpp’s greedy tokens', async () => {
-      const targetsByLlamaCpp = new Map<string, number[]>();
-      for await (const row of readTargetRows(join(data.targets, 'train.arrow')))
-        targetsByLlamaCpp.set(row.id, Array.from(row.completion_token_ids));
-      const engine = await TfjsEngine.open({ model: draft.targetGguf, backend: 'cpu' });
-      const prompt = [BOS, 403, 407, 261];
-      const out = join(data.work, 'distill-tfjs');
-      try {
-        const run = await withoutSyncReads('tfjs target', async () => {
-          const [greedy, ...samples] = await engine.generate(
-            { tokenIds: prompt },
-            samplingOptions({ maxTokens: 16, topLogprobs: 4 }),
-          );
-          const sampled = await engine.generate(
-            { tokenIds: prompt },
-            samplingOptions({ maxTokens: 16, temperature: 1, seed: 3, n: 2 }),
-          );
-          const scored = await engine.score({ tokenIds: prompt }, greedy.tokenIds, { topLogprobs: 4 });
-          const distilled = await runCli([
-            '--quiet',
-            'distill',
-            join(data.work, 'dataset'),
-            '--out',
-            out,
-            '--set',
-            `target={engine: tfjs, model: ${draft.targetGguf}, backend: cpu}`,
-            '--max-tokens',
-            '32',
-            '--top-logprobs',
-            '4',
-          ]);
-          return { greedy, samples, sampled, scored, distilled };
-        });
-        expect(run.samples).toEqual([]);
-        expect(run.sampled).toHaveLength(2);
-        expect(run.sampled[0].tokenIds).not.toEqual(run.sampled[1].tokenIds);
-        // Generation and scoring against one full pass read synchronously.
-        const sequence = [...prompt, ...run.greedy.tokenIds.slice(0, -1)];
-        const full = forwardLogits(engine.model, sequence);
-        const V = engine.model.config.vocabSize;
-        run.greedy.tokenIds.forEach((token, j) => {
-          const row = (prompt.length - 1 + j) * V;
-          expect(token).toBe(argmax(full, row, V));
-          const expected = logSoftmax(full, row, V);
-          expect(run.scored[j].tokenLogprob).toBeCloseTo(expected[token], 5);
-          expect(run.greedy.logprobs?.[j].tokenLogprob).toBeCloseTo(expected[token], 5);
-        });
+    it(
+      'the tfjs target engine generates and scores, ' + 'and `fireopt distill` with it gives llama.cpp’s greedy tokens',
+      async () => {
+        const targetsByLlamaCpp = new Map<string, number[]>();
+        for await (const row of readTargetRows(join(data.targets, 'train.arrow')))
+          targetsByLlamaCpp.set(row.id, Array.from(row.completion_token_ids));
+        const engine = await TfjsEngine.open({ model: draft.targetGguf, backend: 'cpu' });
+        const prompt = [BOS, 403, 407, 261];
+        const out = join(data.work, 'distill-tfjs');
+        try {
+          const run = await withoutSyncReads('tfjs target', async () => {
+            const [greedy, ...samples] = await engine.generate(
+              { tokenIds: prompt },
+              samplingOptions({ maxTokens: 16, topLogprobs: 4 }),
+            );
+            const sampled = await engine.generate(
+              { tokenIds: prompt },
+              samplingOptions({ maxTokens: 16, temperature: 1, seed: 3, n: 2 }),
+            );
+            const scored = await engine.score({ tokenIds: prompt }, greedy.tokenIds, { topLogprobs: 4 });
+            const distilled = await runCli([
+              '--quiet',
+              'distill',
+              join(data.work, 'dataset'),
+              '--out',
+              out,
+              '--set',
+              `target={engine: tfjs, model: ${draft.targetGguf}, backend: cpu}`,
+              '--max-tokens',
+              '32',
+              '--top-logprobs',
+              '4',
+            ]);
+            return { greedy, samples, sampled, scored, distilled };
+          });
+          expect(run.samples).toEqual([]);
+          expect(run.sampled).toHaveLength(2);
+          expect(run.sampled[0].tokenIds).not.toEqual(run.sampled[1].tokenIds);
+          // Generation and scoring against one full pass read synchronously.
+          const sequence = [...prompt, ...run.greedy.tokenIds.slice(0, -1)];
+          const full = forwardLogits(engine.model, sequence);
+          const V = engine.model.config.vocabSize;
+          run.greedy.tokenIds.forEach((token, j) => {
+            const row = (prompt.length - 1 + j) * V;
+            expect(token).toBe(argmax(full, row, V));
+            const expected = logSoftmax(full, row, V);
+            expect(run.scored[j].tokenLogprob).toBeCloseTo(expected[token], 5);
+            expect(run.greedy.logprobs?.[j].tokenLogprob).toBeCloseTo(expected[token], 5);
+          });
 
-        expectExit0(run.distilled);
-        let rows = 0;
-        for await (const row of readTargetRows(join(out, 'train.arrow'))) {
-          expect(Array.from(row.completion_token_ids)).toEqual(targetsByLlamaCpp.get(row.id));
-          rows++;
+          expectExit0(run.distilled);
+          let rows = 0;
+          for await (const row of readTargetRows(join(out, 'train.arrow'))) {
+            expect(Array.from(row.completion_token_ids)).toEqual(targetsByLlamaCpp.get(row.id));
+            rows++;
+          }
+          expect(rows).toBe(targetsByLlamaCpp.size);
+          expect(rows).toBeGreaterThan(10);
+        } finally {
+          await engine.close();
         }
-        expect(rows).toBe(targetsByLlamaCpp.size);
-        expect(rows).toBeGreaterThan(10);
-      } finally {
-        await engine.close();
-      }
-    });
+      },
+    );
   },
 );
 
