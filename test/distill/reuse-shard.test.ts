@@ -23,7 +23,7 @@ let gguf: StoriesGguf;
 let night1: string;
 let night2: string;
 let full2: string;
-const MAX_TOKENS = 24;
+const MAX_TOKENS = 12;
 // An f16 KV cache makes llama.cpp's log-probabilities depend (in their last bits) on which prompts
 // ran before in the same context; with f32 they are exact, so row order cannot change a byte.
 const EXACT = ['--set', 'target.kv_cache_type=f32'];
@@ -62,10 +62,10 @@ describe.skipIf(!haveShared(...STORIES_TARGETS, SHAREGPT))('distill by row id: -
     work = mkdtempSync(join(tmpdir(), 'fireopt-reuse-shard-'));
     gguf = writeStoriesGguf();
     const sharegpt = JSON.parse(readFileSync(sharedPath(SHAREGPT), 'utf8')) as ShareGpt[];
-    const prompts = sharegpt.slice(0, 30).map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
-    // Night 2 drops the first 3 traces of night 1 and adds 10 new ones.
-    night1 = await ingestNight('night1', prompts.slice(0, 20));
-    night2 = await ingestNight('night2', prompts.slice(3, 30));
+    const prompts = sharegpt.slice(0, 20).map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
+    // Night 2 drops the first 3 traces of night 1 and adds 8 new ones.
+    night1 = await ingestNight('night1', prompts.slice(0, 12));
+    night2 = await ingestNight('night2', prompts.slice(3, 20));
     full2 = join(work, 'full2');
     await distill(night2, full2);
   }, 120_000);
@@ -78,10 +78,10 @@ describe.skipIf(!haveShared(...STORIES_TARGETS, SHAREGPT))('distill by row id: -
   it('--reuse distills only the new rows, drops the rows that left, and writes the bytes of a full distill', async () => {
     const targets1 = join(work, 'targets1');
     const first = await distill(night1, targets1);
-    expect(first.counts.input).toBe(20);
+    expect(first.counts.input).toBe(12);
     const targets2 = join(work, 'targets2');
     const second = await distill(night2, targets2, '--reuse', targets1);
-    expect(second.counts).toMatchObject({ input: 27, ok: 27, reused: 17, failed: 0 });
+    expect(second.counts).toMatchObject({ input: 17, ok: 17, reused: 9, failed: 0 });
     expect(second.reuse?.reason).toMatch(/reusing rows of/);
     expect(arrowBytes(targets2)).toEqual(arrowBytes(full2));
     const left = new Set(await ids(targets1));
@@ -90,7 +90,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS, SHAREGPT))('distill by row id: -
 
     // Reusing the output folder itself (as `fireopt run` does night after night): everything reused.
     const again = await distill(night2, targets2, '--reuse', targets2);
-    expect(again.counts).toMatchObject({ input: 27, reused: 27 });
+    expect(again.counts).toMatchObject({ input: 17, reused: 17 });
     expect(arrowBytes(targets2)).toEqual(arrowBytes(full2));
   });
 
@@ -112,7 +112,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS, SHAREGPT))('distill by row id: -
       ...EXACT,
     ]);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toMatch(/0 of 27 rows reused: re-distilling every row: .*distill\.max_tokens: 24 → 25/);
+    expect(result.stdout).toMatch(/0 of 17 rows reused: re-distilling every row: .*distill\.max_tokens: 12 → 13/);
   });
 
   it('--shard i/n + merge writes the bytes of one unsharded run', async () => {
@@ -125,18 +125,18 @@ describe.skipIf(!haveShared(...STORIES_TARGETS, SHAREGPT))('distill by row id: -
       const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { shard: unknown };
       expect(manifest.shard).toEqual({ index, count: 3, limit: 0 });
     }
-    expect(counts.reduce((a, b) => a + b)).toBe(27);
+    expect(counts.reduce((a, b) => a + b)).toBe(17);
     expect(Math.min(...counts)).toBeGreaterThan(0);
     const merged = join(work, 'merged');
     const result = await runCli(['--json', '--quiet', 'merge', shards[2], shards[0], shards[1], '--out', merged]);
     expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ shards: 3, counts: { input: 27, ok: 27 } });
+    expect(JSON.parse(result.stdout)).toMatchObject({ shards: 3, counts: { input: 17, ok: 17 } });
     expect(arrowBytes(merged)).toEqual(arrowBytes(full2));
     const manifest = JSON.parse(readFileSync(join(merged, 'manifest.json'), 'utf8')) as Record<string, unknown>;
     expect(manifest).toMatchObject({
       kind: 'targets',
       shard: null,
-      counts: { input: 27, rows: { train: expect.any(Number) } },
+      counts: { input: 17, rows: { train: expect.any(Number) } },
     });
 
     // A shard keeps its rows when the dataset grows: every night-1 row of shard 0 is in night 2's shard 0 too.
