@@ -139,6 +139,13 @@ describe.skipIf(!haveShared(...STORIES_TARGETS, SHAREGPT))('distill by row id: -
       counts: { input: 17, rows: { train: expect.any(Number) } },
     });
 
+    // A shard reuses earlier targets too (what a nightly Indexed Job does with the last merged targets).
+    const reusedShard = join(work, 'shard-1-reused');
+    const shard1 = await distill(night2, reusedShard, '--shard', '1/3', '--reuse', join(work, 'targets1'));
+    expect(shard1.counts.reused).toBeGreaterThan(0);
+    expect(shard1.counts.reused).toBeLessThan(shard1.counts.input);
+    expect(arrowBytes(reusedShard)).toEqual(arrowBytes(shards[1]));
+
     // A shard keeps its rows when the dataset grows: every night-1 row of shard 0 is in night 2's shard 0 too.
     const shard0Night1 = join(work, 'shard-0-night1');
     await distill(night1, shard0Night1, '--shard', '0/3');
