@@ -374,7 +374,7 @@ async function openEngine(deps: DistillDeps): Promise<TargetEngine> {
  * The manifest's record of where the rows came from: what `--reuse` and `fireopt merge` compare,
  * and the shard (null when the folder holds every row).
  */
-export function targetsLineage(
+function targetsLineage(
   provenance: TargetsProvenance,
   shard: ShardSpec | undefined,
   limit: number,
