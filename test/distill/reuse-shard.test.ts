@@ -170,6 +170,17 @@ describe.skipIf(!haveShared(...STORIES_TARGETS, SHAREGPT))('distill by row id: -
     expect(mixed.code).toBe(2);
     expect(mixed.stderr).toMatch(/not shards of one run: different target or settings: distill\.top_logprobs: 3 → 2/);
 
+    const otherNight = await runCli([
+      'merge',
+      join(work, 'shard-0-night1'),
+      shards[1],
+      shards[2],
+      '--out',
+      join(work, 'bad'),
+    ]);
+    expect(otherNight.code).toBe(2);
+    expect(otherNight.stderr).toMatch(/not shards of one run: distilled from different datasets/);
+
     const unsharded = await runCli(['merge', full2, '--out', join(work, 'bad')]);
     expect(unsharded.code).toBe(2);
     expect(unsharded.stderr).toMatch(/not a shard/);
