@@ -47,7 +47,7 @@ import { DistillJournal, type Settlement } from './journal.js';
 import { targetsProvenance, type TargetsProvenance } from './provenance.js';
 import { PromptRenderer } from './render.js';
 import { ReusableTargets } from './reuse.js';
-import { shardOf, type ShardSpec } from './shard.js';
+import { shardOf, type ShardSpec } from '../util/shard.js';
 import type { TargetConfig } from '../targets/config.js';
 
 export interface DistillRun {

@@ -22,7 +22,7 @@ import { sha256File } from '../util/hash.js';
 import type { DistillSummary } from './index.js';
 import { writeTargetsFile } from './index.js';
 import { provenanceDifferences, type TargetsProvenance } from './provenance.js';
-import { shardName, shardOf, type ShardSpec } from './shard.js';
+import { shardName, shardOf, type ShardSpec } from '../util/shard.js';
 
 /** The parts of a targets manifest that merge reads and writes. */
 interface TargetsManifestBody {

@@ -1,7 +1,7 @@
 /** Distill's shard choice: `i/n` parsing, and a row id's shard (fixed by the id, about 1/n of the rows each). */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { parseShard, shardOf } from '../../src/distill/shard.js';
+import { parseShard, shardOf } from '../../src/util/shard.js';
 import { UsageError } from '../../src/errors.js';
 import { hashUnit } from '../../src/util/hash.js';
 

@@ -5,7 +5,7 @@ import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
 import { DISTILL_MODES, TRUNCATE_PROMPT } from '../../distill/config.js';
-import { parseShard, shardName, type ShardSpec } from '../../distill/shard.js';
+import { parseShard, shardName, type ShardSpec } from '../../util/shard.js';
 import { claimOutputs } from '../../util/output.js';
 import { forceOption, interruptible } from '../safety.js';
 

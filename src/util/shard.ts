@@ -1,10 +1,10 @@
 /**
- * Distill's shards: `--shard i/n` takes the rows whose id hashes to part i of n. The hash is the
+ * Shards: `fireopt distill --shard i/n` takes the rows whose id hashes to part i of n. The hash is the
  * row id's alone (not its position), so a row keeps its shard when the dataset grows, as a
  * conversation keeps its held-out split; `fireopt merge` puts the shards back in dataset order.
  */
 import { UsageError } from '../errors.js';
-import { hashUnit } from '../util/hash.js';
+import { hashUnit } from './hash.js';
 
 /** Part `index` (0-based) of `count`. */
 export interface ShardSpec {
