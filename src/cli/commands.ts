@@ -14,6 +14,7 @@ import { register as evaluate } from './commands/eval.js';
 import { register as exportCommand } from './commands/export.js';
 import { register as ingest } from './commands/ingest.js';
 import { register as inspect } from './commands/inspect.js';
+import { register as merge } from './commands/merge.js';
 import { register as run } from './commands/run.js';
 import { register as serve } from './commands/serve.js';
 import { register as synth } from './commands/synth.js';
@@ -26,6 +27,7 @@ const registrations: Array<(program: Command, context: ContextGetter) => void> =
   inspect,
   convert,
   distill,
+  merge,
   serve,
   evaluate,
   compare,

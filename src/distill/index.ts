@@ -8,7 +8,6 @@
  * greedy run that was interrupted and resumed produces exactly the output of one that was not.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
@@ -45,7 +44,11 @@ import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import { sha256File } from '../util/hash.js';
 import type { DistillConfig } from './config.js';
 import { DistillJournal, type Settlement } from './journal.js';
+import { targetsProvenance, type TargetsProvenance } from './provenance.js';
 import { PromptRenderer } from './render.js';
+import { ReusableTargets } from './reuse.js';
+import { shardOf, type ShardSpec } from '../util/shard.js';
+import type { TargetConfig } from '../targets/config.js';
 
 export interface DistillRun {
   /** An ingested dataset directory (train.arrow, heldout.arrow, manifest.json). */
@@ -55,6 +58,12 @@ export interface DistillRun {
   distill: DistillConfig;
   /** The whole resolved config, recorded in the manifest. */
   resolvedConfig: unknown;
+  /** The `target` section (its output-changing settings are part of the targets' provenance). */
+  target?: TargetConfig;
+  /** An earlier targets folder whose rows are taken, by row id, when its provenance equals this run's. */
+  reuse?: string;
+  /** Process only this shard of the rows (by row-id hash); `fireopt merge` joins the shards. */
+  shard?: ShardSpec;
 }
 
 export interface DistillDeps {
@@ -78,6 +87,8 @@ export interface DistillSummary {
     failed: number;
     skipped: number;
     resumed: number;
+    /** Input rows whose target rows were taken from the `reuse` folder instead of the target. */
+    reused: number;
     /** Rows whose prompt was cut to max_prompt_tokens (truncate_prompt `left`). */
     truncated: number;
     rows: Record<TraceSplit, number>;
@@ -88,6 +99,9 @@ export interface DistillSummary {
   target: TargetIdentity | { engine: 'none'; tokenizer: string };
   /** A fleet of target replicas (`target.base_urls`): what each served in this run (resumed rows not included). */
   replicas?: ReplicaRows[];
+  /** The earlier targets given to reuse, and what came of it (why nothing was reused, if so). */
+  reuse: { from: string; reason: string } | null;
+  shard: ShardSpec | null;
 }
 
 /** One replica's share of a distill run. */
@@ -137,6 +151,13 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       engine: 'none',
       tokenizer: deps.tokenizerIdentity.source,
     };
+    const provenance = targetsProvenance({
+      identity,
+      target: run.target,
+      tokenizer: deps.tokenizerIdentity.identity,
+      chatTemplate: deps.chatTemplate,
+      distill,
+    });
     // What decides the rows' content; settings that only pace or judge the run may change between resumes.
     const { concurrency: _c, chunk_rows: _r, max_failures: _f, dataset: _d, out: _o, ...contentSettings } = distill;
     const fingerprint = JSON.stringify({
@@ -144,7 +165,10 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       distill: contentSettings,
       identity,
       template: deps.chatTemplate ?? null,
+      shard: run.shard ?? null,
     });
+    const reuse = run.reuse ? ReusableTargets.open(run.reuse, provenance) : undefined;
+    if (reuse) deps.progress({ kind: 'log', level: reuse.reusable ? 'info' : 'warn', message: reuse.reason });
     const journal = new DistillJournal(run.out, fingerprint, (reason) =>
       deps.progress({ kind: 'log', level: 'warn', message: reason }),
     );
@@ -167,11 +191,14 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       max_tokens: sampling.maxTokens,
     });
 
-    // The work to do, from the dataset's manifest (no extra pass over the Arrow files).
-    const total = splitFiles.reduce((sum, { split }) => {
-      const rows = tracesManifest.rows?.[split] ?? 0;
-      return sum + (distill.limit ? Math.min(rows, distill.limit) : rows);
-    }, 0);
+    // The work to do, from the dataset's manifest (no extra pass over the Arrow files), or a pass over
+    // the row ids for a shard.
+    const total = run.shard
+      ? await countShardRows(splitFiles, distill.limit, run.shard)
+      : splitFiles.reduce((sum, { split }) => {
+          const rows = tracesManifest.rows?.[split] ?? 0;
+          return sum + (distill.limit ? Math.min(rows, distill.limit) : rows);
+        }, 0);
     const resumed = settled.size;
     deps.progress({ kind: 'start', task: 'distill', total, unit: 'rows' });
     if (resumed)
@@ -195,7 +222,9 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
       const { row } = item;
       let settlement: Settlement;
       try {
-        const distilled = await distillRow(item, renderer, engine, distill, sampling, samplingJson);
+        const earlier = reuse?.reusable?.rowsOf(row.id);
+        const reused = earlier && reusedRows(item, earlier, renderer, distill);
+        const distilled = reused ?? (await distillRow(item, renderer, engine, distill, sampling, samplingJson));
         const { rows: produced, truncatedTokens } = distilled;
         if (produced.length === 0) {
           settlement = {
@@ -212,6 +241,7 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
           }
           settlement = { key: item.key, status: 'ok', rows: produced.length };
           if (truncatedTokens) settlement.truncatedTokens = truncatedTokens;
+          if (reused) settlement.reused = true;
         }
       } catch (error) {
         if (error instanceof RunError && error.code === 'E_ENGINE_FATAL') throw error;
@@ -235,7 +265,7 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
     };
 
     // A fixed pool of workers pulls rows in input order.
-    const items = workItems(splitFiles, distill.limit, settled);
+    const items = workItems(splitFiles, distill.limit, settled, run.shard);
     let firstError: unknown;
     const worker = async (): Promise<void> => {
       for (;;) {
@@ -307,12 +337,15 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
           failed: failures.length,
           skipped,
           resumed,
+          reused: okSettlements.filter((s) => s.reused).length,
           truncated: truncatedRows.length,
           rows: rowsPerSplit,
         },
         tokens: { prompt: promptTokens, completion: completionTotal, truncated: truncatedTokens },
         failures: failuresOut,
         target: identity,
+        reuse: run.reuse && reuse ? { from: run.reuse, reason: reuse.reason } : null,
+        shard: run.shard ?? null,
       };
       const replicas = replicaRows(engine);
       if (replicas) summary.replicas = replicas;
@@ -328,6 +361,7 @@ export async function runDistill(run: DistillRun, deps: DistillDeps): Promise<Di
           counts: summary.counts,
           tokens: summary.tokens,
           ...(replicas && { replicas }),
+          ...targetsLineage(provenance, run.shard, distill.limit),
         }),
       );
       if (failuresOut.length) {
@@ -358,21 +392,93 @@ async function openEngine(deps: DistillDeps): Promise<TargetEngine> {
   return deps.openEngine();
 }
 
-/** The rows to process, in input order, skipping those an earlier run settled. */
+/**
+ * The manifest's record of where the rows came from: what `--reuse` and `fireopt merge` compare,
+ * and the shard (null when the folder holds every row).
+ */
+function targetsLineage(
+  provenance: TargetsProvenance,
+  shard: ShardSpec | undefined,
+  limit: number,
+): { provenance: TargetsProvenance; shard: (ShardSpec & { limit: number }) | null } {
+  return { provenance, shard: shard ? { ...shard, limit } : null };
+}
+
+/**
+ * The rows to process, in input order (the first `limit` of each split, then those of `shard`),
+ * skipping those an earlier run settled. Keys are positions in the whole split, shard or not.
+ */
 async function* workItems(
   splitFiles: Array<{ split: TraceSplit; path: string }>,
   limit: number,
   settled: Map<string, Settlement>,
+  shard: ShardSpec | undefined,
 ): AsyncGenerator<WorkItem> {
   for (const { split, path } of splitFiles) {
     let ordinal = 0;
     for await (const row of readTraceRows(path)) {
       const key = `${split}:${ordinal}`;
-      if (!settled.has(key)) yield { key, split, ordinal, row };
+      const inShard = !shard || shardOf(row.id, shard.count) === shard.index;
+      if (inShard && !settled.has(key)) yield { key, split, ordinal, row };
       ordinal++;
       if (limit && ordinal >= limit) break;
     }
   }
+}
+
+/** How many rows `workItems` gives a shard. */
+async function countShardRows(
+  splitFiles: Array<{ split: TraceSplit; path: string }>,
+  limit: number,
+  shard: ShardSpec,
+): Promise<number> {
+  let count = 0;
+  for await (const _item of workItems(splitFiles, limit, new Map(), shard)) count++;
+  return count;
+}
+
+/** The columns a target row takes from its input row. */
+function inputColumns(item: WorkItem) {
+  const { row } = item;
+  return {
+    id: row.id,
+    conversation_id: row.conversation_id,
+    turn_index: row.turn_index,
+    split: item.split,
+    source_file: row.source_file,
+    source_line: row.source_line,
+    metadata: row.metadata,
+  };
+}
+
+/** Whether a row's completion is the trace's own (tokenized, maybe scored) rather than generated. */
+function keepsTraceCompletion(row: TraceRow, distill: DistillConfig): boolean {
+  const hasCompletion = row.completion !== null || row.completion_tool_calls !== null;
+  return distill.mode === 'traces' || (distill.mode === 'score' && hasCompletion);
+}
+
+/**
+ * The earlier target rows of an input row, with the input's own columns (its file, line, split and
+ * metadata may have changed; its content has not, as its id hashes it), or undefined when the
+ * prompt this run would send differs from the one they were made from (then the row is distilled).
+ */
+function reusedRows(
+  item: WorkItem,
+  earlier: TargetRow[],
+  renderer: PromptRenderer,
+  distill: DistillConfig,
+): { rows: TargetRow[]; truncatedTokens: number } | undefined {
+  const fullPromptIds = keepsTraceCompletion(item.row, distill)
+    ? renderer.renderExample(item.row).promptTokenIds
+    : renderer.renderPrompt(item.row).tokenIds;
+  const promptIds = fitPrompt(fullPromptIds, distill);
+  const earlierIds = earlier[0].prompt_token_ids;
+  if (earlierIds.length !== promptIds.length || promptIds.some((id, i) => earlierIds[i] !== id)) return undefined;
+  const columns = inputColumns(item);
+  return {
+    rows: earlier.map((row) => ({ ...row, ...columns })),
+    truncatedTokens: fullPromptIds.length - promptIds.length,
+  };
 }
 
 /**
@@ -389,16 +495,8 @@ async function distillRow(
 ): Promise<{ rows: TargetRow[]; truncatedTokens: number }> {
   const { row } = item;
   const hasCompletion = row.completion !== null || row.completion_tool_calls !== null;
-  const base = {
-    id: row.id,
-    conversation_id: row.conversation_id,
-    turn_index: row.turn_index,
-    split: item.split,
-    source_file: row.source_file,
-    source_line: row.source_line,
-    metadata: row.metadata,
-  };
-  if (distill.mode === 'traces' || (distill.mode === 'score' && hasCompletion)) {
+  const base = inputColumns(item);
+  if (keepsTraceCompletion(row, distill)) {
     if (!hasCompletion) return { rows: [], truncatedTokens: 0 };
     const example = renderer.renderExample(row);
     const promptIds = fitPrompt(example.promptTokenIds, distill);
@@ -499,7 +597,8 @@ function collectInOrder(journal: DistillJournal, split: TraceSplit): TargetRow[]
   return entries.map((e) => e.row);
 }
 
-async function writeTargetsFile(path: string, rows: TargetRow[]): Promise<void> {
+/** Write a targets Arrow file (record batches of 256 rows: merge writes the same bytes as distill). */
+export async function writeTargetsFile(path: string, rows: TargetRow[]): Promise<void> {
   const batchRows = 256;
   const writer = new RecordBatchFileWriter();
   const done = pipeline(writer.toNodeStream(), createWriteStream(path));

@@ -13,7 +13,8 @@ import { targetRowAt, targetsRecordBatch, type TargetRow } from '../formats/targ
 /** One input row's outcome. `key` is `<split>:<ordinal in its split file>`. */
 export type Settlement =
   // truncatedTokens: prompt tokens cut by truncate_prompt `left` (absent when none).
-  | { key: string; status: 'ok'; rows: number; truncatedTokens?: number }
+  // reused: the rows were taken from an earlier targets folder (--reuse), not made by the target.
+  | { key: string; status: 'ok'; rows: number; truncatedTokens?: number; reused?: boolean }
   | { key: string; status: 'failed'; id: string; reason: string }
   | { key: string; status: 'skipped'; id: string; reason: string };
 

@@ -16,6 +16,7 @@ import { makeManifest, writeManifest } from '../formats/manifest.js';
 import { TRACES_KIND, TRACES_SCHEMA_VERSION, describeTracesSchema } from '../formats/traces-schema.js';
 import { silentProgress, type ProgressSink } from '../progress.js';
 import { StagedDir } from '../util/atomic.js';
+import { shardOf, type ShardSpec } from '../util/shard.js';
 import { BatchInputIndex } from './batch-inputs.js';
 import { SampleHashSet } from './dedup.js';
 import { ParsePool, packBlock, parseWorkersAvailable } from './parse-pool.js';
@@ -47,6 +48,8 @@ export interface IngestDeps {
    * Parse worker threads (0: parse on the main thread); default: `defaultWorkers`. The output is the same either way.
    */
   workers?: number;
+  /** Ingest only the trace files whose path hashes to this shard; `fireopt merge` joins the shards. */
+  shard?: ShardSpec;
 }
 
 const PARALLEL_MIN_BYTES = 16e6;
@@ -154,6 +157,8 @@ export type IngestManifest = Omit<IngestSummary, 'out' | 'elapsed_s' | 'mb_per_s
   split: { method: string; heldout: number; salt: string };
   files: { train: string; heldout: string; rejected: string };
   schema: ReturnType<typeof describeTracesSchema>;
+  /** `ingest --shard`: this shard, and every trace file of the unsharded run in its reading order. */
+  shard: (ShardSpec & { files: string[] }) | null;
 };
 
 const PROGRESS_INTERVAL_MS = 250;
@@ -186,6 +191,15 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
   }
   if (traceFiles.length === 0)
     throw new UsageError('ingest: only batch input files were given', 'HINT: add the batch output files too');
+  // A shard takes whole files (by the hash of each path): the files of every shard, in order, are
+  // recorded so that merge can put them back in the order one unsharded run reads them.
+  const allTraceFiles = [...traceFiles];
+  if (deps.shard) {
+    if (traceFiles.includes(STDIN_NAME)) throw new UsageError('ingest: --shard takes files, not stdin (`-`)');
+    const { index, count } = deps.shard;
+    traceFiles.splice(0, traceFiles.length, ...traceFiles.filter((file) => shardOf(file, count) === index));
+  }
+  const emptyShard = deps.shard !== undefined && traceFiles.length === 0;
   if (traceFiles.filter((f) => f === STDIN_NAME).length + batchInputFiles.filter((f) => f === STDIN_NAME).length > 1) {
     throw new UsageError('ingest: `-` (stdin) can be given only once');
   }
@@ -231,7 +245,7 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
     const fraction = run.records ? run.rejects.count / run.records : 0;
     const worst = run.rejects.worstOffenders();
     const rejected = { count: run.rejects.count, fraction, limit, by_reason: run.rejects.countsByCode(), worst };
-    if (run.records === 0) {
+    if (run.records === 0 && !emptyShard) {
       throw new InputError(
         `ingest: no records in ${traceFiles.join(', ')}`,
         'HINT: the inputs are empty or hold only blank lines',
@@ -251,7 +265,7 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
         'E_TOO_MANY_REJECTED',
       );
     }
-    if (run.train.rowCount + run.heldout.rowCount === 0) {
+    if (run.train.rowCount + run.heldout.rowCount === 0 && !emptyShard) {
       throw new RunError('ingest: no samples were produced', 'HINT: see the rejected records above');
     }
 
@@ -282,6 +296,7 @@ export async function runIngest(config: FireoptConfig, deps: IngestDeps = {}): P
         },
         files: { train: 'train.arrow', heldout: 'heldout.arrow', rejected: 'rejected.jsonl' },
         schema: describeTracesSchema(),
+        shard: deps.shard ? { ...deps.shard, files: allTraceFiles } : null,
         ...summaryBody,
       },
     );

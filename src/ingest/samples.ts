@@ -4,6 +4,7 @@
  * prompt sample with a null completion, for distill to complete.
  */
 import { hash } from 'node:crypto';
+import { hashUnit } from '../util/hash.js';
 import type { TraceSplit } from '../formats/traces-schema.js';
 import { ROW_CAPACITY, type TracesBatchBuilder, type Utf8Column } from './columns.js';
 import { openingId, type ChatMessage, type Conversation } from './records.js';
@@ -21,21 +22,7 @@ export function splitOf(
   native: NativeHashing | null = nativeHashing() ?? null,
 ): TraceSplit {
   if (heldoutFraction <= 0) return 'train';
-  const text = `${salt}\u0000${conversationId}`;
-  let first32: number;
-  if (native) first32 = native.sha256Prefix32(text);
-  else {
-    // 'binary' (latin1, one char per byte): a short heap string is cheaper to make than a Buffer.
-    const digest = hash('sha256', text, 'binary');
-    first32 =
-      ((digest.charCodeAt(0) << 24) |
-        (digest.charCodeAt(1) << 16) |
-        (digest.charCodeAt(2) << 8) |
-        digest.charCodeAt(3)) >>>
-      0;
-  }
-  const unit = first32 / 2 ** 32; // uniform in [0, 1)
-  return unit < heldoutFraction ? 'heldout' : 'train';
+  return hashUnit(`${salt}\u0000${conversationId}`, native) < heldoutFraction ? 'heldout' : 'train';
 }
 
 /** Mask sensitive text in every message (content and tool-call arguments), in place. */

@@ -59,7 +59,11 @@ export async function runDrift(
   const targets = join(out, 'targets');
   // Every fresh conversation is data to measure on: hold them all out.
   await ingestStage(config, request.traces, dataset, deps, 1);
-  await distillStage(config, dataset, targets, deps, ['heldout']);
+  // A drift folder reused night after night distills only the conversations it has not seen.
+  await distillStage(config, dataset, targets, deps, {
+    splits: ['heldout'],
+    reuse: existsSync(targets) ? targets : undefined,
+  });
   const { report, reportPath } = await evalStage(
     config,
     { model, data: targets, out: join(out, 'report'), baselines: [], split: 'heldout' },

@@ -432,7 +432,10 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
       tokenizer_sha256: tokenizerSha,
     },
     targets,
-    () => distillStage(config, stageData('1-ingest'), targets, deps),
+    // The previous night's targets (still in place until this stage commits) give the rows whose
+    // traces are unchanged; only new rows go to the target, and the result equals a full distill.
+    () =>
+      distillStage(config, stageData('1-ingest'), targets, deps, { reuse: existsSync(targets) ? targets : undefined }),
     progress,
   );
   const distillSha = distill.output_sha256;

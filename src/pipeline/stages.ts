@@ -36,14 +36,18 @@ export async function ingestStage(
   };
 }
 
-/** Distill the dataset `dataset` into `out` with the configured target. */
+/**
+ * Distill the dataset `dataset` into `out` with the configured target; `reuse`: earlier targets
+ * whose rows are taken by row id where target and settings are unchanged (only new rows are distilled).
+ */
 export async function distillStage(
   config: FireoptConfig,
   dataset: string,
   out: string,
   deps: StageDeps,
-  splits?: Array<'train' | 'heldout'>,
+  options: { splits?: Array<'train' | 'heldout'>; reuse?: string } = {},
 ): Promise<Record<string, unknown>> {
+  const { splits, reuse } = options;
   const { distill, target } = config;
   if (!target && distill.mode !== 'traces') {
     throw new ConfigError(
@@ -55,7 +59,7 @@ export async function distillStage(
   const opened = await openTarget(target, distill, { apiKey: deps.apiKey, progress: deps.progress });
   const settings = { ...distill, dataset, out, ...(splits && { splits }) };
   const summary = await runDistill(
-    { dataset, out, distill: settings, resolvedConfig: config },
+    { dataset, out, distill: settings, resolvedConfig: config, target, reuse },
     {
       tokenizer: opened.tokenizer,
       chatTemplate: opened.chatTemplate,
@@ -70,6 +74,9 @@ export async function distillStage(
     ok: summary.counts.ok,
     failed: summary.counts.failed,
     skipped: summary.counts.skipped,
+    reused: summary.counts.reused,
+    distilled: summary.counts.input - summary.counts.reused,
+    ...(summary.reuse && { reuse: summary.reuse.reason }),
     tokens: summary.tokens,
     target: summary.target,
   };

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parse } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -111,6 +111,117 @@ describe('examples/ci', () => {
     expect(config.run.dir).toBe('runs/current');
     expect(config.promotion.release).toBe('release');
     expect(config.retention.enabled).toBe(false);
+  });
+});
+
+interface PodSpec {
+  containers: Array<{
+    image: string;
+    command?: string[];
+    args: string[];
+    env?: Array<{ name: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }>;
+    volumeMounts: Array<{ name: string; mountPath: string }>;
+  }>;
+  volumes: Array<{ name: string; persistentVolumeClaim?: { claimName: string }; configMap?: { name: string } }>;
+}
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  spec: {
+    completionMode?: string;
+    completions?: number;
+    parallelism?: number;
+    backoffLimitPerIndex?: number;
+    replicas?: number;
+    selector?: unknown;
+    ports?: Array<{ port: number }>;
+    template: { spec: PodSpec };
+  };
+  data?: Record<string, string>;
+}
+
+describe('examples/k8s', () => {
+  const k8sDir = join(repoRoot, 'examples/k8s');
+  const read = (file: string): K8sObject[] =>
+    parseAllDocuments(readFileSync(join(k8sDir, file), 'utf8')).map((doc) => doc.toJS() as K8sObject);
+  const one = (file: string, kind: string): K8sObject => {
+    const found = read(file).find((o) => o.kind === kind);
+    expect(found, `${file} has no ${kind}`).toBeDefined();
+    return found as K8sObject;
+  };
+  /** The fireopt argv of a container: its args after the image's `fireopt` entrypoint, or each one in its shell script. */
+  const commandsOf = (pod: PodSpec, expand: (word: string) => string = (w) => w): string[][] =>
+    pod.containers.flatMap((c) =>
+      c.command?.[0] === '/bin/sh' ? fireoptCommands(c.args.join('\n')) : [c.args.map(expand)],
+    );
+  const configText = (): string => one('config.yaml', 'ConfigMap').data?.['fireopt.yaml'] ?? '';
+
+  it('the config in the ConfigMap validates and reaches the vLLM Service with the key from the Secret', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fireopt-k8s-'));
+    try {
+      writeFileSync(join(dir, 'fireopt.yaml'), configText());
+      const config = loadConfig({ file: join(dir, 'fireopt.yaml') });
+      expect(config.target?.engine).toBe('openai');
+      const service = one('target-vllm.yaml', 'Service');
+      const deployment = one('target-vllm.yaml', 'Deployment');
+      expect(config.target?.engine === 'openai' && config.target.base_url).toBe(
+        `http://${service.metadata.name}:${service.spec.ports?.[0].port}/v1`,
+      );
+      const vllm = deployment.spec.template.spec.containers[0];
+      expect(vllm.env?.find((e) => e.name === 'VLLM_API_KEY')?.valueFrom?.secretKeyRef?.name).toBe(
+        'fireopt-target-api-key',
+      );
+      const distill = one('distill-shards-job.yaml', 'Job').spec.template.spec.containers[0];
+      const apiKeyEnv = config.target?.engine === 'openai' ? config.target.api_key_env : undefined;
+      expect(distill.env?.find((e) => e.name === apiKeyEnv)?.valueFrom?.secretKeyRef).toEqual({
+        name: 'fireopt-target-api-key',
+        key: 'api-key',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the Indexed Job runs one shard per completion index with real fireopt commands; merge and train follow', () => {
+    const job = one('distill-shards-job.yaml', 'Job');
+    expect(job.spec.completionMode).toBe('Indexed');
+    const completions = job.spec.completions as number;
+    expect(completions).toBeGreaterThan(1);
+    expect(job.spec.parallelism).toBeLessThanOrEqual(completions);
+    // What the kubelet does with $(JOB_COMPLETION_INDEX) in args: every index gives a valid shard i/n.
+    const shardFolders = new Set<string>();
+    for (let index = 0; index < completions; index++) {
+      const [argv] = commandsOf(job.spec.template.spec, (w) => w.replaceAll('$(JOB_COMPLETION_INDEX)', String(index)));
+      expect(checkCommand(argv)).toBe('distill');
+      expect(argv[argv.indexOf('--shard') + 1]).toBe(`${index}/${completions}`);
+      shardFolders.add(argv[argv.indexOf('--out') + 1]);
+    }
+    expect(shardFolders.size).toBe(completions);
+    const mergeTrain = commandsOf(one('merge-train-job.yaml', 'Job').spec.template.spec);
+    expect(mergeTrain.map(checkCommand)).toEqual(['merge', 'train']);
+    // merge reads every shard folder the Indexed Job writes (the shell glob), and train reads merge's output
+    const glob = new RegExp(`^${mergeTrain[0][mergeTrain[0].indexOf('merge') + 1].replace('*', '\\d+')}$`);
+    for (const folder of shardFolders) expect(folder).toMatch(glob);
+    const mergedOut = mergeTrain[0][mergeTrain[0].indexOf('--out') + 1];
+    expect(mergeTrain[1][mergeTrain[1].indexOf('train') + 1]).toBe(mergedOut);
+    const ingest = commandsOf(one('ingest-job.yaml', 'Job').spec.template.spec);
+    expect(ingest.map(checkCommand)).toEqual(['ingest']);
+    expect(ingest[0][ingest[0].indexOf('--out') + 1]).toBe(job.spec.template.spec.containers[0].args[3]);
+  });
+
+  it('every Job and the target share the volumes and run the image the Dockerfile builds', () => {
+    const dockerfile = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8');
+    for (const file of ['ingest-job.yaml', 'distill-shards-job.yaml', 'merge-train-job.yaml']) {
+      const pod = one(file, 'Job').spec.template.spec;
+      expect(dockerfile).toContain(`docker build -t ${pod.containers[0].image} .`);
+      expect(pod.volumes.find((v) => v.name === 'data')?.persistentVolumeClaim?.claimName).toBe('fireopt-data');
+      expect(pod.volumes.find((v) => v.name === 'config')?.configMap?.name).toBe('fireopt-config');
+      expect(pod.containers[0].volumeMounts.map((m) => m.mountPath)).toEqual(
+        expect.arrayContaining(['/data', '/config']),
+      );
+    }
   });
 });
 

@@ -1,10 +1,12 @@
 /** `fireopt distill <dataset> --out <dir>`: run the target over the prompts (the stage is imported lazily). */
+import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';
 import { ConfigError, UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
 import { DISTILL_MODES, TRUNCATE_PROMPT } from '../../distill/config.js';
 import type { ReplicaRows } from '../../distill/index.js';
+import { parseShard, shardName, type ShardSpec } from '../../util/shard.js';
 import { claimOutputs } from '../../util/output.js';
 import { forceOption, interruptible } from '../safety.js';
 
@@ -17,6 +19,8 @@ interface DistillFlags {
   limit?: number;
   topLogprobs?: number;
   truncatePrompt?: string;
+  reuse?: string;
+  shard?: ShardSpec;
   force?: boolean;
 }
 
@@ -43,6 +47,15 @@ export function register(program: Command, context: ContextGetter): void {
         '--truncate-prompt <side>',
         'a prompt over distill.max_prompt_tokens: error (default), or left: keep its last tokens',
       ).choices(TRUNCATE_PROMPT),
+    )
+    .option(
+      '--reuse <targets>',
+      'take the rows of earlier targets by row id (same target and settings); distill only new rows',
+    )
+    .option(
+      '--shard <i/n>',
+      'only shard i of n (by row-id hash), for parallel workers; join with fireopt merge',
+      parseShard,
     )
     .addOption(forceOption())
     .action(async (dataset: string | undefined, flags: DistillFlags) => {
@@ -74,7 +87,13 @@ export function register(program: Command, context: ContextGetter): void {
       claimOutputs({
         command: 'distill',
         outputs: [{ path: distill.out, kind: 'targets', option: flags.out ? '--out' : 'distill.out' }],
-        inputs: [distill.dataset, target?.engine === 'openai' ? undefined : target?.model, distill.tokenizer],
+        inputs: [
+          distill.dataset,
+          target?.engine === 'openai' ? undefined : target?.model,
+          distill.tokenizer,
+          // Reusing the output folder itself is allowed: its rows are read before it is replaced.
+          flags.reuse && resolve(flags.reuse) !== resolve(distill.out) ? flags.reuse : undefined,
+        ],
         force: flags.force,
       });
       const { openTarget, readTargetApiKey } = await import('../../targets/open.js');
@@ -85,7 +104,7 @@ export function register(program: Command, context: ContextGetter): void {
       const kept = 'finished rows are journaled: run the same command again to resume';
       await interruptible(ctx.io, { command: 'distill', kept, stageWatchesSignal: true }, async (signal) => {
         const summary = await runDistill(
-          { dataset: input, out, distill, resolvedConfig: config },
+          { dataset: input, out, distill, resolvedConfig: config, target, reuse: flags.reuse, shard: flags.shard },
           {
             tokenizer: opened.tokenizer,
             chatTemplate: opened.chatTemplate,
@@ -103,7 +122,9 @@ export function register(program: Command, context: ContextGetter): void {
         ctx.io.stdout(
           [
             `wrote ${summary.out}: ${c.rows.train} train + ${c.rows.heldout} held-out target rows`,
-            `  ${c.input} input rows: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${c.resumed ? ` (${c.resumed} from an earlier run)` : ''}`,
+            `  ${c.input} input rows${summary.shard ? ` (shard ${shardName(summary.shard)})` : ''}: ` +
+              `${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${c.resumed ? ` (${c.resumed} from an earlier run)` : ''}`,
+            ...(summary.reuse ? [reuseLine(c.reused, c.input, summary.reuse)] : []),
             `  tokens: ${summary.tokens.prompt} prompt, ${summary.tokens.completion} completion`,
             ...(c.truncated
               ? [truncationLine(c.truncated, config.distill.max_prompt_tokens, summary.tokens.truncated)]
@@ -124,6 +145,13 @@ function replicaLine(replica: ReplicaRows): string {
   ];
   const detail = troubles.length ? ` (${troubles.join(', ')})` : '';
   return `  replica ${replica.baseUrl}: ${replica.rows} rows, ${replica.tokens} tokens${detail}`;
+}
+
+/** The summary line of --reuse: how many rows came from the earlier targets, or why none did. */
+function reuseLine(reused: number, input: number, reuse: { from: string; reason: string }): string {
+  return reused > 0
+    ? `  ${reused} rows reused from ${reuse.from}, ${input - reused} distilled`
+    : `  0 of ${input} rows reused: ${reuse.reason}`;
 }
 
 /** The summary line of truncate_prompt `left`. */

@@ -4,6 +4,7 @@ import { loadConfig } from '../../config/load.js';
 import type { ContextGetter } from '../context.js';
 import { INGEST_FORMATS } from '../../config/schema.js';
 import { claimOutputs } from '../../util/output.js';
+import { parseShard, type ShardSpec } from '../../util/shard.js';
 import { forceOption, interruptible } from '../safety.js';
 
 interface IngestFlags {
@@ -15,6 +16,7 @@ interface IngestFlags {
   maxRejected?: number;
   maxLineBytes?: number;
   batchInput?: string[];
+  shard?: ShardSpec;
   force?: boolean;
 }
 
@@ -42,6 +44,11 @@ export function register(program: Command, context: ContextGetter): void {
     )
     .option('--max-line-bytes <n>', 'reject longer lines (default 16 MiB)', parseNumber)
     .option('--batch-input <file...>', 'OpenAI Batch API input files to join with batch output files by custom_id')
+    .option(
+      '--shard <i/n>',
+      'only the trace files whose path hashes to shard i of n; join with fireopt merge',
+      parseShard,
+    )
     .addOption(forceOption())
     .action(async (files: string[], flags: IngestFlags, command: Command) => {
       const ctx = context();
@@ -75,7 +82,7 @@ export function register(program: Command, context: ContextGetter): void {
         if ([...ingest.inputs, ...ingest.batch_inputs].includes('-')) {
           signal.addEventListener('abort', () => process.stdin.destroy());
         }
-        return runIngest(config, { progress: ctx.progress, stdin: process.stdin, signal });
+        return runIngest(config, { progress: ctx.progress, stdin: process.stdin, signal, shard: flags.shard });
       });
       if (ctx.globals.json) {
         ctx.io.stdout(JSON.stringify(summary, null, 2) + '\n');
