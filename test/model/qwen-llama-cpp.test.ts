@@ -1,0 +1,136 @@
+/**
+ * Qwen2 and Qwen3 in the model core against llama.cpp: small random-weight models of each
+ * architecture (random q/k/v biases, random q/k norm gains, Qwen3's explicit head size), written by
+ * fireopt as GGUF (`qwen2` / `qwen3`), run by llama.cpp (node-llama-cpp) and by the tfjs model read
+ * back from that file: the same logits at every position (≤ 1e-4 of the largest) and the same 40
+ * greedy tokens. The files and their Hugging Face twins also round-trip exactly.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Llama } from 'node-llama-cpp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/backend/index.js';
+import { readGguf } from '../../src/formats/gguf.js';
+import { readLlamaGguf, writeLlamaGguf } from '../../src/formats/gguf-llama.js';
+import { tensorsByKey } from '../../src/formats/llama-tensors.js';
+import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
+import { readHfLlama, writeHfLlama } from '../../src/formats/safetensors.js';
+import type { LlamaConfig } from '../../src/model/config.js';
+import { generate, LlamaModel, randomWeights, SeededRandom } from '../../src/model/index.js';
+import type { LlamaWeights } from '../../src/model/weights.js';
+import { EXACT_CONTEXT, engineGreedy, logitGap } from '../helpers/llama-cpp-logits.js';
+import { haveShared, TOK512, tok512 } from '../helpers/shared.js';
+
+const base = {
+  dim: 64,
+  hiddenDim: 96,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  vocabSize: 512,
+  maxSeqLen: 128,
+  normEps: 1e-6,
+  ropeTheta: 1_000_000,
+} as const;
+
+const cases: Array<{ name: string; config: LlamaConfig }> = [
+  // Qwen2.5's small models tie the head to the embedding.
+  { name: 'qwen2', config: { ...base, architecture: 'qwen2', tiedEmbeddings: true } },
+  // Qwen3: head size 32 with 4 heads over width 64 (q is wider than the residual stream), untied head.
+  { name: 'qwen3', config: { ...base, architecture: 'qwen3', headDim: 32, tiedEmbeddings: false } },
+];
+
+/**
+ * Random weights with every architecture-specific tensor away from its neutral value (biases
+ * non-zero, norm gains not one), so a missing bias or norm, or one in the wrong row order, shows.
+ */
+function qwenWeights(config: LlamaConfig, seed: number): LlamaWeights {
+  const weights = randomWeights(config, { seed, std: 0.15 });
+  const random = new SeededRandom(seed + 1);
+  // A small embedding lets the blocks, not the input token, decide a tied head's argmax: greedy
+  // decoding then moves instead of repeating the last token.
+  weights.tokenEmbedding.data.forEach((_, i, a) => (a[i] *= 0.2));
+  for (const layer of weights.layers) {
+    for (const bias of [layer.bq, layer.bk, layer.bv]) bias?.data.forEach((_, i, a) => (a[i] = random.nextNormal()));
+    for (const gain of [layer.qNorm, layer.kNorm, layer.attnNorm, layer.ffnNorm])
+      gain?.data.forEach((_, i, a) => (a[i] = 1 + 0.5 * random.nextNormal()));
+  }
+  return weights;
+}
+
+describe.skipIf(!haveShared(TOK512))('Qwen2 / Qwen3: fireopt and llama.cpp on the same GGUF', () => {
+  let work: string;
+  let llama: Llama;
+
+  beforeAll(async () => {
+    await initBackend('wasm');
+    work = mkdtempSync(join(tmpdir(), 'fireopt-qwen-'));
+    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+    llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+  });
+  afterAll(async () => {
+    await llama?.dispose();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it.each(cases)(
+    '$name: logits within 1e-4 of the largest at every position, and the same greedy tokens',
+    async ({ name, config }) => {
+      const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
+      const path = join(work, `${name}.gguf`);
+      writeLlamaGguf(path, qwenWeights(config, 3), vocabulary, { name: `random-${name}` });
+      const model = LlamaModel.fromWeights(readLlamaGguf(path).weights, { trainable: false });
+      const engineModel = await llama.loadModel({ modelPath: path });
+      const context = await engineModel.createContext({ ...EXACT_CONTEXT, contextSize: 128 });
+      try {
+        const ids = Array.from({ length: 24 }, (_, i) => (i === 0 ? 1 : (i * 131 + 7) % config.vocabSize));
+        const { largest, worst } = await logitGap(context, model, ids);
+        expect(largest).toBeGreaterThan(0.5);
+        expect(worst / largest).toBeLessThan(1e-4);
+
+        const prompt = [1, 300, 17, 42];
+        const greedy = { maxNewTokens: 40, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] };
+        const fireoptTokens = (await generate(model, prompt, greedy)).tokens;
+        expect(new Set(fireoptTokens).size).toBeGreaterThan(3); // not a degenerate repetition
+        expect(await engineGreedy(context, prompt, 40)).toEqual(fireoptTokens);
+      } finally {
+        await context.dispose();
+        await engineModel.dispose();
+        model.dispose();
+      }
+    },
+    120_000,
+  );
+
+  it.each(cases)('$name: GGUF and Hugging Face files round-trip every tensor exactly', ({ name, config }) => {
+    const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
+    const weights = qwenWeights(config, 5);
+    const gguf = join(work, `${name}-trip.gguf`);
+    writeLlamaGguf(gguf, weights, vocabulary);
+    const metadata = readGguf(gguf).metadata;
+    expect(metadata.get('general.architecture')).toBe(name);
+    expect(metadata.get(`${name}.rope.freq_base`)).toBe(1_000_000);
+    const fromGguf = readLlamaGguf(gguf).weights;
+
+    const hf = join(work, `${name}-hf`);
+    writeHfLlama(hf, weights);
+    const json = JSON.parse(readFileSync(join(hf, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(json.model_type).toBe(name);
+    expect(json.architectures).toEqual([name === 'qwen2' ? 'Qwen2ForCausalLM' : 'Qwen3ForCausalLM']);
+    expect(json.head_dim).toBe(name === 'qwen3' ? 32 : 16);
+    const fromHf = readHfLlama(hf).weights;
+
+    const model = LlamaModel.fromWeights(weights, { trainable: false });
+    const fromModel = model.toWeights();
+    model.dispose();
+    for (const copy of [fromGguf, fromHf, fromModel]) {
+      expect(copy.config).toEqual(config);
+      const tensors = tensorsByKey(copy);
+      expect([...tensors.keys()]).toEqual([...tensorsByKey(weights).keys()]);
+      for (const [key, tensor] of tensorsByKey(weights)) expect(tensors.get(key)?.data, key).toEqual(tensor.data);
+    }
+    if (name === 'qwen2') expect(tensorsByKey(weights).has('layers.0.bq')).toBe(true);
+    if (name === 'qwen3') expect(tensorsByKey(weights).has('layers.1.kNorm')).toBe(true);
+  });
+});
