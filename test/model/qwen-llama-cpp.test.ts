@@ -16,48 +16,12 @@ import { readLlamaGguf, writeLlamaGguf } from '../../src/formats/gguf-llama.js';
 import { tensorsByKey } from '../../src/formats/llama-tensors.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { readHfLlama, writeHfLlama } from '../../src/formats/safetensors.js';
-import type { LlamaConfig } from '../../src/model/config.js';
-import { generate, LlamaModel, randomWeights, SeededRandom } from '../../src/model/index.js';
-import type { LlamaWeights } from '../../src/model/weights.js';
+import { generate, LlamaModel } from '../../src/model/index.js';
 import { EXACT_CONTEXT, engineGreedy, logitGap } from '../helpers/llama-cpp-logits.js';
 import { haveShared, TOK512, tok512 } from '../helpers/shared.js';
+import { qwenCases, qwenWeights } from './qwen-fixtures.js';
 
-const base = {
-  dim: 64,
-  hiddenDim: 96,
-  nLayers: 2,
-  nHeads: 4,
-  nKvHeads: 2,
-  vocabSize: 512,
-  maxSeqLen: 128,
-  normEps: 1e-6,
-  ropeTheta: 1_000_000,
-} as const;
-
-const cases: Array<{ name: string; config: LlamaConfig }> = [
-  // Qwen2.5's small models tie the head to the embedding.
-  { name: 'qwen2', config: { ...base, architecture: 'qwen2', tiedEmbeddings: true } },
-  // Qwen3: head size 32 with 4 heads over width 64 (q is wider than the residual stream), untied head.
-  { name: 'qwen3', config: { ...base, architecture: 'qwen3', headDim: 32, tiedEmbeddings: false } },
-];
-
-/**
- * Random weights with every architecture-specific tensor away from its neutral value (biases
- * non-zero, norm gains not one), so a missing bias or norm, or one in the wrong row order, shows.
- */
-function qwenWeights(config: LlamaConfig, seed: number): LlamaWeights {
-  const weights = randomWeights(config, { seed, std: 0.15 });
-  const random = new SeededRandom(seed + 1);
-  // A small embedding lets the blocks, not the input token, decide a tied head's argmax: greedy
-  // decoding then moves instead of repeating the last token.
-  weights.tokenEmbedding.data.forEach((_, i, a) => (a[i] *= 0.2));
-  for (const layer of weights.layers) {
-    for (const bias of [layer.bq, layer.bk, layer.bv]) bias?.data.forEach((_, i, a) => (a[i] = random.nextNormal()));
-    for (const gain of [layer.qNorm, layer.kNorm, layer.attnNorm, layer.ffnNorm])
-      gain?.data.forEach((_, i, a) => (a[i] = 1 + 0.5 * random.nextNormal()));
-  }
-  return weights;
-}
+const cases = qwenCases(512, 128);
 
 describe.skipIf(!haveShared(TOK512))('Qwen2 / Qwen3: fireopt and llama.cpp on the same GGUF', () => {
   let work: string;
