@@ -192,7 +192,11 @@ describe.skipIf(!haveStories)('GGUF inputs', () => {
       const vocabOnly = sharedPath(LLAMA_SPM_VOCAB);
       expectInputError(() => readLlamaGguf(vocabOnly), vocabOnly, /vocab-only GGUF \(no tensors\)/);
       const gpt2 = sharedPath(GPT2_VOCAB);
-      expectInputError(() => readLlamaGguf(gpt2), gpt2, /GGUF architecture is 'gpt2'; fireopt reads 'llama', 'qwen2', 'qwen3' models/);
+      expectInputError(
+        () => readLlamaGguf(gpt2),
+        gpt2,
+        /GGUF architecture is 'gpt2'; fireopt reads 'llama', 'qwen2', 'qwen3' models/,
+      );
     },
   );
 });
