@@ -17,6 +17,7 @@ import { tensorsByKey } from '../../src/formats/llama-tensors.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { readHfLlama, writeHfLlama } from '../../src/formats/safetensors.js';
 import { generate, LlamaModel } from '../../src/model/index.js';
+import { runBin } from '../helpers/cli.js';
 import { EXACT_CONTEXT, engineGreedy, logitGap } from '../helpers/llama-cpp-logits.js';
 import { haveShared, TOK512, tok512 } from '../helpers/shared.js';
 import { qwenCases, qwenWeights } from './qwen-fixtures.js';
@@ -96,5 +97,23 @@ describe.skipIf(!haveShared(TOK512))('Qwen2 / Qwen3: fireopt and llama.cpp on th
     }
     if (name === 'qwen2') expect(tensorsByKey(weights).has('layers.0.bq')).toBe(true);
     if (name === 'qwen3') expect(tensorsByKey(weights).has('layers.1.kNorm')).toBe(true);
+  });
+
+  it('fireopt convert (spawned CLI) turns a qwen3 GGUF into a Qwen3ForCausalLM folder and back, tensors bit-identical', () => {
+    const { config } = cases[1];
+    const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
+    const weights = qwenWeights(config, 7);
+    const gguf = join(work, 'convert.gguf');
+    writeLlamaGguf(gguf, weights, vocabulary);
+    const toHf = runBin(['convert', gguf, '--to', 'hf', '--out', join(work, 'convert-hf')]);
+    expect(toHf, toHf.stderr).toMatchObject({ code: 0 });
+    const json = JSON.parse(readFileSync(join(work, 'convert-hf', 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(json).toMatchObject({ model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], head_dim: 32 });
+    const back = runBin(['convert', join(work, 'convert-hf'), '--to', 'gguf', '--out', join(work, 'back.gguf')]);
+    expect(back, back.stderr).toMatchObject({ code: 0 });
+    const again = readLlamaGguf(join(work, 'back.gguf')).weights;
+    expect(again.config).toEqual(config);
+    for (const [key, tensor] of tensorsByKey(weights))
+      expect(tensorsByKey(again).get(key)?.data, key).toEqual(tensor.data);
   });
 });
