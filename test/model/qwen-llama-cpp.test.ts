@@ -16,6 +16,9 @@ import { readLlamaGguf, writeLlamaGguf } from '../../src/formats/gguf-llama.js';
 import { tensorsByKey } from '../../src/formats/llama-tensors.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { readHfLlama, writeHfLlama } from '../../src/formats/safetensors.js';
+import { samplingOptions } from '../../src/targets/engine.js';
+import { LlamaCppEngine } from '../../src/targets/llama-cpp/engine.js';
+import { TfjsEngine } from '../../src/targets/tfjs/engine.js';
 import { generate, LlamaModel } from '../../src/model/index.js';
 import { runBin } from '../helpers/cli.js';
 import { EXACT_CONTEXT, engineGreedy, logitGap } from '../helpers/llama-cpp-logits.js';
@@ -116,4 +119,38 @@ describe.skipIf(!haveShared(TOK512))('Qwen2 / Qwen3: fireopt and llama.cpp on th
     for (const [key, tensor] of tensorsByKey(weights))
       expect(tensorsByKey(again).get(key)?.data, key).toEqual(tensor.data);
   });
+
+  it.each(cases)(
+    "$name: the tfjs target engine generates the llama-cpp target engine's greedy tokens",
+    async ({ name, config }) => {
+      const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
+      const path = join(work, `${name}-engine.gguf`);
+      writeLlamaGguf(path, qwenWeights(config, 11), vocabulary);
+      const tfjs = await TfjsEngine.open({ model: path, backend: 'wasm' });
+      const llamaCpp = await LlamaCppEngine.open({
+        model: path,
+        contextSize: 128,
+        threads: 1,
+        sequences: 1,
+        batchSize: 128,
+        kvCacheType: 'f32',
+      });
+      try {
+        const sampling = samplingOptions({ maxTokens: 30, topLogprobs: 4 });
+        const prompt = { tokenIds: [1, 400, 23, 99, 7] };
+        const [fromTfjs] = await tfjs.generate(prompt, sampling);
+        const [fromLlamaCpp] = await llamaCpp.generate(prompt, sampling);
+        expect(fromTfjs.tokenIds.length).toBeGreaterThan(5);
+        expect(fromTfjs.tokenIds).toEqual(fromLlamaCpp.tokenIds);
+        expect(fromTfjs.logprobs).toHaveLength(fromTfjs.tokenIds.length);
+        fromTfjs.logprobs?.forEach((position, i) =>
+          expect(position.tokenLogprob).toBeCloseTo(fromLlamaCpp.logprobs?.[i]?.tokenLogprob ?? Number.NaN, 4),
+        );
+      } finally {
+        await tfjs.close();
+        await llamaCpp.close();
+      }
+    },
+    120_000,
+  );
 });
