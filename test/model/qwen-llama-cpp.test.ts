@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Llama } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
+import { writeDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { readGguf } from '../../src/formats/gguf.js';
 import { readLlamaGguf, writeLlamaGguf } from '../../src/formats/gguf-llama.js';
 import { tensorsByKey } from '../../src/formats/llama-tensors.js';
@@ -20,7 +21,7 @@ import { samplingOptions } from '../../src/targets/engine.js';
 import { LlamaCppEngine } from '../../src/targets/llama-cpp/engine.js';
 import { TfjsEngine } from '../../src/targets/tfjs/engine.js';
 import { generate, LlamaModel } from '../../src/model/index.js';
-import { runBin } from '../helpers/cli.js';
+import { runBin, runCli } from '../helpers/cli.js';
 import { EXACT_CONTEXT, engineGreedy, logitGap } from '../helpers/llama-cpp-logits.js';
 import { haveShared, TOK512, tok512 } from '../helpers/shared.js';
 import { qwenCases, qwenWeights } from './qwen-fixtures.js';
@@ -149,6 +150,50 @@ describe.skipIf(!haveShared(TOK512))('Qwen2 / Qwen3: fireopt and llama.cpp on th
       } finally {
         await tfjs.close();
         await llamaCpp.close();
+      }
+    },
+    120_000,
+  );
+
+  it.each(cases)(
+    'fireopt export of a $name draft: GGUF and HF folder of that architecture; llama.cpp greedy-decodes the GGUF as the draft',
+    async ({ name, config }) => {
+      const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
+      const weights = qwenWeights(config, 13);
+      const draft = join(work, `${name}-draft`);
+      writeDraftCheckpoint(
+        draft,
+        { weights, vocabulary, target: {}, training: { made_by: 'test: random weights' } },
+        {},
+      );
+      const out = join(work, `${name}-export`);
+      const result = await runCli([
+        '--json',
+        '--quiet',
+        'export',
+        '--model',
+        draft,
+        '--out',
+        out,
+        '--set',
+        'export.reference_prompts=0',
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      const summary = JSON.parse(result.stdout) as { gguf: string; hf: string };
+      expect(readGguf(summary.gguf).metadata.get('general.architecture')).toBe(name);
+      const json = JSON.parse(readFileSync(join(summary.hf, 'config.json'), 'utf8')) as Record<string, unknown>;
+      expect(json.model_type).toBe(name);
+      const engineModel = await llama.loadModel({ modelPath: summary.gguf });
+      const context = await engineModel.createContext({ ...EXACT_CONTEXT, contextSize: 128 });
+      const model = LlamaModel.fromWeights(weights, { trainable: false });
+      try {
+        const prompt = [1, 250, 9];
+        const greedy = { maxNewTokens: 20, temperature: 0, topK: 0, topP: 1, seed: 0, stopIds: [] };
+        expect(await engineGreedy(context, prompt, 20)).toEqual((await generate(model, prompt, greedy)).tokens);
+      } finally {
+        await context.dispose();
+        await engineModel.dispose();
+        model.dispose();
       }
     },
     120_000,
