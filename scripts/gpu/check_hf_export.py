@@ -5,9 +5,10 @@ fireopt export writes <out>/hf/ (config.json, model.safetensors, ...) and <out>/
 (reference.json + logits.f32: fireopt's raw logits after every token of a few prompts). This script
 runs the same prompts through
 
-  transformers  LlamaForCausalLM.from_pretrained(<hf>), the way vLLM / SGLang / transformers load it;
-  torch         a hand-written Llama forward pass over the safetensors (this file's own reader),
-                an independent check that needs only PyTorch and NumPy;
+  transformers  AutoModelForCausalLM.from_pretrained(<hf>) (LlamaForCausalLM, Qwen2ForCausalLM or
+                Qwen3ForCausalLM by config.json), the way vLLM / SGLang / transformers load it;
+  torch         a hand-written Llama / Qwen2 / Qwen3 forward pass over the safetensors (this file's
+                own reader), an independent check that needs only PyTorch and NumPy;
 
 and compares the logits. Prints one JSON object per engine and a summary; exits 0 when every engine
 that ran agrees (max |difference| <= tol * max(1, max |logit|), and the same greedy token wherever
@@ -57,14 +58,21 @@ def load_reference(reference_dir):
 
 
 def torch_llama_logits(config, tensors, ids, device):
-    """Llama forward pass in float64, Hugging Face layout (rotate-half RoPE), written from the paper."""
+    """Llama forward pass in float64, Hugging Face layout (rotate-half RoPE), written from the paper.
+
+    Qwen2 adds q/k/v projection biases; Qwen3 applies an RMSNorm (q_norm / k_norm, over head_dim) to
+    every head of q and k before RoPE. Both are taken from the tensors present, as config.json's
+    model_type says they must be."""
     import torch
 
     t = lambda name: torch.from_numpy(np.array(tensors[name], dtype=np.float64)).to(device)
+    model_type = config.get("model_type", "llama")
+    if model_type not in ("llama", "qwen2", "qwen3"):
+        raise ValueError(f"model_type {model_type!r} is not implemented by the torch reference")
     dim = config["hidden_size"]
     n_heads = config["num_attention_heads"]
     n_kv = config.get("num_key_value_heads") or n_heads
-    hd = config.get("head_dim") or dim // n_heads
+    hd = config.get("head_dim") or (128 if model_type == "qwen3" else dim // n_heads)
     eps = config.get("rms_norm_eps", 1e-6)
     theta = config.get("rope_theta", 10000.0)
     if config.get("rope_scaling"):
@@ -88,9 +96,18 @@ def torch_llama_logits(config, tensors, ids, device):
     for layer in range(config["num_hidden_layers"]):
         p = f"model.layers.{layer}."
         h = rms_norm(x, t(p + "input_layernorm.weight"))
-        q = (h @ t(p + "self_attn.q_proj.weight").T).view(T, n_heads, hd).transpose(0, 1)  # [H, T, hd]
-        k = (h @ t(p + "self_attn.k_proj.weight").T).view(T, n_kv, hd).transpose(0, 1)
-        v = (h @ t(p + "self_attn.v_proj.weight").T).view(T, n_kv, hd).transpose(0, 1)
+        def project(name, heads):  # [T, dim] -> [heads, T, hd], with the bias Qwen2 has
+            y = h @ t(p + f"self_attn.{name}.weight").T
+            if model_type == "qwen2":
+                y = y + t(p + f"self_attn.{name}.bias")
+            return y.view(T, heads, hd).transpose(0, 1)
+
+        q = project("q_proj", n_heads)  # [H, T, hd]
+        k = project("k_proj", n_kv)
+        v = project("v_proj", n_kv)
+        if model_type == "qwen3":
+            q = rms_norm(q, t(p + "self_attn.q_norm.weight"))
+            k = rms_norm(k, t(p + "self_attn.k_norm.weight"))
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(n_heads // n_kv, dim=0)
@@ -109,11 +126,11 @@ def torch_llama_logits(config, tensors, ids, device):
 
 def transformers_logits_fn(export_dir, device):
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import AutoModelForCausalLM
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    model = LlamaForCausalLM.from_pretrained(export_dir, torch_dtype=torch.float32).to(device).eval()
+    model = AutoModelForCausalLM.from_pretrained(export_dir, torch_dtype=torch.float32).to(device).eval()
 
     def run(ids):
         with torch.no_grad():

@@ -132,7 +132,10 @@ export class PromptRenderer {
 }
 
 function templateMessage(message: TraceMessage): TemplateMessage {
-  const out: TemplateMessage = { role: message.role, content: message.content };
+  // A tool-call turn's null content is the empty string, as vLLM hands it to string-content
+  // templates: Phi-3's template concatenates content and fails on null; templates that test it
+  // (`if message.content`, `is string`) treat '' as they treat null.
+  const out: TemplateMessage = { role: message.role, content: message.content ?? '' };
   if (message.name !== null) out.name = message.name;
   if (message.tool_call_id !== null) out.tool_call_id = message.tool_call_id;
   if (message.tool_calls !== null) {

@@ -130,7 +130,9 @@ export function preflight(
       problems.push({
         engines: ggufEngines,
         code: 'E_EXPORT_TOKENIZER',
-        message: `a GGUF embeds its tokenizer, and neither the draft (no tokenizer.gguf) nor the target gives one`,
+        message:
+          target?.vocabularyRefusal ??
+          `a GGUF embeds its tokenizer, and neither the draft (no tokenizer.gguf) nor the target gives one`,
       });
     } else if (ggufVocabulary.tokens.length < draft.targetVocabSize) {
       problems.push({

@@ -6,12 +6,13 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, describeError } from '../errors.js';
+import { FireoptError, InputError, describeError } from '../errors.js';
 import { detectCheckpointKind } from '../formats/load-model.js';
 import { readGguf } from '../formats/gguf.js';
 import { vocabularyFromGguf, vocabularyFromGgufMetadata } from '../formats/gguf-vocabulary.js';
 import { readLlama2cCheckpoint } from '../formats/llama2c.js';
 import { readLlama2cTokenizer } from '../formats/llama2c-tokenizer.js';
+import { readHuggingFaceTokenizer } from '../tokenizer/huggingface.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 
 /** Tokenizer files of a Hugging Face folder that are copied verbatim into the HF export. */
@@ -43,9 +44,14 @@ export interface TargetDescription {
   /** As the target's config.json writes them (a list for models with several end tokens). */
   bosTokenId?: TokenId;
   eosTokenId?: TokenId;
-  /** The target's tokenizer as llama.cpp sees it (a GGUF's, or an HF folder's tokenizer.gguf). */
+  /**
+   * The target's tokenizer as llama.cpp sees it: a GGUF's, an HF folder's tokenizer.gguf, or its
+   * tokenizer.json converted to GGUF metadata (as llama.cpp's convert_hf_to_gguf.py does).
+   */
   vocabulary?: Vocabulary;
   vocabularySource?: string;
+  /** Why an HF folder's tokenizer.json cannot become GGUF metadata (a GGUF export is then refused). */
+  vocabularyRefusal?: string;
   /** HF tokenizer files present in the target folder (absolute paths), copied verbatim. */
   tokenizerFiles: string[];
   /** `model_type` / GGUF `general.architecture`. */
@@ -133,9 +139,21 @@ function describeHfTarget(dir: string): TargetDescription {
     tokenizerFiles: HF_TOKENIZER_FILES.map((name) => join(dir, name)).filter((file) => existsSync(file)),
     architecture: typeof text.model_type === 'string' ? text.model_type : undefined,
   };
+  const tokenizerJson = join(dir, 'tokenizer.json');
   if (existsSync(vocabularyPath)) {
     description.vocabulary = vocabularyFromGguf(vocabularyPath);
     description.vocabularySource = vocabularyPath;
+  } else if (existsSync(tokenizerJson)) {
+    try {
+      // Padded to the model's vocab_size, as the converter pads it: the GGUF has one token per row.
+      const tokenizer = readHuggingFaceTokenizer(tokenizerJson);
+      description.vocabulary = tokenizer.ggufVocabulary(Math.max(tokenizer.vocabSize, description.vocabSize ?? 0));
+      description.vocabularySource = tokenizerJson;
+    } catch (error) {
+      // Only a GGUF export needs it: the preflight refuses that one with this reason.
+      if (!(error instanceof FireoptError && error.code === 'E_EXPORT_TOKENIZER')) throw error;
+      description.vocabularyRefusal = error.message;
+    }
   }
   return description;
 }

@@ -1,15 +1,26 @@
 /**
- * Llama-architecture GGUF files, read and written the way llama.cpp expects them
- * (llama.cpp src/llama-arch.cpp names, src/llama-model.cpp hyper-parameter keys):
- * - `general.architecture = "llama"` and `llama.*` hyper-parameters;
+ * Llama-family GGUF files (architectures `llama`, `qwen2`, `qwen3`), read and written the way
+ * llama.cpp expects them (llama.cpp src/llama-arch.cpp names, src/llama-model.cpp hyper-parameter keys):
+ * - `general.architecture` and `<arch>.*` hyper-parameters (`<arch>.attention.key_length` /
+ *   `value_length` when the head size is not embedding_length / head_count);
  * - the tokenizer embedded as `tokenizer.ggml.*`;
  * - tensors token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate,
- *   ffn_down, ffn_up}, output_norm, and output when the head is not tied to the embedding.
- * attn_q / attn_k rows are in the interleaved (Meta) RoPE layout, the same as LlamaWeights, so no
- * permutation happens here (llama.cpp's converter un-permutes Hugging Face weights to this layout).
+ *   ffn_down, ffn_up}, output_norm, and output when the head is not tied to the embedding; qwen2
+ *   adds blk.N.attn_{q,k,v}.bias, qwen3 blk.N.attn_{q,k}_norm.
+ * `llama` files hold attn_q / attn_k rows in the interleaved (Meta) RoPE layout, the same as
+ * LlamaWeights (llama.cpp's converter un-permutes Hugging Face weights to it). `qwen2` / `qwen3`
+ * files keep Hugging Face's rotate-half rows (llama.cpp runs them with NEOX RoPE), so their q/k
+ * tensors are permuted on the way in and out.
  */
 import { InputError } from '../errors.js';
-import { configProblems, headDim, type LlamaConfig } from '../model/config.js';
+import {
+  ARCHITECTURES,
+  type Architecture,
+  architectureOf,
+  configProblems,
+  headDim,
+  type LlamaConfig,
+} from '../model/config.js';
 import type { LlamaWeights } from '../model/weights.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import {
@@ -24,11 +35,14 @@ import { vocabularyFromGgufMetadata } from './gguf-vocabulary.js';
 import { GGUF_DEFAULT_ALIGNMENT, writeGguf, type GgufMetadataEntry, type GgufTensorToWrite } from './gguf-write.js';
 import {
   assembleWeights,
+  fromRotateHalfLayout,
   ggufTensorName,
+  ggufUsesRotateHalf,
   sameShape,
   shapeText,
   shortestFloat32,
   tensorsByKey,
+  toRotateHalfLayout,
 } from './llama-tensors.js';
 
 /**
@@ -46,7 +60,7 @@ export interface LlamaGgufWriteOptions {
 /** llama.cpp's LLAMA_FTYPE values for `general.file_type`. */
 const FILE_TYPE: Record<WeightDtype, number> = { f32: 0, f16: 1, bf16: 32 };
 
-/** Write a llama-architecture GGUF v3 file (atomically) that llama.cpp loads as is. */
+/** Write a llama / qwen2 / qwen3 GGUF v3 file (atomically) that llama.cpp loads as is. */
 export function writeLlamaGguf(
   path: string,
   weights: LlamaWeights,
@@ -55,9 +69,11 @@ export function writeLlamaGguf(
 ): void {
   const dtype = options.dtype ?? 'f32';
   const tensors: GgufTensorToWrite[] = [];
+  const rotateHalf = ggufUsesRotateHalf(weights.config);
   for (const [key, tensor] of tensorsByKey(weights)) {
     const type = dtype === 'f32' || tensor.shape.length < 2 ? 'F32' : dtype === 'f16' ? 'F16' : 'BF16';
-    tensors.push({ name: ggufTensorName(key), shape: tensor.shape, type, data: tensor.data });
+    const data = rotateHalf ? toRotateHalfLayout(key, tensor.data, weights.config) : tensor.data;
+    tensors.push({ name: ggufTensorName(key), shape: tensor.shape, type, data });
   }
   writeGguf(path, llamaGgufMetadata(weights.config, vocabulary, { ...options, dtype }), tensors);
 }
@@ -72,7 +88,7 @@ export function writeVocabOnlyGguf(
   writeGguf(path, llamaGgufMetadata(config, vocabulary, options), []);
 }
 
-/** All metadata of a llama-architecture GGUF: general.*, llama.* and tokenizer.*. */
+/** All metadata of a llama / qwen2 / qwen3 GGUF: general.*, <arch>.* and tokenizer.*. */
 export function llamaGgufMetadata(
   config: LlamaConfig,
   vocabulary: Vocabulary,
@@ -86,22 +102,32 @@ export function llamaGgufMetadata(
       'HINT: pass the tokenizer that belongs to this checkpoint (--tokenizer)',
     );
   }
+  const arch = architectureOf(config);
+  // The head size is written only where llama.cpp cannot derive it (embedding_length / head_count).
+  const headSize: GgufMetadataEntry[] =
+    headDim(config) === config.dim / config.nHeads
+      ? []
+      : [
+          { key: `${arch}.attention.key_length`, type: 'uint32', value: headDim(config) },
+          { key: `${arch}.attention.value_length`, type: 'uint32', value: headDim(config) },
+        ];
   return [
-    { key: 'general.architecture', type: 'string', value: 'llama' },
+    { key: 'general.architecture', type: 'string', value: arch },
     { key: 'general.type', type: 'string', value: 'model' },
-    { key: 'general.name', type: 'string', value: options.name ?? 'fireopt-llama' },
+    { key: 'general.name', type: 'string', value: options.name ?? `fireopt-${arch}` },
     { key: 'general.file_type', type: 'uint32', value: FILE_TYPE[options.dtype ?? 'f32'] },
     { key: 'general.alignment', type: 'uint32', value: GGUF_DEFAULT_ALIGNMENT },
-    { key: 'llama.vocab_size', type: 'uint32', value: config.vocabSize },
-    { key: 'llama.context_length', type: 'uint32', value: config.maxSeqLen },
-    { key: 'llama.embedding_length', type: 'uint32', value: config.dim },
-    { key: 'llama.block_count', type: 'uint32', value: config.nLayers },
-    { key: 'llama.feed_forward_length', type: 'uint32', value: config.hiddenDim },
-    { key: 'llama.rope.dimension_count', type: 'uint32', value: headDim(config) },
-    { key: 'llama.attention.head_count', type: 'uint32', value: config.nHeads },
-    { key: 'llama.attention.head_count_kv', type: 'uint32', value: config.nKvHeads },
-    { key: 'llama.attention.layer_norm_rms_epsilon', type: 'float32', value: config.normEps },
-    { key: 'llama.rope.freq_base', type: 'float32', value: config.ropeTheta },
+    { key: `${arch}.vocab_size`, type: 'uint32', value: config.vocabSize },
+    { key: `${arch}.context_length`, type: 'uint32', value: config.maxSeqLen },
+    { key: `${arch}.embedding_length`, type: 'uint32', value: config.dim },
+    { key: `${arch}.block_count`, type: 'uint32', value: config.nLayers },
+    { key: `${arch}.feed_forward_length`, type: 'uint32', value: config.hiddenDim },
+    { key: `${arch}.rope.dimension_count`, type: 'uint32', value: headDim(config) },
+    { key: `${arch}.attention.head_count`, type: 'uint32', value: config.nHeads },
+    { key: `${arch}.attention.head_count_kv`, type: 'uint32', value: config.nKvHeads },
+    ...headSize,
+    { key: `${arch}.attention.layer_norm_rms_epsilon`, type: 'float32', value: config.normEps },
+    { key: `${arch}.rope.freq_base`, type: 'float32', value: config.ropeTheta },
     ...vocabularyMetadata(vocabulary),
   ];
 }
@@ -142,45 +168,57 @@ export function vocabularyMetadata(vocabulary: Vocabulary): GgufMetadataEntry[] 
   return entries;
 }
 
-/** The model config a llama-architecture GGUF describes (checked against its tensors by readLlamaGguf). */
+/** The model config a llama / qwen2 / qwen3 GGUF describes (checked against its tensors by readLlamaGguf). */
 export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   const { path, metadata } = file;
-  const architecture = metadata.get('general.architecture');
-  if (architecture !== 'llama') {
-    throw new InputError(`${path}: GGUF architecture is '${String(architecture)}'; fireopt reads 'llama' models`);
+  const arch = metadata.get('general.architecture');
+  if (typeof arch !== 'string' || !(ARCHITECTURES as readonly string[]).includes(arch)) {
+    throw new InputError(
+      `${path}: GGUF architecture is '${String(arch)}'; fireopt reads ${ARCHITECTURES.map((a) => `'${a}'`).join(', ')} models`,
+    );
   }
   const integer = (key: string, fallback?: number): number => {
-    const value = metadata.get(`llama.${key}`);
+    const value = metadata.get(`${arch}.${key}`);
     if (value === undefined && fallback !== undefined) return fallback;
-    if (value === undefined) throw new InputError(`${path}: GGUF metadata 'llama.${key}' is missing`);
+    if (value === undefined) throw new InputError(`${path}: GGUF metadata '${arch}.${key}' is missing`);
     if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
       throw new InputError(
-        `${path}: GGUF metadata 'llama.${key}' is ${describeValue(value)}; expected a positive integer (per-layer values are not supported)`,
+        `${path}: GGUF metadata '${arch}.${key}' is ${describeValue(value)}; expected a positive integer (per-layer values are not supported)`,
       );
     }
     return value;
   };
   const real = (key: string, fallback?: number): number => {
-    const value = metadata.get(`llama.${key}`);
+    const value = metadata.get(`${arch}.${key}`);
     if (value === undefined && fallback !== undefined) return fallback;
-    if (value === undefined) throw new InputError(`${path}: GGUF metadata 'llama.${key}' is missing`);
+    if (value === undefined) throw new InputError(`${path}: GGUF metadata '${arch}.${key}' is missing`);
     if (typeof value !== 'number' || !(value > 0))
       throw new InputError(
-        `${path}: GGUF metadata 'llama.${key}' is ${describeValue(value)}; expected a positive number`,
+        `${path}: GGUF metadata '${arch}.${key}' is ${describeValue(value)}; expected a positive number`,
       );
     return shortestFloat32(value);
   };
-  const experts = metadata.get('llama.expert_count');
+  const experts = metadata.get(`${arch}.expert_count`);
   if (typeof experts === 'number' && experts > 0)
-    throw new InputError(`${path}: mixture-of-experts GGUF (llama.expert_count ${experts}) is not supported`);
-  const ropeScaling = metadata.get('llama.rope.scaling.type');
+    throw new InputError(`${path}: mixture-of-experts GGUF (${arch}.expert_count ${experts}) is not supported`);
+  const ropeScaling = metadata.get(`${arch}.rope.scaling.type`);
   if (ropeScaling !== undefined && ropeScaling !== 'none')
     throw new InputError(`${path}: RoPE scaling '${String(ropeScaling)}' is not supported`);
 
   const embedding = file.tensors.find((t) => t.name === 'token_embd.weight');
   const nHeads = integer('attention.head_count');
+  const dim = integer('embedding_length');
+  const keyLength = integer('attention.key_length', dim / nHeads);
+  const valueLength = integer('attention.value_length', keyLength);
+  if (valueLength !== keyLength) {
+    throw new InputError(
+      `${path}: ${arch}.attention.value_length ${valueLength} differs from key_length ${keyLength}; fireopt's attention needs them equal`,
+    );
+  }
   const config: LlamaConfig = {
-    dim: integer('embedding_length'),
+    ...(arch !== 'llama' && { architecture: arch as Architecture }),
+    ...(keyLength !== dim / nHeads && { headDim: keyLength }),
+    dim,
     hiddenDim: integer('feed_forward_length'),
     nLayers: integer('block_count'),
     nHeads,
@@ -192,19 +230,19 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
     tiedEmbeddings: !file.tensors.some((t) => t.name === 'output.weight'),
   };
   const problems = configProblems(config);
-  if (problems.length) throw new InputError(`${path}: inconsistent llama hyper-parameters: ${problems.join('; ')}`);
-  const ropeDims = metadata.get('llama.rope.dimension_count');
+  if (problems.length) throw new InputError(`${path}: inconsistent ${arch} hyper-parameters: ${problems.join('; ')}`);
+  const ropeDims = metadata.get(`${arch}.rope.dimension_count`);
   if (ropeDims !== undefined && ropeDims !== headDim(config)) {
     throw new InputError(
-      `${path}: llama.rope.dimension_count is ${describeValue(ropeDims)} but the head size is ${headDim(config)}; partial rotary embeddings are not supported`,
+      `${path}: ${arch}.rope.dimension_count is ${describeValue(ropeDims)} but the head size is ${headDim(config)}; partial rotary embeddings are not supported`,
     );
   }
   return config;
 }
 
 /**
- * Read a llama-architecture GGUF (F32, F16, BF16 or block-quantized tensors, dequantized) into
- * LlamaWeights and its embedded tokenizer.
+ * Read a llama / qwen2 / qwen3 GGUF (F32, F16, BF16 or block-quantized tensors, dequantized) into
+ * LlamaWeights (interleaved RoPE rows) and its embedded tokenizer.
  */
 export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary: Vocabulary } {
   const file = readGguf(path);
@@ -227,6 +265,7 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
     assertReadableTensor(path, info);
   }
   const used = new Set<string>();
+  const rotateHalf = ggufUsesRotateHalf(config);
   const weights = assembleWeights(config, path, (key, shape) => {
     const name = ggufTensorName(key);
     const info = byName.get(name);
@@ -238,12 +277,13 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
         `${path}: tensor '${name}' has shape ${shapeText(fileShape)}, the metadata needs ${shapeText(shape)}`,
       );
     }
-    return readGgufTensor(file, info);
+    const data = readGgufTensor(file, info);
+    return rotateHalf ? fromRotateHalfLayout(key, data, config) : data;
   });
   const unexpected = file.tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (unexpected.length) {
     throw new InputError(
-      `${path}: unexpected tensors for a plain llama model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
+      `${path}: unexpected tensors for a ${architectureOf(config)} model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
     );
   }
   return { weights, vocabulary };

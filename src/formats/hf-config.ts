@@ -1,14 +1,22 @@
 /**
- * Hugging Face `config.json` for Llama models (transformers' LlamaConfig) ↔ fireopt's LlamaConfig.
- * Defaults are transformers' LlamaConfig defaults (rms_norm_eps 1e-6, rope_theta 10000,
- * tie_word_embeddings false, max_position_embeddings 2048). Features fireopt's model does not
- * implement (RoPE scaling, attention / MLP biases, other activations, a head_dim that is not
- * hidden_size / num_attention_heads) are rejected rather than silently ignored.
+ * Hugging Face `config.json` for Llama, Qwen2 and Qwen3 models (transformers' LlamaConfig,
+ * Qwen2Config, Qwen3Config) ↔ fireopt's LlamaConfig. Defaults are transformers' own for each
+ * model_type (rms_norm_eps 1e-6, rope_theta 10000, tie_word_embeddings false;
+ * max_position_embeddings 2048 for Llama, 32768 for Qwen; head_dim 128 for Qwen3). Features
+ * fireopt's model does not implement (RoPE scaling, sliding-window attention, MLP biases, attention
+ * biases outside Qwen2, other activations) are rejected rather than silently ignored.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import { configProblems, type LlamaConfig } from '../model/config.js';
+import { type Architecture, architectureOf, configProblems, headDim, type LlamaConfig } from '../model/config.js';
+
+/** transformers' class and model_type for each architecture. */
+const HF_ARCHITECTURES: Record<Architecture, { modelType: string; className: string }> = {
+  llama: { modelType: 'llama', className: 'LlamaForCausalLM' },
+  qwen2: { modelType: 'qwen2', className: 'Qwen2ForCausalLM' },
+  qwen3: { modelType: 'qwen3', className: 'Qwen3ForCausalLM' },
+};
 import { writeFileAtomic } from '../util/atomic.js';
 
 const positiveInt = z.number().int().positive();
@@ -31,6 +39,7 @@ const hfLlamaConfigSchema = z.looseObject({
   rope_scaling: z.unknown().optional(),
   attention_bias: z.boolean().optional(),
   mlp_bias: z.boolean().optional(),
+  use_sliding_window: z.boolean().optional(),
   bos_token_id: z
     .union([z.number().int(), z.array(z.number().int())])
     .nullable()
@@ -55,34 +64,42 @@ export function parseHfConfig(json: unknown, path: string): LlamaConfig {
   }
   const hf = parsed.data;
   const problems: string[] = [];
-  if (hf.model_type !== undefined && hf.model_type !== 'llama')
-    problems.push(`model_type is '${hf.model_type}'; fireopt reads 'llama' models`);
-  if (hf.hidden_act !== undefined && hf.hidden_act !== 'silu')
-    problems.push(`hidden_act '${hf.hidden_act}' is not supported (Llama uses 'silu')`);
-  if (hf.rope_scaling !== undefined && hf.rope_scaling !== null) problems.push('rope_scaling is not supported');
-  if (hf.attention_bias) problems.push('attention_bias is not supported');
-  if (hf.mlp_bias) problems.push('mlp_bias is not supported');
-  if (hf.head_dim != null && hf.head_dim * hf.num_attention_heads !== hf.hidden_size) {
-    problems.push(
-      `head_dim ${hf.head_dim} × num_attention_heads ${hf.num_attention_heads} is not hidden_size ${hf.hidden_size}`,
-    );
+  const architecture = (Object.keys(HF_ARCHITECTURES) as Architecture[]).find(
+    (name) => HF_ARCHITECTURES[name].modelType === (hf.model_type ?? 'llama'),
+  );
+  if (!architecture) {
+    const known = Object.values(HF_ARCHITECTURES).map((a) => `'${a.modelType}'`);
+    problems.push(`model_type is '${hf.model_type}'; fireopt reads ${known.join(', ')} models`);
   }
+  if (hf.hidden_act !== undefined && hf.hidden_act !== 'silu')
+    problems.push(`hidden_act '${hf.hidden_act}' is not supported (Llama and Qwen use 'silu')`);
+  if (hf.rope_scaling !== undefined && hf.rope_scaling !== null) problems.push('rope_scaling is not supported');
+  // Qwen2 always has q/k/v biases (Qwen2Config has no attention_bias key); elsewhere they are not implemented.
+  if (hf.attention_bias && architecture !== 'qwen2') problems.push('attention_bias is not supported');
+  if (hf.mlp_bias) problems.push('mlp_bias is not supported');
+  if (hf.use_sliding_window) problems.push('use_sliding_window (sliding-window attention) is not supported');
+  const isQwen = architecture === 'qwen2' || architecture === 'qwen3';
+  // Qwen3Config's head_dim defaults to 128 whatever the width; the others derive it.
+  const explicitHeadDim = hf.head_dim ?? (architecture === 'qwen3' ? 128 : undefined);
   const config: LlamaConfig = {
+    ...(architecture && architecture !== 'llama' && { architecture }),
     dim: hf.hidden_size,
     hiddenDim: hf.intermediate_size,
     nLayers: hf.num_hidden_layers,
     nHeads: hf.num_attention_heads,
     nKvHeads: hf.num_key_value_heads ?? hf.num_attention_heads,
     vocabSize: hf.vocab_size,
-    maxSeqLen: hf.max_position_embeddings ?? 2048,
+    maxSeqLen: hf.max_position_embeddings ?? (isQwen ? 32768 : 2048),
     normEps: hf.rms_norm_eps ?? 1e-6,
     ropeTheta: hf.rope_theta ?? 10000,
     tiedEmbeddings: hf.tie_word_embeddings ?? false,
+    ...(explicitHeadDim !== undefined &&
+      explicitHeadDim * hf.num_attention_heads !== hf.hidden_size && { headDim: explicitHeadDim }),
   };
   problems.push(...configProblems(config));
   if (problems.length)
     throw new InputError(
-      `${path}: unsupported Hugging Face Llama config:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      `${path}: unsupported Hugging Face model config:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
     );
   return config;
 }
@@ -113,17 +130,22 @@ export interface HfConfigOptions {
   eosTokenId?: number;
 }
 
-/** The config.json object transformers' LlamaForCausalLM loads for this config. */
+/**
+ * The config.json object transformers loads for this config: LlamaForCausalLM, Qwen2ForCausalLM
+ * or Qwen3ForCausalLM, by the config's architecture.
+ */
 export function hfConfigJson(config: LlamaConfig, options: HfConfigOptions = {}): HfLlamaConfigJson {
+  const architecture = architectureOf(config);
+  const { modelType, className } = HF_ARCHITECTURES[architecture];
   return {
-    architectures: ['LlamaForCausalLM'],
-    model_type: 'llama',
+    architectures: [className],
+    model_type: modelType,
     hidden_size: config.dim,
     intermediate_size: config.hiddenDim,
     num_hidden_layers: config.nLayers,
     num_attention_heads: config.nHeads,
     num_key_value_heads: config.nKvHeads,
-    head_dim: config.dim / config.nHeads,
+    head_dim: headDim(config),
     vocab_size: config.vocabSize,
     max_position_embeddings: config.maxSeqLen,
     rms_norm_eps: config.normEps,
@@ -131,8 +153,8 @@ export function hfConfigJson(config: LlamaConfig, options: HfConfigOptions = {})
     rope_scaling: null,
     tie_word_embeddings: config.tiedEmbeddings,
     hidden_act: 'silu',
-    attention_bias: false,
-    mlp_bias: false,
+    // Qwen2Config has neither key (its biases are fixed); Qwen2's sliding window stays off.
+    ...(architecture === 'qwen2' ? { use_sliding_window: false } : { attention_bias: false, mlp_bias: false }),
     ...(options.bosTokenId !== undefined ? { bos_token_id: options.bosTokenId } : {}),
     ...(options.eosTokenId !== undefined ? { eos_token_id: options.eosTokenId } : {}),
     torch_dtype: options.torchDtype ?? 'float32',

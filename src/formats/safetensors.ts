@@ -15,7 +15,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.js';
-import type { LlamaConfig } from '../model/config.js';
 import type { DenseTensor, LlamaWeights } from '../model/weights.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { writeAtomically } from '../util/atomic.js';
@@ -23,7 +22,15 @@ import { decodeFloat32, decodeHalves, encodeHalves, littleEndianBytes } from './
 import { writeVocabOnlyGguf } from './gguf-llama.js';
 import { vocabularyFromGguf } from './gguf-vocabulary.js';
 import { readHfConfig, writeHfConfig } from './hf-config.js';
-import { assembleWeights, hfTensorName, sameShape, shapeText, tensorsByKey } from './llama-tensors.js';
+import {
+  assembleWeights,
+  fromRotateHalfLayout,
+  hfTensorName,
+  sameShape,
+  shapeText,
+  tensorsByKey,
+  toRotateHalfLayout,
+} from './llama-tensors.js';
 
 /** Bytes per element of every dtype in the safetensors spec (fireopt reads and writes the float ones). */
 const DTYPE_BYTES: Record<string, number> = {
@@ -247,45 +254,6 @@ export function writeSafetensors(
 }
 
 // ---------------------------------------------------------------------------------------------
-// RoPE layouts. For one head of size hd (half = hd / 2), rotation pair i uses
-//   interleaved (Meta, GGUF, llama2.c, LlamaWeights): rows 2i and 2i + 1;
-//   rotate-half (Hugging Face):                       rows i and i + half.
-// transformers' convert_llama_weights_to_hf.py maps Meta → HF with
-//   w.view(n_heads, hd // 2, 2, dim).transpose(1, 2).reshape(n_heads * hd, dim)
-// i.e. HF row h*hd + r*half + i  =  Meta row h*hd + 2i + r  (r ∈ {0, 1}).
-
-/** Permute wq / wk rows [nHeads * hd, inDim] from the interleaved layout to HF's rotate-half layout. */
-export function interleavedToRotateHalf(data: Float32Array, nHeads: number, inDim: number): Float32Array {
-  return permuteRopeRows(data, nHeads, inDim, true);
-}
-
-/** Permute wq / wk rows from HF's rotate-half layout back to the interleaved layout. */
-export function rotateHalfToInterleaved(data: Float32Array, nHeads: number, inDim: number): Float32Array {
-  return permuteRopeRows(data, nHeads, inDim, false);
-}
-
-function permuteRopeRows(data: Float32Array, nHeads: number, inDim: number, toRotateHalf: boolean): Float32Array {
-  const rows = data.length / inDim;
-  const hd = rows / nHeads;
-  if (!Number.isInteger(rows) || !Number.isInteger(hd) || hd % 2 !== 0) {
-    throw new Error(`cannot permute RoPE rows: ${data.length} values, ${nHeads} heads, input size ${inDim}`);
-  }
-  const half = hd / 2;
-  const out = new Float32Array(data.length);
-  for (let h = 0; h < nHeads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let r = 0; r < 2; r++) {
-        const interleavedRow = h * hd + 2 * i + r;
-        const rotateHalfRow = h * hd + r * half + i;
-        const [from, to] = toRotateHalf ? [interleavedRow, rotateHalfRow] : [rotateHalfRow, interleavedRow];
-        out.set(data.subarray(from * inDim, (from + 1) * inDim), to * inDim);
-      }
-    }
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Hugging Face Llama checkpoints.
 
 /** File names inside a Hugging Face model folder. */
@@ -315,7 +283,12 @@ export function writeHfLlama(dir: string, weights: LlamaWeights, options: HfWrit
   const { config } = weights;
   const tensors: SafetensorsTensorToWrite[] = [];
   for (const [key, tensor] of tensorsByKey(weights)) {
-    tensors.push({ name: hfTensorName(key), shape: tensor.shape, dtype, data: toHfLayout(key, tensor.data, config) });
+    tensors.push({
+      name: hfTensorName(key),
+      shape: tensor.shape,
+      dtype,
+      data: toRotateHalfLayout(key, tensor.data, config),
+    });
   }
   writeSafetensors(join(dir, HF_FILES.weights), tensors, { format: 'pt' });
   const torchDtype = dtype === 'F32' ? 'float32' : dtype === 'F16' ? 'float16' : 'bfloat16';
@@ -325,18 +298,6 @@ export function writeHfLlama(dir: string, weights: LlamaWeights, options: HfWrit
     eosTokenId: options.vocabulary?.eosId,
   });
   if (options.vocabulary) writeVocabOnlyGguf(join(dir, HF_FILES.vocabulary), config, options.vocabulary);
-}
-
-function toHfLayout(key: string, data: Float32Array, config: LlamaConfig): Float32Array {
-  if (key.endsWith('.wq')) return interleavedToRotateHalf(data, config.nHeads, config.dim);
-  if (key.endsWith('.wk')) return interleavedToRotateHalf(data, config.nKvHeads, config.dim);
-  return data;
-}
-
-function fromHfLayout(key: string, data: Float32Array, config: LlamaConfig): Float32Array {
-  if (key.endsWith('.wq')) return rotateHalfToInterleaved(data, config.nHeads, config.dim);
-  if (key.endsWith('.wk')) return rotateHalfToInterleaved(data, config.nKvHeads, config.dim);
-  return data;
 }
 
 /** The safetensors files of a HF folder: model.safetensors, or the shards its index names. */
@@ -400,7 +361,7 @@ export function readHfLlama(path: string): { weights: LlamaWeights; vocabulary?:
         `${found.file.path}: tensor '${name}' has shape ${shapeText(found.info.shape)}, ${HF_FILES.config} needs ${shapeText(shape)}`,
       );
     }
-    return fromHfLayout(key, readSafetensorsTensor(found.file, found.info), config);
+    return fromRotateHalfLayout(key, readSafetensorsTensor(found.file, found.info), config);
   });
   // A tied model may still store lm_head, and old checkpoints store RoPE inverse frequencies; both
   // are derived data. Anything else (biases, extra heads) is a model fireopt would run wrongly.

@@ -1,5 +1,5 @@
 /** Random initialisation of a Llama model, as LlamaWeights (format- and backend-independent). */
-import { configProblems, type LlamaConfig } from './config.js';
+import { configProblems, hasAttentionBias, hasQkNorm, headDim, type LlamaConfig } from './config.js';
 import { dense, type DenseTensor, type LlamaWeights } from './weights.js';
 import { SeededRandom } from './random.js';
 
@@ -12,7 +12,8 @@ export interface InitOptions {
 /**
  * Normal(0, std) matrices, unit RMSNorm gains; the two projections that write into the residual
  * stream (wo, w2) are scaled by 1/sqrt(2·nLayers) so the residual's variance does not grow with
- * depth (GPT-2's scheme).
+ * depth (GPT-2's scheme). Qwen2's q/k/v biases start at zero and Qwen3's q/k norm gains at one,
+ * as transformers initialises them.
  */
 export function randomWeights(config: LlamaConfig, options: InitOptions): LlamaWeights {
   const problems = configProblems(config);
@@ -26,9 +27,8 @@ export function randomWeights(config: LlamaConfig, options: InitOptions): LlamaW
     return tensor;
   };
   const ones = (n: number): DenseTensor => dense([n], new Float32Array(n).fill(1));
-  const headDim = config.dim / config.nHeads;
-  const qDim = config.nHeads * headDim;
-  const kvDim = config.nKvHeads * headDim;
+  const qDim = config.nHeads * headDim(config);
+  const kvDim = config.nKvHeads * headDim(config);
   return {
     config: { ...config },
     tokenEmbedding: normal([config.vocabSize, config.dim], std),
@@ -42,6 +42,8 @@ export function randomWeights(config: LlamaConfig, options: InitOptions): LlamaW
       w1: normal([config.hiddenDim, config.dim], std),
       w2: normal([config.dim, config.hiddenDim], residualStd),
       w3: normal([config.hiddenDim, config.dim], std),
+      ...(hasAttentionBias(config) && { bq: dense([qDim]), bk: dense([kvDim]), bv: dense([kvDim]) }),
+      ...(hasQkNorm(config) && { qNorm: ones(headDim(config)), kNorm: ones(headDim(config)) }),
     })),
     finalNorm: ones(config.dim),
     output: config.tiedEmbeddings ? undefined : normal([config.vocabSize, config.dim], std),

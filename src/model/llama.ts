@@ -2,6 +2,8 @@
  * A decoder-only Llama-architecture transformer in TensorFlow.js (Touvron et al. 2023):
  * token embedding → L × [RMSNorm → attention with RoPE and grouped-query heads → residual,
  * RMSNorm → SwiGLU MLP → residual] → RMSNorm → output head (tied to the embedding or not).
+ * Qwen2 adds biases to the q/k/v projections; Qwen3 instead normalises each head of q and k with
+ * an RMSNorm before RoPE and may have a head size other than C / H (see config.ts).
  *
  * Shapes: B batch, T time, C model width (dim), H query heads, KV key/value heads, R = H / KV
  * query heads per key/value head, D head size, F SwiGLU hidden width, V vocabulary.
@@ -15,8 +17,8 @@
  *   permuted alike.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { configProblems, type LlamaConfig } from './config.js';
-import { dense, type DenseTensor, type LayerWeights, type LlamaWeights } from './weights.js';
+import { configProblems, headDim, type LlamaConfig } from './config.js';
+import { dense, expectedShapes, type DenseTensor, type LayerWeights, type LlamaWeights } from './weights.js';
 
 export interface LayerParams {
   attnNorm: tf.Variable; // [C]
@@ -28,6 +30,11 @@ export interface LayerParams {
   w1: tf.Variable; // gate [C, F]
   w2: tf.Variable; // down [F, C]
   w3: tf.Variable; // up   [C, F]
+  bq?: tf.Variable; // [H·D]  (Qwen2; rotate-half order)
+  bk?: tf.Variable; // [KV·D] (Qwen2; rotate-half order)
+  bv?: tf.Variable; // [KV·D] (Qwen2)
+  qNorm?: tf.Variable; // [D] (Qwen3; rotate-half order)
+  kNorm?: tf.Variable; // [D] (Qwen3; rotate-half order)
 }
 
 export interface LlamaParams {
@@ -134,7 +141,7 @@ export class LlamaModel {
   private constructor(config: LlamaConfig, params: LlamaParams) {
     this.config = config;
     this.params = params;
-    this.headDim = config.dim / config.nHeads;
+    this.headDim = headDim(config);
     // Model-owned constants are kept: a model built (or a table grown) inside someone's tf.tidy
     // must outlive that scope.
     [this.ropeCos, this.ropeSin] = ropeTables(config, config.maxSeqLen).map((t) => tf.keep(t)) as [
@@ -150,34 +157,63 @@ export class LlamaModel {
     const problems = configProblems(config);
     if (problems.length) throw new Error(`invalid model config: ${problems.join('; ')}`);
     const trainable = options.trainable ?? true;
-    const headDim = config.dim / config.nHeads;
+    const D = headDim(config);
     const variable = (t: DenseTensor, rowOrder?: Int32Array, transpose = true): tf.Variable =>
       tf.tidy(() => {
-        const values = transpose ? toInOut(t, rowOrder) : t.data;
+        const values = transpose ? toInOut(t, rowOrder) : reordered(t.data, rowOrder);
         const shape = transpose ? [t.shape[1], t.shape[0]] : t.shape;
         return tf.variable(tf.tensor(values, shape, 'float32'), trainable);
       });
-    const qOrder = rotateHalfOrder(config.nHeads, headDim);
-    const kOrder = rotateHalfOrder(config.nKvHeads, headDim);
+    const qOrder = rotateHalfOrder(config.nHeads, D);
+    const kOrder = rotateHalfOrder(config.nKvHeads, D);
+    const headOrder = rotateHalfOrder(1, D);
     const params: LlamaParams = {
       tokenEmbedding: variable(weights.tokenEmbedding, undefined, false),
-      layers: weights.layers.map((layer) => ({
-        attnNorm: variable(layer.attnNorm, undefined, false),
-        wq: variable(layer.wq, qOrder),
-        wk: variable(layer.wk, kOrder),
-        wv: variable(layer.wv),
-        wo: variable(layer.wo),
-        ffnNorm: variable(layer.ffnNorm, undefined, false),
-        w1: variable(layer.w1),
-        w2: variable(layer.w2),
-        w3: variable(layer.w3),
-      })),
+      layers: weights.layers.map((layer) => {
+        const params: LayerParams = {
+          attnNorm: variable(layer.attnNorm, undefined, false),
+          wq: variable(layer.wq, qOrder),
+          wk: variable(layer.wk, kOrder),
+          wv: variable(layer.wv),
+          wo: variable(layer.wo),
+          ffnNorm: variable(layer.ffnNorm, undefined, false),
+          w1: variable(layer.w1),
+          w2: variable(layer.w2),
+          w3: variable(layer.w3),
+        };
+        // Optional per-architecture tensors: present exactly when the config asks for them.
+        const optional: Array<[keyof LayerWeights & keyof LayerParams, Int32Array | undefined]> = [
+          ['bq', qOrder],
+          ['bk', kOrder],
+          ['bv', undefined],
+          ['qNorm', headOrder],
+          ['kNorm', headOrder],
+        ];
+        for (const [field, order] of optional) {
+          const tensor = layer[field];
+          if (tensor) params[field] = variable(tensor, order, false);
+        }
+        return params;
+      }),
       finalNorm: variable(weights.finalNorm, undefined, false),
       output: config.tiedEmbeddings ? undefined : weights.output ? variable(weights.output) : undefined,
     };
     if (!config.tiedEmbeddings && !params.output)
       throw new Error('untied model config but the weights have no output head');
-    return new LlamaModel(config, params);
+    const model = new LlamaModel(config, params);
+    const expected = expectedShapes(config);
+    const missing = [...expected.keys()].filter((key) => !model.namedVariables().has(key));
+    const extra = [...model.namedVariables().keys()].filter((key) => !expected.has(key));
+    if (missing.length || extra.length) {
+      model.dispose();
+      throw new Error(
+        `weights do not match the ${config.architecture ?? 'llama'} config: ` +
+          [missing.length ? `missing ${missing.join(', ')}` : '', extra.length ? `unexpected ${extra.join(', ')}` : '']
+            .filter(Boolean)
+            .join('; '),
+      );
+    }
+    return model;
   }
 
   /** Every trainable variable, in a stable order (embedding, layers, final norm, head). */
@@ -190,7 +226,9 @@ export class LlamaModel {
     const named = new Map<string, tf.Variable>();
     named.set('tokenEmbedding', this.params.tokenEmbedding);
     this.params.layers.forEach((layer, l) => {
-      for (const [key, value] of Object.entries(layer)) named.set(`layers.${l}.${key}`, value as tf.Variable);
+      for (const [key, value] of Object.entries(layer)) {
+        if (value) named.set(`layers.${l}.${key}`, value as tf.Variable);
+      }
     });
     named.set('finalNorm', this.params.finalNorm);
     if (this.params.output) named.set('output', this.params.output);
@@ -243,9 +281,13 @@ export class LlamaModel {
     // Attention sub-layer.
     const h = rmsNorm(x, p.attnNorm, normEps) as tf.Tensor2D; // [B·T, C]
     const rope = (t: tf.Tensor): tf.Tensor => applyRope(t, cos, sin, this.rotateHalf);
-    const q = rope(tf.reshape(tf.matMul(h, p.wq), [B, T, H, D])); // [B, T, H, D]
-    const k = rope(tf.reshape(tf.matMul(h, p.wk), [B, T, KV, D])); // [B, T, KV, D]
-    const v = tf.reshape(tf.matMul(h, p.wv), [B, T, KV, D]); // [B, T, KV, D]
+    const project = (w: tf.Variable, bias: tf.Variable | undefined): tf.Tensor2D =>
+      bias ? tf.add(tf.matMul(h, w), bias) : tf.matMul(h, w); // [B·T, heads·D]
+    // Qwen3 normalises every head of q and k on its own (over D) before RoPE.
+    const headNorm = (t: tf.Tensor, gain: tf.Variable | undefined): tf.Tensor => (gain ? rmsNorm(t, gain, normEps) : t);
+    const q = rope(headNorm(tf.reshape(project(p.wq, p.bq), [B, T, H, D]), p.qNorm)); // [B, T, H, D]
+    const k = rope(headNorm(tf.reshape(project(p.wk, p.bk), [B, T, KV, D]), p.kNorm)); // [B, T, KV, D]
+    const v = tf.reshape(project(p.wv, p.bv), [B, T, KV, D]); // [B, T, KV, D]
     // The R query heads of each key/value head stacked along time: [B·KV, R·T, D], scaled by 1/√D.
     const qGrouped = tf.mul(tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * KV, R * T, D]), 1 / Math.sqrt(D));
     const newKeysT = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * KV, D, T]) as tf.Tensor3D; // [B·KV, D, T]
@@ -338,9 +380,10 @@ export class LlamaModel {
     const { config } = this;
     const qOrder = rotateHalfOrder(config.nHeads, this.headDim);
     const kOrder = rotateHalfOrder(config.nKvHeads, this.headDim);
+    const headOrder = rotateHalfOrder(1, this.headDim);
     const read = (v: tf.Variable, rowOrder?: Int32Array, transpose = true): DenseTensor => {
       const data = valuesOf(v);
-      if (!transpose) return dense([...v.shape], Float32Array.from(data));
+      if (!transpose) return dense([...v.shape], restored(data, rowOrder));
       const [inDim, outDim] = v.shape as [number, number];
       return fromInOut(data, inDim, outDim, rowOrder);
     };
@@ -354,6 +397,11 @@ export class LlamaModel {
       w1: read(p.w1),
       w2: read(p.w2),
       w3: read(p.w3),
+      ...(p.bq && { bq: read(p.bq, qOrder, false) }),
+      ...(p.bk && { bk: read(p.bk, kOrder, false) }),
+      ...(p.bv && { bv: read(p.bv, undefined, false) }),
+      ...(p.qNorm && { qNorm: read(p.qNorm, headOrder, false) }),
+      ...(p.kNorm && { kNorm: read(p.kNorm, headOrder, false) }),
     }));
     return {
       config: { ...config },
@@ -398,6 +446,19 @@ export function rotateHalfOrder(nHeads: number, headDim: number): Int32Array {
   return order;
 }
 
+/** A vector with element r taken from source element rowOrder[r] (a copy either way). */
+function reordered(data: Float32Array, rowOrder?: Int32Array): Float32Array {
+  if (!rowOrder) return Float32Array.from(data);
+  return Float32Array.from(rowOrder, (source) => data[source]);
+}
+
+/** The inverse of reordered: destination element rowOrder[r] ← element r. */
+function restored(data: Float32Array, rowOrder?: Int32Array): Float32Array {
+  const out = Float32Array.from(data);
+  if (rowOrder) rowOrder.forEach((destination, r) => (out[destination] = data[r]));
+  return out;
+}
+
 /** [out, in] row-major → [in, out], taking source row rowOrder[r] for destination column r. */
 function toInOut(t: DenseTensor, rowOrder?: Int32Array): Float32Array {
   const [rows, cols] = t.shape;
@@ -425,19 +486,19 @@ function fromInOut(data: Float32Array, inDim: number, outDim: number, rowOrder?:
  * match rotate-half. → two [length, D] tensors.
  */
 function ropeTables(config: LlamaConfig, length: number): [tf.Tensor2D, tf.Tensor2D] {
-  const headDim = config.dim / config.nHeads;
-  const half = headDim / 2;
-  const cos = new Float32Array(length * headDim);
-  const sin = new Float32Array(length * headDim);
+  const D = headDim(config);
+  const half = D / 2;
+  const cos = new Float32Array(length * D);
+  const sin = new Float32Array(length * D);
   for (let i = 0; i < half; i++) {
-    const frequency = Math.fround(1 / Math.pow(config.ropeTheta, (2 * i) / headDim));
+    const frequency = Math.fround(1 / Math.pow(config.ropeTheta, (2 * i) / D));
     for (let pos = 0; pos < length; pos++) {
       const angle = Math.fround(pos * frequency);
-      cos[pos * headDim + i] = cos[pos * headDim + half + i] = Math.cos(angle);
-      sin[pos * headDim + i] = sin[pos * headDim + half + i] = Math.sin(angle);
+      cos[pos * D + i] = cos[pos * D + half + i] = Math.cos(angle);
+      sin[pos * D + i] = sin[pos * D + half + i] = Math.sin(angle);
     }
   }
-  return [tf.tensor2d(cos, [length, headDim]), tf.tensor2d(sin, [length, headDim])];
+  return [tf.tensor2d(cos, [length, D]), tf.tensor2d(sin, [length, D])];
 }
 
 /** R with x·R = rotateHalf(x) = (−x[D/2:], x[:D/2]) for a row vector x of length D. → [D, D]. */

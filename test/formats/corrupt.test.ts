@@ -187,12 +187,16 @@ describe.skipIf(!haveStories)('GGUF inputs', () => {
       expectInputError(
         () => readLlamaGguf(extraPath),
         extraPath,
-        /unexpected tensors for a plain llama model: rope_freqs\.weight/,
+        /unexpected tensors for a llama model: rope_freqs\.weight/,
       );
       const vocabOnly = sharedPath(LLAMA_SPM_VOCAB);
       expectInputError(() => readLlamaGguf(vocabOnly), vocabOnly, /vocab-only GGUF \(no tensors\)/);
       const gpt2 = sharedPath(GPT2_VOCAB);
-      expectInputError(() => readLlamaGguf(gpt2), gpt2, /GGUF architecture is 'gpt2'; fireopt reads 'llama' models/);
+      expectInputError(
+        () => readLlamaGguf(gpt2),
+        gpt2,
+        /GGUF architecture is 'gpt2'; fireopt reads 'llama', 'qwen2', 'qwen3' models/,
+      );
     },
   );
 });

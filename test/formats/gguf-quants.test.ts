@@ -9,8 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import type { Llama, Token } from 'node-llama-cpp';
+import type { Llama } from 'node-llama-cpp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { QUANT_BLOCKS, dequantize } from '../../src/formats/gguf-quants.js';
@@ -21,6 +20,7 @@ import { ggufTensorName, tensorsByKey } from '../../src/formats/llama-tensors.js
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import type { LlamaConfig } from '../../src/model/config.js';
 import { LlamaModel, randomWeights, SeededRandom } from '../../src/model/index.js';
+import { EXACT_CONTEXT, logitGap } from '../helpers/llama-cpp-logits.js';
 import { haveShared, TOK512, tok512 } from '../helpers/shared.js';
 
 /** Byte offsets of each type's f16 scale fields in a block (ggml-common.h), set to finite values. */
@@ -110,37 +110,10 @@ describe.skipIf(!haveShared(TOK512))('quantized GGUF tensors: fireopt and llama.
 
       const model = LlamaModel.fromWeights(readLlamaGguf(path).weights, { trainable: false });
       const engineModel = await llama.loadModel({ modelPath: path });
-      const context = await engineModel.createContext({
-        contextSize: 64,
-        threads: 1,
-        flashAttention: false,
-        experimentalKvCacheKeyType: 'F32',
-        experimentalKvCacheValueType: 'F32',
-      });
+      const context = await engineModel.createContext({ ...EXACT_CONTEXT, contextSize: 64 });
       try {
         const ids = Array.from({ length: 12 }, (_, i) => (i === 0 ? 1 : (i * 97 + 13) % config.vocabSize));
-        const logits = tf.tidy(() => model.forward(tf.tensor2d(ids, [1, ids.length], 'int32')));
-        const fireoptLogits = await logits.data<'float32'>();
-        logits.dispose();
-        const sequence = context.getSequence();
-        const outputs = await sequence.controlledEvaluate(
-          ids.map((token) => [token as Token, { generateNext: { probabilities: true } }]),
-        );
-        let largest = 0;
-        let worst = 0;
-        const V = config.vocabSize;
-        for (let t = 0; t < ids.length; t++) {
-          const row = fireoptLogits.subarray(t * V, (t + 1) * V);
-          // llama.cpp returns probabilities: its logits up to a constant, which the mean difference removes.
-          const engineLog = new Float64Array(V);
-          for (const [token, p] of outputs[t]!.next.probabilities!) engineLog[token] = Math.log(p);
-          let shift = 0;
-          for (let v = 0; v < V; v++) shift += (row[v] - engineLog[v]) / V;
-          for (let v = 0; v < V; v++) {
-            largest = Math.max(largest, Math.abs(row[v]));
-            worst = Math.max(worst, Math.abs(row[v] - engineLog[v] - shift));
-          }
-        }
+        const { largest, worst } = await logitGap(context, model, ids);
         expect(largest).toBeGreaterThan(0.1);
         expect(worst / largest).toBeLessThan(1e-4);
       } finally {

@@ -4,13 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readLlamaGguf, writeLlamaGguf } from '../../src/formats/gguf-llama.js';
 import { hfConfigJson, parseHfConfig } from '../../src/formats/hf-config.js';
-import { tensorsByKey } from '../../src/formats/llama-tensors.js';
+import { interleavedToRotateHalf, rotateHalfToInterleaved, tensorsByKey } from '../../src/formats/llama-tensors.js';
 import {
-  interleavedToRotateHalf,
   readHfLlama,
   readSafetensors,
   readSafetensorsHeader,
-  rotateHalfToInterleaved,
   writeHfLlama,
   writeSafetensors,
 } from '../../src/formats/safetensors.js';

@@ -72,8 +72,8 @@ describe('model weights', () => {
     expect(back.output?.data).toEqual(weights.output?.data);
     weights.layers.forEach((layer, l) => {
       for (const key of Object.keys(layer) as Array<keyof typeof layer>) {
-        expect(back.layers[l][key].shape).toEqual(layer[key].shape);
-        expect(back.layers[l][key].data).toEqual(layer[key].data);
+        expect(back.layers[l][key]?.shape).toEqual(layer[key]?.shape);
+        expect(back.layers[l][key]?.data).toEqual(layer[key]?.data);
       }
     });
   });
