@@ -20,7 +20,6 @@ import { checkArrowFile } from '../formats/arrow-read.js';
 import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
 import { TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION } from '../formats/targets-schema.js';
 import { presetConfig, type LlamaConfig, type LlamaWeights } from '../model/index.js';
-import type { DenseTensor } from '../model/weights.js';
 import type { ProgressSink } from '../progress.js';
 import { checkSameTokenizer } from '../tokenizer/identity.js';
 import { tokenizerFromVocabulary } from '../tokenizer/load.js';
@@ -28,7 +27,10 @@ import { recordedTokenizer } from '../tokenizer/recorded.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import type { ModelSpec, TrainConfig } from './config.js';
-import { initialWeights } from './init.js';
+import { initialWeights as initialDraftWeights, type StartFrom } from './init.js';
+import { draftCandidates, draftCostModel, type MeasureDraftCost } from './candidates.js';
+import { parameterCount, type InitKind } from './search.js';
+import type { TargetLayersShape } from '../model/target-layers.js';
 import { trainCandidate, type CandidatePlan, type CandidateResult, type TrainInputs } from './loop.js';
 import { checkResumeSettings, type SettingChange } from './resume.js';
 import { readStateHeader } from './state.js';
@@ -54,6 +56,8 @@ export interface TrainRun {
 export interface TrainDeps {
   progress: ProgressSink;
   signal?: AbortSignal;
+  /** Measures c in an engine (llama.cpp, for a GGUF target); without it c is given or estimated. */
+  measureCost?: MeasureDraftCost;
 }
 
 export interface TrainSummary {
@@ -88,11 +92,20 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const stats = await countTokens(trainFile);
   if (stats.rows === 0) throw new InputError(`${trainFile}: no training rows`);
 
-  // The target: its embeddings (init: target), tokenizer (stored with the draft) and size (cost ratio).
-  const initMode =
-    train.init === 'auto' ? (train.init_from ? 'draft' : train.target_model ? 'target' : 'random') : train.init;
-  if (initMode === 'target' && !train.target_model)
-    throw new ConfigError('train.init: `target` needs train.target_model');
+  // The target: its embeddings (init: target) or blocks (target-layers), tokenizer (stored with the
+  // draft) and size (the search, the cost ratio). `best`: each searched candidate's best init.
+  const initMode: InitKind | 'best' =
+    train.init === 'auto'
+      ? train.init_from
+        ? 'draft'
+        : train.target_model
+          ? train.select === 'off'
+            ? 'target'
+            : 'best'
+          : 'random'
+      : train.init;
+  if ((initMode === 'target' || initMode === 'target-layers') && !train.target_model)
+    throw new ConfigError(`train.init: \`${initMode}\` needs train.target_model`);
   if (initMode === 'draft' && !train.init_from)
     throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
   const target = train.target_model ? loadModel(train.target_model, { tokenizer: train.tokenizer }) : undefined;
@@ -157,44 +170,41 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     if (vocab.targetToDraft[id] >= 0) covered += count;
   });
 
-  const targetEmbedding: DenseTensor | undefined = initMode === 'target' ? target?.weights.tokenEmbedding : undefined;
-  const weightsPerToken = (config: LlamaConfig, vocabRows: number): number => {
-    const hd = config.dim / config.nHeads;
-    const layer = config.dim * hd * (2 * config.nHeads + 2 * config.nKvHeads) + 3 * config.dim * config.hiddenDim;
-    return config.nLayers * layer + vocabRows * config.dim;
-  };
-  const costRatio = (draftConfig: LlamaConfig): number =>
-    train.search.cost_ratio ??
-    (target
-      ? weightsPerToken(draftConfig, draftConfig.vocabSize) /
-        weightsPerToken(target.weights.config, target.weights.config.vocabSize)
-      : 0.05);
+  const cost = draftCostModel(train, target?.weights.config, deps.measureCost);
   const inputs: TrainInputs = {
     train,
     trainFile,
     heldoutFile,
     vocab,
     topK: stats.topK,
-    costRatio,
+    cost,
     vocabulary,
     target: targetIdentity,
     resolvedConfig: run.resolvedConfig,
     resume: run.resume,
   };
   const maxSeqLen = Math.max(train.seq_len, target?.weights.config.maxSeqLen ?? 0);
-  const modelConfig = (spec: ModelSpec): LlamaConfig =>
-    earlier
-      ? earlier.weights.config
-      : presetConfig(spec.preset, draftVocabSize, maxSeqLen, {
-          ...(spec.dim !== undefined && { dim: spec.dim }),
-          ...(spec.hidden_dim !== undefined && { hiddenDim: spec.hidden_dim }),
-          ...(spec.n_layers !== undefined && { nLayers: spec.n_layers }),
-          ...(spec.n_heads !== undefined && { nHeads: spec.n_heads }),
-          ...(spec.n_kv_heads !== undefined && { nKvHeads: spec.n_kv_heads }),
-          ...(spec.tied_embeddings !== undefined && { tiedEmbeddings: spec.tied_embeddings }),
-        });
-  const startWeights = (config: LlamaConfig): LlamaWeights =>
-    earlier ? earlier.weights : initialWeights(config, train.seed, vocab, targetEmbedding);
+  const presetModel = (spec: ModelSpec): LlamaConfig =>
+    presetConfig(spec.preset, draftVocabSize, maxSeqLen, {
+      ...(spec.dim !== undefined && { dim: spec.dim }),
+      ...(spec.hidden_dim !== undefined && { hiddenDim: spec.hidden_dim }),
+      ...(spec.n_layers !== undefined && { nLayers: spec.n_layers }),
+      ...(spec.n_heads !== undefined && { nHeads: spec.n_heads }),
+      ...(spec.n_kv_heads !== undefined && { nKvHeads: spec.n_kv_heads }),
+      ...(spec.tied_embeddings !== undefined && { tiedEmbeddings: spec.tied_embeddings }),
+    });
+  const startFrom = (init: InitKind, shape?: TargetLayersShape): StartFrom => {
+    if (init === 'target-layers' && target && shape) return { kind: 'target-layers', target: target.weights, shape };
+    if (init === 'target' && target) return { kind: 'target', targetEmbedding: target.weights.tokenEmbedding };
+    return { kind: 'random' };
+  };
+  const candidates = draftCandidates(train, initMode, {
+    target: target?.weights.config,
+    draftVocabSize,
+    maxSeqLen,
+    earlier: earlier?.weights.config,
+    presetModel,
+  });
 
   // --- Candidates ------------------------------------------------------------------------------
   // Recorded in each draft's manifest (absolute), so that eval and export default to them.
@@ -203,33 +213,34 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     target_model: train.target_model ? resolve(train.target_model) : undefined,
   };
   const plans: CandidatePlan[] = [];
-  if (train.select === 'off') {
-    const config = modelConfig(train.model);
-    plans.push({
-      name: 'draft',
-      dir: run.out,
-      model: config,
-      lr: train.lr,
-      initialWeights: () => startWeights(config),
-      facts: { preset: train.model.preset, init: initMode, ...recordedInputs },
-    });
-  } else {
-    const specs = earlier ? [train.search.models[0]] : train.search.models;
-    const count = specs.length * train.search.learning_rates.length;
-    for (const spec of specs) {
-      const config = modelConfig(spec);
-      for (const lr of train.search.learning_rates) {
-        const name = `${earlier ? 'earlier' : spec.preset}-d${config.dim}-L${config.nLayers}-lr${lr}`;
-        plans.push({
-          name,
-          dir: join(run.out, 'candidates', name),
-          model: config,
-          lr,
-          budgetMs: (train.time_budget_s * 1000) / count,
-          initialWeights: () => startWeights(config),
-          facts: { preset: spec.preset, init: initMode, ...recordedInputs },
-        });
-      }
+  const count = candidates.length * (train.select === 'off' ? 1 : train.search.learning_rates.length);
+  for (const candidate of candidates) {
+    const { config, init, shape } = candidate;
+    const initialWeights = (): LlamaWeights =>
+      earlier ? earlier.weights : initialDraftWeights(config, train.seed, vocab, startFrom(init, shape));
+    const facts = {
+      preset: candidate.preset,
+      init,
+      ...(shape && { target_layers: shape.layers, target_hidden_dim: config.hiddenDim }),
+      ...(target && { target_parameter_share: parameterCount(config) / parameterCount(target.weights.config) }),
+      ...recordedInputs,
+    };
+    if (train.select === 'off') {
+      plans.push({ name: 'draft', dir: run.out, model: config, lr: train.lr, initialWeights, facts });
+      continue;
+    }
+    for (const lr of train.search.learning_rates) {
+      const name = `${candidate.label}-lr${lr}`;
+      const dir = join(run.out, 'candidates', name);
+      plans.push({
+        name,
+        dir,
+        model: config,
+        lr,
+        budgetMs: (train.time_budget_s * 1000) / count,
+        initialWeights,
+        facts,
+      });
     }
   }
   const results: CandidateResult[] = [];
