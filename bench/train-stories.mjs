@@ -1,11 +1,11 @@
 // Quality of `fireopt train` with stories260K as the target (run on the built dist: npm run build).
 // Real prompt openings (ShareGPT, Spec-Bench, GSM8K questions) → fireopt ingest → fireopt distill
 // (greedy, top-4 log-probabilities, stories260K through llama.cpp) → fireopt train with a draft of at
-// most a quarter of the target's parameters → held-out greedy hit rate. Prints one JSON object.
-// Usage: node bench/train-stories.mjs [workdir]
+// most a quarter of the target's parameters, three inits side by side → held-out greedy hit rate.
+// Prints one JSON object. Usage: [BUDGET_S=240] [INITS=random,target,target-layers] node bench/train-stories.mjs [workdir]
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeStoriesWorkload } from '../scripts/stories-prompts.mjs';
 
@@ -50,46 +50,80 @@ fireopt(
 );
 const distillSeconds = (Date.now() - t0) / 1000;
 
-const draftShape = process.env.DRAFT_SHAPE ?? '{preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}';
-t0 = Date.now();
-const summary = JSON.parse(
-  fireopt(
-    '--json',
-    '--quiet',
-    'train',
-    'targets',
-    '--out',
-    'run',
-    '--target-model',
-    modelPath,
-    '--set',
-    `train.tokenizer=${tokenizerPath}`,
-    '--set',
-    'train.select=off',
-    '--set',
-    'train.backend=wasm',
-    '--set',
-    `train.model=${draftShape}`,
-    '--set',
-    `train.draft_vocab_size=${process.env.DRAFT_VOCAB ?? 0}`,
-    '--set',
-    'train.seq_len=128',
-    '--set',
-    'train.batch_size=16',
-    '--set',
-    `train.lr=${process.env.LR ?? 0.005}`,
-    '--set',
-    `train.max_steps=${process.env.STEPS ?? 1500}`,
-    '--set',
-    'train.warmup_steps=50',
-    '--set',
-    'train.eval_every=250',
-    '--set',
-    'train.patience=0',
-  ),
-);
-const trainSeconds = (Date.now() - t0) / 1000;
-const w = summary.winner;
+// Three ways to start the draft, each trained for the same wall-clock (BUDGET_S seconds: automatic
+// selection with one candidate and one learning rate, so the step count follows from the budget):
+// random weights, the target's embeddings (same shape), and the target's own first block with its
+// SwiGLU narrowed (target-layers). Each draft has at most a quarter of the target's parameters.
+const budgetSeconds = Number(process.env.BUDGET_S ?? 240);
+const smallShape = process.env.DRAFT_SHAPE ?? '{preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}';
+const cutShape = `{n_layers: ${process.env.TL_LAYERS ?? 1}, hidden_dim: ${process.env.TL_HIDDEN ?? 96}}`;
+const variants = [
+  { init: 'random', shape: smallShape, lr: Number(process.env.LR ?? 0.005) },
+  { init: 'target', shape: smallShape, lr: Number(process.env.LR ?? 0.005) },
+  { init: 'target-layers', shape: cutShape, lr: Number(process.env.TL_LR ?? 0.002) },
+].filter((v) => !process.env.INITS || process.env.INITS.split(',').includes(v.init));
+const results = [];
+for (const variant of variants) {
+  const t0 = Date.now();
+  const summary = JSON.parse(
+    fireopt(
+      '--json',
+      '--quiet',
+      'train',
+      'targets',
+      '--out',
+      `run-${variant.init}`,
+      '--target-model',
+      modelPath,
+      '--set',
+      `train.tokenizer=${tokenizerPath}`,
+      '--set',
+      `train.init=${variant.init}`,
+      '--set',
+      `train.search.models=[${variant.shape}]`,
+      '--set',
+      `train.search.learning_rates=[${variant.lr}]`,
+      '--set',
+      `train.time_budget_s=${budgetSeconds}`,
+      '--set',
+      'train.backend=wasm',
+      '--set',
+      `train.draft_vocab_size=${process.env.DRAFT_VOCAB ?? 0}`,
+      '--set',
+      'train.seq_len=128',
+      '--set',
+      'train.batch_size=16',
+      '--set',
+      `train.max_steps=${process.env.STEPS ?? 100000}`,
+      '--set',
+      'train.warmup_steps=50',
+      '--set',
+      'train.eval_every=250',
+      '--set',
+      'train.patience=0',
+    ),
+  );
+  const w = summary.winner;
+  results.push({
+    init: variant.init,
+    draft: w.model,
+    lr: variant.lr,
+    draft_parameters: w.parameters,
+    parameter_fraction: w.parameters / targetParameters,
+    vocab: summary.vocab,
+    steps: w.steps,
+    train_s: (Date.now() - t0) / 1000,
+    tokens_per_s: Math.round(w.tokensPerSec),
+    untrained_hit_rate: w.untrained.hitRate,
+    heldout_hit_rate: w.best.hitRate,
+    heldout_tokens: w.best.tokens,
+    acceptance_length_k4: w.best.acceptanceLength,
+    expected_speedup_k4: w.best.expectedSpeedup,
+    cost_ratio: w.cost.ratio,
+    cost_source: w.cost.source,
+    best_step: w.best.step,
+  });
+}
 const manifest = JSON.parse(readFileSync(join(work, 'targets/manifest.json'), 'utf8'));
 console.log(
   JSON.stringify(
@@ -99,19 +133,9 @@ console.log(
       completion_tokens: manifest.tokens.completion,
       distill_s: distillSeconds,
       target_parameters: targetParameters,
-      draft_parameters: w.parameters,
-      parameter_fraction: w.parameters / targetParameters,
-      draft: w.model,
-      vocab: summary.vocab,
-      steps: w.steps,
-      train_s: trainSeconds,
-      tokens_per_s: Math.round(w.tokensPerSec),
-      untrained_hit_rate: w.untrained.hitRate,
-      heldout_hit_rate: w.best.hitRate,
-      heldout_tokens: w.best.tokens,
-      acceptance_length_k4: w.best.acceptanceLength,
-      expected_speedup_k4: w.best.expectedSpeedup,
-      best_step: w.best.step,
+      budget_s: budgetSeconds,
+      load_average: loadavg(),
+      variants: results,
     },
     null,
     2,

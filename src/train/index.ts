@@ -32,6 +32,7 @@ import { draftCandidates, draftCostModel, type MeasureDraftCost } from './candid
 import { parameterCount, type InitKind } from './search.js';
 import type { TargetLayersShape } from '../model/target-layers.js';
 import { trainCandidate, type CandidatePlan, type CandidateResult, type TrainInputs } from './loop.js';
+import { modelFreeBaselines, type ModelFreeResult } from './baselines.js';
 import { checkResumeSettings, type SettingChange } from './resume.js';
 import { readStateHeader } from './state.js';
 import { countTokens, fullVocab, reducedVocab, vocabFromMap, type DraftVocab } from './vocab.js';
@@ -69,7 +70,15 @@ export interface TrainSummary {
   winner: CandidateResult;
   /** Every candidate, best expected speed-up first. */
   leaderboard: CandidateResult[];
+  /** Prompt lookup and the suffix speculator on the same held-out split, same k. */
+  modelFree: ModelFreeResult[];
+  /** `draft-wins`; `no-speedup`: no draft beats plain decoding; `model-free-wins`: one of them beats the best draft. */
+  outcome: TrainOutcome;
+  /** One plain sentence saying what to serve. */
+  verdict: string;
 }
+
+export type TrainOutcome = 'draft-wins' | 'no-speedup' | 'model-free-wins';
 
 /** Run the train stage. */
 export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSummary> {
@@ -252,6 +261,15 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   );
   const winner = leaderboard[0];
   const draft = join(run.out, 'draft');
+  const modelFree = await modelFreeBaselines({
+    trainFile,
+    heldoutFile,
+    draftTokens: train.search.draft_tokens,
+    rows: train.eval_rows,
+    verifyCost: winner.cost.verifyCostByK?.[train.search.draft_tokens - 1] ?? 1,
+  });
+  const { outcome, verdict } = judge(winner, modelFree);
+  deps.progress({ kind: 'log', level: outcome === 'draft-wins' ? 'info' : 'warn', message: verdict });
   if (train.select !== 'off') {
     const staged = new StagedDir(draft);
     try {
@@ -262,8 +280,14 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       staged.abort();
       throw error;
     }
-    writeFileAtomic(join(run.out, 'leaderboard.json'), JSON.stringify(leaderboard.map(leaderboardRow), null, 2) + '\n');
-    writeFileAtomic(join(run.out, 'leaderboard.md'), leaderboardMarkdown(leaderboard));
+    const board = {
+      outcome,
+      verdict,
+      candidates: leaderboard.map(leaderboardRow),
+      model_free: modelFree.map(modelFreeRow),
+    };
+    writeFileAtomic(join(run.out, 'leaderboard.json'), JSON.stringify(board, null, 2) + '\n');
+    writeFileAtomic(join(run.out, 'leaderboard.md'), leaderboardMarkdown(leaderboard, modelFree, verdict));
   }
   const summary: TrainSummary = {
     out: run.out,
@@ -277,6 +301,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     },
     winner,
     leaderboard,
+    modelFree,
+    outcome,
+    verdict,
   };
   writeManifest(
     run.out,
@@ -286,6 +313,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       target: targetIdentity,
       vocab: summary.vocab,
       winner: leaderboardRow(winner),
+      outcome,
+      verdict,
+      model_free: modelFree.map(modelFreeRow),
       // Pacing settings this session changed from the saved run's (the config above is this session's).
       ...(run.resume && { resumed_with_changes: pacingChanges }),
       leaderboard: leaderboard.map(leaderboardRow),
@@ -317,12 +347,47 @@ function checkResumedSettings(run: TrainRun, deps: TrainDeps): SettingChange[] {
   return pacing;
 }
 
+/** Whether the best draft is worth serving: faster than plain decoding and than every model-free method. */
+function judge(winner: CandidateResult, modelFree: ModelFreeResult[]): { outcome: TrainOutcome; verdict: string } {
+  const draftSpeedup = winner.best.expectedSpeedup;
+  const bestFree = [...modelFree].sort((a, b) => b.expectedSpeedup - a.expectedSpeedup)[0];
+  const free = bestFree ? `${bestFree.method} (${bestFree.expectedSpeedup.toFixed(2)}x)` : '';
+  if (draftSpeedup <= 1) {
+    const instead = bestFree && bestFree.expectedSpeedup > 1 ? `; serve ${free} instead` : '; serve plain decoding';
+    return {
+      outcome: 'no-speedup',
+      verdict: `no draft beats plain decoding: the best, ${winner.name}, expects ${draftSpeedup.toFixed(2)}x${instead}`,
+    };
+  }
+  if (bestFree && bestFree.expectedSpeedup > draftSpeedup)
+    return {
+      outcome: 'model-free-wins',
+      verdict: `a model-free method beats the best draft: ${free} against ${winner.name} (${draftSpeedup.toFixed(2)}x); serve ${bestFree.method}`,
+    };
+  return {
+    outcome: 'draft-wins',
+    verdict: `${winner.name} beats plain decoding (${draftSpeedup.toFixed(2)}x)${free ? ` and the best model-free method, ${free}` : ''}`,
+  };
+}
+
+function modelFreeRow(r: ModelFreeResult): Record<string, unknown> {
+  return {
+    method: r.method,
+    hit_rate: r.hitRate,
+    acceptance_length: r.acceptanceLength,
+    expected_speedup: r.expectedSpeedup,
+    tokens: r.tokens,
+  };
+}
+
 function leaderboardRow(r: CandidateResult): Record<string, unknown> {
   return {
     name: r.name,
     parameters: r.parameters,
     dim: r.model.dim,
     layers: r.model.nLayers,
+    hidden_dim: r.model.hiddenDim,
+    init: r.init,
     lr: r.lr,
     steps: r.steps,
     best_step: r.best.step,
@@ -330,19 +395,29 @@ function leaderboardRow(r: CandidateResult): Record<string, unknown> {
     untrained_hit_rate: r.untrained.hitRate,
     acceptance_length: r.best.acceptanceLength,
     expected_speedup: r.best.expectedSpeedup,
+    cost_ratio: r.cost.ratio,
+    cost_source: r.cost.source,
     tokens_per_s: Math.round(r.tokensPerSec),
     stop: r.stopReason,
   };
 }
 
-function leaderboardMarkdown(rows: CandidateResult[]): string {
+function leaderboardMarkdown(rows: CandidateResult[], modelFree: ModelFreeResult[], verdict: string): string {
   const lines = [
-    '| rank | candidate | parameters | lr | steps | held-out hit rate | τ | expected speed-up | tokens/s | stop |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    `**${verdict}.**`,
+    '',
+    '| rank | candidate | init | parameters | lr | steps | held-out hit rate | τ | c | expected speed-up | tokens/s | stop |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r, i) =>
-        `| ${i + 1} | ${r.name} | ${r.parameters} | ${r.lr} | ${r.steps} | ${r.best.hitRate.toFixed(3)} | ${r.best.acceptanceLength.toFixed(2)} | ${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
+        `| ${i + 1} | ${r.name} | ${r.init} | ${r.parameters} | ${r.lr} | ${r.steps} | ${r.best.hitRate.toFixed(3)} | ${r.best.acceptanceLength.toFixed(2)} | ${r.cost.ratio.toFixed(3)} | ${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
     ),
+    ...modelFree.map(
+      (m) =>
+        `| – | ${m.method} (model-free) | – | 0 | – | – | ${m.hitRate.toFixed(3)} | ${m.acceptanceLength.toFixed(2)} | 0 | ${m.expectedSpeedup.toFixed(2)} | – | – |`,
+    ),
+    '',
+    ...[...new Set(rows.map((r) => r.cost.source))].map((source) => `c: ${source}.`),
   ];
   return lines.join('\n') + '\n';
 }

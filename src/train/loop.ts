@@ -67,6 +67,8 @@ export interface CandidateResult {
   dir: string;
   model: LlamaConfig;
   lr: number;
+  /** How its weights started (random, target, target-layers, draft). */
+  init: string;
   parameters: number;
   /** c the expected speed-up assumes, and where it came from. */
   cost: DraftCost;
@@ -384,6 +386,7 @@ export async function trainCandidate(
       dir: plan.dir,
       model: plan.model,
       lr: plan.lr,
+      init: String(plan.facts.init),
       parameters,
       cost,
       steps: counters.step,
