@@ -31,7 +31,7 @@ const count = (w) =>
   w.layers.reduce((s, l) => s + Object.values(l).reduce((t, x) => t + x.data.length, 0), 0);
 const targetParameters = count(weights);
 
-let t0 = Date.now();
+const t0 = Date.now();
 fireopt('--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1');
 fireopt(
   '--quiet',
