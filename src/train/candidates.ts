@@ -27,6 +27,8 @@ export interface CandidateContext {
   maxSeqLen: number;
   /** The earlier draft's size (`init: draft`). */
   earlier?: LlamaConfig;
+  /** The pretrained model's size (`init: pretrained`). */
+  pretrained?: LlamaConfig;
   /** A model spec's config (a preset with numbers replaced). */
   presetModel: (spec: ModelSpec) => LlamaConfig;
 }
@@ -82,6 +84,7 @@ export function draftCandidates(
     return [
       { label: `earlier-d${context.earlier.dim}-L${context.earlier.nLayers}`, config: context.earlier, init: 'draft' },
     ];
+  if (context.pretrained) return [pretrainedCandidate(train, context.pretrained, context)];
   const specInit: InitKind = initMode === 'best' ? 'target' : initMode;
   if (train.select === 'off') return [fromSpec(train.model, 'train.model', specInit, context)];
   const target = context.target;
@@ -127,6 +130,19 @@ export function draftCandidates(
     const label = c.shape ? size : `${init}-${size}`;
     return { label, config: c.config, init, shape: c.shape };
   });
+}
+
+/** The pretrained model as the draft (its rows of the draft vocabulary); refused when it is half the target or more. */
+function pretrainedCandidate(train: TrainConfig, pretrained: LlamaConfig, context: CandidateContext): Candidate {
+  const config = { ...pretrained, vocabSize: context.draftVocabSize };
+  const target = context.target;
+  if (target && parameterCount(config) >= MAX_FRACTION * parameterCount(target))
+    throw new ConfigError(
+      `train.init_from ${train.init_from}: ${parameterCount(config)} parameters, half the target's ` +
+        `${parameterCount(target)} or more: a draft that large cannot speed it up`,
+    );
+  const label = `pretrained-d${config.dim}-L${config.nLayers}`;
+  return { label, config, init: 'pretrained', shape: { layers: pretrained.nLayers } };
 }
 
 /** c for one draft, and where it came from (recorded in the leaderboard). */

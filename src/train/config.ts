@@ -21,7 +21,7 @@
 import { z } from 'zod';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
-export const INIT_CHOICES = ['auto', 'random', 'target', 'target-layers', 'draft'] as const;
+export const INIT_CHOICES = ['auto', 'random', 'target', 'target-layers', 'pretrained', 'draft'] as const;
 const PRESET_NAMES = ['draft-nano', 'draft-tiny', 'draft-small', 'draft-base'] as const;
 
 /** A draft size: a preset, optionally with some of its numbers replaced. */
@@ -121,8 +121,10 @@ export const trainSchema = z
       .describe(
         "Initialisation: `random`; `target` (the target's token embeddings, projected when widths differ; needs " +
           "`target_model`); `target-layers` (the target's first `model.n_layers` blocks, SwiGLU narrowed to " +
-          '`model.hidden_dim` channels by weight norm, its final norm and head; needs `target_model`); `draft` (an ' +
-          'earlier draft checkpoint, `init_from`); `auto` = `draft` when `init_from` is set, else with ' +
+          '`model.hidden_dim` channels by weight norm, its final norm and head; needs `target_model`); `pretrained` ' +
+          "(a small pretrained Llama model with exactly the target's tokenizer, `init_from`); `draft` (an earlier " +
+          'draft checkpoint, `init_from`); `auto` = `draft` when `init_from` is a draft checkpoint, `pretrained` ' +
+          'when it is another model, else with ' +
           '`target_model` the best per searched candidate (`target-layers` where it fits the size, else `target`; ' +
           '`target` with `select: off`), else `random`.',
       ),
@@ -130,7 +132,10 @@ export const trainSchema = z
       .string()
       .min(1)
       .optional()
-      .describe('An earlier draft checkpoint folder for `init: draft` (incremental retraining).'),
+      .describe(
+        'An earlier draft checkpoint folder for `init: draft` (incremental retraining), or a small pretrained model ' +
+          "(llama2.c, GGUF or HF folder) sharing the target's tokenizer for `init: pretrained`.",
+      ),
     target_model: z
       .string()
       .min(1)

@@ -15,13 +15,13 @@ import { join, resolve } from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { ConfigError, InputError } from '../errors.js';
 import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
-import { loadModel, readTokenizerFile } from '../formats/load-model.js';
+import { loadModel, readTokenizerFile, type LoadedModel } from '../formats/load-model.js';
 import { checkArrowFile } from '../formats/arrow-read.js';
 import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
 import { TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION } from '../formats/targets-schema.js';
 import { presetConfig, type LlamaConfig, type LlamaWeights } from '../model/index.js';
 import type { ProgressSink } from '../progress.js';
-import { checkSameTokenizer } from '../tokenizer/identity.js';
+import { checkSameTokenizer, tokenizerIdentity, type ExpectedTokenizer } from '../tokenizer/identity.js';
 import { tokenizerFromVocabulary } from '../tokenizer/load.js';
 import { recordedTokenizer } from '../tokenizer/recorded.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
@@ -106,7 +106,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const initMode: InitKind | 'best' =
     train.init === 'auto'
       ? train.init_from
-        ? 'draft'
+        ? existsSync(join(train.init_from, 'manifest.json'))
+          ? 'draft'
+          : 'pretrained'
         : train.target_model
           ? train.select === 'off'
             ? 'target'
@@ -117,6 +119,8 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     throw new ConfigError(`train.init: \`${initMode}\` needs train.target_model`);
   if (initMode === 'draft' && !train.init_from)
     throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
+  if (initMode === 'pretrained' && !train.init_from)
+    throw new ConfigError("train.init: `pretrained` needs train.init_from (a small model with the target's tokenizer)");
   const target = train.target_model ? loadModel(train.target_model, { tokenizer: train.tokenizer }) : undefined;
   const earlier = initMode === 'draft' ? readDraftCheckpoint(train.init_from as string) : undefined;
   // The draft's checkpoint and the run's manifest say whom the draft is for, tokenizer included.
@@ -152,6 +156,14 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       'HINT: train with the target model (and tokenizer) the targets were distilled with, or distill again with this one',
     );
   }
+
+  // init: pretrained — a small model that must share the target's tokenizer exactly: the same ids.
+  const pretrained = initMode === 'pretrained' ? loadModel(train.init_from as string) : undefined;
+  if (pretrained) await checkPretrainedVocabulary(train.init_from as string, pretrained, targetsTokenizer, vocabulary);
+  if (pretrained && pretrained.weights.config.vocabSize !== targetVocabSize)
+    throw new InputError(
+      `${train.init_from}: the pretrained model has a vocabulary of ${pretrained.weights.config.vocabSize}, the target ${targetVocabSize}`,
+    );
 
   // The draft vocabulary: an earlier draft's, the N most frequent target tokens, or all of them.
   const unkId = vocabulary?.unkId;
@@ -205,6 +217,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const startFrom = (init: InitKind, shape?: TargetLayersShape): StartFrom => {
     if (init === 'target-layers' && target && shape) return { kind: 'target-layers', target: target.weights, shape };
     if (init === 'target' && target) return { kind: 'target', targetEmbedding: target.weights.tokenEmbedding };
+    // A pretrained draft is all of its own layers: the same cut, from another model.
+    if (init === 'pretrained' && pretrained && shape)
+      return { kind: 'target-layers', target: pretrained.weights, shape };
     return { kind: 'random' };
   };
   const candidates = draftCandidates(train, initMode, {
@@ -212,6 +227,7 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     draftVocabSize,
     maxSeqLen,
     earlier: earlier?.weights.config,
+    pretrained: pretrained?.weights.config,
     presetModel,
   });
 
@@ -345,6 +361,40 @@ function checkResumedSettings(run: TrainRun, deps: TrainDeps): SettingChange[] {
     deps.progress({ kind: 'log', level: 'info', message });
   }
   return pacing;
+}
+
+/**
+ * Refuse a pretrained model whose tokenizer is not the target's (exit 2, naming the first differing id
+ * and both pieces): a draft proposes token ids, which must mean the same text to the target.
+ */
+async function checkPretrainedVocabulary(
+  path: string,
+  pretrained: LoadedModel,
+  targetsTokenizer: ExpectedTokenizer | undefined,
+  targetVocabulary: Vocabulary | undefined,
+): Promise<void> {
+  if (!pretrained.vocabulary)
+    throw new InputError(
+      `${path}: no tokenizer found with the pretrained model: its vocabulary cannot be checked against the target's`,
+      'HINT: use a GGUF (it embeds its tokenizer), an HF folder with its tokenizer, or a llama2.c checkpoint with tokenizer.bin beside it',
+    );
+  const targetTokenizer = targetVocabulary ? await tokenizerFromVocabulary(targetVocabulary) : undefined;
+  // The target's own tokenizer when at hand (already checked equal to the targets'): it names the first
+  // differing id; else the identity the targets recorded.
+  const expected: ExpectedTokenizer | undefined = targetTokenizer
+    ? {
+        identity: tokenizerIdentity(targetTokenizer),
+        label: "the target's tokenizer",
+        load: async () => targetTokenizer,
+      }
+    : targetsTokenizer;
+  if (!expected) return; // nothing recorded to compare with: the caller still compares vocabulary sizes
+  await checkSameTokenizer(
+    expected,
+    await tokenizerFromVocabulary(pretrained.vocabulary),
+    `the tokenizer of the pretrained model ${path}`,
+    "HINT: init: pretrained needs a model with exactly the target's tokenizer (as Qwen2.5-0.5B drafts Qwen2.5-7B)",
+  );
 }
 
 /** Whether the best draft is worth serving: faster than plain decoding and than every model-free method. */

@@ -14,7 +14,7 @@ export const FALLBACK_FRACTIONS = [1 / 4, 1 / 3];
 /** No candidate has this share of the target's parameters or more. */
 export const MAX_FRACTION = 1 / 2;
 
-export type InitKind = 'random' | 'target' | 'target-layers' | 'draft';
+export type InitKind = 'random' | 'target' | 'target-layers' | 'pretrained' | 'draft';
 
 export interface SearchCandidate {
   config: LlamaConfig;

@@ -12,12 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { readTargetRows } from '../../src/formats/targets-schema.js';
-import { generate, LlamaModel } from '../../src/model/index.js';
+import { generate, LlamaModel, presetConfig, randomWeights } from '../../src/model/index.js';
+import { writeLlamaGguf } from '../../src/formats/gguf-llama.js';
+import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { LlamaCppSpeculator } from '../../src/speculation/llama-cpp-loop.js';
 import type { TrainSummary } from '../../src/train/index.js';
 import { parameterCount } from '../../src/train/search.js';
 import { runCli } from '../helpers/cli.js';
-import { haveShared, STORIES_TARGETS } from '../helpers/shared.js';
+import { haveShared, STORIES_TARGETS, tok512 } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 import { makeStoriesTargets, type StoriesTargets } from './stories-targets.js';
 
@@ -253,4 +255,75 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     expect(result.stderr).toContain('a draft of half the target or more cannot speed it up');
     expect(result.stderr).toContain('train.search.models[0] (draft-tiny-d128-L4)');
   });
+
+  it("init: pretrained fine-tunes a small model with the target's tokenizer, and refuses one whose vocabulary differs", async () => {
+    // A small "pretrained" model: random weights (no second real model shares stories260K's
+    // 512-token vocabulary), written as a GGUF with the target's tokenizer.
+    const vocabulary = readLlama2cTokenizer(tok512(), 512);
+    const pretrained = randomWeights(
+      presetConfig('draft-nano', 512, 256, { dim: 32, nLayers: 1, nHeads: 2, nKvHeads: 1 }),
+      {
+        seed: 9,
+      },
+    );
+    const path = join(data.work, 'pretrained.gguf');
+    writeLlamaGguf(path, pretrained, vocabulary, { name: 'small-pretrained' });
+    const tiny = [
+      '--set',
+      'train.select=off',
+      '--set',
+      'train.max_steps=1',
+      '--set',
+      'train.lr=1e-9',
+      '--set',
+      'eval.cost.engine=given',
+    ];
+    const result = await runCli([
+      '--json',
+      '--quiet',
+      ...QUICK,
+      ...tiny,
+      '--set',
+      `train.init_from=${path}`,
+      'train',
+      data.targets,
+      '--out',
+      join(data.work, 'pretrained-run'),
+      '--target-model',
+      target.path,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const checkpoint = readDraftCheckpoint((JSON.parse(result.stdout) as TrainSummary).draft);
+    expect(checkpoint.training.init).toBe('pretrained'); // auto: init_from is a model, not a draft checkpoint
+    expect(checkpoint.weights.config).toMatchObject({ dim: 32, nLayers: 1, vocabSize: 512 });
+    // One step at lr 1e-9: still the pretrained weights.
+    let largest = 0;
+    checkpoint.weights.tokenEmbedding.data.forEach((x, i) => {
+      largest = Math.max(largest, Math.abs(x - pretrained.tokenEmbedding.data[i]));
+    });
+    expect(largest).toBeLessThan(1e-6);
+
+    // The same weights with two pieces swapped: another vocabulary, refused naming the first differing id.
+    const swapped = { ...vocabulary, tokens: [...vocabulary.tokens] };
+    [swapped.tokens[300], swapped.tokens[301]] = [swapped.tokens[301], swapped.tokens[300]];
+    const otherPath = join(data.work, 'pretrained-other-vocab.gguf');
+    writeLlamaGguf(otherPath, pretrained, swapped, { name: 'small-pretrained-other' });
+    const refused = await runCli([
+      ...QUICK,
+      ...tiny,
+      '--set',
+      'train.init=pretrained',
+      '--set',
+      `train.init_from=${otherPath}`,
+      'train',
+      data.targets,
+      '--out',
+      join(data.work, 'pretrained-refused'),
+      '--target-model',
+      target.path,
+    ]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`the tokenizer of the pretrained model ${otherPath} differs`);
+    expect(refused.stderr).toContain('first difference at token id 300:');
+  }, 60_000);
 });
