@@ -74,6 +74,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       'train.model={n_layers: 5}',
       '--set',
       'train.max_steps=1',
+      '--set',
+      'eval.cost.engine=given',
       'train',
       data.targets,
       '--out',
@@ -85,7 +87,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     const summary = JSON.parse(result.stdout) as TrainSummary;
     expect(summary.winner.untrained.tokens).toBeGreaterThan(500);
     expect(summary.winner.untrained.hitRate).toBe(1);
-  }, 60_000);
+  }, 120_000);
 
   it("target-layers: the target's first block, narrowed, trains and exports to a GGUF llama.cpp decodes alike", async () => {
     const out = join(data.work, 'cut');
