@@ -4,7 +4,7 @@
 // most a quarter of the target's parameters, three inits side by side → held-out greedy hit rate.
 // Prints one JSON object. Usage: [STEPS=1500] [BUDGET_S=…] [INITS=random,target,target-layers] node bench/train-stories.mjs [workdir]
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeStoriesWorkload } from '../scripts/stories-prompts.mjs';
@@ -77,6 +77,8 @@ const variants = [
 ].filter((v) => !process.env.INITS || process.env.INITS.split(',').includes(v.init));
 const results = [];
 for (const variant of variants) {
+  // A rerun in the same work folder trains afresh: this script's own earlier run folder goes.
+  rmSync(join(work, `run-${variant.init}`), { recursive: true, force: true });
   const t0 = Date.now();
   const summary = JSON.parse(
     fireopt(
