@@ -530,9 +530,12 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
       // A half-finished earlier attempt is discarded: the stage starts over from its inputs.
       rmSync(trainOut, { recursive: true, force: true });
       const { runTrain } = await import('../train/index.js');
+      // Selection measures c as the eval stage will (one cost model: the leaderboard, the report and the gate agree).
+      const { draftCostMeter } = await import('../evaluate/train-cost.js');
+      const log = (message: string): void => progress({ kind: 'log', level: 'info', message });
       const summary = await runTrain(
         { targets, out: trainOut, train: trainSettings, resolvedConfig: config, resume: false },
-        { progress, signal: deps.signal },
+        { progress, signal: deps.signal, measureCost: draftCostMeter(config.eval, log) },
       );
       const w = summary.winner;
       return {
@@ -544,6 +547,10 @@ async function runLoop(givenConfig: FireoptConfig, deps: StageDeps, context: Sta
         acceptance_length: w.best.acceptanceLength,
         expected_speedup: w.best.expectedSpeedup,
         candidates: summary.leaderboard.length,
+        cost_ratio: w.cost.ratio,
+        cost_source: w.cost.source,
+        selection_outcome: summary.outcome,
+        selection_verdict: summary.verdict,
         backend: summary.backend,
       };
     },

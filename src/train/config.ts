@@ -21,7 +21,7 @@
 import { z } from 'zod';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
-export const INIT_CHOICES = ['auto', 'random', 'target', 'draft'] as const;
+export const INIT_CHOICES = ['auto', 'random', 'target', 'target-layers', 'pretrained', 'draft'] as const;
 const PRESET_NAMES = ['draft-nano', 'draft-tiny', 'draft-small', 'draft-base'] as const;
 
 /** A draft size: a preset, optionally with some of its numbers replaced. */
@@ -82,8 +82,13 @@ export const trainSchema = z
         models: z
           .array(modelSpecSchema)
           .min(1)
-          .default([{ preset: 'draft-nano' }, { preset: 'draft-tiny' }])
-          .describe('Candidate draft sizes: a preset, optionally with some of its numbers replaced.'),
+          .optional()
+          .describe(
+            'Candidate draft sizes: a preset, optionally with some of its numbers replaced (with `init: ' +
+              'target-layers`, `n_layers` and `hidden_dim` of the cut). Default: sized to the target (about 1/40, ' +
+              '1/15 and 1/6 of its parameters, each with the best init available) when `target_model` is given, else ' +
+              '`draft-nano` and `draft-tiny`. Never a draft of half the target or more.',
+          ),
         learning_rates: z
           .array(z.number().positive())
           .min(1)
@@ -101,8 +106,10 @@ export const trainSchema = z
           .positive()
           .optional()
           .describe(
-            'One draft forward pass / one target forward pass, for the expected speed-up. Default: the ratio of ' +
-              'weights read per token (layers + output head) when `target_model` is given, else 0.05.',
+            'One draft forward pass / one target forward pass, for the expected speed-up. Default: measured in ' +
+              "llama.cpp with eval's `eval.cost` settings when `target_model` is a GGUF (unless `eval.cost.engine: " +
+              'given`), else the ratio of weights read per token (layers + output head) when `target_model` is given, ' +
+              'else 0.05.',
           ),
       })
       .prefault({})
@@ -113,14 +120,22 @@ export const trainSchema = z
       .default('auto')
       .describe(
         "Initialisation: `random`; `target` (the target's token embeddings, projected when widths differ; needs " +
-          '`target_model`); `draft` (an earlier draft checkpoint, `init_from`); `auto` = `draft` when `init_from` is ' +
-          'set, else `target` when `target_model` is set, else `random`.',
+          "`target_model`); `target-layers` (the target's first `model.n_layers` blocks, SwiGLU narrowed to " +
+          '`model.hidden_dim` channels by weight norm, its final norm and head; needs `target_model`); `pretrained` ' +
+          "(a small pretrained Llama model with exactly the target's tokenizer, `init_from`); `draft` (an earlier " +
+          'draft checkpoint, `init_from`); `auto` = `draft` when `init_from` is a draft checkpoint, `pretrained` ' +
+          'when it is another model, else with ' +
+          '`target_model` the best per searched candidate (`target-layers` where it fits the size, else `target`; ' +
+          '`target` with `select: off`), else `random`.',
       ),
     init_from: z
       .string()
       .min(1)
       .optional()
-      .describe('An earlier draft checkpoint folder for `init: draft` (incremental retraining).'),
+      .describe(
+        'An earlier draft checkpoint folder for `init: draft` (incremental retraining), or a small pretrained model ' +
+          "(llama2.c, GGUF or HF folder) sharing the target's tokenizer for `init: pretrained`.",
+      ),
     target_model: z
       .string()
       .min(1)

@@ -27,7 +27,7 @@ export interface HeldoutResult {
   crossEntropy: number;
   /** τ: tokens per target forward pass with `draftTokens` drafts per step. */
   acceptanceLength: number;
-  /** τ / (k·c + 1). */
+  /** τ / (k·c + v_k), v_k = 1 unless measured. */
   expectedSpeedup: number;
 }
 
@@ -39,6 +39,8 @@ export interface HeldoutOptions {
   rows: number;
   draftTokens: number;
   costRatio: number;
+  /** The target's cost of verifying k + 1 tokens relative to one decode step (1 unless measured). */
+  verifyCost?: number;
 }
 
 /** Evaluate `model` on the held-out file (streamed, batch by batch). */
@@ -109,6 +111,6 @@ export async function evaluateHeldout(model: LlamaModel, options: HeldoutOptions
     hitRate: tokens ? hits / tokens : 0,
     crossEntropy: ceCount ? ceSum / ceCount : 0,
     acceptanceLength: tau,
-    expectedSpeedup: speedupFromTau(tau, options.draftTokens, options.costRatio),
+    expectedSpeedup: speedupFromTau(tau, options.draftTokens, options.costRatio, options.verifyCost ?? 1),
   };
 }

@@ -15,21 +15,24 @@ import { join, resolve } from 'node:path';
 import { initBackend, type BackendChoice } from '../backend/index.js';
 import { ConfigError, InputError } from '../errors.js';
 import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
-import { loadModel, readTokenizerFile } from '../formats/load-model.js';
+import { loadModel, readTokenizerFile, type LoadedModel } from '../formats/load-model.js';
 import { checkArrowFile } from '../formats/arrow-read.js';
 import { makeManifest, readManifest, writeManifest } from '../formats/manifest.js';
 import { TARGETS_KIND, TARGETS_RERUN_HINT, TARGETS_SCHEMA_VERSION } from '../formats/targets-schema.js';
 import { presetConfig, type LlamaConfig, type LlamaWeights } from '../model/index.js';
-import type { DenseTensor } from '../model/weights.js';
 import type { ProgressSink } from '../progress.js';
-import { checkSameTokenizer } from '../tokenizer/identity.js';
+import { checkSameTokenizer, tokenizerIdentity, type ExpectedTokenizer } from '../tokenizer/identity.js';
 import { tokenizerFromVocabulary } from '../tokenizer/load.js';
 import { recordedTokenizer } from '../tokenizer/recorded.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import type { ModelSpec, TrainConfig } from './config.js';
-import { initialWeights } from './init.js';
+import { initialWeights as initialDraftWeights, type StartFrom } from './init.js';
+import { draftCandidates, draftCostModel, type MeasureDraftCost } from './candidates.js';
+import { parameterCount, type InitKind } from './search.js';
+import type { TargetLayersShape } from '../model/target-layers.js';
 import { trainCandidate, type CandidatePlan, type CandidateResult, type TrainInputs } from './loop.js';
+import { modelFreeBaselines, type ModelFreeResult } from './baselines.js';
 import { checkResumeSettings, type SettingChange } from './resume.js';
 import { readStateHeader } from './state.js';
 import { countTokens, fullVocab, reducedVocab, vocabFromMap, type DraftVocab } from './vocab.js';
@@ -54,6 +57,8 @@ export interface TrainRun {
 export interface TrainDeps {
   progress: ProgressSink;
   signal?: AbortSignal;
+  /** Measures c in an engine (llama.cpp, for a GGUF target); without it c is given or estimated. */
+  measureCost?: MeasureDraftCost;
 }
 
 export interface TrainSummary {
@@ -65,7 +70,15 @@ export interface TrainSummary {
   winner: CandidateResult;
   /** Every candidate, best expected speed-up first. */
   leaderboard: CandidateResult[];
+  /** Prompt lookup and the suffix speculator on the same held-out split, same k. */
+  modelFree: ModelFreeResult[];
+  /** `draft-wins`; `no-speedup`: no draft beats plain decoding; `model-free-wins`: one of them beats the best draft. */
+  outcome: TrainOutcome;
+  /** One plain sentence saying what to serve. */
+  verdict: string;
 }
+
+export type TrainOutcome = 'draft-wins' | 'no-speedup' | 'model-free-wins';
 
 /** Run the train stage. */
 export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSummary> {
@@ -88,13 +101,26 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const stats = await countTokens(trainFile);
   if (stats.rows === 0) throw new InputError(`${trainFile}: no training rows`);
 
-  // The target: its embeddings (init: target), tokenizer (stored with the draft) and size (cost ratio).
-  const initMode =
-    train.init === 'auto' ? (train.init_from ? 'draft' : train.target_model ? 'target' : 'random') : train.init;
-  if (initMode === 'target' && !train.target_model)
-    throw new ConfigError('train.init: `target` needs train.target_model');
+  // The target: its embeddings (init: target) or blocks (target-layers), tokenizer (stored with the
+  // draft) and size (the search, the cost ratio). `best`: each searched candidate's best init.
+  const initMode: InitKind | 'best' =
+    train.init === 'auto'
+      ? train.init_from
+        ? existsSync(join(train.init_from, 'manifest.json'))
+          ? 'draft'
+          : 'pretrained'
+        : train.target_model
+          ? train.select === 'off'
+            ? 'target'
+            : 'best'
+          : 'random'
+      : train.init;
+  if ((initMode === 'target' || initMode === 'target-layers') && !train.target_model)
+    throw new ConfigError(`train.init: \`${initMode}\` needs train.target_model`);
   if (initMode === 'draft' && !train.init_from)
     throw new ConfigError('train.init: `draft` needs train.init_from (an earlier draft checkpoint)');
+  if (initMode === 'pretrained' && !train.init_from)
+    throw new ConfigError("train.init: `pretrained` needs train.init_from (a small model with the target's tokenizer)");
   const target = train.target_model ? loadModel(train.target_model, { tokenizer: train.tokenizer }) : undefined;
   const earlier = initMode === 'draft' ? readDraftCheckpoint(train.init_from as string) : undefined;
   // The draft's checkpoint and the run's manifest say whom the draft is for, tokenizer included.
@@ -131,6 +157,14 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     );
   }
 
+  // init: pretrained — a small model that must share the target's tokenizer exactly: the same ids.
+  const pretrained = initMode === 'pretrained' ? loadModel(train.init_from as string) : undefined;
+  if (pretrained) await checkPretrainedVocabulary(train.init_from as string, pretrained, targetsTokenizer, vocabulary);
+  if (pretrained && pretrained.weights.config.vocabSize !== targetVocabSize)
+    throw new InputError(
+      `${train.init_from}: the pretrained model has a vocabulary of ${pretrained.weights.config.vocabSize}, the target ${targetVocabSize}`,
+    );
+
   // The draft vocabulary: an earlier draft's, the N most frequent target tokens, or all of them.
   const unkId = vocabulary?.unkId;
   let vocab: DraftVocab;
@@ -157,44 +191,45 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     if (vocab.targetToDraft[id] >= 0) covered += count;
   });
 
-  const targetEmbedding: DenseTensor | undefined = initMode === 'target' ? target?.weights.tokenEmbedding : undefined;
-  const weightsPerToken = (config: LlamaConfig, vocabRows: number): number => {
-    const hd = config.dim / config.nHeads;
-    const layer = config.dim * hd * (2 * config.nHeads + 2 * config.nKvHeads) + 3 * config.dim * config.hiddenDim;
-    return config.nLayers * layer + vocabRows * config.dim;
-  };
-  const costRatio = (draftConfig: LlamaConfig): number =>
-    train.search.cost_ratio ??
-    (target
-      ? weightsPerToken(draftConfig, draftConfig.vocabSize) /
-        weightsPerToken(target.weights.config, target.weights.config.vocabSize)
-      : 0.05);
+  const cost = draftCostModel(train, target?.weights.config, deps.measureCost);
   const inputs: TrainInputs = {
     train,
     trainFile,
     heldoutFile,
     vocab,
     topK: stats.topK,
-    costRatio,
+    cost,
     vocabulary,
     target: targetIdentity,
     resolvedConfig: run.resolvedConfig,
     resume: run.resume,
   };
   const maxSeqLen = Math.max(train.seq_len, target?.weights.config.maxSeqLen ?? 0);
-  const modelConfig = (spec: ModelSpec): LlamaConfig =>
-    earlier
-      ? earlier.weights.config
-      : presetConfig(spec.preset, draftVocabSize, maxSeqLen, {
-          ...(spec.dim !== undefined && { dim: spec.dim }),
-          ...(spec.hidden_dim !== undefined && { hiddenDim: spec.hidden_dim }),
-          ...(spec.n_layers !== undefined && { nLayers: spec.n_layers }),
-          ...(spec.n_heads !== undefined && { nHeads: spec.n_heads }),
-          ...(spec.n_kv_heads !== undefined && { nKvHeads: spec.n_kv_heads }),
-          ...(spec.tied_embeddings !== undefined && { tiedEmbeddings: spec.tied_embeddings }),
-        });
-  const startWeights = (config: LlamaConfig): LlamaWeights =>
-    earlier ? earlier.weights : initialWeights(config, train.seed, vocab, targetEmbedding);
+  const presetModel = (spec: ModelSpec): LlamaConfig =>
+    presetConfig(spec.preset, draftVocabSize, maxSeqLen, {
+      ...(spec.dim !== undefined && { dim: spec.dim }),
+      ...(spec.hidden_dim !== undefined && { hiddenDim: spec.hidden_dim }),
+      ...(spec.n_layers !== undefined && { nLayers: spec.n_layers }),
+      ...(spec.n_heads !== undefined && { nHeads: spec.n_heads }),
+      ...(spec.n_kv_heads !== undefined && { nKvHeads: spec.n_kv_heads }),
+      ...(spec.tied_embeddings !== undefined && { tiedEmbeddings: spec.tied_embeddings }),
+    });
+  const startFrom = (init: InitKind, shape?: TargetLayersShape): StartFrom => {
+    if (init === 'target-layers' && target && shape) return { kind: 'target-layers', target: target.weights, shape };
+    if (init === 'target' && target) return { kind: 'target', targetEmbedding: target.weights.tokenEmbedding };
+    // A pretrained draft is all of its own layers: the same cut, from another model.
+    if (init === 'pretrained' && pretrained && shape)
+      return { kind: 'target-layers', target: pretrained.weights, shape };
+    return { kind: 'random' };
+  };
+  const candidates = draftCandidates(train, initMode, {
+    target: target?.weights.config,
+    draftVocabSize,
+    maxSeqLen,
+    earlier: earlier?.weights.config,
+    pretrained: pretrained?.weights.config,
+    presetModel,
+  });
 
   // --- Candidates ------------------------------------------------------------------------------
   // Recorded in each draft's manifest (absolute), so that eval and export default to them.
@@ -203,33 +238,34 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     target_model: train.target_model ? resolve(train.target_model) : undefined,
   };
   const plans: CandidatePlan[] = [];
-  if (train.select === 'off') {
-    const config = modelConfig(train.model);
-    plans.push({
-      name: 'draft',
-      dir: run.out,
-      model: config,
-      lr: train.lr,
-      initialWeights: () => startWeights(config),
-      facts: { preset: train.model.preset, init: initMode, ...recordedInputs },
-    });
-  } else {
-    const specs = earlier ? [train.search.models[0]] : train.search.models;
-    const count = specs.length * train.search.learning_rates.length;
-    for (const spec of specs) {
-      const config = modelConfig(spec);
-      for (const lr of train.search.learning_rates) {
-        const name = `${earlier ? 'earlier' : spec.preset}-d${config.dim}-L${config.nLayers}-lr${lr}`;
-        plans.push({
-          name,
-          dir: join(run.out, 'candidates', name),
-          model: config,
-          lr,
-          budgetMs: (train.time_budget_s * 1000) / count,
-          initialWeights: () => startWeights(config),
-          facts: { preset: spec.preset, init: initMode, ...recordedInputs },
-        });
-      }
+  const count = candidates.length * (train.select === 'off' ? 1 : train.search.learning_rates.length);
+  for (const candidate of candidates) {
+    const { config, init, shape } = candidate;
+    const initialWeights = (): LlamaWeights =>
+      earlier ? earlier.weights : initialDraftWeights(config, train.seed, vocab, startFrom(init, shape));
+    const facts = {
+      preset: candidate.preset,
+      init,
+      ...(shape && { target_layers: shape.layers, target_hidden_dim: config.hiddenDim }),
+      ...(target && { target_parameter_share: parameterCount(config) / parameterCount(target.weights.config) }),
+      ...recordedInputs,
+    };
+    if (train.select === 'off') {
+      plans.push({ name: 'draft', dir: run.out, model: config, lr: train.lr, initialWeights, facts });
+      continue;
+    }
+    for (const lr of train.search.learning_rates) {
+      const name = `${candidate.label}-lr${lr}`;
+      const dir = join(run.out, 'candidates', name);
+      plans.push({
+        name,
+        dir,
+        model: config,
+        lr,
+        budgetMs: (train.time_budget_s * 1000) / count,
+        initialWeights,
+        facts,
+      });
     }
   }
   const results: CandidateResult[] = [];
@@ -241,6 +277,15 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   );
   const winner = leaderboard[0];
   const draft = join(run.out, 'draft');
+  const modelFree = await modelFreeBaselines({
+    trainFile,
+    heldoutFile,
+    draftTokens: train.search.draft_tokens,
+    rows: train.eval_rows,
+    verifyCost: winner.cost.verifyCostByK?.[train.search.draft_tokens - 1] ?? 1,
+  });
+  const { outcome, verdict } = judge(winner, modelFree);
+  deps.progress({ kind: 'log', level: outcome === 'draft-wins' ? 'info' : 'warn', message: verdict });
   if (train.select !== 'off') {
     const staged = new StagedDir(draft);
     try {
@@ -251,8 +296,14 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       staged.abort();
       throw error;
     }
-    writeFileAtomic(join(run.out, 'leaderboard.json'), JSON.stringify(leaderboard.map(leaderboardRow), null, 2) + '\n');
-    writeFileAtomic(join(run.out, 'leaderboard.md'), leaderboardMarkdown(leaderboard));
+    const board = {
+      outcome,
+      verdict,
+      candidates: leaderboard.map(leaderboardRow),
+      model_free: modelFree.map(modelFreeRow),
+    };
+    writeFileAtomic(join(run.out, 'leaderboard.json'), JSON.stringify(board, null, 2) + '\n');
+    writeFileAtomic(join(run.out, 'leaderboard.md'), leaderboardMarkdown(leaderboard, modelFree, verdict));
   }
   const summary: TrainSummary = {
     out: run.out,
@@ -266,6 +317,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     },
     winner,
     leaderboard,
+    modelFree,
+    outcome,
+    verdict,
   };
   writeManifest(
     run.out,
@@ -275,6 +329,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       target: targetIdentity,
       vocab: summary.vocab,
       winner: leaderboardRow(winner),
+      outcome,
+      verdict,
+      model_free: modelFree.map(modelFreeRow),
       // Pacing settings this session changed from the saved run's (the config above is this session's).
       ...(run.resume && { resumed_with_changes: pacingChanges }),
       leaderboard: leaderboard.map(leaderboardRow),
@@ -306,12 +363,81 @@ function checkResumedSettings(run: TrainRun, deps: TrainDeps): SettingChange[] {
   return pacing;
 }
 
+/**
+ * Refuse a pretrained model whose tokenizer is not the target's (exit 2, naming the first differing id
+ * and both pieces): a draft proposes token ids, which must mean the same text to the target.
+ */
+async function checkPretrainedVocabulary(
+  path: string,
+  pretrained: LoadedModel,
+  targetsTokenizer: ExpectedTokenizer | undefined,
+  targetVocabulary: Vocabulary | undefined,
+): Promise<void> {
+  if (!pretrained.vocabulary)
+    throw new InputError(
+      `${path}: no tokenizer found with the pretrained model: its vocabulary cannot be checked against the target's`,
+      'HINT: use a GGUF (it embeds its tokenizer), an HF folder with its tokenizer, or a llama2.c checkpoint with tokenizer.bin beside it',
+    );
+  const targetTokenizer = targetVocabulary ? await tokenizerFromVocabulary(targetVocabulary) : undefined;
+  // The target's own tokenizer when at hand (already checked equal to the targets'): it names the first
+  // differing id; else the identity the targets recorded.
+  const expected: ExpectedTokenizer | undefined = targetTokenizer
+    ? {
+        identity: tokenizerIdentity(targetTokenizer),
+        label: "the target's tokenizer",
+        load: async () => targetTokenizer,
+      }
+    : targetsTokenizer;
+  if (!expected) return; // nothing recorded to compare with: the caller still compares vocabulary sizes
+  await checkSameTokenizer(
+    expected,
+    await tokenizerFromVocabulary(pretrained.vocabulary),
+    `the tokenizer of the pretrained model ${path}`,
+    "HINT: init: pretrained needs a model with exactly the target's tokenizer (as Qwen2.5-0.5B drafts Qwen2.5-7B)",
+  );
+}
+
+/** Whether the best draft is worth serving: faster than plain decoding and than every model-free method. */
+function judge(winner: CandidateResult, modelFree: ModelFreeResult[]): { outcome: TrainOutcome; verdict: string } {
+  const draftSpeedup = winner.best.expectedSpeedup;
+  const bestFree = [...modelFree].sort((a, b) => b.expectedSpeedup - a.expectedSpeedup)[0];
+  const free = bestFree ? `${bestFree.method} (${bestFree.expectedSpeedup.toFixed(2)}x)` : '';
+  if (draftSpeedup <= 1) {
+    const instead = bestFree && bestFree.expectedSpeedup > 1 ? `; serve ${free} instead` : '; serve plain decoding';
+    return {
+      outcome: 'no-speedup',
+      verdict: `no draft beats plain decoding: the best, ${winner.name}, expects ${draftSpeedup.toFixed(2)}x${instead}`,
+    };
+  }
+  if (bestFree && bestFree.expectedSpeedup > draftSpeedup)
+    return {
+      outcome: 'model-free-wins',
+      verdict: `a model-free method beats the best draft: ${free} against ${winner.name} (${draftSpeedup.toFixed(2)}x); serve ${bestFree.method}`,
+    };
+  return {
+    outcome: 'draft-wins',
+    verdict: `${winner.name} beats plain decoding (${draftSpeedup.toFixed(2)}x)${free ? ` and the best model-free method, ${free}` : ''}`,
+  };
+}
+
+function modelFreeRow(r: ModelFreeResult): Record<string, unknown> {
+  return {
+    method: r.method,
+    hit_rate: r.hitRate,
+    acceptance_length: r.acceptanceLength,
+    expected_speedup: r.expectedSpeedup,
+    tokens: r.tokens,
+  };
+}
+
 function leaderboardRow(r: CandidateResult): Record<string, unknown> {
   return {
     name: r.name,
     parameters: r.parameters,
     dim: r.model.dim,
     layers: r.model.nLayers,
+    hidden_dim: r.model.hiddenDim,
+    init: r.init,
     lr: r.lr,
     steps: r.steps,
     best_step: r.best.step,
@@ -319,19 +445,29 @@ function leaderboardRow(r: CandidateResult): Record<string, unknown> {
     untrained_hit_rate: r.untrained.hitRate,
     acceptance_length: r.best.acceptanceLength,
     expected_speedup: r.best.expectedSpeedup,
+    cost_ratio: r.cost.ratio,
+    cost_source: r.cost.source,
     tokens_per_s: Math.round(r.tokensPerSec),
     stop: r.stopReason,
   };
 }
 
-function leaderboardMarkdown(rows: CandidateResult[]): string {
+function leaderboardMarkdown(rows: CandidateResult[], modelFree: ModelFreeResult[], verdict: string): string {
   const lines = [
-    '| rank | candidate | parameters | lr | steps | held-out hit rate | τ | expected speed-up | tokens/s | stop |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    `**${verdict}.**`,
+    '',
+    '| rank | candidate | init | parameters | lr | steps | held-out hit rate | τ | c | expected speed-up | tokens/s | stop |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r, i) =>
-        `| ${i + 1} | ${r.name} | ${r.parameters} | ${r.lr} | ${r.steps} | ${r.best.hitRate.toFixed(3)} | ${r.best.acceptanceLength.toFixed(2)} | ${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
+        `| ${i + 1} | ${r.name} | ${r.init} | ${r.parameters} | ${r.lr} | ${r.steps} | ${r.best.hitRate.toFixed(3)} | ${r.best.acceptanceLength.toFixed(2)} | ${r.cost.ratio.toFixed(3)} | ${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
     ),
+    ...modelFree.map(
+      (m) =>
+        `| – | ${m.method} (model-free) | – | 0 | – | – | ${m.hitRate.toFixed(3)} | ${m.acceptanceLength.toFixed(2)} | 0 | ${m.expectedSpeedup.toFixed(2)} | – | – |`,
+    ),
+    '',
+    ...[...new Set(rows.map((r) => r.cost.source))].map((source) => `c: ${source}.`),
   ];
   return lines.join('\n') + '\n';
 }

@@ -1,10 +1,12 @@
 /**
  * The draft's starting weights: random; random with the target's token embeddings (the rows of the
- * draft vocabulary, randomly projected when the widths differ); or an earlier draft's weights.
+ * draft vocabulary, randomly projected when the widths differ); the target's own first blocks
+ * (model/target-layers.ts); or an earlier draft's weights.
  */
 import { dense, type DenseTensor } from '../model/weights.js';
 import { SeededRandom, type LlamaConfig, type LlamaWeights } from '../model/index.js';
 import { randomWeights } from '../model/index.js';
+import { targetLayerWeights, type TargetLayersShape } from '../model/target-layers.js';
 import type { DraftVocab } from './vocab.js';
 
 /**
@@ -50,21 +52,26 @@ export function projectEmbedding(
   return out;
 }
 
-/** Random weights for `config`, with the target's embeddings when given. */
-export function initialWeights(
-  config: LlamaConfig,
-  seed: number,
-  vocab: DraftVocab,
-  targetEmbedding?: DenseTensor,
-): LlamaWeights {
-  const weights = randomWeights(config, { seed });
-  if (targetEmbedding) {
-    if (targetEmbedding.shape[0] !== vocab.targetVocabSize) {
-      throw new Error(
-        `the target embedding has ${targetEmbedding.shape[0]} rows, the targets' vocabulary ${vocab.targetVocabSize}`,
-      );
-    }
-    weights.tokenEmbedding = projectEmbedding(targetEmbedding, vocab.draftToTarget, config.dim, seed);
+/** Where a draft's weights start: random, the target's embeddings, or the target's first blocks. */
+export type StartFrom =
+  | { kind: 'random' }
+  | { kind: 'target'; targetEmbedding: DenseTensor }
+  | { kind: 'target-layers'; target: LlamaWeights; shape: TargetLayersShape };
+
+/** The draft's starting weights for `config` (its vocabulary rows are `vocab`'s). */
+export function initialWeights(config: LlamaConfig, seed: number, vocab: DraftVocab, start: StartFrom): LlamaWeights {
+  const targetRows =
+    start.kind === 'target'
+      ? start.targetEmbedding.shape[0]
+      : start.kind === 'target-layers'
+        ? start.target.config.vocabSize
+        : undefined;
+  if (targetRows !== undefined && targetRows !== vocab.targetVocabSize) {
+    throw new Error(`the target embedding has ${targetRows} rows, the targets' vocabulary ${vocab.targetVocabSize}`);
   }
+  if (start.kind === 'target-layers') return targetLayerWeights(start.target, start.shape, vocab.draftToTarget);
+  const weights = randomWeights(config, { seed });
+  if (start.kind === 'target')
+    weights.tokenEmbedding = projectEmbedding(start.targetEmbedding, vocab.draftToTarget, config.dim, seed);
   return weights;
 }

@@ -27,6 +27,7 @@ import { AdamW, clipByGlobalNorm, learningRate } from './optimizer.js';
 import { lossHitRateSvg, type PlotPoint } from './plot.js';
 import { loadState, saveState, type TrainCounters } from './state.js';
 import type { DraftVocab } from './vocab.js';
+import type { DraftCost } from './candidates.js';
 
 /** What every candidate of a run shares. */
 export interface TrainInputs {
@@ -37,7 +38,8 @@ export interface TrainInputs {
   /** Top-k alternatives per position in the targets (0 = none). */
   topK: number;
   /** Draft forward cost / target forward cost, for the expected speed-up. */
-  costRatio: (draftConfig: LlamaConfig) => number;
+  /** c of a draft (and where it came from): one cost model for every candidate. */
+  cost: (draft: LlamaWeights) => Promise<DraftCost>;
   /** The target's tokenizer, stored in each draft checkpoint. */
   vocabulary?: Vocabulary;
   /** Who the draft is for (the targets manifest's target identity). */
@@ -65,7 +67,11 @@ export interface CandidateResult {
   dir: string;
   model: LlamaConfig;
   lr: number;
+  /** How its weights started (random, target, target-layers, draft). */
+  init: string;
   parameters: number;
+  /** c the expected speed-up assumes, and where it came from. */
+  cost: DraftCost;
   steps: number;
   tokens: number;
   tokensPerSec: number;
@@ -144,6 +150,7 @@ export async function trainCandidate(
     optimizer.state.step = counters.step;
   }
   const parameters = [...params.values()].reduce((sum, v) => sum + v.size, 0);
+  const cost = await inputs.cost(weights);
   const heldoutOptions = {
     file: inputs.heldoutFile,
     vocab,
@@ -151,7 +158,8 @@ export async function trainCandidate(
     batchSize: train.batch_size,
     rows: train.eval_rows,
     draftTokens: train.search.draft_tokens,
-    costRatio: inputs.costRatio(plan.model),
+    costRatio: cost.ratio,
+    verifyCost: cost.verifyCostByK?.[train.search.draft_tokens - 1] ?? 1,
   };
   const stream: StreamOptions = {
     file: inputs.trainFile,
@@ -378,7 +386,9 @@ export async function trainCandidate(
       dir: plan.dir,
       model: plan.model,
       lr: plan.lr,
+      init: String(plan.facts.init),
       parameters,
+      cost,
       steps: counters.step,
       tokens: counters.tokens,
       tokensPerSec: counters.tokens / Math.max(totalSeconds, 1e-3),

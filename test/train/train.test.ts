@@ -248,8 +248,10 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
       '--target-model',
       stories260K(),
     ]);
-    expect(result.code, result.stderr).toBe(0);
+    // Exit 3 when no draft is worth serving (test/train/init.test.ts checks the verdict); the draft is written either way.
+    expect([0, 3], result.stderr).toContain(result.code);
     const summary = JSON.parse(result.stdout) as {
+      outcome: string;
       leaderboard: Array<{
         name: string;
         best: { expectedSpeedup: number; hitRate: number };
@@ -261,8 +263,11 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
       summary.leaderboard[1].best.expectedSpeedup,
     );
     for (const row of summary.leaderboard) expect(row.best.hitRate).toBeGreaterThan(row.untrained.hitRate);
-    const board = JSON.parse(readFileSync(join(out, 'leaderboard.json'), 'utf8')) as Array<{ name: string }>;
-    expect(board.map((r) => r.name)).toEqual(summary.leaderboard.map((r) => r.name));
+    expect(result.code).toBe(summary.outcome === 'draft-wins' ? 0 : 3);
+    const board = JSON.parse(readFileSync(join(out, 'leaderboard.json'), 'utf8')) as {
+      candidates: Array<{ name: string }>;
+    };
+    expect(board.candidates.map((r) => r.name)).toEqual(summary.leaderboard.map((r) => r.name));
     expect(readDraftCheckpoint(join(out, 'draft')).training.candidate).toBe(summary.leaderboard[0].name);
     expect(existsSync(join(out, 'leaderboard.md'))).toBe(true);
   }, 60_000);
