@@ -4,16 +4,22 @@
  * No pretrained model above ~1 MB can be had on these machines, and with a 260K-parameter target a
  * draft step costs about what a target step costs (c ≈ 1), so speculation can never win there.
  *
- * Two paddings, both exact up to float summation order:
- * - a wider feed-forward: `w1` / `w3` get extra random rows (computed, SiLU and all) and `w2` extra
- *   zero columns, so the extra hidden units add exactly 0 to the residual stream;
- * - extra transformer blocks after the real ones whose output projections `wo` and `w2` are zero:
- *   attention and the feed-forward run in full (random q, k, v, gate, up; the KV cache grows), and
- *   each block adds 0 to the residual stream.
- * Random (not zero) weights where the result is discarded keep the work honest: no engine can skip a
- * product whose inputs are all zero, and the values are ordinary floats (no denormals).
- * Only the summation order of the wider `w2` products can differ (zeros added in another lane), so
- * logits agree within float rounding, not bit for bit: tests and the benchmark check 1e-4.
+ * Three paddings, each exact up to float summation order:
+ * - a wider residual stream (`dim`): the extra dimensions hold 0 at every layer. The embedding's extra
+ *   columns are 0, and nothing writes to them (`wo`, `w2` extra rows are 0). RMSNorm then sees
+ *   mean(x²) scaled by d/D, which the norm weights (× √(d/D)) and ε (× d/D) undo exactly:
+ *   x·g√(d/D) / √(m·d/D + ε·d/D) = x·g / √(m + ε). The head size is kept, so the extra width is extra
+ *   heads (query and key/value in the model's grouping) whose `wo` columns are 0;
+ * - a wider feed-forward (`hiddenDim`): extra `w1` / `w3` rows are computed, extra `w2` columns are 0;
+ * - extra blocks after the real ones whose output projections `wo` and `w2` are zero: attention and
+ *   the feed-forward run in full (the KV cache grows), and each block adds 0 to the residual stream.
+ * Weights whose products are discarded are random, not zero, so the work is honest (no engine can
+ * skip it) and the values are ordinary floats (no denormals). A wide residual stream also gives the
+ * target a realistic shape: its matrix products are square enough that verifying k + 1 tokens in one
+ * batch costs little more than one token, as in a real 20–50M-parameter model, which a 64-wide
+ * stream with a huge feed-forward would not.
+ * Only summation order differs (zeros added in other lanes), so logits agree within float rounding,
+ * not bit for bit: tests and the benchmark check 1e-4.
  */
 import type { LlamaContextSequence, Token } from 'node-llama-cpp';
 import type { LayerWeights, LlamaWeights } from '../model/weights.js';
@@ -21,6 +27,8 @@ import { SeededRandom } from '../model/random.js';
 import { startLlama } from '../util/llama-runtime.js';
 
 export interface TargetPadding {
+  /** Width of the residual stream (≥ the model's own; a multiple of head size × query heads per KV head). */
+  dim?: number;
   /** Feed-forward width of every block (≥ the model's own). */
   hiddenDim: number;
   /** Blocks added after the real ones. */
@@ -42,56 +50,85 @@ export function parameterCount(weights: LlamaWeights): number {
 
 /** `weights` padded with output-neutral compute (see the file comment); the input is not modified. */
 export function padTarget(weights: LlamaWeights, padding: TargetPadding): LlamaWeights {
-  const { dim, hiddenDim } = weights.config;
-  const width = padding.hiddenDim;
-  if (!Number.isInteger(width) || width < hiddenDim)
-    throw new RangeError(`padding: hiddenDim ${width} must be an integer ≥ the model's ${hiddenDim}`);
+  const { dim, hiddenDim, nHeads, nKvHeads, normEps } = weights.config;
+  const headSize = dim / nHeads;
+  const group = nHeads / nKvHeads;
+  const width = padding.dim ?? dim;
+  const ffn = padding.hiddenDim;
+  if (!Number.isInteger(width) || width < dim || width % (headSize * group) !== 0)
+    throw new RangeError(
+      `padding: dim ${width} must be an integer ≥ the model's ${dim} and a multiple of ${headSize * group} ` +
+        `(head size ${headSize} × ${group} query heads per KV head)`,
+    );
+  if (!Number.isInteger(ffn) || ffn < hiddenDim)
+    throw new RangeError(`padding: hiddenDim ${ffn} must be an integer ≥ the model's ${hiddenDim}`);
   if (!Number.isInteger(padding.extraLayers) || padding.extraLayers < 0)
     throw new RangeError(`padding: extraLayers ${padding.extraLayers} must be a non-negative integer`);
+  const heads = width / headSize;
+  const kvHeads = heads / group;
   const random = new SeededRandom(padding.seed ?? 1);
-  // Scale of the discarded weights: like a fresh init, so activations stay ordinary floats.
-  const randomMatrix = (rows: number, cols: number): Float32Array =>
-    Float32Array.from({ length: rows * cols }, () => random.nextNormal() / Math.sqrt(cols));
-  /** [rows, dim] → [width, dim]: the real rows first, then random ones (their units are discarded by w2). */
-  const widenRows = (data: Float32Array): Float32Array => {
-    const out = new Float32Array(width * dim);
-    out.set(data);
-    out.set(randomMatrix(width - hiddenDim, dim), hiddenDim * dim);
-    return out;
+  /**
+   * A [rows, cols] matrix holding `original` ([r, c], row-major) in its top-left corner; the rest random
+   * (scaled like a fresh init, so activations stay ordinary floats) or zero.
+   */
+  const embed = (
+    original: Float32Array | undefined,
+    [r, c]: readonly number[],
+    [rows, cols]: readonly number[],
+    rest: 'random' | 'zero',
+  ): { shape: number[]; data: Float32Array } => {
+    const data = new Float32Array(rows * cols);
+    if (rest === 'random') for (let i = 0; i < data.length; i++) data[i] = random.nextNormal() / Math.sqrt(cols);
+    if (original) for (let i = 0; i < r; i++) data.set(original.subarray(i * c, (i + 1) * c), i * cols);
+    return { shape: [rows, cols], data };
   };
-  /** [dim, hiddenDim] → [dim, width] with zero extra columns: the extra units contribute nothing. */
-  const widenColumns = (data: Float32Array): Float32Array => {
-    const out = new Float32Array(dim * width);
-    for (let r = 0; r < dim; r++) out.set(data.subarray(r * hiddenDim, (r + 1) * hiddenDim), r * width);
-    return out;
+  // RMSNorm over the wider stream: weights × √(d/D), ε × d/D (see the file comment).
+  const normScale = Math.sqrt(dim / width);
+  const norm = (g: Float32Array): { shape: number[]; data: Float32Array } => {
+    const data = new Float32Array(width).fill(1);
+    for (let i = 0; i < dim; i++) data[i] = g[i] * normScale;
+    return { shape: [width], data };
   };
-  const real = weights.layers.map(
-    (layer): LayerWeights => ({
-      ...layer,
-      w1: { shape: [width, dim], data: widenRows(layer.w1.data) },
-      w2: { shape: [dim, width], data: widenColumns(layer.w2.data) },
-      w3: { shape: [width, dim], data: widenRows(layer.w3.data) },
-    }),
-  );
-  const template = weights.layers[weights.layers.length - 1];
-  const extra = Array.from(
-    { length: padding.extraLayers },
-    (): LayerWeights => ({
-      attnNorm: template.attnNorm,
-      wq: { shape: [...template.wq.shape], data: randomMatrix(template.wq.shape[0], dim) },
-      wk: { shape: [...template.wk.shape], data: randomMatrix(template.wk.shape[0], dim) },
-      wv: { shape: [...template.wv.shape], data: randomMatrix(template.wv.shape[0], dim) },
-      wo: { shape: [...template.wo.shape], data: new Float32Array(template.wo.data.length) },
-      ffnNorm: template.ffnNorm,
-      w1: { shape: [width, dim], data: randomMatrix(width, dim) },
-      w2: { shape: [dim, width], data: new Float32Array(dim * width) },
-      w3: { shape: [width, dim], data: randomMatrix(width, dim) },
-    }),
-  );
+  const q = [nHeads * headSize, dim];
+  const kv = [nKvHeads * headSize, dim];
+  const layer = (real: LayerWeights | undefined, template: LayerWeights): LayerWeights => ({
+    attnNorm: norm(template.attnNorm.data),
+    wq: embed(real?.wq.data, q, [heads * headSize, width], 'random'),
+    wk: embed(real?.wk.data, kv, [kvHeads * headSize, width], 'random'),
+    wv: embed(real?.wv.data, kv, [kvHeads * headSize, width], 'random'),
+    // Zero outside the real block: nothing reaches the extra dimensions, extra heads add nothing.
+    wo: embed(real?.wo.data, [dim, nHeads * headSize], [width, heads * headSize], 'zero'),
+    ffnNorm: norm(template.ffnNorm.data),
+    w1: embed(real?.w1.data, [hiddenDim, dim], [ffn, width], 'random'),
+    // Zero outside the real block: extra hidden units and extra dimensions add nothing.
+    w2: embed(real?.w2.data, [dim, hiddenDim], [width, ffn], 'zero'),
+    w3: embed(real?.w3.data, [hiddenDim, dim], [ffn, width], 'random'),
+  });
+  const last = weights.layers[weights.layers.length - 1];
   return {
-    ...weights,
-    config: { ...weights.config, hiddenDim: width, nLayers: weights.config.nLayers + padding.extraLayers },
-    layers: [...real, ...extra],
+    config: {
+      ...weights.config,
+      dim: width,
+      hiddenDim: ffn,
+      nHeads: heads,
+      nKvHeads: kvHeads,
+      nLayers: weights.config.nLayers + padding.extraLayers,
+      normEps: (normEps * dim) / width,
+    },
+    tokenEmbedding: embed(
+      weights.tokenEmbedding.data,
+      weights.tokenEmbedding.shape,
+      [weights.config.vocabSize, width],
+      'zero',
+    ),
+    layers: [
+      ...weights.layers.map((real) => layer(real, real)),
+      ...Array.from({ length: padding.extraLayers }, () => layer(undefined, last)),
+    ],
+    finalNorm: norm(weights.finalNorm.data),
+    ...(weights.output
+      ? { output: embed(weights.output.data, weights.output.shape, [weights.config.vocabSize, width], 'zero') }
+      : {}),
   };
 }
 

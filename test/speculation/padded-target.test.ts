@@ -22,14 +22,17 @@ const dir = mkdtempSync(join(tmpdir(), 'fireopt-padded-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('padded target', () => {
-  const padding = { hiddenDim: 600, extraLayers: 2, seed: 3 };
+  const padding = { dim: 128, hiddenDim: 400, extraLayers: 2, seed: 3 };
 
   it('adds parameters and blocks without changing the logits (fireopt model, within 1e-4)', async () => {
     await initBackend('cpu');
     const weights = readLlama2cCheckpoint(stories260K());
     const padded = padTarget(weights, padding);
     expect(padded.config.nLayers).toBe(weights.config.nLayers + 2);
-    expect(padded.config.hiddenDim).toBe(600);
+    expect(padded.config.hiddenDim).toBe(400);
+    expect(padded.config.dim).toBe(128);
+    expect(padded.config.nHeads).toBe(16);
+    expect(padded.config.nKvHeads).toBe(8);
     expect(parameterCount(padded)).toBeGreaterThan(3 * parameterCount(weights));
     // The input is untouched.
     expect(weights.layers[0].w1.shape).toEqual([weights.config.hiddenDim, weights.config.dim]);
@@ -71,8 +74,9 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('padded target', () 
     expect(agreement.maxProbabilityDiff).toBeLessThan(1e-4);
   });
 
-  it('refuses a narrower feed-forward', () => {
+  it('refuses a narrower feed-forward and a width that breaks the head grouping', () => {
     const weights = readLlama2cCheckpoint(stories260K());
     expect(() => padTarget(weights, { hiddenDim: 100, extraLayers: 0 })).toThrow(/hiddenDim 100 must be/);
+    expect(() => padTarget(weights, { dim: 72, hiddenDim: 172, extraLayers: 0 })).toThrow(/multiple of 16/);
   });
 });
