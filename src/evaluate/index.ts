@@ -278,6 +278,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     };
     // The prompts the speed-up is measured on: a seeded uniform sample of the split (reservoir sampling).
     const sampled: number[][] = [];
+    const sampledRows: string[] = [];
     const sampler = new SeededRandom(config.seed);
     const measuring = config.speedup.engine === 'llama-cpp';
     let chunk: TargetRow[] = [];
@@ -291,7 +292,10 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
       rows++;
       if (measuring) {
         const slot = sampled.length < config.speedup.prompts ? sampled.length : Math.floor(sampler.nextFloat() * rows);
-        if (slot < config.speedup.prompts) sampled[slot] = Array.from(row.prompt_token_ids);
+        if (slot < config.speedup.prompts) {
+          sampled[slot] = Array.from(row.prompt_token_ids);
+          sampledRows[slot] = row.id;
+        }
       }
       tokens += row.completion_token_ids.length;
       if (row.top_k > 0 && row.top_ids) rowsWithTopK++;
@@ -326,7 +330,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
             costRatio: candidateReports[c].cost_ratio,
             verifyCostByK: candidateReports[c].verify_cost_by_k,
           })),
-          sampled,
+          { ids: sampled, rows: sampledRows },
           config,
           {
             exportDraftGguf: deps.exportDraftGguf,

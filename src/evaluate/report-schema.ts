@@ -160,6 +160,7 @@ export const measuredSpeedupSchema = z.strictObject({
   engine_version: z.string().describe('The llama.cpp release and build.'),
   target_model: z.string().describe('The target GGUF.'),
   prompts: z.number().int().min(1).describe('Prompts decoded (sampled from the evaluated split).'),
+  prompt_rows: z.array(z.string()).describe('The ids of the rows whose prompts were decoded.'),
   max_tokens: z.number().int().min(1).describe('New tokens per prompt at most.'),
   tokens: z.number().int().min(0).describe('Tokens generated per round (plain and speculative alike).'),
   threads: z.number().int().min(1).describe('Threads of each llama.cpp context.'),

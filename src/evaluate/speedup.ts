@@ -53,14 +53,15 @@ export interface SpeedupCandidate {
   verifyCostByK: number[] | null;
 }
 
-/** Measure every candidate's real speed-up on `prompts` and set it beside the prediction. */
+/** Measure every candidate's real speed-up on the sampled prompts (token ids, row ids) beside the prediction. */
 export async function measureSpeedup(
   candidates: readonly SpeedupCandidate[],
-  prompts: readonly (readonly number[])[],
+  sample: { ids: readonly (readonly number[])[]; rows: readonly string[] },
   config: EvalConfig,
   deps: { exportDraftGguf?: DraftGgufExporter; dataTokenizer?: ExpectedTokenizer; log: (line: string) => void },
 ): Promise<MeasuredSpeedup> {
   const settings = config.speedup;
+  const prompts = sample.ids;
   if (!config.cost.target_model)
     throw new InputError(
       'eval: measuring the speed-up in llama.cpp needs the target GGUF',
@@ -162,6 +163,7 @@ export async function measureSpeedup(
       engine_version: measured.engineVersion,
       target_model: targetModel,
       prompts: prompts.length,
+      prompt_rows: [...sample.rows],
       max_tokens: settings.max_tokens,
       tokens: measured.tokens,
       threads: settings.threads,
