@@ -20,7 +20,7 @@ import {
   matchesFromTeacherForcing,
   matchesWithProposer,
   simulateGreedy,
-  speedupFromTau,
+  speedupFromCounts,
   teacherForcedDraft,
   type CompletionMatches,
   type DraftModel,
@@ -127,11 +127,11 @@ export async function measureSpeedup(
         const counts = emptyCounts(cell.k);
         for (const m of matches) simulateGreedy(m, cell.k, counts);
         const simulatedTau = acceptanceLength(counts);
-        const predicted = speedupFromTau(
-          simulatedTau,
-          cell.k,
+        // Step by step: each simulated step pays for what it really drafted (see speedupFromCounts).
+        const predicted = speedupFromCounts(
+          counts,
           candidate.costRatio,
-          candidate.verifyCostByK?.[cell.k - 1] ?? 1,
+          (drafted) => candidate.verifyCostByK?.[drafted - 1] ?? 1,
         );
         return {
           k: cell.k,

@@ -245,10 +245,9 @@ describe.skipIf(!haveInputs)('fireopt eval --measure-speedup llama-cpp', () => {
     const draft = report.candidates[0];
     expect(draft.cost_ratio_source).toBe('measured');
     const k3 = measured.candidates[0].by_k[1];
-    expect(k3.predicted_speedup).toBeCloseTo(
-      k3.simulated_tau / (3 * draft.cost_ratio + (draft.verify_cost_by_k as number[])[2]),
-      9,
-    );
+    // Step by step (speedupFromCounts): a draft drafts k but at each completion's end, so τ / (k·c + v_k) nearly.
+    const flat = k3.simulated_tau / (3 * draft.cost_ratio + (draft.verify_cost_by_k as number[])[2]);
+    expect(Math.abs(k3.predicted_speedup - flat) / flat).toBeLessThan(0.1);
     const markdown = readFileSync(join(out, 'report.md'), 'utf8');
     expect(markdown).toContain('## Measured');
     expect(markdown).toContain('Every output equalled plain greedy decoding');
