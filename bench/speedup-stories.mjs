@@ -95,13 +95,13 @@ if (!(reuse && existsSync(join(work, 'targets/manifest.json')))) {
 }
 const distillSeconds = seconds(t0);
 t0 = Date.now();
-if (!(reuse && existsSync(join(work, 'adapted/manifest.json')))) trainDraft('targets', 'adapted');
+if (!(reuse && existsSync(join(work, 'adapted/draft/manifest.json')))) trainDraft('targets', 'adapted');
 const adaptedSeconds = seconds(t0);
 log(`adapted draft: distill ${distillSeconds} s, train ${adaptedSeconds} s`);
 
 // --- the generic draft: the same shape trained on generic text (tinyshakespeare) ---------------
 t0 = Date.now();
-if (!(reuse && existsSync(join(work, 'generic/manifest.json')))) {
+if (!(reuse && existsSync(join(work, 'generic/draft/manifest.json')))) {
   const speeches = readFileSync(join(shared, 'data/tinyshakespeare/input.txt'), 'utf8')
     .split(/\n\s*\n/)
     .map((s) => s.trim())
@@ -147,11 +147,11 @@ const summary = JSON.parse(
     '--json',
     'eval',
     '--model',
-    'adapted',
+    'adapted/draft',
     '--data',
     'targets',
     '--baseline',
-    'generic',
+    'generic/draft',
     '--baseline',
     'prompt-lookup',
     '--measure-speedup',
