@@ -223,6 +223,7 @@ function measuredSection(measured: NonNullable<EvalReport['measured']>): string[
         'speed-up measured (min–max)',
         'predicted',
         'measured / predicted',
+        'v, c as paid',
       ],
       measured.candidates.flatMap((c) =>
         c.by_k.map((m) => [
@@ -234,6 +235,7 @@ function measuredSection(measured: NonNullable<EvalReport['measured']>): string[
           `${fixed(m.speedup.median, 2)}× (${fixed(m.speedup.min, 2)}–${fixed(m.speedup.max, 2)})`,
           `${fixed(m.predicted_speedup, 2)}×`,
           fixed(m.measured_over_predicted, 2),
+          `${fixed(m.verify_cost_in_run, 2)}, ${fixed(m.draft_cost_in_run, 3)}`,
         ]),
       ),
     ),

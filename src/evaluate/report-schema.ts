@@ -199,6 +199,17 @@ export const measuredSpeedupSchema = z.strictObject({
               draft_ms: z.number().min(0).describe('Median ms per round spent drafting.'),
               target_ms: z.number().min(0).describe('Median ms per round in target verification passes.'),
               wall_ms: z.number().min(0).describe('Median ms per round in all (prompt prefill included).'),
+              verify_cost_in_run: z
+                .number()
+                .min(0)
+                .describe(
+                  'Mean target verification pass of this run / plain ms per token (prefill included): v as the ' +
+                    'decoding paid it, beside the separately timed v_k.',
+                ),
+              draft_cost_in_run: z
+                .number()
+                .min(0)
+                .describe('Mean draft evaluation of this run / plain ms per token: c as paid (0: model-free).'),
             }),
           )
           .describe('One entry per measured k.'),

@@ -120,6 +120,10 @@ export async function measureSpeedup(
       warmupRuns: settings.warmup_runs,
     });
     const loadAfter = loadavg();
+    // What one plain token cost in the same rounds: the unit the in-run costs are expressed in.
+    const plainMsPerToken = measured.tokens > 0 ? measured.plain.wallMs / measured.tokens : 0;
+    const inPlainTokens = (ms: number, calls: number): number =>
+      calls > 0 && plainMsPerToken > 0 ? ms / calls / plainMsPerToken : 0;
     const report: MeasuredSpeedup['candidates'] = [];
     for (const [i, candidate] of candidates.entries()) {
       const matches = await simulatedMatches(candidate, prompts, measured.outputs);
@@ -148,6 +152,8 @@ export async function measureSpeedup(
           draft_ms: cell.draftMs,
           target_ms: cell.targetMs,
           wall_ms: cell.wallMs,
+          verify_cost_in_run: inPlainTokens(cell.targetMs, cell.steps),
+          draft_cost_in_run: inPlainTokens(cell.draftMs, cell.draftEvaluations),
         };
       });
       report.push({ name: candidate.name, by_k: byK });

@@ -241,6 +241,9 @@ describe.skipIf(!haveInputs)('fireopt eval --measure-speedup llama-cpp', () => {
     // The draft evaluates itself; prompt lookup costs no draft model evaluation.
     expect(measured.candidates[0].by_k[1].draft_evaluations).toBeGreaterThan(0);
     expect(measured.candidates[1].by_k[1].draft_evaluations).toBe(0);
+    expect(measured.candidates[0].by_k[1].draft_cost_in_run).toBeGreaterThan(0);
+    expect(measured.candidates[1].by_k[1].draft_cost_in_run).toBe(0);
+    expect(measured.candidates[1].by_k[1].verify_cost_in_run).toBeGreaterThan(0);
     // Predicted from this draft's measured c and v_k.
     const draft = report.candidates[0];
     expect(draft.cost_ratio_source).toBe('measured');
