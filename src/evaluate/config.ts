@@ -87,6 +87,41 @@ export const evalSchema = z
           "timed against `target_model` in llama.cpp; the target's batched verification of k + 1 tokens is timed too " +
           'and replaces the 1 in k·c + 1).',
       ),
+    speedup: z
+      .strictObject({
+        engine: z
+          .enum(['off', 'llama-cpp'])
+          .default('off')
+          .describe(
+            '`llama-cpp`: measure the real speed-up (`--measure-speedup llama-cpp`): each candidate decodes sampled ' +
+              'prompts speculatively in llama.cpp against `eval.cost.target_model`, timed against plain greedy decoding.',
+          ),
+        k: z
+          .array(z.number().int().min(1).max(8))
+          .min(1)
+          .default([1, 2, 4, 6, 8])
+          .describe('Draft lengths measured (`--speedup-k 2,4`).'),
+        prompts: z
+          .number()
+          .int()
+          .positive()
+          .default(8)
+          .describe('Prompts decoded, sampled from the evaluated split (seeded by `eval.seed`).'),
+        max_tokens: z.number().int().positive().default(64).describe('New tokens per prompt.'),
+        threads: z.number().int().positive().default(1).describe('Threads of each llama.cpp context.'),
+        runs: z
+          .number()
+          .int()
+          .positive()
+          .default(5)
+          .describe('Timed rounds, plain and speculative interleaved; the median is reported (`--speedup-runs`).'),
+        warmup_runs: z.number().int().min(0).default(1).describe('Untimed rounds first.'),
+      })
+      .prefault({})
+      .describe(
+        'Measured speed-up: real greedy speculative decoding in llama.cpp (drafts exported to GGUF, prompt lookup and ' +
+          "suffix by fireopt's own proposers), with the output checked equal to plain greedy decoding.",
+      ),
     limit: z.number().int().min(0).default(0).describe('At most this many rows (0 = all): quick trials.'),
     backend: z
       .enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'])

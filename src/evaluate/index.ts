@@ -58,6 +58,10 @@ import { HYBRID, MODEL_FREE_METHODS, type EvalConfig } from './config.js';
 import { renderMarkdown } from './markdown.js';
 import { renderPlots } from './plots.js';
 import { measureDraftCost } from './cost.js';
+import { measureSpeedup, type DraftGgufExporter } from './speedup.js';
+import { SeededRandom } from '../model/random.js';
+import type { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { TokenizerIdentity } from '../tokenizer/identity.js';
 import {
   REPORT_KIND,
   REPORT_SCHEMA_VERSION,
@@ -79,6 +83,8 @@ export interface EvalInput {
 
 export interface EvalDeps {
   progress: ProgressSink;
+  /** Writes a draft as a GGUF for a target (`fireopt export`'s path): needed by `eval.speedup.engine: llama-cpp`. */
+  exportDraftGguf?: DraftGgufExporter;
 }
 
 export interface EvalResult {
@@ -91,6 +97,7 @@ interface DraftCandidate {
   kind: 'draft';
   path: string;
   draft: DraftModel;
+  tokenizer?: Tokenizer | TokenizerIdentity;
   cost: CostMeasurement | null;
   dispose(): void;
 }
@@ -302,6 +309,11 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
         tally.seconds += (performance.now() - started) / 1000;
       }
     };
+    // The prompts the speed-up is measured on: a seeded uniform sample of the split (reservoir sampling).
+    const sampled: number[][] = [];
+    const sampledRows: string[] = [];
+    const sampler = new SeededRandom(config.seed);
+    const measuring = config.speedup.engine === 'llama-cpp';
     let chunk: TargetRow[] = [];
     for await (const row of readTargetRows(splitPath)) {
       if (config.limit && rows >= config.limit) break;
@@ -311,6 +323,13 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
           `HINT: re-run \`${TARGETS_RERUN_HINT}\``,
         );
       rows++;
+      if (measuring) {
+        const slot = sampled.length < config.speedup.prompts ? sampled.length : Math.floor(sampler.nextFloat() * rows);
+        if (slot < config.speedup.prompts) {
+          sampled[slot] = Array.from(row.prompt_token_ids);
+          sampledRows[slot] = row.id;
+        }
+      }
       tokens += row.completion_token_ids.length;
       if (row.top_k > 0 && row.top_ids) rowsWithTopK++;
       conversations.add(row.conversation_id);
@@ -330,6 +349,34 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
     const candidateReports = candidates.map((candidate, c) =>
       candidateReport(candidate, tallies[c], config, sharedVerifyCost),
     );
+    const measured = measuring
+      ? await measureSpeedup(
+          // The hybrid is simulated only: fireopt's llama.cpp loop runs one proposer per decoding.
+          candidates.flatMap((candidate, c) =>
+            candidate.kind === 'hybrid'
+              ? []
+              : [
+                  {
+                    name: candidate.name,
+                    draft:
+                      candidate.kind === 'draft'
+                        ? { path: candidate.path, model: candidate.draft, tokenizer: candidate.tokenizer }
+                        : undefined,
+                    proposer: candidate.kind === 'draft' ? undefined : candidate.proposer,
+                    costRatio: candidateReports[c].cost_ratio,
+                    verifyCostByK: candidateReports[c].verify_cost_by_k,
+                  },
+                ],
+          ),
+          { ids: sampled, rows: sampledRows },
+          config,
+          {
+            exportDraftGguf: deps.exportDraftGguf,
+            dataTokenizer,
+            log: (message) => deps.progress({ kind: 'log', level: 'info', message }),
+          },
+        )
+      : null;
     const winner = candidateReports.reduce((best, r) => (r.best_speedup > best.best_speedup + 1e-12 ? r : best));
     const report: EvalReport = reportSchema.parse({
       kind: REPORT_KIND,
@@ -350,6 +397,7 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
       },
       candidates: candidateReports,
       winner: winner.name,
+      measured,
       config: input.resolvedConfig,
     } satisfies EvalReport);
     const staged = new StagedDir(config.out);
@@ -427,6 +475,7 @@ async function openCandidate(
     kind: 'draft',
     path: resolve(name),
     draft,
+    tokenizer: draftTokenizer,
     cost,
     dispose: () => model.dispose(),
   };

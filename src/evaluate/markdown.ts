@@ -197,6 +197,58 @@ export function renderMarkdown(report: EvalReport): string {
       '',
     );
   }
-  lines.push('Plots: `acceptance-by-position.svg`, `tau-vs-k.svg`, `speedup-vs-k.svg`, `slices.svg`.', '');
+  if (report.measured) lines.push(...measuredSection(report.measured));
+  const measuredPlot = report.measured ? ', `speedup-measured.svg`' : '';
+  lines.push(
+    `Plots: \`acceptance-by-position.svg\`, \`tau-vs-k.svg\`, \`speedup-vs-k.svg\`, \`slices.svg\`${measuredPlot}.`,
+    '',
+  );
   return lines.join('\n');
+}
+
+/** The *Measured* section: real speculative decoding in llama.cpp beside the prediction. */
+function measuredSection(measured: NonNullable<EvalReport['measured']>): string[] {
+  const load = measured.load_average;
+  const lines = [
+    '## Measured',
+    '',
+    `Real greedy speculative decoding in ${measured.engine_version} against \`${measured.target_model}\`: ` +
+      `${measured.prompts} prompts × at most ${measured.max_tokens} new tokens (${measured.tokens} tokens per round), ` +
+      `${measured.threads} thread(s), median of ${measured.runs} rounds interleaved with plain decoding ` +
+      `(${measured.warmup_runs} untimed first). Plain decoding: ` +
+      `${fixed(measured.plain_tokens_per_second.median, 1)} tokens/s. Every output equalled plain greedy decoding ` +
+      `token for token. Machine: ${measured.cpus} × ${measured.cpu_model}, load average ` +
+      `${fixed(load.before[0], 2)} before, ${fixed(load.after[0], 2)} after.`,
+    '',
+  ];
+  lines.push(
+    table(
+      [
+        'method',
+        'k',
+        'τ measured',
+        'τ simulated',
+        'tokens/s',
+        'speed-up measured (min–max)',
+        'predicted',
+        'measured / predicted',
+        'v, c as paid',
+      ],
+      measured.candidates.flatMap((c) =>
+        c.by_k.map((m) => [
+          c.name,
+          String(m.k),
+          fixed(m.tau, 3),
+          fixed(m.simulated_tau, 3),
+          fixed(m.tokens_per_second.median, 1),
+          `${fixed(m.speedup.median, 2)}× (${fixed(m.speedup.min, 2)}–${fixed(m.speedup.max, 2)})`,
+          `${fixed(m.predicted_speedup, 2)}×`,
+          fixed(m.measured_over_predicted, 2),
+          `${fixed(m.verify_cost_in_run, 2)}, ${fixed(m.draft_cost_in_run, 3)}`,
+        ]),
+      ),
+    ),
+    '',
+  );
+  return lines;
 }

@@ -163,7 +163,11 @@ export function renderPlots(report: EvalReport): Record<string, string> {
     c.slices.find((s) => s.dimension === dimension && s.value === value)?.best_speedup ?? null;
   const byK = (metric: 'tau' | 'speedup'): Series[] =>
     candidates.map((c) => ({ name: c.name, values: c.by_k.map((b) => b[metric]) }));
+  const measured: Record<string, string> = report.measured
+    ? { 'speedup-measured.svg': measuredChart(report.measured, report.k_max) }
+    : {};
   return {
+    ...measured,
     'acceptance-by-position.svg': lineChart(
       `Acceptance by draft position (k = ${report.k_max})`,
       'draft position',
@@ -191,4 +195,25 @@ export function renderPlots(report: EvalReport): Record<string, string> {
       candidates.map((c) => ({ name: c.name, values: categories.map((value) => bestSpeedup(c, value)) })),
     ),
   };
+}
+
+/** Measured (solid) and predicted (dashed) speed-up by k, one colour per candidate; unmeasured k left out. */
+function measuredChart(measured: NonNullable<EvalReport['measured']>, kMax: number): string {
+  const atK = (entries: Array<{ k: number; value: number }>): Array<number | null> =>
+    Array.from({ length: kMax }, (_, i) => entries.find((e) => e.k === i + 1)?.value ?? null);
+  const series = measured.candidates.flatMap((c, i): Series[] => [
+    { name: `${c.name} measured`, values: atK(c.by_k.map((m) => ({ k: m.k, value: m.speedup.median }))), colour: i },
+    {
+      name: `${c.name} predicted`,
+      values: atK(c.by_k.map((m) => ({ k: m.k, value: m.predicted_speedup }))),
+      dashed: true,
+      colour: i,
+    },
+  ]);
+  return lineChart(
+    `Measured (llama.cpp) and predicted speed-up`,
+    'draft tokens per step k',
+    'speed-up over plain decoding',
+    series,
+  );
 }

@@ -185,6 +185,76 @@ export const candidateSchema = z.strictObject({
     .describe('How fast the evaluation ran.'),
 });
 
+const spreadSchema = z.strictObject({
+  median: z.number().min(0).describe('Median over the timed rounds.'),
+  min: z.number().min(0).describe('Smallest.'),
+  max: z.number().min(0).describe('Largest.'),
+});
+
+/** The measured speed-up (`eval.speedup`): real speculative decoding in llama.cpp against plain decoding. */
+export const measuredSpeedupSchema = z.strictObject({
+  engine: z.literal('llama-cpp').describe('The engine that decoded.'),
+  engine_version: z.string().describe('The llama.cpp release and build.'),
+  target_model: z.string().describe('The target GGUF.'),
+  prompts: z.number().int().min(1).describe('Prompts decoded (sampled from the evaluated split).'),
+  prompt_rows: z.array(z.string()).describe('The ids of the rows whose prompts were decoded.'),
+  max_tokens: z.number().int().min(1).describe('New tokens per prompt at most.'),
+  tokens: z.number().int().min(0).describe('Tokens generated per round (plain and speculative alike).'),
+  threads: z.number().int().min(1).describe('Threads of each llama.cpp context.'),
+  runs: z.number().int().min(1).describe('Timed rounds (plain and every configuration interleaved per prompt).'),
+  warmup_runs: z.number().int().min(0).describe('Untimed rounds first.'),
+  plain_tokens_per_second: spreadSchema.describe('Plain greedy decoding of the target alone.'),
+  identical_to_plain: z
+    .literal(true)
+    .describe('Every speculative output equalled plain greedy decoding token for token (a mismatch is an error).'),
+  load_average: z
+    .strictObject({ before: loadAverage.describe('Before.'), after: loadAverage.describe('After.') })
+    .describe('os.loadavg() (1, 5, 15 min) before and after.'),
+  cpus: z.number().int().min(1).describe('CPUs of the machine.'),
+  cpu_model: z.string().describe("The CPU's model name."),
+  candidates: z
+    .array(
+      z.strictObject({
+        name: z.string().describe('The candidate (as in `candidates`).'),
+        by_k: z
+          .array(
+            z.strictObject({
+              k: z.number().int().min(1).describe('Draft tokens per step at most.'),
+              tau: z.number().min(1).describe('Measured τ: tokens / target verification passes.'),
+              simulated_tau: z.number().min(1).describe("The simulator's τ on the same prompts and outputs."),
+              predicted_speedup: z
+                .number()
+                .min(0)
+                .describe("The cost model's speed-up from the simulated τ (this candidate's c and v_k)."),
+              speedup: spreadSchema.describe('Plain wall time / speculative wall time, per round.'),
+              measured_over_predicted: z.number().min(0).describe('Median measured speed-up / predicted.'),
+              tokens_per_second: spreadSchema.describe('Speculative decoding.'),
+              steps: z.number().int().min(0).describe('Target verification passes per round.'),
+              drafted: z.number().int().min(0).describe('Draft tokens proposed per round.'),
+              accepted: z.number().int().min(0).describe('Draft tokens accepted per round.'),
+              draft_evaluations: z.number().int().min(0).describe('Draft-model evaluations per round (0: model-free).'),
+              draft_ms: z.number().min(0).describe('Median ms per round spent drafting.'),
+              target_ms: z.number().min(0).describe('Median ms per round in target verification passes.'),
+              wall_ms: z.number().min(0).describe('Median ms per round in all (prompt prefill included).'),
+              verify_cost_in_run: z
+                .number()
+                .min(0)
+                .describe(
+                  'Mean target verification pass of this run / plain ms per token (prefill included): v as the ' +
+                    'decoding paid it, beside the separately timed v_k.',
+                ),
+              draft_cost_in_run: z
+                .number()
+                .min(0)
+                .describe('Mean draft evaluation of this run / plain ms per token: c as paid (0: model-free).'),
+            }),
+          )
+          .describe('One entry per measured k.'),
+      }),
+    )
+    .describe('Per candidate, per k.'),
+});
+
 export const reportSchema = z.strictObject({
   kind: z.literal(REPORT_KIND).describe('Always `eval-report`.'),
   schema_version: z
@@ -220,6 +290,10 @@ export const reportSchema = z.strictObject({
     .describe('The data every candidate was measured on.'),
   candidates: z.array(candidateSchema).min(1).describe('The candidate first, then the baselines, in the order given.'),
   winner: z.string().describe('The candidate with the largest best-k speed-up.'),
+  measured: measuredSpeedupSchema
+    .nullable()
+    .default(null)
+    .describe('The measured speed-up (`--measure-speedup llama-cpp`), else null.'),
   config: z.unknown().describe('The resolved config.'),
 });
 
@@ -227,3 +301,4 @@ export type EvalReport = z.infer<typeof reportSchema>;
 export type CandidateReport = z.infer<typeof candidateSchema>;
 export type SliceReport = z.infer<typeof sliceSchema>;
 export type CostMeasurement = z.infer<typeof costMeasurementSchema>;
+export type MeasuredSpeedup = z.infer<typeof measuredSpeedupSchema>;

@@ -186,6 +186,29 @@ export function speedupFromTau(tau: number, k: number, costRatio: number, verify
   return tau / (k * costRatio + verifyCost);
 }
 
+/**
+ * The speed-up of a simulated run, step by step: target tokens / Σ over steps of (d·c + v_d), where d is
+ * what the step really drafted (≤ k: a model-free method often offers fewer, any drafter stops at the
+ * completion's end) and v_d the target's cost of verifying d drafts (v_0 = 1: a step that drafts nothing
+ * is a plain decode step). Equal to `speedupFromTau` when every step drafts k; lower v_d for shorter
+ * drafts is what τ / (k·c + v_k) misses for prompt lookup, whose verification cost grows with what it offers.
+ */
+export function speedupFromCounts(
+  counts: GreedyCounts,
+  costRatio: number,
+  verifyCost: (drafted: number) => number = () => 1,
+): number {
+  const k = counts.draftedAt.length;
+  let cost = 0;
+  for (let d = 0; d <= k; d++) {
+    // Steps that drafted exactly d tokens.
+    const atLeast = d === 0 ? counts.steps : counts.draftedAt[d - 1];
+    const exactly = atLeast - (d < k ? counts.draftedAt[d] : 0);
+    cost += exactly * (d * costRatio + (d === 0 ? 1 : verifyCost(d)));
+  }
+  return cost > 0 ? counts.tokens / cost : 1;
+}
+
 /** Closed form for i.i.d. acceptance α: (1 − α^(k+1)) / ((1 − α)(k·c + 1)). */
 export function speedupClosedForm(alpha: number, k: number, costRatio: number, verifyCost = 1): number {
   const expectedTokens = alpha >= 1 ? k + 1 : (1 - Math.pow(alpha, k + 1)) / (1 - alpha);

@@ -9,16 +9,22 @@
  * batched verification computes the same logits as one-token decoding and the output equals plain
  * greedy decoding token for token.
  *
+ * Proposals come from a draft GGUF, or from a model-free `Proposer` (prompt lookup, suffix): the same loop,
+ * the same verification, with the proposer's tokens in place of the draft model's.
+ *
  * Counting matches acceptance.ts: a step is one target evaluation; drafts never go past the token
  * budget (`maxTokens`); τ = tokens / steps.
  */
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from 'node-llama-cpp';
 import { startLlama } from '../util/llama-runtime.js';
+import type { Proposer, ProposerSession } from './proposer.js';
 
 export interface LlamaCppSpeculatorOptions {
   targetModel: string;
-  /** Draft GGUF (same tokenizer as the target). */
-  draftModel: string;
+  /** A draft GGUF (same tokenizer as the target): draft #0. */
+  draftModel?: string;
+  /** More draft GGUFs (after `draftModel`); `decode` picks one by index. None: model-free proposers only. */
+  draftModels?: readonly string[];
   contextSize?: number;
   /** Threads per context (1 for tiny models on few cores). */
   threads?: number;
@@ -31,7 +37,7 @@ export interface SpeculativeRun {
   steps: number;
   drafted: number;
   accepted: number;
-  /** Draft evaluations (one token each). */
+  /** Draft evaluations (one token each; 0 for a model-free proposer). */
   draftEvaluations: number;
   draftMs: number;
   targetMs: number;
@@ -50,12 +56,15 @@ interface Loaded {
   sequence: LlamaContextSequence;
 }
 
-/** A target and a draft loaded side by side; `decode` runs speculative decoding, `greedy` the plain loop. */
+/** What proposes the draft tokens of a `decode`: a loaded draft GGUF (by index) or a model-free proposer. */
+export type DraftSource = { draftIndex: number } | { proposer: Proposer };
+
+/** A target and its drafts loaded side by side; `decode` runs speculative decoding, `greedy` the plain loop. */
 export class LlamaCppSpeculator {
   private constructor(
     private readonly llama: Llama,
     private readonly target: Loaded,
-    private readonly draft: Loaded,
+    private readonly drafts: readonly Loaded[],
   ) {}
 
   static async open(options: LlamaCppSpeculatorOptions): Promise<LlamaCppSpeculator> {
@@ -73,20 +82,49 @@ export class LlamaCppSpeculator {
       return { model, context, sequence: context.getSequence() };
     };
     try {
-      return new LlamaCppSpeculator(llama, await load(options.targetModel), await load(options.draftModel));
+      const target = await load(options.targetModel);
+      const drafts: Loaded[] = [];
+      for (const path of [...(options.draftModel ? [options.draftModel] : []), ...(options.draftModels ?? [])])
+        drafts.push(await load(path));
+      return new LlamaCppSpeculator(llama, target, drafts);
     } catch (error) {
       await llama.dispose();
       throw error;
     }
   }
 
-  /** Speculative greedy decoding with up to k draft tokens per target step. */
-  async decode(promptIds: readonly number[], options: { k: number; maxTokens: number }): Promise<SpeculativeRun> {
+  /** Speculative greedy decoding with up to k draft tokens per target step (the first draft GGUF by default). */
+  async decode(
+    promptIds: readonly number[],
+    options: { k: number; maxTokens: number; source?: DraftSource },
+  ): Promise<SpeculativeRun> {
     const { k, maxTokens } = options;
-    const target = this.target.sequence;
-    const draft = this.draft.sequence;
+    const source = options.source ?? { draftIndex: 0 };
     const started = performance.now();
     await this.reset(promptIds);
+    if ('proposer' in source) {
+      const session = await source.proposer.open(promptIds);
+      try {
+        return await this.decodeWith(promptIds, { k, maxTokens, started, propose: modelFreeDrafter(session) });
+      } finally {
+        session.dispose();
+      }
+    }
+    const loaded = this.drafts[source.draftIndex];
+    if (!loaded) throw new RangeError(`no draft GGUF #${source.draftIndex} (${this.drafts.length} loaded)`);
+    await loaded.sequence.clearHistory();
+    if (promptIds.length > 1)
+      await loaded.sequence.evaluateWithoutGeneratingNewTokens(promptIds.slice(0, -1) as Token[]);
+    return this.decodeWith(promptIds, { k, maxTokens, started, propose: this.modelDrafter(loaded, promptIds) });
+  }
+
+  /** The loop itself: draft (through `propose`), verify in one batch, keep the agreeing prefix, roll back. */
+  private async decodeWith(
+    promptIds: readonly number[],
+    options: { k: number; maxTokens: number; started: number; propose: Drafter },
+  ): Promise<SpeculativeRun> {
+    const { k, maxTokens, started, propose } = options;
+    const target = this.target.sequence;
     const run: SpeculativeRun = {
       tokens: [],
       finishReason: 'length',
@@ -98,25 +136,13 @@ export class LlamaCppSpeculator {
       targetMs: 0,
       wallMs: 0,
     };
-    // Tokens each sequence has yet to evaluate (they are in the output or the prompt, not the cache).
+    // Tokens the target has yet to evaluate (they are in the output or the prompt, not the cache).
     let targetPending: Token[] = [promptIds[promptIds.length - 1] as Token];
-    let draftPending: Token[] = [promptIds[promptIds.length - 1] as Token];
     while (run.tokens.length < maxTokens) {
       const budget = maxTokens - run.tokens.length;
-      const draftCount = Math.min(k, budget - 1);
-      // Draft: k greedy tokens, one evaluation each; the last proposal is not evaluated.
-      const drafts: Token[] = [];
       const draftStart = performance.now();
-      while (drafts.length < draftCount) {
-        const input = drafts.length === 0 ? draftPending : [drafts[drafts.length - 1]];
-        const next = await this.nextGreedy(draft, input);
-        run.draftEvaluations++;
-        drafts.push(next);
-        // After an end-of-generation draft nothing more can be accepted.
-        if (this.target.model.isEogToken(next)) break;
-      }
+      const drafts = await propose.draft(Math.min(k, budget - 1), run);
       run.draftMs += performance.now() - draftStart;
-      const draftCacheEnd = draft.nextTokenIndex; // holds the context and drafts[0..n−2]
       // Target: the pending token and every draft in one batch; greedy next token after each.
       const targetStart = performance.now();
       const verifyInput = [...targetPending, ...drafts];
@@ -157,14 +183,7 @@ export class LlamaCppSpeculator {
       if (targetKeep < target.nextTokenIndex)
         await target.eraseContextTokenRanges([{ start: targetKeep, end: target.nextTokenIndex }]);
       targetPending = [targetTokens[accepted]];
-      // The draft cache holds drafts[0..n−2]; keep the accepted ones.
-      const draftKeep = draftCacheEnd - Math.max(0, drafts.length - 1 - accepted);
-      if (draftKeep < draft.nextTokenIndex)
-        await draft.eraseContextTokenRanges([{ start: draftKeep, end: draft.nextTokenIndex }]);
-      if (drafts.length === 0)
-        draftPending = [...draftPending, targetTokens[0]]; // nothing was evaluated on the draft
-      else if (accepted === drafts.length) draftPending = [drafts[drafts.length - 1], targetTokens[accepted]];
-      else draftPending = [targetTokens[accepted]];
+      await propose.commit(drafts, accepted, targetTokens[accepted]);
     }
     run.wallMs = performance.now() - started;
     return run;
@@ -191,21 +210,60 @@ export class LlamaCppSpeculator {
     return { tokens, finishReason, wallMs: performance.now() - started };
   }
 
+  /** The engine's version, for reports: the llama.cpp release and how it was built. */
+  get engineVersion(): string {
+    const { repo, release } = this.llama.llamaCppRelease;
+    return `llama.cpp ${release} (${repo}, ${this.llama.buildType}, CPU)`;
+  }
+
   async close(): Promise<void> {
-    for (const loaded of [this.draft, this.target]) {
+    for (const loaded of [...this.drafts, this.target]) {
       await loaded.context.dispose();
       await loaded.model.dispose();
     }
     await this.llama.dispose();
   }
 
-  /** Clear both caches and evaluate the prompt but its last token on each. */
+  /** Clear the target's cache and evaluate the prompt but its last token. */
   private async reset(promptIds: readonly number[]): Promise<void> {
     if (promptIds.length === 0) throw new Error('speculative decoding needs a non-empty prompt (BOS at least)');
-    for (const { sequence } of [this.target, this.draft]) {
-      await sequence.clearHistory();
-      if (promptIds.length > 1) await sequence.evaluateWithoutGeneratingNewTokens(promptIds.slice(0, -1) as Token[]);
-    }
+    const sequence = this.target.sequence;
+    await sequence.clearHistory();
+    if (promptIds.length > 1) await sequence.evaluateWithoutGeneratingNewTokens(promptIds.slice(0, -1) as Token[]);
+  }
+
+  /** A draft GGUF as a drafter: k greedy tokens, one evaluation each; its cache rolled back like the target's. */
+  private modelDrafter(loaded: Loaded, promptIds: readonly number[]): Drafter {
+    const draft = loaded.sequence;
+    // Tokens the draft has yet to evaluate (they are in the output or the prompt, not its cache).
+    let draftPending: Token[] = [promptIds[promptIds.length - 1] as Token];
+    let draftCacheEnd = 0;
+    return {
+      draft: async (count, run) => {
+        // The last proposal is not evaluated.
+        const drafts: Token[] = [];
+        while (drafts.length < count) {
+          const input = drafts.length === 0 ? draftPending : [drafts[drafts.length - 1]];
+          const next = await this.nextGreedy(draft, input);
+          run.draftEvaluations++;
+          drafts.push(next);
+          // After an end-of-generation draft nothing more can be accepted.
+          if (this.target.model.isEogToken(next)) break;
+        }
+        draftCacheEnd = draft.nextTokenIndex; // holds the context and drafts[0..n−2]
+        return drafts;
+      },
+      commit: async (drafts, accepted, next) => {
+        // The draft cache holds drafts[0..n−2]; keep the accepted ones.
+        const draftKeep = draftCacheEnd - Math.max(0, drafts.length - 1 - accepted);
+        if (draftKeep < draft.nextTokenIndex)
+          await draft.eraseContextTokenRanges([{ start: draftKeep, end: draft.nextTokenIndex }]);
+        if (drafts.length === 0)
+          draftPending = [...draftPending, next]; // nothing was evaluated on the draft
+        else if (accepted === drafts.length) draftPending = [drafts[drafts.length - 1], next];
+        else draftPending = [next];
+      },
+    };
   }
 
   private async nextGreedy(sequence: LlamaContextSequence, input: readonly Token[]): Promise<Token> {
@@ -218,4 +276,20 @@ export class LlamaCppSpeculator {
     if (token === undefined || token === null) throw new Error('llama.cpp gave no draft token');
     return token;
   }
+}
+
+/** Where a decode's draft tokens come from; told after each verification what the target kept. */
+interface Drafter {
+  /** Up to `count` draft tokens for the current context (draft evaluations are counted in `run`). */
+  draft(count: number, run: SpeculativeRun): Promise<Token[]>;
+  /** The target kept `drafts[0..accepted)` and then `next`. */
+  commit(drafts: readonly Token[], accepted: number, next: Token): Promise<void>;
+}
+
+/** A model-free proposer as a drafter: its proposals, cut to the budget; the emitted tokens extend its context. */
+function modelFreeDrafter(session: ProposerSession): Drafter {
+  return {
+    draft: async (count) => (count > 0 ? ((await session.propose(count)).slice(0, count) as Token[]) : []),
+    commit: (drafts, accepted, next) => session.append([...drafts.slice(0, accepted), next]),
+  };
 }

@@ -10,6 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reportSchema, type EvalReport } from '../../src/evaluate/report-schema.js';
+import { writeLlamaGguf } from '../../src/formats/gguf-llama.js';
+import { readLlama2cCheckpoint } from '../../src/formats/llama2c.js';
+import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { runCli } from '../helpers/cli.js';
 import { haveShared, sharedPath, SHAREGPT, STORIES260K, TOK512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
@@ -233,6 +236,132 @@ describe.skipIf(!haveInputs)('fireopt eval', () => {
     const result = await runCli(['eval', '--model', 'suffix', '--data', work, '--out', join(work, 'x')]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/not a fireopt targets/);
+  });
+});
+
+describe.skipIf(!haveInputs)('fireopt eval --measure-speedup llama-cpp', () => {
+  // Small settings: the point is the plumbing and the output check, not timings (never asserted).
+  const small = [
+    '--speedup-k',
+    '1,3',
+    '--speedup-prompts',
+    '3',
+    '--speedup-runs',
+    '1',
+    '--set',
+    'eval.speedup.max_tokens=24',
+    '--set',
+    'eval.speedup.warmup_runs=0',
+  ];
+
+  it('measures real speculative decoding beside the prediction, outputs equal to plain decoding', async () => {
+    const out = join(work, 'eval-measured');
+    const result = await runCli([
+      'eval',
+      '--model',
+      good.checkpoint,
+      '--data',
+      targets,
+      '--baseline',
+      'prompt-lookup',
+      '--measure-speedup',
+      'llama-cpp',
+      '--target-model',
+      good.targetGguf,
+      ...small,
+      '--set',
+      'eval.cost.runs=1',
+      '--set',
+      'eval.cost.warmup_runs=0',
+      '--set',
+      'eval.cost.steps=4',
+      '--out',
+      out,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = readReportFile(out);
+    const measured = report.measured!;
+    expect(measured).not.toBeNull();
+    expect(measured.identical_to_plain).toBe(true);
+    expect(measured.prompts).toBe(3);
+    expect(measured.tokens).toBeGreaterThan(0);
+    expect(measured.engine_version).toMatch(/^llama\.cpp /);
+    expect(measured.candidates.map((c) => c.name)).toEqual([report.candidates[0].name, 'prompt-lookup']);
+    for (const candidate of measured.candidates) {
+      expect(candidate.by_k.map((m) => m.k)).toEqual([1, 3]);
+      for (const m of candidate.by_k) {
+        // The real loop's τ is the simulator's on the same prompts and outputs.
+        expect(Math.abs(m.tau - m.simulated_tau) / m.tau).toBeLessThan(0.02);
+        expect(m.predicted_speedup).toBeGreaterThan(0);
+        expect(m.speedup.median).toBeGreaterThan(0);
+        expect(m.measured_over_predicted).toBeCloseTo(m.speedup.median / m.predicted_speedup, 9);
+        expect(m.steps * m.tau).toBeCloseTo(measured.tokens, 6);
+      }
+    }
+    // The draft evaluates itself; prompt lookup costs no draft model evaluation.
+    expect(measured.candidates[0].by_k[1].draft_evaluations).toBeGreaterThan(0);
+    expect(measured.candidates[1].by_k[1].draft_evaluations).toBe(0);
+    expect(measured.candidates[0].by_k[1].draft_cost_in_run).toBeGreaterThan(0);
+    expect(measured.candidates[1].by_k[1].draft_cost_in_run).toBe(0);
+    expect(measured.candidates[1].by_k[1].verify_cost_in_run).toBeGreaterThan(0);
+    // Predicted from this draft's measured c and v_k.
+    const draft = report.candidates[0];
+    expect(draft.cost_ratio_source).toBe('measured');
+    const k3 = measured.candidates[0].by_k[1];
+    // Step by step (speedupFromCounts): a draft drafts k but at each completion's end, so τ / (k·c + v_k) nearly.
+    const flat = k3.simulated_tau / (3 * draft.cost_ratio + (draft.verify_cost_by_k as number[])[2]);
+    expect(Math.abs(k3.predicted_speedup - flat) / flat).toBeLessThan(0.1);
+    const markdown = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(markdown).toContain('## Measured');
+    expect(markdown).toContain('Every output equalled plain greedy decoding');
+    expect(readFileSync(join(out, 'speedup-measured.svg'), 'utf8')).toContain('predicted');
+    expect(result.stdout).toMatch(/measured in llama\.cpp .*outputs equal to plain decoding/);
+  });
+
+  it('refuses a draft whose vocabulary differs from the target (exit 2)', async () => {
+    // The same target weights with one token's text changed: another vocabulary.
+    const weights = readLlama2cCheckpoint(sharedPath(STORIES260K));
+    const vocabulary = readLlama2cTokenizer(sharedPath(TOK512), weights.config.vocabSize);
+    vocabulary.tokens[300] = 'fireopt-other-token';
+    const otherTarget = join(work, 'other-vocab.gguf');
+    writeLlamaGguf(otherTarget, weights, vocabulary, { name: 'other-vocabulary' });
+    const out = join(work, 'eval-refused');
+    const result = await runCli([
+      'eval',
+      '--model',
+      good.checkpoint,
+      '--data',
+      targets,
+      '--measure-speedup',
+      'llama-cpp',
+      '--measure-cost',
+      'given',
+      '--target-model',
+      otherTarget,
+      ...small,
+      '--out',
+      out,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/vocabulary of the draft .* differs from the target's vocabulary/);
+    expect(result.stderr).toMatch(/token id 300/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('needs the target GGUF (exit 2)', async () => {
+    const result = await runCli([
+      'eval',
+      '--model',
+      'prompt-lookup',
+      '--data',
+      targets,
+      '--measure-speedup',
+      'llama-cpp',
+      '--out',
+      join(work, 'eval-no-target'),
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/needs the target GGUF/);
   });
 });
 

@@ -16,6 +16,8 @@ import {
   samplingAcceptance,
   simulateGreedy,
   speedupClosedForm,
+  speedupFromCounts,
+  speedupFromTau,
   speedupPerPosition,
 } from '../../src/speculation/index.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
@@ -66,6 +68,19 @@ describe('greedy simulation, by hand', () => {
     expect(counts).toMatchObject({ tokens: 6, steps: 2, drafted: 4, accepted: 4 });
     expect(acceptanceLength(counts)).toBe(3);
     expect(1 + counts.accepted / counts.steps).toBe(3);
+  });
+
+  it('speed-up step by step: each step pays for what it drafted (v_0 = 1)', () => {
+    const v = (d: number): number => 1 + 0.25 * d;
+    // k = 1: steps drafted 1, 1, 1, 0 → cost 3·(c + v_1) + 1.
+    const k1 = simulateGreedy(matches, 1);
+    expect(speedupFromCounts(k1, 0.1, v)).toBeCloseTo(6 / (3 * (0.1 + 1.25) + 1), 12);
+    // k = 8: steps drafted 5 and 2 → cost (5c + v_5) + (2c + v_2), not 2·(8c + v_8).
+    const k8 = simulateGreedy(matches, 8);
+    expect(speedupFromCounts(k8, 0.1, v)).toBeCloseTo(6 / (0.5 + 2.25 + 0.2 + 1.5), 12);
+    // Every step drafting k: the same as τ / (k·c + v_k).
+    const full = simulateGreedy(matchesFromTeacherForcing([1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 6]), 2);
+    expect(speedupFromCounts(full, 0.1, v)).toBeCloseTo(speedupFromTau(acceptanceLength(full), 2, 0.1, v(2)), 12);
   });
 
   it('k = 8: drafts are cut at the completion end; per-position rates', () => {

@@ -17,6 +17,10 @@ interface EvalFlags {
   measureCost?: string;
   targetModel?: string;
   costThreads?: number;
+  measureSpeedup?: string;
+  speedupK?: number[];
+  speedupPrompts?: number;
+  speedupRuns?: number;
   out?: string;
   split?: string;
   limit?: number;
@@ -24,6 +28,7 @@ interface EvalFlags {
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
+const numberList = (value: string): number[] => value.split(',').map((part) => Number(part.trim()));
 
 export function register(program: Command, context: ContextGetter): void {
   program
@@ -45,6 +50,13 @@ export function register(program: Command, context: ContextGetter): void {
     )
     .option('--target-model <gguf>', 'the target GGUF that --measure-cost llama-cpp times the drafts against')
     .option('--cost-threads <n>', 'threads of the llama.cpp contexts when measuring (default 1)', Number)
+    .option(
+      '--measure-speedup <engine>',
+      'llama-cpp: decode sampled prompts speculatively in llama.cpp, timed against plain decoding (needs --target-model)',
+    )
+    .option('--speedup-k <list>', 'draft lengths measured, comma-separated (default 1,2,4,6,8)', numberList)
+    .option('--speedup-prompts <n>', 'prompts sampled from the split for the measurement (default 8)', Number)
+    .option('--speedup-runs <n>', 'timed rounds of the measurement; the median is reported (default 5)', Number)
     .option('--split <split>', 'heldout (default) or train')
     .option('--limit <n>', 'at most n rows', Number)
     .option('-o, --out <dir>', 'output directory (replaced atomically)')
@@ -65,6 +77,10 @@ export function register(program: Command, context: ContextGetter): void {
           'eval.cost.engine': flags.measureCost,
           'eval.cost.target_model': flags.targetModel,
           'eval.cost.threads': flags.costThreads,
+          'eval.speedup.engine': flags.measureSpeedup,
+          'eval.speedup.k': flags.speedupK,
+          'eval.speedup.prompts': flags.speedupPrompts,
+          'eval.speedup.runs': flags.speedupRuns,
           'eval.split': flags.split,
           'eval.limit': flags.limit,
           'eval.out': flags.out,
@@ -83,7 +99,7 @@ export function register(program: Command, context: ContextGetter): void {
       const { runEval } = await import('../../evaluate/index.js');
       const kept = 'no report written (an earlier report at the output path is untouched)';
       const { report, out } = await interruptible(ctx.io, { command: 'eval', kept, stageWatchesSignal: false }, () =>
-        runEval({ eval: settings, resolvedConfig: config }, { progress: ctx.progress }),
+        runEval({ eval: settings, resolvedConfig: config }, { progress: ctx.progress, exportDraftGguf }),
       );
       if (ctx.globals.json) {
         ctx.io.stdout(
@@ -99,6 +115,16 @@ export function register(program: Command, context: ContextGetter): void {
                 best_speedup: c.best_speedup,
                 cost_ratio: c.cost_ratio,
                 cost_ratio_source: c.cost_ratio_source,
+              })),
+              measured: report.measured?.candidates.map((c) => ({
+                name: c.name,
+                by_k: c.by_k.map((m) => ({
+                  k: m.k,
+                  speedup: m.speedup.median,
+                  predicted_speedup: m.predicted_speedup,
+                  tau: m.tau,
+                  simulated_tau: m.simulated_tau,
+                })),
               })),
             },
             null,
@@ -118,6 +144,18 @@ export function register(program: Command, context: ContextGetter): void {
         );
       }
       if (report.winner !== report.candidates[0].name) lines.push(`  a baseline wins: ${report.winner}`);
+      if (report.measured) {
+        const plain = report.measured.plain_tokens_per_second.median;
+        lines.push(`measured in llama.cpp (plain ${plain.toFixed(1)} tokens/s; outputs equal to plain decoding):`);
+        for (const c of report.measured.candidates) {
+          const best = c.by_k.reduce((a, b) => (b.speedup.median > a.speedup.median ? b : a));
+          lines.push(
+            `  ${c.name}: ${best.speedup.median.toFixed(2)}× at k = ${best.k} ` +
+              `(${best.speedup.min.toFixed(2)}–${best.speedup.max.toFixed(2)}), predicted ` +
+              `${best.predicted_speedup.toFixed(2)}×, τ ${best.tau.toFixed(2)} (simulated ${best.simulated_tau.toFixed(2)})`,
+          );
+        }
+      }
       ctx.io.stdout(lines.join('\n') + '\n');
     });
 }
@@ -144,4 +182,20 @@ function defaultData(model: string, split: string, ctx: CommandContext): string 
       `(the targets ${model} was trained on)`,
   });
   return recorded.targets;
+}
+
+/** `fireopt export`'s GGUF path for one draft (f32, checked against the target's vocabulary), quietly. */
+async function exportDraftGguf(draftDir: string, targetGguf: string, outDir: string): Promise<string> {
+  const { exportSchema, runExport } = await import('../../export/index.js');
+  const settings = exportSchema.parse({
+    model: draftDir,
+    out: outDir,
+    format: 'gguf',
+    dtype: 'f32',
+    target: targetGguf,
+    engines: ['llama-cpp'],
+  });
+  const result = await runExport({ export: settings, resolvedConfig: { export: settings } }, { progress: () => {} });
+  if (!result.gguf) throw new Error(`export of ${draftDir} wrote no GGUF`);
+  return result.gguf;
 }
