@@ -2,7 +2,7 @@
  * Distill across a fleet on this machine: three `fireopt serve` processes over stories260K on
  * loopback, one killed with SIGKILL mid-run and restarted at its address. Every row comes out
  * exactly once and equal to a run against a single replica (greedy): every column identical but the
- * log-probability floats, which agree within 1e-3 (see the test).
+ * log-probability floats, which agree within 5e-3 (see the test).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -121,7 +121,8 @@ async function readRows(out: string): Promise<TargetRow[]> {
  * (token ids, top-k ids, masks, finish reasons, sampling, metadata) except the log-probability
  * floats: fireopt serve reuses a prompt prefix's KV cache (F16) from whatever request came before on
  * that replica, so the last bits of a log-probability depend on the request history — as on a real
- * serving fleet, whose kernels are not batch-invariant. Those agree within 1e-3.
+ * serving fleet, whose kernels are not batch-invariant. Those agree within 5e-3 (an F16 KV cache moves
+ * them by ~1.5e-3 against F32, docs/cli.md; 1.27e-3 was seen between two F16 runs).
  */
 async function expectSameRows(actual: string, expected: string): Promise<void> {
   const [actualRows, expectedRows] = [await readRows(actual), await readRows(expected)];
@@ -134,7 +135,7 @@ async function expectSameRows(actual: string, expected: string): Promise<void> {
     for (const column of ['token_logprobs', 'top_logprobs'] as const) {
       const [got, want] = [row[column] as Float32Array, expectedRows[i][column] as Float32Array];
       expect(got.length).toBe(want.length);
-      got.forEach((value, j) => expect(Math.abs(value - want[j])).toBeLessThan(1e-3));
+      got.forEach((value, j) => expect(Math.abs(value - want[j])).toBeLessThan(5e-3));
     }
   });
 }
