@@ -198,9 +198,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
     const refuse = (why: string): never => {
       throw new InputError(
         `${this.path}: cannot write this tokenizer as GGUF metadata: ${why}`,
-        'llama.cpp reproduces byte-level BPE tokenizers with a known ' +
-          "pre-tokenizer (GPT-2, Llama-3, Qwen2); export the draft as 'hf' " +
-          'instead',
+        'llama.cpp reproduces byte-level BPE tokenizers with a known pre-tokenizer (GPT-2, Llama-3, Qwen2); ' +
+          "export the draft as 'hf' instead",
         'E_EXPORT_TOKENIZER',
       );
     };
