@@ -2,7 +2,8 @@
 // Real prompt openings (ShareGPT, Spec-Bench, GSM8K questions) → fireopt ingest → fireopt distill
 // (greedy, top-4 log-probabilities, stories260K through llama.cpp) → fireopt train with a draft of at
 // most a quarter of the target's parameters, three inits side by side → held-out greedy hit rate.
-// Prints one JSON object. Usage: [STEPS=1500] [BUDGET_S=…] [INITS=random,target,target-layers] node bench/train-stories.mjs [workdir]
+// Prints one JSON object.
+// Usage: [STEPS=1500] [BUDGET_S=…] [INITS=random,target,target-layers] node bench/train-stories.mjs [workdir]
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

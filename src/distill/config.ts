@@ -85,7 +85,8 @@ export const distillSchema = z
       .default('error')
       .describe(
         'A prompt longer than max_prompt_tokens: `error` fails the row (with the reason); `left` keeps its last ' +
-          "max_prompt_tokens tokens, as serving engines truncate (vLLM's truncate_prompt_tokens, HF's truncation_side " +
+          "max_prompt_tokens tokens, as serving engines truncate (vLLM's " +
+          "truncate_prompt_tokens, HF's truncation_side " +
           'left), and counts the row in the summary and manifest (`--truncate-prompt`).',
       ),
     splits: z

@@ -217,7 +217,10 @@ function readShards(dirs: string[]): Shard[] {
 }
 
 function datasetHint(shard: Shard): string {
-  return `HINT: give the dataset the shards were distilled from with --dataset (${shard.dir}/manifest.json names ${dirname(shard.manifest.inputs[0].path)}); ${TRACES_RERUN_HINT}`;
+  return (
+    `HINT: give the dataset the shards were distilled from with --dataset ` +
+    `(${shard.dir}/manifest.json names ${dirname(shard.manifest.inputs[0].path)}); ${TRACES_RERUN_HINT}`
+  );
 }
 
 function sum<T>(items: T[], value: (item: T) => number): number {

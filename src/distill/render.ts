@@ -153,7 +153,8 @@ function parseJson(text: string, row: TraceRow, field: string): unknown {
     return JSON.parse(text) as unknown;
   } catch (error) {
     throw new InputError(
-      `row ${row.id} (${row.source_file}:${row.source_line}): field ${field} is not valid JSON (${describeError(error)})`,
+      `row ${row.id} (${row.source_file}:${row.source_line}): field ${field} ` +
+        `is not valid JSON (${describeError(error)})`,
     );
   }
 }

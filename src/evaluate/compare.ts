@@ -54,7 +54,8 @@ export function readReport(path: string): EvalReport {
   if (header?.kind !== REPORT_KIND) throw new InputError(`${path}: not an eval report (kind ${String(header?.kind)})`);
   if (header.schema_version !== REPORT_SCHEMA_VERSION) {
     throw new InputError(
-      `${path}: eval report schema version ${String(header.schema_version)}, this fireopt reads ${REPORT_SCHEMA_VERSION}`,
+      `${path}: eval report schema version ${String(header.schema_version)}, ` +
+        `this fireopt reads ${REPORT_SCHEMA_VERSION}`,
       'HINT: re-run `fireopt eval`',
     );
   }
@@ -98,7 +99,8 @@ export function compareReports(
 ): Comparison {
   if (reportA.data.sha256 !== reportB.data.sha256) {
     throw new InputError(
-      `${pathA} and ${pathB} were measured on different data (sha256 ${reportA.data.sha256.slice(0, 12)}… vs ${reportB.data.sha256.slice(0, 12)}…)`,
+      `${pathA} and ${pathB} were measured on different data (sha256 ` +
+        `${reportA.data.sha256.slice(0, 12)}… vs ${reportB.data.sha256.slice(0, 12)}…)`,
       'HINT: evaluate both with the same --data and split',
     );
   }
@@ -162,8 +164,10 @@ export function compareReports(
   const speedupCi = interval(speedupDraws);
   const promote = speedupCi[0] > options.margin;
   const reason = promote
-    ? `Δ speed-up ${deltaSpeedup.toFixed(3)} (95% CI ${speedupCi[0].toFixed(3)}…${speedupCi[1].toFixed(3)}) is above the margin ${options.margin}`
-    : `the 95% CI of Δ speed-up (${speedupCi[0].toFixed(3)}…${speedupCi[1].toFixed(3)}) does not lie above the margin ${options.margin}`;
+    ? `Δ speed-up ${deltaSpeedup.toFixed(3)} (95% CI ` +
+      `${speedupCi[0].toFixed(3)}…${speedupCi[1].toFixed(3)}) is above the margin ${options.margin}`
+    : `the 95% CI of Δ speed-up ` +
+      `(${speedupCi[0].toFixed(3)}…${speedupCi[1].toFixed(3)}) does not lie above the margin ${options.margin}`;
   const summary = (report: string, c: CandidateReport, k: number, cost: string): ComparedCandidate => ({
     report,
     candidate: c.name,

@@ -33,8 +33,8 @@ export const evalSchema = z
       .enum(['heldout', 'train'])
       .default('heldout')
       .describe(
-        'Which split to evaluate on (`--split`); the suffix speculator is always built from `train` (so on `train` it ' +
-          'has seen the completions).',
+        'Which split to evaluate on (`--split`); the suffix speculator is ' +
+          'always built from `train` (so on `train` it has seen the completions).',
       ),
     baselines: z
       .array(z.string().min(1))
@@ -46,8 +46,8 @@ export const evalSchema = z
       .min(0)
       .default(0.05)
       .describe(
-        'Cost of one draft forward pass relative to one target forward pass (draft models; model-free methods cost 0; ' +
-          '`--cost-ratio`).',
+        'Cost of one draft forward pass relative to one target forward pass ' +
+          '(draft models; model-free methods cost 0; `--cost-ratio`).',
       ),
     cost: z
       .strictObject({
@@ -94,7 +94,8 @@ export const evalSchema = z
           .default('off')
           .describe(
             '`llama-cpp`: measure the real speed-up (`--measure-speedup llama-cpp`): each candidate decodes sampled ' +
-              'prompts speculatively in llama.cpp against `eval.cost.target_model`, timed against plain greedy decoding.',
+              'prompts speculatively in llama.cpp against `eval.cost.target_model`, ' +
+              'timed against plain greedy decoding.',
           ),
         k: z
           .array(z.number().int().min(1).max(8))
@@ -119,7 +120,8 @@ export const evalSchema = z
       })
       .prefault({})
       .describe(
-        'Measured speed-up: real greedy speculative decoding in llama.cpp (drafts exported to GGUF, prompt lookup and ' +
+        'Measured speed-up: real greedy speculative decoding in llama.cpp ' +
+          '(drafts exported to GGUF, prompt lookup and ' +
           "suffix by fireopt's own proposers), with the output checked equal to plain greedy decoding.",
       ),
     limit: z.number().int().min(0).default(0).describe('At most this many rows (0 = all): quick trials.'),
@@ -133,8 +135,8 @@ export const evalSchema = z
       .positive()
       .default(2048)
       .describe(
-        'Most tokens (batch × padded length) per teacher-forced draft pass (also capped so its logits stay within 128 ' +
-          'MiB).',
+        'Most tokens (batch × padded length) per teacher-forced draft pass ' +
+          '(also capped so its logits stay within 128 MiB).',
       ),
     chunk_rows: z
       .number()
@@ -190,8 +192,8 @@ export const evalSchema = z
       })
       .prefault({})
       .describe(
-        'The hybrid speculator (`--baseline hybrid`; SuffixDecoding with a draft): the suffix tree where its match is ' +
-          'long enough, the evaluated draft elsewhere.',
+        'The hybrid speculator (`--baseline hybrid`; SuffixDecoding with a ' +
+          'draft): the suffix tree where its match is long enough, the evaluated draft elsewhere.',
       ),
     bootstrap_samples: z
       .number()

@@ -6,8 +6,8 @@
  * A draft with a reduced vocabulary is written as it is stored: its embedding and output rows are the
  * draft vocabulary's, so the GGUF carries a tokenizer of exactly that many tokens (a vocab-only stand-in:
  * the target's first ids, where llama.cpp finds the special and byte tokens it looks up on load — a
- * subset at `draft_to_target` can lack them and llama.cpp then aborts). That is the model whose forward pass speculation
- * pays for — the output head over the draft's own rows, not the target's; expanding it to the target
+ * subset at `draft_to_target` can lack them and llama.cpp then aborts). That is the model whose forward pass
+ * speculation pays for — the output head over the draft's own rows, not the target's; expanding it to the target
  * vocabulary is `fireopt export`'s job and would measure a larger model than the one trained. Token
  * identities do not change the time, so a checkpoint without a tokenizer gets placeholder tokens.
  */
@@ -133,7 +133,8 @@ export async function measureDraftCost(
       cpu_model: cpus()[0]?.model.trim() ?? 'unknown',
     };
     log(
-      `measured in llama.cpp: draft step ${measured.draftStepMs.toFixed(3)} ms, target step ${measured.targetStepMs.toFixed(3)} ms, c = ${measured.costRatio.toFixed(3)} ` +
+      `measured in llama.cpp: draft step ${measured.draftStepMs.toFixed(3)} ` +
+        `ms, target step ${measured.targetStepMs.toFixed(3)} ms, c = ${measured.costRatio.toFixed(3)} ` +
         `(${measured.threads} thread${measured.threads === 1 ? '' : 's'}, load average ${loadBefore[0].toFixed(2)})`,
     );
     return measurement;

@@ -436,7 +436,8 @@ async function openCandidate(
   if (!existsSync(name)) {
     throw new InputError(
       `${name}: no such draft checkpoint directory`,
-      `--model and --baseline take a draft directory or one of: ${MODEL_FREE_METHODS.join(', ')} (and --baseline ${HYBRID})`,
+      `--model and --baseline take a draft directory or one of: ` +
+        `${MODEL_FREE_METHODS.join(', ')} (and --baseline ${HYBRID})`,
     );
   }
   const checkpoint = readDraftCheckpoint(name);

@@ -17,20 +17,23 @@ export function renderMarkdown(report: EvalReport): string {
   const lines: string[] = [];
   lines.push(`# fireopt eval: ${candidate.name}`, '');
   lines.push(
-    `Data: \`${report.data.path}\` (${report.data.split} split): ${report.data.rows} completions, ${report.data.conversations} conversations, ` +
+    `Data: \`${report.data.path}\` (${report.data.split} split): ` +
+      `${report.data.rows} completions, ${report.data.conversations} conversations, ` +
       `${report.data.tokens} target tokens; ${report.data.rows_with_top_k} rows with top-k log-probabilities.`,
     '',
   );
   const winner = report.candidates.find((c) => c.name === report.winner);
   if (winner && winner.name !== candidate.name) {
     lines.push(
-      `**A baseline wins: ${winner.name}** reaches an expected speed-up of ${fixed(winner.best_speedup, 2)}× (k = ${winner.best_k}) ` +
+      `**A baseline wins: ${winner.name}** reaches an expected speed-up of ` +
+        `${fixed(winner.best_speedup, 2)}× (k = ${winner.best_k}) ` +
         `against ${fixed(candidate.best_speedup, 2)}× (k = ${candidate.best_k}) for ${candidate.name}.`,
       '',
     );
   } else if (baselines.length) {
     lines.push(
-      `${candidate.name} beats every baseline: ${fixed(candidate.best_speedup, 2)}× expected speed-up at k = ${candidate.best_k}.`,
+      `${candidate.name} beats every baseline: ` +
+        `${fixed(candidate.best_speedup, 2)}× expected speed-up at k = ${candidate.best_k}.`,
       '',
     );
   }
@@ -72,9 +75,11 @@ export function renderMarkdown(report: EvalReport): string {
   lines.push(
     'τ = target tokens per target forward pass (vLLM’s 1 + accepted / drafts, every step counted as a draft round); ' +
       (anyMeasured
-        ? 'expected speed-up S = τ / (k·c + v_k) with v_k the target’s measured verification of k + 1 tokens in target decode steps; '
+        ? 'expected speed-up S = τ / (k·c + v_k) with v_k the target’s measured ' +
+          'verification of k + 1 tokens in target decode steps; '
         : 'expected speed-up S = τ / (k·c + 1); ') +
-      'model-free methods cost c = 0. The sampling-acceptance range is bounded by the target mass outside its stored top-k.',
+      'model-free methods cost c = 0. The sampling-acceptance range is ' +
+      'bounded by the target mass outside its stored top-k.',
     '',
   );
   lines.push('## Cost ratio c', '');
@@ -91,18 +96,24 @@ export function renderMarkdown(report: EvalReport): string {
       );
     } else if (c.cost_ratio_source === 'model-free') {
       lines.push(
-        `- ${c.name}: c = 0 (model-free)${c.verify_cost_by_k ? '; verification costs v_k as measured for the first draft' : ''}.`,
+        `- ${c.name}: c = 0 ` +
+          `(model-free)${c.verify_cost_by_k ? '; verification costs v_k as measured for the first draft' : ''}.`,
       );
     } else if (!m) {
       lines.push(
-        `- ${c.name}: c = ${fixed(c.cost_ratio, 3)}, given (not measured); verification of k + 1 tokens assumed to cost one target step.`,
+        `- ${c.name}: c = ${fixed(c.cost_ratio, 3)}, given (not measured); ` +
+          `verification of k + 1 tokens assumed to cost one target step.`,
       );
     } else {
       const load = m.load_average.before.map((v) => v.toFixed(2)).join(' / ');
       lines.push(
-        `- ${c.name}: c = ${fixed(m.cost_ratio, 3)}, measured in llama.cpp: draft step ${fixed(m.draft_step_ms, 3)} ms, target step ${fixed(m.target_step_ms, 3)} ms ` +
-          `(batch-1 greedy decode at ${m.context_tokens} cached tokens; ${m.threads} thread${m.threads === 1 ? '' : 's'}, context ${m.context_size}, F32 draft with ${m.draft_vocab_size} vocabulary rows; ` +
-          `median of ${m.runs} runs of ${m.steps_per_run} steps after ${m.warmup_runs} warm-up runs; ${m.cpus} × ${m.cpu_model}, load average ${load} before timing).`,
+        `- ${c.name}: c = ${fixed(m.cost_ratio, 3)}, measured in llama.cpp: ` +
+          `draft step ${fixed(m.draft_step_ms, 3)} ms, target step ${fixed(m.target_step_ms, 3)} ms ` +
+          `(batch-1 greedy decode at ${m.context_tokens} cached tokens; ` +
+          `${m.threads} thread${m.threads === 1 ? '' : 's'}, context ` +
+          `${m.context_size}, F32 draft with ${m.draft_vocab_size} vocabulary rows; ` +
+          `median of ${m.runs} runs of ${m.steps_per_run} steps after ` +
+          `${m.warmup_runs} warm-up runs; ${m.cpus} × ${m.cpu_model}, load average ${load} before timing).`,
       );
     }
   }
@@ -213,7 +224,8 @@ function measuredSection(measured: NonNullable<EvalReport['measured']>): string[
     '## Measured',
     '',
     `Real greedy speculative decoding in ${measured.engine_version} against \`${measured.target_model}\`: ` +
-      `${measured.prompts} prompts × at most ${measured.max_tokens} new tokens (${measured.tokens} tokens per round), ` +
+      `${measured.prompts} prompts × at most ${measured.max_tokens} new ` +
+      `tokens (${measured.tokens} tokens per round), ` +
       `${measured.threads} thread(s), median of ${measured.runs} rounds interleaved with plain decoding ` +
       `(${measured.warmup_runs} untimed first). Plain decoding: ` +
       `${fixed(measured.plain_tokens_per_second.median, 1)} tokens/s. Every output equalled plain greedy decoding ` +

@@ -122,7 +122,8 @@ export const candidateSchema = z.strictObject({
     .nullable()
     .describe(
       "v_k for k = 1..k_max used in the speed-up: the target's measured verification cost (for a model-free method, " +
-        'that of the first measured draft: the target pays it whoever proposes); null when nothing was measured (v_k = ' +
+        'that of the first measured draft: the target pays it whoever ' +
+        'proposes); null when nothing was measured (v_k = ' +
         '1).',
     ),
   greedy_hit_rate: ratio.describe('Teacher-forced top-1 agreement (first proposed token = target token).'),

@@ -16,7 +16,10 @@ export interface MeasuredDraftCost {
   verifyCostByK: number[];
 }
 
-/** A measurement hook for training when `config.cost` measures (llama-cpp, or auto with a target GGUF), else undefined. */
+/**
+ * A measurement hook for training when `config.cost` measures (llama-cpp, or auto with a target GGUF),
+ * else undefined.
+ */
 export function draftCostMeter(
   config: EvalConfig,
   log: (line: string) => void,

@@ -41,7 +41,8 @@ export const exportSchema = z
       .min(1)
       .optional()
       .describe(
-        'The target the draft will serve beside (`--target`): a Hugging Face folder, a GGUF (a vocab-only one works), ' +
+        'The target the draft will serve beside (`--target`): a Hugging Face ' +
+          'folder, a GGUF (a vocab-only one works), ' +
           'or a llama2.c checkpoint. Its vocab_size, special tokens, context and tokenizer are checked and copied; ' +
           "without it only the draft's own facts are used.",
       ),

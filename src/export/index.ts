@@ -171,7 +171,8 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
       result.hfDir = join(out, 'hf');
       result.vocabulary.hf = { rows: plan.hfVocabSize, outsideIds: expanded.outsideIds };
       log(
-        `wrote the Hugging Face export: ${plan.hfVocabSize} rows (${expanded.outsideIds} never-winning), ${config.dtype}`,
+        `wrote the Hugging Face export: ${plan.hfVocabSize} rows ` +
+          `(${expanded.outsideIds} never-winning), ${config.dtype}`,
       );
     }
     if (formats.includes('gguf')) {
@@ -186,7 +187,8 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
       result.gguf = join(out, ggufName);
       result.vocabulary.gguf = { rows: vocabulary.tokens.length, outsideIds: expanded.outsideIds };
       log(
-        `wrote the GGUF export ${ggufName}: ${vocabulary.tokens.length} rows (${expanded.outsideIds} never-winning), ${config.dtype}`,
+        `wrote the GGUF export ${ggufName}: ${vocabulary.tokens.length} rows ` +
+          `(${expanded.outsideIds} never-winning), ${config.dtype}`,
       );
     }
     result.servingCommands = servingCommands({
@@ -226,7 +228,10 @@ export async function runExport(input: ExportInput, deps: ExportDeps): Promise<E
         vocabulary: result.vocabulary,
         never_winning_rows: outsideSourceRows
           ? {
-              rule: "output row of every id outside the draft vocabulary = mean of these draft output rows (lowest mean logit on the draft's own text); its logit is their mean, below the maximum",
+              rule:
+                'output row of every id outside the draft vocabulary = mean of these ' +
+                "draft output rows (lowest mean logit on the draft's own text); its " +
+                'logit is their mean, below the maximum',
               draft_rows: Array.from(outsideSourceRows),
             }
           : null,

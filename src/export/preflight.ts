@@ -94,7 +94,8 @@ export function preflight(
         engines: hfEngines,
         code: 'E_EXPORT_VOCAB_SIZE',
         message:
-          `the draft's vocab_size is ${draft.targetVocabSize} but the target's (${target?.path}) is ${hfVocabSize}; vLLM, SGLang and transformers ` +
+          `the draft's vocab_size is ${draft.targetVocabSize} but the target's ` +
+          `(${target?.path}) is ${hfVocabSize}; vLLM, SGLang and transformers ` +
           `need them equal (Qwen2.5 0.5B–3B have 151936, 7B and larger 152064): train the draft for this target`,
       });
     } else if (draft.targetVocabSize < hfVocabSize) {
@@ -102,11 +103,15 @@ export function preflight(
         problems.push({
           engines: hfEngines,
           code: 'E_EXPORT_VOCAB_SIZE',
-          message: `the target's tokenizer has ${targetTokens} tokens but the draft knows ${draft.targetVocabSize} ids: it was trained for another tokenizer`,
+          message:
+            `the target's tokenizer has ${targetTokens} tokens but the draft knows ` +
+            `${draft.targetVocabSize} ids: it was trained for another tokenizer`,
         });
       } else {
         warnings.push(
-          `vocab_size padded from ${draft.targetVocabSize} to the target's ${hfVocabSize} with output rows that never win (ids ${draft.targetVocabSize}–${hfVocabSize - 1} are padding)`,
+          `vocab_size padded from ${draft.targetVocabSize} to the target's ` +
+            `${hfVocabSize} with output rows that never win (ids ` +
+            `${draft.targetVocabSize}–${hfVocabSize - 1} are padding)`,
         );
       }
     }
@@ -116,7 +121,9 @@ export function preflight(
         problems.push({
           engines: hfEngines,
           code: 'E_EXPORT_TOKENIZER',
-          message: `the draft's tokenizer differs from the target's (${target.vocabularySource}) at id ${mismatch.id}: ${mismatch.text}`,
+          message:
+            `the draft's tokenizer differs from the target's ` +
+            `(${target.vocabularySource}) at id ${mismatch.id}: ${mismatch.text}`,
         });
       }
     }
@@ -138,7 +145,9 @@ export function preflight(
       problems.push({
         engines: ggufEngines,
         code: 'E_EXPORT_VOCAB_SIZE',
-        message: `the draft predicts ${draft.targetVocabSize} ids but the target's tokenizer (${target?.vocabularySource ?? "the draft's"}) has ${ggufVocabulary.tokens.length} tokens`,
+        message:
+          `the draft predicts ${draft.targetVocabSize} ids but the target's ` +
+          `tokenizer (${target?.vocabularySource ?? "the draft's"}) has ${ggufVocabulary.tokens.length} tokens`,
       });
     }
     if (target?.vocabulary && draft.vocabulary)
@@ -157,13 +166,16 @@ export function preflight(
   if (engines.length && trained < servingContext) {
     if (options.extendContext) {
       warnings.push(
-        `context extended from the draft's trained ${trained} positions to ${servingContext}; acceptance past position ${trained} is untested`,
+        `context extended from the draft's trained ${trained} positions to ` +
+          `${servingContext}; acceptance past position ${trained} is untested`,
       );
     } else {
       problems.push({
         engines,
         code: 'E_EXPORT_CONTEXT',
-        message: `the draft was trained for ${trained} positions but the serving context is ${servingContext}: engines refuse a draft shorter than the target (or stop speculating past it)`,
+        message:
+          `the draft was trained for ${trained} positions but the serving context ` +
+          `is ${servingContext}: engines refuse a draft shorter than the target (or stop speculating past it)`,
       });
     }
   }
@@ -172,12 +184,14 @@ export function preflight(
   // engines compute each model's positions from its own config, so a difference is only reported.
   if (target?.ropeTheta !== undefined && target.ropeTheta !== draft.config.ropeTheta) {
     warnings.push(
-      `rope_theta: the draft uses ${draft.config.ropeTheta}, the target ${target.ropeTheta}; the export keeps the draft's (its weights were trained with it)`,
+      `rope_theta: the draft uses ${draft.config.ropeTheta}, the target ` +
+        `${target.ropeTheta}; the export keeps the draft's (its weights were trained with it)`,
     );
   }
   if (target && target.ropeScaling !== null && target.ropeScaling !== undefined) {
     warnings.push(
-      `rope_scaling: the target has ${JSON.stringify(target.ropeScaling)}, the draft none; the export writes null (what the draft computes)`,
+      `rope_scaling: the target has ${JSON.stringify(target.ropeScaling)}, ` +
+        `the draft none; the export writes null (what the draft computes)`,
     );
   }
 
@@ -228,14 +242,16 @@ export function llamaCppProblems(
   if (difference > LLAMA_CPP_MAX_VOCAB_DIFFERENCE) {
     problem(
       'E_EXPORT_VOCAB_SIZE',
-      `the draft's vocabulary has ${draft.tokens.length} tokens, the target's (${targetSource}) ${target.tokens.length}: more than ${LLAMA_CPP_MAX_VOCAB_DIFFERENCE} apart`,
+      `the draft's vocabulary has ${draft.tokens.length} tokens, the target's ` +
+        `(${targetSource}) ${target.tokens.length}: more than ${LLAMA_CPP_MAX_VOCAB_DIFFERENCE} apart`,
     );
   }
   const mismatch = firstTokenMismatch(draft, target, LLAMA_CPP_CHECK_START_TOKEN_ID);
   if (mismatch !== undefined)
     problem(
       'E_EXPORT_TOKEN_TEXT',
-      `token ${mismatch.id} differs: ${mismatch.text} (llama.cpp compares token text from id ${LLAMA_CPP_CHECK_START_TOKEN_ID} on)`,
+      `token ${mismatch.id} differs: ${mismatch.text} (llama.cpp compares ` +
+        `token text from id ${LLAMA_CPP_CHECK_START_TOKEN_ID} on)`,
     );
   return problems;
 }
@@ -266,7 +282,8 @@ export function assertCompatible(problems: PreflightProblem[]): void {
   const lines = problems.map((p) => `  - [${p.engines.join(', ')}] ${p.code}: ${p.message}`);
   throw new InputError(
     `the draft cannot be served beside this target; nothing was written:\n${lines.join('\n')}`,
-    'HINT: export for the engines that fit (--set export.engines=[...]), or pass the right --target / --serving-context',
+    'HINT: export for the engines that fit (--set export.engines=[...]), or ' +
+      'pass the right --target / --serving-context',
     'E_EXPORT_PREFLIGHT',
   );
 }

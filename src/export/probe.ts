@@ -64,7 +64,8 @@ export async function lowestLogitRows(weights: LlamaWeights, options: ProbeOptio
   }
   const order = Array.from({ length: rows }, (_, i) => i).sort((a, b) => meanLogit[a] - meanLogit[b] || a - b);
   options.log(
-    `never-winning rows: the mean of the ${count} draft rows with the lowest mean logit over ${positions} positions of the draft's own text`,
+    `never-winning rows: the mean of the ${count} draft rows with the ` +
+      `lowest mean logit over ${positions} positions of the draft's own text`,
   );
   return Int32Array.from(order.slice(0, count));
 }

@@ -41,7 +41,9 @@ export function servingCommands(input: ServingInput): ServingCommand[] {
       commands.push({
         engine,
         title: 'vLLM',
-        command: `vllm serve ${shellQuote(hfTarget)} --max-model-len ${context} --speculative-config ${shellQuote(speculative)}`,
+        command:
+          `vllm serve ${shellQuote(hfTarget)} --max-model-len ${context} ` +
+          `--speculative-config ${shellQuote(speculative)}`,
       });
     } else if (engine === 'sglang' && input.hfDir) {
       commands.push({
@@ -56,7 +58,9 @@ export function servingCommands(input: ServingInput): ServingCommand[] {
       commands.push({
         engine,
         title: 'llama.cpp',
-        command: `llama-server -m ${shellQuote(ggufTarget)} -md ${shellQuote(input.gguf)} -c ${context} --draft-max ${k * 2} --draft-min 1 --temp 0`,
+        command:
+          `llama-server -m ${shellQuote(ggufTarget)} -md ${shellQuote(input.gguf)} ` +
+          `-c ${context} --draft-max ${k * 2} --draft-min 1 --temp 0`,
       });
     } else if (engine === 'transformers' && input.hfDir) {
       commands.push({
@@ -66,10 +70,13 @@ export function servingCommands(input: ServingInput): ServingCommand[] {
           `python - <<'PY'`,
           `from transformers import AutoModelForCausalLM, AutoTokenizer`,
           `tokenizer = AutoTokenizer.from_pretrained(${pythonString(hfTarget)})`,
-          `target = AutoModelForCausalLM.from_pretrained(${pythonString(hfTarget)}, torch_dtype="auto", device_map="auto")`,
-          `draft = AutoModelForCausalLM.from_pretrained(${pythonString(input.hfDir)}, torch_dtype="auto", device_map="auto")`,
+          `target = AutoModelForCausalLM.from_pretrained(${pythonString(hfTarget)}, ` +
+            `torch_dtype="auto", device_map="auto")`,
+          `draft = AutoModelForCausalLM.from_pretrained(${pythonString(input.hfDir)}, ` +
+            `torch_dtype="auto", device_map="auto")`,
           `inputs = tokenizer("Once upon a time", return_tensors="pt").to(target.device)`,
-          `output = target.generate(**inputs, assistant_model=draft, do_sample=False, max_new_tokens=128, num_assistant_tokens=${k})`,
+          `output = target.generate(**inputs, assistant_model=draft, ` +
+            `do_sample=False, max_new_tokens=128, num_assistant_tokens=${k})`,
           `print(tokenizer.decode(output[0], skip_special_tokens=True))`,
           `PY`,
         ].join('\n'),

@@ -95,7 +95,8 @@ function describeHfTarget(dir: string): TargetDescription {
   const configPath = join(dir, 'config.json');
   if (!existsSync(configPath))
     throw new InputError(
-      `${dir}: no config.json in this folder; --target takes a Hugging Face model folder, a GGUF or a llama2.c checkpoint`,
+      `${dir}: no config.json in this folder; --target takes a Hugging Face ` +
+        `model folder, a GGUF or a llama2.c checkpoint`,
     );
   let json: unknown;
   try {

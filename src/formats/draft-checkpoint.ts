@@ -76,7 +76,8 @@ export function writeDraftCheckpoint(dir: string, checkpoint: DraftCheckpoint, r
     if (reduced) {
       if (reduced.draftToTarget.length !== checkpoint.weights.config.vocabSize) {
         throw new Error(
-          `draft vocabulary map has ${reduced.draftToTarget.length} entries for ${checkpoint.weights.config.vocabSize} rows`,
+          `draft vocabulary map has ${reduced.draftToTarget.length} entries for ` +
+            `${checkpoint.weights.config.vocabSize} rows`,
         );
       }
       writeFileAtomic(
@@ -130,7 +131,8 @@ export function readDraftCheckpoint(dir: string): DraftCheckpoint & { manifest: 
     );
     if (bad >= 0)
       throw new InputError(
-        `${mapPath}: draft_to_target[${bad}] = ${draftToTarget[bad]} is not a target id (< ${parsed.target_vocab_size})`,
+        `${mapPath}: draft_to_target[${bad}] = ${draftToTarget[bad]} is not a ` +
+          `target id (< ${parsed.target_vocab_size})`,
       );
     draftVocabulary = { draftToTarget, targetVocabSize: parsed.target_vocab_size };
   }

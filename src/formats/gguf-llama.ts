@@ -98,7 +98,8 @@ export function llamaGgufMetadata(
   if (problems.length) throw new InputError(`cannot write GGUF: invalid model config: ${problems.join('; ')}`);
   if (vocabulary.tokens.length !== config.vocabSize) {
     throw new InputError(
-      `cannot write GGUF: the tokenizer has ${vocabulary.tokens.length} tokens but the model's vocabulary size is ${config.vocabSize}`,
+      `cannot write GGUF: the tokenizer has ${vocabulary.tokens.length} ` +
+        `tokens but the model's vocabulary size is ${config.vocabSize}`,
       'HINT: pass the tokenizer that belongs to this checkpoint (--tokenizer)',
     );
   }
@@ -174,7 +175,8 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   const arch = metadata.get('general.architecture');
   if (typeof arch !== 'string' || !(ARCHITECTURES as readonly string[]).includes(arch)) {
     throw new InputError(
-      `${path}: GGUF architecture is '${String(arch)}'; fireopt reads ${ARCHITECTURES.map((a) => `'${a}'`).join(', ')} models`,
+      `${path}: GGUF architecture is '${String(arch)}'; fireopt reads ` +
+        `${ARCHITECTURES.map((a) => `'${a}'`).join(', ')} models`,
     );
   }
   const integer = (key: string, fallback?: number): number => {
@@ -183,7 +185,8 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
     if (value === undefined) throw new InputError(`${path}: GGUF metadata '${arch}.${key}' is missing`);
     if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
       throw new InputError(
-        `${path}: GGUF metadata '${arch}.${key}' is ${describeValue(value)}; expected a positive integer (per-layer values are not supported)`,
+        `${path}: GGUF metadata '${arch}.${key}' is ${describeValue(value)}; ` +
+          `expected a positive integer (per-layer values are not supported)`,
       );
     }
     return value;
@@ -212,7 +215,8 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   const valueLength = integer('attention.value_length', keyLength);
   if (valueLength !== keyLength) {
     throw new InputError(
-      `${path}: ${arch}.attention.value_length ${valueLength} differs from key_length ${keyLength}; fireopt's attention needs them equal`,
+      `${path}: ${arch}.attention.value_length ${valueLength} differs from ` +
+        `key_length ${keyLength}; fireopt's attention needs them equal`,
     );
   }
   const config: LlamaConfig = {
@@ -234,7 +238,8 @@ export function llamaConfigFromGguf(file: GgufFile): LlamaConfig {
   const ropeDims = metadata.get(`${arch}.rope.dimension_count`);
   if (ropeDims !== undefined && ropeDims !== headDim(config)) {
     throw new InputError(
-      `${path}: ${arch}.rope.dimension_count is ${describeValue(ropeDims)} but the head size is ${headDim(config)}; partial rotary embeddings are not supported`,
+      `${path}: ${arch}.rope.dimension_count is ${describeValue(ropeDims)} ` +
+        `but the head size is ${headDim(config)}; partial rotary embeddings are not supported`,
     );
   }
   return config;
@@ -250,7 +255,8 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
   const vocabulary = vocabularyFromGgufMetadata(file.metadata, path);
   if (vocabulary.tokens.length !== config.vocabSize) {
     throw new InputError(
-      `${path}: the embedded tokenizer has ${vocabulary.tokens.length} tokens but the model's vocabulary size is ${config.vocabSize}`,
+      `${path}: the embedded tokenizer has ${vocabulary.tokens.length} tokens ` +
+        `but the model's vocabulary size is ${config.vocabSize}`,
     );
   }
   const byName = new Map<string, GgufTensorInfo>();
@@ -283,7 +289,8 @@ export function readLlamaGguf(path: string): { weights: LlamaWeights; vocabulary
   const unexpected = file.tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (unexpected.length) {
     throw new InputError(
-      `${path}: unexpected tensors for a ${architectureOf(config)} model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
+      `${path}: unexpected tensors for a ${architectureOf(config)} model: ` +
+        `${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
     );
   }
   return { weights, vocabulary };

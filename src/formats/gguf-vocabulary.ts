@@ -19,7 +19,8 @@ export function vocabularyFromGgufMetadata(metadata: Map<string, GgufValue>, pat
     throw new InputError(`${path}: GGUF has no embedded tokenizer (no 'tokenizer.ggml.model' metadata)`);
   if (typeof model !== 'string' || !(TOKENIZER_MODELS as readonly string[]).includes(model)) {
     throw new InputError(
-      `${path}: unsupported GGUF tokenizer model '${String(model)}' (fireopt reads 'llama' SentencePiece and 'gpt2' BPE)`,
+      `${path}: unsupported GGUF tokenizer model '${String(model)}' (fireopt ` +
+        `reads 'llama' SentencePiece and 'gpt2' BPE)`,
     );
   }
   const tokenizerModel = model as TokenizerModel;

@@ -253,7 +253,8 @@ export function readGguf(path: string): GgufFile {
         : elements * elementBytes;
       if (Number.isFinite(byteLength) && fileOffset + byteLength > cursor.size) {
         throw new InputError(
-          `${path}: truncated GGUF: tensor '${info.name}' ends at byte ${fileOffset + byteLength}, the file has ${cursor.size}`,
+          `${path}: truncated GGUF: tensor '${info.name}' ends at byte ` +
+            `${fileOffset + byteLength}, the file has ${cursor.size}`,
         );
       }
       return { ...info, fileOffset, byteLength };

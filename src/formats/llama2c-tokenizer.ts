@@ -42,7 +42,8 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, path
     offset += 8;
     if (length < 0 || length > maxTokenLength || offset + length > bytes.byteLength) {
       throw new InputError(
-        `${path}: corrupt llama2.c tokenizer: token ${id} has length ${length} (max ${maxTokenLength}, ${bytes.byteLength - offset} bytes left)`,
+        `${path}: corrupt llama2.c tokenizer: token ${id} has length ${length} ` +
+          `(max ${maxTokenLength}, ${bytes.byteLength - offset} bytes left)`,
       );
     }
     let text: string;
@@ -61,7 +62,8 @@ export function parseLlama2cTokenizer(bytes: Uint8Array, vocabSize: number, path
   }
   if (offset !== bytes.byteLength) {
     throw new InputError(
-      `${path}: llama2.c tokenizer has ${bytes.byteLength - offset} trailing bytes after ${vocabSize} tokens (does the vocab size match the checkpoint?)`,
+      `${path}: llama2.c tokenizer has ${bytes.byteLength - offset} trailing ` +
+        `bytes after ${vocabSize} tokens (does the vocab size match the checkpoint?)`,
     );
   }
   return {

@@ -55,7 +55,8 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, path = '<buffer>'): Ll
   const problems = configProblems(config);
   if (problems.length || dim > 1 << 16 || nLayers > 1024 || config.vocabSize > 1 << 22 || seqLen > 1 << 22) {
     throw new InputError(
-      `${path}: not a llama2.c v0 checkpoint (implausible header [${header.join(', ')}]${problems.length ? `: ${problems.join('; ')}` : ''})`,
+      `${path}: not a llama2.c v0 checkpoint (implausible header ` +
+        `[${header.join(', ')}]${problems.length ? `: ${problems.join('; ')}` : ''})`,
     );
   }
   const hd = dim / nHeads;
@@ -77,7 +78,8 @@ export function parseLlama2cCheckpoint(bytes: Uint8Array, path = '<buffer>'): Ll
   if (payloadBytes !== expectedFloats * 4) {
     const verdict = payloadBytes < expectedFloats * 4 ? 'truncated' : 'has trailing bytes';
     throw new InputError(
-      `${path}: checkpoint ${verdict}: header [${header.join(', ')}] needs ${expectedFloats * 4 + HEADER_BYTES} bytes, file has ${bytes.byteLength}`,
+      `${path}: checkpoint ${verdict}: header [${header.join(', ')}] needs ` +
+        `${expectedFloats * 4 + HEADER_BYTES} bytes, file has ${bytes.byteLength}`,
     );
   }
   // Copy the payload once into an aligned Float32Array (the file offset 28 is aligned, but the

@@ -30,7 +30,10 @@ export interface LoadedModel {
 }
 
 export interface LoadModelOptions {
-  /** A tokenizer file (llama2.c tokenizer.bin or any GGUF with an embedded tokenizer); overrides the checkpoint's own. */
+  /**
+   * A tokenizer file (llama2.c tokenizer.bin or any GGUF with an embedded tokenizer);
+   * overrides the checkpoint's own.
+   */
   tokenizer?: string;
 }
 
@@ -80,7 +83,8 @@ export function loadModel(path: string, options: LoadModelOptions = {}): LoadedM
   }
   if (vocabulary && vocabulary.tokens.length !== weights.config.vocabSize) {
     throw new InputError(
-      `${vocabularySource}: the tokenizer has ${vocabulary.tokens.length} tokens but the checkpoint ${path} has a vocabulary of ${weights.config.vocabSize}`,
+      `${vocabularySource}: the tokenizer has ${vocabulary.tokens.length} ` +
+        `tokens but the checkpoint ${path} has a vocabulary of ${weights.config.vocabSize}`,
     );
   }
   return { kind, weights, vocabulary, vocabularySource };

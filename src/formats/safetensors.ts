@@ -163,7 +163,8 @@ function parseHeader(headerBytes: Buffer, path: string, dataOffset: number, file
     }
     if (end > dataBytes) {
       throw new InputError(
-        `${path}: truncated safetensors file: tensor '${name}' ends at data byte ${end}, the data section has ${dataBytes}`,
+        `${path}: truncated safetensors file: tensor '${name}' ends at data ` +
+          `byte ${end}, the data section has ${dataBytes}`,
       );
     }
     tensors.push({ name, dtype, shape, fileOffset: dataOffset + begin, byteLength: end - begin });
@@ -174,14 +175,16 @@ function parseHeader(headerBytes: Buffer, path: string, dataOffset: number, file
   for (const info of sorted) {
     if (info.fileOffset !== expected) {
       throw new InputError(
-        `${path}: corrupt safetensors header: tensor '${info.name}' starts at data byte ${info.fileOffset - dataOffset}, expected ${expected - dataOffset} (gap or overlap)`,
+        `${path}: corrupt safetensors header: tensor '${info.name}' starts at ` +
+          `data byte ${info.fileOffset - dataOffset}, expected ${expected - dataOffset} (gap or overlap)`,
       );
     }
     expected += info.byteLength;
   }
   if (expected !== fileSize) {
     throw new InputError(
-      `${path}: safetensors file has ${fileSize - expected} bytes after the last tensor (corrupt or not a safetensors file)`,
+      `${path}: safetensors file has ${fileSize - expected} bytes after the ` +
+        `last tensor (corrupt or not a safetensors file)`,
     );
   }
   return { path, metadata, tensors, dataOffset };
@@ -235,7 +238,8 @@ export function writeSafetensors(
     const elements = tensor.shape.reduce((a, b) => a * b, 1);
     if (elements !== tensor.data.length)
       throw new InputError(
-        `${path}: tensor '${tensor.name}' has ${tensor.data.length} values, shape ${shapeText(tensor.shape)} needs ${elements}`,
+        `${path}: tensor '${tensor.name}' has ${tensor.data.length} values, ` +
+          `shape ${shapeText(tensor.shape)} needs ${elements}`,
       );
     const byteLength = elements * DTYPE_BYTES[tensor.dtype];
     header[tensor.name] = { dtype: tensor.dtype, shape: tensor.shape, data_offsets: [offset, offset + byteLength] };
@@ -358,7 +362,8 @@ export function readHfLlama(path: string): { weights: LlamaWeights; vocabulary?:
     used.add(name);
     if (!sameShape(found.info.shape, shape)) {
       throw new InputError(
-        `${found.file.path}: tensor '${name}' has shape ${shapeText(found.info.shape)}, ${HF_FILES.config} needs ${shapeText(shape)}`,
+        `${found.file.path}: tensor '${name}' has shape ` +
+          `${shapeText(found.info.shape)}, ${HF_FILES.config} needs ${shapeText(shape)}`,
       );
     }
     return fromRotateHalfLayout(key, readSafetensorsTensor(found.file, found.info), config);
@@ -369,7 +374,8 @@ export function readHfLlama(path: string): { weights: LlamaWeights; vocabulary?:
   const unexpected = [...located.keys()].filter((name) => !used.has(name) && !ignorable(name));
   if (unexpected.length) {
     throw new InputError(
-      `${dir}: unexpected tensors for a plain Llama model: ${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
+      `${dir}: unexpected tensors for a plain Llama model: ` +
+        `${unexpected.slice(0, 5).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''}`,
     );
   }
   const vocabularyPath = join(dir, HF_FILES.vocabulary);

@@ -227,7 +227,8 @@ function readShards(dirs: string[]): Shard[] {
     const earlier = seen.get(shard.manifest.shard.index);
     if (earlier) {
       throw new InputError(
-        `shard ${shardName({ index: shard.manifest.shard.index, count })} given more than once: ${earlier}, ${shard.dir}`,
+        `shard ${shardName({ index: shard.manifest.shard.index, count })} given ` +
+          `more than once: ${earlier}, ${shard.dir}`,
       );
     }
     seen.set(shard.manifest.shard.index, shard.dir);

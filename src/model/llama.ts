@@ -80,7 +80,8 @@ export function rmsNorm(x: tf.Tensor, gain: tf.Tensor, eps: number): tf.Tensor {
  */
 export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, rotateHalf: tf.Tensor2D): tf.Tensor {
   const D = x.shape[x.rank - 1];
-  const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, D]) as tf.Tensor2D, rotateHalf), x.shape); // [..., T, heads, D]
+  // [..., T, heads, D]
+  const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, D]) as tf.Tensor2D, rotateHalf), x.shape);
   return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
 }
 

@@ -38,7 +38,8 @@ export function softCrossEntropySums(
   const { rowPtr, cols, coefs, sets } = coefficients;
   if (rowPtr.length !== N + 1 || rowPtr[0] !== 0 || cols.length !== rowPtr[N] || coefs.length !== cols.length * sets) {
     throw new Error(
-      `softCrossEntropySums: coefficients do not fit ${N} rows (rowPtr ${rowPtr.length}, cols ${cols.length}, coefs ${coefs.length}, sets ${sets})`,
+      `softCrossEntropySums: coefficients do not fit ${N} rows (rowPtr ` +
+        `${rowPtr.length}, cols ${cols.length}, coefs ${coefs.length}, sets ${sets})`,
     );
   }
   if (options.fused ?? fusedSoftXentAvailable()) {

@@ -63,8 +63,8 @@ export const promotionSchema = z
       .min(1)
       .optional()
       .describe(
-        'The release location (`--release`): the deployed draft (`draft/`), its export (`export/`), `report.json` and ' +
-          '`promotion.json`.',
+        'The release location (`--release`): the deployed draft (`draft/`), its ' +
+          'export (`export/`), `report.json` and `promotion.json`.',
       ),
     incremental: z
       .boolean()
@@ -81,7 +81,8 @@ export const promotionSchema = z
       .boolean()
       .default(true)
       .describe(
-        "Never promote a draft whose expected speed-up is below prompt lookup's or suffix decoding's (both are always " +
+        "Never promote a draft whose expected speed-up is below prompt lookup's " +
+          "or suffix decoding's (both are always " +
           'measured beside it). Turn off only to exercise the loop with a toy draft.',
       ),
   })

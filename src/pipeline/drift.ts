@@ -104,7 +104,10 @@ export function measureDrift(
   const relativeDrop = before > 0 ? (before - now) / before : 0;
   const retrain = relativeDrop > config.threshold;
   const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-  const reason = `${config.metric} ${before.toFixed(3)} when promoted → ${now.toFixed(3)} on fresh traffic (${relativeDrop >= 0 ? 'down' : 'up'} ${pct(Math.abs(relativeDrop))}; threshold ${pct(config.threshold)})`;
+  const reason =
+    `${config.metric} ${before.toFixed(3)} when promoted → ${now.toFixed(3)} ` +
+    `on fresh traffic (${relativeDrop >= 0 ? 'down' : 'up'} ` +
+    `${pct(Math.abs(relativeDrop))}; threshold ${pct(config.threshold)})`;
   return {
     metric: config.metric,
     threshold: config.threshold,

@@ -149,11 +149,8 @@ async function runStage(
     context.reports.push({ stage, status: 'skipped', seconds: 0, summary: previous.summary });
     return previous;
   }
-  progress({
-    kind: 'log',
-    level: 'info',
-    message: `${stage}: ${previous ? (previous.status === 'failed' ? 'resuming after a failure' : 'inputs changed, running') : 'running'}`,
-  });
+  const rerun = previous?.status === 'failed' ? 'resuming after a failure' : 'inputs changed, running';
+  progress({ kind: 'log', level: 'info', message: `${stage}: ${previous ? rerun : 'running'}` });
   const startedAt = new Date();
   try {
     const summary = await body();

@@ -97,7 +97,8 @@ export function readStageRecord(stageDir: string): StageRecord | undefined {
     throw new InputError(`${path}: not a pipeline stage record (kind ${String(record.kind)})`);
   if (record.schema_version !== STAGE_RECORD_SCHEMA_VERSION) {
     throw new InputError(
-      `${path}: stage record schema version ${record.schema_version}, this fireopt reads ${STAGE_RECORD_SCHEMA_VERSION}`,
+      `${path}: stage record schema version ${record.schema_version}, this ` +
+        `fireopt reads ${STAGE_RECORD_SCHEMA_VERSION}`,
       'HINT: use a new run directory (run.dir)',
     );
   }

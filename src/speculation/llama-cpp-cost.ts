@@ -80,7 +80,8 @@ export async function measureLlamaCppCost(options: LlamaCppCostOptions): Promise
   const kMax = options.kMax ?? 8;
   if (contextTokens < 1 || contextTokens + Math.max(steps, kMax + 1) > contextSize) {
     throw new Error(
-      `cost measurement: ${contextTokens} context tokens + ${Math.max(steps, kMax + 1)} timed tokens do not fit a ${contextSize}-token context`,
+      `cost measurement: ${contextTokens} context tokens + ` +
+        `${Math.max(steps, kMax + 1)} timed tokens do not fit a ${contextSize}-token context`,
     );
   }
   const llama: Llama = await startLlama();

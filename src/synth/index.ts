@@ -148,7 +148,9 @@ export async function runSynth(run: SynthRun, deps: SynthDeps): Promise<SynthSum
     deps.progress({
       kind: 'log',
       level: 'warn',
-      message: `synth: ${accepted.length} of ${synth.n} prompts after ${completions} completions (${describeRejections(rejected)}); raise --max-completions for more`,
+      message:
+        `synth: ${accepted.length} of ${synth.n} prompts after ${completions} ` +
+        `completions (${describeRejections(rejected)}); raise --max-completions for more`,
     });
   }
   const identity = deps.engine.identity;

@@ -51,7 +51,8 @@ export const llamaCppTargetSchema = z.strictObject({
     .default('f16')
     .describe(
       "KV cache precision: `f16` (llama.cpp's default, as most servers run) or `f32` (exact: generated and " +
-        'teacher-forced probabilities then agree to ~1e-6 instead of ~1e-3; flash attention is turned off with it, as ' +
+        'teacher-forced probabilities then agree to ~1e-6 instead of ~1e-3; ' +
+        'flash attention is turned off with it, as ' +
         'it computes in F16).',
     ),
 });
@@ -92,8 +93,10 @@ export const openAiTargetSchema = z.strictObject({
     .default('auto')
     .describe(
       '`server`: ask for `return_tokens_as_token_ids` (vLLM; tokens come back as `token_id:123`) and fail if the ' +
-        'server ignores it; `tokenizer`: map the returned token strings to ids with the target tokenizer and check they ' +
-        'decode back to the returned text; `auto`: ask for ids and fall back to the tokenizer when the server returns ' +
+        'server ignores it; `tokenizer`: map the returned token strings to ids ' +
+        'with the target tokenizer and check they ' +
+        'decode back to the returned text; `auto`: ask for ids and fall back to ' +
+        'the tokenizer when the server returns ' +
         'plain strings.',
     ),
   send_stop_token_ids: z

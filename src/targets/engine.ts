@@ -185,7 +185,8 @@ export function checkedPromptIds(ids: readonly number[], limits: LocalLimits): n
 export function checkScoreFits(promptLength: number, completionLength: number, limits: LocalLimits): void {
   if (promptLength + completionLength - 1 > limits.contextSize) {
     throw new InputError(
-      `prompt (${promptLength} tokens) plus completion (${completionLength}) is longer than ${limits.contextOwner} ${limits.contextSize}-token context`,
+      `prompt (${promptLength} tokens) plus completion (${completionLength}) ` +
+        `is longer than ${limits.contextOwner} ${limits.contextSize}-token context`,
       limits.contextHint,
     );
   }

@@ -48,7 +48,8 @@ export async function resolveTargetTokenizer(
     else if (target?.engine === 'tfjs') ({ tokenizer, source } = await tfjsTargetTokenizer(target));
     else
       throw new ConfigError(
-        "distill.tokenizer: set it to the target's tokenizer (a GGUF or tokenizer.json) — only the llama-cpp and tfjs engines can supply it",
+        "distill.tokenizer: set it to the target's tokenizer (a GGUF or " +
+          'tokenizer.json) — only the llama-cpp and tfjs engines can supply it',
         [],
       );
   }

@@ -198,7 +198,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
     const refuse = (why: string): never => {
       throw new InputError(
         `${this.path}: cannot write this tokenizer as GGUF metadata: ${why}`,
-        "llama.cpp reproduces byte-level BPE tokenizers with a known pre-tokenizer (GPT-2, Llama-3, Qwen2); export the draft as 'hf' instead",
+        'llama.cpp reproduces byte-level BPE tokenizers with a known pre-tokenizer (GPT-2, Llama-3, Qwen2); ' +
+          "export the draft as 'hf' instead",
         'E_EXPORT_TOKENIZER',
       );
     };
@@ -280,11 +281,13 @@ export class HuggingFaceTokenizer implements Tokenizer {
  */
 const PRE_TOKENIZER_BY_REGEX = new Map<string, string>([
   [
-    String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+    String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}` +
+      String.raw`| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
     'llama-bpe',
   ],
   [
-    String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
+    String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}` +
+      String.raw`| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`,
     'qwen2',
   ],
 ]);

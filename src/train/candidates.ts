@@ -99,7 +99,8 @@ export function draftCandidates(
         .filter(({ c }) => parameterCount(c.config) >= limit)
         .map(
           ({ c, i }) =>
-            `train.search.models[${i}] (${c.label}): ${parameterCount(c.config)} parameters, the target ${parameterCount(target)}`,
+            `train.search.models[${i}] (${c.label}): ${parameterCount(c.config)} ` +
+            `parameters, the target ${parameterCount(target)}`,
         );
       if (tooLarge.length)
         throw new ConfigError(
@@ -118,7 +119,9 @@ export function draftCandidates(
   }).filter((c) => initMode !== 'target-layers' || c.init === 'target-layers');
   if (!sized.length)
     throw new ConfigError(
-      `train: no ${initMode === 'target-layers' ? 'target-layers cut' : 'draft'} of less than half the target's ${parameterCount(target)} parameters fits its vocabulary of ${context.draftVocabSize}`,
+      `train: no ${initMode === 'target-layers' ? 'target-layers cut' : 'draft'} ` +
+        `of less than half the target's ${parameterCount(target)} parameters ` +
+        `fits its vocabulary of ${context.draftVocabSize}`,
       [],
       'HINT: set train.draft_vocab_size to shrink the embedding and head, or give train.search.models',
     );

@@ -75,7 +75,8 @@ export const trainSchema = z
       .positive()
       .default(600)
       .describe(
-        'Wall-clock budget of the whole automatic search, seconds (each candidate gets an equal share; `--time-budget`).',
+        'Wall-clock budget of the whole automatic search, seconds (each ' +
+          'candidate gets an equal share; `--time-budget`).',
       ),
     search: z
       .strictObject({
@@ -108,7 +109,8 @@ export const trainSchema = z
           .describe(
             'One draft forward pass / one target forward pass, for the expected speed-up. Default: measured in ' +
               "llama.cpp with eval's `eval.cost` settings when `target_model` is a GGUF (unless `eval.cost.engine: " +
-              'given`), else the ratio of weights read per token (layers + output head) when `target_model` is given, ' +
+              'given`), else the ratio of weights read per token (layers + output ' +
+              'head) when `target_model` is given, ' +
               'else 0.05.',
           ),
       })

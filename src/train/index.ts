@@ -153,7 +153,8 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       targetsTokenizer,
       await tokenizerFromVocabulary(vocabulary),
       `the tokenizer of ${source}`,
-      'HINT: train with the target model (and tokenizer) the targets were distilled with, or distill again with this one',
+      'HINT: train with the target model (and tokenizer) the targets were ' +
+        'distilled with, or distill again with this one',
     );
   }
 
@@ -162,7 +163,8 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   if (pretrained) await checkPretrainedVocabulary(train.init_from as string, pretrained, targetsTokenizer, vocabulary);
   if (pretrained && pretrained.weights.config.vocabSize !== targetVocabSize)
     throw new InputError(
-      `${train.init_from}: the pretrained model has a vocabulary of ${pretrained.weights.config.vocabSize}, the target ${targetVocabSize}`,
+      `${train.init_from}: the pretrained model has a vocabulary of ` +
+        `${pretrained.weights.config.vocabSize}, the target ${targetVocabSize}`,
     );
 
   // The draft vocabulary: an earlier draft's, the N most frequent target tokens, or all of them.
@@ -179,7 +181,9 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   const logitElements = train.batch_size * train.seq_len * draftVocabSize;
   if (logitElements > train.max_logit_elements) {
     throw new ConfigError(
-      `train: batch_size × seq_len × vocabulary = ${train.batch_size} × ${train.seq_len} × ${draftVocabSize} = ${logitElements} logits per micro-batch, above train.max_logit_elements (${train.max_logit_elements})`,
+      `train: batch_size × seq_len × vocabulary = ${train.batch_size} × ` +
+        `${train.seq_len} × ${draftVocabSize} = ${logitElements} logits per ` +
+        `micro-batch, above train.max_logit_elements (${train.max_logit_elements})`,
       [],
       'HINT: lower batch_size (raise grad_accum to keep the tokens per step), lower seq_len, or set draft_vocab_size',
     );
@@ -376,7 +380,8 @@ async function checkPretrainedVocabulary(
   if (!pretrained.vocabulary)
     throw new InputError(
       `${path}: no tokenizer found with the pretrained model: its vocabulary cannot be checked against the target's`,
-      'HINT: use a GGUF (it embeds its tokenizer), an HF folder with its tokenizer, or a llama2.c checkpoint with tokenizer.bin beside it',
+      'HINT: use a GGUF (it embeds its tokenizer), an HF folder with its ' +
+        'tokenizer, or a llama2.c checkpoint with tokenizer.bin beside it',
     );
   const targetTokenizer = targetVocabulary ? await tokenizerFromVocabulary(targetVocabulary) : undefined;
   // The target's own tokenizer when at hand (already checked equal to the targets'): it names the first
@@ -412,11 +417,15 @@ function judge(winner: CandidateResult, modelFree: ModelFreeResult[]): { outcome
   if (bestFree && bestFree.expectedSpeedup > draftSpeedup)
     return {
       outcome: 'model-free-wins',
-      verdict: `a model-free method beats the best draft: ${free} against ${winner.name} (${draftSpeedup.toFixed(2)}x); serve ${bestFree.method}`,
+      verdict:
+        `a model-free method beats the best draft: ${free} against ` +
+        `${winner.name} (${draftSpeedup.toFixed(2)}x); serve ${bestFree.method}`,
     };
   return {
     outcome: 'draft-wins',
-    verdict: `${winner.name} beats plain decoding (${draftSpeedup.toFixed(2)}x)${free ? ` and the best model-free method, ${free}` : ''}`,
+    verdict:
+      `${winner.name} beats plain decoding ` +
+      `(${draftSpeedup.toFixed(2)}x)${free ? ` and the best model-free method, ${free}` : ''}`,
   };
 }
 
@@ -456,15 +465,20 @@ function leaderboardMarkdown(rows: CandidateResult[], modelFree: ModelFreeResult
   const lines = [
     `**${verdict}.**`,
     '',
-    '| rank | candidate | init | parameters | lr | steps | held-out hit rate | τ | c | expected speed-up | tokens/s | stop |',
+    '| rank | candidate | init | parameters | lr | steps | held-out hit ' +
+      'rate | τ | c | expected speed-up | tokens/s | stop |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r, i) =>
-        `| ${i + 1} | ${r.name} | ${r.init} | ${r.parameters} | ${r.lr} | ${r.steps} | ${r.best.hitRate.toFixed(3)} | ${r.best.acceptanceLength.toFixed(2)} | ${r.cost.ratio.toFixed(3)} | ${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
+        `| ${i + 1} | ${r.name} | ${r.init} | ${r.parameters} | ${r.lr} | ` +
+        `${r.steps} | ${r.best.hitRate.toFixed(3)} | ` +
+        `${r.best.acceptanceLength.toFixed(2)} | ${r.cost.ratio.toFixed(3)} | ` +
+        `${r.best.expectedSpeedup.toFixed(2)} | ${Math.round(r.tokensPerSec)} | ${r.stopReason} |`,
     ),
     ...modelFree.map(
       (m) =>
-        `| – | ${m.method} (model-free) | – | 0 | – | – | ${m.hitRate.toFixed(3)} | ${m.acceptanceLength.toFixed(2)} | 0 | ${m.expectedSpeedup.toFixed(2)} | – | – |`,
+        `| – | ${m.method} (model-free) | – | 0 | – | – | ` +
+        `${m.hitRate.toFixed(3)} | ${m.acceptanceLength.toFixed(2)} | 0 | ${m.expectedSpeedup.toFixed(2)} | – | – |`,
     ),
     '',
     ...[...new Set(rows.map((r) => r.cost.source))].map((source) => `c: ${source}.`),

@@ -30,7 +30,10 @@ export interface LossParts {
   ce: tf.Scalar;
   /** Mean forward KL to the top-k (nats; 0 without log-probabilities). */
   kl: tf.Scalar;
-  /** Mean total-variation distance (computed only when its weight is > 0, else 0). ce, kl and tv are kept (tf.keep): dispose them. */
+  /**
+   * Mean total-variation distance (computed only when its weight is > 0, else 0).
+   * ce, kl and tv are kept (tf.keep): dispose them.
+   */
   tv: tf.Scalar;
 }
 

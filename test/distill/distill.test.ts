@@ -180,59 +180,63 @@ describe.skipIf(!haveInputs)('fireopt distill (regenerate, llama-cpp target)', (
     expect(await readAll(out)).toEqual(await readAll(greedyOut));
   });
 
-  it('scores recorded completions by teacher forcing with the same log-probabilities the target generated them with', async () => {
-    const greedy = await readAll(greedyOut);
-    // Traces that this target produced: prompt text + the completion text it wrote.
-    const traces = greedy.map((row) =>
-      JSON.stringify({
-        prompt: tokenizer.decode(row.prompt_token_ids).replace(/^ /, ''),
-        completion: tokenizer.decode(row.completion_token_ids),
-      }),
-    );
-    const dataset = await ingest('scored', traces);
-    const out = join(work, 'scored-targets');
-    const result = await runCli([
-      '--quiet',
-      'distill',
-      dataset,
-      '--out',
-      out,
-      '--target-model',
-      gguf.path,
-      '--mode',
-      'score',
-      '--top-logprobs',
-      '4',
-      '--set',
-      'target.kv_cache_type=f32',
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    const scored = await readAll(out);
-    expect(scored).toHaveLength(PROMPTS);
-    const byPrompt = new Map(greedy.map((r) => [Array.from(r.prompt_token_ids).join(','), r]));
-    let compared = 0;
-    let maxDiff = 0;
-    for (const row of scored) {
-      expect(row.mode).toBe('score');
-      const original = byPrompt.get(Array.from(row.prompt_token_ids).join(','));
-      // Re-tokenizing decoded text can merge differently; compare where the ids are the same.
-      if (!original || original.finish_reason !== 'length') continue;
-      const same =
-        Array.from(row.completion_token_ids.slice(0, MAX_TOKENS)).join(',') ===
-        Array.from(original.completion_token_ids).join(',');
-      if (!same) continue;
-      compared++;
-      for (let i = 0; i < MAX_TOKENS; i++) {
-        const a = (row.token_logprobs as Float32Array)[i];
-        const b = (original.token_logprobs as Float32Array)[i];
-        // With an F32 KV cache, llama.cpp's batched (scoring) and one-token (generation) passes agree;
-        // with its default F16 cache they differ by up to ~1.5e-3 in probability.
-        maxDiff = Math.max(maxDiff, Math.abs(a - b));
+  it(
+    'scores recorded completions by teacher forcing with the same ' +
+      'log-probabilities the target generated them with',
+    async () => {
+      const greedy = await readAll(greedyOut);
+      // Traces that this target produced: prompt text + the completion text it wrote.
+      const traces = greedy.map((row) =>
+        JSON.stringify({
+          prompt: tokenizer.decode(row.prompt_token_ids).replace(/^ /, ''),
+          completion: tokenizer.decode(row.completion_token_ids),
+        }),
+      );
+      const dataset = await ingest('scored', traces);
+      const out = join(work, 'scored-targets');
+      const result = await runCli([
+        '--quiet',
+        'distill',
+        dataset,
+        '--out',
+        out,
+        '--target-model',
+        gguf.path,
+        '--mode',
+        'score',
+        '--top-logprobs',
+        '4',
+        '--set',
+        'target.kv_cache_type=f32',
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      const scored = await readAll(out);
+      expect(scored).toHaveLength(PROMPTS);
+      const byPrompt = new Map(greedy.map((r) => [Array.from(r.prompt_token_ids).join(','), r]));
+      let compared = 0;
+      let maxDiff = 0;
+      for (const row of scored) {
+        expect(row.mode).toBe('score');
+        const original = byPrompt.get(Array.from(row.prompt_token_ids).join(','));
+        // Re-tokenizing decoded text can merge differently; compare where the ids are the same.
+        if (!original || original.finish_reason !== 'length') continue;
+        const same =
+          Array.from(row.completion_token_ids.slice(0, MAX_TOKENS)).join(',') ===
+          Array.from(original.completion_token_ids).join(',');
+        if (!same) continue;
+        compared++;
+        for (let i = 0; i < MAX_TOKENS; i++) {
+          const a = (row.token_logprobs as Float32Array)[i];
+          const b = (original.token_logprobs as Float32Array)[i];
+          // With an F32 KV cache, llama.cpp's batched (scoring) and one-token (generation) passes agree;
+          // with its default F16 cache they differ by up to ~1.5e-3 in probability.
+          maxDiff = Math.max(maxDiff, Math.abs(a - b));
+        }
       }
-    }
-    expect(compared).toBeGreaterThanOrEqual(PROMPTS / 4);
-    expect(maxDiff).toBeLessThan(1e-4);
-  });
+      expect(compared).toBeGreaterThanOrEqual(PROMPTS / 4);
+      expect(maxDiff).toBeLessThan(1e-4);
+    },
+  );
 
   it('accounts for failed rows, fails above --max-failures, and resumes once the limit is raised', async () => {
     const out = join(work, 'limited');

@@ -75,24 +75,27 @@ describe.skipIf(!haveShared(...STORIES_TARGETS, SHAREGPT))('distill by row id: -
     if (work && !process.env.KEEP) rmSync(work, { recursive: true, force: true });
   });
 
-  it('--reuse distills only the new rows, drops the rows that left, and writes the bytes of a full distill', async () => {
-    const targets1 = join(work, 'targets1');
-    const first = await distill(night1, targets1);
-    expect(first.counts.input).toBe(12);
-    const targets2 = join(work, 'targets2');
-    const second = await distill(night2, targets2, '--reuse', targets1);
-    expect(second.counts).toMatchObject({ input: 17, ok: 17, reused: 9, failed: 0 });
-    expect(second.reuse?.reason).toMatch(/reusing rows of/);
-    expect(arrowBytes(targets2)).toEqual(arrowBytes(full2));
-    const left = new Set(await ids(targets1));
-    for (const id of await ids(targets2)) left.delete(id);
-    expect(left.size).toBe(3); // the rows whose traces left the dataset are gone from the new targets
+  it(
+    '--reuse distills only the new rows, drops the rows that left, and ' + 'writes the bytes of a full distill',
+    async () => {
+      const targets1 = join(work, 'targets1');
+      const first = await distill(night1, targets1);
+      expect(first.counts.input).toBe(12);
+      const targets2 = join(work, 'targets2');
+      const second = await distill(night2, targets2, '--reuse', targets1);
+      expect(second.counts).toMatchObject({ input: 17, ok: 17, reused: 9, failed: 0 });
+      expect(second.reuse?.reason).toMatch(/reusing rows of/);
+      expect(arrowBytes(targets2)).toEqual(arrowBytes(full2));
+      const left = new Set(await ids(targets1));
+      for (const id of await ids(targets2)) left.delete(id);
+      expect(left.size).toBe(3); // the rows whose traces left the dataset are gone from the new targets
 
-    // Reusing the output folder itself (as `fireopt run` does night after night): everything reused.
-    const again = await distill(night2, targets2, '--reuse', targets2);
-    expect(again.counts).toMatchObject({ input: 17, reused: 17 });
-    expect(arrowBytes(targets2)).toEqual(arrowBytes(full2));
-  });
+      // Reusing the output folder itself (as `fireopt run` does night after night): everything reused.
+      const again = await distill(night2, targets2, '--reuse', targets2);
+      expect(again.counts).toMatchObject({ input: 17, reused: 17 });
+      expect(arrowBytes(targets2)).toEqual(arrowBytes(full2));
+    },
+  );
 
   it('re-distills every row, saying why, when a setting that changes outputs differs', async () => {
     const out = join(work, 'longer');

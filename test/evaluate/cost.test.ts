@@ -76,89 +76,93 @@ const readReport = (dir: string): EvalReport =>
   reportSchema.parse(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')));
 
 describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('fireopt eval --measure-cost llama-cpp', () => {
-  it('measures c in llama.cpp for each draft, larger for the bigger draft, and uses it (and the verification cost) for the speed-up', async () => {
-    const out = join(work, 'measured');
-    const result = await runCli([
-      '--quiet',
-      'eval',
-      '--model',
-      small.checkpoint,
-      '--baseline',
-      big.checkpoint,
-      '--baseline',
-      'prompt-lookup',
-      '--data',
-      targets,
-      '--measure-cost',
-      'llama-cpp',
-      '--target-model',
-      small.targetGguf,
-      '--out',
-      out,
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    const report = readReport(out);
-    expect(report.schema_version).toBe(2);
-    const [smallDraft, bigDraft, lookup] = report.candidates;
-    for (const draft of [smallDraft, bigDraft]) {
-      const m = draft.cost_measurement!;
-      expect(draft.cost_ratio_source).toBe('measured');
-      expect(m.engine).toBe('llama-cpp');
-      expect(draft.cost_ratio).toBe(m.cost_ratio);
-      expect(m.cost_ratio).toBeGreaterThan(0);
-      expect(m.cost_ratio).toBeLessThan(1.5);
-      expect(m.draft_step_ms).toBeGreaterThan(0);
-      expect(m.target_step_ms).toBeGreaterThan(0);
-      // c (the median of per-run ratios) agrees with the ratio of the median step times it reports, within
-      // an order of magnitude: on a loaded machine the two medians differ several-fold (3.96 seen at load 15);
-      // a ratio taken of the wrong quantities (ms per run, not per step) is off by far more.
-      expect(m.cost_ratio / (m.draft_step_ms / m.target_step_ms)).toBeGreaterThan(0.1);
-      expect(m.cost_ratio / (m.draft_step_ms / m.target_step_ms)).toBeLessThan(10);
-      expect(m.draft_step_ms).toBeLessThan(m.target_step_ms * 1.5);
-      expect(m.target_verify_ms_by_k).toHaveLength(report.k_max);
-      expect(m.verify_cost_by_k).toHaveLength(report.k_max);
-      expect(m.load_average.before).toHaveLength(3);
-      expect(m.threads).toBe(1);
-      expect(m.draft_vocab_size).toBe(512);
-      expect(draft.verify_cost_by_k).toEqual(m.verify_cost_by_k);
-      // S = τ / (k·c + v_k) with the measured c and v_k.
-      for (const entry of draft.by_k)
-        expect(entry.speedup).toBeCloseTo(entry.tau / (entry.k * m.cost_ratio + m.verify_cost_by_k[entry.k - 1]), 12);
-    }
-    // Verifying 9 tokens in one batch costs more than verifying 2.
-    expect(smallDraft.cost_measurement!.target_verify_ms_by_k[7]).toBeGreaterThan(
-      smallDraft.cost_measurement!.target_verify_ms_by_k[0],
-    );
-    // One layer of the target's five costs less per step than four.
-    expect(bigDraft.cost_ratio).toBeGreaterThan(smallDraft.cost_ratio);
-    // ...but by less than its parameter ratio: a step has a fixed cost (graph launch, sampling) besides the weights.
-    const parameterRatio = parameters(big.checkpoint) / parameters(small.checkpoint);
-    expect(parameterRatio).toBeGreaterThan(2);
-    expect(bigDraft.cost_ratio / smallDraft.cost_ratio).toBeLessThan(parameterRatio);
-    // A model-free method costs nothing to propose but pays the same verification.
-    expect(lookup.cost_ratio).toBe(0);
-    expect(lookup.cost_measurement).toBeNull();
-    expect(lookup.verify_cost_by_k).toEqual(smallDraft.cost_measurement!.verify_cost_by_k);
-    const markdown = readFileSync(join(out, 'report.md'), 'utf8');
-    expect(markdown).toContain('measured in llama.cpp');
-    expect(markdown).toContain('## Cost ratio c');
-    expect(markdown).toContain('S = τ / (k·c + v_k)');
-    // compare prices both drafts as eval did (measured c and v_k): its Δ is the difference of the reports' speed-ups.
-    const reportPath = join(out, 'report.json');
-    const compared = await runCli([
-      '--json',
-      'compare',
-      reportPath,
-      reportPath,
-      '--candidate-a',
-      bigDraft.name,
-      '--candidate-b',
-      smallDraft.name,
-    ]);
-    expect([0, 3]).toContain(compared.code);
-    const comparison = JSON.parse(compared.stdout) as { delta_speedup: { estimate: number } };
-    expect(comparison.delta_speedup.estimate).toBeCloseTo(smallDraft.best_speedup - bigDraft.best_speedup, 12);
-  });
+  it(
+    'measures c in llama.cpp for each draft, larger for the bigger draft, ' +
+      'and uses it (and the verification cost) for the speed-up',
+    async () => {
+      const out = join(work, 'measured');
+      const result = await runCli([
+        '--quiet',
+        'eval',
+        '--model',
+        small.checkpoint,
+        '--baseline',
+        big.checkpoint,
+        '--baseline',
+        'prompt-lookup',
+        '--data',
+        targets,
+        '--measure-cost',
+        'llama-cpp',
+        '--target-model',
+        small.targetGguf,
+        '--out',
+        out,
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      const report = readReport(out);
+      expect(report.schema_version).toBe(2);
+      const [smallDraft, bigDraft, lookup] = report.candidates;
+      for (const draft of [smallDraft, bigDraft]) {
+        const m = draft.cost_measurement!;
+        expect(draft.cost_ratio_source).toBe('measured');
+        expect(m.engine).toBe('llama-cpp');
+        expect(draft.cost_ratio).toBe(m.cost_ratio);
+        expect(m.cost_ratio).toBeGreaterThan(0);
+        expect(m.cost_ratio).toBeLessThan(1.5);
+        expect(m.draft_step_ms).toBeGreaterThan(0);
+        expect(m.target_step_ms).toBeGreaterThan(0);
+        // c (the median of per-run ratios) agrees with the ratio of the median step times it reports, within
+        // an order of magnitude: on a loaded machine the two medians differ several-fold (3.96 seen at load 15);
+        // a ratio taken of the wrong quantities (ms per run, not per step) is off by far more.
+        expect(m.cost_ratio / (m.draft_step_ms / m.target_step_ms)).toBeGreaterThan(0.1);
+        expect(m.cost_ratio / (m.draft_step_ms / m.target_step_ms)).toBeLessThan(10);
+        expect(m.draft_step_ms).toBeLessThan(m.target_step_ms * 1.5);
+        expect(m.target_verify_ms_by_k).toHaveLength(report.k_max);
+        expect(m.verify_cost_by_k).toHaveLength(report.k_max);
+        expect(m.load_average.before).toHaveLength(3);
+        expect(m.threads).toBe(1);
+        expect(m.draft_vocab_size).toBe(512);
+        expect(draft.verify_cost_by_k).toEqual(m.verify_cost_by_k);
+        // S = τ / (k·c + v_k) with the measured c and v_k.
+        for (const entry of draft.by_k)
+          expect(entry.speedup).toBeCloseTo(entry.tau / (entry.k * m.cost_ratio + m.verify_cost_by_k[entry.k - 1]), 12);
+      }
+      // Verifying 9 tokens in one batch costs more than verifying 2.
+      expect(smallDraft.cost_measurement!.target_verify_ms_by_k[7]).toBeGreaterThan(
+        smallDraft.cost_measurement!.target_verify_ms_by_k[0],
+      );
+      // One layer of the target's five costs less per step than four.
+      expect(bigDraft.cost_ratio).toBeGreaterThan(smallDraft.cost_ratio);
+      // ...but by less than its parameter ratio: a step has a fixed cost (graph launch, sampling) besides the weights.
+      const parameterRatio = parameters(big.checkpoint) / parameters(small.checkpoint);
+      expect(parameterRatio).toBeGreaterThan(2);
+      expect(bigDraft.cost_ratio / smallDraft.cost_ratio).toBeLessThan(parameterRatio);
+      // A model-free method costs nothing to propose but pays the same verification.
+      expect(lookup.cost_ratio).toBe(0);
+      expect(lookup.cost_measurement).toBeNull();
+      expect(lookup.verify_cost_by_k).toEqual(smallDraft.cost_measurement!.verify_cost_by_k);
+      const markdown = readFileSync(join(out, 'report.md'), 'utf8');
+      expect(markdown).toContain('measured in llama.cpp');
+      expect(markdown).toContain('## Cost ratio c');
+      expect(markdown).toContain('S = τ / (k·c + v_k)');
+      // compare prices both drafts as eval did (measured c and v_k): its Δ is the difference of the reports' speed-ups.
+      const reportPath = join(out, 'report.json');
+      const compared = await runCli([
+        '--json',
+        'compare',
+        reportPath,
+        reportPath,
+        '--candidate-a',
+        bigDraft.name,
+        '--candidate-b',
+        smallDraft.name,
+      ]);
+      expect([0, 3]).toContain(compared.code);
+      const comparison = JSON.parse(compared.stdout) as { delta_speedup: { estimate: number } };
+      expect(comparison.delta_speedup.estimate).toBeCloseTo(smallDraft.best_speedup - bigDraft.best_speedup, 12);
+    },
+  );
 
   it('still takes a given ratio (no measurement; verification counted as one target step)', async () => {
     const out = join(work, 'given');

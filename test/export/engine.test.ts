@@ -32,7 +32,8 @@ const NUMPY_PYTHON = pythonWith('numpy');
 const TORCH_PYTHON = pythonWith('numpy, torch');
 if (!TORCH_PYTHON)
   console.warn(
-    'export engine test: no Python with PyTorch here (apt-get install python3-torch); the PyTorch reference test is skipped',
+    'export engine test: no Python with PyTorch here (apt-get install ' +
+      'python3-torch); the PyTorch reference test is skipped',
   );
 const EOS = 2;
 
@@ -161,28 +162,31 @@ afterAll(() => {
 });
 
 describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', () => {
-  it('writes a GGUF that llama.cpp loads and greedy-decodes exactly as the tfjs draft, on held-out prompts', async () => {
-    const exported = await exportDraft(fullDraft, join(data.work, 'export-full'));
-    const draft = LlamaModel.fromWeights(readDraftCheckpoint(fullDraft).weights, { trainable: false });
-    const llama = await LlamaCppSpeculator.open({
-      targetModel: exported.gguf,
-      draftModel: exported.gguf,
-      contextSize: 256,
-    });
-    let tokens = 0;
-    try {
-      for (const { prompt } of heldout.slice(0, 10)) {
-        const expected = (await generate(draft, prompt, { maxNewTokens: 32, stopIds: [EOS] })).tokens;
-        const got = await llama.greedy(prompt, { maxTokens: 32 });
-        expect(got.tokens).toEqual(expected);
-        tokens += expected.length;
+  it(
+    'writes a GGUF that llama.cpp loads and greedy-decodes exactly as the ' + 'tfjs draft, on held-out prompts',
+    async () => {
+      const exported = await exportDraft(fullDraft, join(data.work, 'export-full'));
+      const draft = LlamaModel.fromWeights(readDraftCheckpoint(fullDraft).weights, { trainable: false });
+      const llama = await LlamaCppSpeculator.open({
+        targetModel: exported.gguf,
+        draftModel: exported.gguf,
+        contextSize: 256,
+      });
+      let tokens = 0;
+      try {
+        for (const { prompt } of heldout.slice(0, 10)) {
+          const expected = (await generate(draft, prompt, { maxNewTokens: 32, stopIds: [EOS] })).tokens;
+          const got = await llama.greedy(prompt, { maxTokens: 32 });
+          expect(got.tokens).toEqual(expected);
+          tokens += expected.length;
+        }
+      } finally {
+        await llama.close();
+        draft.dispose();
       }
-    } finally {
-      await llama.close();
-      draft.dispose();
-    }
-    expect(tokens).toBeGreaterThan(200);
-  });
+      expect(tokens).toBeGreaterThan(200);
+    },
+  );
 
   it('writes safetensors that an independent numpy reader finds equal tensor for tensor (F32 and F16)', async () => {
     const weights = readDraftCheckpoint(fullDraft).weights;
@@ -215,7 +219,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
 
   // PyTorch is optional (.ci/run installs python3-torch when it can): without it this check is skipped, not passed.
   it.skipIf(!TORCH_PYTHON)(
-    'a PyTorch Llama over the exported safetensors reproduces fireopt logits (F32, F16, and an expanded reduced-vocabulary draft)',
+    'a PyTorch Llama over the exported safetensors reproduces fireopt ' +
+      'logits (F32, F16, and an expanded reduced-vocabulary draft)',
     async () => {
       for (const dtype of ['f32', 'f16'] as const) {
         const exported = await exportDraft(fullDraft, join(data.work, `export-torch-${dtype}`), [
@@ -242,7 +247,9 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
         expect(torchResult.positions as number).toBeGreaterThan(30);
         expect(torchResult.max_abs_diff as number).toBeLessThan(1e-4);
         console.log(
-          `${dtype} export: PyTorch Llama logits vs fireopt: max |Δ| ${(torchResult.max_abs_diff as number).toExponential(2)} over ${torchResult.positions} positions (|logit| ≤ ${(torchResult.max_abs_logit as number).toFixed(1)})`,
+          `${dtype} export: PyTorch Llama logits vs fireopt: max |Δ| ` +
+            `${(torchResult.max_abs_diff as number).toExponential(2)} over ` +
+            `${torchResult.positions} positions (|logit| ≤ ${(torchResult.max_abs_logit as number).toFixed(1)})`,
         );
       }
       // The HF export of the expanded draft (untied, lm_head with the mean rows) runs in PyTorch too.
@@ -264,83 +271,89 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
     },
   );
 
-  it('expands a reduced-vocabulary draft to the full vocabulary with the same greedy choices on held-out data (teacher-forced and in llama.cpp)', async () => {
-    const checkpoint = readDraftCheckpoint(reducedDraft);
-    const map = checkpoint.draftVocabulary?.draftToTarget as Int32Array;
-    expect(map.length).toBe(200);
-    const unk = checkpoint.training.unk_draft_id as number;
-    const rowOf = new Map<number, number>();
-    map.forEach((id, row) => rowOf.set(id, row));
-    const toDraft = (ids: number[]) => ids.map((id) => rowOf.get(id) ?? unk);
+  it(
+    'expands a reduced-vocabulary draft to the full vocabulary with the ' +
+      'same greedy choices on held-out data (teacher-forced and in llama.cpp)',
+    async () => {
+      const checkpoint = readDraftCheckpoint(reducedDraft);
+      const map = checkpoint.draftVocabulary?.draftToTarget as Int32Array;
+      expect(map.length).toBe(200);
+      const unk = checkpoint.training.unk_draft_id as number;
+      const rowOf = new Map<number, number>();
+      map.forEach((id, row) => rowOf.set(id, row));
+      const toDraft = (ids: number[]) => ids.map((id) => rowOf.get(id) ?? unk);
 
-    const exported = await exportDraft(reducedDraft, join(data.work, 'export-reduced'));
-    const { weights: expandedWeights } = readLlamaGguf(exported.gguf);
-    expect(expandedWeights.config.vocabSize).toBe(512);
-    const reduced = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
-    const expanded = LlamaModel.fromWeights(expandedWeights, { trainable: false });
-    // The same expansion averaging all draft rows (the default), for the sampling mass it leaves outside.
-    const allRows = LlamaModel.fromWeights(
-      expandVocabulary(checkpoint.weights, { draftToTarget: map, unkDraftId: unk, vocabSize: 512 }).weights,
-      { trainable: false },
-    );
-    let positions = 0;
-    let same = 0;
-    let outsideMass = 0;
-    let allRowsOutsideMass = 0;
-    try {
-      for (const { prompt, completion } of heldout) {
-        const sequence = [...prompt, ...completion.slice(0, -1)];
-        const reducedLogProbs = await nextTokenDistributions(reduced, toDraft(sequence));
-        const expandedLogProbs = await nextTokenDistributions(expanded, sequence);
-        const allRowsLogProbs = await nextTokenDistributions(allRows, sequence);
-        for (let t = 0; t < sequence.length; t++) {
-          const draftChoice = map[argmax(reducedLogProbs.subarray(t * 200, (t + 1) * 200))];
-          const row = expandedLogProbs.subarray(t * 512, (t + 1) * 512);
-          positions++;
-          if (argmax(row) === draftChoice) same++;
-          for (let id = 0; id < 512; id++) {
-            if (rowOf.has(id)) continue;
-            outsideMass += Math.exp(row[id]);
-            allRowsOutsideMass += Math.exp(allRowsLogProbs[t * 512 + id]);
+      const exported = await exportDraft(reducedDraft, join(data.work, 'export-reduced'));
+      const { weights: expandedWeights } = readLlamaGguf(exported.gguf);
+      expect(expandedWeights.config.vocabSize).toBe(512);
+      const reduced = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
+      const expanded = LlamaModel.fromWeights(expandedWeights, { trainable: false });
+      // The same expansion averaging all draft rows (the default), for the sampling mass it leaves outside.
+      const allRows = LlamaModel.fromWeights(
+        expandVocabulary(checkpoint.weights, { draftToTarget: map, unkDraftId: unk, vocabSize: 512 }).weights,
+        { trainable: false },
+      );
+      let positions = 0;
+      let same = 0;
+      let outsideMass = 0;
+      let allRowsOutsideMass = 0;
+      try {
+        for (const { prompt, completion } of heldout) {
+          const sequence = [...prompt, ...completion.slice(0, -1)];
+          const reducedLogProbs = await nextTokenDistributions(reduced, toDraft(sequence));
+          const expandedLogProbs = await nextTokenDistributions(expanded, sequence);
+          const allRowsLogProbs = await nextTokenDistributions(allRows, sequence);
+          for (let t = 0; t < sequence.length; t++) {
+            const draftChoice = map[argmax(reducedLogProbs.subarray(t * 200, (t + 1) * 200))];
+            const row = expandedLogProbs.subarray(t * 512, (t + 1) * 512);
+            positions++;
+            if (argmax(row) === draftChoice) same++;
+            for (let id = 0; id < 512; id++) {
+              if (rowOf.has(id)) continue;
+              outsideMass += Math.exp(row[id]);
+              allRowsOutsideMass += Math.exp(allRowsLogProbs[t * 512 + id]);
+            }
           }
         }
-      }
-      expect(positions).toBeGreaterThan(800);
-      expect(same / positions).toBeGreaterThanOrEqual(0.999);
-      console.log(
-        `reduced vocabulary 200/512: greedy agreement ${same}/${positions} held-out positions; mean probability on the 312 ids outside the draft vocabulary ` +
-          `${(outsideMass / positions).toExponential(2)} (mean of the 16 lowest rows) vs ${(allRowsOutsideMass / positions).toExponential(2)} (mean of all rows)`,
-      );
-      expect(outsideMass).toBeLessThan(0.5 * allRowsOutsideMass);
+        expect(positions).toBeGreaterThan(800);
+        expect(same / positions).toBeGreaterThanOrEqual(0.999);
+        console.log(
+          `reduced vocabulary 200/512: greedy agreement ${same}/${positions} ` +
+            `held-out positions; mean probability on the 312 ids outside the draft vocabulary ` +
+            `${(outsideMass / positions).toExponential(2)} (mean of the 16 lowest ` +
+            `rows) vs ${(allRowsOutsideMass / positions).toExponential(2)} (mean of all rows)`,
+        );
+        expect(outsideMass).toBeLessThan(0.5 * allRowsOutsideMass);
 
-      // Generation: llama.cpp on the exported GGUF against the reduced tfjs draft decoding greedily.
-      const llama = await LlamaCppSpeculator.open({
-        targetModel: exported.gguf,
-        draftModel: exported.gguf,
-        contextSize: 256,
-      });
-      try {
-        for (const { prompt } of heldout.slice(0, 6)) {
-          const expected: number[] = [];
-          const context = [...prompt];
-          while (expected.length < 24) {
-            const logProbs = await nextTokenDistributions(reduced, toDraft(context));
-            const next = map[argmax(logProbs.subarray(logProbs.length - 200))];
-            expected.push(next);
-            context.push(next);
-            if (next === EOS) break;
+        // Generation: llama.cpp on the exported GGUF against the reduced tfjs draft decoding greedily.
+        const llama = await LlamaCppSpeculator.open({
+          targetModel: exported.gguf,
+          draftModel: exported.gguf,
+          contextSize: 256,
+        });
+        try {
+          for (const { prompt } of heldout.slice(0, 6)) {
+            const expected: number[] = [];
+            const context = [...prompt];
+            while (expected.length < 24) {
+              const logProbs = await nextTokenDistributions(reduced, toDraft(context));
+              const next = map[argmax(logProbs.subarray(logProbs.length - 200))];
+              expected.push(next);
+              context.push(next);
+              if (next === EOS) break;
+            }
+            expect((await llama.greedy(prompt, { maxTokens: 24 })).tokens).toEqual(expected);
           }
-          expect((await llama.greedy(prompt, { maxTokens: 24 })).tokens).toEqual(expected);
+        } finally {
+          await llama.close();
         }
       } finally {
-        await llama.close();
+        reduced.dispose();
+        expanded.dispose();
+        allRows.dispose();
       }
-    } finally {
-      reduced.dispose();
-      expanded.dispose();
-      allRows.dispose();
-    }
-  });
+    },
+  );
 
   it('the mean output row never wins: its logit is the mean of the draft logits, below their maximum', () => {
     const checkpoint = readDraftCheckpoint(reducedDraft);
@@ -368,40 +381,50 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt export: engine gate', 
     }
   });
 
-  it('runs real speculative decoding in llama.cpp (stories260K target + exported draft): output equals plain greedy decoding', async () => {
-    const gguf = (await exportDraft(fullDraft, join(data.work, 'export-spec'), ['--format', 'gguf'])).gguf;
-    expect(existsSync(gguf)).toBe(true);
-    const speculator = await LlamaCppSpeculator.open({ targetModel: target.path, draftModel: gguf, contextSize: 256 });
-    let drafted = 0;
-    let accepted = 0;
-    let steps = 0;
-    let tokens = 0;
-    let speculativeMs = 0;
-    let plainMs = 0;
-    try {
-      for (const { prompt } of heldout) {
-        const plain = await speculator.greedy(prompt, { maxTokens: 48 });
-        const run = await speculator.decode(prompt, { k: 4, maxTokens: 48 });
-        expect(run.tokens).toEqual(plain.tokens);
-        drafted += run.drafted;
-        accepted += run.accepted;
-        steps += run.steps;
-        tokens += run.tokens.length;
-        speculativeMs += run.wallMs;
-        plainMs += plain.wallMs;
+  it(
+    'runs real speculative decoding in llama.cpp (stories260K target + ' +
+      'exported draft): output equals plain greedy decoding',
+    async () => {
+      const gguf = (await exportDraft(fullDraft, join(data.work, 'export-spec'), ['--format', 'gguf'])).gguf;
+      expect(existsSync(gguf)).toBe(true);
+      const speculator = await LlamaCppSpeculator.open({
+        targetModel: target.path,
+        draftModel: gguf,
+        contextSize: 256,
+      });
+      let drafted = 0;
+      let accepted = 0;
+      let steps = 0;
+      let tokens = 0;
+      let speculativeMs = 0;
+      let plainMs = 0;
+      try {
+        for (const { prompt } of heldout) {
+          const plain = await speculator.greedy(prompt, { maxTokens: 48 });
+          const run = await speculator.decode(prompt, { k: 4, maxTokens: 48 });
+          expect(run.tokens).toEqual(plain.tokens);
+          drafted += run.drafted;
+          accepted += run.accepted;
+          steps += run.steps;
+          tokens += run.tokens.length;
+          speculativeMs += run.wallMs;
+          plainMs += plain.wallMs;
+        }
+      } finally {
+        await speculator.close();
       }
-    } finally {
-      await speculator.close();
-    }
-    const acceptance = accepted / drafted;
-    console.log(
-      `speculative decoding, stories260K target + exported draft (k = 4, ${heldout.length} held-out prompts, ${tokens} tokens): ` +
-        `acceptance ${(100 * acceptance).toFixed(1)}%, τ ${(tokens / steps).toFixed(2)}, ` +
-        `${((1000 * tokens) / speculativeMs).toFixed(0)} tokens/s speculative vs ${((1000 * tokens) / plainMs).toFixed(0)} tokens/s plain (llama.cpp CPU, 1 thread)`,
-    );
-    expect(tokens).toBeGreaterThan(500);
-    // τ = 1 would mean no draft token was ever accepted.
-    expect(acceptance).toBeGreaterThan(0.1);
-    expect(tokens / steps).toBeGreaterThan(1.3);
-  });
+      const acceptance = accepted / drafted;
+      console.log(
+        `speculative decoding, stories260K target + exported draft (k = 4, ` +
+          `${heldout.length} held-out prompts, ${tokens} tokens): ` +
+          `acceptance ${(100 * acceptance).toFixed(1)}%, τ ${(tokens / steps).toFixed(2)}, ` +
+          `${((1000 * tokens) / speculativeMs).toFixed(0)} tokens/s speculative ` +
+          `vs ${((1000 * tokens) / plainMs).toFixed(0)} tokens/s plain (llama.cpp CPU, 1 thread)`,
+      );
+      expect(tokens).toBeGreaterThan(500);
+      // τ = 1 would mean no draft token was ever accepted.
+      expect(acceptance).toBeGreaterThan(0.1);
+      expect(tokens / steps).toBeGreaterThan(1.3);
+    },
+  );
 });

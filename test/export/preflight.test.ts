@@ -135,18 +135,22 @@ describe.skipIf(!haveShared(vocabPath('llama-spm')))('preflight per engine', () 
     return describeTarget(dir);
   };
 
-  it("refuses a draft with more rows than the target's vocab_size for vLLM, SGLang and transformers (Qwen2.5 152064 vs 151936)", () => {
-    const vocabulary = llamaSpm();
-    const facts = draftFacts(vocabulary, {
-      targetVocabSize: 152064,
-      vocabulary: undefined,
-      config: { ...CONFIG, vocabSize: 152064 },
-    });
-    const { problems } = preflight(facts, hfTarget(151936), { ...ALL, formats: ['hf'] });
-    expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatchObject({ code: 'E_EXPORT_VOCAB_SIZE', engines: ['vllm', 'sglang', 'transformers'] });
-    expect(problems[0].message).toMatch(/vocab_size is 152064 but the target's .* is 151936/);
-  });
+  it(
+    "refuses a draft with more rows than the target's vocab_size for vLLM, " +
+      'SGLang and transformers (Qwen2.5 152064 vs 151936)',
+    () => {
+      const vocabulary = llamaSpm();
+      const facts = draftFacts(vocabulary, {
+        targetVocabSize: 152064,
+        vocabulary: undefined,
+        config: { ...CONFIG, vocabSize: 152064 },
+      });
+      const { problems } = preflight(facts, hfTarget(151936), { ...ALL, formats: ['hf'] });
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatchObject({ code: 'E_EXPORT_VOCAB_SIZE', engines: ['vllm', 'sglang', 'transformers'] });
+      expect(problems[0].message).toMatch(/vocab_size is 152064 but the target's .* is 151936/);
+    },
+  );
 
   it("pads a draft to the target's vocab_size when the extra ids are padding (151936 → 152064)", () => {
     const facts = draftFacts(llamaSpm(), {
@@ -189,97 +193,107 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, vocabPath('llama-spm')))('fireo
     draft = writeNoisyDraft();
   });
 
-  it('stops before writing anything when the target is incompatible, listing every problem with its engine', async () => {
-    const out = join(work, 'refused');
-    const result = await runCli([
-      'export',
-      '--model',
-      draft.checkpoint,
-      '--out',
-      out,
-      '--target',
-      sharedPath(vocabPath('llama-spm')),
-    ]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/nothing was written/);
-    expect(result.stderr).toMatch(
-      /\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: the draft's vocab_size is 512 but the target's .* is 32000|\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: the target's tokenizer has 32000 tokens but the draft knows 512/,
-    );
-    expect(result.stderr).toMatch(
-      /\[llama-cpp\] E_EXPORT_VOCAB_SIZE: llama.cpp: the draft's vocabulary has 512 tokens/,
-    );
-    expect(result.stderr).toMatch(/\[llama-cpp\] E_EXPORT_TOKEN_TEXT/);
-    expect(existsSync(out)).toBe(false);
-    expect(readdirSync(work).filter((name) => name.startsWith('.refused'))).toEqual([]);
-  });
+  it(
+    'stops before writing anything when the target is incompatible, listing ' + 'every problem with its engine',
+    async () => {
+      const out = join(work, 'refused');
+      const result = await runCli([
+        'export',
+        '--model',
+        draft.checkpoint,
+        '--out',
+        out,
+        '--target',
+        sharedPath(vocabPath('llama-spm')),
+      ]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/nothing was written/);
+      const vocabSizeError = String.raw`\[vllm, sglang, transformers\] E_EXPORT_VOCAB_SIZE: `;
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `${vocabSizeError}the draft's vocab_size is 512 but the target's .* is 32000|` +
+            `${vocabSizeError}the target's tokenizer has 32000 tokens but the draft knows 512`,
+        ),
+      );
+      expect(result.stderr).toMatch(
+        /\[llama-cpp\] E_EXPORT_VOCAB_SIZE: llama.cpp: the draft's vocabulary has 512 tokens/,
+      );
+      expect(result.stderr).toMatch(/\[llama-cpp\] E_EXPORT_TOKEN_TEXT/);
+      expect(existsSync(out)).toBe(false);
+      expect(readdirSync(work).filter((name) => name.startsWith('.refused'))).toEqual([]);
+    },
+  );
 
-  it('writes HF + GGUF + SERVING.md + manifest atomically, replacing an earlier export only when complete', async () => {
-    const out = join(work, 'ok');
-    mkdirSync(out);
-    writeFileSync(join(out, 'stale.txt'), 'from an earlier export');
-    // An earlier export says so in its manifest; export refuses to replace a folder that does not.
-    writeFileSync(join(out, 'manifest.json'), JSON.stringify({ kind: 'export', schema_version: 1 }));
-    const result = await runCli([
-      '--json',
-      '--quiet',
-      'export',
-      '--model',
-      draft.checkpoint,
-      '--out',
-      out,
-      '--target',
-      stories260K(),
-      '--name',
-      '../../escape/me',
-      '--set',
-      'export.reference_prompts=0',
-    ]);
-    expect(result.code, result.stderr).toBe(0);
-    const summary = JSON.parse(result.stdout) as {
-      gguf: string;
-      hf: string;
-      serving: Array<{ engine: string; command: string }>;
-    };
-    expect(summary.gguf).toBe(join(out, 'escape-me.gguf'));
-    expect(readdirSync(out).sort()).toEqual(['SERVING.md', 'escape-me.gguf', 'hf', 'manifest.json']);
-    expect(readdirSync(join(out, 'hf')).sort()).toEqual([
-      'config.json',
-      'generation_config.json',
-      'model.safetensors',
-      'tokenizer.gguf',
-    ]);
-    expect(summary.serving.map((s) => s.engine)).toEqual(['vllm', 'sglang', 'transformers', 'llama-cpp']);
-    expect(summary.serving.find((s) => s.engine === 'llama-cpp')?.command).toContain(
-      `-md ${join(out, 'escape-me.gguf')}`,
-    );
-    const config = JSON.parse(readFileSync(join(out, 'hf', 'config.json'), 'utf8')) as Record<string, unknown>;
-    const stored = readDraftCheckpoint(draft.checkpoint).weights.config;
-    expect(config).toMatchObject({
-      architectures: ['LlamaForCausalLM'],
-      model_type: 'llama',
-      hidden_size: stored.dim,
-      num_hidden_layers: stored.nLayers,
-      vocab_size: 512,
-      max_position_embeddings: 512,
-      rms_norm_eps: 1e-5,
-      rope_theta: 10000,
-      rope_scaling: null,
-      bos_token_id: 1,
-      eos_token_id: 2,
-      tie_word_embeddings: true,
-      torch_dtype: 'float32',
-    });
-    expect(JSON.parse(readFileSync(join(out, 'hf', 'generation_config.json'), 'utf8'))).toMatchObject({
-      bos_token_id: 1,
-      eos_token_id: 2,
-    });
-    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as {
-      kind: string;
-      files: Record<string, string>;
-    };
-    expect(manifest.kind).toBe('export');
-    expect(Object.keys(manifest.files)).toContain('escape-me.gguf');
-  });
+  it(
+    'writes HF + GGUF + SERVING.md + manifest atomically, replacing an ' + 'earlier export only when complete',
+    async () => {
+      const out = join(work, 'ok');
+      mkdirSync(out);
+      writeFileSync(join(out, 'stale.txt'), 'from an earlier export');
+      // An earlier export says so in its manifest; export refuses to replace a folder that does not.
+      writeFileSync(join(out, 'manifest.json'), JSON.stringify({ kind: 'export', schema_version: 1 }));
+      const result = await runCli([
+        '--json',
+        '--quiet',
+        'export',
+        '--model',
+        draft.checkpoint,
+        '--out',
+        out,
+        '--target',
+        stories260K(),
+        '--name',
+        '../../escape/me',
+        '--set',
+        'export.reference_prompts=0',
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      const summary = JSON.parse(result.stdout) as {
+        gguf: string;
+        hf: string;
+        serving: Array<{ engine: string; command: string }>;
+      };
+      expect(summary.gguf).toBe(join(out, 'escape-me.gguf'));
+      expect(readdirSync(out).sort()).toEqual(['SERVING.md', 'escape-me.gguf', 'hf', 'manifest.json']);
+      expect(readdirSync(join(out, 'hf')).sort()).toEqual([
+        'config.json',
+        'generation_config.json',
+        'model.safetensors',
+        'tokenizer.gguf',
+      ]);
+      expect(summary.serving.map((s) => s.engine)).toEqual(['vllm', 'sglang', 'transformers', 'llama-cpp']);
+      expect(summary.serving.find((s) => s.engine === 'llama-cpp')?.command).toContain(
+        `-md ${join(out, 'escape-me.gguf')}`,
+      );
+      const config = JSON.parse(readFileSync(join(out, 'hf', 'config.json'), 'utf8')) as Record<string, unknown>;
+      const stored = readDraftCheckpoint(draft.checkpoint).weights.config;
+      expect(config).toMatchObject({
+        architectures: ['LlamaForCausalLM'],
+        model_type: 'llama',
+        hidden_size: stored.dim,
+        num_hidden_layers: stored.nLayers,
+        vocab_size: 512,
+        max_position_embeddings: 512,
+        rms_norm_eps: 1e-5,
+        rope_theta: 10000,
+        rope_scaling: null,
+        bos_token_id: 1,
+        eos_token_id: 2,
+        tie_word_embeddings: true,
+        torch_dtype: 'float32',
+      });
+      expect(JSON.parse(readFileSync(join(out, 'hf', 'generation_config.json'), 'utf8'))).toMatchObject({
+        bos_token_id: 1,
+        eos_token_id: 2,
+      });
+      const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as {
+        kind: string;
+        files: Record<string, string>;
+      };
+      expect(manifest.kind).toBe('export');
+      expect(Object.keys(manifest.files)).toContain('escape-me.gguf');
+    },
+  );
 
   it("copies an HF target's tokenizer files verbatim and uses its vocab_size, special ids and context", async () => {
     const target = join(work, 'hf-stories');
@@ -320,7 +334,8 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, vocabPath('llama-spm')))('fireo
     expect(readFileSync(join(out, 'hf', 'special_tokens_map.json'), 'utf8')).toBe(specialTokens);
     expect(existsSync(join(out, 'hf', 'tokenizer.gguf'))).toBe(false);
     expect(result.stdout).toContain(
-      `vllm serve ${target} --max-model-len 512 --speculative-config '{"method":"draft_model","model":"${join(out, 'hf')}","num_speculative_tokens":4}'`,
+      `vllm serve ${target} --max-model-len 512 --speculative-config ` +
+        `'{"method":"draft_model","model":"${join(out, 'hf')}","num_speculative_tokens":4}'`,
     );
   });
 });

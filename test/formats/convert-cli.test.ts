@@ -44,50 +44,53 @@ describe.skipIf(!haveStories)('fireopt convert (in-process)', () => {
     expect(back.vocabulary.tokens).toEqual(stories.vocabulary.tokens);
   });
 
-  it('llama2.c → HF (f16) → GGUF → HF, keeping the tokenizer; the GGUF decodes the known story in llama.cpp', async () => {
-    const toHf = await runCli([
-      'convert',
-      stories260K(),
-      '--to',
-      'hf',
-      '--out',
-      out('hf16'),
-      '--dtype',
-      'f16',
-      '--tokenizer',
-      tok512(),
-    ]);
-    expect(toHf).toMatchObject({ code: 0, stderr: '' });
-    expect(toHf.stdout).toMatch(/^wrote .*hf16 \(hf, f16\) from llama2c checkpoint .*260,032 parameters/);
-    expect(existsSync(join(out('hf16'), 'tokenizer.gguf'))).toBe(true);
+  it(
+    'llama2.c → HF (f16) → GGUF → HF, keeping the tokenizer; the GGUF ' + 'decodes the known story in llama.cpp',
+    async () => {
+      const toHf = await runCli([
+        'convert',
+        stories260K(),
+        '--to',
+        'hf',
+        '--out',
+        out('hf16'),
+        '--dtype',
+        'f16',
+        '--tokenizer',
+        tok512(),
+      ]);
+      expect(toHf).toMatchObject({ code: 0, stderr: '' });
+      expect(toHf.stdout).toMatch(/^wrote .*hf16 \(hf, f16\) from llama2c checkpoint .*260,032 parameters/);
+      expect(existsSync(join(out('hf16'), 'tokenizer.gguf'))).toBe(true);
 
-    const toGguf = await runCli(['convert', out('hf16'), '--to', 'gguf', '--out', out('from-hf.gguf')]);
-    expect(toGguf).toMatchObject({ code: 0, stderr: '' });
-    expect(toGguf.stdout).toMatch(/from hf checkpoint .*tokenizer from .*tokenizer\.gguf/);
-    const gguf = readLlamaGguf(out('from-hf.gguf'));
-    const error = roundingError(stories.weights, gguf.weights, 2 ** -14);
-    expect(error.maxRelative).toBeLessThanOrEqual(2 ** -11);
+      const toGguf = await runCli(['convert', out('hf16'), '--to', 'gguf', '--out', out('from-hf.gguf')]);
+      expect(toGguf).toMatchObject({ code: 0, stderr: '' });
+      expect(toGguf.stdout).toMatch(/from hf checkpoint .*tokenizer from .*tokenizer\.gguf/);
+      const gguf = readLlamaGguf(out('from-hf.gguf'));
+      const error = roundingError(stories.weights, gguf.weights, 2 ** -14);
+      expect(error.maxRelative).toBeLessThanOrEqual(2 ** -11);
 
-    const backToHf = await runCli(['convert', out('from-hf.gguf'), '--to', 'hf', '--out', out('hf32')]);
-    expect(backToHf).toMatchObject({ code: 0, stderr: '' });
-    expect(bitDifferences(gguf.weights, readHfLlama(out('hf32')).weights)).toEqual([]);
+      const backToHf = await runCli(['convert', out('from-hf.gguf'), '--to', 'hf', '--out', out('hf32')]);
+      expect(backToHf).toMatchObject({ code: 0, stderr: '' });
+      expect(bitDifferences(gguf.weights, readHfLlama(out('hf32')).weights)).toEqual([]);
 
-    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
-    const model = await llama.loadModel({ modelPath: out('from-hf.gguf') });
-    const context = await model.createContext({ threads: 1, contextSize: 128 });
-    const tokens: Token[] = [];
-    const bos = model.tokens.bos;
-    expect(bos).toBe(stories.vocabulary.bosId);
-    for await (const token of context.getSequence().evaluate(bos === null ? [] : [bos], { temperature: 0 })) {
-      tokens.push(token);
-      if (tokens.length >= 40) break;
-    }
-    const known = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park';
-    expect(model.detokenize(tokens).slice(0, known.length)).toBe(known);
-    await context.dispose();
-    await model.dispose();
-    await llama.dispose();
-  });
+      const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
+      const model = await llama.loadModel({ modelPath: out('from-hf.gguf') });
+      const context = await model.createContext({ threads: 1, contextSize: 128 });
+      const tokens: Token[] = [];
+      const bos = model.tokens.bos;
+      expect(bos).toBe(stories.vocabulary.bosId);
+      for await (const token of context.getSequence().evaluate(bos === null ? [] : [bos], { temperature: 0 })) {
+        tokens.push(token);
+        if (tokens.length >= 40) break;
+      }
+      const known = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park';
+      expect(model.detokenize(tokens).slice(0, known.length)).toBe(known);
+      await context.dispose();
+      await model.dispose();
+      await llama.dispose();
+    },
+  );
 
   it('usage and input errors exit with code 2 and a message that names the file', async () => {
     const noTokenizer = await runCli(['convert', stories260K(), '--to', 'gguf', '--out', out('x.gguf')]);

@@ -220,7 +220,8 @@ for label, path, np_dtype in (('f32', f32_path, '<f4'), ('f16', f16_path, '<f2')
         if not np.array_equal(got.view('<u%d' % got.itemsize), want_cast.view('<u%d' % want_cast.itemsize)):
             mismatched.append(name)
     report[label] = {'tensors': len(header), 'compared': len(expected), 'mismatched': mismatched,
-                     'dtypes': sorted(set(e['dtype'] for e in header.values())), 'data_bytes_used': max(e['data_offsets'][1] for e in header.values()),
+                     'dtypes': sorted(set(e['dtype'] for e in header.values())),
+                     'data_bytes_used': max(e['data_offsets'][1] for e in header.values()),
                      'data_bytes': len(body), 'header_bytes': n}
 print(json.dumps(report))
 `;

@@ -103,23 +103,27 @@ describe.skipIf(!haveShared(TOK512))('Qwen2 / Qwen3: fireopt and llama.cpp on th
     if (name === 'qwen3') expect(tensorsByKey(weights).has('layers.1.kNorm')).toBe(true);
   });
 
-  it('fireopt convert (spawned CLI) turns a qwen3 GGUF into a Qwen3ForCausalLM folder and back, tensors bit-identical', () => {
-    const { config } = cases[1];
-    const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
-    const weights = qwenWeights(config, 7);
-    const gguf = join(work, 'convert.gguf');
-    writeLlamaGguf(gguf, weights, vocabulary);
-    const toHf = runBin(['convert', gguf, '--to', 'hf', '--out', join(work, 'convert-hf')]);
-    expect(toHf, toHf.stderr).toMatchObject({ code: 0 });
-    const json = JSON.parse(readFileSync(join(work, 'convert-hf', 'config.json'), 'utf8')) as Record<string, unknown>;
-    expect(json).toMatchObject({ model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], head_dim: 32 });
-    const back = runBin(['convert', join(work, 'convert-hf'), '--to', 'gguf', '--out', join(work, 'back.gguf')]);
-    expect(back, back.stderr).toMatchObject({ code: 0 });
-    const again = readLlamaGguf(join(work, 'back.gguf')).weights;
-    expect(again.config).toEqual(config);
-    for (const [key, tensor] of tensorsByKey(weights))
-      expect(tensorsByKey(again).get(key)?.data, key).toEqual(tensor.data);
-  });
+  it(
+    'fireopt convert (spawned CLI) turns a qwen3 GGUF into a ' +
+      'Qwen3ForCausalLM folder and back, tensors bit-identical',
+    () => {
+      const { config } = cases[1];
+      const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
+      const weights = qwenWeights(config, 7);
+      const gguf = join(work, 'convert.gguf');
+      writeLlamaGguf(gguf, weights, vocabulary);
+      const toHf = runBin(['convert', gguf, '--to', 'hf', '--out', join(work, 'convert-hf')]);
+      expect(toHf, toHf.stderr).toMatchObject({ code: 0 });
+      const json = JSON.parse(readFileSync(join(work, 'convert-hf', 'config.json'), 'utf8')) as Record<string, unknown>;
+      expect(json).toMatchObject({ model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], head_dim: 32 });
+      const back = runBin(['convert', join(work, 'convert-hf'), '--to', 'gguf', '--out', join(work, 'back.gguf')]);
+      expect(back, back.stderr).toMatchObject({ code: 0 });
+      const again = readLlamaGguf(join(work, 'back.gguf')).weights;
+      expect(again.config).toEqual(config);
+      for (const [key, tensor] of tensorsByKey(weights))
+        expect(tensorsByKey(again).get(key)?.data, key).toEqual(tensor.data);
+    },
+  );
 
   it.each(cases)(
     "$name: the tfjs target engine generates the llama-cpp target engine's greedy tokens",
@@ -156,7 +160,8 @@ describe.skipIf(!haveShared(TOK512))('Qwen2 / Qwen3: fireopt and llama.cpp on th
   );
 
   it.each(cases)(
-    'fireopt export of a $name draft: GGUF and HF folder of that architecture; llama.cpp greedy-decodes the GGUF as the draft',
+    'fireopt export of a $name draft: GGUF and HF folder of that ' +
+      'architecture; llama.cpp greedy-decodes the GGUF as the draft',
     async ({ name, config }) => {
       const vocabulary = readLlama2cTokenizer(tok512(), config.vocabSize);
       const weights = qwenWeights(config, 13);

@@ -45,24 +45,27 @@ beforeAll(async () => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe.skipIf(!haveShared(STORIES260K, TOK512))('target-layers: a draft cut from stories260K', () => {
-  it("all layers at full width reproduce the target's logits exactly, read from llama2.c, GGUF and HF files", async () => {
-    const gguf = writeStoriesGguf();
-    const hf = join(work, 'hf');
-    writeHfLlama(hf, loadModel(stories260K(), { tokenizer: tok512() }).weights);
-    try {
-      for (const path of [stories260K(), gguf.path, hf]) {
-        const target = loadModel(path, { tokenizer: tok512() }).weights;
-        const cut = targetLayerWeights(target, { layers: target.config.nLayers });
-        expect(cut.config).toEqual(target.config);
-        const expected = await logitsOf(target);
-        const got = await logitsOf(cut);
-        expect(got.length).toBe(TOKENS.length * 512);
-        expect(Array.from(got)).toEqual(Array.from(expected)); // bit for bit
+  it(
+    "all layers at full width reproduce the target's logits exactly, read " + 'from llama2.c, GGUF and HF files',
+    async () => {
+      const gguf = writeStoriesGguf();
+      const hf = join(work, 'hf');
+      writeHfLlama(hf, loadModel(stories260K(), { tokenizer: tok512() }).weights);
+      try {
+        for (const path of [stories260K(), gguf.path, hf]) {
+          const target = loadModel(path, { tokenizer: tok512() }).weights;
+          const cut = targetLayerWeights(target, { layers: target.config.nLayers });
+          expect(cut.config).toEqual(target.config);
+          const expected = await logitsOf(target);
+          const got = await logitsOf(cut);
+          expect(got.length).toBe(TOKENS.length * 512);
+          expect(Array.from(got)).toEqual(Array.from(expected)); // bit for bit
+        }
+      } finally {
+        gguf.remove();
       }
-    } finally {
-      gguf.remove();
-    }
-  });
+    },
+  );
 
   it("a narrowed cut is the target's first blocks with the least important SwiGLU channels removed", async () => {
     const target = loadModel(stories260K(), { tokenizer: tok512() }).weights;

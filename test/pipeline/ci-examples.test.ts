@@ -67,25 +67,29 @@ function checkCommand(argv: string[]): string {
 }
 
 describe('examples/ci', () => {
-  it('the GitHub Actions workflow runs on a schedule, keeps the release in a named store, uploads the report and runs real fireopt commands', () => {
-    const workflow = readWorkflow();
-    expect(workflow.on.schedule[0].cron.split(' ')).toHaveLength(5);
-    const steps = Object.values(workflow.jobs).flatMap((job) => job.steps);
-    // the cache holds only the run directory; the release is read from and written to the store
-    const cache = steps.find((s) => s.uses?.startsWith('actions/cache@'));
-    expect(cache?.with?.path?.trim()).toBe('runs');
-    expect(workflow.env?.RELEASE_URI).toMatch(/\$\{\{ vars\.\w+ \}\}/);
-    expect(steps.some((s) => s.uses?.startsWith('aws-actions/configure-aws-credentials@'))).toBe(true);
-    const upload = steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'));
-    expect(upload?.with?.path).toMatch(/report\.md/);
-    expect(upload?.with?.path).toMatch(/\.svg/);
-    const scripts = steps.map((s) => s.run ?? '').join('\n');
-    // one fireopt command: `run` checks drift itself, so the traces are distilled once; never `npx`
-    expect(steps.flatMap((s) => fireoptCommands(s.run ?? '')).map(checkCommand)).toEqual(['run']);
-    expect(scripts).not.toMatch(/\bnpx\b/);
-    expect(scripts).toMatch(/date -u -d yesterday/);
-    expect(scripts).toMatch(/::error::fireopt run failed/);
-  });
+  it(
+    'the GitHub Actions workflow runs on a schedule, keeps the release in a ' +
+      'named store, uploads the report and runs real fireopt commands',
+    () => {
+      const workflow = readWorkflow();
+      expect(workflow.on.schedule[0].cron.split(' ')).toHaveLength(5);
+      const steps = Object.values(workflow.jobs).flatMap((job) => job.steps);
+      // the cache holds only the run directory; the release is read from and written to the store
+      const cache = steps.find((s) => s.uses?.startsWith('actions/cache@'));
+      expect(cache?.with?.path?.trim()).toBe('runs');
+      expect(workflow.env?.RELEASE_URI).toMatch(/\$\{\{ vars\.\w+ \}\}/);
+      expect(steps.some((s) => s.uses?.startsWith('aws-actions/configure-aws-credentials@'))).toBe(true);
+      const upload = steps.find((s) => s.uses?.startsWith('actions/upload-artifact@'));
+      expect(upload?.with?.path).toMatch(/report\.md/);
+      expect(upload?.with?.path).toMatch(/\.svg/);
+      const scripts = steps.map((s) => s.run ?? '').join('\n');
+      // one fireopt command: `run` checks drift itself, so the traces are distilled once; never `npx`
+      expect(steps.flatMap((s) => fireoptCommands(s.run ?? '')).map(checkCommand)).toEqual(['run']);
+      expect(scripts).not.toMatch(/\bnpx\b/);
+      expect(scripts).toMatch(/date -u -d yesterday/);
+      expect(scripts).toMatch(/::error::fireopt run failed/);
+    },
+  );
 
   it('the Kubernetes CronJob runs the image the Dockerfile builds, on a schedule, with real fireopt commands', () => {
     const cronJob = parse(readFileSync(join(repoRoot, 'examples/ci/fireopt-cronjob.yaml'), 'utf8')) as {
@@ -151,7 +155,10 @@ describe('examples/k8s', () => {
     expect(found, `${file} has no ${kind}`).toBeDefined();
     return found as K8sObject;
   };
-  /** The fireopt argv of a container: its args after the image's `fireopt` entrypoint, or each one in its shell script. */
+  /**
+   * The fireopt argv of a container: its args after the image's `fireopt` entrypoint,
+   * or each one in its shell script.
+   */
   const commandsOf = (pod: PodSpec, expand: (word: string) => string = (w) => w): string[][] =>
     pod.containers.flatMap((c) =>
       c.command?.[0] === '/bin/sh' ? fireoptCommands(c.args.join('\n')) : [c.args.map(expand)],
@@ -256,7 +263,8 @@ describe.skipIf(
         'name: nightly',
         'ingest: { inputs: ["traces/*.jsonl"], heldout: 0.3 }',
         'distill: { mode: traces, tokenizer: models/target.gguf, chat_template: none }',
-        'train: { target_model: models/target.gguf, backend: wasm, select: off, model: { preset: draft-nano }, lr: 0.02, max_steps: 40,',
+        'train: { target_model: models/target.gguf, backend: wasm, select: off, ' +
+          'model: { preset: draft-nano }, lr: 0.02, max_steps: 40,',
         '  seq_len: 64, batch_size: 8, warmup_steps: 5, eval_every: 25, patience: 0 }',
         // a stated c and no model-free floor: the loop's mechanics with a toy draft (see scenario.test.ts)
         'eval: { bootstrap_samples: 500, margin: 0, cost: { engine: given }, cost_ratio: 0.02 }',
@@ -332,7 +340,8 @@ describe.skipIf(
   const runJson = (): PipelineResult =>
     JSON.parse(readFileSync(join(checkout(), 'run.json'), 'utf8')) as PipelineResult;
 
-  it('night 1 (nothing deployed yet) promotes and publishes the release; night 2 reads it back, measures drift against it and gates against it', () => {
+  it('night 1 (nothing deployed yet) promotes and publishes the release; ' +
+    'night 2 reads it back, measures drift against it and gates against it', () => {
     mkdirSync(join(bucket(), 'acme', 'traces', yesterday), { recursive: true });
     writeAlpacaTraces(join(bucket(), 'acme', 'traces', yesterday, 'alpaca.jsonl'), 50, 300);
     const night1 = runNight();

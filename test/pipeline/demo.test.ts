@@ -45,7 +45,8 @@ describe('fireopt demo', () => {
     // The point of the demo: the draft trained on this traffic beats the generic one on held-out data.
     const [adapted, generic] = result.rows;
     console.log(
-      `demo: adapted hit rate ${adapted.hit_rate}, τ ${adapted.acceptance_length}; generic ${generic.hit_rate}, τ ${generic.acceptance_length}`,
+      `demo: adapted hit rate ${adapted.hit_rate}, τ ` +
+        `${adapted.acceptance_length}; generic ${generic.hit_rate}, τ ${generic.acceptance_length}`,
     );
     expect(adapted.hit_rate as number).toBeGreaterThan(generic.hit_rate as number);
     expect(adapted.acceptance_length).toBeGreaterThan(generic.acceptance_length);

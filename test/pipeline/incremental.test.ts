@@ -30,7 +30,9 @@ describe.skipIf(!haveShared(STORIES260K, ...PIPELINE_TRACES))('fireopt run: incr
         // f32 KV cache: exact log-probabilities, whatever ran before in the context
         `target: { engine: llama-cpp, model: ${gguf.path}, threads: 1, kv_cache_type: f32 }`,
         'distill: { mode: regenerate, chat_template: none, max_tokens: 12, top_logprobs: 2 }',
-        `train: { target_model: ${gguf.path}, backend: wasm, select: off, model: { preset: draft-nano }, max_steps: 2, seq_len: 32, batch_size: 4, warmup_steps: 1, eval_every: 2, patience: 0 }`,
+        `train: { target_model: ${gguf.path}, backend: wasm, select: off, ` +
+          `model: { preset: draft-nano }, max_steps: 2, seq_len: 32, batch_size: ` +
+          `4, warmup_steps: 1, eval_every: 2, patience: 0 }`,
         'eval: { cost: { engine: given }, bootstrap_samples: 100 }',
         `run: { dir: ${join(work, 'run')} }`,
       ].join('\n') + '\n',

@@ -31,7 +31,9 @@ describe.skipIf(
         `ingest: { inputs: [${join(work, 'alpaca.jsonl')}], heldout: 0.3 }`,
         `target: { engine: llama-cpp, model: ${gguf.path}, threads: 1 }`,
         'distill: { mode: regenerate, chat_template: none }',
-        `train: { target_model: ${gguf.path}, backend: wasm, select: off, model: { preset: draft-nano }, max_steps: 4, seq_len: 32, batch_size: 4, warmup_steps: 1, eval_every: 4, patience: 0 }`,
+        `train: { target_model: ${gguf.path}, backend: wasm, select: off, ` +
+          `model: { preset: draft-nano }, max_steps: 4, seq_len: 32, batch_size: ` +
+          `4, warmup_steps: 1, eval_every: 4, patience: 0 }`,
         'eval: { cost: { engine: given }, bootstrap_samples: 100 }',
         `run: { dir: ${join(work, 'run')} }`,
       ].join('\n') + '\n',

@@ -138,178 +138,192 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     expect(JSON.parse(readFileSync(join(release, 'promotion.json'), 'utf8'))).toEqual(promotion);
   });
 
-  it('with c measured in llama.cpp (a GGUF target), the gate refuses a draft slower than 1× or a model-free method and says what to serve', async () => {
-    const release = join(work, 'blocked', 'release');
-    const promotion = readFileSync(join(release, 'promotion.json'), 'utf8');
-    const givenReport = join(work, 'report-given.json');
-    writeFileSync(givenReport, readFileSync(join(work, 'run1', '5-eval', 'data', 'report.json')));
-    const measured = await run(
-      '--force',
-      '--set',
-      'eval.cost.engine=auto',
-      '--set',
-      'promotion.beat_model_free=true',
-      '--set',
-      'eval.cost.runs=2',
-      '--set',
-      'eval.cost.warmup_runs=1',
-      '--set',
-      'eval.cost.steps=8',
-    );
-    expect(measured.code, measured.stderr).toBe(3);
-    expect(measured.result.outcome).toBe('not-promoted');
-    const report = JSON.parse(readFileSync(join(work, 'run1', '5-eval', 'data', 'report.json'), 'utf8')) as EvalReport;
-    const draft = report.candidates[0];
-    expect(draft.cost_ratio_source).toBe('measured');
-    expect(draft.cost_measurement?.target_model).toBe(gguf.path);
-    expect(report.candidates.map((c) => c.name)).toEqual(expect.arrayContaining(['prompt-lookup', 'suffix']));
-    const fastestModelFree = Math.max(
-      ...report.candidates.filter((c) => c.kind !== 'draft').map((c) => c.best_speedup),
-    );
-    expect(draft.best_speedup).toBeLessThan(Math.max(1, fastestModelFree));
-    expect(measured.result.reason).toMatch(/expected speed-up .* is below .*measured/);
-    expect(measured.result.serve_instead).toBe(
-      fastestModelFree >= 1
-        ? report.candidates.find((c) => c.best_speedup === fastestModelFree)?.kind
-        : 'no-speculation',
-    );
-    expect(readFileSync(join(release, 'promotion.json'), 'utf8')).toBe(promotion);
+  it(
+    'with c measured in llama.cpp (a GGUF target), the gate refuses a draft ' +
+      'slower than 1× or a model-free method and says what to serve',
+    async () => {
+      const release = join(work, 'blocked', 'release');
+      const promotion = readFileSync(join(release, 'promotion.json'), 'utf8');
+      const givenReport = join(work, 'report-given.json');
+      writeFileSync(givenReport, readFileSync(join(work, 'run1', '5-eval', 'data', 'report.json')));
+      const measured = await run(
+        '--force',
+        '--set',
+        'eval.cost.engine=auto',
+        '--set',
+        'promotion.beat_model_free=true',
+        '--set',
+        'eval.cost.runs=2',
+        '--set',
+        'eval.cost.warmup_runs=1',
+        '--set',
+        'eval.cost.steps=8',
+      );
+      expect(measured.code, measured.stderr).toBe(3);
+      expect(measured.result.outcome).toBe('not-promoted');
+      const report = JSON.parse(
+        readFileSync(join(work, 'run1', '5-eval', 'data', 'report.json'), 'utf8'),
+      ) as EvalReport;
+      const draft = report.candidates[0];
+      expect(draft.cost_ratio_source).toBe('measured');
+      expect(draft.cost_measurement?.target_model).toBe(gguf.path);
+      expect(report.candidates.map((c) => c.name)).toEqual(expect.arrayContaining(['prompt-lookup', 'suffix']));
+      const fastestModelFree = Math.max(
+        ...report.candidates.filter((c) => c.kind !== 'draft').map((c) => c.best_speedup),
+      );
+      expect(draft.best_speedup).toBeLessThan(Math.max(1, fastestModelFree));
+      expect(measured.result.reason).toMatch(/expected speed-up .* is below .*measured/);
+      expect(measured.result.serve_instead).toBe(
+        fastestModelFree >= 1
+          ? report.candidates.find((c) => c.best_speedup === fastestModelFree)?.kind
+          : 'no-speculation',
+      );
+      expect(readFileSync(join(release, 'promotion.json'), 'utf8')).toBe(promotion);
 
-    // compare refuses speed-ups resting on different cost assumptions (c given in one, measured in the other)
-    const measuredReport = join(work, 'run1', '5-eval', 'data', 'report.json');
-    const mixed = await runCli(['--quiet', 'compare', givenReport, measuredReport]);
-    expect(mixed.code).toBe(2);
-    expect(mixed.stderr).toContain(givenReport);
-    expect(mixed.stderr).toContain(measuredReport);
-    expect(mixed.stderr).toMatch(/different cost assumptions: .*given.*measured in llama-cpp/);
-    // and "do not promote" is exit 3, as for run and drift, not an error (a draft against itself: Δ = 0, never promoted)
-    const same = await runCli([
-      '--quiet',
-      'compare',
-      measuredReport,
-      measuredReport,
-      '--candidate-a',
-      'draft:draft',
-      '--candidate-b',
-      'draft:draft',
-    ]);
-    expect(same.code, same.stderr).toBe(3);
-    expect(same.stdout).toMatch(/DO NOT PROMOTE/);
-    expect(same.stderr).not.toMatch(/error/);
-  });
+      // compare refuses speed-ups resting on different cost assumptions (c given in one, measured in the other)
+      const measuredReport = join(work, 'run1', '5-eval', 'data', 'report.json');
+      const mixed = await runCli(['--quiet', 'compare', givenReport, measuredReport]);
+      expect(mixed.code).toBe(2);
+      expect(mixed.stderr).toContain(givenReport);
+      expect(mixed.stderr).toContain(measuredReport);
+      expect(mixed.stderr).toMatch(/different cost assumptions: .*given.*measured in llama-cpp/);
+      // and "do not promote" is exit 3, as for run and drift, not an error
+      // (a draft against itself: Δ = 0, never promoted)
+      const same = await runCli([
+        '--quiet',
+        'compare',
+        measuredReport,
+        measuredReport,
+        '--candidate-a',
+        'draft:draft',
+        '--candidate-b',
+        'draft:draft',
+      ]);
+      expect(same.code, same.stderr).toBe(3);
+      expect(same.stdout).toMatch(/DO NOT PROMOTE/);
+      expect(same.stderr).not.toMatch(/error/);
+    },
+  );
 
-  it('fireopt drift: Taskmaster-4 dialogues drift from the AlpacaEval-trained draft; its own traffic does not', async () => {
-    const release = join(work, 'blocked', 'release');
-    const fresh = await runCli([
-      '--json',
-      '--quiet',
-      '-c',
-      config,
-      'drift',
-      '--model',
-      release,
-      '--traces',
-      join(work, 'coffee.jsonl'),
-      '--out',
-      join(work, 'drift-coffee'),
-    ]);
-    expect(fresh.code, fresh.stderr).toBe(3);
-    const drifted = JSON.parse(fresh.stdout) as DriftResult;
-    expect(drifted.outcome).toBe('retraining-due');
-    expect(drifted.retrain).toBe(true);
-    expect(drifted.relative_drop).toBeGreaterThan(0.1);
-    expect(drifted.recorded.source).toBe(join(release, 'promotion.json'));
+  it(
+    'fireopt drift: Taskmaster-4 dialogues drift from the ' + 'AlpacaEval-trained draft; its own traffic does not',
+    async () => {
+      const release = join(work, 'blocked', 'release');
+      const fresh = await runCli([
+        '--json',
+        '--quiet',
+        '-c',
+        config,
+        'drift',
+        '--model',
+        release,
+        '--traces',
+        join(work, 'coffee.jsonl'),
+        '--out',
+        join(work, 'drift-coffee'),
+      ]);
+      expect(fresh.code, fresh.stderr).toBe(3);
+      const drifted = JSON.parse(fresh.stdout) as DriftResult;
+      expect(drifted.outcome).toBe('retraining-due');
+      expect(drifted.retrain).toBe(true);
+      expect(drifted.relative_drop).toBeGreaterThan(0.1);
+      expect(drifted.recorded.source).toBe(join(release, 'promotion.json'));
 
-    const same = await runCli([
-      '--json',
-      '--quiet',
-      '-c',
-      config,
-      'drift',
-      '--model',
-      release,
-      '--traces',
-      join(work, 'alpaca.jsonl'),
-      '--out',
-      join(work, 'drift-alpaca'),
-    ]);
-    expect(same.code, same.stderr).toBe(0);
-    const steady = JSON.parse(same.stdout) as DriftResult;
-    expect(steady.outcome).toBe('not-due');
-    expect(steady.retrain).toBe(false);
-    expect(steady.relative_drop).toBeLessThanOrEqual(0.1);
+      const same = await runCli([
+        '--json',
+        '--quiet',
+        '-c',
+        config,
+        'drift',
+        '--model',
+        release,
+        '--traces',
+        join(work, 'alpaca.jsonl'),
+        '--out',
+        join(work, 'drift-alpaca'),
+      ]);
+      expect(same.code, same.stderr).toBe(0);
+      const steady = JSON.parse(same.stdout) as DriftResult;
+      expect(steady.outcome).toBe('not-due');
+      expect(steady.retrain).toBe(false);
+      expect(steady.relative_drop).toBeLessThanOrEqual(0.1);
 
-    // the first night: no release yet is an outcome (exit 0), not an error
-    const first = await runCli([
-      '--json',
-      '--quiet',
-      '-c',
-      config,
-      'drift',
-      '--model',
-      join(work, 'no-release-yet'),
-      '--traces',
-      join(work, 'alpaca.jsonl'),
-    ]);
-    expect(first.code, first.stderr).toBe(0);
-    expect(JSON.parse(first.stdout)).toMatchObject({
-      outcome: 'nothing-deployed',
-      model: join(work, 'no-release-yet'),
-    });
-  });
+      // the first night: no release yet is an outcome (exit 0), not an error
+      const first = await runCli([
+        '--json',
+        '--quiet',
+        '-c',
+        config,
+        'drift',
+        '--model',
+        join(work, 'no-release-yet'),
+        '--traces',
+        join(work, 'alpaca.jsonl'),
+      ]);
+      expect(first.code, first.stderr).toBe(0);
+      expect(JSON.parse(first.stdout)).toMatchObject({
+        outcome: 'nothing-deployed',
+        model: join(work, 'no-release-yet'),
+      });
+    },
+  );
 
-  it('cycle 2 in the same run directory: the release is read fresh, drift is measured against it, the retrained draft is promoted only when it wins; retention deletes the data', async () => {
-    const release = join(work, 'blocked', 'release');
-    const before = JSON.parse(readFileSync(join(release, 'promotion.json'), 'utf8')) as PromotionRecord;
-    // the same --dir as cycle 1, as the CI examples use: the gate must still compare with what is deployed
-    const cycle2 = ['--traces', join(work, 'coffee.jsonl')];
-    const strict = await run(...cycle2, '--set', 'eval.margin=10');
-    expect(strict.code, strict.stderr).toBe(3);
-    expect(strict.result.outcome).toBe('not-promoted');
-    expect(strict.result.deployed?.draft_sha256).toBe(before.draft_sha256);
-    expect(strict.result.drift?.retrain).toBe(true);
-    expect(strict.result.drift?.recorded.acceptance_length).toBe(before.acceptance.acceptance_length);
-    const comparison = strict.result.comparison;
-    expect(comparison).not.toBeNull();
-    expect(comparison?.a.candidate).toBe('draft:deployed-draft');
-    expect(comparison?.b.candidate).toBe('draft:draft');
-    // the refusal changed nothing deployed
-    expect(JSON.parse(readFileSync(join(release, 'promotion.json'), 'utf8'))).toEqual(before);
+  it(
+    'cycle 2 in the same run directory: the release is read fresh, drift is ' +
+      'measured against it, the retrained draft is promoted only when it wins; retention deletes the data',
+    async () => {
+      const release = join(work, 'blocked', 'release');
+      const before = JSON.parse(readFileSync(join(release, 'promotion.json'), 'utf8')) as PromotionRecord;
+      // the same --dir as cycle 1, as the CI examples use: the gate must still compare with what is deployed
+      const cycle2 = ['--traces', join(work, 'coffee.jsonl')];
+      const strict = await run(...cycle2, '--set', 'eval.margin=10');
+      expect(strict.code, strict.stderr).toBe(3);
+      expect(strict.result.outcome).toBe('not-promoted');
+      expect(strict.result.deployed?.draft_sha256).toBe(before.draft_sha256);
+      expect(strict.result.drift?.retrain).toBe(true);
+      expect(strict.result.drift?.recorded.acceptance_length).toBe(before.acceptance.acceptance_length);
+      const comparison = strict.result.comparison;
+      expect(comparison).not.toBeNull();
+      expect(comparison?.a.candidate).toBe('draft:deployed-draft');
+      expect(comparison?.b.candidate).toBe('draft:draft');
+      // the refusal changed nothing deployed
+      expect(JSON.parse(readFileSync(join(release, 'promotion.json'), 'utf8'))).toEqual(before);
 
-    const wins = await run(...cycle2, '--set', 'retention.enabled=true');
-    expect(wins.code, wins.stderr).toBe(0);
-    expect(wins.result.outcome).toBe('promoted');
-    // only the gate's margin changed: every earlier stage is reused
-    expect(statuses(wins.result)['4-train']).toBe('skipped');
-    expect(statuses(wins.result)['7-promote']).toBe('ran');
-    const won = wins.result.comparison;
-    expect(won?.promote).toBe(true);
-    expect(won?.delta_speedup.ci95[0]).toBeGreaterThan(0);
-    expect(won?.b.tau).toBeGreaterThan(won?.a.tau ?? Infinity);
-    const after = JSON.parse(readFileSync(join(release, 'promotion.json'), 'utf8')) as PromotionRecord;
-    expect(after.previous_draft_sha256).toBe(before.draft_sha256);
-    expect(after.draft_sha256).not.toBe(before.draft_sha256);
+      const wins = await run(...cycle2, '--set', 'retention.enabled=true');
+      expect(wins.code, wins.stderr).toBe(0);
+      expect(wins.result.outcome).toBe('promoted');
+      // only the gate's margin changed: every earlier stage is reused
+      expect(statuses(wins.result)['4-train']).toBe('skipped');
+      expect(statuses(wins.result)['7-promote']).toBe('ran');
+      const won = wins.result.comparison;
+      expect(won?.promote).toBe(true);
+      expect(won?.delta_speedup.ci95[0]).toBeGreaterThan(0);
+      expect(won?.b.tau).toBeGreaterThan(won?.a.tau ?? Infinity);
+      const after = JSON.parse(readFileSync(join(release, 'promotion.json'), 'utf8')) as PromotionRecord;
+      expect(after.previous_draft_sha256).toBe(before.draft_sha256);
+      expect(after.draft_sha256).not.toBe(before.draft_sha256);
 
-    // retention: raw traces and intermediate data gone; drafts, reports and exports kept
-    const deleted = wins.result.retention?.deleted ?? [];
-    expect(deleted).toContain(join(work, 'coffee.jsonl'));
-    expect(existsSync(join(work, 'coffee.jsonl'))).toBe(false);
-    for (const gone of ['1-ingest/data', '2-distill/data', '4-train/data/candidates']) {
-      if (gone.endsWith('candidates')) continue;
-      expect(existsSync(join(work, 'run1', gone)), gone).toBe(false);
-      expect(deleted).toContain(join(work, 'run1', gone));
-    }
-    for (const kept of [
-      '4-train/data/draft/model.safetensors',
-      '5-eval/data/report.json',
-      '6-export/data/scenario.gguf',
-    ]) {
-      expect(existsSync(join(work, 'run1', kept)), kept).toBe(true);
-    }
-    expect(existsSync(join(work, 'alpaca.jsonl'))).toBe(true); // not this run's input
-    const ingestRecord = JSON.parse(readFileSync(join(work, 'run1', '1-ingest', 'stage.json'), 'utf8')) as {
-      deleted: string[];
-    };
-    expect(ingestRecord.deleted).toEqual([join(work, 'run1', '1-ingest', 'data')]);
-  });
+      // retention: raw traces and intermediate data gone; drafts, reports and exports kept
+      const deleted = wins.result.retention?.deleted ?? [];
+      expect(deleted).toContain(join(work, 'coffee.jsonl'));
+      expect(existsSync(join(work, 'coffee.jsonl'))).toBe(false);
+      for (const gone of ['1-ingest/data', '2-distill/data', '4-train/data/candidates']) {
+        if (gone.endsWith('candidates')) continue;
+        expect(existsSync(join(work, 'run1', gone)), gone).toBe(false);
+        expect(deleted).toContain(join(work, 'run1', gone));
+      }
+      for (const kept of [
+        '4-train/data/draft/model.safetensors',
+        '5-eval/data/report.json',
+        '6-export/data/scenario.gguf',
+      ]) {
+        expect(existsSync(join(work, 'run1', kept)), kept).toBe(true);
+      }
+      expect(existsSync(join(work, 'alpaca.jsonl'))).toBe(true); // not this run's input
+      const ingestRecord = JSON.parse(readFileSync(join(work, 'run1', '1-ingest', 'stage.json'), 'utf8')) as {
+        deleted: string[];
+      };
+      expect(ingestRecord.deleted).toEqual([join(work, 'run1', '1-ingest', 'data')]);
+    },
+  );
 });

@@ -21,7 +21,10 @@ interface TaskmasterDialogue {
   utterances: Array<{ speaker: string; text: string }>;
 }
 
-/** `count` AlpacaEval rows as Alpaca records; outputs cut after `maxChars` characters (at a word) to keep the test small. */
+/**
+ * `count` AlpacaEval rows as Alpaca records; outputs cut after `maxChars` characters (at a word)
+ * to keep the test small.
+ */
 export function writeAlpacaTraces(path: string, count: number, maxChars: number): void {
   const rows = JSON.parse(readFileSync(sharedPath(ALPACA_LLAMA3), 'utf8')) as AlpacaOutput[];
   const lines = rows.slice(0, count).map((r) => {

@@ -212,30 +212,34 @@ describe.skipIf(!haveShared(LLAMA_SPM_VOCAB, TASKMASTER_00))(
       expect(tau(suffixMatches, 4)).toBeGreaterThan(tau(suffixMatches, 1));
     });
 
-    it('every suffix-tree proposal continues its matched pattern somewhere in the training completions or the context', () => {
-      const suffix = new SuffixTreeProposer();
-      for (const sample of train) suffix.add(sample.completion);
-      const contains = (haystack: number[], needle: number[]): boolean => {
-        outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
-          for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
-          return true;
-        }
-        return false;
-      };
-      let checked = 0;
-      for (const { prompt, completion } of heldout.slice(0, 10)) {
-        const context = [...prompt];
-        for (const token of completion) {
-          const global = suffix.proposeFrom(context, 8);
-          if (global.tokens.length) {
-            const path = [...context.slice(context.length - global.matched), ...global.tokens];
-            expect(train.some((s) => contains(s.completion, path))).toBe(true);
-            checked++;
+    it(
+      'every suffix-tree proposal continues its matched pattern somewhere in ' +
+        'the training completions or the context',
+      () => {
+        const suffix = new SuffixTreeProposer();
+        for (const sample of train) suffix.add(sample.completion);
+        const contains = (haystack: number[], needle: number[]): boolean => {
+          outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+            for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+            return true;
           }
-          context.push(token);
+          return false;
+        };
+        let checked = 0;
+        for (const { prompt, completion } of heldout.slice(0, 10)) {
+          const context = [...prompt];
+          for (const token of completion) {
+            const global = suffix.proposeFrom(context, 8);
+            if (global.tokens.length) {
+              const path = [...context.slice(context.length - global.matched), ...global.tokens];
+              expect(train.some((s) => contains(s.completion, path))).toBe(true);
+              checked++;
+            }
+            context.push(token);
+          }
         }
-      }
-      expect(checked).toBeGreaterThan(20);
-    });
+        expect(checked).toBeGreaterThan(20);
+      },
+    );
   },
 );

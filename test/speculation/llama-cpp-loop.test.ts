@@ -77,7 +77,9 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, SHAREGPT))('speculative decodin
       const realTau = tokens / steps;
       const simulatedTau = acceptanceLength(simulated);
       lines.push(
-        `k=${k}: τ real ${realTau.toFixed(3)} simulated ${simulatedTau.toFixed(3)}; ${((tokens / wallMs) * 1000).toFixed(0)} tokens/s speculative vs ${((greedyTokens / greedyMs) * 1000).toFixed(0)} plain`,
+        `k=${k}: τ real ${realTau.toFixed(3)} simulated ` +
+          `${simulatedTau.toFixed(3)}; ${((tokens / wallMs) * 1000).toFixed(0)} ` +
+          `tokens/s speculative vs ${((greedyTokens / greedyMs) * 1000).toFixed(0)} plain`,
       );
       expect(Math.abs(simulatedTau - realTau) / realTau).toBeLessThan(0.02);
       expect(realTau).toBeGreaterThan(1.2); // the draft is useful: the comparison is not trivial

@@ -108,30 +108,34 @@ function expectSameGreedy(actual: Completion[], expected: Completion[]): void {
 }
 
 describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt serve', () => {
-  it('ends every request ok through 429s, 5xx, hangs, dropped connections and malformed bodies, with greedy results equal to llama-cpp', async () => {
-    const proxy = await startFaultProxy({
-      upstream: serving.url,
-      faults: ALL_FAULTS,
-      faultsFor: (ordinal) => 1 + (ordinal % 3),
-    });
-    proxies.push(proxy);
-    const retries: string[] = [];
-    // 1.5 s, not 400 ms: every retry must be an injected fault, and on a loaded machine a real answer can take
-    // longer than 400 ms (an extra timeout retry then failed the count).
-    const engine = openAiEngine(proxy.url, { timeout_ms: 1_500 }, { onRetry: (event) => retries.push(event.reason) });
-    const sampling = samplingOptions({ maxTokens: 24, topLogprobs: 3 });
-    const inputs = prompts();
-    const results = await Promise.all(inputs.map((tokenIds) => engine.generate({ tokenIds }, sampling)));
-    const expected: Completion[][] = [];
-    for (const tokenIds of inputs) expected.push(await direct.generate({ tokenIds }, sampling));
-    results.forEach((completions, i) => expectSameGreedy(completions, expected[i]));
-    // every fault kind happened, each was retried, and each request was delivered exactly once
-    for (const fault of ALL_FAULTS) expect(proxy.injected.get(fault) ?? 0).toBeGreaterThan(0);
-    const injectedTotal = [...proxy.injected.values()].reduce((a, b) => a + b, 0);
-    expect(retries).toHaveLength(injectedTotal);
-    expect(proxy.delivered.size).toBe(inputs.length);
-    expect([...proxy.delivered.values()].every((count) => count === 1)).toBe(true);
-  });
+  it(
+    'ends every request ok through 429s, 5xx, hangs, dropped connections ' +
+      'and malformed bodies, with greedy results equal to llama-cpp',
+    async () => {
+      const proxy = await startFaultProxy({
+        upstream: serving.url,
+        faults: ALL_FAULTS,
+        faultsFor: (ordinal) => 1 + (ordinal % 3),
+      });
+      proxies.push(proxy);
+      const retries: string[] = [];
+      // 1.5 s, not 400 ms: every retry must be an injected fault, and on a loaded machine a real answer can take
+      // longer than 400 ms (an extra timeout retry then failed the count).
+      const engine = openAiEngine(proxy.url, { timeout_ms: 1_500 }, { onRetry: (event) => retries.push(event.reason) });
+      const sampling = samplingOptions({ maxTokens: 24, topLogprobs: 3 });
+      const inputs = prompts();
+      const results = await Promise.all(inputs.map((tokenIds) => engine.generate({ tokenIds }, sampling)));
+      const expected: Completion[][] = [];
+      for (const tokenIds of inputs) expected.push(await direct.generate({ tokenIds }, sampling));
+      results.forEach((completions, i) => expectSameGreedy(completions, expected[i]));
+      // every fault kind happened, each was retried, and each request was delivered exactly once
+      for (const fault of ALL_FAULTS) expect(proxy.injected.get(fault) ?? 0).toBeGreaterThan(0);
+      const injectedTotal = [...proxy.injected.values()].reduce((a, b) => a + b, 0);
+      expect(retries).toHaveLength(injectedTotal);
+      expect(proxy.delivered.size).toBe(inputs.length);
+      expect([...proxy.delivered.values()].every((count) => count === 1)).toBe(true);
+    },
+  );
 
   it('scores completions through prompt_logprobs like the llama-cpp engine, through faults', async () => {
     const proxy = await startFaultProxy({
@@ -172,43 +176,53 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine against fireopt
     expect(viaServer.every((c) => c.logprobs?.length === c.tokenIds.length)).toBe(true);
   });
 
-  it('maps token text to ids with the target tokenizer when the server returns no ids, and checks the text', async () => {
-    const tokenizer = await loadTokenizer(gguf.path);
-    const engine = openAiEngine(serving.url, { token_ids: 'tokenizer' }, { tokenizer });
-    const sampling = samplingOptions({ maxTokens: 30, topLogprobs: 2 });
-    for (const tokenIds of prompts().slice(0, 4)) {
-      const [mapped] = await engine.generate({ tokenIds }, sampling);
-      const [local] = await direct.generate({ tokenIds }, sampling);
-      expect(mapped.tokenIds).toEqual(local.tokenIds);
-      expect(mapped.logprobs!.map((p) => p.topIds[0])).toEqual(local.logprobs!.map((p) => p.topIds[0]));
-    }
-    // the chat API returns bytes per token; ids come back the same way
-    const chatEngine = openAiEngine(serving.url, { api: 'chat', token_ids: 'tokenizer' }, { tokenizer });
-    const [chat] = await chatEngine.generate(
-      { tokenIds: [], messages: [{ role: 'user', content: 'Tell me a story' }] },
-      samplingOptions({ maxTokens: 12, topLogprobs: 1 }),
-    );
-    expect(chat.tokenIds).toHaveLength(12);
-  });
+  it(
+    'maps token text to ids with the target tokenizer when the server ' + 'returns no ids, and checks the text',
+    async () => {
+      const tokenizer = await loadTokenizer(gguf.path);
+      const engine = openAiEngine(serving.url, { token_ids: 'tokenizer' }, { tokenizer });
+      const sampling = samplingOptions({ maxTokens: 30, topLogprobs: 2 });
+      for (const tokenIds of prompts().slice(0, 4)) {
+        const [mapped] = await engine.generate({ tokenIds }, sampling);
+        const [local] = await direct.generate({ tokenIds }, sampling);
+        expect(mapped.tokenIds).toEqual(local.tokenIds);
+        expect(mapped.logprobs!.map((p) => p.topIds[0])).toEqual(local.logprobs!.map((p) => p.topIds[0]));
+      }
+      // the chat API returns bytes per token; ids come back the same way
+      const chatEngine = openAiEngine(serving.url, { api: 'chat', token_ids: 'tokenizer' }, { tokenizer });
+      const [chat] = await chatEngine.generate(
+        { tokenIds: [], messages: [{ role: 'user', content: 'Tell me a story' }] },
+        samplingOptions({ maxTokens: 12, topLogprobs: 1 }),
+      );
+      expect(chat.tokenIds).toHaveLength(12);
+    },
+  );
 
-  it('fails clearly, without retrying, when a server ignores return_tokens_as_token_ids and ids are required', async () => {
-    const proxy = await startFaultProxy({
-      upstream: serving.url,
-      faults: [],
-      faultsFor: () => 0,
-      rewrite: ({ return_tokens_as_token_ids: _dropped, ...rest }) => rest,
-    });
-    proxies.push(proxy);
-    const retries: string[] = [];
-    const engine = openAiEngine(proxy.url, { token_ids: 'server' }, { onRetry: (event) => retries.push(event.reason) });
-    await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toThrow(
-      AlignmentError,
-    );
-    await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toThrow(
-      /ignores return_tokens_as_token_ids/,
-    );
-    expect(retries).toHaveLength(0);
-  });
+  it(
+    'fails clearly, without retrying, when a server ignores ' + 'return_tokens_as_token_ids and ids are required',
+    async () => {
+      const proxy = await startFaultProxy({
+        upstream: serving.url,
+        faults: [],
+        faultsFor: () => 0,
+        rewrite: ({ return_tokens_as_token_ids: _dropped, ...rest }) => rest,
+      });
+      proxies.push(proxy);
+      const retries: string[] = [];
+      const engine = openAiEngine(
+        proxy.url,
+        { token_ids: 'server' },
+        { onRetry: (event) => retries.push(event.reason) },
+      );
+      await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toThrow(
+        AlignmentError,
+      );
+      await expect(engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }))).rejects.toThrow(
+        /ignores return_tokens_as_token_ids/,
+      );
+      expect(retries).toHaveLength(0);
+    },
+  );
 
   it('does not retry a request the server rejects, and gives up on a server that never answers', async () => {
     const retries: string[] = [];

@@ -137,25 +137,28 @@ describe.skipIf(!haveInputs)('tfjs engine vs llama-cpp engine on stories260K', (
     expect(Math.abs(full.topLogprobs.reduce((sum, logprob) => sum + Math.exp(logprob), 0) - 1)).toBeLessThan(1e-5);
   });
 
-  it('samples reproducibly per seed with raw (temperature-1) log-probabilities, and top-k 1 equals greedy', async () => {
-    const prompt = { tokenIds: [BOS, 403] };
-    const sampling = samplingOptions({ maxTokens: 32, temperature: 0.9, topP: 0.95, seed: 5, n: 4, topLogprobs: 3 });
-    const first = await tfjs.generate(prompt, sampling);
-    expect(await tfjs.generate(prompt, sampling)).toEqual(first);
-    expect(new Set(first.map((c) => c.tokenIds.join(','))).size).toBeGreaterThan(1);
-    for (const completion of first) {
-      const scored = await llamaCpp.score(prompt, completion.tokenIds, { topLogprobs: 3 });
-      completion.logprobs!.forEach((position, i) =>
-        expect(Math.abs(position.tokenLogprob - scored[i].tokenLogprob)).toBeLessThan(1e-4),
+  it(
+    'samples reproducibly per seed with raw (temperature-1) ' + 'log-probabilities, and top-k 1 equals greedy',
+    async () => {
+      const prompt = { tokenIds: [BOS, 403] };
+      const sampling = samplingOptions({ maxTokens: 32, temperature: 0.9, topP: 0.95, seed: 5, n: 4, topLogprobs: 3 });
+      const first = await tfjs.generate(prompt, sampling);
+      expect(await tfjs.generate(prompt, sampling)).toEqual(first);
+      expect(new Set(first.map((c) => c.tokenIds.join(','))).size).toBeGreaterThan(1);
+      for (const completion of first) {
+        const scored = await llamaCpp.score(prompt, completion.tokenIds, { topLogprobs: 3 });
+        completion.logprobs!.forEach((position, i) =>
+          expect(Math.abs(position.tokenLogprob - scored[i].tokenLogprob)).toBeLessThan(1e-4),
+        );
+      }
+      const [greedy] = await tfjs.generate(prompt, samplingOptions({ maxTokens: 32 }));
+      const [topOne] = await tfjs.generate(
+        prompt,
+        samplingOptions({ maxTokens: 32, temperature: 0.8, topK: 1, seed: 3 }),
       );
-    }
-    const [greedy] = await tfjs.generate(prompt, samplingOptions({ maxTokens: 32 }));
-    const [topOne] = await tfjs.generate(
-      prompt,
-      samplingOptions({ maxTokens: 32, temperature: 0.8, topK: 1, seed: 3 }),
-    );
-    expect(topOne.tokenIds).toEqual(greedy.tokenIds);
-  });
+      expect(topOne.tokenIds).toEqual(greedy.tokenIds);
+    },
+  );
 
   it('stops at a stop token (included) and at maxTokens, as llama-cpp does', async () => {
     const [greedy] = await tfjs.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 30 }));

@@ -47,7 +47,8 @@ function tinyBatch(): PackedBatch {
     topK: K,
     inputs: Int32Array.from({ length: N }, () => random.nextUint32() % config.vocabSize),
     targets: Int32Array.from({ length: N }, () => random.nextUint32() % config.vocabSize),
-    weights: Float32Array.from({ length: N }, (_, n) => (n % seqLen === 0 ? 0 : 1)), // first position of each row is prompt
+    // The first position of each row is prompt.
+    weights: Float32Array.from({ length: N }, (_, n) => (n % seqLen === 0 ? 0 : 1)),
     topIds,
     topLogprobs,
   };

@@ -58,7 +58,8 @@ afterAll(() => {
 });
 
 describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that start from the target', () => {
-  it("target-layers with every layer is the target: its untrained greedy predictions are the target's own", async () => {
+  it('target-layers with every layer is the target: its untrained greedy ' +
+    "predictions are the target's own", async () => {
     const result = await runCli([
       '--json',
       '--quiet',
@@ -89,7 +90,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     expect(summary.winner.untrained.hitRate).toBe(1);
   }, 120_000);
 
-  it("target-layers: the target's first block, narrowed, trains and exports to a GGUF llama.cpp decodes alike", async () => {
+  it("target-layers: the target's first block, narrowed, trains and exports " +
+    'to a GGUF llama.cpp decodes alike', async () => {
     const out = join(data.work, 'cut');
     const result = await runCli([
       '--json',
@@ -258,7 +260,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     expect(result.stderr).toContain('train.search.models[0] (draft-tiny-d128-L4)');
   });
 
-  it("init: pretrained fine-tunes a small model with the target's tokenizer, and refuses one whose vocabulary differs", async () => {
+  it("init: pretrained fine-tunes a small model with the target's tokenizer, " +
+    'and refuses one whose vocabulary differs', async () => {
     // A small "pretrained" model: random weights (no second real model shares stories260K's
     // 512-token vocabulary), written as a GGUF with the target's tokenizer.
     const vocabulary = readLlama2cTokenizer(tok512(), 512);

@@ -234,7 +234,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
       '--set',
       'train.warmup_steps=5',
       '--set',
-      'train.search.models=[{preset: draft-nano, dim: 32, n_layers: 1, n_heads: 2, n_kv_heads: 1}, {preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}]',
+      'train.search.models=[{preset: draft-nano, dim: 32, n_layers: 1, ' +
+        'n_heads: 2, n_kv_heads: 1}, {preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}]',
       '--set',
       'train.search.learning_rates=[0.005]',
       '--set',
@@ -248,7 +249,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
       '--target-model',
       stories260K(),
     ]);
-    // Exit 3 when no draft is worth serving (test/train/init.test.ts checks the verdict); the draft is written either way.
+    // Exit 3 when no draft is worth serving (test/train/init.test.ts checks the verdict);
+    // the draft is written either way.
     expect([0, 3], result.stderr).toContain(result.code);
     const summary = JSON.parse(result.stdout) as {
       outcome: string;

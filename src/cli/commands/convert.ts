@@ -83,7 +83,8 @@ export function register(program: Command, context: ContextGetter): void {
       else {
         io.stdout(
           `wrote ${options.out} (${options.to}, ${options.dtype}) from ${model.kind} checkpoint ${checkpoint}: ` +
-            `${parameters.toLocaleString('en-US')} parameters, ${config.nLayers} layers, dim ${config.dim}, vocabulary ${config.vocabSize}` +
+            `${parameters.toLocaleString('en-US')} parameters, ${config.nLayers} ` +
+            `layers, dim ${config.dim}, vocabulary ${config.vocabSize}` +
             `${model.vocabularySource ? `, tokenizer from ${model.vocabularySource}` : ', no tokenizer'}\n`,
         );
       }

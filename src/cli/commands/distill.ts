@@ -123,7 +123,8 @@ export function register(program: Command, context: ContextGetter): void {
           [
             `wrote ${summary.out}: ${c.rows.train} train + ${c.rows.heldout} held-out target rows`,
             `  ${c.input} input rows${summary.shard ? ` (shard ${shardName(summary.shard)})` : ''}: ` +
-              `${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped${c.resumed ? ` (${c.resumed} from an earlier run)` : ''}`,
+              `${c.ok} ok, ${c.failed} failed, ${c.skipped} ` +
+              `skipped${c.resumed ? ` (${c.resumed} from an earlier run)` : ''}`,
             ...(summary.reuse ? [reuseLine(c.reused, c.input, summary.reuse)] : []),
             `  tokens: ${summary.tokens.prompt} prompt, ${summary.tokens.completion} completion`,
             ...(c.truncated

@@ -1,4 +1,7 @@
-/** `fireopt eval --model <draft> --data <targets> --out <dir>`: simulate speculative decoding (the stage is imported lazily). */
+/**
+ * `fireopt eval --model <draft> --data <targets> --out <dir>`: simulate speculative decoding
+ * (the stage is imported lazily).
+ */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
@@ -35,7 +38,8 @@ export function register(program: Command, context: ContextGetter): void {
     .command('eval')
     .summary('predict the speed-up of a draft (and baselines) by simulating speculative decoding on target data')
     .description(
-      'Greedy hit rate, simulated acceptance length τ and speed-up for k = 1..8, per-position and sampling acceptance,\n' +
+      'Greedy hit rate, simulated acceptance length τ and speed-up for k = ' +
+        '1..8, per-position and sampling acceptance,\n' +
         'baselines on the same data and slices. Writes <out>/report.json, report.md and SVG plots.\n' +
         '--model and --baseline take a draft checkpoint directory, `prompt-lookup` or `suffix`; `--baseline hybrid` ' +
         'pairs the suffix tree with the --model draft (the tree where its match is long enough, the draft elsewhere).',
@@ -52,7 +56,8 @@ export function register(program: Command, context: ContextGetter): void {
     .option('--cost-threads <n>', 'threads of the llama.cpp contexts when measuring (default 1)', Number)
     .option(
       '--measure-speedup <engine>',
-      'llama-cpp: decode sampled prompts speculatively in llama.cpp, timed against plain decoding (needs --target-model)',
+      'llama-cpp: decode sampled prompts speculatively in llama.cpp, timed ' +
+        'against plain decoding (needs --target-model)',
     )
     .option('--speedup-k <list>', 'draft lengths measured, comma-separated (default 1,2,4,6,8)', numberList)
     .option('--speedup-prompts <n>', 'prompts sampled from the split for the measurement (default 8)', Number)
@@ -134,13 +139,15 @@ export function register(program: Command, context: ContextGetter): void {
         return;
       }
       const lines = [
-        `wrote ${out}/report.json, report.md and plots: ${report.data.rows} completions, ${report.data.tokens} target tokens`,
+        `wrote ${out}/report.json, report.md and plots: ${report.data.rows} ` +
+          `completions, ${report.data.tokens} target tokens`,
       ];
       for (const c of report.candidates) {
         const hit = c.greedy_hit_rate === null ? '–' : `${(100 * c.greedy_hit_rate).toFixed(1)}%`;
         const cost = c.cost_measurement ? `, c ${c.cost_ratio.toFixed(3)} measured in llama.cpp` : '';
         lines.push(
-          `  ${c.name}: hit rate ${hit}, τ ${c.by_k[c.best_k - 1].tau.toFixed(3)} at k = ${c.best_k}, expected speed-up ${c.best_speedup.toFixed(2)}×${cost}`,
+          `  ${c.name}: hit rate ${hit}, τ ${c.by_k[c.best_k - 1].tau.toFixed(3)} ` +
+            `at k = ${c.best_k}, expected speed-up ${c.best_speedup.toFixed(2)}×${cost}`,
         );
       }
       if (report.winner !== report.candidates[0].name) lines.push(`  a baseline wins: ${report.winner}`);
@@ -152,7 +159,8 @@ export function register(program: Command, context: ContextGetter): void {
           lines.push(
             `  ${c.name}: ${best.speedup.median.toFixed(2)}× at k = ${best.k} ` +
               `(${best.speedup.min.toFixed(2)}–${best.speedup.max.toFixed(2)}), predicted ` +
-              `${best.predicted_speedup.toFixed(2)}×, τ ${best.tau.toFixed(2)} (simulated ${best.simulated_tau.toFixed(2)})`,
+              `${best.predicted_speedup.toFixed(2)}×, τ ${best.tau.toFixed(2)} ` +
+              `(simulated ${best.simulated_tau.toFixed(2)})`,
           );
         }
       }

@@ -1,4 +1,7 @@
-/** `fireopt export --model <draft> --format hf|gguf|all --out <dir>`: serving artifacts (the stage is imported lazily). */
+/**
+ * `fireopt export --model <draft> --format hf|gguf|all --out <dir>`: serving artifacts
+ * (the stage is imported lazily).
+ */
 import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { loadConfig } from '../../config/load.js';

@@ -63,7 +63,8 @@ export function register(program: Command, context: ContextGetter): void {
         const c = summary.counts;
         ctx.io.stdout(
           [
-            `wrote ${summary.out}: ${c.rows.train} train + ${c.rows.heldout} held-out target rows from ${summary.shards} shards`,
+            `wrote ${summary.out}: ${c.rows.train} train + ${c.rows.heldout} ` +
+              `held-out target rows from ${summary.shards} shards`,
             `  ${c.input} input rows: ${c.ok} ok, ${c.failed} failed, ${c.skipped} skipped`,
             `  tokens: ${summary.tokens.prompt} prompt, ${summary.tokens.completion} completion`,
           ].join('\n') + '\n',

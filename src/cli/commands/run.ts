@@ -77,11 +77,13 @@ export function register(program: Command, context: ContextGetter): void {
         const lines = [`${result.outcome.toUpperCase()}: ${result.reason}`, `run directory ${result.dir}`];
         for (const stage of result.stages)
           lines.push(
-            `  ${stage.stage.padEnd(11)} ${stage.status}${stage.status === 'ran' ? ` (${stage.seconds.toFixed(1)} s)` : ''}`,
+            `  ${stage.stage.padEnd(11)} ` +
+              `${stage.status}${stage.status === 'ran' ? ` (${stage.seconds.toFixed(1)} s)` : ''}`,
           );
         for (const c of result.candidates) {
           lines.push(
-            `  ${c.name}: hit rate ${c.hit_rate === null ? '–' : (100 * c.hit_rate).toFixed(1) + '%'}, τ ${c.tau.toFixed(2)} at k = ${c.best_k}, expected speed-up ${c.speedup.toFixed(2)}×`,
+            `  ${c.name}: hit rate ${c.hit_rate === null ? '–' : (100 * c.hit_rate).toFixed(1) + '%'}, τ ` +
+              `${c.tau.toFixed(2)} at k = ${c.best_k}, expected speed-up ${c.speedup.toFixed(2)}×`,
           );
         }
         if (result.report) lines.push(`report: ${result.report}`);

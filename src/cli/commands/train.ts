@@ -85,12 +85,16 @@ export function register(program: Command, context: ContextGetter): void {
         ctx.io.stdout(
           [
             `wrote ${summary.draft}: ${w.name}, ${w.parameters} parameters, ${w.steps} steps (${w.stopReason})`,
-            `  held-out greedy hit rate ${w.best.hitRate.toFixed(3)} (untrained ${w.untrained.hitRate.toFixed(3)}), τ ${w.best.acceptanceLength.toFixed(2)}, expected speed-up ${w.best.expectedSpeedup.toFixed(2)}x`,
-            `  vocabulary: ${summary.vocab.draft} of ${summary.vocab.target} target tokens (${(100 * summary.vocab.coverage).toFixed(1)}% of training tokens)`,
+            `  held-out greedy hit rate ${w.best.hitRate.toFixed(3)} (untrained ` +
+              `${w.untrained.hitRate.toFixed(3)}), τ ` +
+              `${w.best.acceptanceLength.toFixed(2)}, expected speed-up ${w.best.expectedSpeedup.toFixed(2)}x`,
+            `  vocabulary: ${summary.vocab.draft} of ${summary.vocab.target} target ` +
+              `tokens (${(100 * summary.vocab.coverage).toFixed(1)}% of training tokens)`,
             `  c ${w.cost.ratio.toFixed(3)}: ${w.cost.source}`,
             ...summary.modelFree.map(
               (m) =>
-                `  ${m.method} (model-free): hit rate ${m.hitRate.toFixed(3)}, expected speed-up ${m.expectedSpeedup.toFixed(2)}x`,
+                `  ${m.method} (model-free): hit rate ${m.hitRate.toFixed(3)}, expected ` +
+                `speed-up ${m.expectedSpeedup.toFixed(2)}x`,
             ),
             `${summary.outcome === 'draft-wins' ? '' : 'warning: '}${summary.verdict}`,
             ...(summary.leaderboard.length > 1 ? [`  leaderboard: ${summary.out}/leaderboard.md`] : []),

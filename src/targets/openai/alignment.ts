@@ -37,7 +37,8 @@ export function tokenId(
   if (token.id !== undefined) {
     if (tokenizer && token.id >= tokenizer.vocabSize) {
       throw new AlignmentError(
-        `${where}: the server returned token id ${token.id}, outside the target tokenizer's ${tokenizer.vocabSize} tokens`,
+        `${where}: the server returned token id ${token.id}, outside the target ` +
+          `tokenizer's ${tokenizer.vocabSize} tokens`,
         'the server runs a different model from target tokenizer',
       );
     }
@@ -45,14 +46,16 @@ export function tokenId(
   }
   if (mode === 'server') {
     throw new AlignmentError(
-      `${where}: the server returned token text ${JSON.stringify(token.text)} instead of an id: it ignores return_tokens_as_token_ids`,
+      `${where}: the server returned token text ${JSON.stringify(token.text)} ` +
+        `instead of an id: it ignores return_tokens_as_token_ids`,
       "set target.token_ids: tokenizer (or auto) to map token text with the target's tokenizer",
     );
   }
   if (!tokenizer) {
     throw new InputError(
       `${where}: the server returns token text, and mapping it to ids needs the target tokenizer, which was not given`,
-      'pass the target tokenizer to the engine, or use a server that supports return_tokens_as_token_ids (vLLM, fireopt serve)',
+      'pass the target tokenizer to the engine, or use a server that supports ' +
+        'return_tokens_as_token_ids (vLLM, fireopt serve)',
     );
   }
   const id = token.bytes ? tokenizer.bytesToId(token.bytes) : undefined;
@@ -78,8 +81,11 @@ export function choiceTokenIds(
     const decoded = new TextDecoder().decode(tokenizer.decodeBytes(ids));
     if (!sameText(decoded, choice.text)) {
       throw new AlignmentError(
-        `choice ${choice.index}: the ${ids.length} tokens mapped to ids decode to ${JSON.stringify(decoded.slice(0, 120))}, but the server's text is ${JSON.stringify(choice.text.slice(0, 120))}`,
-        'the server does not return whole, lossless tokens; use a server with return_tokens_as_token_ids (vLLM) or the completions API',
+        `choice ${choice.index}: the ${ids.length} tokens mapped to ids decode ` +
+          `to ${JSON.stringify(decoded.slice(0, 120))}, but the server's text is ` +
+          `${JSON.stringify(choice.text.slice(0, 120))}`,
+        'the server does not return whole, lossless tokens; use a server with ' +
+          'return_tokens_as_token_ids (vLLM) or the completions API',
       );
     }
   }

@@ -195,7 +195,8 @@ export class OpenAiEngine implements TargetEngine {
   ): Promise<PositionLogprobs[]> {
     if (this.config.api !== 'completions' || this.config.prompt_format !== 'token_ids') {
       throw new InputError(
-        'scoring needs target.api: completions with target.prompt_format: token_ids (prompt_logprobs over a token-id prompt)',
+        'scoring needs target.api: completions with target.prompt_format: ' +
+          'token_ids (prompt_logprobs over a token-id prompt)',
       );
     }
     if (completionTokenIds.length === 0) return [];

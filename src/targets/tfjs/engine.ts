@@ -227,7 +227,10 @@ export class TfjsEngine implements TargetEngine {
   }
 }
 
-/** The file whose hash identifies the model: the checkpoint file, or a Hugging Face folder's weights (or shard index). */
+/**
+ * The file whose hash identifies the model: the checkpoint file, or a Hugging Face folder's weights
+ * (or shard index).
+ */
 function weightsFileOf(path: string): string {
   if (!statSync(path).isDirectory()) return path;
   const single = join(path, HF_FILES.weights);

@@ -38,7 +38,10 @@ export async function tfjsTargetTokenizer(
   );
 }
 
-/** GGUF and tokenizer.json files describe themselves; a llama2.c tokenizer.bin needs the checkpoint's vocabulary size. */
+/**
+ * GGUF and tokenizer.json files describe themselves; a llama2.c tokenizer.bin needs the checkpoint's
+ * vocabulary size.
+ */
 async function openTokenizer(path: string, model: string): Promise<Tokenizer> {
   if (!existsSync(path)) throw new InputError(`${path}: tokenizer file not found`);
   const head = readFileHead(path, 64);
