@@ -12,7 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { writeStoriesWorkload } from '../scripts/stories-prompts.mjs';
+import { STORIES_TARGETS_COMMANDS, writeStoriesWorkload } from '../scripts/stories-prompts.mjs';
 import { readLlama2cTokenizer } from '../dist/formats/llama2c-tokenizer.js';
 import { writeLlamaGguf } from '../dist/formats/gguf-llama.js';
 import { readTargetRows } from '../dist/formats/targets-schema.js';
@@ -75,23 +75,8 @@ const trainDraft = (targets, out) =>
   );
 let t0 = Date.now();
 if (!(reuse && existsSync(join(work, 'targets/manifest.json')))) {
-  fireopt('--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1');
   // stories260K.gguf computes what padded.gguf computes (checked below), at a fraction of the time.
-  fireopt(
-    '--quiet',
-    'distill',
-    'dataset',
-    '--out',
-    'targets',
-    '--target-model',
-    'stories260K.gguf',
-    '--max-tokens',
-    '128',
-    '--top-logprobs',
-    '4',
-    '--set',
-    'target.kv_cache_type=f32',
-  );
+  for (const command of STORIES_TARGETS_COMMANDS) fireopt(...command);
 }
 const distillSeconds = seconds(t0);
 t0 = Date.now();

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { writeStoriesWorkload } from '../scripts/stories-prompts.mjs';
+import { STORIES_TARGETS_COMMANDS, writeStoriesWorkload } from '../scripts/stories-prompts.mjs';
 
 const repo = resolve(import.meta.dirname, '..');
 const shared = process.env.FIREOPT_SHARED ?? resolve(repo, '../shared');
@@ -44,22 +44,7 @@ const targetParameters = count(weights);
 const reuse = existsSync(join(work, 'targets', 'manifest.json'));
 const t0 = Date.now();
 if (!reuse) {
-  fireopt('--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1');
-  fireopt(
-    '--quiet',
-    'distill',
-    'dataset',
-    '--out',
-    'targets',
-    '--target-model',
-    'stories260K.gguf',
-    '--max-tokens',
-    '128',
-    '--top-logprobs',
-    '4',
-    '--set',
-    'target.kv_cache_type=f32',
-  );
+  for (const command of STORIES_TARGETS_COMMANDS) fireopt(...command);
 }
 const distillSeconds = reuse ? null : (Date.now() - t0) / 1000;
 

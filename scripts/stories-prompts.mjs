@@ -1,5 +1,6 @@
 /**
- * The stories260K workload shared by bench/train-stories.mjs and scripts/gpu/make-targets.mjs: the
+ * The stories260K workload shared by bench/train-stories.mjs, bench/speedup-stories.mjs and
+ * scripts/gpu/make-targets.mjs: the
  * target as a GGUF written from the llama2.c checkpoint, and real prompt openings (the first 6 words
  * of ShareGPT, Spec-Bench and GSM8K questions) as a prompts JSONL. Needs the built dist/.
  */
@@ -31,3 +32,26 @@ export function writeStoriesWorkload(shared, work) {
   writeFileSync(join(work, 'prompts.jsonl'), prompts.map((prompt) => JSON.stringify({ prompt })).join('\n') + '\n');
   return weights;
 }
+
+/**
+ * The fireopt commands (run in the work folder) that make the workload's targets: ingest with a 10 %
+ * held-out split, then distill through llama.cpp, greedy, 128 tokens, top-4 log-probabilities, F32 KV.
+ */
+export const STORIES_TARGETS_COMMANDS = [
+  ['--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1'],
+  [
+    '--quiet',
+    'distill',
+    'dataset',
+    '--out',
+    'targets',
+    '--target-model',
+    'stories260K.gguf',
+    '--max-tokens',
+    '128',
+    '--top-logprobs',
+    '4',
+    '--set',
+    'target.kv_cache_type=f32',
+  ],
+];

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { writeStoriesWorkload } from '../stories-prompts.mjs';
+import { STORIES_TARGETS_COMMANDS, writeStoriesWorkload } from '../stories-prompts.mjs';
 
 const repo = resolve(import.meta.dirname, '../..');
 const shared = process.env.FIREOPT_SHARED ?? resolve(repo, '../shared');
@@ -22,20 +22,5 @@ const fireopt = (...args) =>
 
 writeStoriesWorkload(shared, work);
 
-fireopt('--quiet', 'ingest', 'prompts.jsonl', '--out', 'dataset', '--heldout', '0.1');
-fireopt(
-  '--quiet',
-  'distill',
-  'dataset',
-  '--out',
-  'targets',
-  '--target-model',
-  'stories260K.gguf',
-  '--max-tokens',
-  '128',
-  '--top-logprobs',
-  '4',
-  '--set',
-  'target.kv_cache_type=f32',
-);
+for (const command of STORIES_TARGETS_COMMANDS) fireopt(...command);
 console.log(join(work, 'targets'));

@@ -43,28 +43,6 @@ async function serve(modelName?: string): Promise<ServingModel> {
   return serving;
 }
 
-beforeAll(async () => {
-  gguf = writeStoriesGguf();
-  await serve();
-  await serve();
-  direct = await LlamaCppEngine.open({
-    model: gguf.path,
-    contextSize: 256,
-    threads: 1,
-    sequences: 1,
-    batchSize: 256,
-    kvCacheType: 'f32',
-  });
-});
-
-afterAll(async () => {
-  for (const engine of engines) await engine.close();
-  for (const proxy of proxies) await proxy.close();
-  for (const serving of servers) await serving.close();
-  await direct?.close();
-  gguf?.remove();
-});
-
 async function proxy(upstream: ServingModel, options: Partial<FaultProxyOptions> = {}): Promise<FaultProxy> {
   const started = await startFaultProxy({ upstream: upstream.url.replace(/\/v1$/, ''), faults: [], ...options });
   proxies.push(started);
@@ -140,6 +118,29 @@ function total(engine: OpenAiEngine, field: 'requests' | 'tokens' | 'failedAttem
 }
 
 describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine over a fleet of replicas', () => {
+  // Inside the guarded block: without ../shared the config tests below still run.
+  beforeAll(async () => {
+    gguf = writeStoriesGguf();
+    await serve();
+    await serve();
+    direct = await LlamaCppEngine.open({
+      model: gguf.path,
+      contextSize: 256,
+      threads: 1,
+      sequences: 1,
+      batchSize: 256,
+      kvCacheType: 'f32',
+    });
+  });
+
+  afterAll(async () => {
+    for (const engine of engines) await engine.close();
+    for (const proxy of proxies) await proxy.close();
+    for (const serving of servers) await serving.close();
+    await direct?.close();
+    gguf?.remove();
+  });
+
   it('spreads requests over the replicas, each delivered once, with per-replica rows and tokens', async () => {
     const [a, b] = [await proxy(servers[0]), await proxy(servers[1])];
     const engine = fleetEngine([a.url, b.url]);
