@@ -16,23 +16,14 @@
  * Needs `npm run build` first (runs on dist/).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { configSchema } from '../dist/config/schema.js';
-import { distillSchema } from '../dist/distill/config.js';
-import { runDistill } from '../dist/distill/index.js';
-import { writeLlamaGguf } from '../dist/formats/gguf-llama.js';
-import { readLlama2cCheckpoint } from '../dist/formats/llama2c.js';
-import { readLlama2cTokenizer } from '../dist/formats/llama2c-tokenizer.js';
-import { readTargetRows } from '../dist/formats/targets-schema.js';
-import { runIngest } from '../dist/ingest/index.js';
 import { targetSchema } from '../dist/targets/config.js';
 import { createTargetEngine } from '../dist/targets/create.js';
-import { tokenizerIdentity } from '../dist/tokenizer/identity.js';
-import { loadTokenizer } from '../dist/tokenizer/load.js';
 import { benchArgs } from './args.mjs';
+import { distillWorkload, timedDistill } from './distill-workload.mjs';
 
 const args = benchArgs();
 const smoke = args.has('smoke');
@@ -51,20 +42,8 @@ const loadBefore = loadavg()[0];
 /** @type {import('node:child_process').ChildProcess[]} */
 const servers = [];
 try {
-  const weights = readLlama2cCheckpoint(join(shared, 'models/stories260K/stories260K.bin'));
-  const vocabulary = readLlama2cTokenizer(join(shared, 'models/stories260K/tok512.bin'), weights.config.vocabSize);
-  const gguf = join(work, 'stories260K.gguf');
-  writeLlamaGguf(gguf, weights, vocabulary, { name: 'stories260K' });
-  const tokenizer = await loadTokenizer(gguf);
-  const sharegpt = JSON.parse(
-    readFileSync(join(shared, 'data/sharegpt_prompts/ShareGPT_V3_filtered_500.json'), 'utf8'),
-  );
-  const prompts = sharegpt
-    .slice(0, promptCount)
-    .map((c) => c.conversations[0].value.split(/\s+/).slice(0, 8).join(' '));
-  writeFileSync(join(work, 'prompts.jsonl'), `${prompts.map((prompt) => JSON.stringify({ prompt })).join('\n')}\n`);
-  const dataset = join(work, 'dataset');
-  await runIngest(configSchema.parse({ ingest: { inputs: [join(work, 'prompts.jsonl')], out: dataset, heldout: 0 } }));
+  const workload = await distillWorkload(shared, work, promptCount);
+  const { gguf, tokenizer } = workload;
 
   /** A `fireopt serve` process on a free port; resolves to its `/v1` URL once it listens. */
   async function startServe() {
@@ -81,7 +60,6 @@ try {
   }
   const urls = await Promise.all(Array.from({ length: Math.max(...replicaCounts) }, startServe));
 
-  let outCount = 0;
   /** One distill run over `replicas` replicas; returns tokens/s, rows per replica and the completions. */
   async function fleetRun(replicas) {
     const fleet = urls.slice(0, replicas);
@@ -93,28 +71,9 @@ try {
       max_retries: 0,
     });
     const engine = await createTargetEngine(target, { tokenizer }); // the identity check runs here, untimed
-    const distill = distillSchema.parse({
-      max_tokens: maxTokens,
-      top_logprobs: 8,
-      concurrency: replicas * perReplica,
-      chat_template: 'none',
-    });
-    const out = join(work, `targets-${outCount++}`);
-    const started = performance.now();
-    const summary = await runDistill(
-      { dataset, out, distill, resolvedConfig: { distill } },
-      {
-        tokenizer,
-        tokenizerIdentity: { source: gguf, identity: tokenizerIdentity(tokenizer) },
-        openEngine: async () => engine,
-        progress: () => {},
-      },
-    );
-    const seconds = (performance.now() - started) / 1000;
-    if (summary.counts.ok !== promptCount) throw new Error(`distill: ${summary.counts.ok} of ${promptCount} rows ok`);
-    const completions = [];
-    for await (const row of readTargetRows(join(out, 'train.arrow'))) completions.push(row.completion_token_ids.join());
-    rmSync(out, { recursive: true, force: true });
+    const settings = { maxTokens, topLogprobs: 8, concurrency: replicas * perReplica, promptCount };
+    const { seconds, summary, rows } = await timedDistill(workload, work, engine, settings);
+    const completions = rows.map((row) => row.completion_token_ids.join());
     const rowsPerReplica = summary.replicas?.map((replica) => replica.rows) ?? [promptCount];
     return { tokensPerSec: summary.tokens.completion / seconds, rowsPerReplica, completions };
   }
