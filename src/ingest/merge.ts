@@ -4,10 +4,9 @@
  * shards are removed as one run would: a sample that several files hold is kept from the first file.
  * (Within a shard, ingest removed them already.) Rows are copied as Arrow slices, never re-encoded.
  */
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { RecordBatchFileWriter, tableFromIPC, type RecordBatch } from 'apache-arrow';
+import { tableFromIPC, type RecordBatch } from 'apache-arrow';
 import { InputError } from '../errors.js';
 import { makeManifest, readManifest, writeManifest, type Manifest } from '../formats/manifest.js';
 import { checkArrowFile } from '../formats/arrow-read.js';
@@ -15,12 +14,12 @@ import {
   TRACES_KIND,
   TRACES_RERUN_HINT,
   TRACES_SCHEMA_VERSION,
-  tracesSchema,
   type TraceSplit,
 } from '../formats/traces-schema.js';
 import type { ProgressSink } from '../progress.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import { shardName, shardOf } from '../util/shard.js';
+import { TracesFileWriter } from './writer.js';
 import type { IngestManifest } from './index.js';
 
 export interface TracesMergeSummary {
@@ -53,7 +52,8 @@ export async function runMergeTraces(
     let batches = tables.get(path);
     if (!batches) {
       checkArrowFile(path, TRACES_RERUN_HINT);
-      batches = tableFromIPC(readFileSync(path)).batches;
+      // A shard with no rows in a split holds an empty batch (the schema's): it has no rows to place.
+      batches = tableFromIPC(readFileSync(path)).batches.filter((batch) => batch.numRows > 0);
       tables.set(path, batches);
     }
     return batches;
@@ -81,14 +81,15 @@ export async function runMergeTraces(
   }
 
   const staged = new StagedDir(run.out);
+  let writer: TracesFileWriter | undefined; // the split file being written, closed before an abort
   try {
     const rows: Record<TraceSplit, number> = { train: 0, heldout: 0 };
     let removed = 0;
     for (const split of SPLITS) {
       // Pass 2: each file's rows from the shard that read it, files in reading order. A file's rows are
       // consecutive in its shard (a shard reads its files one after another), so a cursor per shard suffices.
-      const writer = new RecordBatchFileWriter();
-      const done = pipeline(writer.toNodeStream(), createWriteStream(join(staged.path, `${split}.arrow`)));
+      const out = new TracesFileWriter(join(staged.path, `${split}.arrow`), 1); // batches as given
+      writer = out;
       const cursors = new Map(shards.map((shard) => [shard.manifest.shard.index, { batch: 0, row: 0 }]));
       for (const [index, file] of files.entries()) {
         const shardIndex = shardOf(file, count);
@@ -104,13 +105,13 @@ export async function runMergeTraces(
           // The run of this file's rows in this batch, cut where a duplicate from an earlier file is left out.
           for (; end < batch.numRows && String(sources?.get(end)) === file; end++) {
             if (dedup && firstFile.get(String(ids?.get(end))) !== index) {
-              if (end > start) writer.write(batch.slice(start, end));
+              if (end > start) out.addBatch(batch.slice(start, end));
               rows[split] += end - start;
               removed++;
               start = end + 1;
             }
           }
-          if (end > start) writer.write(batch.slice(start, end));
+          if (end > start) out.addBatch(batch.slice(start, end));
           rows[split] += end - start;
           cursor.row = end;
           if (end < batch.numRows) break; // the next file's rows start here
@@ -128,9 +129,8 @@ export async function runMergeTraces(
           );
         }
       }
-      if (rows[split] === 0) writer.reset(undefined, tracesSchema);
-      writer.finish();
-      await done;
+      out.close();
+      writer = undefined;
     }
     deps.progress({ kind: 'log', level: 'info', message: `merged ${shards.length} ingest shards` });
 
@@ -190,6 +190,7 @@ export async function runMergeTraces(
       duplicates_across_shards: removed,
     };
   } catch (error) {
+    writer?.abandon();
     staged.abort();
     throw error;
   }

@@ -4,7 +4,7 @@
  * footer comes at `close()`. Memory holds one batch.
  */
 import { closeSync, openSync, writevSync } from 'node:fs';
-import { AsyncByteQueue, RecordBatchFileWriter } from 'apache-arrow';
+import { AsyncByteQueue, RecordBatchFileWriter, type RecordBatch } from 'apache-arrow';
 import { tracesRecordBatch, tracesSchema, type EncodedTraceRows } from '../formats/traces-schema.js';
 import { TracesBatchBuilder } from './columns.js';
 
@@ -31,6 +31,14 @@ export class TracesFileWriter {
       from += count;
       if (this.builder.length >= this.batchRows) this.flush();
     }
+  }
+
+  /** Append a record batch of the traces schema as it is (`fireopt merge` copies shards' slices). */
+  addBatch(batch: RecordBatch): void {
+    this.flush();
+    this.writer.write(batch);
+    this.sink.writeGathered();
+    this.rowCount += batch.numRows;
   }
 
   /** Write buffered rows as one record batch. */

@@ -90,6 +90,22 @@ describe.skipIf(!haveShared(...PIPELINE_TRACES))('fireopt ingest --shard + merge
     expect(m.inputs.map((i: { path: string }) => i.path)).toEqual(w.inputs.map((i: { path: string }) => i.path));
   });
 
+  it('merges shards that hold no file (7 shards of 6 files: at least one is empty)', async () => {
+    const glob = join(work, 'traces', '*.jsonl');
+    const shards = Array.from({ length: 7 }, (_, i) => join(work, `seven-${i}`));
+    for (const [index, out] of shards.entries()) {
+      const args = ['--quiet', 'ingest', glob, '--out', out, '--heldout', '0.3', '--shard', `${index}/7`];
+      const result = await runCli(args);
+      expect(result.code, result.stderr).toBe(0);
+    }
+    const empty = shards.filter((dir) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')).rows.total === 0);
+    expect(empty.length).toBeGreaterThanOrEqual(1);
+    const merged = await runCli(['--quiet', 'merge', ...shards, '--out', join(work, 'merged-7')]);
+    expect(merged.code, merged.stderr).toBe(0);
+    // `whole` is the unsharded ingest of the test above.
+    expect(await rowsOf(join(work, 'merged-7'))).toEqual(await rowsOf(join(work, 'whole')));
+  });
+
   it('merge refuses a missing ingest shard (exit 2) and --shard with stdin', async () => {
     const missing = await runCli(['merge', join(work, 'shard-0'), join(work, 'shard-2'), '--out', join(work, 'bad')]);
     expect(missing.code).toBe(2);
