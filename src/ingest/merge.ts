@@ -10,12 +10,7 @@ import { tableFromIPC, type RecordBatch } from 'apache-arrow';
 import { InputError } from '../errors.js';
 import { makeManifest, readManifest, writeManifest, type Manifest } from '../formats/manifest.js';
 import { checkArrowFile } from '../formats/arrow-read.js';
-import {
-  TRACES_KIND,
-  TRACES_RERUN_HINT,
-  TRACES_SCHEMA_VERSION,
-  type TraceSplit,
-} from '../formats/traces-schema.js';
+import { TRACES_KIND, TRACES_RERUN_HINT, TRACES_SCHEMA_VERSION, type TraceSplit } from '../formats/traces-schema.js';
 import type { ProgressSink } from '../progress.js';
 import { StagedDir, writeFileAtomic } from '../util/atomic.js';
 import { shardName, shardOf } from '../util/shard.js';
