@@ -97,7 +97,7 @@ export async function openTarget(
       onReplicaChange: (e) => {
         const message =
           e.state === 'out'
-            ? `target replica ${e.baseUrl} taken out for ${e.outMs} ms: ${e.reason}`
+            ? `target replica ${e.baseUrl} taken out${e.outMs === undefined ? '' : ` for ${e.outMs} ms`}: ${e.reason}`
             : `target replica ${e.baseUrl} is back in service`;
         deps.progress({ kind: 'log', level: e.state === 'out' ? 'warn' : 'info', message });
       },

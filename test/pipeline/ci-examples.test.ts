@@ -118,6 +118,113 @@ describe('examples/ci', () => {
   });
 });
 
+interface ShardedStep extends WorkflowStep {
+  with?: { path?: string; name?: string; pattern?: string };
+}
+
+interface ShardedWorkflow {
+  on: { schedule: Array<{ cron: string }> };
+  env: Record<string, string>;
+  jobs: Record<
+    string,
+    { needs?: string; strategy?: { 'fail-fast'?: boolean; matrix: { shard: number[] } }; steps: ShardedStep[] }
+  >;
+}
+
+describe('examples/ci/fireopt-sharded.yml', () => {
+  const workflow = parse(readFileSync(join(repoRoot, 'examples/ci/fireopt-sharded.yml'), 'utf8')) as ShardedWorkflow;
+  /** What GitHub Actions replaces with each matrix value. */
+  const MATRIX_SHARD = /\$\{\{ matrix\.shard \}\}/g;
+  const { ingest, distill, 'merge-train-gate': gate } = workflow.jobs;
+  /** The fireopt argv of a job's steps, with `${{ matrix.shard }}` as `shard`. */
+  const commandsOf = (steps: ShardedStep[], shard?: number): string[][] =>
+    steps.flatMap((step) => fireoptCommands((step.run ?? '').replace(MATRIX_SHARD, String(shard))));
+  const valueAfter = (argv: string[], word: string): string => argv[argv.indexOf(word) + 1];
+  const artifact = (steps: ShardedStep[], action: 'upload' | 'download', shard?: number) =>
+    steps
+      .filter((step) => step.uses?.startsWith(`actions/${action}-artifact@`))
+      .map((step) => {
+        const expand = (text?: string) => text?.replace(MATRIX_SHARD, String(shard));
+        return { name: expand(step.with?.name), pattern: step.with?.pattern, path: expand(step.with?.path) };
+      });
+
+  it('runs on a schedule: ingest, then one distill job per shard, then merge, train and the gate', () => {
+    expect(workflow.on.schedule[0].cron.split(' ')).toHaveLength(5);
+    expect(distill.needs).toBe('ingest');
+    expect(gate.needs).toBe('distill');
+    expect(distill.strategy?.['fail-fast']).toBe(false); // one shard's failure leaves the others' artifacts
+    const scripts = Object.values(workflow.jobs)
+      .flatMap((job) => job.steps.map((step) => step.run ?? ''))
+      .join('\n');
+    expect(scripts).not.toMatch(/\bnpx\b/);
+    expect(scripts).toMatch(/date -u -d yesterday/);
+    expect(scripts).toMatch(/::error::fireopt failed/);
+    // every fireopt command but compare reads the fleet config
+    const all = [...commandsOf(ingest.steps), ...commandsOf(distill.steps, 0), ...commandsOf(gate.steps)];
+    for (const argv of all.filter((argv) => !argv.includes('compare')))
+      expect(valueAfter(argv, '--config')).toBe('$CONFIG');
+  });
+
+  it('the config validates: a fleet of replicas, the API key from the secret the shard jobs pass', () => {
+    const config = loadConfig({ file: join(repoRoot, workflow.env.CONFIG) });
+    if (config.target?.engine !== 'openai') throw new Error('expected an openai target');
+    expect(config.target.base_urls?.length).toBeGreaterThan(1);
+    const distillStep = distill.steps.find((step) => commandsOf([step], 0).length > 0);
+    expect(distillStep?.env?.[config.target.api_key_env ?? '']).toMatch(/^\$\{\{ secrets\.\w+ \}\}$/);
+  });
+
+  it('each matrix shard runs a real `distill --shard i/n` into its own artifact; merge reads them all', () => {
+    const [ingestArgv] = commandsOf(ingest.steps);
+    expect(checkCommand(ingestArgv)).toBe('ingest');
+    const dataset = valueAfter(ingestArgv, '--out');
+    expect(artifact(ingest.steps, 'upload')).toEqual([{ name: 'dataset', pattern: undefined, path: dataset }]);
+
+    const shards = distill.strategy?.matrix.shard ?? [];
+    expect(shards).toEqual(shards.map((_, index) => index));
+    expect(shards.length).toBeGreaterThan(1);
+    const uploaded: Array<{ name?: string; path?: string }> = [];
+    for (const shard of shards) {
+      const [argv, ...more] = commandsOf(distill.steps, shard);
+      expect(more).toEqual([]);
+      expect(checkCommand(argv)).toBe('distill');
+      expect(valueAfter(argv, 'distill')).toBe(dataset);
+      expect(valueAfter(argv, '--shard')).toBe(`${shard}/${shards.length}`);
+      expect(artifact(distill.steps, 'download', shard)).toEqual([
+        { name: 'dataset', pattern: undefined, path: dataset },
+      ]);
+      const [upload] = artifact(distill.steps, 'upload', shard);
+      expect(upload.path).toBe(valueAfter(argv, '--out'));
+      uploaded.push(upload);
+    }
+    expect(new Set(uploaded.map((upload) => upload.name)).size).toBe(shards.length);
+
+    // download-artifact puts each artifact matching the pattern in <path>/<artifact name>/
+    const [datasetDownload, shardDownload] = artifact(gate.steps, 'download');
+    expect(datasetDownload).toEqual({ name: 'dataset', pattern: undefined, path: dataset });
+    const [merge, train, ...gating] = commandsOf(gate.steps);
+    expect([merge, train, ...gating].map(checkCommand)).toEqual(['merge', 'train', 'eval', 'compare', 'eval']);
+    const mergeGlob = new RegExp(`^${valueAfter(merge, 'merge').replace('*', '[^/]+')}$`);
+    const patternGlob = new RegExp(`^${shardDownload.pattern?.replace('*', '[^/]+')}$`);
+    for (const upload of uploaded) {
+      expect(upload.name).toMatch(patternGlob);
+      expect(`${shardDownload.path}/${upload.name}`).toMatch(mergeGlob);
+      expect(upload.path).toBe(`${shardDownload.path}/${upload.name}`); // the same folder names as the shard jobs
+    }
+    expect(valueAfter(merge, '--dataset')).toBe(dataset);
+
+    // train reads merge's targets; eval the draft train writes; compare the deployed draft against it
+    const targets = valueAfter(merge, '--out');
+    expect(valueAfter(train, 'train')).toBe(targets);
+    const [evalAgainstDeployed, compare, evalFirst] = gating;
+    for (const evaluation of [evalAgainstDeployed, evalFirst]) {
+      expect(valueAfter(evaluation, '--model')).toBe(valueAfter(train, '--out'));
+      expect(valueAfter(evaluation, '--data')).toBe(targets);
+    }
+    expect(valueAfter(compare, 'compare')).toBe(`${valueAfter(evalAgainstDeployed, '--out')}/report.json`);
+    expect(valueAfter(compare, '--candidate-a')).toBe(`draft:${valueAfter(evalAgainstDeployed, '--baseline')}`);
+  });
+});
+
 interface PodSpec {
   containers: Array<{
     image: string;

@@ -1,14 +1,15 @@
 /**
- * Distill across a fleet on this machine: three `fireopt serve` processes over stories260K on
- * loopback, one killed with SIGKILL mid-run and restarted at its address. Every row comes out
- * exactly once and equal to a run against a single replica (greedy): every column identical but the
- * log-probability floats, which agree within 5e-3 (see the test).
+ * Distill across a fleet on this machine: four `fireopt serve` processes over stories260K on
+ * loopback, one killed with SIGKILL mid-run and restarted at its address — under one distill process,
+ * and under four sharded ones (`--shard i/4`) joined by `fireopt merge`. Every row comes out exactly
+ * once and equal to one process against a single replica (greedy): every column identical but the
+ * log-probability floats, which agree within 5e-3 (see expectSameRows).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTargetRows, type TargetRow } from '../../src/formats/targets-schema.js';
 import { ingestPrompts, runBinAsync } from '../helpers/cli.js';
@@ -16,7 +17,8 @@ import { haveShared, repoRoot, sharedPath, SHAREGPT, STORIES_TARGETS } from '../
 import { writeStoriesGguf, type StoriesGguf } from './stories-gguf.js';
 
 const ROWS = 30;
-const REPLICAS = 3;
+const REPLICAS = 4;
+const SHARDS = 4;
 
 interface Replica {
   port: number;
@@ -27,6 +29,8 @@ interface Replica {
 let work: string;
 let gguf: StoriesGguf;
 let dataset: string;
+/** Targets of one distill process against replicas[0] alone: what every fleet run must equal. */
+let single: string;
 const replicas: Replica[] = [];
 
 async function freePort(): Promise<number> {
@@ -89,8 +93,9 @@ function writeConfig(name: string, urls: string[]): string {
   return path;
 }
 
-function distillArgs(config: string, out: string): string[] {
-  const settings = ['distill.concurrency=6', 'distill.chunk_rows=1', `distill.tokenizer=${gguf.path}`];
+/** `concurrency`: rows in flight in this process. */
+function distillArgs(config: string, out: string, concurrency = 6): string[] {
+  const settings = [`distill.concurrency=${concurrency}`, 'distill.chunk_rows=1', `distill.tokenizer=${gguf.path}`];
   return [
     '-c',
     config,
@@ -142,17 +147,26 @@ async function expectSameRows(actual: string, expected: string): Promise<void> {
 
 /** Chunks (each one row: chunk_rows 1) journaled so far by the distill run writing `out`. */
 function journalChunks(out: string): number {
-  const journal = join(work, `.${basename(out)}.distill-journal`);
+  const journal = join(dirname(out), `.${basename(out)}.distill-journal`);
   return existsSync(journal) ? readdirSync(journal).filter((f) => /^chunk-\d+\.json$/.test(f)).length : 0;
 }
 
-async function untilJournaled(out: string, chunks: number): Promise<void> {
+/** Rows the distill run writing `out` has finished: its manifest's count once done, else its journal's. */
+function rowsDone(out: string): number {
+  return existsSync(join(out, 'manifest.json'))
+    ? (JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { counts: { input: number } }).counts.input
+    : journalChunks(out);
+}
+
+/** Poll (no time assertion: the machine may be loaded) until each run writing `outs` has done `rows` rows. */
+async function untilJournaled(outs: string[], rows: number): Promise<void> {
   const deadline = Date.now() + 60_000;
-  while (journalChunks(out) < chunks && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  while (outs.some((out) => rowsDone(out) < rows) && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 interface Summary {
-  counts: { ok: number; failed: number };
+  counts: { input: number; ok: number; failed: number };
   replicas: Array<{ baseUrl: string; rows: number; tokens: number; failedAttempts: number; timesTakenOut: number }>;
 }
 
@@ -168,7 +182,10 @@ beforeAll(async () => {
   dataset = await ingestPrompts(work, prompts);
   const ports = await Promise.all(Array.from({ length: REPLICAS }, freePort));
   replicas.push(...(await Promise.all(ports.map(startServe))));
-}, 60_000);
+  single = join(work, 'single');
+  const alone = await runBinAsync(distillArgs(writeConfig('single', [replicas[0].url]), single));
+  if (alone.code !== 0) throw new Error(`the single-replica distill failed (${alone.code}): ${alone.stderr}`);
+}, 90_000);
 
 afterAll(async () => {
   await Promise.all(replicas.map((replica) => stop(replica, 'SIGTERM')));
@@ -178,13 +195,9 @@ afterAll(async () => {
 
 describe.skipIf(!haveShared(...STORIES_TARGETS))('distill over a fleet of fireopt serve replicas', () => {
   it('survives a replica killed and restarted mid-run: every row once, equal to one replica', async () => {
-    const single = join(work, 'single');
-    const alone = await runBinAsync(distillArgs(writeConfig('single', [replicas[0].url]), single));
-    expect(alone.code, alone.stderr).toBe(0);
-
     const fleet = join(work, 'fleet');
     const running = runBinAsync(distillArgs(fleetConfig(), fleet));
-    await untilJournaled(fleet, 6);
+    await untilJournaled([fleet], 6);
     const victim = replicas[1];
     await stop(victim, 'SIGKILL');
     const killedAfter = journalChunks(fleet);
@@ -214,7 +227,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('distill over a fleet of fireop
     const args = distillArgs(fleetConfig(), out);
     const child = spawn(process.execPath, [join(repoRoot, 'bin/fireopt'), ...args], { stdio: 'ignore' });
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    await untilJournaled(out, 6);
+    await untilJournaled([out], 6);
     child.kill('SIGKILL');
     await exited;
     const journaled = journalChunks(out);
@@ -229,6 +242,47 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('distill over a fleet of fireop
     expect(summary.counts.resumed).toBeGreaterThanOrEqual(6);
     // The replicas served the rows this run did, and only those.
     expect(summary.replicas.reduce((sum, replica) => sum + replica.rows, 0)).toBe(ROWS - summary.counts.resumed);
-    await expectSameRows(out, join(work, 'single'));
+    await expectSameRows(out, single);
+  }, 120_000);
+
+  it('4 sharded distill processes over 4 replicas, one killed and restarted: merged equal to one process', async () => {
+    mkdirSync(join(work, 'shards'));
+    const shards = Array.from({ length: SHARDS }, (_, index) => join(work, 'shards', String(index)));
+    const config = fleetConfig(); // every process lists every replica, as each pod of an Indexed Job would
+    const running = shards.map((out, index) =>
+      // 2 rows in flight each (8 over the fleet): the shards hold 5 to 13 rows, still running after their first.
+      runBinAsync([...distillArgs(config, out, 2), '--shard', `${index}/${SHARDS}`]),
+    );
+    // Every process past its start (identity check included) and distilling: then kill a replica.
+    await untilJournaled(shards, 1);
+    const victim = replicas[2];
+    await stop(victim, 'SIGKILL');
+    const killedAfter = shards.reduce((sum, out) => sum + rowsDone(out), 0);
+    replicas[2] = await startServe(victim.port);
+    const results = await Promise.all(running);
+    for (const result of results) expect(result.code, result.stderr).toBe(0);
+    expect(killedAfter).toBeLessThan(ROWS); // killed mid-run, not after the end
+
+    const summaries = results.map((result) => JSON.parse(result.stdout) as Summary);
+    const shardRows = summaries.map((summary) => summary.counts.ok);
+    expect(shardRows.reduce((a, b) => a + b)).toBe(ROWS);
+    expect(Math.min(...shardRows)).toBeGreaterThan(0); // every process had work
+    for (const summary of summaries) {
+      expect(summary.counts.failed).toBe(0);
+      expect(summary.replicas.map((replica) => replica.baseUrl)).toEqual(replicas.map((replica) => replica.url));
+      expect(summary.replicas.reduce((sum, replica) => sum + replica.rows, 0)).toBe(summary.counts.ok);
+    }
+    // The kill reached the run: attempts at the victim failed (its requests in flight when it died, or
+    // refused while it was down) and were retried elsewhere. Whether it was also taken out depends on
+    // timing: a reset request in flight counts towards a streak of 3, only a refusal takes it out at once.
+    const failedAtVictim = summaries.reduce((sum, summary) => sum + summary.replicas[2].failedAttempts, 0);
+    expect(failedAtVictim).toBeGreaterThanOrEqual(1);
+    expect(results.some((result) => result.stderr.includes(`(${victim.url})`))).toBe(true); // the retry lines
+
+    const merged = join(work, 'merged');
+    const merge = await runBinAsync(['--json', '--quiet', 'merge', ...[...shards].reverse(), '--out', merged]);
+    expect(merge.code, merge.stderr).toBe(0);
+    expect(JSON.parse(merge.stdout)).toMatchObject({ shards: SHARDS, counts: { input: ROWS, ok: ROWS, failed: 0 } });
+    await expectSameRows(merged, single);
   }, 120_000);
 });

@@ -112,6 +112,11 @@ function expectSameTokens(results: Completion[][], expected: Completion[][]): vo
   );
 }
 
+/** Poll until `condition` holds (no time assertion: the machine may be loaded; vitest's timeout bounds it). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
+}
+
 /** Total of one counter over a fleet's replicas. */
 function total(engine: OpenAiEngine, field: 'requests' | 'tokens' | 'failedAttempts'): number {
   return engine.replicaStats().reduce((sum, replica) => sum + replica[field], 0);
@@ -249,6 +254,68 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine over a fleet of
     await expect(otherName).rejects.toThrow(
       `target.base_urls[1]: ${renamed.url}/v1 does not serve stories260K (its /models lists stories-other)`,
     );
+  });
+
+  /** A fleet engine opened while its first replica refuses connections (the second is up). */
+  async function openWithOneDown() {
+    const port = await refusedPort();
+    const refusedUrl = `http://127.0.0.1:${port}`;
+    const healthy = await proxy(servers[0]);
+    const changes: ReplicaChange[] = [];
+    const engine = await OpenAiEngine.open(fleetConfig([refusedUrl, healthy.url], { max_retries: 2 }), {
+      onReplicaChange: (change) => changes.push(change),
+    });
+    engines.push(engine);
+    return { port, refusedUrl, changes, engine };
+  }
+
+  it('opens with a replica down: held out until it passes the identity check, then it serves rows', async () => {
+    const { port, refusedUrl, changes, engine } = await openWithOneDown();
+    // Its failed attempts took it out as usual; then the check held it out (no time: until it passes).
+    const heldOut = changes.filter((change) => change.outMs === undefined);
+    expect(heldOut).toEqual([
+      {
+        baseUrl: `${refusedUrl}/v1`,
+        state: 'out',
+        reason: 'the identity check could not reach it (connection failed (ECONNREFUSED)); held out until it passes',
+      },
+    ]);
+    const first = await generateAll(engine);
+    expectSameTokens(first.results, first.expected);
+    expect(engine.replicaStats()[0].requests).toBe(0);
+
+    // It comes up at its address: the background check admits it (and only then does it get rows).
+    const returned = await proxy(servers[1], { port });
+    await until(() => changes.some((change) => change.state === 'in'));
+    expect(changes.filter((change) => change.state === 'in')).toEqual([{ baseUrl: `${refusedUrl}/v1`, state: 'in' }]);
+    expect(returned.delivered.size).toBe(2); // the model list and the probe completion, nothing routed yet
+    const second = await generateAll(engine);
+    expectSameTokens(second.results, second.expected);
+    const [admitted] = engine.replicaStats();
+    expect(admitted.requests).toBeGreaterThan(0);
+    expect(admitted.requests).toBe(returned.delivered.size - 2);
+  });
+
+  it('keeps a held-out replica out for the run when it comes back serving another model', async () => {
+    const { port, refusedUrl, changes, engine } = await openWithOneDown();
+    const other = await proxy(await serve('stories-other'), { port });
+    await until(() => changes.some((change) => change.reason?.includes('kept out')));
+    expect(changes.at(-1)).toMatchObject({ baseUrl: `${refusedUrl}/v1`, state: 'out' });
+    expect(changes.at(-1)?.reason).toBe(
+      `target.base_urls[0]: ${refusedUrl}/v1 does not serve stories260K (its /models lists stories-other); ` +
+        'kept out for the rest of the run',
+    );
+    const { results, expected } = await generateAll(engine);
+    expectSameTokens(results, expected);
+    expect(engine.replicaStats()[0].requests).toBe(0);
+    expect(other.delivered.size).toBe(2); // the identity check only: model list and probe completion
+  });
+
+  it('does not open when no replica can be reached for the identity check', async () => {
+    const urls = [`http://127.0.0.1:${await refusedPort()}`, `http://127.0.0.1:${await refusedPort()}`];
+    const opening = OpenAiEngine.open(fleetConfig(urls, { max_retries: 1 }));
+    await expect(opening).rejects.toMatchObject({ code: 'E_TARGET_UNAVAILABLE' });
+    await expect(opening).rejects.toThrow(/still failing after 2 attempts/);
   });
 });
 

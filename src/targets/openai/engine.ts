@@ -12,7 +12,7 @@
  * - A fleet (`base_urls`): requests spread over the replicas (http.ts), after an identity check
  *   that every replica serves the same model (`open`).
  */
-import { InputError, RunError } from '../../errors.js';
+import { InputError, RunError, describeError } from '../../errors.js';
 import { z } from 'zod';
 import { openAiBaseUrls, type OpenAiTargetConfig } from '../config.js';
 import type {
@@ -24,7 +24,7 @@ import type {
   TargetPrompt,
 } from '../engine.js';
 import { choiceTokenIds, tokenId, type TokenAligner } from './alignment.js';
-import { FatalResponseError, HttpClient, type ReplicaChange, type ReplicaStats } from './http.js';
+import { FatalResponseError, HttpClient, sleep, type ReplicaChange, type ReplicaStats } from './http.js';
 import { parseChatResponse, parseCompletionResponse, type ReturnedCompletion } from './responses.js';
 
 export interface OpenAiEngineDeps {
@@ -42,9 +42,17 @@ const PROBE_TEXT = 'Once upon a time';
 const PROBE_TOKENS = 8;
 const modelListSchema = z.looseObject({ data: z.array(z.looseObject({ id: z.string() })) });
 
+/** What a replica answered to the identity check. */
+interface ProbeAnswer {
+  models: string[];
+  greedy: string;
+}
+
 export class OpenAiEngine implements TargetEngine {
   readonly identity: TargetIdentity;
   private readonly http: HttpClient;
+  /** Ends the background identity checks of held-out replicas. */
+  private readonly closing = new AbortController();
 
   /**
    * The engine, once every replica of a fleet has passed the identity check (a single server is
@@ -94,34 +102,89 @@ export class OpenAiEngine implements TargetEngine {
   /**
    * Every replica must serve `model` (listed by `/models`) and give the same greedy tokens for a
    * probe prompt (ids where the server returns them, else the token strings or the text): a fleet
-   * that mixes two models would silently poison the targets.
+   * that mixes two models would silently poison the targets. A replica that cannot be reached within
+   * the retry budget (restarting, not yet up) does not stop the run while another passed: it is held
+   * out of routing and checked again in the background, and serves rows only once it passes.
    */
   async checkReplicas(): Promise<void> {
     const urls = this.http.baseUrls;
-    const answers = await Promise.all(urls.map((_, index) => this.probeReplica(index)));
-    const [reference] = answers;
+    const answers = await Promise.allSettled(urls.map((_, index) => this.probeReplica(index)));
+    const unreachable = (answer: PromiseSettledResult<ProbeAnswer>) =>
+      answer.status === 'rejected' && (answer.reason as { code?: unknown }).code === 'E_TARGET_UNAVAILABLE';
+    const failed = answers.find((answer) => answer.status === 'rejected' && !unreachable(answer));
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const referenceIndex = answers.findIndex((answer) => answer.status === 'fulfilled');
+    if (referenceIndex < 0) throw (answers[0] as PromiseRejectedResult).reason;
+    const reference = {
+      index: referenceIndex,
+      answer: (answers[referenceIndex] as PromiseFulfilledResult<ProbeAnswer>).value,
+    };
     answers.forEach((answer, index) => {
-      if (!answer.models.includes(this.config.model)) {
-        throw new InputError(
-          `target.base_urls[${index}]: ${urls[index]} does not serve ${this.config.model} ` +
-            `(its /models lists ${answer.models.join(', ') || 'nothing'})`,
-          'every replica of a fleet must serve target.model under the same name',
-          'E_TARGET_MISMATCH',
-        );
+      if (answer.status === 'fulfilled') {
+        const mismatch = this.mismatch(index, answer.value, reference);
+        if (mismatch) throw mismatch;
+        return;
       }
-      if (answer.greedy !== reference.greedy) {
-        throw new InputError(
-          `target.base_urls[${index}]: ${urls[index]} answers the probe prompt ${JSON.stringify(PROBE_TEXT)} ` +
-            `differently from ${urls[0]} (greedy ${answer.greedy} vs ${reference.greedy}): it serves another model ` +
-            'or other weights',
-          'every replica of a fleet must serve the same model, weights and tokenizer',
-          'E_TARGET_MISMATCH',
-        );
-      }
+      const reason = this.http.lastErrorOf(index) ?? describeError(answer.reason);
+      this.http.holdOut(index, `the identity check could not reach it (${reason}); held out until it passes`);
+      void this.readmit(index, reference);
     });
   }
 
-  private async probeReplica(index: number): Promise<{ models: string[]; greedy: string }> {
+  /** Why `answer` (of replica `index`) shows another model than the reference replica's, if it does. */
+  private mismatch(
+    index: number,
+    answer: ProbeAnswer,
+    reference: { index: number; answer: ProbeAnswer },
+  ): InputError | undefined {
+    const urls = this.http.baseUrls;
+    if (!answer.models.includes(this.config.model)) {
+      return new InputError(
+        `target.base_urls[${index}]: ${urls[index]} does not serve ${this.config.model} ` +
+          `(its /models lists ${answer.models.join(', ') || 'nothing'})`,
+        'every replica of a fleet must serve target.model under the same name',
+        'E_TARGET_MISMATCH',
+      );
+    }
+    if (answer.greedy !== reference.answer.greedy) {
+      return new InputError(
+        `target.base_urls[${index}]: ${urls[index]} answers the probe prompt ${JSON.stringify(PROBE_TEXT)} ` +
+          `differently from ${urls[reference.index]} (greedy ${answer.greedy} vs ${reference.answer.greedy}): ` +
+          'it serves another model or other weights',
+        'every replica of a fleet must serve the same model, weights and tokenizer',
+        'E_TARGET_MISMATCH',
+      );
+    }
+    return undefined;
+  }
+
+  /**
+   * Check a held-out replica again (each round its own retries, then retry_max_delay_ms) until it
+   * answers: admitted when it matches the reference, kept out for the rest of the run when it does not.
+   */
+  private async readmit(index: number, reference: { index: number; answer: ProbeAnswer }): Promise<void> {
+    while (!this.closing.signal.aborted) {
+      await sleep(this.config.retry_max_delay_ms, this.closing.signal);
+      if (this.closing.signal.aborted) return;
+      let answer: ProbeAnswer;
+      try {
+        answer = await this.probeReplica(index);
+      } catch {
+        continue; // still unreachable (or closing): the next round decides
+      }
+      if (this.closing.signal.aborted) return;
+      const mismatch = this.mismatch(index, answer, reference);
+      if (!mismatch) return this.http.admit(index);
+      this.deps.onReplicaChange?.({
+        baseUrl: this.http.baseUrls[index],
+        state: 'out',
+        reason: `${mismatch.message}; kept out for the rest of the run`,
+      });
+      return;
+    }
+  }
+
+  private async probeReplica(index: number): Promise<ProbeAnswer> {
     const models = await this.http.getJsonFrom(index, 'models', (json) =>
       modelListSchema.parse(json).data.map((model) => model.id),
     );
@@ -249,6 +312,7 @@ export class OpenAiEngine implements TargetEngine {
   }
 
   async close(): Promise<void> {
+    this.closing.abort();
     this.http.close();
   }
 

@@ -14,7 +14,8 @@
  * (5xx, timeouts, dropped connections, malformed bodies; not 429, which is a busy replica, not a
  * broken one), for retry_min_delay_ms doubling with each consecutive outage (capped at
  * retry_max_delay_ms); then one request probes it: a success puts it back, a failure takes it out again
- * for twice as long. Nothing here is a load balancer library's job: p-queue and p-retry do the
+ * for twice as long. A replica the identity check could not reach is held out (`holdOut`) until
+ * the check passes (`admit`): only then does it get routed requests. Nothing here is a load balancer library's job: p-queue and p-retry do the
  * queueing and retrying; only the choice of replica is ours (no npm package does least-outstanding
  * over fetch with health).
  */
@@ -44,7 +45,10 @@ export interface HttpClientOptions {
   onReplicaChange?: (event: ReplicaChange) => void;
 }
 
-/** A replica taken out of service (`out`, for `outMs`) or put back after a successful probe (`in`). */
+/**
+ * A replica taken out of service (`out`, for `outMs`; without `outMs`, held out until it passes the
+ * identity check) or put back after a successful probe or identity check (`in`).
+ */
 export interface ReplicaChange {
   baseUrl: string;
   state: 'out' | 'in';
@@ -83,6 +87,8 @@ class Replica {
   outages = 0;
   /** A probe is in flight: no other request goes there until it ends. */
   probing = false;
+  /** Passed the identity check (or was never held out): only admitted replicas get routed requests. */
+  admitted = true;
   lastError: string | undefined;
 
   constructor(
@@ -105,9 +111,9 @@ class Replica {
     return this.outUntilMs === 0;
   }
 
-  /** In service, or out with its probe due and not yet sent. */
+  /** Admitted, and in service or out with its probe due and not yet sent. */
   usable(nowMs: number): boolean {
-    return this.inService || (nowMs >= this.outUntilMs && !this.probing);
+    return this.admitted && (this.inService || (nowMs >= this.outUntilMs && !this.probing));
   }
 
   url(path: string): string {
@@ -129,6 +135,31 @@ export class HttpClient {
   /** The replicas' base URLs, in configured order. */
   get baseUrls(): string[] {
     return this.replicas.map((replica) => replica.baseUrl);
+  }
+
+  /**
+   * Take replica `index` out of routing until `admit(index)`: the identity check could not reach it
+   * (`reason`), so it must pass the check before it serves a row.
+   */
+  holdOut(index: number, reason: string): void {
+    const replica = this.replicas[index];
+    if (!replica.admitted) return;
+    replica.admitted = false;
+    replica.stats.timesTakenOut++;
+    this.options.onReplicaChange?.({ baseUrl: replica.baseUrl, state: 'out', reason });
+  }
+
+  /** The last failure of replica `index`, as quoted in errors (undefined if none yet). */
+  lastErrorOf(index: number): string | undefined {
+    return this.replicas[index].lastError;
+  }
+
+  /** Put a replica held out by `holdOut` back into routing (it passed the identity check). */
+  admit(index: number): void {
+    const replica = this.replicas[index];
+    if (replica.admitted) return;
+    Object.assign(replica, { admitted: true, outUntilMs: 0, outages: 0, failureStreak: 0 });
+    this.options.onReplicaChange?.({ baseUrl: replica.baseUrl, state: 'in' });
   }
 
   /** What each replica did so far, in configured order. */
@@ -253,8 +284,10 @@ export class HttpClient {
     const usable = this.replicas.filter((replica) => replica.usable(nowMs));
     const preferred = usable.length > 1 ? usable.filter((replica) => replica !== avoid) : usable;
     if (preferred.length === 0) {
-      const idle = this.replicas.filter((replica) => !replica.probing);
-      const pool = idle.length ? idle : this.replicas;
+      // The engine opens only with an admitted replica, and a replica is never un-admitted after.
+      const admitted = this.replicas.filter((replica) => replica.admitted);
+      const idle = admitted.filter((replica) => !replica.probing);
+      const pool = idle.length ? idle : admitted;
       const soonest = pool.reduce((a, b) => (b.outUntilMs < a.outUntilMs ? b : a));
       return { replica: soonest, probe: !soonest.probing };
     }
@@ -283,7 +316,9 @@ export class HttpClient {
       if (!replica.inService) {
         replica.outUntilMs = 0;
         replica.outages = 0;
-        if (this.replicas.length > 1) this.options.onReplicaChange?.({ baseUrl: replica.baseUrl, state: 'in' });
+        // A held-out replica answering its identity check is back only when `admit` says so.
+        if (this.replicas.length > 1 && replica.admitted)
+          this.options.onReplicaChange?.({ baseUrl: replica.baseUrl, state: 'in' });
       }
       return;
     }
@@ -463,7 +498,8 @@ function networkReason(error: unknown): string {
   return describeError(error);
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Wait `ms`, or less when `signal` aborts (never rejects). */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
     signal.addEventListener(
