@@ -65,6 +65,19 @@ const SMALL_DRAFT = [
   'train.warmup_steps=10',
 ];
 
+/**
+ * `fireopt eval` of a draft on the test's targets with train's backend and pass size (batch_size × seq_len
+ * tokens), so the same sums run as in train's held-out evaluation.
+ */
+async function evalAsTrainScores(draft: string, name: string, extra: string[] = []): Promise<EvalReport> {
+  const out = join(data.work, name);
+  const settings = ['--set', 'eval.backend=wasm', '--set', 'eval.tokens_per_batch=1024'];
+  const args = ['eval', '--model', draft, '--data', data.targets, ...extra, '--out', out];
+  const evaluated = await runCli(['--quiet', ...settings, ...args]);
+  expect(evaluated.code, evaluated.stderr).toBe(0);
+  return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as EvalReport;
+}
+
 beforeAll(async () => {
   data = await makeStoriesTargets(160, 64);
 }, 60_000);
@@ -125,23 +138,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
     }
     expect(longRows).toBeGreaterThan(10);
     expect(summary.winner.untrained.tokens).toBe(positions);
-    const evaluated = await runCli([
-      '--quiet',
-      // Train's backend and its passes' size (batch_size × seq_len tokens), so the same sums run.
-      '--set',
-      'eval.backend=wasm',
-      '--set',
-      'eval.tokens_per_batch=1024',
-      'eval',
-      '--model',
-      summary.draft,
-      '--data',
-      data.targets,
-      '--out',
-      join(data.work, 'learn-eval'),
-    ]);
-    expect(evaluated.code, evaluated.stderr).toBe(0);
-    const report = JSON.parse(readFileSync(join(data.work, 'learn-eval', 'report.json'), 'utf8')) as EvalReport;
+    const report = await evalAsTrainScores(summary.draft, 'learn-eval');
     const draft = report.candidates[0];
     expect(report.data.tokens).toBe(positions);
     expect(draft.greedy_hit_rate).toBe(best.hitRate);
@@ -312,26 +309,11 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
 
     // Train's hybrid is eval's at the same threshold, on the same draft and held-out rows.
     const hybrid = hybrids[0];
-    const evalOut = join(data.work, 'auto-eval');
-    const evaluated = await runCli([
-      '--quiet',
-      '--set',
-      'eval.backend=wasm',
-      '--set',
-      'eval.tokens_per_batch=1024',
+    const report = await evalAsTrainScores(join(out, 'candidates', hybrid.candidate, 'draft'), 'auto-eval', [
       ...(hybrid.minMatch === null ? [] : ['--set', `eval.hybrid.min_match=${hybrid.minMatch}`]),
-      'eval',
-      '--model',
-      join(out, 'candidates', hybrid.candidate, 'draft'),
-      '--data',
-      data.targets,
       '--baseline',
       'hybrid',
-      '--out',
-      evalOut,
     ]);
-    expect(evaluated.code, evaluated.stderr).toBe(0);
-    const report = JSON.parse(readFileSync(join(evalOut, 'report.json'), 'utf8')) as EvalReport;
     // min_match null: the draft alone answered best on the calibration rows.
     const same = report.candidates[hybrid.minMatch === null ? 0 : 1];
     expect(same.greedy_hit_rate).toBe(hybrid.hitRate);
