@@ -28,7 +28,7 @@ function randomIds(random: SeededRandom, length: number): number[] {
 }
 
 describe('scoreDraftRows', () => {
-  it('scores every position of whole rows as an independent pass does, with log q of each completion token', async () => {
+  it('scores every position of whole rows as an independent pass does, with log q of each token', async () => {
     const config = presetConfig('draft-nano', DRAFT_ROWS, CONTEXT, { dim: 32, nLayers: 2, nHeads: 2, nKvHeads: 1 });
     const model = LlamaModel.fromWeights(randomWeights(config, { seed: 7, std: 0.5 }), { trainable: false });
     const draftToTarget = Int32Array.from({ length: DRAFT_ROWS }, (_, i) => i);
