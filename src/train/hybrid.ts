@@ -7,6 +7,7 @@
  * a suffix tree beside a draft model, which no engine fireopt exports to does (HYBRID_SERVING).
  */
 import { join } from 'node:path';
+import { RunError } from '../errors.js';
 import { readDraftCheckpoint } from '../formats/draft-checkpoint.js';
 import { readTargetRows } from '../formats/targets-schema.js';
 import {
@@ -65,6 +66,8 @@ export interface HybridOptions {
   tokensPerBatch: number;
   /** The suffix tree's matches on those held-out rows (built from the whole train split), in order. */
   heldoutSuffix: readonly SuffixMatches[];
+  /** Ctrl-C / SIGTERM: stop between chunks (the candidates' drafts are already saved). */
+  signal?: AbortSignal;
 }
 
 /** The hybrid of each trained candidate's best draft (`<dir>/draft`) and the suffix tree, on the held-out rows. */
@@ -82,7 +85,15 @@ export async function hybridResults(
   );
   const calibrationSuffix = await suffixMatchesOfRows(calibrationTree, calibration);
   const results: HybridResult[] = [];
+  const stopIfAsked = (): void => {
+    if (options.signal?.aborted)
+      throw new RunError(
+        'interrupted while pairing the drafts with the suffix tree; every candidate is trained and saved',
+        'HINT: run the same command with --resume to finish the selection',
+      );
+  };
   for (const candidate of candidates) {
+    stopIfAsked();
     const draft = DraftModel.fromCheckpoint(readDraftCheckpoint(join(candidate.dir, 'draft')));
     try {
       const verifyCost = (draftTokens: number): number => candidate.cost.verifyCostByK?.[draftTokens - 1] ?? 1;
@@ -98,6 +109,7 @@ export async function hybridResults(
       let hits = 0;
       let row = 0;
       for await (const chunk of heldoutChunks(options.heldoutFile, options.rows)) {
+        stopIfAsked();
         const scored = await scoreDraftRows(draft, chunk, { tokensPerBatch: options.tokensPerBatch });
         for (const { matches } of scored) {
           const hybrid = hybridMatches(matches, options.heldoutSuffix[row++], minMatch ?? Infinity);

@@ -304,6 +304,7 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
           draftTokens: train.search.draft_tokens,
           tokensPerBatch: train.batch_size * train.seq_len,
           heldoutSuffix,
+          signal: deps.signal,
         });
   const { outcome, verdict } = judge(winner, modelFree, hybrids[0]);
   deps.progress({ kind: 'log', level: outcome === 'draft-wins' ? 'info' : 'warn', message: verdict });
