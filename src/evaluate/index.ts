@@ -34,17 +34,17 @@ import {
   addCounts,
   bestK,
   emptyCounts,
-  matchesFromTeacherForcing,
   matchesWithProposer,
   positionAcceptance,
   simulateGreedy,
   speedupClosedForm,
   speedupFromTau,
   speedupPerPosition,
-  teacherForcedDraft,
+  calibrationSplit,
   chooseMinMatch,
   hybridMatches,
-  suffixMatches,
+  scoreDraftRows,
+  suffixMatchesOfRows,
   type CompletionMatches,
   type GreedyCounts,
   type HybridTrial,
@@ -289,10 +289,10 @@ export async function runEval(input: EvalInput, deps: EvalDeps): Promise<EvalRes
         } else if (candidate.kind === 'hybrid') {
           const draft = chunkMatches.get(candidate.draft) as CompletionMatches[];
           const shared = suffix?.proposer === candidate.tree ? chunkMatches.get(suffix) : undefined;
-          const tree = (shared as SuffixMatches[] | undefined) ?? (await scoreSuffix(candidate.tree, chunk));
+          const tree = (shared as SuffixMatches[] | undefined) ?? (await suffixMatchesOfRows(candidate.tree, chunk));
           matches = chunk.map((_, i) => hybridMatches(draft[i], tree[i], candidate.minMatch ?? Infinity));
         } else if (candidate.kind === 'suffix') {
-          matches = await scoreSuffix(candidate.proposer, chunk);
+          matches = await suffixMatchesOfRows(candidate.proposer, chunk);
         } else {
           matches = [];
           for (const row of chunk)
@@ -449,20 +449,9 @@ async function openCandidate(
     await checkSameTokenizer(dataTokenizer, draftTokenizer, `the tokenizer of the draft ${name}`, hint);
   }
   const { initBackend } = await import('../backend/index.js');
-  const { LlamaModel } = await import('../model/index.js');
   await initBackend(config.backend, (line) => deps.progress({ kind: 'log', level: 'info', message: line }));
-  const model = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
-  // Input ids outside a reduced vocabulary are fed as the row the draft was trained with for them.
-  const unkDraftId =
-    checkpoint.draftVocabulary && typeof checkpoint.training.unk_draft_id === 'number'
-      ? checkpoint.training.unk_draft_id
-      : undefined;
-  const draft = new DraftModel(
-    model,
-    checkpoint.draftVocabulary?.draftToTarget,
-    checkpoint.draftVocabulary?.targetVocabSize,
-    unkDraftId,
-  );
+  const draft = DraftModel.fromCheckpoint(checkpoint);
+  const { model } = draft;
   let cost: CostMeasurement | null = null;
   try {
     const log = (line: string): void => deps.progress({ kind: 'log', level: 'info', message: `${name}: ${line}` });
@@ -494,29 +483,8 @@ async function scoreDraft(
   rows: readonly TargetRow[],
   config: EvalConfig,
 ): Promise<{ matches: CompletionMatches[]; sampling: SamplingAcceptanceBounds[] }> {
-  const scored = await teacherForcedDraft(
-    candidate.draft,
-    rows.map((row) => ({
-      promptIds: row.prompt_token_ids,
-      completionIds: row.completion_token_ids,
-      topK: row.top_k,
-      topIds: row.top_ids,
-      topLogprobs: row.top_logprobs,
-    })),
-    { tokensPerBatch: config.tokens_per_batch },
-  );
-  return {
-    matches: rows.map((row, i) => matchesFromTeacherForcing(row.completion_token_ids, scored[i].predicted)),
-    sampling: scored.flatMap((s) => s.sampling ?? []),
-  };
-}
-
-/** The suffix tree's matches on rows, with the context-suffix length it matched at each position. */
-async function scoreSuffix(tree: SuffixTreeProposer, rows: readonly TargetRow[]): Promise<SuffixMatches[]> {
-  const matches: SuffixMatches[] = [];
-  for (const row of rows)
-    matches.push(await suffixMatches(tree, Array.from(row.prompt_token_ids), Array.from(row.completion_token_ids)));
-  return matches;
+  const scored = await scoreDraftRows(candidate.draft, rows, { tokensPerBatch: config.tokens_per_batch });
+  return { matches: scored.map((s) => s.matches), sampling: scored.flatMap((s) => s.sampling ?? []) };
 }
 
 function newSuffixTree(config: EvalConfig): SuffixTreeProposer {
@@ -564,14 +532,13 @@ async function openHybrid(
     return hybrid;
   }
   const calibrationTree = newSuffixTree(config);
-  const calibration: TargetRow[] = [];
-  let index = 0;
-  for await (const row of readTargetRows(trainPath)) {
-    if (index++ % 10 === 0 && calibration.length < config.hybrid.calibration_rows) calibration.push(row);
-    else calibrationTree.add(row.completion_token_ids);
-  }
+  const calibration = await calibrationSplit(
+    readTargetRows(trainPath),
+    config.hybrid.calibration_rows,
+    calibrationTree,
+  );
   const drafts = (await scoreDraft(draft, calibration, config)).matches;
-  const trees = await scoreSuffix(calibrationTree, calibration);
+  const trees = await suffixMatchesOfRows(calibrationTree, calibration);
   const costRatio = draft.cost?.cost_ratio ?? config.cost_ratio;
   const verifyCost = (k: number): number => draft.cost?.verify_cost_by_k?.[k - 1] ?? 1;
   const rows = calibration.map((_, i) => ({ draft: drafts[i], suffix: trees[i] }));

@@ -13,9 +13,15 @@
  * in Llama vocabularies, or row 0) and its outputs are mapped back through `draftToTarget`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { DecodeSession, argmax, type LlamaModel } from '../model/index.js';
+import type { DraftCheckpoint } from '../formats/draft-checkpoint.js';
+import { DecodeSession, argmax, LlamaModel } from '../model/index.js';
 import type { Proposer, ProposerSession } from './proposer.js';
-import { samplingAcceptance, type SamplingAcceptanceBounds } from './acceptance.js';
+import {
+  matchesFromTeacherForcing,
+  samplingAcceptance,
+  type CompletionMatches,
+  type SamplingAcceptanceBounds,
+} from './acceptance.js';
 
 /** A draft model together with its vocabulary mapping. */
 export class DraftModel {
@@ -47,6 +53,23 @@ export class DraftModel {
       const unknown = unkDraftId ?? (inverse[0] >= 0 ? inverse[0] : 0);
       for (let i = 0; i < size; i++) if (inverse[i] < 0) inverse[i] = unknown;
       this.targetToDraft = inverse;
+    }
+  }
+
+  /**
+   * The draft of a checkpoint as every reader scores it: its weights (not trainable), its reduced
+   * vocabulary's map and the row it was trained with for ids outside that vocabulary.
+   */
+  static fromCheckpoint(checkpoint: Pick<DraftCheckpoint, 'weights' | 'draftVocabulary' | 'training'>): DraftModel {
+    const model = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
+    const reduced = checkpoint.draftVocabulary;
+    const unkDraftId =
+      reduced && typeof checkpoint.training.unk_draft_id === 'number' ? checkpoint.training.unk_draft_id : undefined;
+    try {
+      return new DraftModel(model, reduced?.draftToTarget, reduced?.targetVocabSize, unkDraftId);
+    } catch (error) {
+      model.dispose();
+      throw error;
     }
   }
 
@@ -135,11 +158,15 @@ export interface TeacherForcedOutput {
   predicted: Int32Array;
   /** Sampling-acceptance bounds per completion position (when the input had top-k). */
   sampling?: SamplingAcceptanceBounds[];
+  /** log q(completion token) at each position, NaN where the draft vocabulary lacks it (when asked for). */
+  completionLogprobs?: Float32Array;
 }
 
 export interface TeacherForcedOptions {
   /** Most tokens (batch × padded length) per forward pass. */
   tokensPerBatch: number;
+  /** Also give the draft's log-probability of each completion token (train's held-out cross-entropy). */
+  completionLogprobs?: boolean;
 }
 
 /**
@@ -170,6 +197,7 @@ export async function teacherForcedDraft(
       draft,
       group.map((i) => inputs[i]),
       lengths[order[end - 1]],
+      options.completionLogprobs ?? false,
     );
     group.forEach((inputIndex, j) => (results[inputIndex] = scored[j]));
     start = end;
@@ -177,10 +205,48 @@ export async function teacherForcedDraft(
   return results;
 }
 
+/** A completion as eval and train's held-out scoring read it (a targets row has these fields). */
+export interface CompletionRow {
+  prompt_token_ids: ArrayLike<number>;
+  completion_token_ids: ArrayLike<number>;
+  top_k?: number;
+  top_ids?: ArrayLike<number> | null;
+  top_logprobs?: ArrayLike<number> | null;
+}
+
+/**
+ * A draft's scores on whole rows — the prompt and every completion position, whatever the draft's
+ * trained context (positions past it are attended to, as a serving engine's draft with its KV cache
+ * does) — with each row's greedy match lengths. The one scorer of `fireopt eval` and of train's
+ * held-out evaluation, so that selection and eval agree.
+ */
+export async function scoreDraftRows(
+  draft: DraftModel,
+  rows: readonly CompletionRow[],
+  options: TeacherForcedOptions,
+): Promise<Array<TeacherForcedOutput & { matches: CompletionMatches }>> {
+  const scored = await teacherForcedDraft(
+    draft,
+    rows.map((row) => ({
+      promptIds: row.prompt_token_ids,
+      completionIds: row.completion_token_ids,
+      topK: row.top_k,
+      topIds: row.top_ids,
+      topLogprobs: row.top_logprobs,
+    })),
+    options,
+  );
+  return scored.map((output, i) => ({
+    ...output,
+    matches: matchesFromTeacherForcing(rows[i].completion_token_ids, output.predicted),
+  }));
+}
+
 async function scoreGroup(
   draft: DraftModel,
   group: readonly TeacherForcedInput[],
   paddedLength: number,
+  withCompletionLogprobs: boolean,
 ): Promise<TeacherForcedOutput[]> {
   const B = group.length;
   const T = Math.max(1, paddedLength);
@@ -207,6 +273,16 @@ async function scoreGroup(
       }
     }
   });
+  // Then the logit of each completion token (row 0 stands in where the draft lacks it: read as NaN).
+  const completionStart = gatherIndices.length;
+  if (withCompletionLogprobs)
+    group.forEach((input, b) => {
+      const base = input.promptIds.length - 1;
+      for (let t = 0; t < input.completionIds.length; t++) {
+        const row = draft.draftRowOf(input.completionIds[t]);
+        gatherIndices.push(row < 0 ? 0 : (b * T + base + t) * V + row);
+      }
+    });
   const kept = tf.tidy(() => {
     const logits = draft.model.forward(tf.tensor2d(ids, [B, T], 'int32')); // [B, T, V]
     const best = tf.argMax(logits, -1); // [B, T]
@@ -226,13 +302,24 @@ async function scoreGroup(
       gatheredTensor?.data<'float32'>(),
     ]);
     let cursor = 0;
+    let completionCursor = completionStart;
     return group.map((input, b) => {
       const n = input.completionIds.length;
       const base = input.promptIds.length - 1;
       const predicted = new Int32Array(n);
       for (let t = 0; t < n; t++) predicted[t] = draft.toTargetId(best[b * T + base + t]);
+      let completionLogprobs: Float32Array | undefined;
+      if (withCompletionLogprobs && logSumExp && gathered) {
+        completionLogprobs = new Float32Array(n);
+        for (let t = 0; t < n; t++, completionCursor++)
+          completionLogprobs[t] =
+            draft.draftRowOf(input.completionIds[t]) < 0
+              ? Number.NaN
+              : gathered[completionCursor] - logSumExp[b * T + base + t];
+      }
       const K = input.topK ?? 0;
-      if (!K || !input.topIds || !input.topLogprobs || !logSumExp || !gathered) return { predicted };
+      if (!K || !input.topIds || !input.topLogprobs || !logSumExp || !gathered)
+        return { predicted, ...(completionLogprobs && { completionLogprobs }) };
       const sampling: SamplingAcceptanceBounds[] = [];
       for (let t = 0; t < n; t++) {
         const lse = logSumExp[b * T + base + t];
@@ -245,7 +332,7 @@ async function scoreGroup(
         );
         cursor += K;
       }
-      return { predicted, sampling };
+      return { predicted, sampling, ...(completionLogprobs && { completionLogprobs }) };
     });
   } finally {
     argmaxTensor.dispose();

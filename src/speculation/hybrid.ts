@@ -15,6 +15,7 @@ import {
   simulateGreedy,
   speedupFromTau,
 } from './acceptance.js';
+import type { CompletionRow } from './draft-proposer.js';
 import type { SuffixTreeProposer } from './suffix-tree.js';
 
 /** The suffix speculator's matches, with the length of the context suffix it matched at each position. */
@@ -45,6 +46,36 @@ export async function suffixMatches(
   }
 }
 
+/** The suffix tree's matches on rows, with the context-suffix length it matched at each position. */
+export async function suffixMatchesOfRows(
+  tree: SuffixTreeProposer,
+  rows: readonly CompletionRow[],
+): Promise<SuffixMatches[]> {
+  const matches: SuffixMatches[] = [];
+  for (const row of rows)
+    matches.push(await suffixMatches(tree, Array.from(row.prompt_token_ids), Array.from(row.completion_token_ids)));
+  return matches;
+}
+
+/**
+ * The hybrid's calibration split of the train rows, as eval and train both choose `min_match`: every
+ * tenth row, up to `limit`, is returned to calibrate on; every other row is indexed into `tree`, so the
+ * tree has not seen the rows it is judged on.
+ */
+export async function calibrationSplit<Row extends CompletionRow>(
+  trainRows: AsyncIterable<Row>,
+  limit: number,
+  tree: SuffixTreeProposer,
+): Promise<Row[]> {
+  const calibration: Row[] = [];
+  let index = 0;
+  for await (const row of trainRows) {
+    if (index++ % 10 === 0 && calibration.length < limit) calibration.push(row);
+    else tree.add(row.completion_token_ids);
+  }
+  return calibration;
+}
+
 /** Per position: the suffix tree's proposal where it matched ≥ `minMatch` tokens and offers one, else the draft's. */
 export function hybridMatches(draft: CompletionMatches, suffix: SuffixMatches, minMatch: number): CompletionMatches {
   const n = draft.matchLengths.length;
@@ -72,20 +103,23 @@ export interface HybridTrial {
 }
 
 /**
- * The `minMatch` with the highest expected speed-up (at its best k) on calibration rows, trying every
- * length up to `maxPattern` and the draft alone; the draft's cost ratio c and verification cost v_k price
- * the steps that run it. Ties go to the longer threshold (trusting the tree less).
+ * The `minMatch` with the highest expected speed-up (at its best k, or at `onlyK` when given: train's
+ * selection prices every candidate at one k) on calibration rows, trying every length up to `maxPattern`
+ * and the draft alone; the draft's cost ratio c and verification cost v_k price the steps that run it.
+ * Ties go to the longer threshold (trusting the tree less).
  */
 export function chooseMinMatch(
   rows: ReadonlyArray<{ draft: CompletionMatches; suffix: SuffixMatches }>,
   maxPattern: number,
   costRatio: number,
   verifyCost: (k: number) => number,
+  onlyK?: number,
 ): { minMatch: number | null; trials: HybridTrial[] } {
   const trials: HybridTrial[] = [];
   for (const minMatch of [null, ...Array.from({ length: maxPattern }, (_, i) => maxPattern - i)]) {
     const speedups = Array.from({ length: MAX_DRAFT_TOKENS }, (_, i) => {
       const k = i + 1;
+      if (onlyK !== undefined && k !== onlyK) return -Infinity;
       const counts = emptyCounts(k);
       for (const row of rows)
         simulateGreedy(minMatch === null ? row.draft : hybridMatches(row.draft, row.suffix, minMatch), k, counts);

@@ -11,9 +11,19 @@ export { SuffixTreeProposer, DEFAULT_SUFFIX_TREE, type SuffixTreeOptions } from 
 export {
   DraftModel,
   DraftModelProposer,
+  scoreDraftRows,
   teacherForcedDraft,
+  type CompletionRow,
   type TeacherForcedInput,
   type TeacherForcedOutput,
   type TeacherForcedOptions,
 } from './draft-proposer.js';
-export { chooseMinMatch, type HybridTrial, hybridMatches, type SuffixMatches, suffixMatches } from './hybrid.js';
+export {
+  calibrationSplit,
+  chooseMinMatch,
+  type HybridTrial,
+  hybridMatches,
+  type SuffixMatches,
+  suffixMatches,
+  suffixMatchesOfRows,
+} from './hybrid.js';

@@ -13,8 +13,11 @@ import {
   simulateGreedy,
   speedupFromTau,
   SuffixTreeProposer,
-  type Proposer,
+  suffixMatchesOfRows,
+  type CompletionMatches,
+  type SuffixMatches,
 } from '../speculation/index.js';
+import { heldoutChunks } from './heldout.js';
 
 export const MODEL_FREE = ['prompt-lookup', 'suffix'] as const;
 
@@ -40,37 +43,50 @@ export interface ModelFreeOptions {
   verifyCost: number;
 }
 
-/** Simulate prompt lookup and the suffix speculator on the held-out rows. */
-export async function modelFreeBaselines(options: ModelFreeOptions): Promise<ModelFreeResult[]> {
+/**
+ * Simulate prompt lookup and the suffix speculator on the held-out rows; also gives the suffix tree's
+ * matches on each row (with how much context it matched), which the hybrid rows pair with each draft.
+ */
+export async function modelFreeBaselines(
+  options: ModelFreeOptions,
+): Promise<{ results: ModelFreeResult[]; heldoutSuffix: SuffixMatches[] }> {
   const suffix = new SuffixTreeProposer();
   for await (const row of readTargetRows(options.trainFile)) suffix.add(row.completion_token_ids);
-  const methods: Array<[ModelFreeResult['method'], Proposer]> = [
-    ['prompt-lookup', new PromptLookupProposer()],
-    ['suffix', suffix],
-  ];
+  const promptLookup = new PromptLookupProposer();
+  const heldoutSuffix: SuffixMatches[] = [];
   const results: ModelFreeResult[] = [];
-  for (const [method, proposer] of methods) {
+  for (const method of MODEL_FREE) {
     const counts = emptyCounts(options.draftTokens);
     let hits = 0;
-    let tokens = 0;
-    let rows = 0;
-    for await (const row of readTargetRows(options.heldoutFile)) {
-      if (options.rows > 0 && rows >= options.rows) break;
-      rows++;
-      const completion = Array.from(row.completion_token_ids);
-      const matches = await matchesWithProposer(proposer, Array.from(row.prompt_token_ids), completion);
-      simulateGreedy(matches, options.draftTokens, counts);
-      for (const length of matches.matchLengths) if (length >= 1) hits++;
-      tokens += completion.length;
+    for await (const chunk of heldoutChunks(options.heldoutFile, options.rows)) {
+      const matches: CompletionMatches[] = [];
+      if (method === 'suffix') {
+        const scored = await suffixMatchesOfRows(suffix, chunk);
+        heldoutSuffix.push(...scored);
+        matches.push(...scored);
+      } else {
+        for (const row of chunk)
+          matches.push(
+            await matchesWithProposer(
+              promptLookup,
+              Array.from(row.prompt_token_ids),
+              Array.from(row.completion_token_ids),
+            ),
+          );
+      }
+      for (const rowMatches of matches) {
+        simulateGreedy(rowMatches, options.draftTokens, counts);
+        for (const length of rowMatches.matchLengths) if (length >= 1) hits++;
+      }
     }
     const tau = acceptanceLength(counts);
     results.push({
       method,
-      tokens,
-      hitRate: tokens ? hits / tokens : 0,
+      tokens: counts.tokens,
+      hitRate: counts.tokens ? hits / counts.tokens : 0,
       acceptanceLength: tau,
       expectedSpeedup: speedupFromTau(tau, options.draftTokens, 0, options.verifyCost),
     });
   }
-  return results;
+  return { results, heldoutSuffix };
 }

@@ -221,29 +221,3 @@ export async function* trainingBatches(
     if (!any) throw new Error(`${options.file}: no training tokens`);
   }
 }
-
-/** One held-out row as the model sees it: target ids (last seqLen + 1 kept) and trained positions. */
-export interface HeldoutSequence {
-  ids: Int32Array;
-  weights: Float32Array;
-}
-
-/** Held-out rows, streamed, cut to their last seqLen + 1 tokens. */
-export async function* heldoutSequences(file: string, seqLen: number, limit: number): AsyncGenerator<HeldoutSequence> {
-  let count = 0;
-  for await (const row of readTargetRows(file)) {
-    if (limit > 0 && count >= limit) return;
-    const promptLength = row.prompt_token_ids.length;
-    const total = promptLength + row.completion_token_ids.length;
-    const ids = new Int32Array(total);
-    ids.set(row.prompt_token_ids);
-    ids.set(row.completion_token_ids, promptLength);
-    const weights = new Float32Array(total);
-    row.loss_mask.forEach((m, i) => (weights[promptLength + i] = m ? 1 : 0));
-    const from = Math.max(0, total - (seqLen + 1));
-    if (weights.subarray(from).some((w) => w > 0)) {
-      count++;
-      yield { ids: ids.slice(from), weights: weights.slice(from) };
-    }
-  }
-}

@@ -1,25 +1,28 @@
 /**
- * Held-out evaluation during training: teacher-forced greedy predictions of the draft on the
- * held-out target completions. The greedy hit rate is P(draft's top-1 = target's token); for a
- * deterministic greedy draft the run of consecutive hits from each position is exactly how many
- * drafts greedy speculative decoding accepts there, which gives the expected speed-up (the
- * speculation module's math). Every read of a tensor is asynchronous (one per batch, argmax and
- * cross-entropy together), so it runs on the webgpu backend too.
+ * Held-out evaluation during training, scored exactly as `fireopt eval` scores a draft: whole rows
+ * (prompt and every completion position, however long the row: positions past the draft's trained
+ * context are attended to, as a serving engine's draft does with its KV cache), through eval's own
+ * scorer (`scoreDraftRows`). The greedy hit rate is P(draft's top-1 = target's token) over every
+ * completion position; for a deterministic greedy draft the run of consecutive hits from each position
+ * is exactly how many drafts greedy speculative decoding accepts there, which gives the expected
+ * speed-up (the speculation module's math). Every read of a tensor is asynchronous, so it runs on the
+ * webgpu backend too.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { crossEntropyLoss, type LlamaModel } from '../model/index.js';
+import { InputError } from '../errors.js';
+import { readTargetRows, TARGETS_RERUN_HINT, type TargetRow } from '../formats/targets-schema.js';
+import type { LlamaModel } from '../model/index.js';
 import {
   acceptanceLength,
+  DraftModel,
   emptyCounts,
-  matchesFromTeacherForcing,
+  scoreDraftRows,
   simulateGreedy,
   speedupFromTau,
 } from '../speculation/index.js';
-import { heldoutSequences, type HeldoutSequence } from './data.js';
-import { inputDraftId, type DraftVocab } from './vocab.js';
+import type { DraftVocab } from './vocab.js';
 
 export interface HeldoutResult {
-  /** Trained completion positions evaluated. */
+  /** Completion positions evaluated (every one of each row, as eval counts them). */
   tokens: number;
   /** Fraction of them where the draft's top-1 is the target's token. */
   hitRate: number;
@@ -34,8 +37,9 @@ export interface HeldoutResult {
 export interface HeldoutOptions {
   file: string;
   vocab: DraftVocab;
-  seqLen: number;
-  batchSize: number;
+  /** Most tokens (batch × padded row length) per teacher-forced pass. */
+  tokensPerBatch: number;
+  /** The first this many rows (0 = all), as `eval.limit` counts them. */
   rows: number;
   draftTokens: number;
   costRatio: number;
@@ -43,68 +47,61 @@ export interface HeldoutOptions {
   verifyCost?: number;
 }
 
-/** Evaluate `model` on the held-out file (streamed, batch by batch). */
+/** Rows scored per pass of the scorer (memory stays bounded by it, as eval's `chunk_rows`). */
+const CHUNK_ROWS = 256;
+
+/**
+ * The first `limit` rows of a held-out file (0 = all), streamed in chunks of CHUNK_ROWS; an empty
+ * prompt is refused as eval refuses it.
+ */
+export async function* heldoutChunks(file: string, limit: number): AsyncGenerator<TargetRow[]> {
+  let count = 0;
+  let chunk: TargetRow[] = [];
+  for await (const row of readTargetRows(file)) {
+    if (limit > 0 && count >= limit) break;
+    if (row.prompt_token_ids.length === 0)
+      throw new InputError(`${file}: row ${row.id} has an empty prompt`, `HINT: re-run \`${TARGETS_RERUN_HINT}\``);
+    count++;
+    chunk.push(row);
+    if (chunk.length === CHUNK_ROWS) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length) yield chunk;
+}
+
+/** The draft being trained, seen through the checkpoint's eyes (its vocabulary map and unknown row). */
+function draftOfTraining(model: LlamaModel, vocab: DraftVocab): DraftModel {
+  return vocab.reduced
+    ? new DraftModel(model, vocab.draftToTarget, vocab.targetVocabSize, vocab.unkDraftId)
+    : new DraftModel(model);
+}
+
+/** Evaluate `model` on the held-out file (streamed, chunk by chunk). */
 export async function evaluateHeldout(model: LlamaModel, options: HeldoutOptions): Promise<HeldoutResult> {
+  const draft = draftOfTraining(model, options.vocab);
   let tokens = 0;
   let hits = 0;
   let ceSum = 0;
   let ceCount = 0;
   const counts = emptyCounts(options.draftTokens);
-  let pending: HeldoutSequence[] = [];
-  const flush = async (): Promise<void> => {
-    if (!pending.length) return;
-    const rows = pending.length;
-    const T = Math.max(...pending.map((s) => s.ids.length)) - 1;
-    const inputs = new Int32Array(rows * T);
-    const ceTargets = new Int32Array(rows * T);
-    const ceWeights = new Float32Array(rows * T);
-    let batchCeCount = 0;
-    pending.forEach((s, r) => {
-      for (let t = 0; t < T; t++) {
-        inputs[r * T + t] = inputDraftId(options.vocab, t < s.ids.length ? s.ids[t] : -1);
-        const draftId = t + 1 < s.ids.length && s.weights[t + 1] > 0 ? options.vocab.targetToDraft[s.ids[t + 1]] : -1;
-        if (draftId >= 0) {
-          ceTargets[r * T + t] = draftId;
-          ceWeights[r * T + t] = 1;
-          batchCeCount++;
-        }
+  for await (const chunk of heldoutChunks(options.file, options.rows)) {
+    const scored = await scoreDraftRows(draft, chunk, {
+      tokensPerBatch: options.tokensPerBatch,
+      completionLogprobs: true,
+    });
+    for (const { matches, completionLogprobs } of scored) {
+      simulateGreedy(matches, options.draftTokens, counts);
+      tokens += matches.matchLengths.length;
+      for (const length of matches.matchLengths) if (length >= 1) hits++;
+      for (const logprob of completionLogprobs ?? []) {
+        if (Number.isNaN(logprob)) continue; // the draft vocabulary lacks the token
+        ceSum -= logprob;
+        ceCount++;
       }
-    });
-    const [argmax, meanCe] = tf.tidy(() => {
-      const logits = model.forward(tf.tensor2d(inputs, [rows, T], 'int32')); // [rows, T, V]
-      return [
-        tf.argMax(logits, -1),
-        crossEntropyLoss(logits, tf.tensor2d(ceTargets, [rows, T], 'int32'), tf.tensor2d(ceWeights, [rows, T])),
-      ];
-    });
-    // Both read back together (asynchronously: the webgpu backend cannot read synchronously).
-    const [predictedValues, meanCeValues] = await Promise.all([argmax.data(), meanCe.data()]);
-    argmax.dispose();
-    meanCe.dispose();
-    const predicted = predictedValues as Int32Array;
-    ceSum += (meanCeValues as Float32Array)[0] * batchCeCount;
-    ceCount += batchCeCount;
-    pending.forEach((s, r) => {
-      const completion: number[] = [];
-      const guesses: number[] = [];
-      for (let t = 0; t + 1 < s.ids.length; t++) {
-        if (!(s.weights[t + 1] > 0)) continue;
-        const target = s.ids[t + 1];
-        const guess = options.vocab.draftToTarget[predicted[r * T + t]];
-        tokens++;
-        if (guess === target) hits++;
-        completion.push(target);
-        guesses.push(guess);
-      }
-      simulateGreedy(matchesFromTeacherForcing(completion, guesses, options.draftTokens), options.draftTokens, counts);
-    });
-    pending = [];
-  };
-  for await (const sequence of heldoutSequences(options.file, options.seqLen, options.rows)) {
-    pending.push(sequence);
-    if (pending.length === options.batchSize) await flush();
+    }
   }
-  await flush();
   const tau = acceptanceLength(counts);
   return {
     tokens,

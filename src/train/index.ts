@@ -33,6 +33,7 @@ import { parameterCount, type InitKind } from './search.js';
 import type { TargetLayersShape } from '../model/target-layers.js';
 import { trainCandidate, type CandidatePlan, type CandidateResult, type TrainInputs } from './loop.js';
 import { modelFreeBaselines, type ModelFreeResult } from './baselines.js';
+import { HYBRID_SERVING, hybridResults, type HybridResult } from './hybrid.js';
 import { checkResumeSettings, type SettingChange } from './resume.js';
 import { readStateHeader } from './state.js';
 import { countTokens, fullVocab, reducedVocab, vocabFromMap, type DraftVocab } from './vocab.js';
@@ -72,6 +73,11 @@ export interface TrainSummary {
   leaderboard: CandidateResult[];
   /** Prompt lookup and the suffix speculator on the same held-out split, same k. */
   modelFree: ModelFreeResult[];
+  /**
+   * Each candidate's draft paired with the suffix tree (automatic selection), best first: information
+   * only — `outcome`, the exit status and `draft` are decided without it (no exported engine serves it).
+   */
+  hybrids: HybridResult[];
   /** `draft-wins`; `no-speedup`: no draft beats plain decoding; `model-free-wins`: one of them beats the best draft. */
   outcome: TrainOutcome;
   /** One plain sentence saying what to serve. */
@@ -281,14 +287,26 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
   );
   const winner = leaderboard[0];
   const draft = join(run.out, 'draft');
-  const modelFree = await modelFreeBaselines({
+  const { results: modelFree, heldoutSuffix } = await modelFreeBaselines({
     trainFile,
     heldoutFile,
     draftTokens: train.search.draft_tokens,
     rows: train.eval_rows,
     verifyCost: winner.cost.verifyCostByK?.[train.search.draft_tokens - 1] ?? 1,
   });
-  const { outcome, verdict } = judge(winner, modelFree);
+  const hybrids =
+    train.select === 'off'
+      ? []
+      : await hybridResults(leaderboard, {
+          trainFile,
+          heldoutFile,
+          rows: train.eval_rows,
+          draftTokens: train.search.draft_tokens,
+          tokensPerBatch: train.batch_size * train.seq_len,
+          heldoutSuffix,
+          signal: deps.signal,
+        });
+  const { outcome, verdict } = judge(winner, modelFree, hybrids[0]);
   deps.progress({ kind: 'log', level: outcome === 'draft-wins' ? 'info' : 'warn', message: verdict });
   if (train.select !== 'off') {
     const staged = new StagedDir(draft);
@@ -305,9 +323,10 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       verdict,
       candidates: leaderboard.map(leaderboardRow),
       model_free: modelFree.map(modelFreeRow),
+      hybrid: hybrids.map(hybridRow),
     };
     writeFileAtomic(join(run.out, 'leaderboard.json'), JSON.stringify(board, null, 2) + '\n');
-    writeFileAtomic(join(run.out, 'leaderboard.md'), leaderboardMarkdown(leaderboard, modelFree, verdict));
+    writeFileAtomic(join(run.out, 'leaderboard.md'), leaderboardMarkdown(leaderboard, modelFree, hybrids, verdict));
   }
   const summary: TrainSummary = {
     out: run.out,
@@ -322,6 +341,7 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     winner,
     leaderboard,
     modelFree,
+    hybrids,
     outcome,
     verdict,
   };
@@ -336,6 +356,7 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
       outcome,
       verdict,
       model_free: modelFree.map(modelFreeRow),
+      hybrid: hybrids.map(hybridRow),
       // Pacing settings this session changed from the saved run's (the config above is this session's).
       ...(run.resume && { resumed_with_changes: pacingChanges }),
       leaderboard: leaderboard.map(leaderboardRow),
@@ -402,16 +423,34 @@ async function checkPretrainedVocabulary(
   );
 }
 
-/** Whether the best draft is worth serving: faster than plain decoding and than every model-free method. */
-function judge(winner: CandidateResult, modelFree: ModelFreeResult[]): { outcome: TrainOutcome; verdict: string } {
+/**
+ * Whether the best draft is worth serving: faster than plain decoding and than every model-free method.
+ * The hybrid never changes that answer (no engine fireopt exports to serves it, so it must not hide a
+ * draft that loses to the suffix tree alone); where it beats everything else, the verdict says so.
+ */
+export function judge(
+  winner: Pick<CandidateResult, 'name'> & { best: Pick<CandidateResult['best'], 'expectedSpeedup'> },
+  modelFree: ReadonlyArray<Pick<ModelFreeResult, 'method' | 'expectedSpeedup'>>,
+  bestHybrid: Pick<HybridResult, 'candidate' | 'minMatch' | 'expectedSpeedup'> | undefined,
+): { outcome: TrainOutcome; verdict: string } {
   const draftSpeedup = winner.best.expectedSpeedup;
   const bestFree = [...modelFree].sort((a, b) => b.expectedSpeedup - a.expectedSpeedup)[0];
   const free = bestFree ? `${bestFree.method} (${bestFree.expectedSpeedup.toFixed(2)}x)` : '';
+  const hybridBeatsAll =
+    bestHybrid !== undefined &&
+    bestHybrid.minMatch !== null &&
+    bestHybrid.expectedSpeedup > Math.max(1, draftSpeedup, bestFree?.expectedSpeedup ?? 0);
+  const hybrid = hybridBeatsAll
+    ? `; an engine that runs a suffix tree beside a draft would do better still: ${bestHybrid.candidate} ` +
+      `with the suffix tree (min_match ${bestHybrid.minMatch}) expects ${bestHybrid.expectedSpeedup.toFixed(2)}x`
+    : '';
   if (draftSpeedup <= 1) {
     const instead = bestFree && bestFree.expectedSpeedup > 1 ? `; serve ${free} instead` : '; serve plain decoding';
     return {
       outcome: 'no-speedup',
-      verdict: `no draft beats plain decoding: the best, ${winner.name}, expects ${draftSpeedup.toFixed(2)}x${instead}`,
+      verdict:
+        `no draft beats plain decoding: the best, ${winner.name}, expects ` +
+        `${draftSpeedup.toFixed(2)}x${instead}${hybrid}`,
     };
   }
   if (bestFree && bestFree.expectedSpeedup > draftSpeedup)
@@ -419,13 +458,28 @@ function judge(winner: CandidateResult, modelFree: ModelFreeResult[]): { outcome
       outcome: 'model-free-wins',
       verdict:
         `a model-free method beats the best draft: ${free} against ` +
-        `${winner.name} (${draftSpeedup.toFixed(2)}x); serve ${bestFree.method}`,
+        `${winner.name} (${draftSpeedup.toFixed(2)}x); serve ${bestFree.method}${hybrid}`,
     };
   return {
     outcome: 'draft-wins',
     verdict:
       `${winner.name} beats plain decoding ` +
-      `(${draftSpeedup.toFixed(2)}x)${free ? ` and the best model-free method, ${free}` : ''}`,
+      `(${draftSpeedup.toFixed(2)}x)${free ? ` and the best model-free method, ${free}` : ''}${hybrid}`,
+  };
+}
+
+function hybridRow(h: HybridResult): Record<string, unknown> {
+  return {
+    name: `hybrid:${h.candidate}+suffix`,
+    draft: h.candidate,
+    min_match: h.minMatch,
+    calibration_rows: h.calibrationRows,
+    hit_rate: h.hitRate,
+    acceptance_length: h.acceptanceLength,
+    draft_share: h.draftShare,
+    expected_speedup: h.expectedSpeedup,
+    tokens: h.tokens,
+    serving: HYBRID_SERVING,
   };
 }
 
@@ -461,7 +515,13 @@ function leaderboardRow(r: CandidateResult): Record<string, unknown> {
   };
 }
 
-function leaderboardMarkdown(rows: CandidateResult[], modelFree: ModelFreeResult[], verdict: string): string {
+function leaderboardMarkdown(
+  rows: CandidateResult[],
+  modelFree: ModelFreeResult[],
+  hybrids: HybridResult[],
+  verdict: string,
+): string {
+  const byName = new Map(rows.map((r) => [r.name, r]));
   const lines = [
     `**${verdict}.**`,
     '',
@@ -480,8 +540,24 @@ function leaderboardMarkdown(rows: CandidateResult[], modelFree: ModelFreeResult
         `| – | ${m.method} (model-free) | – | 0 | – | – | ` +
         `${m.hitRate.toFixed(3)} | ${m.acceptanceLength.toFixed(2)} | 0 | ${m.expectedSpeedup.toFixed(2)} | – | – |`,
     ),
+    ...hybrids.map((h) => {
+      const draft = byName.get(h.candidate) as CandidateResult;
+      return (
+        `| – | ${h.candidate} + suffix (hybrid, min_match ${h.minMatch ?? '∞'}) | ${draft.init} | ` +
+        `${draft.parameters} | ${draft.lr} | – | ${h.hitRate.toFixed(3)} | ${h.acceptanceLength.toFixed(2)} | ` +
+        `${(draft.cost.ratio * h.draftShare).toFixed(3)} | ${h.expectedSpeedup.toFixed(2)} | – | – |`
+      );
+    }),
     '',
     ...[...new Set(rows.map((r) => r.cost.source))].map((source) => `c: ${source}.`),
+    ...(hybrids.length
+      ? [
+          '',
+          `Hybrid rows: the suffix tree answers where it matched at least min_match tokens of context ` +
+            `(chosen on ${hybrids[0].calibrationRows} train rows), the draft elsewhere; c is the draft's, ` +
+            `paid only in the steps it runs. Information only: serving it ${HYBRID_SERVING}.`,
+        ]
+      : []),
   ];
   return lines.join('\n') + '\n';
 }

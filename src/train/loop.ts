@@ -154,8 +154,8 @@ export async function trainCandidate(
   const heldoutOptions = {
     file: inputs.heldoutFile,
     vocab,
-    seqLen: train.seq_len,
-    batchSize: train.batch_size,
+    // Whole rows, as eval scores them, packed as many tokens per pass as a training micro-batch holds.
+    tokensPerBatch: train.batch_size * train.seq_len,
     rows: train.eval_rows,
     draftTokens: train.search.draft_tokens,
     costRatio: cost.ratio,

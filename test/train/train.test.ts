@@ -5,11 +5,13 @@
  * through the checkpoint, and automatic selection ranks its candidates.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EvalReport } from '../../src/evaluate/index.js';
 import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { readTargetRows } from '../../src/formats/targets-schema.js';
+import type { TrainSummary } from '../../src/train/index.js';
 import { runCli } from '../helpers/cli.js';
 import { haveShared, repoRoot, STORIES_TARGETS, stories260K, tok512 } from '../helpers/shared.js';
 import { makeStoriesTargets, type StoriesTargets } from './stories-targets.js';
@@ -63,6 +65,19 @@ const SMALL_DRAFT = [
   'train.warmup_steps=10',
 ];
 
+/**
+ * `fireopt eval` of a draft on the test's targets with train's backend and pass size (batch_size × seq_len
+ * tokens), so the same sums run as in train's held-out evaluation.
+ */
+async function evalAsTrainScores(draft: string, name: string, extra: string[] = []): Promise<EvalReport> {
+  const out = join(data.work, name);
+  const settings = ['--set', 'eval.backend=wasm', '--set', 'eval.tokens_per_batch=1024'];
+  const args = ['eval', '--model', draft, '--data', data.targets, ...extra, '--out', out];
+  const evaluated = await runCli(['--quiet', ...settings, ...args]);
+  expect(evaluated.code, evaluated.stderr).toBe(0);
+  return JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as EvalReport;
+}
+
 beforeAll(async () => {
   data = await makeStoriesTargets(160, 64);
 }, 60_000);
@@ -92,14 +107,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
       stories260K(),
     ]);
     expect(result.code, result.stderr).toBe(0);
-    const summary = JSON.parse(result.stdout) as {
-      draft: string;
-      winner: {
-        steps: number;
-        untrained: { hitRate: number };
-        best: { hitRate: number; expectedSpeedup: number; step: number };
-      };
-    };
+    const summary = JSON.parse(result.stdout) as TrainSummary;
     const { untrained, best } = summary.winner;
     expect(summary.winner.steps).toBe(120);
     expect(untrained.hitRate).toBeLessThan(0.1);
@@ -119,6 +127,22 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
     expect(checkpoint.vocabulary?.tokens.length).toBe(512);
     expect(checkpoint.training).toMatchObject({ step: best.step, init: 'target' });
     expect(readFileSync(join(out, 'curves.svg'), 'utf8')).toMatch(/^<svg[\s\S]*polyline[\s\S]*<\/svg>/);
+
+    // Held-out rows are scored whole, as eval scores them: rows longer than seq_len + 1 (prompt + 64
+    // tokens here, seq_len 64) count every completion position, and the figures are eval's own.
+    let positions = 0;
+    let longRows = 0;
+    for await (const row of readTargetRows(join(data.targets, 'heldout.arrow'))) {
+      positions += row.completion_token_ids.length;
+      if (row.prompt_token_ids.length + row.completion_token_ids.length > 65) longRows++;
+    }
+    expect(longRows).toBeGreaterThan(10);
+    expect(summary.winner.untrained.tokens).toBe(positions);
+    const report = await evalAsTrainScores(summary.draft, 'learn-eval');
+    const draft = report.candidates[0];
+    expect(report.data.tokens).toBe(positions);
+    expect(draft.greedy_hit_rate).toBe(best.hitRate);
+    expect(draft.by_k[3].tau).toBe(best.acceptanceLength);
   }, 60_000);
 
   it('continues after kill -9 with exactly the metrics of an uninterrupted run', async () => {
@@ -268,9 +292,31 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
     expect(result.code).toBe(summary.outcome === 'draft-wins' ? 0 : 3);
     const board = JSON.parse(readFileSync(join(out, 'leaderboard.json'), 'utf8')) as {
       candidates: Array<{ name: string }>;
+      hybrid: Array<{ name: string; draft: string; min_match: number | null; serving: string }>;
     };
     expect(board.candidates.map((r) => r.name)).toEqual(summary.leaderboard.map((r) => r.name));
     expect(readDraftCheckpoint(join(out, 'draft')).training.candidate).toBe(summary.leaderboard[0].name);
-    expect(existsSync(join(out, 'leaderboard.md'))).toBe(true);
+
+    // Each candidate's draft paired with the suffix tree, reported like the others but never served
+    // from draft/: the outcome above is the drafts' against the model-free methods alone.
+    const hybrids = (JSON.parse(result.stdout) as TrainSummary).hybrids;
+    expect(hybrids.map((h) => h.candidate).sort()).toEqual(summary.leaderboard.map((r) => r.name).sort());
+    expect(board.hybrid.map((h) => h.name)).toEqual(hybrids.map((h) => `hybrid:${h.candidate}+suffix`));
+    for (const row of board.hybrid) expect(row.serving).toContain('none that fireopt exports to does');
+    const markdown = readFileSync(join(out, 'leaderboard.md'), 'utf8');
+    for (const h of hybrids) expect(markdown).toContain(`| ${h.candidate} + suffix (hybrid, min_match `);
+    expect(markdown).toContain('Information only: serving it needs an engine that runs a suffix tree');
+
+    // Train's hybrid is eval's at the same threshold, on the same draft and held-out rows.
+    const hybrid = hybrids[0];
+    const report = await evalAsTrainScores(join(out, 'candidates', hybrid.candidate, 'draft'), 'auto-eval', [
+      ...(hybrid.minMatch === null ? [] : ['--set', `eval.hybrid.min_match=${hybrid.minMatch}`]),
+      '--baseline',
+      'hybrid',
+    ]);
+    // min_match null: the draft alone answered best on the calibration rows.
+    const same = report.candidates[hybrid.minMatch === null ? 0 : 1];
+    expect(same.greedy_hit_rate).toBe(hybrid.hitRate);
+    expect(same.by_k[3].tau).toBe(hybrid.acceptanceLength);
   }, 60_000);
 });

@@ -96,6 +96,14 @@ export function register(program: Command, context: ContextGetter): void {
                 `  ${m.method} (model-free): hit rate ${m.hitRate.toFixed(3)}, expected ` +
                 `speed-up ${m.expectedSpeedup.toFixed(2)}x`,
             ),
+            ...summary.hybrids
+              .slice(0, 1)
+              .map(
+                (h) =>
+                  `  ${h.candidate} + suffix (hybrid, min_match ${h.minMatch ?? '∞'}): hit rate ` +
+                  `${h.hitRate.toFixed(3)}, expected speed-up ${h.expectedSpeedup.toFixed(2)}x ` +
+                  '(information only: no engine fireopt exports to serves it)',
+              ),
             `${summary.outcome === 'draft-wins' ? '' : 'warning: '}${summary.verdict}`,
             ...(summary.leaderboard.length > 1 ? [`  leaderboard: ${summary.out}/leaderboard.md`] : []),
           ].join('\n') + '\n',
