@@ -32,7 +32,7 @@ import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { randomWeights } from '../../src/model/init.js';
 import { readHuggingFaceTokenizer } from '../../src/tokenizer/huggingface.js';
 import type { Vocabulary } from '../../src/tokenizer/vocabulary.js';
-import { runCli } from '../helpers/cli.js';
+import { runBinAsync, runCli } from '../helpers/cli.js';
 import { haveShared, repoRoot, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
 
@@ -402,7 +402,8 @@ describe.skipIf(!haveShared(TOK512))('an HF target with only a tokenizer.json: i
       {},
     );
     const out = join(work, 'gemma3-export');
-    const result = await runCli([
+    // Spawned: the export's conversion of a 262k-piece tokenizer.json would block this worker.
+    const result = await runBinAsync([
       '--json',
       '--quiet',
       'export',

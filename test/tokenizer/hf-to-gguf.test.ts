@@ -7,13 +7,13 @@
  * @huggingface/tokenizers does with the tokenizer.json; tokenizers llama.cpp cannot reproduce are
  * refused by name.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeVocabOnlyGguf } from '../../src/formats/gguf-llama.js';
 import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
-import { readHuggingFaceTokenizer } from '../../src/tokenizer/huggingface.js';
+import { type HuggingFaceTokenizer, readHuggingFaceTokenizer } from '../../src/tokenizer/huggingface.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { TokenType, type Vocabulary } from '../../src/tokenizer/vocabulary.js';
 import { haveShared, repoRoot, sharedPath } from '../helpers/shared.js';
@@ -359,5 +359,37 @@ describe.skipIf(!haveShared(...CORPUS_FILES, LLAMA_SPM))('a Llama-2 tokenizer.js
       ({ text }) => JSON.stringify(converted.encode(text, options)) !== JSON.stringify(reference.encode(text, options)),
     );
     expect(differing).toEqual([]);
+
+    // The same tokenizer in the newer layout (a Metaspace pre-tokenizer, no normalizer) converts to the same
+    // GGUF, and llama.cpp departs from it as from the official GGUFs of such models: Metaspace prepends no '▁'
+    // to a stretch of text that already starts with a space or '▁' (llama.cpp always does), and with
+    // prepend_scheme 'first' none to text after a special token either.
+    const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    const metaspace = (scheme: string) => {
+      const dir = mkdtempSync(join(work, `metaspace-${scheme}-`));
+      const layout = {
+        ...json,
+        normalizer: null,
+        pre_tokenizer: { type: 'Metaspace', replacement: '▁', prepend_scheme: scheme, split: false },
+      };
+      writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(layout));
+      copyFileSync(join(work, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+      return readHuggingFaceTokenizer(join(dir, 'tokenizer.json'));
+    };
+    const always = metaspace('always');
+    const first = metaspace('first');
+    for (const tokenizer of [always, first]) expect(tokenizer.ggufVocabulary()).toEqual(vocabulary);
+    const disagreeing = (tokenizer: HuggingFaceTokenizer) =>
+      tokenizerCorpus().filter(
+        ({ text }) =>
+          JSON.stringify(tokenizer.encode(text, { addBos: false })) !== JSON.stringify(converted.encode(text, options)),
+      );
+    const special = String.raw`<s>|<\/s>|<unk>`;
+    const departures = disagreeing(always);
+    expect(departures.length).toBeLessThan(20);
+    for (const { text } of departures) expect(text).toMatch(new RegExp(`(^|${special})[ ▁]`));
+    const fromFirst = disagreeing(first);
+    expect(fromFirst.length).toBeLessThan(30);
+    for (const { text } of fromFirst) expect(text).toMatch(new RegExp(`^[ ▁]|(${special}).`, 's'));
   }, 120_000);
 });
