@@ -216,7 +216,8 @@ export class HuggingFaceTokenizer implements Tokenizer {
       ? model.merges.map((merge) => mergePair(merge, refuse))
       : refuse('the BPE model has no merges');
 
-    const unkId = kind.model === 'llama' ? this.idOfPiece.get(String(model.unk_token)) : undefined;
+    const unkId =
+      kind.model === 'llama' && typeof model.unk_token === 'string' ? this.idOfPiece.get(model.unk_token) : undefined;
     const tokens: string[] = [];
     const tokenTypes = new Int32Array(vocabSize);
     const added = this.library.get_added_tokens_decoder() as Map<number, { special: boolean }>;
@@ -361,13 +362,22 @@ function sentencePieceBpe(json: JsonObject, refuse: Refuse): { model: 'llama'; a
   const pre = json.pre_tokenizer;
   if (isObject(pre) && pre.type === 'Metaspace' && pre.replacement === '▁' && pre.split === false) {
     spacesAsMeta = true;
-    // prepend_scheme 'first' prepends only at the start of the text; llama.cpp (like the official GGUFs
-    // of such models) also prepends after each special token (docs/formats.md#tokenizers).
-    addSpacePrefix = pre.prepend_scheme !== 'never';
+    // Metaspace prepends no '▁' to text that already starts with one, and with prepend_scheme 'first' none
+    // after a special token; llama.cpp, like the official GGUFs of such models, always prepends
+    // (docs/formats.md, tokenizer.json → GGUF metadata). Older files say add_prefix_space instead.
+    addSpacePrefix =
+      typeof pre.prepend_scheme === 'string' ? pre.prepend_scheme !== 'never' : pre.add_prefix_space !== false;
   } else if (
     pre != null &&
     // Splitting at ' ' after the normalizer turned every space into '▁' splits nothing (Gemma's).
-    !(spacesAsMeta && isObject(pre) && pre.type === 'Split' && isObject(pre.pattern) && pre.pattern.String === ' ')
+    !(
+      spacesAsMeta &&
+      isObject(pre) &&
+      pre.type === 'Split' &&
+      isObject(pre.pattern) &&
+      pre.pattern.String === ' ' &&
+      pre.invert !== true
+    )
   ) {
     refuse(`pre-tokenizer ${JSON.stringify(pre).slice(0, 160)} has no llama.cpp equivalent`);
   }
