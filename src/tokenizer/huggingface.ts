@@ -188,34 +188,36 @@ export class HuggingFaceTokenizer implements Tokenizer {
 
   /**
    * The vocabulary as GGUF `tokenizer.ggml.*` metadata describes it, the way llama.cpp's
-   * convert_hf_to_gguf.py writes it for a byte-level BPE tokenizer: every id up to `vocabSize`
-   * (ids the tokenizer lacks become unused `[PAD<id>]`), added tokens as control (special) or
-   * user-defined, the merges, llama.cpp's name for the pre-tokenizer, BOS/EOS/PAD, add_bos/add_eos
-   * and the chat template. A tokenizer llama.cpp cannot reproduce is refused by name.
+   * convert_hf_to_gguf.py writes it: every id up to `vocabSize` (ids the tokenizer lacks become unused
+   * `[PAD<id>]`), added tokens as control (special) or user-defined, BOS/EOS/PAD, add_bos/add_eos and
+   * the chat template. Byte-level BPE becomes model `gpt2` with its merges and llama.cpp's name for the
+   * pre-tokenizer; SentencePiece-style BPE becomes model `llama` with scores that order llama.cpp's
+   * merges as the tokenizer.json ranks them. A tokenizer llama.cpp cannot reproduce is refused by name.
    */
   ggufVocabulary(vocabSize = this.vocabSize): Vocabulary {
     const model = this.tokenizerJson.model as JsonObject;
     const refuse = (why: string): never => {
       throw new InputError(
         `${this.path}: cannot write this tokenizer as GGUF metadata: ${why}`,
-        'llama.cpp reproduces byte-level BPE tokenizers with a known pre-tokenizer (GPT-2, Llama-3, Qwen2); ' +
-          "export the draft as 'hf' instead",
+        'llama.cpp reproduces byte-level BPE tokenizers with a known pre-tokenizer (GPT-2, Llama-3, Qwen2) and ' +
+          "SentencePiece-style BPE (byte fallback, '▁' for spaces: Llama-2, Gemma); export the draft as 'hf' instead",
         'E_EXPORT_TOKENIZER',
       );
     };
-    if (model.type !== 'BPE') refuse(`model type '${String(model.type)}' (only byte-level BPE is converted)`);
-    if (!this.byteLevel) refuse('the BPE is not byte-level (no ByteLevel decoder)');
-    const normalizer = this.tokenizerJson.normalizer;
-    // NFC leaves the text of every test string unchanged; llama.cpp does not normalise.
-    if (normalizer != null && !(isObject(normalizer) && normalizer.type === 'NFC'))
-      refuse(`normalizer ${JSON.stringify(normalizer).slice(0, 80)}`);
-    const pre = llamaCppPreTokenizer(this.tokenizerJson.pre_tokenizer);
-    if (!pre)
-      refuse(
-        `pre-tokenizer ${JSON.stringify(this.tokenizerJson.pre_tokenizer).slice(0, 160)} has no llama.cpp equivalent`,
-      );
+    if (model.type === 'Unigram') refuse(UNIGRAM_REFUSAL);
+    if (model.type !== 'BPE') refuse(`model type '${String(model.type)}' (only BPE models are converted)`);
+    const kind = this.byteLevel
+      ? byteLevelBpe(this.tokenizerJson, refuse)
+      : model.byte_fallback === true
+        ? sentencePieceBpe(this.tokenizerJson, refuse)
+        : refuse('the BPE is neither byte-level (no ByteLevel decoder) nor SentencePiece-style (no byte_fallback)');
     if (vocabSize < this.vocabSize) refuse(`vocab_size ${vocabSize} is below the tokenizer's ${this.vocabSize} ids`);
+    const merges = Array.isArray(model.merges)
+      ? model.merges.map((merge) => mergePair(merge, refuse))
+      : refuse('the BPE model has no merges');
 
+    const unkId =
+      kind.model === 'llama' && typeof model.unk_token === 'string' ? this.idOfPiece.get(model.unk_token) : undefined;
     const tokens: string[] = [];
     const tokenTypes = new Int32Array(vocabSize);
     const added = this.library.get_added_tokens_decoder() as Map<number, { special: boolean }>;
@@ -226,13 +228,23 @@ export class HuggingFaceTokenizer implements Tokenizer {
         tokenTypes[id] = TokenType.Unused;
         continue;
       }
-      tokens.push(piece);
       const addedToken = added.get(id);
-      tokenTypes[id] = !addedToken ? TokenType.Normal : addedToken.special ? TokenType.Control : TokenType.UserDefined;
+      tokenTypes[id] =
+        id === unkId
+          ? TokenType.Unknown
+          : addedToken?.special
+            ? TokenType.Control
+            : addedToken
+              ? TokenType.UserDefined
+              : kind.model === 'llama' && BYTE_PIECE.test(piece)
+                ? TokenType.Byte
+                : TokenType.Normal;
+      // SentencePiece matches user-defined pieces in the text after spaces became '▁'; llama.cpp matches
+      // them in the raw text, so the converter writes their '▁' as spaces (Gemma's whitespace runs).
+      tokens.push(
+        kind.model === 'llama' && tokenTypes[id] === TokenType.UserDefined ? piece.replaceAll('▁', ' ') : piece,
+      );
     }
-    const merges = Array.isArray(model.merges)
-      ? model.merges.map((merge) => (Array.isArray(merge) ? merge.join(' ') : String(merge)))
-      : refuse('the BPE model has no merges');
     const specialId = (value: Json | undefined): number | undefined => {
       const content = isObject(value) ? value.content : value;
       return typeof content === 'string' ? this.idOfPiece.get(content) : undefined;
@@ -247,18 +259,24 @@ export class HuggingFaceTokenizer implements Tokenizer {
               isObject(t) && t.name === 'default' && typeof t.template === 'string' ? [t.template] : [],
             )[0]
           : undefined;
-    return {
-      model: 'gpt2',
-      pre,
+    const common = {
       tokens,
       tokenTypes,
-      merges,
       bosId: this.bosId,
       eosId: this.eosId,
       padId: specialId(this.config.pad_token),
       addBos: this.addBos,
       addEos: this.addEos,
       ...(chatTemplate !== undefined && { chatTemplate }),
+    };
+    if (kind.model === 'gpt2')
+      return { model: 'gpt2', pre: kind.pre, merges: merges.map(([left, right]) => `${left} ${right}`), ...common };
+    return {
+      model: 'llama',
+      scores: mergeRankScores(merges, (piece) => this.idOfPiece.get(piece), tokens, tokenTypes, refuse),
+      unkId,
+      addSpacePrefix: kind.addSpacePrefix,
+      ...common,
     };
   }
 
@@ -272,6 +290,163 @@ export class HuggingFaceTokenizer implements Tokenizer {
     }
     return id;
   }
+}
+
+type Refuse = (why: string) => never;
+
+/** A byte-fallback piece (`<0x41>`): GGUF token type Byte in a SentencePiece vocabulary. */
+const BYTE_PIECE = /^<0x[0-9A-Fa-f]{2}>$/;
+/** The byte-fallback piece of a byte, as SentencePiece, @huggingface/tokenizers and llama.cpp spell it. */
+const bytePiece = (byte: number): string => `<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`;
+
+/**
+ * Why a Unigram tokenizer.json is refused. Unigram picks the most likely segmentation (Viterbi over the
+ * piece scores); llama.cpp's `llama` vocabulary merges adjacent pieces greedily, highest score first,
+ * which segments differently (vocabulary a, b, c, ab, bc: "abc" is a|bc for Unigram, ab|c for llama.cpp
+ * when ab scores higher; test/tokenizer/hf-to-gguf.test.ts shows it). llama.cpp's own Viterbi vocabulary
+ * (`t5`, UGM) also needs SentencePiece's precompiled normalizer, which a tokenizer.json does not hold.
+ */
+const UNIGRAM_REFUSAL =
+  "model type 'Unigram': llama.cpp's SentencePiece vocabulary ('llama') merges pieces greedily by score, " +
+  'which is not the most likely segmentation a Unigram model picks, and its Viterbi vocabulary (t5) needs ' +
+  "SentencePiece's precompiled normalizer, which tokenizer.json does not hold";
+
+/** A byte-level BPE tokenizer.json as llama.cpp's `gpt2` vocabulary: its pre-tokenizer's llama.cpp name. */
+function byteLevelBpe(json: JsonObject, refuse: Refuse): { model: 'gpt2'; pre: string } {
+  const normalizer = json.normalizer;
+  // NFC leaves the text of every test string unchanged; llama.cpp does not normalise.
+  if (normalizer != null && !(isObject(normalizer) && normalizer.type === 'NFC'))
+    refuse(`normalizer ${JSON.stringify(normalizer).slice(0, 80)}`);
+  const pre = llamaCppPreTokenizer(json.pre_tokenizer);
+  return {
+    model: 'gpt2',
+    pre: pre ?? refuse(`pre-tokenizer ${JSON.stringify(json.pre_tokenizer).slice(0, 160)} has no llama.cpp equivalent`),
+  };
+}
+
+/**
+ * A SentencePiece-style BPE tokenizer.json (byte fallback; spaces written as '▁' by a Replace normalizer
+ * or a non-splitting Metaspace pre-tokenizer, optionally with one '▁' prepended) as llama.cpp's `llama`
+ * vocabulary, which does exactly that to each stretch of text between special tokens and then merges
+ * adjacent pieces by score. Whether the '▁' is prepended becomes `add_space_prefix`.
+ */
+function sentencePieceBpe(json: JsonObject, refuse: Refuse): { model: 'llama'; addSpacePrefix: boolean } {
+  const model = json.model as JsonObject;
+  if (model.ignore_merges === true) refuse('ignore_merges is set (llama.cpp merges every text piece by piece)');
+  if (model.dropout != null) refuse('BPE dropout is set (llama.cpp always merges)');
+  if (model.continuing_subword_prefix || model.end_of_word_suffix)
+    refuse('the BPE marks continuing subwords or word ends, which llama.cpp does not');
+  const vocab = isObject(model.vocab) ? model.vocab : {};
+  const missingByte = Array.from({ length: 256 }, (_, byte) => bytePiece(byte)).find((piece) => !(piece in vocab));
+  // llama.cpp aborts the process when a byte it falls back to has no piece.
+  if (missingByte) refuse(`byte_fallback is set but the vocabulary has no ${missingByte} piece`);
+  const normalizer = json.normalizer;
+  const steps =
+    normalizer == null
+      ? []
+      : isObject(normalizer) && normalizer.type === 'Sequence' && Array.isArray(normalizer.normalizers)
+        ? normalizer.normalizers
+        : [normalizer];
+  let spacesAsMeta = false;
+  let addSpacePrefix = false;
+  for (const step of steps) {
+    if (isObject(step) && step.type === 'Replace' && isObject(step.pattern) && step.pattern.String === ' ')
+      spacesAsMeta = step.content === '▁' || refuse(`normalizer step ${JSON.stringify(step)} (spaces must become '▁')`);
+    else if (isObject(step) && step.type === 'Prepend' && step.prepend === '▁') addSpacePrefix = true;
+    else
+      refuse(
+        `normalizer step ${JSON.stringify(step).slice(0, 80)} has no llama.cpp equivalent ` +
+          "(its SentencePiece tokenizer only writes spaces as '▁' and may prepend one)",
+      );
+  }
+  const pre = json.pre_tokenizer;
+  if (isObject(pre) && pre.type === 'Metaspace' && pre.replacement === '▁' && pre.split === false) {
+    spacesAsMeta = true;
+    // Metaspace prepends no '▁' to text that already starts with one, and with prepend_scheme 'first' none
+    // after a special token; llama.cpp, like the official GGUFs of such models, always prepends
+    // (docs/formats.md, tokenizer.json → GGUF metadata). Older files say add_prefix_space instead.
+    addSpacePrefix =
+      typeof pre.prepend_scheme === 'string' ? pre.prepend_scheme !== 'never' : pre.add_prefix_space !== false;
+  } else if (
+    pre != null &&
+    // Splitting at ' ' after the normalizer turned every space into '▁' splits nothing (Gemma's).
+    !(
+      spacesAsMeta &&
+      isObject(pre) &&
+      pre.type === 'Split' &&
+      isObject(pre.pattern) &&
+      pre.pattern.String === ' ' &&
+      pre.invert !== true
+    )
+  ) {
+    refuse(`pre-tokenizer ${JSON.stringify(pre).slice(0, 160)} has no llama.cpp equivalent`);
+  }
+  if (!spacesAsMeta)
+    refuse("spaces are not written as '▁' (no Replace normalizer or Metaspace pre-tokenizer), as llama.cpp does");
+  return { model: 'llama', addSpacePrefix };
+}
+
+/** One tokenizer.json merge, `["a", "b"]` or the older `"a b"`, as its two pieces. */
+function mergePair(merge: Json, refuse: Refuse): [string, string] {
+  if (Array.isArray(merge) && merge.length === 2 && typeof merge[0] === 'string' && typeof merge[1] === 'string')
+    return [merge[0], merge[1]];
+  const parts = typeof merge === 'string' ? merge.split(' ') : [];
+  return parts.length === 2 ? [parts[0], parts[1]] : refuse(`merge ${JSON.stringify(merge)} is not two pieces`);
+}
+
+/**
+ * SentencePiece scores that make llama.cpp's merger follow the tokenizer.json merge ranks: llama.cpp
+ * merges the adjacent pair whose joined piece scores highest (leftmost first), so a normal piece scores
+ * -(rank of the first merge that makes it). Pieces no merge makes score below every merge; special,
+ * user-defined and byte pieces score 0, as SentencePiece gives them. Only a complete merge list gives the
+ * same order: llama.cpp may join any two pieces whose text is a piece, so a normal piece that splits into
+ * two normal pieces without that merge being listed is refused (a converted SentencePiece model lists all).
+ */
+function mergeRankScores(
+  merges: ReadonlyArray<[string, string]>,
+  idOf: (piece: string) => number | undefined,
+  tokens: readonly string[],
+  tokenTypes: Int32Array,
+  refuse: Refuse,
+): Float32Array {
+  const count = tokens.length;
+  const scores = new Float32Array(count);
+  const made = new Uint8Array(count);
+  // Listed merges by piece ids, left * count + right (exact in a double for any vocabulary size).
+  const listed = new Set<number>();
+  merges.forEach(([left, right], rank) => {
+    const leftId = idOf(left);
+    const rightId = idOf(right);
+    const id = idOf(left + right);
+    if (leftId === undefined || rightId === undefined || id === undefined)
+      return refuse(`merge ${JSON.stringify([left, right])} joins pieces that are not in the vocabulary`);
+    listed.add(leftId * count + rightId);
+    if (tokenTypes[id] !== TokenType.Normal || made[id]) return;
+    made[id] = 1;
+    scores[id] = 0 - rank; // not -0 for the first merge
+  });
+  const normalId = (piece: string): number | undefined => {
+    const id = idOf(piece);
+    return id !== undefined && tokenTypes[id] === TokenType.Normal ? id : undefined;
+  };
+  for (let id = 0; id < count; id++) {
+    if (tokenTypes[id] !== TokenType.Normal) continue;
+    if (!made[id]) scores[id] = -merges.length;
+    const piece = tokens[id];
+    for (let at = 1; at < piece.length; at++) {
+      const code = piece.charCodeAt(at);
+      if (code >= 0xdc00 && code <= 0xdfff) continue; // the second half of a surrogate pair: not a boundary
+      const leftId = normalId(piece.slice(0, at));
+      const rightId = leftId === undefined ? undefined : normalId(piece.slice(at));
+      if (leftId === undefined || rightId === undefined || listed.has(leftId * count + rightId)) continue;
+      refuse(
+        `piece ${JSON.stringify(piece)} splits into ${JSON.stringify(piece.slice(0, at))} + ` +
+          `${JSON.stringify(piece.slice(at))}, which is not a listed merge; llama.cpp's SentencePiece merger ` +
+          'would join them (it joins any two pieces that make a piece)',
+      );
+    }
+  }
+  return scores;
 }
 
 /**

