@@ -127,6 +127,7 @@ export function register(program: Command, context: ContextGetter): void {
                   k: m.k,
                   speedup: m.speedup.median,
                   predicted_speedup: m.predicted_speedup,
+                  predicted_speedup_cost_phase: m.predicted_speedup_cost_phase,
                   tau: m.tau,
                   simulated_tau: m.simulated_tau,
                 })),
@@ -159,7 +160,8 @@ export function register(program: Command, context: ContextGetter): void {
           lines.push(
             `  ${c.name}: ${best.speedup.median.toFixed(2)}× at k = ${best.k} ` +
               `(${best.speedup.min.toFixed(2)}–${best.speedup.max.toFixed(2)}), predicted ` +
-              `${best.predicted_speedup.toFixed(2)}×, τ ${best.tau.toFixed(2)} ` +
+              `${best.predicted_speedup.toFixed(2)}× (${best.predicted_speedup_cost_phase.toFixed(2)}× from the cost ` +
+              `phase), τ ${best.tau.toFixed(2)} ` +
               `(simulated ${best.simulated_tau.toFixed(2)})`,
           );
         }
