@@ -217,6 +217,26 @@ export function renderMarkdown(report: EvalReport): string {
   return lines.join('\n');
 }
 
+/** How the *Measured* section's prediction is made, with the shared costs the rounds paid. */
+function costModelLine(measured: NonNullable<EvalReport['measured']>): string {
+  const costs = measured.costs_in_run;
+  const perDrafter = measured.candidates
+    .map(
+      (c) =>
+        `${c.name}: e = ${fixed(c.costs_in_run.draft_evaluation_ms, 2)} ms (c = ${fixed(c.costs_in_run.cost_ratio, 3)}), ` +
+        `o = ${fixed(c.costs_in_run.step_overhead_ms, 2)} ms, P_draft = ${fixed(c.costs_in_run.draft_prefill_ms, 1)} ms`,
+    )
+    .join('; ');
+  return (
+    'Predicted from the simulated steps and the costs paid in the same rounds: a decoding costs ' +
+    'P_target + P_draft + Σ_d n_d·(v_d + d·e + o), plain decoding P_target + N·t (medians over the rounds: ' +
+    `t = ${fixed(costs.plain_step_ms, 2)} ms, P_target = ${fixed(costs.target_prefill_ms, 1)} ms, ` +
+    `v_d = ${costs.verify_cost_by_drafted.map((v) => fixed(v, 2)).join(', ')} plain steps for d = 0…` +
+    `${costs.verify_cost_by_drafted.length - 1}; ${perDrafter}). ` +
+    "*Predicted from the cost phase* uses each candidate's c and v_k from the summary instead."
+  );
+}
+
 /** The *Measured* section: real speculative decoding in llama.cpp beside the prediction. */
 function measuredSection(measured: NonNullable<EvalReport['measured']>): string[] {
   const load = measured.load_average;
@@ -232,6 +252,8 @@ function measuredSection(measured: NonNullable<EvalReport['measured']>): string[
       `token for token. Machine: ${measured.cpus} × ${measured.cpu_model}, load average ` +
       `${fixed(load.before[0], 2)} before, ${fixed(load.after[0], 2)} after.`,
     '',
+    costModelLine(measured),
+    '',
   ];
   lines.push(
     table(
@@ -244,6 +266,7 @@ function measuredSection(measured: NonNullable<EvalReport['measured']>): string[
         'speed-up measured (min–max)',
         'predicted',
         'measured / predicted',
+        'predicted from the cost phase',
         'v, c as paid',
       ],
       measured.candidates.flatMap((c) =>
@@ -256,6 +279,7 @@ function measuredSection(measured: NonNullable<EvalReport['measured']>): string[
           `${fixed(m.speedup.median, 2)}× (${fixed(m.speedup.min, 2)}–${fixed(m.speedup.max, 2)})`,
           `${fixed(m.predicted_speedup, 2)}×`,
           fixed(m.measured_over_predicted, 2),
+          `${fixed(m.predicted_speedup_cost_phase, 2)}×`,
           `${fixed(m.verify_cost_in_run, 2)}, ${fixed(m.draft_cost_in_run, 3)}`,
         ]),
       ),

@@ -208,6 +208,28 @@ export const measuredSpeedupSchema = z.strictObject({
   identical_to_plain: z
     .literal(true)
     .describe('Every speculative output equalled plain greedy decoding token for token (a mismatch is an error).'),
+  costs_in_run: z
+    .strictObject({
+      plain_step_ms: z
+        .number()
+        .min(0)
+        .describe('t: one plain decode step (plain wall time less its prefill, per token).'),
+      target_prefill_ms: z
+        .number()
+        .min(0)
+        .describe("P_target: the target's prompt prefills of one round (mean over every decoding of the round)."),
+      verify_ms_by_drafted: z
+        .array(z.number().min(0))
+        .describe(
+          'v_d in ms for d = 0..max k: one target verification of d drafts, over every candidate and k of the round ' +
+            '(a least-squares line in d where none was made).',
+        ),
+      verify_cost_by_drafted: z.array(z.number().min(0)).describe('v_d / t: in plain decode steps.'),
+    })
+    .describe(
+      "The cost model's shared terms as the rounds paid them (median over the timed rounds of each round's fit): " +
+        'a decoding costs P_target + P_draft + Σ_d n_d·(v_d + d·e + o).',
+    ),
   load_average: z
     .strictObject({ before: loadAverage.describe('Before.'), after: loadAverage.describe('After.') })
     .describe('os.loadavg() (1, 5, 15 min) before and after.'),
@@ -217,6 +239,26 @@ export const measuredSpeedupSchema = z.strictObject({
     .array(
       z.strictObject({
         name: z.string().describe('The candidate (as in `candidates`).'),
+        costs_in_run: z
+          .strictObject({
+            draft_prefill_ms: z
+              .number()
+              .min(0)
+              .describe("P_draft: the draft model's prompt prefills of one round (0: model-free)."),
+            draft_evaluation_ms: z
+              .number()
+              .min(0)
+              .describe('e: one draft-model evaluation, over every k (0: model-free).'),
+            cost_ratio: z.number().min(0).describe('e / t: c as the rounds paid it.'),
+            step_overhead_ms: z
+              .number()
+              .min(0)
+              .describe(
+                "o: a step's time outside target and draft-model calls (KV-cache erases, a model-free proposer's " +
+                  'own work, JavaScript), over every k.',
+              ),
+          })
+          .describe("This candidate's terms of the cost model (median over the timed rounds)."),
         by_k: z
           .array(
             z.strictObject({
@@ -226,7 +268,17 @@ export const measuredSpeedupSchema = z.strictObject({
               predicted_speedup: z
                 .number()
                 .min(0)
-                .describe("The cost model's speed-up from the simulated τ (this candidate's c and v_k)."),
+                .describe(
+                  "The cost model's speed-up from the simulated step counts and the costs paid in the same rounds " +
+                    '(`costs_in_run`; median over the rounds).',
+                ),
+              predicted_speedup_cost_phase: z
+                .number()
+                .min(0)
+                .describe(
+                  "The same from this candidate's c and v_k of `candidates` (given, or timed in eval's cost phase): " +
+                    'Σ tokens / Σ_steps (d·c + v_d).',
+                ),
               speedup: spreadSchema.describe('Plain wall time / speculative wall time, per round.'),
               measured_over_predicted: z.number().min(0).describe('Median measured speed-up / predicted.'),
               tokens_per_second: spreadSchema.describe('Speculative decoding.'),
@@ -241,13 +293,13 @@ export const measuredSpeedupSchema = z.strictObject({
                 .number()
                 .min(0)
                 .describe(
-                  'Mean target verification pass of this run / plain ms per token (prefill included): v as the ' +
+                  'Mean target verification pass of this run / t (one plain decode step): v as the ' +
                     'decoding paid it, beside the separately timed v_k.',
                 ),
               draft_cost_in_run: z
                 .number()
                 .min(0)
-                .describe('Mean draft evaluation of this run / plain ms per token: c as paid (0: model-free).'),
+                .describe('Mean draft evaluation of this run / t: c as paid (0: model-free).'),
             }),
           )
           .describe('One entry per measured k.'),

@@ -4,6 +4,9 @@
  * prompts in the same process (speculation/llama-cpp-speedup.ts), and the output is checked equal to
  * plain decoding. Beside each measurement: the simulator's τ on the same prompts and outputs and the
  * cost model's predicted speed-up from it, so that measured / predicted says how far the model is off.
+ * The prediction takes its costs from the same interleaved rounds (speculation/loop-cost.ts): prefills,
+ * verification by drafted length, draft evaluations and per-step overhead, fitted across configurations;
+ * the prediction from the separately timed c and v_k (`eval.cost`) is kept beside it.
  *
  * Drafts decode as `fireopt export` writes them (a GGUF over the target's vocabulary), through the
  * exporter the command hands in (stages do not import each other); model-free methods propose with
@@ -21,12 +24,14 @@ import {
   matchesWithProposer,
   simulateGreedy,
   speedupFromCounts,
+  stepsByDrafted,
   teacherForcedDraft,
   type CompletionMatches,
   type DraftModel,
   type Proposer,
 } from '../speculation/index.js';
-import { measureLlamaCppSpeedup, type SpeedupDrafter } from '../speculation/llama-cpp-speedup.js';
+import { measureLlamaCppSpeedup, spread, type SpeedupDrafter } from '../speculation/llama-cpp-speedup.js';
+import { fitLoopCosts, predictedLoopMs } from '../speculation/loop-cost.js';
 import {
   checkSameTokenizer,
   tokenizerIdentity,
@@ -120,10 +125,19 @@ export async function measureSpeedup(
       warmupRuns: settings.warmup_runs,
     });
     const loadAfter = loadavg();
-    // What one plain token cost in the same rounds: the unit the in-run costs are expressed in.
-    const plainMsPerToken = measured.tokens > 0 ? measured.plain.wallMs / measured.tokens : 0;
-    const inPlainTokens = (ms: number, calls: number): number =>
-      calls > 0 && plainMsPerToken > 0 ? ms / calls / plainMsPerToken : 0;
+    // The cost model's terms, fitted per timed round from what that round paid (see loop-cost.ts).
+    const kMax = Math.max(...settings.k);
+    const plainRounds = measured.plain.rounds;
+    const roundCosts = plainRounds.map((plain, r) =>
+      fitLoopCosts(
+        plain,
+        measured.drafters.map((drafter) => drafter.byK.map((cell) => cell.rounds[r])),
+        kMax,
+      ),
+    );
+    const medianOver = (value: (r: number) => number): number => spread(plainRounds.map((_, r) => value(r))).median;
+    const inPlainSteps = (ms: number, r: number): number =>
+      roundCosts[r].plainStepMs > 0 ? ms / roundCosts[r].plainStepMs : 0;
     const report: MeasuredSpeedup['candidates'] = [];
     for (const [i, candidate] of candidates.entries()) {
       const matches = await simulatedMatches(candidate, prompts, measured.outputs);
@@ -131,17 +145,21 @@ export async function measureSpeedup(
         const counts = emptyCounts(cell.k);
         for (const m of matches) simulateGreedy(m, cell.k, counts);
         const simulatedTau = acceptanceLength(counts);
+        const steps = stepsByDrafted(counts);
+        const predicted = medianOver((r) => plainRounds[r].wallMs / predictedLoopMs(roundCosts[r], i, steps));
         // Step by step: each simulated step pays for what it really drafted (see speedupFromCounts).
-        const predicted = speedupFromCounts(
+        const predictedCostPhase = speedupFromCounts(
           counts,
           candidate.costRatio,
           (drafted) => candidate.verifyCostByK?.[drafted - 1] ?? 1,
         );
+        const verifyMs = (r: number): number => cell.rounds[r].verifyMsByDrafted.reduce((a, b) => a + b, 0);
         return {
           k: cell.k,
           tau: cell.tau,
           simulated_tau: simulatedTau,
           predicted_speedup: predicted,
+          predicted_speedup_cost_phase: predictedCostPhase,
           speedup: cell.speedup,
           measured_over_predicted: predicted > 0 ? cell.speedup.median / predicted : 0,
           tokens_per_second: cell.tokensPerSecond,
@@ -152,15 +170,28 @@ export async function measureSpeedup(
           draft_ms: cell.draftMs,
           target_ms: cell.targetMs,
           wall_ms: cell.wallMs,
-          verify_cost_in_run: inPlainTokens(cell.targetMs, cell.steps),
-          draft_cost_in_run: inPlainTokens(cell.draftMs, cell.draftEvaluations),
+          verify_cost_in_run: cell.steps > 0 ? medianOver((r) => inPlainSteps(verifyMs(r) / cell.steps, r)) : 0,
+          draft_cost_in_run:
+            cell.draftEvaluations > 0
+              ? medianOver((r) => inPlainSteps(cell.rounds[r].draftMs / cell.draftEvaluations, r))
+              : 0,
         };
       });
-      report.push({ name: candidate.name, by_k: byK });
+      report.push({
+        name: candidate.name,
+        costs_in_run: {
+          draft_prefill_ms: medianOver((r) => roundCosts[r].drafters[i].prefillMs),
+          draft_evaluation_ms: medianOver((r) => roundCosts[r].drafters[i].evaluationMs),
+          cost_ratio: medianOver((r) => inPlainSteps(roundCosts[r].drafters[i].evaluationMs, r)),
+          step_overhead_ms: medianOver((r) => roundCosts[r].drafters[i].stepOverheadMs),
+        },
+        by_k: byK,
+      });
       const best = byK.reduce((a, b) => (b.speedup.median > a.speedup.median ? b : a));
       deps.log(
         `${candidate.name}: measured ${best.speedup.median.toFixed(2)}× at k = ${best.k} ` +
-          `(predicted ${best.predicted_speedup.toFixed(2)}×, τ ${best.tau.toFixed(2)} measured, ` +
+          `(predicted ${best.predicted_speedup.toFixed(2)}× from the costs paid in the same rounds, ` +
+          `${best.predicted_speedup_cost_phase.toFixed(2)}× from the cost phase; τ ${best.tau.toFixed(2)} measured, ` +
           `${best.simulated_tau.toFixed(2)} simulated)`,
       );
     }
@@ -177,6 +208,16 @@ export async function measureSpeedup(
       warmup_runs: settings.warmup_runs,
       plain_tokens_per_second: measured.plain.tokensPerSecond,
       identical_to_plain: true,
+      costs_in_run: {
+        plain_step_ms: medianOver((r) => roundCosts[r].plainStepMs),
+        target_prefill_ms: medianOver((r) => roundCosts[r].targetPrefillMs),
+        verify_ms_by_drafted: Array.from({ length: kMax + 1 }, (_, d) =>
+          medianOver((r) => roundCosts[r].verifyMsByDrafted[d]),
+        ),
+        verify_cost_by_drafted: Array.from({ length: kMax + 1 }, (_, d) =>
+          medianOver((r) => inPlainSteps(roundCosts[r].verifyMsByDrafted[d], r)),
+        ),
+      },
       load_average: {
         before: [loadBefore[0], loadBefore[1], loadBefore[2]],
         after: [loadAfter[0], loadAfter[1], loadAfter[2]],

@@ -25,7 +25,7 @@ import type { ProgressSink } from '../progress.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { StagedDir } from '../util/atomic.js';
 import { sha256File } from '../util/hash.js';
-import type { ExportConfig } from './config.js';
+import { exportSchema, type ExportConfig } from './config.js';
 import { expandVocabulary } from './expand.js';
 import { isInside, pathInside, safeFileName } from './paths.js';
 import { assertCompatible, preflight, type DraftFacts, type ExportPlan } from './preflight.js';
@@ -75,6 +75,24 @@ export interface ExportResult {
     hf?: { rows: number; outsideIds: number };
     gguf?: { rows: number; outsideIds: number };
   };
+}
+
+/**
+ * The GGUF path of an export for one draft (f32, checked against the target's vocabulary), quietly: how
+ * `eval --measure-speedup` decodes a draft as it would be served. Returns the GGUF's path.
+ */
+export async function exportDraftGguf(draftDir: string, targetGguf: string, outDir: string): Promise<string> {
+  const settings = exportSchema.parse({
+    model: draftDir,
+    out: outDir,
+    format: 'gguf',
+    dtype: 'f32',
+    target: targetGguf,
+    engines: ['llama-cpp'],
+  });
+  const result = await runExport({ export: settings, resolvedConfig: { export: settings } }, { progress: () => {} });
+  if (!result.gguf) throw new Error(`export of ${draftDir} wrote no GGUF`);
+  return result.gguf;
 }
 
 /** Export a draft checkpoint for serving engines (see the file comment for the layout). */

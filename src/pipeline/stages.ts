@@ -91,7 +91,12 @@ export async function evalStage(
   const { runEval } = await import('../evaluate/index.js');
   const result = await runEval(
     { eval: { ...config.eval, ...settings }, resolvedConfig: config },
-    { progress: deps.progress },
+    {
+      progress: deps.progress,
+      // `eval.speedup.engine: llama-cpp` decodes each draft as export writes it.
+      exportDraftGguf: async (draftDir, targetGguf, outDir) =>
+        (await import('../export/index.js')).exportDraftGguf(draftDir, targetGguf, outDir),
+    },
   );
   return { ...result, reportPath: join(result.out, 'report.json') };
 }

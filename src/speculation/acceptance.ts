@@ -198,15 +198,20 @@ export function speedupFromCounts(
   costRatio: number,
   verifyCost: (drafted: number) => number = () => 1,
 ): number {
-  const k = counts.draftedAt.length;
   let cost = 0;
-  for (let d = 0; d <= k; d++) {
-    // Steps that drafted exactly d tokens.
-    const atLeast = d === 0 ? counts.steps : counts.draftedAt[d - 1];
-    const exactly = atLeast - (d < k ? counts.draftedAt[d] : 0);
-    cost += exactly * (d * costRatio + (d === 0 ? 1 : verifyCost(d)));
-  }
+  stepsByDrafted(counts).forEach((steps, d) => {
+    cost += steps * (d * costRatio + (d === 0 ? 1 : verifyCost(d)));
+  });
   return cost > 0 ? counts.tokens / cost : 1;
+}
+
+/** [d] = steps that drafted exactly d tokens, d = 0..k. */
+export function stepsByDrafted(counts: GreedyCounts): number[] {
+  const k = counts.draftedAt.length;
+  return Array.from(
+    { length: k + 1 },
+    (_, d) => (d === 0 ? counts.steps : counts.draftedAt[d - 1]) - (d < k ? counts.draftedAt[d] : 0),
+  );
 }
 
 /** Closed form for i.i.d. acceptance α: (1 − α^(k+1)) / ((1 − α)(k·c + 1)). */

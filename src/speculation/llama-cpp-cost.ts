@@ -10,10 +10,13 @@
  * same cache position (`contextTokens` tokens already in the cache); the cache is trimmed back after
  * each run, outside the timed calls.
  *
- * Runs are interleaved (draft, target, verify k = 1..kMax, round after round) so that a change of
- * machine load hits every quantity alike; after `warmupRuns` untimed rounds, each time is the median
- * over `runs` rounds of its run time / `steps` calls, and each ratio (c, v_k) the median of the
- * rounds' own ratios (paired within a round, so load that changes between rounds cancels).
+ * Calls are interleaved one by one — a draft step, a target step, then the target's verification of
+ * k + 1 tokens for k = 1..kMax, `steps` times a round — so that a change of machine load hits every
+ * quantity alike: timed in blocks (all draft steps, then all target steps, then each k's verifications),
+ * the same draft shape measured c = 0.021 and 0.068 on a loaded machine, seconds of load apart
+ * (bench/history/evaluate.md). After `warmupRuns` untimed rounds, each time is the median over `runs`
+ * rounds of its round total / `steps` calls, and each ratio (c, v_k) the median of the rounds' own ratios
+ * (paired within a round, so load that changes between rounds cancels too).
  */
 import type { Llama, LlamaContextSequence, LlamaModel, LlamaContext, Token } from 'node-llama-cpp';
 import { startLlama } from '../util/llama-runtime.js';
@@ -78,10 +81,12 @@ export async function measureLlamaCppCost(options: LlamaCppCostOptions): Promise
   const runs = options.runs ?? 7;
   const warmupRuns = options.warmupRuns ?? 2;
   const kMax = options.kMax ?? 8;
-  if (contextTokens < 1 || contextTokens + Math.max(steps, kMax + 1) > contextSize) {
+  // The decode steps grow each cache by `steps` tokens; the last verification reaches kMax + 1 beyond.
+  const timedTokens = steps + kMax + 1;
+  if (contextTokens < 1 || contextTokens + timedTokens > contextSize) {
     throw new Error(
       `cost measurement: ${contextTokens} context tokens + ` +
-        `${Math.max(steps, kMax + 1)} timed tokens do not fit a ${contextSize}-token context`,
+        `${timedTokens} timed tokens do not fit a ${contextSize}-token context`,
     );
   }
   const llama: Llama = await startLlama();
@@ -111,53 +116,52 @@ export async function measureLlamaCppCost(options: LlamaCppCostOptions): Promise
     const prefix = Array.from({ length: contextTokens }, (_, i) => tokenAt(i));
     for (const { sequence } of loaded) await sequence.evaluateWithoutGeneratingNewTokens(prefix);
 
-    /** `steps` batch-1 greedy steps, each fed the previous output; ms per step. */
-    const decodeRun = async (sequence: LlamaContextSequence): Promise<number> => {
-      let token = tokenAt(contextTokens);
-      let ms = 0;
-      for (let s = 0; s < steps; s++) {
-        const started = performance.now();
-        const outputs = await sequence.controlledEvaluate([
-          [token, { generateNext: { token: true, options: { temperature: 0 } } }],
-        ]);
-        ms += performance.now() - started;
-        token = outputs[0]?.next.token ?? tokenAt(contextTokens + s + 1);
-      }
-      await sequence.eraseContextTokenRanges([{ start: contextTokens, end: sequence.nextTokenIndex }]);
-      return ms / steps;
+    const greedyNext = { generateNext: { token: true, options: { temperature: 0 } } } as const;
+    /** One batch-1 greedy step of `sequence` fed `token`; its ms and its next token. */
+    const step = async (sequence: LlamaContextSequence, token: Token): Promise<{ ms: number; next: Token }> => {
+      const started = performance.now();
+      const outputs = await sequence.controlledEvaluate([[token, greedyNext]]);
+      const ms = performance.now() - started;
+      return { ms, next: outputs[0]?.next.token ?? tokenAt(sequence.nextTokenIndex) };
     };
-    /** `steps` verifications of k + 1 tokens at the same position; ms per verification. */
-    const verifyRun = async (sequence: LlamaContextSequence, k: number): Promise<number> => {
-      const input = Array.from(
-        { length: k + 1 },
-        (_, i) =>
-          [tokenAt(contextTokens + i), { generateNext: { token: true, options: { temperature: 0 } } }] as [
-            Token,
-            { generateNext: { token: true; options: { temperature: number } } },
-          ],
-      );
-      let ms = 0;
-      for (let s = 0; s < steps; s++) {
-        const started = performance.now();
-        await sequence.controlledEvaluate(input);
-        ms += performance.now() - started;
-        await sequence.eraseContextTokenRanges([{ start: contextTokens, end: sequence.nextTokenIndex }]);
-      }
-      return ms / steps;
+    /** One verification of k + 1 tokens at the sequence's position, erased again (outside the timing); ms. */
+    const verify = async (sequence: LlamaContextSequence, k: number): Promise<number> => {
+      const position = sequence.nextTokenIndex;
+      const input = Array.from({ length: k + 1 }, (_, i): [Token, typeof greedyNext] => [
+        tokenAt(position + i),
+        greedyNext,
+      ]);
+      const started = performance.now();
+      await sequence.controlledEvaluate(input);
+      const ms = performance.now() - started;
+      await sequence.eraseContextTokenRanges([{ start: position, end: sequence.nextTokenIndex }]);
+      return ms;
     };
 
     const draftMs: number[] = [];
     const targetMs: number[] = [];
     const verifyMs: number[][] = Array.from({ length: kMax }, () => []);
     for (let round = 0; round < warmupRuns + runs; round++) {
-      const d = await decodeRun(draft.sequence);
-      const t = await decodeRun(target.sequence);
-      const v: number[] = [];
-      for (let k = 1; k <= kMax; k++) v.push(await verifyRun(target.sequence, k));
+      let draftToken = tokenAt(contextTokens);
+      let targetToken = draftToken;
+      let d = 0;
+      let t = 0;
+      const v = new Array<number>(kMax).fill(0);
+      for (let s = 0; s < steps; s++) {
+        const drafted = await step(draft.sequence, draftToken);
+        d += drafted.ms;
+        draftToken = drafted.next;
+        const decoded = await step(target.sequence, targetToken);
+        t += decoded.ms;
+        targetToken = decoded.next;
+        for (let k = 1; k <= kMax; k++) v[k - 1] += await verify(target.sequence, k);
+      }
+      for (const { sequence } of loaded)
+        await sequence.eraseContextTokenRanges([{ start: contextTokens, end: sequence.nextTokenIndex }]);
       if (round < warmupRuns) continue;
-      draftMs.push(d);
-      targetMs.push(t);
-      v.forEach((ms, i) => verifyMs[i].push(ms));
+      draftMs.push(d / steps);
+      targetMs.push(t / steps);
+      v.forEach((ms, i) => verifyMs[i].push(ms / steps));
     }
     const draftStepMs = median(draftMs);
     const targetStepMs = median(targetMs);

@@ -39,14 +39,25 @@ export interface SpeculativeRun {
   accepted: number;
   /** Draft evaluations (one token each; 0 for a model-free proposer). */
   draftEvaluations: number;
+  /** Time inside the drafter: draft-model evaluations, or a model-free proposer's own work. */
   draftMs: number;
+  /** Time in target verification passes (prefill excluded). */
   targetMs: number;
+  /** [d] = ms / calls of the target's verification passes that checked d drafts (d + 1 tokens), d = 0..k. */
+  verifyMsByDrafted: number[];
+  verifyCallsByDrafted: number[];
+  /** The target's prompt prefill (cache cleared, prompt but its last token evaluated). */
+  targetPrefillMs: number;
+  /** The draft model's prompt prefill (0 for a model-free proposer). */
+  draftPrefillMs: number;
   wallMs: number;
 }
 
 export interface GreedyRun {
   tokens: number[];
   finishReason: 'stop' | 'length';
+  /** The prompt prefill, as in `SpeculativeRun`. */
+  prefillMs: number;
   wallMs: number;
 }
 
@@ -101,27 +112,40 @@ export class LlamaCppSpeculator {
     const { k, maxTokens } = options;
     const source = options.source ?? { draftIndex: 0 };
     const started = performance.now();
-    await this.reset(promptIds);
+    const targetPrefillMs = await this.reset(promptIds);
     if ('proposer' in source) {
       const session = await source.proposer.open(promptIds);
       try {
-        return await this.decodeWith(promptIds, { k, maxTokens, started, propose: modelFreeDrafter(session) });
+        const propose = modelFreeDrafter(session);
+        return await this.decodeWith(promptIds, { k, maxTokens, started, targetPrefillMs, propose });
       } finally {
         session.dispose();
       }
     }
     const loaded = this.drafts[source.draftIndex];
     if (!loaded) throw new RangeError(`no draft GGUF #${source.draftIndex} (${this.drafts.length} loaded)`);
-    await loaded.sequence.clearHistory();
-    if (promptIds.length > 1)
-      await loaded.sequence.evaluateWithoutGeneratingNewTokens(promptIds.slice(0, -1) as Token[]);
-    return this.decodeWith(promptIds, { k, maxTokens, started, propose: this.modelDrafter(loaded, promptIds) });
+    const draftPrefillMs = await prefill(loaded.sequence, promptIds);
+    return this.decodeWith(promptIds, {
+      k,
+      maxTokens,
+      started,
+      targetPrefillMs,
+      draftPrefillMs,
+      propose: this.modelDrafter(loaded, promptIds),
+    });
   }
 
   /** The loop itself: draft (through `propose`), verify in one batch, keep the agreeing prefix, roll back. */
   private async decodeWith(
     promptIds: readonly number[],
-    options: { k: number; maxTokens: number; started: number; propose: Drafter },
+    options: {
+      k: number;
+      maxTokens: number;
+      started: number;
+      targetPrefillMs: number;
+      draftPrefillMs?: number;
+      propose: Drafter;
+    },
   ): Promise<SpeculativeRun> {
     const { k, maxTokens, started, propose } = options;
     const target = this.target.sequence;
@@ -134,6 +158,10 @@ export class LlamaCppSpeculator {
       draftEvaluations: 0,
       draftMs: 0,
       targetMs: 0,
+      verifyMsByDrafted: new Array(k + 1).fill(0),
+      verifyCallsByDrafted: new Array(k + 1).fill(0),
+      targetPrefillMs: options.targetPrefillMs,
+      draftPrefillMs: options.draftPrefillMs ?? 0,
       wallMs: 0,
     };
     // Tokens the target has yet to evaluate (they are in the output or the prompt, not the cache).
@@ -152,7 +180,10 @@ export class LlamaCppSpeculator {
           i >= firstOutput ? [token, { generateNext: { token: true, options: { temperature: 0 } } }] : token,
         ),
       );
-      run.targetMs += performance.now() - targetStart;
+      const verifyMs = performance.now() - targetStart;
+      run.targetMs += verifyMs;
+      run.verifyMsByDrafted[drafts.length] += verifyMs;
+      run.verifyCallsByDrafted[drafts.length]++;
       run.steps++;
       run.drafted += drafts.length;
       const targetTokens = outputs.slice(firstOutput).map((output, i) => {
@@ -192,7 +223,7 @@ export class LlamaCppSpeculator {
   /** Plain greedy decoding of the target alone (node-llama-cpp's own evaluation loop). */
   async greedy(promptIds: readonly number[], options: { maxTokens: number }): Promise<GreedyRun> {
     const started = performance.now();
-    await this.reset(promptIds);
+    const prefillMs = await this.reset(promptIds);
     const tokens: number[] = [];
     let finishReason: GreedyRun['finishReason'] = 'length';
     if (options.maxTokens > 0) {
@@ -207,7 +238,7 @@ export class LlamaCppSpeculator {
         if (tokens.length >= options.maxTokens) break;
       }
     }
-    return { tokens, finishReason, wallMs: performance.now() - started };
+    return { tokens, finishReason, prefillMs, wallMs: performance.now() - started };
   }
 
   /** The engine's version, for reports: the llama.cpp release and how it was built. */
@@ -224,12 +255,10 @@ export class LlamaCppSpeculator {
     await this.llama.dispose();
   }
 
-  /** Clear the target's cache and evaluate the prompt but its last token. */
-  private async reset(promptIds: readonly number[]): Promise<void> {
+  /** Clear the target's cache and evaluate the prompt but its last token; returns the ms it took. */
+  private async reset(promptIds: readonly number[]): Promise<number> {
     if (promptIds.length === 0) throw new Error('speculative decoding needs a non-empty prompt (BOS at least)');
-    const sequence = this.target.sequence;
-    await sequence.clearHistory();
-    if (promptIds.length > 1) await sequence.evaluateWithoutGeneratingNewTokens(promptIds.slice(0, -1) as Token[]);
+    return prefill(this.target.sequence, promptIds);
   }
 
   /** A draft GGUF as a drafter: k greedy tokens, one evaluation each; its cache rolled back like the target's. */
@@ -276,6 +305,14 @@ export class LlamaCppSpeculator {
     if (token === undefined || token === null) throw new Error('llama.cpp gave no draft token');
     return token;
   }
+}
+
+/** Clear `sequence` and evaluate the prompt but its last token (the loop's first call feeds that one); ms taken. */
+async function prefill(sequence: LlamaContextSequence, promptIds: readonly number[]): Promise<number> {
+  const started = performance.now();
+  await sequence.clearHistory();
+  if (promptIds.length > 1) await sequence.evaluateWithoutGeneratingNewTokens(promptIds.slice(0, -1) as Token[]);
+  return performance.now() - started;
 }
 
 /** Where a decode's draft tokens come from; told after each verification what the target kept. */

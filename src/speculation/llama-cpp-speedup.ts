@@ -7,10 +7,13 @@
  * A configuration's speed-up in a round is the round's plain wall time over its own (both summed over
  * the prompts); the reported speed-up is the median over rounds, with the smallest and largest.
  * Every speculative output is compared with the plain output token for token: speculative decoding
- * that changes the output is a bug, reported as an error rather than a number.
+ * that changes the output is a bug, reported as an error rather than a number. Each round's timings are
+ * kept term by term (prefills, verifications by drafted length, drafting) for the cost model of
+ * loop-cost.ts, which predicts from costs paid in the same rounds.
  */
 import { RunError } from '../errors.js';
-import { LlamaCppSpeculator, type DraftSource } from './llama-cpp-loop.js';
+import { LlamaCppSpeculator, type DraftSource, type SpeculativeRun } from './llama-cpp-loop.js';
+import type { LoopTiming, PlainTiming } from './loop-cost.js';
 import type { Proposer } from './proposer.js';
 
 /** One proposer of draft tokens: a draft GGUF or a model-free method. */
@@ -55,6 +58,8 @@ export interface MeasuredConfiguration {
   draftMs: number;
   targetMs: number;
   wallMs: number;
+  /** What each timed round paid, term by term (summed over the prompts). */
+  rounds: LoopTiming[];
 }
 
 export interface LlamaCppSpeedup {
@@ -62,7 +67,7 @@ export interface LlamaCppSpeedup {
   engineVersion: string;
   /** Tokens each round generates (the same for plain and speculative: the outputs are equal). */
   tokens: number;
-  plain: { tokensPerSecond: Spread; wallMs: number };
+  plain: { tokensPerSecond: Spread; wallMs: number; rounds: PlainTiming[] };
   drafters: Array<{ name: string; byK: MeasuredConfiguration[] }>;
   /** The plain greedy continuation of each prompt. */
   outputs: number[][];
@@ -76,14 +81,32 @@ export function spread(values: readonly number[]): Spread {
   return { median, min: sorted[0], max: sorted[sorted.length - 1] };
 }
 
-interface Accumulator {
-  steps: number;
-  drafted: number;
-  accepted: number;
-  draftEvaluations: number;
-  draftMs: number[];
-  targetMs: number[];
-  wallMs: number[];
+/** A round's timing before any decoding: zeros, with room for verifications of 0..k drafts. */
+function emptyTiming(k: number): LoopTiming & { verifyMsByDrafted: number[]; verifyCallsByDrafted: number[] } {
+  return {
+    wallMs: 0,
+    targetPrefillMs: 0,
+    draftPrefillMs: 0,
+    draftMs: 0,
+    draftEvaluations: 0,
+    steps: 0,
+    verifyMsByDrafted: new Array(k + 1).fill(0),
+    verifyCallsByDrafted: new Array(k + 1).fill(0),
+  };
+}
+
+/** Add one decoding's timings into a round's. */
+function addRun(into: ReturnType<typeof emptyTiming>, run: SpeculativeRun): void {
+  into.wallMs += run.wallMs;
+  into.targetPrefillMs += run.targetPrefillMs;
+  into.draftPrefillMs += run.draftPrefillMs;
+  into.draftMs += run.draftMs;
+  into.draftEvaluations += run.draftEvaluations;
+  into.steps += run.steps;
+  run.verifyMsByDrafted.forEach((ms, d) => {
+    into.verifyMsByDrafted[d] += ms;
+    into.verifyCallsByDrafted[d] += run.verifyCallsByDrafted[d];
+  });
 }
 
 /** Time plain and speculative greedy decoding of `prompts`, interleaved (see the file comment). */
@@ -105,30 +128,21 @@ export async function measureLlamaCppSpeedup(options: LlamaCppSpeedupOptions): P
     let draftIndex = 0;
     for (const drafter of options.drafters)
       sources.push('gguf' in drafter ? { draftIndex: draftIndex++ } : { proposer: drafter.proposer });
-    const accumulators = options.drafters.map(() =>
-      kList.map(
-        (): Accumulator => ({
-          steps: 0,
-          drafted: 0,
-          accepted: 0,
-          draftEvaluations: 0,
-          draftMs: [],
-          targetMs: [],
-          wallMs: [],
-        }),
-      ),
-    );
-    const plainMs: number[] = [];
+    // [drafter][k index][timed round]; counts are the same every round (decoding is deterministic).
+    const timedRounds: LoopTiming[][][] = options.drafters.map(() => kList.map(() => []));
+    const plainRounds: PlainTiming[] = [];
+    let lastCounts: Array<Array<{ drafted: number; accepted: number }>> = [];
     let outputs: number[][] = [];
     for (let round = 0; round < warmupRuns + runs; round++) {
-      const timed = round >= warmupRuns;
-      let roundPlainMs = 0;
-      const roundMs = accumulators.map((byK) => byK.map(() => ({ draft: 0, target: 0, wall: 0 })));
-      const roundCounts = accumulators.map((byK) => byK.map(() => ({ steps: 0, drafted: 0, accepted: 0, evals: 0 })));
+      const plainRound: PlainTiming = { wallMs: 0, prefillMs: 0, tokens: 0 };
+      const roundTimings = options.drafters.map(() => kList.map((k) => emptyTiming(k)));
+      const roundCounts = options.drafters.map(() => kList.map(() => ({ drafted: 0, accepted: 0 })));
       const roundOutputs: number[][] = [];
       for (const [p, prompt] of prompts.entries()) {
         const plain = await speculator.greedy(prompt, { maxTokens });
-        roundPlainMs += plain.wallMs;
+        plainRound.wallMs += plain.wallMs;
+        plainRound.prefillMs += plain.prefillMs;
+        plainRound.tokens += plain.tokens.length;
         roundOutputs.push(plain.tokens);
         if (outputs.length > p && !sameTokens(outputs[p], plain.tokens))
           throw new RunError(
@@ -147,57 +161,44 @@ export async function measureLlamaCppSpeedup(options: LlamaCppSpeedupOptions): P
                 'E_SPECULATION_MISMATCH',
               );
             }
-            const ms = roundMs[d][i];
-            ms.draft += run.draftMs;
-            ms.target += run.targetMs;
-            ms.wall += run.wallMs;
-            const counts = roundCounts[d][i];
-            counts.steps += run.steps;
-            counts.drafted += run.drafted;
-            counts.accepted += run.accepted;
-            counts.evals += run.draftEvaluations;
+            addRun(roundTimings[d][i], run);
+            roundCounts[d][i].drafted += run.drafted;
+            roundCounts[d][i].accepted += run.accepted;
           }
         }
       }
       if (outputs.length === 0) outputs = roundOutputs;
-      if (!timed) continue;
-      plainMs.push(roundPlainMs);
-      accumulators.forEach((byK, d) =>
-        byK.forEach((acc, i) => {
-          acc.draftMs.push(roundMs[d][i].draft);
-          acc.targetMs.push(roundMs[d][i].target);
-          acc.wallMs.push(roundMs[d][i].wall);
-          Object.assign(acc, {
-            steps: roundCounts[d][i].steps,
-            drafted: roundCounts[d][i].drafted,
-            accepted: roundCounts[d][i].accepted,
-            draftEvaluations: roundCounts[d][i].evals,
-          });
-        }),
-      );
+      if (round < warmupRuns) continue;
+      plainRounds.push(plainRound);
+      roundTimings.forEach((byK, d) => byK.forEach((timing, i) => timedRounds[d][i].push(timing)));
+      lastCounts = roundCounts;
     }
     const tokens = outputs.reduce((n, o) => n + o.length, 0);
+    const plainMs = plainRounds.map((r) => r.wallMs);
     const perSecond = (ms: readonly number[]): Spread => spread(ms.map((m) => (tokens / m) * 1000));
     return {
       engineVersion: speculator.engineVersion,
       tokens,
-      plain: { tokensPerSecond: perSecond(plainMs), wallMs: spread(plainMs).median },
+      plain: { tokensPerSecond: perSecond(plainMs), wallMs: spread(plainMs).median, rounds: plainRounds },
       drafters: options.drafters.map((drafter, d) => ({
         name: drafter.name,
-        byK: kList.map((k, i) => {
-          const acc = accumulators[d][i];
+        byK: kList.map((k, i): MeasuredConfiguration => {
+          const rounds = timedRounds[d][i];
+          const wallMs = rounds.map((r) => r.wallMs);
+          const steps = rounds[0].steps;
           return {
             k,
-            steps: acc.steps,
-            drafted: acc.drafted,
-            accepted: acc.accepted,
-            draftEvaluations: acc.draftEvaluations,
-            tau: acc.steps > 0 ? tokens / acc.steps : 1,
-            tokensPerSecond: perSecond(acc.wallMs),
-            speedup: spread(acc.wallMs.map((ms, r) => plainMs[r] / ms)),
-            draftMs: spread(acc.draftMs).median,
-            targetMs: spread(acc.targetMs).median,
-            wallMs: spread(acc.wallMs).median,
+            steps,
+            drafted: lastCounts[d][i].drafted,
+            accepted: lastCounts[d][i].accepted,
+            draftEvaluations: rounds[0].draftEvaluations,
+            tau: steps > 0 ? tokens / steps : 1,
+            tokensPerSecond: perSecond(wallMs),
+            speedup: spread(wallMs.map((ms, r) => plainMs[r] / ms)),
+            draftMs: spread(rounds.map((r) => r.draftMs)).median,
+            targetMs: spread(rounds.map((r) => r.verifyMsByDrafted.reduce((a, b) => a + b, 0))).median,
+            wallMs: spread(wallMs).median,
+            rounds,
           };
         }),
       })),

@@ -304,13 +304,33 @@ describe.skipIf(!haveInputs)('fireopt eval --measure-speedup llama-cpp', () => {
     expect(measured.candidates[0].by_k[1].draft_cost_in_run).toBeGreaterThan(0);
     expect(measured.candidates[1].by_k[1].draft_cost_in_run).toBe(0);
     expect(measured.candidates[1].by_k[1].verify_cost_in_run).toBeGreaterThan(0);
-    // Predicted from this draft's measured c and v_k.
+    // Predicted from the cost phase: this draft's measured c and v_k.
     const draft = report.candidates[0];
     expect(draft.cost_ratio_source).toBe('measured');
     const k3 = measured.candidates[0].by_k[1];
     // Step by step (speedupFromCounts): a draft drafts k but at each completion's end, so τ / (k·c + v_k) nearly.
     const flat = k3.simulated_tau / (3 * draft.cost_ratio + (draft.verify_cost_by_k as number[])[2]);
-    expect(Math.abs(k3.predicted_speedup - flat) / flat).toBeLessThan(0.1);
+    expect(Math.abs(k3.predicted_speedup_cost_phase - flat) / flat).toBeLessThan(0.1);
+    // Predicted from the costs paid in the same round (one round here, so the medians are that round's terms):
+    // at k = 1 a step drafts 0 or 1 tokens, so the report alone gives P_target + P_draft + Σ_d n_d·(v_d + d·e + o).
+    const costs = measured.costs_in_run;
+    expect(costs.verify_ms_by_drafted).toHaveLength(4);
+    expect(costs.plain_step_ms).toBeGreaterThan(0);
+    const plainWallMs = (measured.tokens / measured.plain_tokens_per_second.median) * 1000;
+    for (const candidate of measured.candidates) {
+      const { draft_prefill_ms, draft_evaluation_ms, step_overhead_ms, cost_ratio } = candidate.costs_in_run;
+      expect(cost_ratio).toBeCloseTo(draft_evaluation_ms / costs.plain_step_ms, 9);
+      const k1 = candidate.by_k[0];
+      const [v0, v1] = costs.verify_ms_by_drafted;
+      const predictedMs =
+        costs.target_prefill_ms +
+        draft_prefill_ms +
+        (k1.steps - k1.drafted) * (v0 + step_overhead_ms) +
+        k1.drafted * (v1 + draft_evaluation_ms + step_overhead_ms);
+      expect(k1.predicted_speedup).toBeCloseTo(plainWallMs / predictedMs, 6);
+    }
+    expect(measured.candidates[0].costs_in_run.draft_evaluation_ms).toBeGreaterThan(0);
+    expect(measured.candidates[1].costs_in_run).toMatchObject({ draft_evaluation_ms: 0, draft_prefill_ms: 0 });
     const markdown = readFileSync(join(out, 'report.md'), 'utf8');
     expect(markdown).toContain('## Measured');
     expect(markdown).toContain('Every output equalled plain greedy decoding');

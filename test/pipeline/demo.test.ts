@@ -23,6 +23,10 @@ describe('fireopt demo', () => {
     expect(first.stdout).toMatch(/generic draft/);
     expect(first.stdout).toMatch(/prompt lookup \(model-free/);
     expect(first.stdout).toMatch(/expected speed-up/);
+    // Beside it, the speed-up measured in llama.cpp against the padded copy of the target, and its prediction.
+    expect(first.stdout).toMatch(/measured \(predicted\)/);
+    expect(first.stdout).toMatch(/adapted draft .* \d+\.\d\d× at k = [36] \(\d+\.\d\d×\)/);
+    expect(existsSync(join(out, 'measure-target.gguf'))).toBe(true);
     expect(first.stdout).toContain(join(out, 'run', '5-eval', 'data', 'report.md'));
     expect(existsSync(join(out, 'run', '5-eval', 'data', 'report.md'))).toBe(true);
     // the gate holds the adapted draft against suffix decoding too: promoted only if it is faster
@@ -42,6 +46,12 @@ describe('fireopt demo', () => {
       'prompt-lookup',
       'suffix',
     ]);
+    // Every candidate was measured (outputs equal to plain decoding, or the run would have failed).
+    for (const row of result.rows) {
+      expect(row.measured, row.name).not.toBeNull();
+      expect(row.measured?.speedup).toBeGreaterThan(0);
+      expect(row.measured?.predicted_speedup).toBeGreaterThan(0);
+    }
     // The point of the demo: the draft trained on this traffic beats the generic one on held-out data.
     const [adapted, generic] = result.rows;
     console.log(
@@ -51,5 +61,5 @@ describe('fireopt demo', () => {
     expect(adapted.hit_rate as number).toBeGreaterThan(generic.hit_rate as number);
     expect(adapted.acceptance_length).toBeGreaterThan(generic.acceptance_length);
     expect(adapted.speedup).toBeGreaterThan(generic.speedup);
-  }, 600_000); // two demo runs of 150 training steps per candidate (the second skips every stage)
+  }, 600_000); // two demo runs of 150 training steps per candidate and a measurement (the second skips every stage)
 });

@@ -1,6 +1,6 @@
 /** `fireopt demo`: the whole loop offline on the shipped demo target and traffic (the pipeline is imported lazily). */
 import type { Command } from 'commander';
-import { ExitStatus, UsageError } from '../../errors.js';
+import { UsageError } from '../../errors.js';
 import type { ContextGetter } from '../context.js';
 import { join } from 'node:path';
 import { claimOutputs } from '../../util/output.js';
@@ -43,6 +43,7 @@ export function register(program: Command, context: ContextGetter): void {
         outputs: [
           { path: join(flags.out, 'run'), kind: 'pipeline-run', option: '--out' },
           { path: join(flags.out, 'release'), kind: 'release', option: '--out' },
+          { path: join(flags.out, 'measure-target.gguf'), kind: 'gguf-file', option: '--out' },
         ],
         inputs: [],
       });

@@ -104,7 +104,10 @@ export function register(program: Command, context: ContextGetter): void {
       const { runEval } = await import('../../evaluate/index.js');
       const kept = 'no report written (an earlier report at the output path is untouched)';
       const { report, out } = await interruptible(ctx.io, { command: 'eval', kept, stageWatchesSignal: false }, () =>
-        runEval({ eval: settings, resolvedConfig: config }, { progress: ctx.progress, exportDraftGguf }),
+        runEval(
+          { eval: settings, resolvedConfig: config },
+          { progress: ctx.progress, exportDraftGguf: exportDraftGgufLazily },
+        ),
       );
       if (ctx.globals.json) {
         ctx.io.stdout(
@@ -127,6 +130,7 @@ export function register(program: Command, context: ContextGetter): void {
                   k: m.k,
                   speedup: m.speedup.median,
                   predicted_speedup: m.predicted_speedup,
+                  predicted_speedup_cost_phase: m.predicted_speedup_cost_phase,
                   tau: m.tau,
                   simulated_tau: m.simulated_tau,
                 })),
@@ -159,7 +163,8 @@ export function register(program: Command, context: ContextGetter): void {
           lines.push(
             `  ${c.name}: ${best.speedup.median.toFixed(2)}× at k = ${best.k} ` +
               `(${best.speedup.min.toFixed(2)}–${best.speedup.max.toFixed(2)}), predicted ` +
-              `${best.predicted_speedup.toFixed(2)}×, τ ${best.tau.toFixed(2)} ` +
+              `${best.predicted_speedup.toFixed(2)}× (${best.predicted_speedup_cost_phase.toFixed(2)}× from the cost ` +
+              `phase), τ ${best.tau.toFixed(2)} ` +
               `(simulated ${best.simulated_tau.toFixed(2)})`,
           );
         }
@@ -192,18 +197,8 @@ function defaultData(model: string, split: string, ctx: CommandContext): string 
   return recorded.targets;
 }
 
-/** `fireopt export`'s GGUF path for one draft (f32, checked against the target's vocabulary), quietly. */
-async function exportDraftGguf(draftDir: string, targetGguf: string, outDir: string): Promise<string> {
-  const { exportSchema, runExport } = await import('../../export/index.js');
-  const settings = exportSchema.parse({
-    model: draftDir,
-    out: outDir,
-    format: 'gguf',
-    dtype: 'f32',
-    target: targetGguf,
-    engines: ['llama-cpp'],
-  });
-  const result = await runExport({ export: settings, resolvedConfig: { export: settings } }, { progress: () => {} });
-  if (!result.gguf) throw new Error(`export of ${draftDir} wrote no GGUF`);
-  return result.gguf;
+/** `fireopt export`'s GGUF path for one draft, loaded only when a measurement needs it. */
+async function exportDraftGgufLazily(draftDir: string, targetGguf: string, outDir: string): Promise<string> {
+  const { exportDraftGguf } = await import('../../export/index.js');
+  return exportDraftGguf(draftDir, targetGguf, outDir);
 }
