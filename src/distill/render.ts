@@ -8,6 +8,7 @@ import { Template } from '@huggingface/jinja';
 import { InputError, describeError } from '../errors.js';
 import type { TraceMessage, TraceRow } from '../formats/traces-schema.js';
 import type { ChatMessage } from '../targets/engine.js';
+import { endOfGenerationIds } from '../tokenizer/end-of-generation.js';
 import type { Tokenizer } from '../tokenizer/tokenizer.js';
 
 export interface RenderedPrompt {
@@ -34,6 +35,7 @@ interface TemplateMessage {
 /** Renders prompts (and prompt + completion) for one target tokenizer and template. */
 export class PromptRenderer {
   private readonly template?: Template;
+  private endIds?: Set<number>;
 
   constructor(
     private readonly tokenizer: Tokenizer,
@@ -89,7 +91,14 @@ export class PromptRenderer {
     }
     let split = 0;
     while (split < promptIds.length && split < fullIds.length && promptIds[split] === fullIds[split]) split++;
-    const completionTokenIds = fullIds.slice(split);
+    let completionTokenIds = fullIds.slice(split);
+    if (this.template) {
+      // The target stops at its end-of-turn token: what a template writes after it (a newline, the next
+      // turn's header — Llama-3's first template always appends one) is never generated, so never trained on.
+      this.endIds ??= endOfGenerationIds({ tokens: this.tokenizer.pieces(), eosId: this.tokenizer.eosId });
+      const end = completionTokenIds.findIndex((id) => this.endIds?.has(id));
+      if (end >= 0) completionTokenIds = completionTokenIds.slice(0, end + 1);
+    }
     if (trailingEos) completionTokenIds.push(this.tokenizer.eosId as number);
     if (completionTokenIds.length === 0) throw new InputError(`row ${row.id}: the completion renders to no tokens`);
     return {

