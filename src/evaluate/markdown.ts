@@ -223,8 +223,9 @@ function costModelLine(measured: NonNullable<EvalReport['measured']>): string {
   const perDrafter = measured.candidates
     .map(
       (c) =>
-        `${c.name}: e = ${fixed(c.costs_in_run.draft_evaluation_ms, 2)} ms (c = ${fixed(c.costs_in_run.cost_ratio, 3)}), ` +
-        `o = ${fixed(c.costs_in_run.step_overhead_ms, 2)} ms, P_draft = ${fixed(c.costs_in_run.draft_prefill_ms, 1)} ms`,
+        `${c.name}: e = ${fixed(c.costs_in_run.draft_evaluation_ms, 2)} ms ` +
+        `(c = ${fixed(c.costs_in_run.cost_ratio, 3)}), o = ${fixed(c.costs_in_run.step_overhead_ms, 2)} ms, ` +
+        `P_draft = ${fixed(c.costs_in_run.draft_prefill_ms, 1)} ms`,
     )
     .join('; ');
   return (

