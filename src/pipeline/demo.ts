@@ -173,7 +173,11 @@ export function demoTable(result: DemoResult): string {
       : '–',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [
     line(header),
     widths.map((w) => '-'.repeat(w)).join('  '),
