@@ -20,7 +20,15 @@ export interface TargetsProvenance {
   chat_template_sha256: string | null;
   /** The distill settings that change a row's outputs. */
   distill: Record<string, unknown>;
+  /**
+   * How `score` and `traces` rows become token ids, raised when that changes (2: a completion ends at its
+   * first end-of-generation token), so earlier rows are not reused; absent for `regenerate`.
+   */
+  rendering?: number;
 }
+
+/** The current `rendering` of score and traces rows. */
+const RENDERING = 2;
 
 // Settings that pace the run, name paths or choose which rows run: they never change a row's outputs.
 const DISTILL_NEUTRAL_KEYS = ['dataset', 'out', 'concurrency', 'chunk_rows', 'max_failures', 'limit', 'splits'];
@@ -68,6 +76,7 @@ export function targetsProvenance(parts: {
     chat_template_sha256:
       parts.chatTemplate === undefined ? null : createHash('sha256').update(parts.chatTemplate).digest('hex'),
     distill: without(parts.distill, DISTILL_NEUTRAL_KEYS),
+    ...(parts.distill.mode === 'regenerate' ? {} : { rendering: RENDERING }),
   };
 }
 

@@ -3,7 +3,7 @@
  * prompts from real ShareGPT and Taskmaster-4 traces, through the CLI as users run it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { Template } from '@huggingface/jinja';
@@ -394,5 +394,28 @@ describe.skipIf(!haveInputs || !haveShared(LLAMA3_OUTPUTS))('fireopt distill --m
       const reply = llama3Tokenizer.decode(row.completion_token_ids.slice(0, -1));
       expect(outputs.some((o) => o.output.trim() === reply)).toBe(true);
     }
+
+    // Targets rendered before that rule (no `rendering` in their provenance) are not reused: every row again.
+    const manifestPath = join(out, 'manifest.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    expect(manifest.provenance.rendering).toBe(2);
+    const older = join(work, 'llama3-targets-older');
+    cpSync(out, older, { recursive: true });
+    delete manifest.provenance.rendering;
+    writeFileSync(join(older, 'manifest.json'), JSON.stringify(manifest));
+    const reuse = await runCli([
+      'distill',
+      dataset,
+      '--out',
+      join(work, 'llama3-reuse'),
+      '--mode',
+      'traces',
+      '--tokenizer',
+      llama3,
+      '--reuse',
+      older,
+    ]);
+    expect(reuse.code, reuse.stderr).toBe(0);
+    expect(reuse.stdout + reuse.stderr).toMatch(/0 of 8 rows reused: re-distilling every row: .*rendering: unset → 2/);
   });
 });
