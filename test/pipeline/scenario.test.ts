@@ -209,19 +209,9 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
     'fireopt drift: Taskmaster-4 dialogues drift from the ' + 'AlpacaEval-trained draft; its own traffic does not',
     async () => {
       const release = join(work, 'blocked', 'release');
-      const fresh = await runCli([
-        '--json',
-        '--quiet',
-        '-c',
-        config,
-        'drift',
-        '--model',
-        release,
-        '--traces',
-        join(work, 'coffee.jsonl'),
-        '--out',
-        join(work, 'drift-coffee'),
-      ]);
+      const drift = (traces: string, out: string) =>
+        runCli(['--json', '--quiet', '-c', config, 'drift', '--model', release, '--traces', traces, '--out', out]);
+      const fresh = await drift(join(work, 'coffee.jsonl'), join(work, 'drift-coffee'));
       expect(fresh.code, fresh.stderr).toBe(3);
       const drifted = JSON.parse(fresh.stdout) as DriftResult;
       expect(drifted.outcome).toBe('retraining-due');
@@ -229,19 +219,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512, ...PIPELINE_TRACES))('fireopt r
       expect(drifted.relative_drop).toBeGreaterThan(0.1);
       expect(drifted.recorded.source).toBe(join(release, 'promotion.json'));
 
-      const same = await runCli([
-        '--json',
-        '--quiet',
-        '-c',
-        config,
-        'drift',
-        '--model',
-        release,
-        '--traces',
-        join(work, 'alpaca.jsonl'),
-        '--out',
-        join(work, 'drift-alpaca'),
-      ]);
+      const same = await drift(join(work, 'alpaca.jsonl'), join(work, 'drift-alpaca'));
       expect(same.code, same.stderr).toBe(0);
       const steady = JSON.parse(same.stdout) as DriftResult;
       expect(steady.outcome).toBe('not-due');

@@ -18,7 +18,7 @@ import { readLlama2cTokenizer } from '../../src/formats/llama2c-tokenizer.js';
 import { LlamaCppSpeculator } from '../../src/speculation/llama-cpp-loop.js';
 import type { TrainSummary } from '../../src/train/index.js';
 import { parameterCount } from '../../src/train/search.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
 import { haveShared, STORIES_TARGETS, tok512 } from '../helpers/shared.js';
 import { writeStoriesGguf, type StoriesGguf } from '../targets/stories-gguf.js';
 import { makeStoriesTargets, type StoriesTargets } from './stories-targets.js';
@@ -46,6 +46,11 @@ const QUICK = [
 let data: StoriesTargets;
 let target: StoriesGguf;
 
+/** `fireopt train` of the stories targets against the stories260K GGUF: `options` (global flags, `--set`s) first. */
+function trainOnStories(out: string, options: string[], extra: string[] = []): Promise<CliResult> {
+  return runCli([...options, 'train', data.targets, '--out', out, '--target-model', target.path, ...extra]);
+}
+
 beforeAll(async () => {
   await initBackend('wasm');
   data = await makeStoriesTargets(96, 48);
@@ -60,7 +65,7 @@ afterAll(() => {
 describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that start from the target', () => {
   it('target-layers with every layer is the target: its untrained greedy ' +
     "predictions are the target's own", async () => {
-    const result = await runCli([
+    const result = await trainOnStories(join(data.work, 'whole'), [
       '--json',
       '--quiet',
       ...QUICK,
@@ -77,12 +82,6 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       'train.max_steps=1',
       '--set',
       'eval.cost.engine=given',
-      'train',
-      data.targets,
-      '--out',
-      join(data.work, 'whole'),
-      '--target-model',
-      target.path,
     ]);
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout) as TrainSummary;
@@ -93,7 +92,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
   it("target-layers: the target's first block, narrowed, trains and exports " +
     'to a GGUF llama.cpp decodes alike', async () => {
     const out = join(data.work, 'cut');
-    const result = await runCli([
+    const result = await trainOnStories(out, [
       '--json',
       '--quiet',
       ...QUICK,
@@ -105,12 +104,6 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       'train.model={n_layers: 1, hidden_dim: 96}',
       '--set',
       'train.max_steps=40',
-      'train',
-      data.targets,
-      '--out',
-      out,
-      '--target-model',
-      target.path,
     ]);
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout) as TrainSummary;
@@ -160,7 +153,7 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
   }, 120_000);
 
   it('a cut the target cannot give is a config error naming the key and the limit', async () => {
-    const result = await runCli([
+    const result = await trainOnStories(join(data.work, 'bad-cut'), [
       ...QUICK,
       '--set',
       'train.select=off',
@@ -168,16 +161,10 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       'train.init=target-layers',
       '--set',
       'train.model={n_layers: 9}',
-      'train',
-      data.targets,
-      '--out',
-      join(data.work, 'bad-cut'),
-      '--target-model',
-      target.path,
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('train.model.n_layers 9: the target has 5 layers (keep 1 to 5)');
-    const missing = await runCli([
+    const missing = await trainOnStories(join(data.work, 'bad-cut-2'), [
       ...QUICK,
       '--set',
       'train.select=off',
@@ -185,12 +172,6 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       'train.init=target-layers',
       '--set',
       'train.model={dim: 32}',
-      'train',
-      data.targets,
-      '--out',
-      join(data.work, 'bad-cut-2'),
-      '--target-model',
-      target.path,
     ]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("train.model.dim 32: target-layers keeps the target's dim (64)");
@@ -199,21 +180,11 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
 
   it('automatic selection: candidates sized to the target, c measured, a verdict the exit status follows', async () => {
     const out = join(data.work, 'sized');
-    const result = await runCli([
-      '--json',
-      '--quiet',
-      ...QUICK,
-      '--set',
-      'train.search.learning_rates=[0.005]',
-      'train',
-      data.targets,
-      '--out',
+    const result = await trainOnStories(
       out,
-      '--time-budget',
-      '6',
-      '--target-model',
-      target.path,
-    ]);
+      ['--json', '--quiet', ...QUICK, '--set', 'train.search.learning_rates=[0.005]'],
+      ['--time-budget', '6'],
+    );
     expect([0, 3], result.stderr).toContain(result.code);
     const summary = JSON.parse(result.stdout) as TrainSummary;
     expect(result.code).toBe(summary.outcome === 'draft-wins' ? 0 : 3);
@@ -244,16 +215,10 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
   }, 120_000);
 
   it('refuses a searched draft of half the target or more', async () => {
-    const result = await runCli([
+    const result = await trainOnStories(join(data.work, 'too-large'), [
       ...QUICK,
       '--set',
       'train.search.models=[{preset: draft-tiny}]',
-      'train',
-      data.targets,
-      '--out',
-      join(data.work, 'too-large'),
-      '--target-model',
-      target.path,
     ]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('a draft of half the target or more cannot speed it up');
@@ -283,19 +248,13 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       '--set',
       'eval.cost.engine=given',
     ];
-    const result = await runCli([
+    const result = await trainOnStories(join(data.work, 'pretrained-run'), [
       '--json',
       '--quiet',
       ...QUICK,
       ...tiny,
       '--set',
       `train.init_from=${path}`,
-      'train',
-      data.targets,
-      '--out',
-      join(data.work, 'pretrained-run'),
-      '--target-model',
-      target.path,
     ]);
     expect(result.code, result.stderr).toBe(0);
     const checkpoint = readDraftCheckpoint((JSON.parse(result.stdout) as TrainSummary).draft);
@@ -313,19 +272,13 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     [swapped.tokens[300], swapped.tokens[301]] = [swapped.tokens[301], swapped.tokens[300]];
     const otherPath = join(data.work, 'pretrained-other-vocab.gguf');
     writeLlamaGguf(otherPath, pretrained, swapped, { name: 'small-pretrained-other' });
-    const refused = await runCli([
+    const refused = await trainOnStories(join(data.work, 'pretrained-refused'), [
       ...QUICK,
       ...tiny,
       '--set',
       'train.init=pretrained',
       '--set',
       `train.init_from=${otherPath}`,
-      'train',
-      data.targets,
-      '--out',
-      join(data.work, 'pretrained-refused'),
-      '--target-model',
-      target.path,
     ]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain(`the tokenizer of the pretrained model ${otherPath} differs`);
