@@ -255,16 +255,25 @@ export class LlamaModel {
    * Intermediate tensors are freed; the caller owns the result.
    */
   forward(tokenIds: tf.Tensor2D): tf.Tensor3D {
+    const [B, T] = tokenIds.shape;
+    return tf.tidy(() => tf.reshape(this.head(this.hidden(tokenIds)), [B, T, this.config.vocabSize]) as tf.Tensor3D);
+  }
+
+  /**
+   * The forward pass up to the output head: tokenIds [B, T] → the final-normed states [B·T, C], which
+   * `head` turns into logits. Scoring projects only the positions it reads, a few at a time, so that
+   * a long row with a large vocabulary never holds all its logits at once. The caller owns the result.
+   */
+  hidden(tokenIds: tf.Tensor2D): tf.Tensor2D {
     this.assertAlive();
     const [B, T] = tokenIds.shape;
-    const { nHeads: H, nKvHeads: KV, normEps, vocabSize: V } = this.config;
+    const { nHeads: H, nKvHeads: KV, normEps } = this.config;
     return tf.tidy(() => {
       let x = tf.gather(this.params.tokenEmbedding, tf.reshape(tokenIds, [B * T])) as tf.Tensor2D; // [B·T, C]
       const [cos, sin] = this.rope(0, T); // [T, 1, D]
       const mask = causalMask(T, 0, H / KV); // [R·T, T]
       for (const p of this.params.layers) x = this.block(x, p, { batch: B, time: T, cos, sin, mask, cache: null }).x;
-      const final = rmsNorm(x, this.params.finalNorm, normEps) as tf.Tensor2D; // [B·T, C]
-      return tf.reshape(this.head(final), [B, T, V]) as tf.Tensor3D;
+      return rmsNorm(x, this.params.finalNorm, normEps) as tf.Tensor2D; // [B·T, C]
     });
   }
 

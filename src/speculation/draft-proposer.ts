@@ -167,6 +167,8 @@ export interface TeacherForcedOptions {
   tokensPerBatch: number;
   /** Also give the draft's log-probability of each completion token (train's held-out cross-entropy). */
   completionLogprobs?: boolean;
+  /** Most positions the output head projects at once (default: 2^25 / vocabulary size, 128 MiB of logits). */
+  positionsPerHead?: number;
 }
 
 /**
@@ -181,11 +183,9 @@ export async function teacherForcedDraft(
 ): Promise<TeacherForcedOutput[]> {
   // Input sequence: prompt + completion[0..N−1); position promptLength − 1 + t predicts completion[t].
   const lengths = inputs.map((input) => input.promptIds.length + Math.max(0, input.completionIds.length - 1));
-  // The logits of one pass are batch × length × V floats: keep them within 2^25 (128 MiB).
-  const tokensPerBatch = Math.max(
-    1,
-    Math.min(options.tokensPerBatch, Math.floor(2 ** 25 / draft.model.config.vocabSize)),
-  );
+  const tokensPerBatch = Math.max(1, options.tokensPerBatch);
+  // The head's logits are positions × V floats: keep each projection within 2^25 (128 MiB).
+  const positionsPerHead = Math.max(1, options.positionsPerHead ?? Math.floor(2 ** 25 / draft.model.config.vocabSize));
   const order = inputs.map((_, i) => i).sort((a, b) => lengths[a] - lengths[b]);
   const results = new Array<TeacherForcedOutput>(inputs.length);
   let start = 0;
@@ -198,6 +198,7 @@ export async function teacherForcedDraft(
       group.map((i) => inputs[i]),
       lengths[order[end - 1]],
       options.completionLogprobs ?? false,
+      positionsPerHead,
     );
     group.forEach((inputIndex, j) => (results[inputIndex] = scored[j]));
     start = end;
@@ -247,11 +248,16 @@ async function scoreGroup(
   group: readonly TeacherForcedInput[],
   paddedLength: number,
   withCompletionLogprobs: boolean,
+  positionsPerHead: number,
 ): Promise<TeacherForcedOutput[]> {
   const B = group.length;
   const T = Math.max(1, paddedLength);
   const V = draft.model.config.vocabSize;
   const ids = new Int32Array(B * T);
+  // The positions whose next-token distribution is read (row b's completion: its flat positions
+  // b·T + base + t), numbered in order; `first[b]` is row b's first.
+  const positions: number[] = [];
+  const first: number[] = [];
   group.forEach((input, b) => {
     if (input.promptIds.length === 0) throw new Error('teacher forcing needs a non-empty prompt (BOS at least)');
     const sequence = [
@@ -259,75 +265,108 @@ async function scoreGroup(
       ...draft.toDraftIds(Array.prototype.slice.call(input.completionIds, 0, -1) as number[]),
     ];
     ids.set(sequence, b * T);
+    first.push(positions.length);
+    const base = input.promptIds.length - 1;
+    for (let t = 0; t < input.completionIds.length; t++) positions.push(b * T + base + t);
   });
-  // Where the draft's q is needed: (flat logits index, position) pairs for each target top-k id.
-  const gatherIndices: number[] = [];
+  // Where the draft's q is needed: (position number, draft row) pairs for each target top-k id, then
+  // the logit of each completion token (row 0 stands in where the draft lacks it: read as NaN).
+  const pairPositions: number[] = [];
+  const pairRows: number[] = [];
+  const pair = (position: number, targetId: number) => {
+    const row = draft.draftRowOf(targetId);
+    pairPositions.push(position);
+    pairRows.push(row < 0 ? 0 : row);
+  };
   group.forEach((input, b) => {
     const K = input.topK ?? 0;
     if (!K || !input.topIds || !input.topLogprobs) return;
-    const base = input.promptIds.length - 1;
-    for (let t = 0; t < input.completionIds.length; t++) {
-      for (let j = 0; j < K; j++) {
-        const row = draft.draftRowOf(input.topIds[t * K + j]);
-        gatherIndices.push(row < 0 ? 0 : (b * T + base + t) * V + row);
-      }
-    }
+    for (let t = 0; t < input.completionIds.length; t++)
+      for (let j = 0; j < K; j++) pair(first[b] + t, input.topIds[t * K + j]);
   });
-  // Then the logit of each completion token (row 0 stands in where the draft lacks it: read as NaN).
-  const completionStart = gatherIndices.length;
+  const completionStart = pairPositions.length;
   if (withCompletionLogprobs)
     group.forEach((input, b) => {
-      const base = input.promptIds.length - 1;
-      for (let t = 0; t < input.completionIds.length; t++) {
-        const row = draft.draftRowOf(input.completionIds[t]);
-        gatherIndices.push(row < 0 ? 0 : (b * T + base + t) * V + row);
-      }
+      for (let t = 0; t < input.completionIds.length; t++) pair(first[b] + t, input.completionIds[t]);
     });
-  const kept = tf.tidy(() => {
-    const logits = draft.model.forward(tf.tensor2d(ids, [B, T], 'int32')); // [B, T, V]
-    const best = tf.argMax(logits, -1); // [B, T]
-    if (!gatherIndices.length) return { best };
-    const logSumExp = tf.logSumExp(logits, -1); // [B, T]
-    const gathered = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(gatherIndices, 'int32')); // [pairs]
-    return { best, logSumExp, gathered };
-  });
-  const argmaxTensor = kept.best;
-  const logSumExpTensor = 'logSumExp' in kept ? kept.logSumExp : undefined;
-  const gatheredTensor = 'gathered' in kept ? kept.gathered : undefined;
+  const needLogSumExp = pairPositions.length > 0;
+  // The head projects `positionsPerHead` positions at a time: their logits are all it ever holds.
+  const chunks: Array<{ best: tf.Tensor; logSumExp?: tf.Tensor; gathered?: tf.Tensor; pairs: number[] }> = [];
   try {
-    // The three results read together, asynchronously (the only way the webgpu backend reads under Node).
-    const [best, logSumExp, gathered] = await Promise.all([
-      argmaxTensor.data<'int32'>(),
-      logSumExpTensor?.data<'float32'>(),
-      gatheredTensor?.data<'float32'>(),
-    ]);
+    const hidden = tf.tidy(() => {
+      const states = draft.model.hidden(tf.tensor2d(ids, [B, T], 'int32')); // [B·T, C]
+      return tf.gather(states, tf.tensor1d(positions, 'int32')) as tf.Tensor2D; // [positions, C]
+    });
+    try {
+      for (let start = 0; start < positions.length; start += positionsPerHead) {
+        const count = Math.min(positionsPerHead, positions.length - start);
+        const pairs: number[] = [];
+        const flat: number[] = [];
+        for (let i = 0; i < pairPositions.length; i++) {
+          const local = pairPositions[i] - start;
+          if (local < 0 || local >= count) continue;
+          pairs.push(i);
+          flat.push(local * V + pairRows[i]);
+        }
+        chunks.push(
+          tf.tidy(() => {
+            const logits = draft.model.head(tf.slice(hidden, [start, 0], [count, -1])); // [count, V]
+            const best = tf.argMax(logits, -1);
+            if (!needLogSumExp) return { best, pairs };
+            const logSumExp = tf.logSumExp(logits, -1);
+            if (!flat.length) return { best, logSumExp, pairs };
+            const gathered = tf.gather(tf.reshape(logits, [-1]), tf.tensor1d(flat, 'int32'));
+            return { best, logSumExp, gathered, pairs };
+          }),
+        );
+      }
+    } finally {
+      hidden.dispose();
+    }
+    // Every result read together, asynchronously (the only way the webgpu backend reads under Node).
+    const read = await Promise.all(
+      chunks.map((chunk) =>
+        Promise.all([
+          chunk.best.data<'int32'>(),
+          chunk.logSumExp?.data<'float32'>(),
+          chunk.gathered?.data<'float32'>(),
+        ]),
+      ),
+    );
+    const best = new Int32Array(positions.length);
+    const logSumExp = needLogSumExp ? new Float32Array(positions.length) : undefined;
+    const gathered = needLogSumExp ? new Float32Array(pairPositions.length) : undefined;
+    read.forEach(([chunkBest, chunkLogSumExp, chunkGathered], c) => {
+      const offset = c * positionsPerHead;
+      best.set(chunkBest, offset);
+      if (logSumExp && chunkLogSumExp) logSumExp.set(chunkLogSumExp, offset);
+      if (gathered && chunkGathered) chunks[c].pairs.forEach((i, j) => (gathered[i] = chunkGathered[j]));
+    });
     let cursor = 0;
     let completionCursor = completionStart;
     return group.map((input, b) => {
       const n = input.completionIds.length;
-      const base = input.promptIds.length - 1;
+      const at = first[b];
       const predicted = new Int32Array(n);
-      for (let t = 0; t < n; t++) predicted[t] = draft.toTargetId(best[b * T + base + t]);
+      for (let t = 0; t < n; t++) predicted[t] = draft.toTargetId(best[at + t]);
       let completionLogprobs: Float32Array | undefined;
       if (withCompletionLogprobs && logSumExp && gathered) {
         completionLogprobs = new Float32Array(n);
         for (let t = 0; t < n; t++, completionCursor++)
           completionLogprobs[t] =
-            draft.draftRowOf(input.completionIds[t]) < 0
-              ? Number.NaN
-              : gathered[completionCursor] - logSumExp[b * T + base + t];
+            draft.draftRowOf(input.completionIds[t]) < 0 ? Number.NaN : gathered[completionCursor] - logSumExp[at + t];
       }
       const K = input.topK ?? 0;
       if (!K || !input.topIds || !input.topLogprobs || !logSumExp || !gathered)
         return { predicted, ...(completionLogprobs && { completionLogprobs }) };
       const sampling: SamplingAcceptanceBounds[] = [];
       for (let t = 0; t < n; t++) {
-        const lse = logSumExp[b * T + base + t];
-        const first = cursor;
+        const lse = logSumExp[at + t];
+        const pairStart = cursor;
         sampling.push(
           samplingAcceptance(input.topIds, input.topLogprobs, t * K, K, (targetId) => {
             const j = positionOf(input.topIds as ArrayLike<number>, t * K, K, targetId);
-            return draft.draftRowOf(targetId) < 0 ? 0 : Math.exp(gathered[first + j] - lse);
+            return draft.draftRowOf(targetId) < 0 ? 0 : Math.exp(gathered[pairStart + j] - lse);
           }),
         );
         cursor += K;
@@ -335,9 +374,11 @@ async function scoreGroup(
       return { predicted, sampling, ...(completionLogprobs && { completionLogprobs }) };
     });
   } finally {
-    argmaxTensor.dispose();
-    logSumExpTensor?.dispose();
-    gatheredTensor?.dispose();
+    for (const chunk of chunks) {
+      chunk.best.dispose();
+      chunk.logSumExp?.dispose();
+      chunk.gathered?.dispose();
+    }
   }
 }
 

@@ -13,7 +13,12 @@ import {
   randomWeights,
   SeededRandom,
 } from '../../src/model/index.js';
-import { DraftModel, matchesFromTeacherForcing, scoreDraftRows } from '../../src/speculation/index.js';
+import {
+  DraftModel,
+  matchesFromTeacherForcing,
+  samplingAcceptance,
+  scoreDraftRows,
+} from '../../src/speculation/index.js';
 
 const TARGET_VOCAB = 64;
 const DRAFT_ROWS = 48; // the draft predicts target ids 0..47; 48..63 are outside its vocabulary
@@ -34,13 +39,29 @@ describe('scoreDraftRows', () => {
     const draftToTarget = Int32Array.from({ length: DRAFT_ROWS }, (_, i) => i);
     const draft = new DraftModel(model, draftToTarget, TARGET_VOCAB, 0);
     const random = new SeededRandom(3);
+    // The target's top-2 at each position: its token (p 0.6) and another id (p 0.3), some outside the draft's rows.
+    const withTopTwo = (row: { prompt_token_ids: number[]; completion_token_ids: number[] }) => ({
+      ...row,
+      top_k: 2,
+      top_ids: row.completion_token_ids.flatMap((id) => [id, randomIds(random, 1)[0]]),
+      top_logprobs: row.completion_token_ids.flatMap(() => [Math.log(0.6), Math.log(0.3)]),
+    });
     const rows = [
       { prompt_token_ids: [1, ...randomIds(random, 5)], completion_token_ids: randomIds(random, 2 * CONTEXT) },
       { prompt_token_ids: [1], completion_token_ids: randomIds(random, 7) },
       { prompt_token_ids: [1, ...randomIds(random, 3)], completion_token_ids: randomIds(random, 12) },
-    ];
+    ].map(withTopTwo);
     try {
-      const scored = await scoreDraftRows(draft, rows, { tokensPerBatch: 40, completionLogprobs: true });
+      // The head projects every position of a pass at once, or 5 positions at a time (as a large vocabulary
+      // makes it do): the same scores either way.
+      const whole = await scoreDraftRows(draft, rows, { tokensPerBatch: 40, completionLogprobs: true });
+      const chunked = await scoreDraftRows(draft, rows, {
+        tokensPerBatch: 40,
+        completionLogprobs: true,
+        positionsPerHead: 5,
+      });
+      expect(chunked).toEqual(whole);
+      const scored = whole;
       for (const [r, row] of rows.entries()) {
         const { predicted, completionLogprobs, matches } = scored[r];
         const n = row.completion_token_ids.length;
@@ -60,6 +81,12 @@ describe('scoreDraftRows', () => {
           const token = row.completion_token_ids[t];
           if (token < DRAFT_ROWS) expect(completionLogprobs?.[t]).toBeCloseTo(logprobs[at + token], 4);
           else expect(completionLogprobs?.[t]).toBeNaN();
+          // Sampling acceptance from the same q, 0 where the draft lacks the id.
+          const q = (id: number) => (id < DRAFT_ROWS ? Math.exp(logprobs[at + id]) : 0);
+          const expected = samplingAcceptance(row.top_ids, row.top_logprobs, t * 2, 2, q);
+          const bounds = scored[r].sampling?.[t];
+          expect(bounds?.lower).toBeCloseTo(expected.lower, 5);
+          expect(bounds?.upper).toBeCloseTo(expected.upper, 5);
         }
         expect(matches).toEqual(matchesFromTeacherForcing(row.completion_token_ids, predicted));
       }
