@@ -311,6 +311,37 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine over a fleet of
     expect(other.delivered.size).toBe(2); // the identity check only: model list and probe completion
   });
 
+  it('checks a replica that went out mid-run again: restarted serving another model, it gets no more rows', async () => {
+    const [first, healthy] = [await proxy(servers[0]), await proxy(servers[1])];
+    const port = Number(new URL(first.url).port);
+    const changes: ReplicaChange[] = [];
+    const engine = await OpenAiEngine.open(fleetConfig([first.url, healthy.url], { max_retries: 3 }), {
+      onReplicaChange: (change) => changes.push(change),
+    });
+    engines.push(engine);
+    const before = await generateAll(engine);
+    expectSameTokens(before.results, before.expected);
+    const servedBefore = engine.replicaStats()[0].requests;
+    expect(servedBefore).toBeGreaterThan(0);
+
+    // A rolling update: the replica goes down, then comes back at its address serving another model.
+    await first.close();
+    const during = await generateAll(engine);
+    expectSameTokens(during.results, during.expected);
+    expect(changes).toContainEqual(expect.objectContaining({ baseUrl: `${first.url}/v1`, state: 'out' }));
+    const other = await proxy(await serve('stories-other'), { port });
+    await until(() => changes.some((change) => change.reason?.includes('kept out')));
+    expect(changes.at(-1)?.reason).toBe(
+      `target.base_urls[0]: ${first.url}/v1 does not serve stories260K (its /models lists stories-other); ` +
+        'kept out for the rest of the run',
+    );
+    const after = await generateAll(engine);
+    expectSameTokens(after.results, after.expected);
+    expect(engine.replicaStats()[0].requests).toBe(servedBefore);
+    expect(other.delivered.size).toBe(2); // the identity check only: model list and probe completion
+    expect(changes.some((change) => change.state === 'in')).toBe(false);
+  });
+
   it('does not open when no replica can be reached for the identity check', async () => {
     const urls = [`http://127.0.0.1:${await refusedPort()}`, `http://127.0.0.1:${await refusedPort()}`];
     const opening = OpenAiEngine.open(fleetConfig(urls, { max_retries: 1 }));

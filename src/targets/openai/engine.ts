@@ -53,6 +53,8 @@ export class OpenAiEngine implements TargetEngine {
   private readonly http: HttpClient;
   /** Ends the background identity checks of held-out replicas. */
   private readonly closing = new AbortController();
+  /** Replicas whose background identity check is running. */
+  private readonly readmitting = new Set<number>();
 
   /**
    * The engine, once every replica of a fleet has passed the identity check (a single server is
@@ -129,6 +131,8 @@ export class OpenAiEngine implements TargetEngine {
       this.http.holdOut(index, `the identity check could not reach it (${reason}); held out until it passes`);
       void this.readmit(index, reference);
     });
+    // A replica that goes out mid-run (restarted, redeployed) is checked again before it serves another row.
+    this.http.onOutOfService = (index) => void this.readmit(index, reference);
   }
 
   /** Why `answer` (of replica `index`) shows another model than the reference replica's, if it does. */
@@ -161,26 +165,33 @@ export class OpenAiEngine implements TargetEngine {
   /**
    * Check a held-out replica again (each round its own retries, then retry_max_delay_ms) until it
    * answers: admitted when it matches the reference, kept out for the rest of the run when it does not.
+   * The same for a replica that went out of service mid-run.
    */
   private async readmit(index: number, reference: { index: number; answer: ProbeAnswer }): Promise<void> {
-    while (!this.closing.signal.aborted) {
-      await sleep(this.config.retry_max_delay_ms, this.closing.signal);
-      if (this.closing.signal.aborted) return;
-      let answer: ProbeAnswer;
-      try {
-        answer = await this.probeReplica(index);
-      } catch {
-        continue; // still unreachable (or closing): the next round decides
+    if (this.readmitting.has(index)) return;
+    this.readmitting.add(index);
+    try {
+      while (!this.closing.signal.aborted) {
+        await sleep(this.config.retry_max_delay_ms, this.closing.signal, true);
+        if (this.closing.signal.aborted) return;
+        let answer: ProbeAnswer;
+        try {
+          answer = await this.probeReplica(index);
+        } catch {
+          continue; // still unreachable (or closing): the next round decides
+        }
+        if (this.closing.signal.aborted) return;
+        const mismatch = this.mismatch(index, answer, reference);
+        if (!mismatch) return this.http.admit(index);
+        this.deps.onReplicaChange?.({
+          baseUrl: this.http.baseUrls[index],
+          state: 'out',
+          reason: `${mismatch.message}; kept out for the rest of the run`,
+        });
+        return;
       }
-      if (this.closing.signal.aborted) return;
-      const mismatch = this.mismatch(index, answer, reference);
-      if (!mismatch) return this.http.admit(index);
-      this.deps.onReplicaChange?.({
-        baseUrl: this.http.baseUrls[index],
-        state: 'out',
-        reason: `${mismatch.message}; kept out for the rest of the run`,
-      });
-      return;
+    } finally {
+      this.readmitting.delete(index);
     }
   }
 

@@ -126,6 +126,11 @@ export class HttpClient {
   private readonly closing = new AbortController();
   /** Rotates the start of the least-outstanding search, so ties spread over the replicas. */
   private nextTie = 0;
+  /**
+   * Set by a fleet's identity check: told when a replica goes out of service, which then stays out of
+   * routing until `admit` (a replica that restarts may come back serving other weights).
+   */
+  onOutOfService?: (index: number) => void;
 
   constructor(private readonly options: HttpClientOptions) {
     if (options.baseUrls.length === 0) throw new Error('HttpClient needs at least one base URL');
@@ -264,7 +269,7 @@ export class HttpClient {
       return new RunError(message, hint, 'E_TARGET_UNAVAILABLE');
     }
     const lines = this.replicas.map((replica) => {
-      const state = replica.inService ? 'in service' : 'out of service';
+      const state = !replica.admitted ? 'held out' : replica.inService ? 'in service' : 'out of service';
       const lastError = replica.lastError ?? (tried.includes(replica) ? 'no error' : 'not tried');
       return `  ${replica.baseUrl} (${state}): ${lastError}`;
     });
@@ -284,8 +289,10 @@ export class HttpClient {
     const usable = this.replicas.filter((replica) => replica.usable(nowMs));
     const preferred = usable.length > 1 ? usable.filter((replica) => replica !== avoid) : usable;
     if (preferred.length === 0) {
-      // The engine opens only with an admitted replica, and a replica is never un-admitted after.
       const admitted = this.replicas.filter((replica) => replica.admitted);
+      // Every replica out and awaiting its identity check: the retry backoff waits for one to pass.
+      if (admitted.length === 0)
+        throw new TransientError('every replica is held out until it passes the identity check');
       const idle = admitted.filter((replica) => !replica.probing);
       const pool = idle.length ? idle : admitted;
       const soonest = pool.reduce((a, b) => (b.outUntilMs < a.outUntilMs ? b : a));
@@ -336,6 +343,10 @@ export class HttpClient {
     );
     replica.outUntilMs = Date.now() + outMs;
     this.options.onReplicaChange?.({ baseUrl: replica.baseUrl, state: 'out', reason: failure.message, outMs });
+    if (this.onOutOfService && replica.admitted) {
+      replica.admitted = false;
+      this.onOutOfService(this.replicas.indexOf(replica));
+    }
   }
 
   /** Cancel every queued and in-flight request. */
@@ -498,17 +509,22 @@ function networkReason(error: unknown): string {
   return describeError(error);
 }
 
-/** Wait `ms`, or less when `signal` aborts (never rejects). */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/**
+ * Wait `ms`, or less when `signal` aborts (never rejects). `background`: the timer alone does not keep
+ * the process alive (a check nobody awaits must not hold a finished command open).
+ */
+export function sleep(ms: number, signal: AbortSignal, background = false): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      { once: true },
-    );
+    // Each wait removes its listener when it ends, so many waits on one engine's signal leave none behind.
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    if (background) timer.unref();
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
