@@ -342,6 +342,18 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine over a fleet of
     expect(changes.some((change) => change.state === 'in')).toBe(false);
   });
 
+  it('fails when the only admitted replica goes down too, naming the one it tried and the one held out', async () => {
+    const { refusedUrl, engine } = await openWithOneDown();
+    const healthyUrl = engine.replicaStats()[1].baseUrl;
+    await proxies.find((started) => `${started.url}/v1` === healthyUrl)?.close();
+    const failure = engine.generate({ tokenIds: [BOS] }, samplingOptions({ maxTokens: 4 }));
+    await expect(failure).rejects.toMatchObject({ code: 'E_TARGET_UNAVAILABLE' });
+    const message = String(await failure.catch((error: Error) => error.message));
+    expect(message).toMatch(/still failing after 3 attempts over 1 of 2 replicas/);
+    expect(message).toContain(`${refusedUrl}/v1 (held out): connection failed (ECONNREFUSED)`);
+    expect(message).toContain(`${healthyUrl} (held out): connection failed (ECONNREFUSED)`);
+  });
+
   it('does not open when no replica can be reached for the identity check', async () => {
     const urls = [`http://127.0.0.1:${await refusedPort()}`, `http://127.0.0.1:${await refusedPort()}`];
     const opening = OpenAiEngine.open(fleetConfig(urls, { max_retries: 1 }));

@@ -273,7 +273,8 @@ export class HttpClient {
       const lastError = replica.lastError ?? (tried.includes(replica) ? 'no error' : 'not tried');
       return `  ${replica.baseUrl} (${state}): ${lastError}`;
     });
-    const over = `${attempts} attempts over ${this.replicas.length} replicas`;
+    const count = this.replicas.length;
+    const over = `${attempts} attempts over ${tried.length === count ? count : `${tried.length} of ${count}`} replicas`;
     const message = `${path}: still failing after ${over}:\n${lines.join('\n')}`;
     return new RunError(message, hint, 'E_TARGET_UNAVAILABLE');
   }
