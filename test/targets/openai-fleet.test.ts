@@ -311,7 +311,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('openai engine over a fleet of
     expect(other.delivered.size).toBe(2); // the identity check only: model list and probe completion
   });
 
-  it('checks a replica that went out mid-run again: restarted serving another model, it gets no more rows', async () => {
+  it('checks a replica that went out mid-run again: back serving another model, it gets no more rows', async () => {
     const [first, healthy] = [await proxy(servers[0]), await proxy(servers[1])];
     const port = Number(new URL(first.url).port);
     const changes: ReplicaChange[] = [];
