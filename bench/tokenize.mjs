@@ -23,6 +23,7 @@ import { pathToFileURL } from 'node:url';
 import { Tokenizer as HfLibraryTokenizer } from '@huggingface/tokenizers';
 import { vocabularyFromGguf } from '../dist/formats/gguf-vocabulary.js';
 import { loadTokenizer } from '../dist/tokenizer/load.js';
+import { gpt2TokenizerJson } from '../scripts/gpt2-tokenizer-json.mjs';
 import { benchArgs } from './args.mjs';
 
 const args = benchArgs();
@@ -98,44 +99,6 @@ async function importPort(work) {
   ]);
   const { LlamaCppTokenizer } = await import(pathToFileURL(join(work, 'port-dist/tokenizer/llama-cpp.js')).href);
   return (vocabulary) => new LlamaCppTokenizer(vocabulary);
-}
-
-/** GPT-2's tokenizer.json layout (Hugging Face's `gpt2` repository) for a byte-level BPE vocabulary. */
-function gpt2TokenizerJson(vocabulary) {
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  const vocab = Object.fromEntries(vocabulary.tokens.map((token, id) => [token, id]));
-  const endOfText = vocabulary.tokens.indexOf('<|endoftext|>');
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    added_tokens: [
-      {
-        id: endOfText,
-        content: '<|endoftext|>',
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: true,
-        special: true,
-      },
-    ],
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges: vocabulary.merges,
-    },
-  };
 }
 
 /** Best tokens/s over `reps` passes of `encode` over all documents, and the ids of the last pass. */

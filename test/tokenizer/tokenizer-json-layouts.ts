@@ -5,46 +5,7 @@
  */
 import { TokenType, type Vocabulary } from '../../src/tokenizer/index.js';
 
-/** GPT-2's tokenizer.json layout (as Hugging Face's `gpt2` repository has it) for a byte-level BPE vocabulary. */
-export function gpt2TokenizerJson(vocabulary: Vocabulary): object {
-  const vocab: Record<string, number> = {};
-  vocabulary.tokens.forEach((token, id) => {
-    vocab[token] = id;
-  });
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true };
-  const endOfText = vocabulary.tokens.indexOf('<|endoftext|>');
-  return {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: [
-      {
-        id: endOfText,
-        content: '<|endoftext|>',
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: true,
-        special: true,
-      },
-    ],
-    normalizer: null,
-    pre_tokenizer: byteLevel,
-    post_processor: byteLevel,
-    decoder: byteLevel,
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: '',
-      end_of_word_suffix: '',
-      fuse_unk: false,
-      byte_fallback: false,
-      vocab,
-      merges: vocabulary.merges,
-    },
-  };
-}
+export { gpt2TokenizerJson } from '../../scripts/gpt2-tokenizer-json.mjs';
 
 /**
  * Llama-2's tokenizer.json layout. Merges come from the SentencePiece pieces as in transformers'
