@@ -174,6 +174,7 @@ export async function trainCandidate(
   const task = `train ${plan.name}`;
   const startedMs = Date.now();
   const elapsedMs = () => counters.elapsedMs + (Date.now() - startedMs);
+  let elapsedAtStep3: number | undefined;
 
   const saveResumeState = async (): Promise<void> => {
     counters.metricsBytes = statSync(metricsPath).size;
@@ -322,10 +323,17 @@ export async function trainCandidate(
           elapsed_s: elapsedMs() / 1000,
         });
 
-        // A time-budgeted run fixes its schedule length once the step time is known.
+        // A time-budgeted run sets its schedule length from its step time: first from steps 1–3, which
+        // also pay the untrained evaluation and the first run's warm-up (so it errs short), then from
+        // steps 4–13 alone, once; a resumed run keeps the length it had.
         if (plan.budgetMs !== undefined && counters.step === 3) {
-          const stepMs = elapsedMs() / 3;
-          counters.totalSteps = Math.max(4, Math.min(train.max_steps, Math.floor(plan.budgetMs / (stepMs * 1.15))));
+          elapsedAtStep3 = elapsedMs();
+          counters.totalSteps = budgetedSteps(plan.budgetMs, elapsedAtStep3, 3, elapsedAtStep3 / 3, train.max_steps);
+        }
+        if (plan.budgetMs !== undefined && counters.step === 3 + STEADY_STEPS && elapsedAtStep3 !== undefined) {
+          const now = elapsedMs();
+          const stepMs = (now - elapsedAtStep3) / STEADY_STEPS;
+          counters.totalSteps = budgetedSteps(plan.budgetMs, now, counters.step, stepMs, train.max_steps);
         }
         if (!Number.isFinite(loss)) counters.stopReason = 'diverged (loss is not finite)';
 
@@ -401,6 +409,24 @@ export async function trainCandidate(
     optimizer.dispose();
     model.dispose();
   }
+}
+
+/** Steps after the first three over which a time-budgeted run measures its steady step time. */
+const STEADY_STEPS = 10;
+
+/**
+ * The schedule length of a time-budgeted run: the steps done plus what the rest of the budget buys at
+ * `stepMs` a step, 15% of it kept for evaluations and checkpoints; within 4 … `maxSteps`.
+ */
+export function budgetedSteps(
+  budgetMs: number,
+  elapsedMs: number,
+  stepsDone: number,
+  stepMs: number,
+  maxSteps: number,
+): number {
+  const more = Math.floor(Math.max(0, budgetMs - elapsedMs) / (Math.max(stepMs, 1e-3) * 1.15));
+  return Math.max(4, Math.min(maxSteps, stepsDone + more));
 }
 
 function readBest(dir: string, file: string): HeldoutResult & { step: number } {
