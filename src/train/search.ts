@@ -4,7 +4,7 @@
  * a forward pass per proposed token, so one of half the target's size or more can never pay off:
  * no candidate is that large.
  */
-import { swigluHiddenDim, type LlamaConfig } from '../model/index.js';
+import { headDim, swigluHiddenDim, type LlamaConfig } from '../model/index.js';
 import { targetLayersConfig, type TargetLayersShape } from '../model/target-layers.js';
 
 /** Fractions of the target's parameters the search tries (EAGLE-sized to small-model-sized drafts). */
@@ -28,8 +28,8 @@ export interface SearchCandidate {
 
 /** Every weight of a model of this size: embedding, blocks, final norm, and the head when untied. */
 export function parameterCount(config: LlamaConfig): number {
-  const headDim = config.dim / config.nHeads;
-  const attention = config.dim * headDim * (2 * config.nHeads + 2 * config.nKvHeads);
+  // q, k, v and o: a narrowed target-layers cut has fewer heads of the target's size (dim ≠ n_heads · head_dim).
+  const attention = config.dim * headDim(config) * (2 * config.nHeads + 2 * config.nKvHeads);
   const block = attention + 3 * config.dim * config.hiddenDim + 2 * config.dim;
   const embeddings = config.vocabSize * config.dim * (config.tiedEmbeddings ? 1 : 2);
   return embeddings + config.nLayers * block + config.dim;
