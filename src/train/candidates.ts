@@ -14,7 +14,7 @@ export interface Candidate {
   label: string;
   config: LlamaConfig;
   init: InitKind;
-  /** For `target-layers`: the blocks and SwiGLU channels kept. */
+  /** For `target-layers`: the blocks, SwiGLU channels and heads kept. */
   shape?: TargetLayersShape;
   /** The preset it came from, when it did. */
   preset?: string;
