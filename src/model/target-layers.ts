@@ -59,7 +59,8 @@ export function targetLayersProblems(target: LlamaConfig, shape: TargetLayersSha
 /** The config of the draft cut from `target` (`vocabSize` rows of the head). */
 export function targetLayersConfig(target: LlamaConfig, shape: TargetLayersShape, vocabSize: number): LlamaConfig {
   const { heads, kvHeads } = keptHeads(target, shape);
-  const { headDim: _derived, ...rest } = target;
+  // The target's own explicit head size (Qwen3) is dropped here and restated below only where it is needed.
+  const { headDim: _explicit, ...rest } = target;
   const size = headDim(target);
   return {
     ...rest,
@@ -113,12 +114,14 @@ function columnBlockNorms(matrix: DenseTensor, count: number, size: number): Flo
 }
 
 /**
- * Importance of each attention head of a block, from weights alone. Query head h reading KV head g
- * can write at most about ‖wq_h‖·‖wk_g‖·‖wv_g‖·‖wo_h‖ into the residual stream for a unit-norm input
- * (its logits scale with ‖wq_h‖·‖wk_g‖, its output with ‖wv_g‖·‖wo_h‖; Frobenius norms of the head's
- * rows or columns). A query head's score is ‖wq_h‖·‖wo_h‖ (the KV factor is common to its group); a
- * KV head's is the sum of that bound over the query heads that read it: ‖wk_g‖·‖wv_g‖·Σ_h ‖wq_h‖·‖wo_h‖.
- * Biases (Qwen2) are left out, as Minitron's weight-only proxy leaves them.
+ * Importance of each attention head of a block, from weights alone (Frobenius norms of a head's rows or
+ * columns). Query head h reading KV head g writes at most ‖wv_g‖·‖wo_h‖ into the residual stream per
+ * unit of input (its attention weights sum to 1), and ‖wq_h‖·‖wk_g‖ bounds how far its attention
+ * logits move from uniform; the proxy is the product of the four. A query head's score is
+ * ‖wq_h‖·‖wo_h‖ (the KV factor is common to its group); a KV head's is the sum over the query heads
+ * that read it: ‖wk_g‖·‖wv_g‖·Σ_h ‖wq_h‖·‖wo_h‖. Biases (Qwen2) are left out. Minitron ranks heads by
+ * activations on calibration data; on stories260K this weight-only proxy picked heads no better than
+ * other choices before training (bench/history/train.md, 2026-12-02), and training evens them out.
  */
 export function attentionHeadImportance(
   layer: LayerWeights,
