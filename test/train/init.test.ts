@@ -114,6 +114,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     const shape = { dim: 64, nHeads: 4, nKvHeads: 2, headDim: 8, nLayers: 2, hiddenDim: 48 };
     expect(checkpoint.weights.config).toMatchObject(shape);
     expect(checkpoint.training.init).toBe('target-layers');
+    const inspected = await runCli(['inspect', summary.draft]);
+    expect(inspected.stdout).toContain('dim 64, 2 layers, 4 heads (2 kv, size 8), vocabulary 512');
     // At most a quarter of the target, and c measured against it in llama.cpp.
     expect(summary.winner.parameters).toBeLessThanOrEqual(STORIES_PARAMETERS / 4);
     expect(summary.winner.cost.source).toMatch(/^measured in llama\.cpp against /);
