@@ -279,6 +279,45 @@ describe('target-layers: heads narrowed in Qwen targets (random weights)', () =>
   );
 });
 
+describe('target-layers: heads narrowed in Llama targets of other groupings (random weights)', () => {
+  it.each([
+    // Multi-head attention (a group of one): n_heads alone keeps as many KV heads.
+    { nHeads: 4, nKvHeads: 4, shape: { heads: 2 }, kept: { nHeads: 2, nKvHeads: 2 } },
+    // Groups of four: both KV heads stay, each serves its 2 most important of 4 query heads.
+    { nHeads: 8, nKvHeads: 2, shape: { heads: 4, kvHeads: 2 }, kept: { nHeads: 4, nKvHeads: 2 } },
+  ])('$nHeads heads over $nKvHeads KV heads, keeping $shape', async ({ nHeads, nKvHeads, shape, kept }) => {
+    const config: LlamaConfig = {
+      dim: 64,
+      hiddenDim: 96,
+      nLayers: 2,
+      nHeads,
+      nKvHeads,
+      vocabSize: 512,
+      maxSeqLen: 64,
+      normEps: 1e-5,
+      ropeTheta: 10000,
+      tiedEmbeddings: true,
+    };
+    const target = randomWeights(config, { seed: 3, std: 0.2 });
+    const cut = targetLayerWeights(target, { layers: 2, ...shape });
+    expect(cut.config).toMatchObject({ ...kept, headDim: 64 / nHeads });
+    const group = nHeads / nKvHeads;
+    const heads = [0, 1].map((l) => keptQueryHeads(target, cut, l));
+    for (let l = 0; l < 2; l++) {
+      const importance = attentionHeadImportance(target.layers[l], config);
+      // In each kept group, the most important of its query heads.
+      for (const g of new Set(heads[l].map((h) => Math.floor(h / group)))) {
+        const members = Array.from({ length: group }, (_, r) => g * group + r);
+        const chosen = heads[l].filter((h) => Math.floor(h / group) === g);
+        const threshold = members.map((h) => importance.query[h]).sort((a, b) => b - a)[chosen.length - 1];
+        expect(chosen.every((h) => importance.query[h] >= threshold)).toBe(true);
+        expect(chosen.length).toBe(kept.nHeads / kept.nKvHeads);
+      }
+    }
+    expect(maxAbsDiff(await logitsOf(cut), await logitsOf(withHeadsZeroed(target, 2, heads)))).toBeLessThan(1e-4);
+  });
+});
+
 describe.skipIf(!haveShared(TOK512))('target-layers from a quantized GGUF target (dequantized)', () => {
   it("all layers reproduce the quantized target's logits exactly; untied heads are kept", async () => {
     // Q8_0 blocks are 32 values: every matrix row here is a whole number of blocks.
