@@ -59,7 +59,7 @@ function cutOf(spec: ModelSpec, where: string, target: LlamaConfig | undefined):
   return shape;
 }
 
-/** A cut's name in the leaderboard: blocks, SwiGLU channels, and the heads kept when they are fewer than the target's. */
+/** A cut's leaderboard name: blocks, SwiGLU channels, and the heads kept when fewer than the target's. */
 function cutLabel(config: LlamaConfig, target: LlamaConfig): string {
   const heads =
     config.nHeads === target.nHeads && config.nKvHeads === target.nKvHeads

@@ -102,7 +102,8 @@ export const trainSchema = z
           .optional()
           .describe(
             'Candidate draft sizes: a preset, optionally with some of its numbers replaced (with `init: ' +
-              'target-layers`, `n_layers`, `hidden_dim`, `n_heads` and `n_kv_heads` of the cut). Default: sized to the target (about 1/40, ' +
+              'target-layers`, `n_layers`, `hidden_dim`, `n_heads` and `n_kv_heads` of the cut). Default: sized to ' +
+              'the target (about 1/40, ' +
               '1/15 and 1/6 of its parameters, each with the best init available) when `target_model` is given, else ' +
               '`draft-nano` and `draft-tiny`. Never a draft of half the target or more.',
           ),

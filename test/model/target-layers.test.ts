@@ -154,7 +154,7 @@ describe.skipIf(!haveShared(STORIES260K, TOK512))('target-layers: a draft cut fr
     expect(cut.layers[0].wq.data).not.toBe(target.layers[0].wq.data);
   });
 
-  it('a head-narrowed cut keeps whole GQA groups of the most important heads, and computes the target with the rest silenced', async () => {
+  it('a head-narrowed cut keeps whole GQA groups of the most important heads; the other heads silenced', async () => {
     const target = loadModel(stories260K(), { tokenizer: tok512() }).weights;
     // 4 of 8 query heads over 2 of 4 KV heads: 2 query heads per kept KV head, as in the target.
     const cut = targetLayerWeights(target, { layers: 2, heads: 4, kvHeads: 2 });

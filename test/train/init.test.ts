@@ -120,7 +120,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     expect(summary.winner.parameters).toBeLessThanOrEqual(STORIES_PARAMETERS / 4);
     expect(summary.winner.cost.source).toMatch(/^measured in llama\.cpp against /);
     expect(summary.winner.cost.ratio).toBeGreaterThan(0);
-    // Two blocks of five, narrowed, then the target's head: a weak start (LayerSkip trains its exits) that training improves.
+    // Two blocks of five, narrowed, then the target's head: a weak start (LayerSkip trains its exits)
+    // that training improves.
     expect(summary.winner.best.hitRate).toBeGreaterThan(summary.winner.untrained.hitRate);
     expect(summary.modelFree.map((m) => m.method)).toEqual(['prompt-lookup', 'suffix']);
 

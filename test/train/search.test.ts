@@ -117,7 +117,7 @@ describe('automatic selection sized to the target', () => {
     expect(reduced.filter((c) => c.init === 'target-layers').length).toBeGreaterThan(1);
   });
 
-  it('stories260K: its embedding is an eighth of it, so the only draft under a sixth is one block with half its heads', () => {
+  it('stories260K: its embedding is an eighth of it; the only draft under a sixth: one block, half its heads', () => {
     const target = TARGETS.stories260K;
     const candidates = sizedSearch({ target, draftVocabSize: 512, maxSeqLen: 256, haveTargetWeights: true });
     expect(candidates).toHaveLength(1);
