@@ -3,7 +3,8 @@
 // (greedy, top-4 log-probabilities, stories260K through llama.cpp) → fireopt train with a draft of at
 // most a quarter of the target's parameters, three inits side by side → held-out greedy hit rate.
 // Prints one JSON object.
-// Usage: [STEPS=1500] [BUDGET_S=…] [INITS=random,target,target-layers] node bench/train-stories.mjs [workdir]
+// Usage: [STEPS=1500] [BUDGET_S=…] [INITS=random,target,target-layers] [TL_LAYERS=1 TL_HIDDEN=96 TL_HEADS TL_KV_HEADS]
+//   node bench/train-stories.mjs [workdir]
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -55,7 +56,13 @@ const distillSeconds = reuse ? null : (Date.now() - t0) / 1000;
 // SwiGLU narrowed (target-layers). Each draft has at most a quarter of the target's parameters.
 const budgetSeconds = Number(process.env.BUDGET_S ?? 1e6);
 const smallShape = process.env.DRAFT_SHAPE ?? '{preset: draft-nano, dim: 32, n_layers: 2, n_heads: 2, n_kv_heads: 1}';
-const cutShape = `{n_layers: ${process.env.TL_LAYERS ?? 1}, hidden_dim: ${process.env.TL_HIDDEN ?? 96}}`;
+// TL_HEADS / TL_KV_HEADS narrow the cut's attention too (whole GQA groups; default: all of the target's heads).
+const cutHeads = [
+  process.env.TL_HEADS && `n_heads: ${process.env.TL_HEADS}`,
+  process.env.TL_KV_HEADS && `n_kv_heads: ${process.env.TL_KV_HEADS}`,
+].filter(Boolean);
+const cutKeys = [`n_layers: ${process.env.TL_LAYERS ?? 1}`, `hidden_dim: ${process.env.TL_HIDDEN ?? 96}`, ...cutHeads];
+const cutShape = `{${cutKeys.join(', ')}}`;
 const variants = [
   { init: 'random', shape: smallShape, lr: Number(process.env.LR ?? 0.005) },
   { init: 'target', shape: smallShape, lr: Number(process.env.LR ?? 0.005) },

@@ -4,7 +4,7 @@
  * the hook the CLI passes, as eval measures it; else given, else the ratio of weights read per token).
  */
 import { ConfigError } from '../errors.js';
-import type { LlamaConfig, LlamaWeights } from '../model/index.js';
+import { headDim, type LlamaConfig, type LlamaWeights } from '../model/index.js';
 import { targetLayersConfig, targetLayersProblems, type TargetLayersShape } from '../model/target-layers.js';
 import type { ModelSpec, TrainConfig } from './config.js';
 import { MAX_FRACTION, parameterCount, sizedSearch, type InitKind } from './search.js';
@@ -14,7 +14,7 @@ export interface Candidate {
   label: string;
   config: LlamaConfig;
   init: InitKind;
-  /** For `target-layers`: the blocks and SwiGLU channels kept. */
+  /** For `target-layers`: the blocks, SwiGLU channels and heads kept. */
   shape?: TargetLayersShape;
   /** The preset it came from, when it did. */
   preset?: string;
@@ -38,33 +38,43 @@ const DEFAULT_MODELS: ModelSpec[] = [{ preset: 'draft-nano' }, { preset: 'draft-
 /** The cut a `target-layers` model spec asks for; a ConfigError naming each bad key otherwise. */
 function cutOf(spec: ModelSpec, where: string, target: LlamaConfig | undefined): TargetLayersShape {
   if (!target) throw new ConfigError('train.init: `target-layers` needs train.target_model');
-  const kept = { dim: target.dim, n_heads: target.nHeads, n_kv_heads: target.nKvHeads };
   const problems: string[] = [];
-  for (const [key, value] of Object.entries(kept) as Array<[keyof typeof kept, number]>) {
-    if (spec[key] !== undefined && spec[key] !== value)
-      problems.push(`${where}.${key} ${spec[key]}: target-layers keeps the target's ${key} (${value})`);
-  }
+  if (spec.dim !== undefined && spec.dim !== target.dim)
+    problems.push(`${where}.dim ${spec.dim}: target-layers keeps the target's dim (${target.dim})`);
   if (spec.tied_embeddings !== undefined && spec.tied_embeddings !== target.tiedEmbeddings)
     problems.push(`${where}.tied_embeddings: target-layers keeps the target's head (tied: ${target.tiedEmbeddings})`);
   if (spec.n_layers === undefined)
     problems.push(`${where}.n_layers: missing (how many of the target's ${target.nLayers} layers to keep)`);
-  else
-    problems.push(
-      ...targetLayersProblems(target, { layers: spec.n_layers, hiddenDim: spec.hidden_dim }).map(
-        (p) => `${where}.${p}`,
-      ),
-    );
+  const shape: TargetLayersShape = {
+    layers: spec.n_layers as number,
+    hiddenDim: spec.hidden_dim,
+    heads: spec.n_heads,
+    kvHeads: spec.n_kv_heads,
+  };
+  // The width checks run even when n_layers is missing, so every problem is reported at once.
+  const widths = { ...shape, layers: spec.n_layers ?? target.nLayers };
+  problems.push(...targetLayersProblems(target, widths).map((p) => `${where}.${p}`));
   if (problems.length)
     throw new ConfigError('train: cannot cut this draft from the target (init: target-layers)', problems);
-  return { layers: spec.n_layers as number, hiddenDim: spec.hidden_dim };
+  return shape;
+}
+
+/** A cut's leaderboard name: blocks, SwiGLU channels, and the heads kept when fewer than the target's. */
+function cutLabel(config: LlamaConfig, target: LlamaConfig): string {
+  const heads =
+    config.nHeads === target.nHeads && config.nKvHeads === target.nKvHeads
+      ? ''
+      : `-q${config.nHeads}kv${config.nKvHeads}`;
+  return `target-layers-L${config.nLayers}-h${config.hiddenDim}${heads}`;
 }
 
 /** One candidate from a model spec, with `init` (`target-layers` cuts it from the target). */
 function fromSpec(spec: ModelSpec, where: string, init: InitKind, context: CandidateContext): Candidate {
   if (init === 'target-layers') {
     const shape = cutOf(spec, where, context.target);
-    const config = targetLayersConfig(context.target as LlamaConfig, shape, context.draftVocabSize);
-    return { label: `target-layers-L${shape.layers}-h${config.hiddenDim}`, config, init, shape };
+    const target = context.target as LlamaConfig;
+    const config = targetLayersConfig(target, shape, context.draftVocabSize);
+    return { label: cutLabel(config, target), config, init, shape };
   }
   const config = context.presetModel(spec);
   return { label: `${spec.preset}-d${config.dim}-L${config.nLayers}`, config, init, preset: spec.preset };
@@ -127,9 +137,7 @@ export function draftCandidates(
     );
   return sized.map((c) => {
     const init: InitKind = initMode === 'best' || initMode === 'target-layers' ? c.init : initMode;
-    const size = c.shape
-      ? `target-layers-L${c.shape.layers}-h${c.config.hiddenDim}`
-      : `d${c.config.dim}-L${c.config.nLayers}`;
+    const size = c.shape ? cutLabel(c.config, target) : `d${c.config.dim}-L${c.config.nLayers}`;
     const label = c.shape ? size : `${init}-${size}`;
     return { label, config: c.config, init, shape: c.shape };
   });
@@ -162,8 +170,8 @@ export type MeasureDraftCost = (weights: LlamaWeights) => Promise<DraftCost>;
 
 /** Weights one decode step reads: every block, and the head (one embedding row is negligible). */
 function weightsPerToken(config: LlamaConfig): number {
-  const hd = config.dim / config.nHeads;
-  const layer = config.dim * hd * (2 * config.nHeads + 2 * config.nKvHeads) + 3 * config.dim * config.hiddenDim;
+  const layer =
+    config.dim * headDim(config) * (2 * config.nHeads + 2 * config.nKvHeads) + 3 * config.dim * config.hiddenDim;
   return config.nLayers * layer + config.vocabSize * config.dim;
 }
 

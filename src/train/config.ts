@@ -43,8 +43,24 @@ export const modelSpecSchema = z.strictObject({
     ),
   hidden_dim: z.number().int().positive().optional().describe('SwiGLU inner width.'),
   n_layers: z.number().int().positive().optional().describe('Transformer blocks.'),
-  n_heads: z.number().int().positive().optional().describe('Attention (query) heads.'),
-  n_kv_heads: z.number().int().positive().optional().describe('Key/value heads (grouped-query attention).'),
+  n_heads: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe(
+      "Attention (query) heads. With `init: target-layers`: the target's query heads kept (by weight norm, head " +
+        "size unchanged); default `n_kv_heads` × the target's query heads per KV head, else all.",
+    ),
+  n_kv_heads: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe(
+      "Key/value heads (grouped-query attention). With `init: target-layers`: the target's KV heads kept, whole " +
+        'groups by weight norm; each serves `n_heads / n_kv_heads` of the query heads that read it in the target.',
+    ),
   tied_embeddings: z.boolean().optional().describe('Share the token embedding with the output head.'),
 });
 
@@ -86,7 +102,8 @@ export const trainSchema = z
           .optional()
           .describe(
             'Candidate draft sizes: a preset, optionally with some of its numbers replaced (with `init: ' +
-              'target-layers`, `n_layers` and `hidden_dim` of the cut). Default: sized to the target (about 1/40, ' +
+              'target-layers`, `n_layers`, `hidden_dim`, `n_heads` and `n_kv_heads` of the cut). Default: sized to ' +
+              'the target (about 1/40, ' +
               '1/15 and 1/6 of its parameters, each with the best init available) when `target_model` is given, else ' +
               '`draft-nano` and `draft-tiny`. Never a draft of half the target or more.',
           ),
@@ -123,7 +140,8 @@ export const trainSchema = z
       .describe(
         "Initialisation: `random`; `target` (the target's token embeddings, projected when widths differ; needs " +
           "`target_model`); `target-layers` (the target's first `model.n_layers` blocks, SwiGLU narrowed to " +
-          '`model.hidden_dim` channels by weight norm, its final norm and head; needs `target_model`); `pretrained` ' +
+          '`model.hidden_dim` channels and attention to `model.n_heads` / `model.n_kv_heads` heads by weight norm, ' +
+          'its final norm and head; needs `target_model`); `pretrained` ' +
           "(a small pretrained Llama model with exactly the target's tokenizer, `init_from`); `draft` (an earlier " +
           'draft checkpoint, `init_from`); `auto` = `draft` when `init_from` is a draft checkpoint, `pretrained` ' +
           'when it is another model, else with ' +

@@ -500,6 +500,8 @@ function leaderboardRow(r: CandidateResult): Record<string, unknown> {
     dim: r.model.dim,
     layers: r.model.nLayers,
     hidden_dim: r.model.hiddenDim,
+    heads: r.model.nHeads,
+    kv_heads: r.model.nKvHeads,
     init: r.init,
     lr: r.lr,
     steps: r.steps,

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { RunError, UsageError } from '../errors.js';
 import { writeDraftCheckpoint } from '../formats/draft-checkpoint.js';
-import { LlamaModel, type LlamaConfig, type LlamaWeights } from '../model/index.js';
+import { headDim, LlamaModel, type LlamaConfig, type LlamaWeights } from '../model/index.js';
 import { dense } from '../model/weights.js';
 import type { ProgressSink } from '../progress.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
@@ -464,7 +464,7 @@ async function weightsFromState(config: LlamaConfig, values: Map<string, Float32
 }
 
 function zeroWeights(config: LlamaConfig): LlamaWeights {
-  const hd = config.dim / config.nHeads;
+  const hd = headDim(config);
   const m = (rows: number, cols: number) => dense([rows, cols]);
   return {
     config,

@@ -4,7 +4,7 @@
  * a forward pass per proposed token, so one of half the target's size or more can never pay off:
  * no candidate is that large.
  */
-import { swigluHiddenDim, type LlamaConfig } from '../model/index.js';
+import { headDim, swigluHiddenDim, type LlamaConfig } from '../model/index.js';
 import { targetLayersConfig, type TargetLayersShape } from '../model/target-layers.js';
 
 /** Fractions of the target's parameters the search tries (EAGLE-sized to small-model-sized drafts). */
@@ -19,7 +19,7 @@ export type InitKind = 'random' | 'target' | 'target-layers' | 'pretrained' | 'd
 export interface SearchCandidate {
   config: LlamaConfig;
   init: InitKind;
-  /** For `target-layers`: the blocks and SwiGLU channels kept. */
+  /** For `target-layers`: the blocks, SwiGLU channels and heads kept. */
   shape?: TargetLayersShape;
   /** The share of the target's parameters this candidate was sized for. */
   fraction: number;
@@ -28,17 +28,30 @@ export interface SearchCandidate {
 
 /** Every weight of a model of this size: embedding, blocks, final norm, and the head when untied. */
 export function parameterCount(config: LlamaConfig): number {
-  const headDim = config.dim / config.nHeads;
-  const attention = config.dim * headDim * (2 * config.nHeads + 2 * config.nKvHeads);
+  // q, k, v and o: a narrowed target-layers cut has fewer heads of the target's size (dim ≠ n_heads · head_dim).
+  const attention = config.dim * headDim(config) * (2 * config.nHeads + 2 * config.nKvHeads);
   const block = attention + 3 * config.dim * config.hiddenDim + 2 * config.dim;
   const embeddings = config.vocabSize * config.dim * (config.tiedEmbeddings ? 1 : 2);
   return embeddings + config.nLayers * block + config.dim;
 }
 
 /**
+ * The attention widths a searched cut may keep, widest first: all heads, then half of them in whole
+ * GQA groups (half the KV heads, else half of each group's query heads) where the target has halves.
+ */
+function headChoices(target: LlamaConfig): Array<Pick<TargetLayersShape, 'heads' | 'kvHeads'>> {
+  const group = target.nHeads / target.nKvHeads;
+  if (target.nKvHeads % 2 === 0) return [{}, { heads: target.nHeads / 2, kvHeads: target.nKvHeads / 2 }];
+  if (group % 2 === 0) return [{}, { heads: target.nHeads / 2, kvHeads: target.nKvHeads }];
+  return [{}];
+}
+
+/**
  * The deepest cut of the target within `budget` parameters that keeps at least half of each block's
- * SwiGLU (depth before width: LayerSkip's early exits keep whole blocks), else one block with what
- * fits of its SwiGLU (at least an eighth); undefined when even that does not fit. Never all layers.
+ * width — its SwiGLU, and all its heads else half of them (depth before width: LayerSkip's early
+ * exits keep whole blocks; Minitron prunes heads less than channels) — else one block with half its
+ * heads or more and what fits of its SwiGLU (at least an eighth); undefined when even that does not
+ * fit. Never all layers.
  */
 export function targetLayersWithin(
   target: LlamaConfig,
@@ -46,11 +59,14 @@ export function targetLayersWithin(
   budget: number,
 ): TargetLayersShape | undefined {
   const fits = (layers: number, minHidden: number): TargetLayersShape | undefined => {
-    const empty = parameterCount(targetLayersConfig(target, { layers, hiddenDim: 0 }, vocabSize));
-    const perChannel = 3 * target.dim * layers;
-    let hiddenDim = Math.min(target.hiddenDim, Math.floor((budget - empty) / perChannel));
-    if (hiddenDim >= 64) hiddenDim -= hiddenDim % 8; // engines' SIMD kernels like multiples of 8
-    return hiddenDim >= minHidden ? { layers, hiddenDim } : undefined;
+    for (const heads of headChoices(target)) {
+      const empty = parameterCount(targetLayersConfig(target, { layers, hiddenDim: 0, ...heads }, vocabSize));
+      const perChannel = 3 * target.dim * layers;
+      let hiddenDim = Math.min(target.hiddenDim, Math.floor((budget - empty) / perChannel));
+      if (hiddenDim >= 64) hiddenDim -= hiddenDim % 8; // engines' SIMD kernels like multiples of 8
+      if (hiddenDim >= minHidden) return { layers, hiddenDim, ...heads };
+    }
+    return undefined;
   };
   for (let layers = target.nLayers - 1; layers >= 1; layers--) {
     const shape = fits(layers, Math.ceil(target.hiddenDim / 2));

@@ -1,8 +1,9 @@
 /**
  * `fireopt train` starting from the target's knowledge, on real distillation targets of stories260K
  * (as a GGUF, so c is measured in llama.cpp): a `target-layers` draft of every layer predicts exactly
- * what the target does; a narrowed one trains and exports to a GGUF llama.cpp loads and decodes exactly
- * as fireopt does; a bad cut is a config error;
+ * what the target does; a narrowed one (fewer blocks, SwiGLU channels and attention heads) trains and
+ * exports to a GGUF llama.cpp loads and decodes exactly as fireopt does, and to HF safetensors fireopt
+ * reads back as the same model; a bad cut is a config error;
  * automatic selection sizes its candidates to the target, records c and where it came from, and says
  * (in the leaderboard, the summary and the exit status) whether a draft is worth serving.
  */
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { readDraftCheckpoint } from '../../src/formats/draft-checkpoint.js';
+import { loadModel } from '../../src/formats/load-model.js';
 import { readTargetRows } from '../../src/formats/targets-schema.js';
 import { generate, LlamaModel, presetConfig, randomWeights } from '../../src/model/index.js';
 import { writeLlamaGguf } from '../../src/formats/gguf-llama.js';
@@ -89,8 +91,8 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     expect(summary.winner.untrained.hitRate).toBe(1);
   }, 120_000);
 
-  it("target-layers: the target's first block, narrowed, trains and exports " +
-    'to a GGUF llama.cpp decodes alike', async () => {
+  it("target-layers: the target's first two blocks, narrowed (half the heads), train and export " +
+    'to a GGUF llama.cpp decodes alike and to HF safetensors', async () => {
     const out = join(data.work, 'cut');
     const result = await trainOnStories(out, [
       '--json',
@@ -101,20 +103,25 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       '--set',
       'train.init=target-layers',
       '--set',
-      'train.model={n_layers: 1, hidden_dim: 96}',
+      // 4 of 8 query heads over 2 of 4 KV heads (head size 8 stays, so 4 · 8 ≠ dim 64), 48 of 172 channels.
+      'train.model={n_layers: 2, hidden_dim: 48, n_heads: 4, n_kv_heads: 2}',
       '--set',
       'train.max_steps=40',
     ]);
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout) as TrainSummary;
     const checkpoint = readDraftCheckpoint(summary.draft);
-    expect(checkpoint.weights.config).toMatchObject({ dim: 64, nHeads: 8, nKvHeads: 4, nLayers: 1, hiddenDim: 96 });
+    const shape = { dim: 64, nHeads: 4, nKvHeads: 2, headDim: 8, nLayers: 2, hiddenDim: 48 };
+    expect(checkpoint.weights.config).toMatchObject(shape);
     expect(checkpoint.training.init).toBe('target-layers');
+    const inspected = await runCli(['inspect', summary.draft]);
+    expect(inspected.stdout).toContain('dim 64, 2 layers, 4 heads (2 kv, size 8), vocabulary 512');
     // At most a quarter of the target, and c measured against it in llama.cpp.
     expect(summary.winner.parameters).toBeLessThanOrEqual(STORIES_PARAMETERS / 4);
     expect(summary.winner.cost.source).toMatch(/^measured in llama\.cpp against /);
     expect(summary.winner.cost.ratio).toBeGreaterThan(0);
-    // One block of five, then the target's head: a weak start (LayerSkip trains its exits) that training improves.
+    // Two blocks of five, narrowed, then the target's head: a weak start (LayerSkip trains its exits)
+    // that training improves.
     expect(summary.winner.best.hitRate).toBeGreaterThan(summary.winner.untrained.hitRate);
     expect(summary.modelFree.map((m) => m.method)).toEqual(['prompt-lookup', 'suffix']);
 
@@ -132,7 +139,18 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       'export.backend=wasm',
     ]);
     expect(exported.code, exported.stderr).toBe(0);
-    const gguf = (JSON.parse(exported.stdout) as { gguf: string }).gguf;
+    const { gguf, hf: hfDir } = JSON.parse(exported.stdout) as { gguf: string; hf: string };
+    // Both formats state the head size, and read back as the draft's own numbers.
+    const hfConfig = JSON.parse(readFileSync(join(hfDir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    expect(hfConfig).toMatchObject({ hidden_size: 64, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 8 });
+    const fromHf = loadModel(hfDir).weights;
+    const fromGguf = loadModel(gguf).weights;
+    expect(fromHf.config).toMatchObject(shape);
+    expect(fromGguf.config).toMatchObject(shape);
+    // HF rows are rotate-half, GGUF rows interleaved: both read back to the draft's exact weights.
+    for (const read of [fromHf, fromGguf])
+      for (const [l, layer] of checkpoint.weights.layers.entries())
+        for (const key of ['wq', 'wk', 'wv', 'wo'] as const) expect(read.layers[l][key].data).toEqual(layer[key].data);
     const draft = LlamaModel.fromWeights(checkpoint.weights, { trainable: false });
     const llama = await LlamaCppSpeculator.open({ targetModel: gguf, draftModel: gguf, contextSize: 256 });
     let tokens = 0;
@@ -171,10 +189,13 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
       '--set',
       'train.init=target-layers',
       '--set',
-      'train.model={dim: 32}',
+      'train.model={dim: 32, n_heads: 6, n_kv_heads: 2}',
     ]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("train.model.dim 32: target-layers keeps the target's dim (64)");
+    expect(missing.stderr).toContain(
+      'train.model.n_heads 6 over n_kv_heads 2: every kept KV head serves the same number of the 2 query heads',
+    );
     expect(missing.stderr).toContain('train.model.n_layers: missing');
   });
 
@@ -197,11 +218,17 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train: drafts that sta
     const board = JSON.parse(readFileSync(join(out, 'leaderboard.json'), 'utf8')) as {
       outcome: string;
       verdict: string;
-      candidates: Array<{ init: string; cost_ratio: number; cost_source: string }>;
+      candidates: Array<{ init: string; name: string; heads: number; kv_heads: number; cost_ratio: number }>;
       model_free: Array<{ method: string; expected_speedup: number }>;
     };
     expect(board.outcome).toBe(summary.outcome);
-    expect(board.candidates[0].init).toBe('target'); // stories260K: no cut fits under a sixth of it
+    // stories260K: under a sixth of it, one block with half its heads (the search's only candidate).
+    expect(board.candidates[0]).toMatchObject({
+      init: 'target-layers',
+      name: expect.stringMatching(/^target-layers-L1-h22-q4kv2/),
+      heads: 4,
+      kv_heads: 2,
+    });
     expect(board.model_free.map((m) => m.method)).toEqual(['prompt-lookup', 'suffix']);
     const markdown = readFileSync(join(out, 'leaderboard.md'), 'utf8');
     expect(markdown.startsWith(`**${summary.verdict}.**`)).toBe(true);

@@ -4,7 +4,8 @@
  * from stories260K to Llama-3-8B (their published sizes; only numbers are needed).
  */
 import { describe, expect, it } from 'vitest';
-import type { LlamaConfig } from '../../src/model/config.js';
+import { headDim, type LlamaConfig } from '../../src/model/config.js';
+import { targetLayersConfig } from '../../src/model/target-layers.js';
 import { parameterCount, sizedSearch, targetLayersWithin } from '../../src/train/search.js';
 
 const llama = (numbers: Partial<LlamaConfig>): LlamaConfig => ({
@@ -77,18 +78,19 @@ describe('automatic selection sized to the target', () => {
           expect(candidate.parameters).toBeLessThan(total / 2);
           // Within its size budget, and a shape engines load.
           expect(candidate.parameters).toBeLessThanOrEqual(candidate.fraction * total);
-          expect(candidate.config.dim % candidate.config.nHeads).toBe(0);
           expect(candidate.config.nHeads % candidate.config.nKvHeads).toBe(0);
-          expect((candidate.config.dim / candidate.config.nHeads) % 2).toBe(0);
+          expect(headDim(candidate.config) % 2).toBe(0);
           if (!haveTargetWeights) expect(candidate.init).toBe('random');
           if (candidate.init === 'target-layers') {
             expect(candidate.shape?.layers).toBeLessThan(target.nLayers);
-            expect(candidate.config).toMatchObject({
-              dim: target.dim,
-              nHeads: target.nHeads,
-              nKvHeads: target.nKvHeads,
-            });
-          }
+            // The target's width and head size; all its heads, or half of them in whole GQA groups.
+            expect(candidate.config.dim).toBe(target.dim);
+            expect(headDim(candidate.config)).toBe(headDim(target));
+            expect([target.nHeads, target.nHeads / 2]).toContain(candidate.config.nHeads);
+            expect(candidate.config.nHeads / candidate.config.nKvHeads).toBeLessThanOrEqual(
+              target.nHeads / target.nKvHeads,
+            );
+          } else expect(candidate.config.dim % candidate.config.nHeads).toBe(0);
         }
       }
     });
@@ -115,13 +117,27 @@ describe('automatic selection sized to the target', () => {
     expect(reduced.filter((c) => c.init === 'target-layers').length).toBeGreaterThan(1);
   });
 
-  it('stories260K: its embedding is an eighth of it, so the search falls back to one draft under a sixth', () => {
+  it('stories260K: its embedding is an eighth of it; the only draft under a sixth: one block, half its heads', () => {
     const target = TARGETS.stories260K;
     const candidates = sizedSearch({ target, draftVocabSize: 512, maxSeqLen: 256, haveTargetWeights: true });
     expect(candidates).toHaveLength(1);
-    expect(candidates[0]).toMatchObject({ fraction: 1 / 6, init: 'target', config: { dim: 32, nLayers: 2 } });
-    // A quarter of it holds one of its blocks with a narrowed SwiGLU.
+    // 1/6 (43,338): embedding and final norm (32,832), 4 of 8 heads over 2 of 4 KV heads with their norms
+    // (64 · 8 · 12 + 128 = 6,272), then ⌊4,234 / 192⌋ = 22 SwiGLU channels (an eighth of 172, rounded up).
+    expect(candidates[0]).toMatchObject({
+      fraction: 1 / 6,
+      init: 'target-layers',
+      shape: { layers: 1, hiddenDim: 22, heads: 4, kvHeads: 2 },
+      config: { dim: 64, nHeads: 4, nKvHeads: 2, headDim: 8, nLayers: 1, hiddenDim: 22 },
+    });
+    // Without its weights, a generic draft of that size.
+    const generic = sizedSearch({ target, draftVocabSize: 512, maxSeqLen: 256, haveTargetWeights: false });
+    expect(generic[0]).toMatchObject({ fraction: 1 / 6, init: 'random', config: { dim: 32, nLayers: 2 } });
+    // A quarter of it holds one of its blocks with all heads and a narrowed SwiGLU.
     expect(targetLayersWithin(target, 512, 260_032 / 4)).toEqual({ layers: 1, hiddenDim: 96 });
+    // Two blocks of half the heads, each with half the SwiGLU or more: 78,400 parameters, above a quarter.
+    expect(parameterCount(targetLayersConfig(target, { layers: 2, hiddenDim: 86, heads: 4, kvHeads: 2 }, 512))).toBe(
+      78_400,
+    );
   });
 
   it('never cuts all the layers, and a one-layer target has no cut', () => {

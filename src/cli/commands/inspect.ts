@@ -27,7 +27,8 @@ export function register(program: Command, context: ContextGetter): void {
         const model = report.manifest.model;
         out.push(
           `model: ${report.parameters} parameters; dim ${model.dim}, ${model.nLayers} layers, ` +
-            `${model.nHeads} heads (${model.nKvHeads} kv), vocabulary ${model.vocabSize}` +
+            `${model.nHeads} heads (${model.nKvHeads} kv${model.headDim ? `, size ${model.headDim}` : ''}), ` +
+            `vocabulary ${model.vocabSize}` +
             `${report.manifest.reduced_vocab ? ` (reduced from ${report.manifest.target_vocab_size})` : ''}`,
           `training: ${JSON.stringify(report.manifest.training)}`,
           'files:',
