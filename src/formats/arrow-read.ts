@@ -65,8 +65,14 @@ export function checkArrowFile(path: string, rerunHint: string): void {
 /**
  * Rows of an Arrow file, one record batch at a time (memory stays flat), after checking its framing
  * and columns. A damaged file gives an InputError naming it, never an arrow-js internal error.
+ * `batchOrder` reads the record batches in another order (random access through the file's footer):
+ * given their count, it returns a permutation of 0 … count − 1.
  */
-export async function* readArrowRows<Row>(path: string, spec: ArrowFileSpec<Row>): AsyncGenerator<Row> {
+export async function* readArrowRows<Row>(
+  path: string,
+  spec: ArrowFileSpec<Row>,
+  batchOrder?: (count: number) => number[],
+): AsyncGenerator<Row> {
   checkArrowFile(path, spec.rerunHint);
   const handle = await open(path, 'r');
   try {
@@ -82,6 +88,23 @@ export async function* readArrowRows<Row>(path: string, spec: ArrowFileSpec<Row>
       const hint = `HINT: re-run \`${spec.rerunHint}\``;
       throw new InputError(`${path}: not ${spec.what} (columns ${names})`, hint, 'E_SCHEMA_VERSION');
     }
+    const unreadable = (index: number, error: unknown) =>
+      error instanceof FireoptError
+        ? error
+        : damaged(path, `record batch ${index + 1} cannot be read (${(error as Error).message})`, spec.rerunHint);
+    if (batchOrder && reader.isFile()) {
+      for (const index of batchOrder(reader.numRecordBatches)) {
+        let batch: RecordBatch | null;
+        try {
+          batch = await reader.readRecordBatch(index);
+        } catch (error) {
+          throw unreadable(index, error);
+        }
+        if (!batch) throw unreadable(index, new Error('missing'));
+        for (let i = 0; i < batch.numRows; i++) yield spec.rowAt(batch, i);
+      }
+      return;
+    }
     let batches = 0;
     const iterator = reader[Symbol.asyncIterator]();
     for (;;) {
@@ -89,8 +112,7 @@ export async function* readArrowRows<Row>(path: string, spec: ArrowFileSpec<Row>
       try {
         next = await iterator.next();
       } catch (error) {
-        if (error instanceof FireoptError) throw error;
-        throw damaged(path, `record batch ${batches + 1} cannot be read (${(error as Error).message})`, spec.rerunHint);
+        throw unreadable(batches, error);
       }
       if (next.done) break;
       batches++;

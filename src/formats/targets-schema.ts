@@ -115,10 +115,13 @@ export function targetsRecordBatch(rows: readonly TargetRow[]): RecordBatch {
   return new RecordBatch(targetsSchema, makeData({ type: targetsStruct, length: rows.length, nullCount: 0, children }));
 }
 
-/** Read rows from a targets Arrow file one record batch at a time (a damaged file: an error naming it). */
-export function readTargetRows(path: string): AsyncGenerator<TargetRow> {
+/**
+ * Read rows from a targets Arrow file one record batch at a time (a damaged file: an error naming it);
+ * `batchOrder` permutes the record batches (see readArrowRows).
+ */
+export function readTargetRows(path: string, batchOrder?: (count: number) => number[]): AsyncGenerator<TargetRow> {
   const spec = { what: 'a targets file', schema: targetsSchema, rerunHint: TARGETS_RERUN_HINT, rowAt: targetRowAt };
-  return readArrowRows(path, spec);
+  return readArrowRows(path, spec, batchOrder);
 }
 
 export function targetRowAt(batch: RecordBatch, i: number): TargetRow {

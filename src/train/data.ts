@@ -45,7 +45,12 @@ export interface StreamOptions {
   topK: number;
 }
 
-/** Rows of `file` in the seeded shuffle-buffer order of `epoch`. */
+/**
+ * Rows of `file` in the seeded order of `epoch`: its record batches (256 rows each, as distill writes
+ * them) in a shuffled order, then through a shuffle buffer — the two levels of a streaming shuffle, so
+ * traces that arrive sorted (by day, by source) are mixed across the whole file with memory bounded by
+ * the buffer.
+ */
 async function* shuffledRows(
   file: string,
   shuffleRows: number,
@@ -53,8 +58,16 @@ async function* shuffledRows(
   epoch: number,
 ): AsyncGenerator<TargetRow> {
   const random = new SeededRandom((seed * 0x9e3779b1 + epoch * 7919 + 1) >>> 0);
+  const batchOrder = (count: number): number[] => {
+    const order = Array.from({ length: count }, (_, i) => i);
+    for (let i = count - 1; i > 0; i--) {
+      const j = random.nextUint32() % (i + 1);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    return order;
+  };
   const buffer: TargetRow[] = [];
-  for await (const row of readTargetRows(file)) {
+  for await (const row of readTargetRows(file, batchOrder)) {
     if (buffer.length < shuffleRows) {
       buffer.push(row);
       continue;
