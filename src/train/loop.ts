@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { RunError, UsageError } from '../errors.js';
 import { writeDraftCheckpoint } from '../formats/draft-checkpoint.js';
-import { headDim, LlamaModel, type LlamaConfig, type LlamaWeights } from '../model/index.js';
-import { dense } from '../model/weights.js';
+import { LlamaModel, type LlamaConfig, type LlamaWeights } from '../model/index.js';
+import { assembleWeights } from '../formats/llama-tensors.js';
 import type { ProgressSink } from '../progress.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -446,11 +446,19 @@ export function readCurves(metricsPath: string): [PlotPoint[], PlotPoint[]] {
   return [loss, hitRate];
 }
 
-/** LlamaWeights from a resume state's variables (tfjs layout names → the model's own conversion). */
-async function weightsFromState(config: LlamaConfig, values: Map<string, Float32Array>): Promise<LlamaWeights> {
+/**
+ * LlamaWeights from a resume state's variables (tfjs layout names → the model's own conversion): every
+ * tensor the config has, Qwen2's attention biases and Qwen3's q/k norms included.
+ */
+export async function weightsFromState(config: LlamaConfig, values: Map<string, Float32Array>): Promise<LlamaWeights> {
   // The state stores the model's variables in tfjs layout; build a model-layout LlamaWeights by
   // loading them into a throwaway model (fromWeights of zeros, then assign) and reading back.
-  const zeros = LlamaModel.fromWeights(zeroWeights(config), { trainable: false });
+  const zeroed = assembleWeights(
+    config,
+    'resume state',
+    (_key, shape) => new Float32Array(shape.reduce((a, b) => a * b, 1)),
+  );
+  const zeros = LlamaModel.fromWeights(zeroed, { trainable: false });
   try {
     for (const [name, variable] of zeros.namedVariables()) {
       const data = values.get(name);
@@ -461,26 +469,4 @@ async function weightsFromState(config: LlamaConfig, values: Map<string, Float32
   } finally {
     zeros.dispose();
   }
-}
-
-function zeroWeights(config: LlamaConfig): LlamaWeights {
-  const hd = headDim(config);
-  const m = (rows: number, cols: number) => dense([rows, cols]);
-  return {
-    config,
-    tokenEmbedding: m(config.vocabSize, config.dim),
-    layers: Array.from({ length: config.nLayers }, () => ({
-      attnNorm: dense([config.dim]),
-      wq: m(config.nHeads * hd, config.dim),
-      wk: m(config.nKvHeads * hd, config.dim),
-      wv: m(config.nKvHeads * hd, config.dim),
-      wo: m(config.dim, config.nHeads * hd),
-      ffnNorm: dense([config.dim]),
-      w1: m(config.hiddenDim, config.dim),
-      w2: m(config.dim, config.hiddenDim),
-      w3: m(config.hiddenDim, config.dim),
-    })),
-    finalNorm: dense([config.dim]),
-    output: config.tiedEmbeddings ? undefined : m(config.vocabSize, config.dim),
-  };
 }
