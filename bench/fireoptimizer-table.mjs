@@ -23,6 +23,7 @@
 // side by side; 0: one at a time, the default but with --smoke).
 // --smoke: tiny slices of every source and a few steps; the whole pipeline in about a minute.
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -99,9 +100,21 @@ const chat = (id, ...turns) => ({
   conversation_id: id,
   messages: turns.map((content, i) => ({ role: i % 2 === 0 ? 'user' : 'assistant', content })),
 });
+// Records in a fixed pseudo-random order (by a hash of their id): train reads rows in file order through a
+// 256-row shuffle buffer, so a file grouped by source would be learnt one source after another.
+const shuffled = (records) =>
+  records
+    .map((r) => ({ r, key: createHash('sha256').update(r.conversation_id).digest('hex') }))
+    .sort((x, y) => (x.key < y.key ? -1 : 1))
+    .map(({ r }) => r);
 const writeJsonl = (file, records) => {
   if (records.length === 0) throw new Error(`${file}: no records`);
-  writeFileSync(join(work, file), `${records.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  writeFileSync(
+    join(work, file),
+    `${shuffled(records)
+      .map((r) => JSON.stringify(r))
+      .join('\n')}\n`,
+  );
 };
 // A prompt-only text as a sample: its opening (up to the first line break or ~30% of it) is the prompt.
 const cutText = (text) => {
