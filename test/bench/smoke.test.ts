@@ -2,7 +2,8 @@
  * The benchmark scripts still run: the cheap ones at their `--smoke` setting, in seconds (the others
  * are type-checked by `tsc -p tsconfig.bench.json` in `npm test`). They run on the built dist/.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nativeKernels } from '../../src/backend/native.js';
@@ -16,6 +17,24 @@ const ALPACA = [
   'gpt-4-turbo-2024-04-09',
 ].map((name) => `data/alpaca_eval_outputs/${name}.json`);
 const LLAMA_SPM = 'models/vocab/ggml-vocab-llama-spm.gguf';
+/** What bench/fireoptimizer-table.mjs reads from ../shared/data besides the AlpacaEval outputs and GSM8K. */
+const FIREOPTIMIZER_TABLE_DATA = [
+  ...[0, 1, 2, 3, 4, 5, 6].map((part) => `taskmaster4_coffee/data_0${part}.json`),
+  'codexglue_code_refinement_small/valid.buggy-fixed.buggy',
+  'codexglue_code_refinement_small/valid.buggy-fixed.fixed',
+  'sharegpt_prompts/ShareGPT_V3_filtered_500.json',
+  'sharegpt_prompts/sg_90k_part1_html_cleaned_lang_first_sampled_sorted.json',
+  'spec_bench/question.jsonl',
+  'mt_bench/question.jsonl',
+  'mt_bench/gpt-4.jsonl',
+  'medusa_mtbench_answers',
+  'hh_rlhf_harmless_test/test.jsonl.gz',
+  'mbpp/mbpp.jsonl',
+  'humaneval/HumanEval.jsonl.gz',
+  'gorilla_apibench/questions_torchhub_0_shot.jsonl',
+  'gorilla_apibench/response_torchhub_Gorilla_FT_0_shot.jsonl',
+  'tinyshakespeare/input.txt',
+];
 
 /** Runs a bench script, expecting exit 0, and returns its standard output. */
 async function bench(script: string, args: string[]): Promise<string> {
@@ -111,6 +130,66 @@ describe('bench scripts at their smallest setting', () => {
     expect(rows).toHaveLength(3); // llama.cpp on both vocabularies, @huggingface/tokenizers on GPT-2's
     for (const row of rows) expect(row).toContain(`| ${documents} of ${documents} |`);
   });
+
+  it.skipIf(
+    !haveShared(
+      ...ALPACA,
+      ...FIREOPTIMIZER_TABLE_DATA.map((path) => `data/${path}`),
+      ...['train', 'example_model_solutions'].map((name) => `data/gsm8k/${name}.jsonl`),
+    ),
+  )(
+    'bench/fireoptimizer-table.mjs --smoke trains the generic and adapted drafts and prints every row',
+    async () => {
+      const work = mkdtempSync(join(tmpdir(), 'fireopt-fotable-smoke-'));
+      try {
+        const result = await runScript('bench/fireoptimizer-table.mjs', ['--smoke', work], { timeoutMs: 230_000 });
+        expect(result.code, result.stderr).toBe(0);
+        const number = String.raw`\d+\.\d+`;
+        const rows = result.stdout.split('\n').filter((line) => /^\| (alpaca|coffee|codexglue) \|/.test(line));
+        const speculators = ['generic draft', 'prompt-lookup', 'suffix', 'hybrid'];
+        expect(rows.map((row) => row.split(' | ').slice(0, 2).join(' | '))).toEqual([
+          ...['generic draft', 'adapted draft (llama3)', 'adapted on GPT-4-turbo outputs', ...speculators.slice(1)].map(
+            (row) => `| alpaca | ${row}`,
+          ),
+          ...['coffee', 'codexglue'].flatMap((w) =>
+            [speculators[0], `adapted draft (${w})`, ...speculators.slice(1)].map((row) => `| ${w} | ${row}`),
+          ),
+        ]);
+        for (const row of rows)
+          expect(row).toMatch(
+            new RegExp(String.raw`^\| \w+ \| [^|]+ \| ${number} \| ${number} \| ${number}x \| \d: ${number}x \|`),
+          );
+        // The drafts' rows carry their size, tokens seen and train time; an adapted draft saw the generic one's tokens too.
+        const summary = JSON.parse(result.stdout.slice(result.stdout.indexOf('\n{') + 1)) as {
+          table: Array<{ row: string; tokens_seen: number | null; parameters: number | null }>;
+          scaling: Array<{ draft: string; points: Array<{ tokens_seen: number; hit_rate: number }> }>;
+          goals: Record<string, Record<string, boolean | number>>;
+          distilled: Record<string, { rows: { train: number; heldout: number } }>;
+        };
+        const generic = summary.table.find((r) => r.row === 'generic draft');
+        const adapted = summary.table.find((r) => r.row === 'adapted draft (llama3)');
+        expect(generic?.tokens_seen).toBeGreaterThan(0);
+        expect(adapted?.tokens_seen).toBe(2 * (generic?.tokens_seen ?? 0)); // the same steps and batch in --smoke
+        expect(adapted?.parameters).toBe(generic?.parameters);
+        expect(summary.scaling.map((s) => s.draft)).toEqual([
+          'llama3-adapted',
+          'gpt4-adapted',
+          'coffee-adapted',
+          'codexglue-adapted',
+        ]);
+        for (const { points } of summary.scaling) expect(points.length).toBeGreaterThanOrEqual(2);
+        expect(Object.keys(summary.goals)).toEqual(['alpaca', 'coffee', 'codexglue']);
+        // Each test set keeps the workload's train rows as its train split (the suffix tree's and hybrid's).
+        for (const name of ['llama3', 'coffee', 'codexglue']) {
+          expect(summary.distilled[`${name}-test`].rows.heldout).toBeGreaterThan(0);
+          expect(summary.distilled[`${name}-test`].rows.train).toBeGreaterThan(0);
+        }
+      } finally {
+        rmSync(work, { recursive: true, force: true });
+      }
+    },
+    240_000,
+  );
 
   it.skipIf(!haveShared(...STORIES_TARGETS))(
     'bench/distill-fleet.mjs --smoke distills 6 prompts through 1 and 2 fireopt serve replicas',
