@@ -47,9 +47,6 @@ const fireopt = async (...args) =>
       cwd: work,
       encoding: 'utf8',
       maxBuffer: 256 * 1024 * 1024,
-      // train and eval build the suffix speculator's trie of the train split's completions in the JS heap:
-      // over 4 GB (Node's default limit here) for ~1.6M tokens.
-      env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --max-old-space-size=8192`.trim() },
     })
   ).stdout;
 
