@@ -200,6 +200,14 @@ export async function runTrain(run: TrainRun, deps: TrainDeps): Promise<TrainSum
     total += count;
     if (vocab.targetToDraft[id] >= 0) covered += count;
   });
+  // An earlier draft's rows are its vocabulary: a fine-tune cannot widen or narrow it.
+  if (earlier && train.draft_vocab_size > 0 && train.draft_vocab_size !== draftVocabSize) {
+    const share = total ? ((100 * covered) / total).toFixed(1) : '0';
+    const message =
+      `train.draft_vocab_size ${train.draft_vocab_size} is not used: init: draft keeps the vocabulary of ` +
+      `${train.init_from} (${draftVocabSize} tokens, ${share}% of these training tokens)`;
+    deps.progress({ kind: 'log', level: 'warn', message });
+  }
 
   const cost = draftCostModel(train, target?.weights.config, deps.measureCost);
   const inputs: TrainInputs = {

@@ -242,7 +242,30 @@ describe.skipIf(!haveShared(...STORIES_TARGETS))('fireopt train on stories260K t
     expect(checkpoint.draftVocabulary?.targetVocabSize).toBe(512);
     expect(checkpoint.weights.config.vocabSize).toBe(200);
     expect(checkpoint.training.unk_draft_id).toBe(expected.indexOf(0) >= 0 ? expected.indexOf(0) : 199);
-  }, 60_000);
+
+    // Fine-tuning that draft (init: draft) keeps its 200 rows; another draft_vocab_size is said to be unused.
+    const tuned = await runCli([
+      '--quiet',
+      ...SMALL_DRAFT,
+      '--set',
+      'train.init=draft',
+      '--set',
+      `train.init_from=${summary.draft}`,
+      '--set',
+      'train.draft_vocab_size=100',
+      '--set',
+      'train.max_steps=4',
+      'train',
+      data.targets,
+      '--out',
+      join(data.work, 'reduced-tuned'),
+    ]);
+    expect(tuned.code, tuned.stderr).toBe(0);
+    expect(tuned.stderr).toContain('train.draft_vocab_size 100 is not used: init: draft keeps the vocabulary of');
+    expect(tuned.stderr).toContain('(200 tokens, ');
+    const tunedCheckpoint = readDraftCheckpoint(join(data.work, 'reduced-tuned', 'draft'));
+    expect(Array.from(tunedCheckpoint.draftVocabulary?.draftToTarget ?? [])).toEqual(expected);
+  }, 90_000);
 
   it('selects automatically within a time budget and writes a leaderboard ranked by expected speed-up', async () => {
     const out = join(data.work, 'auto');
