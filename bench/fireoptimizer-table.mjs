@@ -156,7 +156,8 @@ for (let part = 0; part <= 6; part++) {
       if (last?.role === role) last.content += `\n${u.text}`;
       else turns.push({ role, content: u.text });
     }
-    if (turns[0]?.role === 'assistant') turns.unshift({ role: 'user', content: 'Hi.' }); // the template opens with a user turn
+    // The chat template opens with a user turn.
+    if (turns[0]?.role === 'assistant') turns.unshift({ role: 'user', content: 'Hi.' });
     while (turns.at(-1)?.role === 'user') turns.pop();
     if (turns.length >= 2) coffeeDialogues.push({ conversation_id: dialogue.conversation_id, messages: turns });
   }
@@ -531,12 +532,13 @@ const f3 = (x) => x.toFixed(3);
 const cell = (x) => (x === null ? '–' : x.toLocaleString('en'));
 console.log(
   [
-    `| workload | speculator | greedy hit rate | τ (k=4) | speed-up (k=4, c=${costRatio}) | best k: speed-up | parameters | ` +
-      'tokens seen | train time |',
+    `| workload | speculator | greedy hit rate | τ (k=4) | speed-up (k=4, c=${costRatio}) | best k: speed-up | ` +
+      'parameters | tokens seen | train time |',
     '|---|---|---|---|---|---|---|---|---|',
     ...table.map(
       (r) =>
-        `| ${r.workload} | ${r.row} | ${f3(r.greedy_hit_rate)} | ${r.tau_k4.toFixed(2)} | ${r.speedup_k4.toFixed(2)}x ` +
+        `| ${r.workload} | ${r.row} | ${f3(r.greedy_hit_rate)} | ${r.tau_k4.toFixed(2)} | ` +
+        `${r.speedup_k4.toFixed(2)}x ` +
         `| ${r.best_k}: ${r.best_speedup.toFixed(2)}x | ${cell(r.parameters)} | ${cell(r.tokens_seen)} | ` +
         `${r.train_s === null ? '–' : `${r.train_s} s`} |`,
     ),

@@ -1,7 +1,8 @@
-// A count-based reference for bench/fireoptimizer-table.mjs (its AlpacaEval rows): does the training data itself carry the
-// adaptation? Fits greedy unigram, bigram and trigram (backing off to bigram, then unigram) predictors
-// on each draft's training completions (the same targets the drafts train on; `generic` = the generic corpus) and scores them, like
-// `fireopt eval`'s greedy hit rate, on every held-out Llama-3 completion position. No training, seconds.
+// A count-based reference for bench/fireoptimizer-table.mjs (its AlpacaEval rows): does the training data
+// itself carry the adaptation? Fits greedy unigram, bigram and trigram (backing off to bigram, then unigram)
+// predictors on each draft's training completions (the same targets the drafts train on; `generic` = the
+// generic corpus) and scores them, like `fireopt eval`'s greedy hit rate, on every held-out Llama-3
+// completion position. No training, seconds.
 // Usage: node bench/train-alpaca-ngram.mjs <workdir of fireoptimizer-table.mjs>   (after npm run build)
 import { join } from 'node:path';
 import { readTargetRows } from '../dist/formats/targets-schema.js';

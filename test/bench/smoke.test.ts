@@ -159,7 +159,8 @@ describe('bench scripts at their smallest setting', () => {
           expect(row).toMatch(
             new RegExp(String.raw`^\| \w+ \| [^|]+ \| ${number} \| ${number} \| ${number}x \| \d: ${number}x \|`),
           );
-        // The drafts' rows carry their size, tokens seen and train time; an adapted draft saw the generic one's tokens too.
+        // The drafts' rows carry their size, tokens seen and train time; an adapted draft saw the generic
+        // one's tokens too.
         const summary = JSON.parse(result.stdout.slice(result.stdout.indexOf('\n{') + 1)) as {
           table: Array<{ row: string; tokens_seen: number | null; parameters: number | null }>;
           scaling: Array<{ draft: string; points: Array<{ tokens_seen: number; hit_rate: number }> }>;
