@@ -298,16 +298,19 @@ async function scoreGroup(
       return tf.gather(states, tf.tensor1d(positions, 'int32')) as tf.Tensor2D; // [positions, C]
     });
     try {
-      for (let start = 0; start < positions.length; start += positionsPerHead) {
+      // Each pair goes to its projection's list: its index, and its flat place in that projection's logits.
+      const perHead = Array.from({ length: Math.ceil(positions.length / positionsPerHead) }, () => ({
+        pairs: [] as number[],
+        flat: [] as number[],
+      }));
+      pairPositions.forEach((position, i) => {
+        const projection = perHead[Math.floor(position / positionsPerHead)];
+        projection.pairs.push(i);
+        projection.flat.push((position % positionsPerHead) * V + pairRows[i]);
+      });
+      for (const [c, { pairs, flat }] of perHead.entries()) {
+        const start = c * positionsPerHead;
         const count = Math.min(positionsPerHead, positions.length - start);
-        const pairs: number[] = [];
-        const flat: number[] = [];
-        for (let i = 0; i < pairPositions.length; i++) {
-          const local = pairPositions[i] - start;
-          if (local < 0 || local >= count) continue;
-          pairs.push(i);
-          flat.push(local * V + pairRows[i]);
-        }
         chunks.push(
           tf.tidy(() => {
             const logits = draft.model.head(tf.slice(hidden, [start, 0], [count, -1])); // [count, V]

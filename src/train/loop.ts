@@ -16,6 +16,7 @@ import { RunError, UsageError } from '../errors.js';
 import { writeDraftCheckpoint } from '../formats/draft-checkpoint.js';
 import { LlamaModel, type LlamaConfig, type LlamaWeights } from '../model/index.js';
 import { assembleWeights } from '../formats/llama-tensors.js';
+import { dense } from '../model/weights.js';
 import type { ProgressSink } from '../progress.js';
 import type { Vocabulary } from '../tokenizer/vocabulary.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -453,11 +454,7 @@ export function readCurves(metricsPath: string): [PlotPoint[], PlotPoint[]] {
 export async function weightsFromState(config: LlamaConfig, values: Map<string, Float32Array>): Promise<LlamaWeights> {
   // The state stores the model's variables in tfjs layout; build a model-layout LlamaWeights by
   // loading them into a throwaway model (fromWeights of zeros, then assign) and reading back.
-  const zeroed = assembleWeights(
-    config,
-    'resume state',
-    (_key, shape) => new Float32Array(shape.reduce((a, b) => a * b, 1)),
-  );
+  const zeroed = assembleWeights(config, 'resume state', (_key, shape) => dense(shape).data);
   const zeros = LlamaModel.fromWeights(zeroed, { trainable: false });
   try {
     for (const [name, variable] of zeros.namedVariables()) {

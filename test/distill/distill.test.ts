@@ -40,6 +40,11 @@ async function readAll(dir: string): Promise<TargetRow[]> {
   return [...(await readSplit(dir, 'train')), ...(await readSplit(dir, 'heldout'))];
 }
 
+/** `fireopt distill --mode traces` of `dataset` with `tokenizer` (no target call); `global` flags go first. */
+function distillTraces(dataset: string, out: string, tokenizer: string, global: string[] = [], extra: string[] = []) {
+  return runCli([...global, 'distill', dataset, '--out', out, '--mode', 'traces', '--tokenizer', tokenizer, ...extra]);
+}
+
 async function ingest(name: string, lines: string[], extra: string[] = []): Promise<string> {
   const file = join(work, `${name}.jsonl`);
   writeFileSync(file, lines.join('\n') + '\n');
@@ -294,18 +299,7 @@ describe.skipIf(!haveInputs || !haveShared(PHI3_VOCAB, TASKMASTER_00))(
       );
       const dataset = await ingest('chat', lines, ['--no-dedup']);
       const out = join(work, 'chat-targets');
-      const result = await runCli([
-        '--json',
-        '--quiet',
-        'distill',
-        dataset,
-        '--out',
-        out,
-        '--mode',
-        'traces',
-        '--tokenizer',
-        phi3,
-      ]);
+      const result = await distillTraces(dataset, out, phi3, ['--json', '--quiet']);
       expect(result.code, result.stderr).toBe(0);
       const rows = await readAll(out);
       expect(rows).toHaveLength(assistantTurns);
@@ -368,17 +362,7 @@ describe.skipIf(!haveInputs || !haveShared(LLAMA3_OUTPUTS))('fireopt distill --m
     );
     const dataset = await ingest('llama3-chat', lines);
     const out = join(work, 'llama3-targets');
-    const result = await runCli([
-      '--quiet',
-      'distill',
-      dataset,
-      '--out',
-      out,
-      '--mode',
-      'traces',
-      '--tokenizer',
-      llama3,
-    ]);
+    const result = await distillTraces(dataset, out, llama3, ['--quiet']);
     expect(result.code, result.stderr).toBe(0);
     const llama3Tokenizer = await loadTokenizer(llama3);
     const eot = llama3Tokenizer.pieceToId('<|eot_id|>');
@@ -403,18 +387,7 @@ describe.skipIf(!haveInputs || !haveShared(LLAMA3_OUTPUTS))('fireopt distill --m
     cpSync(out, older, { recursive: true });
     delete manifest.provenance.rendering;
     writeFileSync(join(older, 'manifest.json'), JSON.stringify(manifest));
-    const reuse = await runCli([
-      'distill',
-      dataset,
-      '--out',
-      join(work, 'llama3-reuse'),
-      '--mode',
-      'traces',
-      '--tokenizer',
-      llama3,
-      '--reuse',
-      older,
-    ]);
+    const reuse = await distillTraces(dataset, join(work, 'llama3-reuse'), llama3, [], ['--reuse', older]);
     expect(reuse.code, reuse.stderr).toBe(0);
     expect(reuse.stdout + reuse.stderr).toMatch(/0 of 8 rows reused: re-distilling every row: .*rendering: unset → 2/);
   });
